@@ -1,0 +1,41 @@
+# Two commands do everything: `make run` and `make test`. See README.md.
+SHELL := /bin/bash
+CARGO ?= cargo
+# Tests wait on PostgreSQL and Redis far more than on the CPU: run several at once.
+TEST_THREADS ?= 6
+
+.PHONY: run test deps build check fmt clippy schema bench clean-data
+
+## Install PostgreSQL and Redis server binaries when missing (Debian/Ubuntu, via apt-get).
+deps:
+	@bash scripts/install-deps.sh
+
+## Start private PostgreSQL + Redis under DATA_DIR (unless DATABASE_URL / REDIS_URL are set) and serve.
+run: deps
+	$(CARGO) run --release -p server --bin server -- serve
+
+## Every test of the workspace, against real PostgreSQL and Redis started by the tests.
+test:
+	@bash scripts/install-deps.sh --all
+	$(CARGO) build --workspace --all-targets
+	RUST_TEST_THREADS=$(TEST_THREADS) $(CARGO) test --workspace --no-fail-fast
+
+## Formatting and lints, as CI would want them.
+check:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## Regenerate schema.graphql from the code.
+schema:
+	$(CARGO) run -q -p server --bin server -- print-schema > schema.graphql
+
+## Release build, seeded data, load test and the pgbench ceiling; prints figures.
+bench: deps
+	@bash scripts/bench.sh
+
+## Forget the private PostgreSQL and Redis data of `make run`.
+clean-data:
+	rm -rf .data

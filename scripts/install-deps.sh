@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what the project needs beyond a Rust toolchain: PostgreSQL (15+) and Redis server
+# binaries. Debian/Ubuntu only (apt-get); elsewhere install them yourself (see README.md).
+set -euo pipefail
+
+have_postgres() {
+    if [ -n "${PG_BIN_DIR:-}" ] && [ -x "$PG_BIN_DIR/postgres" ]; then return 0; fi
+    for dir in /usr/lib/postgresql/*/bin; do
+        [ -x "$dir/postgres" ] && [ -x "$dir/initdb" ] && return 0
+    done
+    command -v postgres >/dev/null 2>&1 && command -v initdb >/dev/null 2>&1
+}
+
+have_redis() {
+    command -v redis-server >/dev/null 2>&1
+}
+
+missing=()
+# Only what will be started privately is needed.
+if [ -z "${DATABASE_URL:-}" ] && ! have_postgres; then missing+=(postgresql postgresql-contrib); fi
+if [ -z "${REDIS_URL:-}" ] && ! have_redis; then missing+=(redis-server); fi
+# Tests always start private servers, so `make test` needs both binaries.
+if [ "${1:-}" = "--all" ]; then
+    have_postgres || missing+=(postgresql postgresql-contrib)
+    have_redis || missing+=(redis-server)
+fi
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "missing: ${missing[*]} -- install PostgreSQL 15+ and Redis 7 server binaries with your package manager" >&2
+    exit 1
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+echo "installing ${missing[*]} (apt-get)"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The OS package may start its own servers; ours use other ports and data directories, so
+# they do not clash either way.

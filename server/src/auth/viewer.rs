@@ -1,0 +1,62 @@
+//! The caller of a request, resolved once from its credentials. Anonymous is a real value.
+
+use uuid::Uuid;
+
+use super::{AccessClaims, JwtKeys};
+use crate::error::AppError;
+
+/// A signed-in user, as proven by a valid access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: Uuid,
+    pub company_id: Uuid,
+    pub role: String,
+    pub session_id: Uuid,
+}
+
+impl From<AccessClaims> for Principal {
+    fn from(claims: AccessClaims) -> Self {
+        Self {
+            user_id: claims.sub,
+            company_id: claims.company,
+            role: claims.role,
+            session_id: claims.sid,
+        }
+    }
+}
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Viewer {
+    Anonymous,
+    User(Principal),
+}
+
+impl Viewer {
+    /// Resolves the caller from an `Authorization` header value, if any. A header that is
+    /// present but not a valid bearer token is an error, never a silent anonymous request.
+    pub fn from_authorization(header: Option<&str>, keys: &JwtKeys) -> Result<Self, AppError> {
+        let Some(value) = header else {
+            return Ok(Self::Anonymous);
+        };
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                AppError::Unauthenticated(
+                    "the Authorization header must be `Bearer <token>`".into(),
+                )
+            })?;
+        Ok(Self::User(keys.verify(token)?.into()))
+    }
+
+    /// The signed-in user, or `UNAUTHENTICATED`.
+    pub fn principal(&self) -> Result<&Principal, AppError> {
+        match self {
+            Self::User(principal) => Ok(principal),
+            Self::Anonymous => Err(AppError::Unauthenticated("sign in first".into())),
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Typed configuration: command-line flags, each also read from an environment variable (and `.env`).
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+
+/// GraphQL API server with a Postgres-native authorization layer.
+///
+/// With no DATABASE_URL / REDIS_URL it starts private PostgreSQL and Redis servers under DATA_DIR.
+#[derive(Debug, Parser)]
+#[command(name = "server", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub config: Config,
+}
+
+/// What the binary does; `serve` when none is given.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Serve the GraphQL API (the default).
+    Serve,
+    /// Apply pending migrations, then exit.
+    Migrate,
+    /// Print the GraphQL schema (SDL) to stdout.
+    PrintSchema,
+}
+
+/// Every option of the server. Each flag also reads the environment variable named in `--help`.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8000")]
+    pub bind_addr: SocketAddr,
+
+    /// PostgreSQL URL the request pool logs in with (a role that can only SET ROLE to
+    /// app_user / app_anon). Unset: a private cluster is started under DATA_DIR.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// PostgreSQL URL migrations run as (the owner of the tables). Defaults to DATABASE_URL.
+    #[arg(long, env = "DATABASE_ADMIN_URL", hide_env_values = true)]
+    pub database_admin_url: Option<String>,
+
+    /// Redis URL for session state, rate limits and pub/sub. Unset: a private redis-server is
+    /// started under DATA_DIR.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key this server writes, so several deployments can share a Redis.
+    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "gql:")]
+    pub redis_key_prefix: String,
+
+    /// Directory of the private PostgreSQL and Redis data and generated secrets.
+    #[arg(long, env = "DATA_DIR", default_value = "./.data")]
+    pub data_dir: PathBuf,
+
+    /// Directory holding the PostgreSQL server binaries (initdb, postgres) for private mode.
+    /// Found automatically under /usr/lib/postgresql/<version>/bin or on PATH when unset.
+    #[arg(long, env = "PG_BIN_DIR")]
+    pub pg_bin_dir: Option<PathBuf>,
+
+    /// Apply pending migrations at start-up.
+    #[arg(long, env = "MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
+    pub migrate_on_start: bool,
+
+    /// Start even when the pool's role can bypass Row Level Security (superuser, BYPASSRLS, or
+    /// owner of tenant tables). Never do this in production.
+    #[arg(long, env = "ALLOW_RLS_BYPASS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_rls_bypass: bool,
+
+    /// Maximum connections of the request pool.
+    #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+
+    /// How long a request waits for a pooled connection before failing, in milliseconds.
+    #[arg(long, env = "DB_ACQUIRE_TIMEOUT_MS", default_value_t = 5000)]
+    pub db_acquire_timeout_ms: u64,
+
+    /// Secret for HS256 access tokens (32 bytes or more). Generated once and kept in DATA_DIR in
+    /// private mode; required otherwise.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// `iss` claim of access tokens, required and checked.
+    #[arg(long, env = "JWT_ISSUER", default_value = "graphql-server")]
+    pub jwt_issuer: String,
+
+    /// `aud` claim of access tokens, required and checked.
+    #[arg(long, env = "JWT_AUDIENCE", default_value = "graphql-api")]
+    pub jwt_audience: String,
+
+    /// Clock skew tolerated when checking `exp` and `nbf`, in seconds.
+    #[arg(long, env = "JWT_LEEWAY_SECS", default_value_t = 5)]
+    pub jwt_leeway_secs: u64,
+
+    /// Allowed browser origins for CORS and WebSocket `Origin` checks, comma separated.
+    /// Same-origin requests and requests without `Origin` are always allowed.
+    #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Maximum depth of a GraphQL query.
+    #[arg(long, env = "GRAPHQL_MAX_DEPTH", default_value_t = 15)]
+    pub graphql_max_depth: usize,
+
+    /// Maximum complexity of a GraphQL query (each field costs 1, lists multiply by `first`).
+    #[arg(long, env = "GRAPHQL_MAX_COMPLEXITY", default_value_t = 2000)]
+    pub graphql_max_complexity: usize,
+
+    /// Maximum number of aliases in one GraphQL operation.
+    #[arg(long, env = "GRAPHQL_MAX_ALIASES", default_value_t = 30)]
+    pub graphql_max_aliases: usize,
+
+    /// Maximum number of operations in one batched request.
+    #[arg(long, env = "GRAPHQL_MAX_BATCH", default_value_t = 10)]
+    pub graphql_max_batch: usize,
+
+    /// Maximum size of a request body, in bytes.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Log format: `text` or `json`. Levels come from RUST_LOG (default `info`).
+    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+impl Config {
+    /// How long a request waits for a pooled database connection.
+    pub fn db_acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.db_acquire_timeout_ms)
+    }
+
+    /// A configuration with every default, for tests and embedding.
+    pub fn defaults() -> Self {
+        // Parsing an empty argument list cannot fail: every option has a default or is optional.
+        #[allow(clippy::expect_used)]
+        Cli::try_parse_from(["server"])
+            .map(|cli| cli.config)
+            .expect("defaults parse")
+    }
+}

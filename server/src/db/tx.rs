@@ -1,0 +1,86 @@
+//! `RequestTx`: the only way resolvers reach the database.
+
+use sea_orm::{
+    DatabaseConnection, DatabaseTransaction, DbBackend, Statement, TransactionTrait, Value,
+};
+use uuid::Uuid;
+
+use crate::{
+    auth::Viewer,
+    error::{AppError, AppResult},
+};
+
+/// Whether a request transaction may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    ReadOnly,
+    ReadWrite,
+}
+
+/// A transaction opened for one caller: `SET LOCAL ROLE app_user` (or `app_anon`) and the
+/// `app.user_id` / `app.company_id` / `app.role` variables are set in the same round trip as
+/// the check that the caller is a live user of that company. All of it is transaction-local,
+/// so nothing outlives `commit` or the rollback on drop.
+#[derive(Debug)]
+pub struct RequestTx {
+    tx: DatabaseTransaction,
+}
+
+impl RequestTx {
+    /// Begins a transaction for `viewer`. `UNAUTHENTICATED` when the token's user no longer
+    /// exists, is inactive, or has another company or role than the token says.
+    pub async fn begin(
+        db: &DatabaseConnection,
+        viewer: &Viewer,
+        access: Access,
+    ) -> AppResult<Self> {
+        let tx = db.begin().await?;
+        let (user, company, role): (Option<Uuid>, Option<Uuid>, Option<String>) = match viewer {
+            Viewer::Anonymous => (None, None, None),
+            Viewer::User(p) => (Some(p.user_id), Some(p.company_id), Some(p.role.clone())),
+        };
+        let values: [Value; 4] = [
+            user.into(),
+            company.into(),
+            role.into(),
+            (access == Access::ReadOnly).into(),
+        ];
+        let row = sea_orm::ConnectionTrait::query_one_raw(
+            &tx,
+            Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT app.begin_request($1, $2, $3, $4) AS ok",
+                values,
+            ),
+        )
+        .await?;
+        let ok = match row {
+            Some(row) => row.try_get::<bool>("", "ok")?,
+            None => false,
+        };
+        if !ok {
+            return Err(AppError::Unauthenticated(
+                "the token's user is not an active member of that company".into(),
+            ));
+        }
+        Ok(Self { tx })
+    }
+
+    /// The transaction, for sea-orm queries.
+    pub fn conn(&self) -> &DatabaseTransaction {
+        &self.tx
+    }
+
+    /// Commits the transaction.
+    pub async fn commit(self) -> AppResult<()> {
+        self.tx.commit().await.map_err(Into::into)
+    }
+}
+
+impl std::ops::Deref for RequestTx {
+    type Target = DatabaseTransaction;
+
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}

@@ -1,0 +1,147 @@
+//! One error type that knows its client code. Internal detail goes to the log, never to clients.
+
+use std::sync::Arc;
+
+use async_graphql::ErrorExtensions as _;
+
+/// Codes in `extensions.code` of GraphQL errors.
+pub mod code {
+    pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
+    pub const FORBIDDEN: &str = "FORBIDDEN";
+    pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
+    pub const NOT_FOUND: &str = "NOT_FOUND";
+    pub const CONFLICT: &str = "CONFLICT";
+    pub const RATE_LIMITED: &str = "RATE_LIMITED";
+    pub const UNAVAILABLE: &str = "UNAVAILABLE";
+    pub const INTERNAL: &str = "INTERNAL";
+}
+
+/// Everything a request can fail with.
+///
+/// It deliberately does not implement `Display`: async-graphql turns any displayable error
+/// into a GraphQL error without a code, so only the explicit conversion below (which adds
+/// `extensions.code`) applies, and resolvers return `AppResult` so that `?` always goes
+/// through it.
+#[derive(Debug, Clone)]
+pub enum AppError {
+    Unauthenticated(String),
+    Forbidden(String),
+    BadUserInput {
+        path: String,
+        message: String,
+    },
+    NotFound(String),
+    Conflict(String),
+    RateLimited {
+        retry_after_secs: u64,
+    },
+    /// A dependency (database pool, Redis) is temporarily unavailable; retrying may help.
+    Unavailable(String),
+    /// Anything else; the detail is logged, the client sees a generic message.
+    Internal(Arc<anyhow::Error>),
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    pub fn bad_input(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::BadUserInput {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(error: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(Arc::new(error.into()))
+    }
+
+    /// The client-facing message.
+    pub fn message(&self) -> String {
+        match self {
+            Self::Unauthenticated(m)
+            | Self::Forbidden(m)
+            | Self::NotFound(m)
+            | Self::Conflict(m)
+            | Self::Unavailable(m) => m.clone(),
+            Self::BadUserInput { message, .. } => message.clone(),
+            Self::RateLimited { retry_after_secs } => {
+                format!("too many requests; retry in {retry_after_secs} s")
+            }
+            Self::Internal(_) => "internal error".to_owned(),
+        }
+    }
+
+    /// The client-facing code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated(_) => code::UNAUTHENTICATED,
+            Self::Forbidden(_) => code::FORBIDDEN,
+            Self::BadUserInput { .. } => code::BAD_USER_INPUT,
+            Self::NotFound(_) => code::NOT_FOUND,
+            Self::Conflict(_) => code::CONFLICT,
+            Self::RateLimited { .. } => code::RATE_LIMITED,
+            Self::Unavailable(_) => code::UNAVAILABLE,
+            Self::Internal(_) => code::INTERNAL,
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for AppError {
+    fn from(error: sea_orm::DbErr) -> Self {
+        use sea_orm::{DbErr, RuntimeErr};
+        match &error {
+            DbErr::ConnectionAcquire(_) => {
+                tracing::warn!(%error, "database pool unavailable");
+                Self::Unavailable("the database is busy; retry shortly".into())
+            }
+            DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+                match e.as_database_error().and_then(|d| d.code()) {
+                    Some(code) if code == "23505" => {
+                        Self::Conflict("a record with the same unique value already exists".into())
+                    }
+                    Some(code) if code == "42501" => {
+                        tracing::error!(%error, "permission denied by the database");
+                        Self::Forbidden("not allowed".into())
+                    }
+                    _ => Self::internal(error),
+                }
+            }
+            _ => Self::internal(error),
+        }
+    }
+}
+
+impl From<deadpool_redis::PoolError> for AppError {
+    fn from(error: deadpool_redis::PoolError) -> Self {
+        tracing::warn!(%error, "redis unavailable");
+        Self::Unavailable("a backing service is unavailable; retry shortly".into())
+    }
+}
+
+/// The request id of the current request, for error messages.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+impl From<anyhow::Error> for AppError {
+    fn from(error: anyhow::Error) -> Self {
+        Self::internal(error)
+    }
+}
+
+impl From<AppError> for async_graphql::Error {
+    fn from(error: AppError) -> Self {
+        if let AppError::Internal(source) = &error {
+            tracing::error!(error = ?source, "internal error");
+        }
+        async_graphql::Error::new(error.message()).extend_with(|_, ext| {
+            ext.set("code", error.code());
+            match &error {
+                AppError::BadUserInput { path, .. } => ext.set("path", path.as_str()),
+                AppError::RateLimited { retry_after_secs } => {
+                    ext.set("retryAfter", *retry_after_secs)
+                }
+                _ => {}
+            }
+        })
+    }
+}

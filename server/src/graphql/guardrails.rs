@@ -1,0 +1,222 @@
+//! Limits on every operation (depth, complexity, aliases) and the final touches on every
+//! response: error codes, request ids on internal errors, and ending the read transaction.
+
+use std::{any::TypeId, sync::Arc};
+
+use async_graphql::{
+    Pos, Positioned, Request, Response, ServerError, ServerResult, ValidationResult, Value,
+    Variables,
+    extensions::{
+        Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery,
+        NextPrepareRequest, NextRequest, NextValidation,
+    },
+    parser::types::{ExecutableDocument, Selection, SelectionSet},
+};
+
+use crate::{
+    auth::Viewer,
+    config::Config,
+    db::RequestScope,
+    error::{RequestId, code},
+    state::AppState,
+};
+
+/// Configured limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub max_aliases: usize,
+}
+
+impl Limits {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            max_depth: config.graphql_max_depth,
+            max_complexity: config.graphql_max_complexity,
+            max_aliases: config.graphql_max_aliases,
+        }
+    }
+}
+
+/// The extension enforcing [`Limits`] and finishing responses.
+#[derive(Debug, Clone)]
+pub struct Guardrails(Arc<Limits>);
+
+impl Guardrails {
+    pub fn new(limits: Limits) -> Self {
+        Self(Arc::new(limits))
+    }
+}
+
+impl ExtensionFactory for Guardrails {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(self.clone())
+    }
+}
+
+fn limit_error(message: String) -> ServerError {
+    let mut error = ServerError::new(message, None);
+    let mut extensions = async_graphql::ErrorExtensionValues::default();
+    extensions.set("code", code::BAD_USER_INPUT);
+    error.extensions = Some(extensions);
+    error
+}
+
+#[async_trait::async_trait]
+impl Extension for Guardrails {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let mut response = next.run(ctx).await;
+        give_codes(&mut response.errors);
+        response
+    }
+
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        mut request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        // Operations over the WebSocket carry the connection's viewer; give each one its own
+        // database scope, as the HTTP handler does for HTTP requests.
+        if !request
+            .data
+            .contains_key(&TypeId::of::<Arc<RequestScope>>())
+            && let (Some(state), Some(viewer)) =
+                (ctx.data_opt::<AppState>(), ctx.data_opt::<Viewer>())
+        {
+            request
+                .data
+                .insert(RequestScope::new(state.db.clone(), viewer.clone()));
+        }
+        next.run(ctx, request).await
+    }
+
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let document = next.run(ctx, query, variables).await?;
+        let aliases = count_aliases(&document);
+        if aliases > self.0.max_aliases {
+            return Err(limit_error(format!(
+                "the operation uses {aliases} aliases, over the limit of {} (GRAPHQL_MAX_ALIASES)",
+                self.0.max_aliases
+            )));
+        }
+        Ok(document)
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let result = next.run(ctx).await?;
+        if result.depth > self.0.max_depth {
+            return Err(vec![limit_error(format!(
+                "the query is {} levels deep, over the depth limit of {} (GRAPHQL_MAX_DEPTH)",
+                result.depth, self.0.max_depth
+            ))]);
+        }
+        if result.complexity > self.0.max_complexity {
+            return Err(vec![limit_error(format!(
+                "the query's complexity is {}, over the complexity limit of {} \
+                 (GRAPHQL_MAX_COMPLEXITY)",
+                result.complexity, self.0.max_complexity
+            ))]);
+        }
+        Ok(result)
+    }
+
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        let mut response = next.run(ctx, operation_name).await;
+        // End the shared read-only transaction of this operation, if any field began one.
+        if let Some(scope) = ctx.data_opt::<Arc<RequestScope>>()
+            && let Err(error) = scope.finish().await
+        {
+            response
+                .errors
+                .push(async_graphql::Error::from(error).into_server_error(Pos::default()));
+        }
+        if let Some(RequestId(id)) = ctx.data_opt::<RequestId>() {
+            tag_internal_errors(&mut response.errors, id);
+        }
+        response
+    }
+}
+
+/// Every error gets a code: errors without one come from the request itself (syntax,
+/// validation, argument coercion) and are `BAD_USER_INPUT`.
+pub fn give_codes(errors: &mut [ServerError]) {
+    for error in errors {
+        let extensions = error.extensions.get_or_insert_with(Default::default);
+        if !matches!(extensions.get("code"), Some(Value::String(_))) {
+            extensions.set("code", code::BAD_USER_INPUT);
+        }
+    }
+}
+
+/// Internal errors say only which request failed; the detail is in the log under that id.
+fn tag_internal_errors(errors: &mut [ServerError], request_id: &str) {
+    for error in errors {
+        let Some(extensions) = error.extensions.as_mut() else {
+            continue;
+        };
+        if matches!(extensions.get("code"), Some(Value::String(c)) if c == code::INTERNAL) {
+            extensions.set("requestId", request_id);
+            error.message = format!("internal error (request id {request_id})");
+        }
+    }
+}
+
+fn count_aliases(document: &ExecutableDocument) -> usize {
+    let operations = document
+        .operations
+        .iter()
+        .map(|(_, op)| &op.node.selection_set);
+    let fragments = document
+        .fragments
+        .values()
+        .map(|fragment| &fragment.node.selection_set);
+    operations.chain(fragments).map(aliases_in).sum()
+}
+
+fn aliases_in(set: &Positioned<SelectionSet>) -> usize {
+    set.node
+        .items
+        .iter()
+        .map(|item| match &item.node {
+            Selection::Field(field) => {
+                usize::from(field.node.alias.is_some()) + aliases_in(&field.node.selection_set)
+            }
+            Selection::InlineFragment(fragment) => aliases_in(&fragment.node.selection_set),
+            Selection::FragmentSpread(_) => 0,
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_aliases_in_operations_and_fragments() {
+        let doc = async_graphql::parser::parse_query(
+            "query { a: me { id } b: me { x: id } ...F } fragment F on QueryRoot { c: me { id } }",
+        );
+        let doc = match doc {
+            Ok(doc) => doc,
+            Err(e) => panic!("parse: {e}"),
+        };
+        assert_eq!(count_aliases(&doc), 4);
+    }
+}

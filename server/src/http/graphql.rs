@@ -1,0 +1,301 @@
+//! GraphQL over HTTP, as the GraphQL-over-HTTP specification describes: POST with a JSON body
+//! (single or batched), GET for queries only, `application/graphql-response+json` or
+//! `application/json` responses.
+//!
+//! CSRF hardening: mutations are never accepted over GET (405), and POST bodies must be
+//! `application/json`, which a browser cannot send cross-site without a CORS preflight.
+
+use async_graphql::{
+    BatchRequest, BatchResponse, Request as GqlRequest,
+    parser::types::{DocumentOperations, OperationType},
+};
+use poem::{
+    Body, Request, Response, handler,
+    http::{StatusCode, header},
+    web::Data,
+};
+use serde_json::{Value, json};
+
+use crate::{
+    auth::Viewer,
+    db::RequestScope,
+    error::{RequestId, code},
+    graphql::AppSchema,
+    state::AppState,
+};
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+const JSON: &str = "application/json";
+
+/// The media type of the response, chosen from the request's `Accept`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// `application/graphql-response+json`: request errors get 4xx statuses.
+    GraphqlResponse,
+    /// `application/json`: 200 for every well-formed request.
+    Json,
+}
+
+impl Format {
+    fn negotiate(req: &Request) -> Self {
+        let accept = req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        // The first listed of the two media types wins; neither listed means application/json.
+        let first = accept
+            .split(',')
+            .map(|part| part.split(';').next().unwrap_or("").trim())
+            .find(|mime| *mime == GRAPHQL_RESPONSE_JSON || *mime == JSON);
+        if first == Some(GRAPHQL_RESPONSE_JSON) {
+            Self::GraphqlResponse
+        } else {
+            Self::Json
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Self::GraphqlResponse => "application/graphql-response+json; charset=utf-8",
+            Self::Json => "application/json; charset=utf-8",
+        }
+    }
+}
+
+/// `GET /graphql?query=...&variables=...&operationName=...`: queries only.
+#[handler]
+pub async fn graphql_get(
+    req: &Request,
+    Data(state): Data<&AppState>,
+    Data(schema): Data<&AppSchema>,
+) -> Response {
+    let format = Format::negotiate(req);
+    let request = match async_graphql::http::parse_query_string(req.uri().query().unwrap_or("")) {
+        Ok(request) => request,
+        Err(error) => {
+            return request_error(
+                format,
+                StatusCode::BAD_REQUEST,
+                code::BAD_USER_INPUT,
+                &format!("the query string is not a GraphQL request: {error}"),
+            );
+        }
+    };
+    if let Some(kind) = operation_type(&request)
+        && kind != OperationType::Query
+    {
+        let mut response = request_error(
+            format,
+            StatusCode::METHOD_NOT_ALLOWED,
+            code::BAD_USER_INPUT,
+            "only queries may be sent with GET; send mutations and subscriptions with POST",
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+        return response;
+    }
+    execute(req, state, schema, format, BatchRequest::Single(request)).await
+}
+
+/// `POST /graphql` with an `application/json` body: one request or a batch (array).
+#[handler]
+pub async fn graphql_post(
+    req: &Request,
+    body: Body,
+    Data(state): Data<&AppState>,
+    Data(schema): Data<&AppSchema>,
+) -> Response {
+    let format = Format::negotiate(req);
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence != JSON {
+        return request_error(
+            format,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code::BAD_USER_INPUT,
+            "the request body must be application/json",
+        );
+    }
+    let limit = state.config.max_body_bytes;
+    let bytes = match body.into_bytes_limit(limit).await {
+        Ok(bytes) => bytes,
+        Err(poem::error::ReadBodyError::PayloadTooLarge) => {
+            return request_error(
+                format,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                code::BAD_USER_INPUT,
+                &format!(
+                    "the request body is larger than the limit of {limit} bytes (MAX_BODY_BYTES)"
+                ),
+            );
+        }
+        Err(error) => {
+            return request_error(
+                format,
+                StatusCode::BAD_REQUEST,
+                code::BAD_USER_INPUT,
+                &format!("could not read the request body: {error}"),
+            );
+        }
+    };
+    let batch: BatchRequest = match serde_json::from_slice(&bytes) {
+        Ok(batch) => batch,
+        Err(error) => {
+            return request_error(
+                format,
+                StatusCode::BAD_REQUEST,
+                code::BAD_USER_INPUT,
+                &format!("the request body is not a GraphQL request: {error}"),
+            );
+        }
+    };
+    let max_batch = state.config.graphql_max_batch;
+    if let BatchRequest::Batch(requests) = &batch {
+        if requests.len() > max_batch {
+            return request_error(
+                format,
+                StatusCode::BAD_REQUEST,
+                code::BAD_USER_INPUT,
+                &format!(
+                    "the batch holds {} operations, over the limit of {max_batch} (GRAPHQL_MAX_BATCH)",
+                    requests.len()
+                ),
+            );
+        }
+        if requests.is_empty() {
+            return request_error(
+                format,
+                StatusCode::BAD_REQUEST,
+                code::BAD_USER_INPUT,
+                "the batch is empty",
+            );
+        }
+    }
+    execute(req, state, schema, format, batch).await
+}
+
+async fn execute(
+    req: &Request,
+    state: &AppState,
+    schema: &AppSchema,
+    format: Format,
+    batch: BatchRequest,
+) -> Response {
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let viewer = match Viewer::from_authorization(authorization, &state.jwt) {
+        Ok(viewer) => viewer,
+        Err(error) => {
+            let mut response = request_error(
+                format,
+                StatusCode::UNAUTHORIZED,
+                error.code(),
+                &error.message(),
+            );
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            return response;
+        }
+    };
+    let request_id = req.extensions().get::<RequestId>().cloned();
+    let prepare = |request: GqlRequest| {
+        let mut request = request
+            .data(RequestScope::new(state.db.clone(), viewer.clone()))
+            .data(viewer.clone());
+        if let Some(id) = &request_id {
+            request = request.data(id.clone());
+        }
+        request
+    };
+    let batch = match batch {
+        BatchRequest::Single(request) => BatchRequest::Single(prepare(request)),
+        BatchRequest::Batch(requests) => {
+            BatchRequest::Batch(requests.into_iter().map(prepare).collect())
+        }
+    };
+    let response = schema.execute_batch(batch).await;
+    render(format, response)
+}
+
+fn render(format: Format, response: BatchResponse) -> Response {
+    let (status, body) = match response {
+        BatchResponse::Single(response) => {
+            let request_error = is_request_error(&response);
+            let mut body = serde_json::to_value(&response).unwrap_or(Value::Null);
+            if request_error && let Value::Object(map) = &mut body {
+                // A request that never executed has no `data` entry at all.
+                map.remove("data");
+            }
+            let status = if request_error && format == Format::GraphqlResponse {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::OK
+            };
+            (status, body)
+        }
+        BatchResponse::Batch(responses) => {
+            let items = responses
+                .into_iter()
+                .map(|response| {
+                    let request_error = is_request_error(&response);
+                    let mut body = serde_json::to_value(&response).unwrap_or(Value::Null);
+                    if request_error && let Value::Object(map) = &mut body {
+                        map.remove("data");
+                    }
+                    body
+                })
+                .collect();
+            (StatusCode::OK, Value::Array(items))
+        }
+    };
+    json_response(format, status, &body)
+}
+
+/// An error of the request itself (syntax, validation, limits): no data, no error path.
+fn is_request_error(response: &async_graphql::Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
+}
+
+fn request_error(format: Format, status: StatusCode, code: &str, message: &str) -> Response {
+    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    json_response(format, status, &body)
+}
+
+fn json_response(format: Format, status: StatusCode, body: &Value) -> Response {
+    Response::builder()
+        .status(status)
+        .content_type(format.content_type())
+        .body(serde_json::to_vec(body).unwrap_or_default())
+}
+
+fn operation_type(request: &GqlRequest) -> Option<OperationType> {
+    let document = async_graphql::parser::parse_query(&request.query).ok()?;
+    match &document.operations {
+        DocumentOperations::Single(op) => Some(op.node.ty),
+        DocumentOperations::Multiple(ops) => match &request.operation_name {
+            Some(name) => ops
+                .iter()
+                .find(|(n, _)| n.as_str() == name)
+                .map(|(_, op)| op.node.ty),
+            None if ops.len() == 1 => ops.values().next().map(|op| op.node.ty),
+            None => None,
+        },
+    }
+}

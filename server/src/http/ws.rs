@@ -1,0 +1,80 @@
+//! GraphQL over WebSocket (`graphql-transport-ws`, and the legacy `graphql-ws`). The `Origin`
+//! is checked against the configured origins at the upgrade; the caller authenticates in
+//! `connection_init` with `payload.authorization = "Bearer <token>"`.
+
+use async_graphql::{Data as GqlData, http::ALL_WEBSOCKET_PROTOCOLS};
+use async_graphql_poem::{GraphQLProtocol, GraphQLWebSocket};
+use poem::{
+    IntoResponse, Request, Response, handler,
+    http::{StatusCode, header},
+    web::{Data, websocket::WebSocket},
+};
+
+use crate::{auth::Viewer, error::RequestId, graphql::AppSchema, state::AppState};
+
+/// `GET /graphql/ws`.
+#[handler]
+pub async fn graphql_ws(
+    req: &Request,
+    websocket: WebSocket,
+    protocol: GraphQLProtocol,
+    Data(state): Data<&AppState>,
+    Data(schema): Data<&AppSchema>,
+) -> Response {
+    if !origin_allowed(req, &state.config.cors_origins) {
+        return (
+            StatusCode::FORBIDDEN,
+            "this Origin may not open a GraphQL WebSocket",
+        )
+            .into_response();
+    }
+    let schema = schema.clone();
+    let state = state.clone();
+    let request_id = req.extensions().get::<RequestId>().cloned();
+    websocket
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |stream| {
+            GraphQLWebSocket::new(stream, schema, protocol)
+                .on_connection_init(move |payload| async move {
+                    let authorization = payload
+                        .get("authorization")
+                        .or_else(|| payload.get("Authorization"))
+                        .and_then(|v| v.as_str());
+                    let viewer = Viewer::from_authorization(authorization, &state.jwt)
+                        .map_err(async_graphql::Error::from)?;
+                    let mut data = GqlData::default();
+                    data.insert(viewer);
+                    if let Some(id) = request_id {
+                        data.insert(id);
+                    }
+                    Ok(data)
+                })
+                .serve()
+        })
+        .into_response()
+}
+
+/// Requests without `Origin` (non-browser clients), from a configured origin, or from the
+/// server's own origin may connect.
+fn origin_allowed(req: &Request, allowed: &[String]) -> bool {
+    let Some(origin) = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return true;
+    };
+    if allowed
+        .iter()
+        .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin))
+    {
+        return true;
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or("");
+    !host.is_empty() && origin_host.eq_ignore_ascii_case(host)
+}

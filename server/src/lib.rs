@@ -1,0 +1,18 @@
+//! GraphQL API server with a Postgres-native authorization layer.
+//!
+//! The binary (`main.rs`) parses the command line and calls [`run`]; the tests use
+//! [`start`] to run a server on a random port against databases of their own.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod private;
+pub mod state;
+pub mod telemetry;
+
+mod startup;
+
+pub use startup::{RunningServer, prepare_private, run, start};

@@ -1,0 +1,44 @@
+//! `server`: serve (default), migrate, or print the schema.
+
+use clap::Parser;
+use server::config::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    // A missing .env is fine; a malformed one is reported.
+    if let Err(error) = dotenvy::dotenv()
+        && !error.not_found()
+    {
+        eprintln!("warning: .env not loaded: {error}");
+    }
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::PrintSchema => {
+            print!("{}", server::graphql::sdl());
+            Ok(())
+        }
+        Command::Migrate => {
+            server::telemetry::init(&cli.config.log_format);
+            let mut config = cli.config;
+            let admin = config
+                .database_admin_url
+                .clone()
+                .or_else(|| config.database_url.clone());
+            match admin {
+                Some(url) => server::db::migrate(&url).await,
+                // Private mode: starting the cluster applies the migrations.
+                None => {
+                    let services = server::prepare_private(&mut config).await?;
+                    drop(services);
+                    Ok(())
+                }
+            }?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Serve => {
+            server::telemetry::init(&cli.config.log_format);
+            server::run(cli.config).await
+        }
+    }
+}

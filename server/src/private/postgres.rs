@@ -1,0 +1,264 @@
+//! A private PostgreSQL cluster: `initdb` once, then `postgres` on a loopback port of its own.
+//!
+//! PostgreSQL refuses to run as root; when we are root, `initdb` and `postgres` run as the
+//! unprivileged `postgres` system user that the OS package creates, which then owns the data.
+
+use std::{
+    fs,
+    os::unix::fs::{PermissionsExt, chown},
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
+
+use nix::sys::signal::Signal;
+use sea_orm::{ConnectOptions, ConnectionTrait, Database};
+
+use super::{PrivateError, Supervised, free_port, wait_until};
+
+/// How a private cluster is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PgMode {
+    /// Durable: kept across restarts (`make run`).
+    Persistent,
+    /// Throw-away: no fsync, and the data directory is removed when the cluster stops (tests).
+    Ephemeral,
+}
+
+/// A running private PostgreSQL cluster; stopped when dropped.
+#[derive(Debug)]
+pub struct PrivatePostgres {
+    process: Supervised,
+    port: u16,
+    superuser_password: String,
+    data_dir: PathBuf,
+}
+
+/// The unprivileged account PostgreSQL runs as when we are root.
+struct RunAs {
+    uid: u32,
+    gid: u32,
+}
+
+fn run_as() -> Result<Option<RunAs>, PrivateError> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(None);
+    }
+    let user = nix::unistd::User::from_name("postgres")
+        .map_err(|e| PrivateError::Setup(format!("look up the postgres user: {e}")))?
+        .ok_or_else(|| {
+            PrivateError::Setup(
+                "running as root, and PostgreSQL refuses to: create an unprivileged `postgres` \
+                 user (the OS package does) or run as another user"
+                    .into(),
+            )
+        })?;
+    Ok(Some(RunAs {
+        uid: user.uid.as_raw(),
+        gid: user.gid.as_raw(),
+    }))
+}
+
+fn command_as(program: PathBuf, user: &Option<RunAs>, cwd: &Path) -> Command {
+    let mut command = Command::new(program);
+    command.current_dir(cwd);
+    if let Some(user) = user {
+        use std::os::unix::process::CommandExt;
+        command.uid(user.uid).gid(user.gid);
+    }
+    command
+}
+
+/// Finds the directory of `initdb` and `postgres`: the given one, the newest
+/// `/usr/lib/postgresql/<version>/bin`, or PATH.
+pub fn find_bin_dir(given: Option<&Path>) -> Result<PathBuf, PrivateError> {
+    if let Some(dir) = given {
+        return Ok(dir.to_owned());
+    }
+    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("postgres").is_file().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return Ok(bin);
+    }
+    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+        let dir = Path::new(dir);
+        if dir.join("postgres").is_file() && dir.join("initdb").is_file() {
+            return Ok(dir.to_owned());
+        }
+    }
+    Err(PrivateError::Setup(
+        "PostgreSQL server binaries not found: install them (Debian/Ubuntu: apt-get install \
+         postgresql) or set PG_BIN_DIR or DATABASE_URL"
+            .into(),
+    ))
+}
+
+impl PrivatePostgres {
+    /// Starts the cluster in `data_dir`, creating it with `initdb` on first use.
+    pub async fn start(
+        data_dir: &Path,
+        bin_dir: Option<&Path>,
+        superuser_password: &str,
+        mode: PgMode,
+    ) -> Result<Self, PrivateError> {
+        let bin = find_bin_dir(bin_dir)?;
+        let user = run_as()?;
+        let parent = data_dir
+            .parent()
+            .ok_or_else(|| PrivateError::Setup("data directory has no parent".into()))?;
+        fs::create_dir_all(parent)
+            .map_err(PrivateError::io(format!("create {}", parent.display())))?;
+        let data_dir = std::path::absolute(data_dir)
+            .map_err(PrivateError::io("resolve the data directory"))?;
+        if !data_dir.join("PG_VERSION").exists() {
+            init_cluster(&bin, &user, &data_dir, superuser_password)?;
+        }
+        let port = free_port()?;
+        let mut command = command_as(bin.join("postgres"), &user, &data_dir);
+        command
+            .arg("-D")
+            .arg(&data_dir)
+            .args(["-c", &format!("port={port}")])
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "unix_socket_directories=",
+            ])
+            .args(["-c", "max_connections=300", "-c", "logging_collector=off"]);
+        let mut cleanup = None;
+        if mode == PgMode::Ephemeral {
+            command.args(["-c", "fsync=off", "-c", "synchronous_commit=off"]);
+            command.args(["-c", "full_page_writes=off"]);
+            cleanup = Some(format!("rm -rf '{}'", data_dir.display()));
+        }
+        let log = parent.join(format!(
+            "{}.log",
+            data_dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("postgres")
+        ));
+        let mut process = Supervised::spawn("postgres", command, &log, Signal::SIGINT, cleanup)?;
+        let this_url = url(port, "postgres", superuser_password, "postgres");
+        wait_until(
+            "postgres",
+            &mut process,
+            &log,
+            Duration::from_secs(60),
+            || {
+                let url = this_url.clone();
+                async move { can_connect(&url).await }
+            },
+        )
+        .await?;
+        Ok(Self {
+            process,
+            port,
+            superuser_password: superuser_password.to_owned(),
+            data_dir,
+        })
+    }
+
+    /// URL of the superuser `postgres` on database `db`.
+    pub fn admin_url(&self, db: &str) -> String {
+        url(self.port, "postgres", &self.superuser_password, db)
+    }
+
+    /// URL of `user` with `password` on database `db`.
+    pub fn url(&self, user: &str, password: &str, db: &str) -> String {
+        url(self.port, user, password, db)
+    }
+
+    /// Its port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The cluster's data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Stops the cluster now (fast shutdown); it is also stopped when dropped.
+    pub fn stop(&mut self) {
+        self.process.stop();
+    }
+}
+
+fn url(port: u16, user: &str, password: &str, db: &str) -> String {
+    format!("postgres://{user}:{password}@127.0.0.1:{port}/{db}")
+}
+
+fn init_cluster(
+    bin: &Path,
+    user: &Option<RunAs>,
+    data_dir: &Path,
+    superuser_password: &str,
+) -> Result<(), PrivateError> {
+    fs::create_dir_all(data_dir)
+        .map_err(PrivateError::io(format!("create {}", data_dir.display())))?;
+    fs::set_permissions(data_dir, fs::Permissions::from_mode(0o700))
+        .map_err(PrivateError::io("restrict the data directory"))?;
+    let pwfile = data_dir.with_extension("pwfile");
+    fs::write(&pwfile, superuser_password).map_err(PrivateError::io("write the password file"))?;
+    fs::set_permissions(&pwfile, fs::Permissions::from_mode(0o600))
+        .map_err(PrivateError::io("restrict the password file"))?;
+    if let Some(user) = user {
+        for path in [data_dir, pwfile.as_path()] {
+            chown(path, Some(user.uid), Some(user.gid))
+                .map_err(PrivateError::io(format!("chown {}", path.display())))?;
+        }
+    }
+    let cwd = data_dir.parent().unwrap_or(Path::new("/"));
+    let output = command_as(bin.join("initdb"), user, cwd)
+        .arg("-D")
+        .arg(data_dir)
+        .args([
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        ])
+        .args(["--auth-host=scram-sha-256", "--auth-local=scram-sha-256"])
+        .arg(format!("--pwfile={}", pwfile.display()))
+        .output()
+        .map_err(PrivateError::io("run initdb"));
+    let _ = fs::remove_file(&pwfile);
+    let output = output?;
+    if !output.status.success() {
+        let _ = fs::remove_dir_all(data_dir);
+        return Err(PrivateError::Setup(format!(
+            "initdb failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )));
+    }
+    Ok(())
+}
+
+async fn can_connect(url: &str) -> bool {
+    let mut options = ConnectOptions::new(url);
+    options
+        .max_connections(1)
+        .connect_timeout(Duration::from_secs(2))
+        .sqlx_logging(false);
+    match Database::connect(options).await {
+        Ok(db) => {
+            let ok = db.execute_unprepared("SELECT 1").await.is_ok();
+            let _ = db.close().await;
+            ok
+        }
+        Err(_) => false,
+    }
+}

@@ -1,0 +1,292 @@
+//! Start-up: private services when no URLs are given, migrations, the RLS safety check, and
+//! the HTTP server with graceful shutdown.
+
+use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
+
+use anyhow::{Context as _, bail};
+use poem::{Server, listener::TcpAcceptor};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use tokio::{sync::oneshot, task::JoinHandle};
+
+use crate::{
+    auth::JwtKeys,
+    config::Config,
+    db, graphql, http,
+    private::{PgMode, PrivatePostgres, PrivateRedis, Secrets},
+    state::AppState,
+};
+
+/// Name of the database in a private cluster.
+const PRIVATE_DB: &str = "app";
+
+/// The private servers started for this process, if any; they stop when this is dropped.
+#[derive(Debug, Default)]
+pub struct PrivateServices {
+    pub postgres: Option<PrivatePostgres>,
+    pub redis: Option<PrivateRedis>,
+}
+
+/// Starts private PostgreSQL / Redis for whichever of DATABASE_URL / REDIS_URL is unset, and
+/// fills the configuration in with their URLs (and the JWT secret kept in DATA_DIR).
+pub async fn prepare_private(config: &mut Config) -> anyhow::Result<PrivateServices> {
+    let mut services = PrivateServices::default();
+    if config.database_url.is_some() && config.redis_url.is_some() {
+        if config.jwt_secret.is_none() {
+            bail!("JWT_SECRET is required when DATABASE_URL and REDIS_URL are set");
+        }
+        return Ok(services);
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("create DATA_DIR {}", config.data_dir.display()))?;
+    let secrets = Secrets::load_or_create(&config.data_dir)?;
+    if config.database_url.is_none() {
+        let pg = PrivatePostgres::start(
+            &config.data_dir.join("postgres"),
+            config.pg_bin_dir.as_deref(),
+            &secrets.postgres_superuser_password,
+            PgMode::Persistent,
+        )
+        .await?;
+        ensure_database(&pg.admin_url("postgres"), PRIVATE_DB).await?;
+        let admin_url = pg.admin_url(PRIVATE_DB);
+        db::migrate(&admin_url).await?;
+        grant_login(&admin_url, &secrets.postgres_app_password).await?;
+        config.database_admin_url = Some(admin_url);
+        config.database_url = Some(pg.url(
+            "app_authenticator",
+            &secrets.postgres_app_password,
+            PRIVATE_DB,
+        ));
+        services.postgres = Some(pg);
+    }
+    if config.redis_url.is_none() {
+        let redis = PrivateRedis::start(
+            &config.data_dir.join("redis"),
+            &secrets.redis_password,
+            true,
+        )
+        .await?;
+        config.redis_url = Some(redis.url());
+        services.redis = Some(redis);
+    }
+    if config.jwt_secret.is_none() {
+        config.jwt_secret = Some(secrets.jwt_secret.clone());
+    }
+    Ok(services)
+}
+
+/// Creates database `name` unless it exists (connected as a superuser to another database).
+pub async fn ensure_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
+    let conn = db::connect_pool(admin_url, 1, Duration::from_secs(30)).await?;
+    let exists = conn
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT 1 AS one FROM pg_database WHERE datname = $1",
+            [name.into()],
+        ))
+        .await?
+        .is_some();
+    if !exists {
+        conn.execute_unprepared(&format!("CREATE DATABASE {}", quote_ident(name)))
+            .await?;
+    }
+    let _ = conn.close().await;
+    Ok(())
+}
+
+/// Lets the pool's role log in with `password` (private mode; deployments do this themselves).
+pub async fn grant_login(admin_url: &str, password: &str) -> anyhow::Result<()> {
+    let conn = db::connect_pool(admin_url, 1, Duration::from_secs(30)).await?;
+    conn.execute_unprepared(&format!(
+        "ALTER ROLE app_authenticator WITH LOGIN PASSWORD {}",
+        quote_literal(password)
+    ))
+    .await
+    .context("let app_authenticator log in")?;
+    let _ = conn.close().await;
+    Ok(())
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// A server accepting requests; [`RunningServer::shutdown`] stops it gracefully.
+#[derive(Debug)]
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, lets in-flight requests finish (up to 10 s), and waits.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        (&mut self.task)
+            .await
+            .context("server task")?
+            .context("server")?;
+        self.state.db.clone().close().await.ok();
+        Ok(())
+    }
+}
+
+/// Connects to PostgreSQL and Redis as configured (URLs required), migrates if asked, checks
+/// that the pool's role cannot bypass RLS, and serves on `config.bind_addr` (port 0 picks one).
+pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    let database_url = config
+        .database_url
+        .clone()
+        .context("DATABASE_URL is not set")?;
+    let redis_url = config.redis_url.clone().context("REDIS_URL is not set")?;
+    let secret = config.jwt_secret.clone().context("JWT_SECRET is not set")?;
+    if config.migrate_on_start {
+        let admin = config
+            .database_admin_url
+            .as_deref()
+            .unwrap_or(&database_url);
+        db::migrate(admin).await?;
+    }
+    let pool = db::connect_pool(
+        &database_url,
+        config.db_max_connections,
+        config.db_acquire_timeout(),
+    )
+    .await?;
+    refuse_rls_bypass(&pool, config.allow_rls_bypass).await?;
+    let redis = redis_pool(&redis_url, config.db_max_connections as usize)?;
+    let jwt = JwtKeys::hs256(
+        secret.as_bytes(),
+        &config.jwt_issuer,
+        &config.jwt_audience,
+        Duration::from_secs(config.jwt_leeway_secs),
+    )?;
+    let state = AppState {
+        db: pool,
+        redis,
+        jwt,
+        config: Arc::new(config),
+    };
+    let schema = graphql::build_schema(state.clone());
+    let app = http::app(state.clone(), schema);
+
+    let listener = std::net::TcpListener::bind(state.config.bind_addr)
+        .with_context(|| format!("listen on {}", state.config.bind_addr))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let acceptor = TcpAcceptor::from_std(listener)?;
+    let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(
+                app,
+                async {
+                    let _ = shutdown_rx.await;
+                },
+                Some(Duration::from_secs(10)),
+            )
+            .await
+    });
+    Ok(RunningServer {
+        addr,
+        state,
+        shutdown: Some(shutdown_tx),
+        task,
+    })
+}
+
+async fn refuse_rls_bypass(pool: &DatabaseConnection, allowed: bool) -> anyhow::Result<()> {
+    let check = db::check_pool_role(pool).await?;
+    if let Some(reason) = check.bypass_reason() {
+        if !allowed {
+            bail!(
+                "{reason}, so Row Level Security would not protect tenant data. Point DATABASE_URL \
+                 at a role without those powers (e.g. app_authenticator), or set \
+                 ALLOW_RLS_BYPASS=1 if you really mean it"
+            );
+        }
+        tracing::warn!("{reason}; Row Level Security is bypassed (ALLOW_RLS_BYPASS=1)");
+    }
+    Ok(())
+}
+
+fn redis_pool(url: &str, max_size: usize) -> anyhow::Result<deadpool_redis::Pool> {
+    let mut config = deadpool_redis::Config::from_url(url);
+    let mut pool = deadpool_redis::PoolConfig::new(max_size.max(4));
+    // Never hang on Redis: every wait is bounded, and callers fall back or fail clearly.
+    pool.timeouts.wait = Some(Duration::from_secs(2));
+    pool.timeouts.create = Some(Duration::from_secs(2));
+    pool.timeouts.recycle = Some(Duration::from_secs(2));
+    config.pool = Some(pool);
+    config
+        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+        .context("create the Redis pool")
+}
+
+/// `server serve`: private services if needed, then serve until Ctrl-C or SIGTERM.
+pub async fn run(mut config: Config) -> anyhow::Result<()> {
+    let services = prepare_private(&mut config).await?;
+    let data_dir = config.data_dir.clone();
+    let server = start(config).await?;
+    announce(&server, &services, &data_dir);
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    server.shutdown().await?;
+    drop(services);
+    Ok(())
+}
+
+fn announce(server: &RunningServer, services: &PrivateServices, data_dir: &Path) {
+    let addr = server.addr;
+    println!("GraphQL server ready");
+    println!("  GraphiQL:   http://{addr}/");
+    println!("  GraphQL:    http://{addr}/graphql  (WebSocket: ws://{addr}/graphql/ws)");
+    if let Some(pg) = &services.postgres {
+        println!(
+            "  PostgreSQL: private cluster on 127.0.0.1:{} (data {})",
+            pg.port(),
+            pg.data_dir().display()
+        );
+    }
+    if let Some(redis) = &services.redis {
+        println!(
+            "  Redis:      private redis-server on 127.0.0.1:{}",
+            redis.port()
+        );
+    }
+    if services.postgres.is_some() || services.redis.is_some() {
+        println!(
+            "  Data dir:   {} (secrets in secrets.json)",
+            data_dir.display()
+        );
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
