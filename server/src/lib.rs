@@ -15,4 +15,6 @@ pub mod telemetry;
 
 mod startup;
 
-pub use startup::{RunningServer, prepare_private, run, start};
+pub use startup::{
+    PrivateServices, RunningServer, ensure_database, grant_login, prepare_private, run, start,
+};

@@ -148,16 +148,16 @@ impl UserQuery {
 
     /// Users of the caller's company, oldest first, optionally matching `search` in their
     /// name or email.
-    #[graphql(complexity = "first.max(0) as usize * child_complexity + 1")]
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1")]
     async fn users(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 20)] first: i32,
+        #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
         search: Option<String>,
     ) -> AppResult<UserConnection> {
         let principal = principal(ctx)?;
-        let limit = page_size(first)?;
+        let limit = page_size(first.unwrap_or(20))?;
         let after = after.as_deref().map(decode_cursor).transpose()?;
         let search = search
             .map(|s| s.trim().to_owned())

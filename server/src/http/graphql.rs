@@ -71,7 +71,7 @@ pub async fn graphql_get(
     Data(schema): Data<&AppSchema>,
 ) -> Response {
     let format = Format::negotiate(req);
-    let request = match async_graphql::http::parse_query_string(req.uri().query().unwrap_or("")) {
+    let request = match parse_query_string(req.uri().query().unwrap_or("")) {
         Ok(request) => request,
         Err(error) => {
             return request_error(
@@ -283,6 +283,34 @@ fn json_response(format: Format, status: StatusCode, body: &Value) -> Response {
         .status(status)
         .content_type(format.content_type())
         .body(serde_json::to_vec(body).unwrap_or_default())
+}
+
+/// `?query=...&operationName=...&variables=<json>&extensions=<json>`, with the parameter
+/// names of the GraphQL-over-HTTP specification.
+fn parse_query_string(query: &str) -> Result<GqlRequest, String> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Params {
+        query: String,
+        operation_name: Option<String>,
+        variables: Option<String>,
+        extensions: Option<String>,
+    }
+    let params: Params = serde_urlencoded::from_str(query).map_err(|e| e.to_string())?;
+    let mut request = GqlRequest::new(params.query);
+    if let Some(name) = params.operation_name {
+        request = request.operation_name(name);
+    }
+    if let Some(variables) = params.variables {
+        let variables: Value = serde_json::from_str(&variables)
+            .map_err(|e| format!("`variables` is not JSON: {e}"))?;
+        request = request.variables(async_graphql::Variables::from_json(variables));
+    }
+    if let Some(extensions) = params.extensions {
+        request.extensions = serde_json::from_str(&extensions)
+            .map_err(|e| format!("`extensions` is not a JSON object: {e}"))?;
+    }
+    Ok(request)
 }
 
 fn operation_type(request: &GqlRequest) -> Option<OperationType> {

@@ -2,14 +2,11 @@
 
 mod graphql;
 mod health;
+mod origin;
 mod request_id;
 mod ws;
 
-use poem::{
-    EndpointExt, IntoEndpoint, Route, get, handler,
-    middleware::{CatchPanic, Cors},
-    web::Html,
-};
+use poem::{EndpointExt, IntoEndpoint, Route, get, handler, middleware::CatchPanic, web::Html};
 
 use crate::{graphql::AppSchema, state::AppState};
 
@@ -17,7 +14,6 @@ pub use request_id::RequestIdMiddleware;
 
 /// The whole HTTP application.
 pub fn app(state: AppState, schema: AppSchema) -> impl IntoEndpoint {
-    let origins = state.config.cors_origins.clone();
     let route = Route::new()
         .at("/", get(graphiql))
         .at(
@@ -27,22 +23,8 @@ pub fn app(state: AppState, schema: AppSchema) -> impl IntoEndpoint {
         .at("/graphql/ws", get(ws::graphql_ws))
         .at("/health", get(health::health))
         .at("/ready", get(health::ready));
-    let cors = (!origins.is_empty()).then(|| {
-        Cors::new()
-            .allow_origins(origins)
-            .allow_credentials(true)
-            .allow_methods(["GET", "POST", "OPTIONS"])
-            .allow_headers([
-                "authorization",
-                "content-type",
-                "x-csrf-token",
-                "x-request-id",
-            ])
-            .expose_headers(["x-request-id"])
-            .max_age(600)
-    });
     route
-        .with_if(cors.is_some(), cors.unwrap_or_default())
+        .with(origin::CrossOrigin::new(&state.config.cors_origins))
         .with(CatchPanic::new())
         .with(RequestIdMiddleware)
         .data(schema)

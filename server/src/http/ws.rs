@@ -6,7 +6,7 @@ use async_graphql::{Data as GqlData, http::ALL_WEBSOCKET_PROTOCOLS};
 use async_graphql_poem::{GraphQLProtocol, GraphQLWebSocket};
 use poem::{
     IntoResponse, Request, Response, handler,
-    http::{StatusCode, header},
+    http::StatusCode,
     web::{Data, websocket::WebSocket},
 };
 
@@ -21,7 +21,7 @@ pub async fn graphql_ws(
     Data(state): Data<&AppState>,
     Data(schema): Data<&AppSchema>,
 ) -> Response {
-    if !origin_allowed(req, &state.config.cors_origins) {
+    if !super::origin::origin_allowed(req, &state.config.cors_origins) {
         return (
             StatusCode::FORBIDDEN,
             "this Origin may not open a GraphQL WebSocket",
@@ -52,29 +52,4 @@ pub async fn graphql_ws(
                 .serve()
         })
         .into_response()
-}
-
-/// Requests without `Origin` (non-browser clients), from a configured origin, or from the
-/// server's own origin may connect.
-fn origin_allowed(req: &Request, allowed: &[String]) -> bool {
-    let Some(origin) = req
-        .headers()
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return true;
-    };
-    if allowed
-        .iter()
-        .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin))
-    {
-        return true;
-    }
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let origin_host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or("");
-    !host.is_empty() && origin_host.eq_ignore_ascii_case(host)
 }

@@ -42,7 +42,10 @@ impl PrivateRedis {
             command.args(["--save", "", "--appendonly", "no"]);
         }
         let log = dir.join("redis.log");
-        let mut process = Supervised::spawn("redis-server", command, &log, Signal::SIGTERM, None)?;
+        // A throw-away server leaves nothing behind.
+        let cleanup = (!persistent).then(|| format!("rm -rf '{}'", dir.display()));
+        let mut process =
+            Supervised::spawn("redis-server", command, &log, Signal::SIGTERM, cleanup)?;
         let url = redis_url(port, password);
         wait_until(
             "redis-server",

@@ -1,0 +1,313 @@
+#!/usr/bin/env bash
+# `make bench`: how fast does the server answer a typical authenticated read, compared with
+# what PostgreSQL alone can do for the same work?
+#
+#   1. builds the server in release mode;
+#   2. starts it on a free 127.0.0.1 port with a throw-away DATA_DIR (so it runs its own
+#      private PostgreSQL and Redis), and seeds two companies of 10,000 users each;
+#   3. mints access tokens for many different seeded users and checks every one of them
+#      gets a correct page (this also warms the server up);
+#   4. drives `users(first: 20)` with wrk: CONNECTIONS connections for DURATION seconds,
+#      a random user's token per request;
+#   5. runs pgbench with the very SQL transaction the server runs for that query, at the
+#      same concurrency and duration, as the same database role: the ceiling;
+#   6. prints the figures and the ratio server req/s / pgbench tps, and rewrites
+#      BENCHMARKS.md with them and a description of the machine.
+#
+# Everything is bounded in time, listens on 127.0.0.1 only, and is stopped and removed on
+# exit, whatever the exit path (trap). Knobs (environment): BENCH_CONNECTIONS (32),
+# BENCH_DURATION (15 s), BENCH_WARMUP (3 s), BENCH_TOKENS (2000), DB_MAX_CONNECTIONS
+# (the server's pool, its default 16), BENCH_NO_WRITE=1 to leave BENCHMARKS.md alone.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+HERE="$ROOT/scripts/bench"
+CARGO="${CARGO:-cargo}"
+
+CONNECTIONS="${BENCH_CONNECTIONS:-32}"
+DURATION="${BENCH_DURATION:-15}"
+WARMUP="${BENCH_WARMUP:-3}"
+TOKENS="${BENCH_TOKENS:-2000}"
+POOL="${DB_MAX_CONNECTIONS:-16}"
+THREADS="$(nproc)"   # wrk threads / pgbench -j: one per core, like each other
+QUERY='{ users(first: 20) { edges { node { id email displayName } } pageInfo { hasNextPage endCursor } } }'
+
+say() { printf '\n==> %s\n' "$*"; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+# --- Tools -------------------------------------------------------------------------------
+
+if ! command -v wrk >/dev/null 2>&1; then
+    command -v apt-get >/dev/null 2>&1 || die "wrk is missing; install it (https://github.com/wg/wrk)"
+    sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    say "installing wrk (apt-get)"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk >/dev/null \
+        || { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk >/dev/null; }
+fi
+# pgbench and psql of the newest installed PostgreSQL, else whatever is on PATH.
+PG_BIN=""
+for dir in /usr/lib/postgresql/*/bin; do
+    [ -x "$dir/pgbench" ] && PG_BIN="$dir"
+done
+PGBENCH="${PG_BIN:+$PG_BIN/}pgbench"
+PSQL="${PG_BIN:+$PG_BIN/}psql"
+command -v "$PGBENCH" >/dev/null 2>&1 || die "pgbench is missing (apt-get install postgresql-contrib)"
+command -v "$PSQL" >/dev/null 2>&1 || die "psql is missing (apt-get install postgresql-client)"
+command -v python3 >/dev/null 2>&1 || die "python3 is missing"
+
+# --- Build -------------------------------------------------------------------------------
+
+say "building the server (release)"
+(cd "$ROOT" && "$CARGO" build --release -p server)
+SERVER_BIN="$ROOT/target/release/server"
+[ -x "$SERVER_BIN" ] || die "no $SERVER_BIN after the build"
+
+# --- Throw-away environment, removed on exit ---------------------------------------------
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/bench.XXXXXX")"
+# The private PostgreSQL runs as the `postgres` OS user when we are root: it must be able
+# to reach DATA_DIR/postgres.
+chmod 755 "$WORK"
+DATA_DIR="$WORK/data"
+SERVER_LOG="$WORK/server.log"
+SERVER_PID=""
+SERVER_CHILDREN=""
+
+cleanup() {
+    local status=$?
+    trap - EXIT INT TERM
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        # SIGTERM: the server stops its private PostgreSQL and Redis itself.
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        for _ in $(seq 1 300); do
+            kill -0 "$SERVER_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$SERVER_PID" 2>/dev/null; then
+            echo "bench: the server did not stop within 30 s; killing it and its children" >&2
+            kill -KILL "$SERVER_PID" 2>/dev/null || true
+        fi
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    # Children (PostgreSQL, redis-server) left behind by a server that had to be killed.
+    for pid in $SERVER_CHILDREN; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    if [ "$status" -ne 0 ] && [ -f "$SERVER_LOG" ]; then
+        echo "bench: failed; last lines of the server log:" >&2
+        tail -n 30 "$SERVER_LOG" >&2 || true
+    fi
+    rm -rf "$WORK"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- Start the server --------------------------------------------------------------------
+
+PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+say "starting the server on 127.0.0.1:$PORT (DATA_DIR $DATA_DIR, pool $POOL)"
+# Started from $WORK so that no .env of the checkout is read, and without any URL or secret
+# of the caller's environment: the server must start its own private services.
+(
+    cd "$WORK"
+    exec env -u DATABASE_URL -u DATABASE_ADMIN_URL -u REDIS_URL -u JWT_SECRET \
+        BIND_ADDR="127.0.0.1:$PORT" DATA_DIR="$DATA_DIR" DB_MAX_CONNECTIONS="$POOL" \
+        RUST_LOG=warn "$SERVER_BIN" serve
+) >"$SERVER_LOG" 2>&1 &
+SERVER_PID=$!
+
+# Wait for the banner (initdb + migrations take a few seconds), at most 180 s.
+deadline=$((SECONDS + 180))
+until grep -q "GraphQL server ready" "$SERVER_LOG" 2>/dev/null; do
+    kill -0 "$SERVER_PID" 2>/dev/null || die "the server exited before it was ready"
+    [ "$SECONDS" -lt "$deadline" ] || die "the server was not ready within 180 s"
+    sleep 0.2
+done
+SERVER_CHILDREN="$(pgrep -P "$SERVER_PID" || true)"
+PG_PORT="$(sed -n 's/.*PostgreSQL: private cluster on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$SERVER_LOG" | head -n 1)"
+[ -n "$PG_PORT" ] || die "no private PostgreSQL port in the banner"
+secret() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$DATA_DIR/secrets.json" "$1"; }
+SUPER_PASSWORD="$(secret postgres_superuser_password)"
+APP_PASSWORD="$(secret postgres_app_password)"
+echo "  ready; PostgreSQL on 127.0.0.1:$PG_PORT"
+
+psql_super() { PGPASSWORD="$SUPER_PASSWORD" "$PSQL" -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d app "$@"; }
+psql_app() { PGPASSWORD="$APP_PASSWORD" "$PSQL" -X -q -h 127.0.0.1 -p "$PG_PORT" -U app_authenticator -d app "$@"; }
+
+# --- Data and tokens ---------------------------------------------------------------------
+
+say "seeding 2 companies x 10,000 users"
+psql_super -f "$HERE/seed.sql"
+
+say "minting $TOKENS access tokens of different users and checking each one"
+python3 "$HERE/mint_tokens.py" "$DATA_DIR/secrets.json" "$TOKENS" "$WORK/tokens.txt"
+python3 -c 'import json, sys; print(json.dumps({"query": sys.argv[1]}))' "$QUERY" >"$WORK/body.json"
+URL="http://127.0.0.1:$PORT/graphql"
+python3 "$HERE/check_tokens.py" "$URL" "$WORK/body.json" "$WORK/tokens.txt"
+
+# --- Load test of the server -------------------------------------------------------------
+
+# Counts the server's warnings and errors (pool timeouts, database errors...); answers
+# that carry such an error are still HTTP 200, so they must not count as throughput.
+server_problems() { grep -cE 'WARN|ERROR' "$SERVER_LOG" || true; }
+
+say "server: warm-up, ${WARMUP} s"
+wrk -t "$THREADS" -c "$CONNECTIONS" -d "${WARMUP}s" -s "$HERE/users.lua" "$URL" \
+    -- "$WORK/body.json" "$WORK/tokens.txt" >/dev/null
+problems_before="$(server_problems)"
+
+say "server: wrk, $CONNECTIONS connections, $THREADS threads, ${DURATION} s"
+wrk -t "$THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --timeout 5s -s "$HERE/users.lua" "$URL" \
+    -- "$WORK/body.json" "$WORK/tokens.txt" | tee "$WORK/wrk.out"
+wrk_line="$(grep '^BENCH_WRK ' "$WORK/wrk.out")" || die "no result line from wrk"
+wrk_field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$wrk_line"; }
+SERVER_RPS="$(wrk_field rps)"
+SERVER_P50="$(awk -v us="$(wrk_field p50_us)" 'BEGIN { printf "%.2f", us / 1000 }')"
+SERVER_P99="$(awk -v us="$(wrk_field p99_us)" 'BEGIN { printf "%.2f", us / 1000 }')"
+SERVER_REQUESTS="$(wrk_field requests)"
+for field in non2xx connect_errors read_errors write_errors timeouts; do
+    [ "$(wrk_field "$field")" = "0" ] || die "wrk saw $field=$(wrk_field "$field") (must be 0)"
+done
+problems_after="$(server_problems)"
+[ "$problems_after" = "$problems_before" ] \
+    || die "the server logged $((problems_after - problems_before)) warnings/errors during the load test"
+[ "$SERVER_REQUESTS" -gt 0 ] || die "wrk completed no request"
+
+# --- The ceiling: the same transaction straight to PostgreSQL ----------------------------
+
+say "pgbench: checking the transaction once as app_authenticator"
+# The role the server connects as, so RLS and app.begin_request behave as for the server.
+check="$(psql_app -At -v ON_ERROR_STOP=1 <<'SQL'
+BEGIN;
+SELECT app.begin_request(md5('bench-user-1')::uuid, md5('bench-company-2')::uuid, 'member', true);
+SELECT count(*) FROM (SELECT id FROM users WHERE company_id = md5('bench-company-2')::uuid ORDER BY id LIMIT 21) AS page;
+COMMIT;
+SQL
+)"
+[ "$(tr '\n' ' ' <<<"$check")" = "t 21 " ] || die "the pgbench transaction does not behave as the server's (got: $check)"
+
+pgbench_run() {
+    PGPASSWORD="$APP_PASSWORD" "$PGBENCH" -h 127.0.0.1 -p "$PG_PORT" -U app_authenticator \
+        -n -M prepared -c "$CONNECTIONS" -j "$THREADS" -f "$HERE/users.sql" "$@" app
+}
+say "pgbench: warm-up, ${WARMUP} s"
+pgbench_run -T "$WARMUP" >/dev/null 2>&1
+say "pgbench: $CONNECTIONS connections, $THREADS threads, ${DURATION} s"
+mkdir -p "$WORK/pglog"
+# Per-transaction log of 1 transaction in 10, for percentiles (cheap to write).
+pgbench_run -T "$DURATION" --log --sampling-rate=0.1 --log-prefix="$WORK/pglog/tx" 2>&1 \
+    | tee "$WORK/pgbench.out"
+PG_TPS="$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$WORK/pgbench.out")"
+[ -n "$PG_TPS" ] || die "no tps in the pgbench output"
+failed="$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$WORK/pgbench.out")"
+[ "${failed:-0}" = "0" ] || die "pgbench had $failed failed transactions"
+# Third column of the log: the transaction's latency in microseconds.
+read -r PG_P50 PG_P99 < <(cat "$WORK"/pglog/tx.* | awk '{ print $3 }' | sort -n | awk '
+    { v[NR] = $1 }
+    END {
+        if (NR == 0) { print "nan nan"; exit }
+        i50 = int(NR * 0.50); if (i50 < 1) i50 = 1
+        i99 = int(NR * 0.99); if (i99 < 1) i99 = 1
+        printf "%.2f %.2f\n", v[i50] / 1000, v[i99] / 1000
+    }')
+
+RATIO="$(awk -v s="$SERVER_RPS" -v p="$PG_TPS" 'BEGIN { printf "%.2f", s / p }')"
+SERVER_RPS_INT="$(printf '%.0f' "$SERVER_RPS")"
+PG_TPS_INT="$(printf '%.0f' "$PG_TPS")"
+
+# --- Machine -----------------------------------------------------------------------------
+
+CPU_MODEL="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
+CPU_MODEL="${CPU_MODEL:-unknown}"
+MEMORY="$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+PG_VERSION="$(psql_super -At -c 'SHOW server_version')"
+KERNEL="$(uname -sr)"
+WRK_VERSION="$(wrk -v 2>&1 | head -n 1 | awk '{ print $1, $2 }')"
+COMMIT="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [ -n "$(cd "$ROOT" && git status --porcelain -- server entity migration Cargo.toml Cargo.lock 2>/dev/null)" ]; then
+    COMMIT="$COMMIT (with uncommitted changes)"
+fi
+DATE="$(date -u '+%Y-%m-%d %H:%M UTC')"
+
+# --- Report ------------------------------------------------------------------------------
+
+SUMMARY="users(first: 20), $CONNECTIONS connections, ${DURATION} s
+  server:  $SERVER_RPS_INT req/s  p50 $SERVER_P50 ms  p99 $SERVER_P99 ms  ($SERVER_REQUESTS requests, pool of $POOL connections)
+  pgbench: $PG_TPS_INT tps    p50 $PG_P50 ms  p99 $PG_P99 ms
+  ratio server/pgbench: $RATIO (aim: >= 0.5)"
+say "result"
+echo "$SUMMARY"
+echo "  machine: $THREADS CPUs ($CPU_MODEL), $MEMORY, PostgreSQL $PG_VERSION"
+
+if [ "${BENCH_NO_WRITE:-0}" != "1" ]; then
+    cat >"$ROOT/BENCHMARKS.md" <<EOF
+# Benchmarks
+
+What \`make bench\` measures, and its latest figures. The section below the line is
+rewritten by every run of \`make bench\` (\`scripts/bench.sh\`); commit it when it changes.
+
+## What is measured
+
+- **Server**: the release build, with its private PostgreSQL and Redis, seeded with two
+  companies of 10,000 users each. [wrk](https://github.com/wg/wrk) POSTs the query
+  \`$QUERY\`
+  to \`/graphql\` over $CONNECTIONS keep-alive connections for $DURATION s (after a $WARMUP s
+  warm-up), each request with the access token of one of $TOKENS different users picked at
+  random, so every request does the whole job: JWT check, GraphQL parsing and validation, a
+  transaction that switches to the \`app_user\` role and checks the caller is a live member
+  (\`app.begin_request\`), the page read under Row Level Security, and the JSON answer.
+  Every token is first checked to get 20 users of its own company; the run fails on any
+  non-2xx answer, socket error or warning/error logged by the server.
+- **Ceiling**: \`pgbench -M prepared\` runs the same SQL transaction the server runs for that
+  query (\`BEGIN\`, \`app.begin_request(...)\`, the 21-row page \`SELECT\`, \`COMMIT\`: see
+  \`scripts/bench/users.sql\`), as the same role (\`app_authenticator\`), for a random seeded
+  user per transaction, at the same concurrency and duration, against the same database.
+- **Ratio** = server requests/s / pgbench transactions/s: the share of what the database
+  alone could serve that survives the HTTP + GraphQL layer. **Aim: ratio >= 0.5.**
+
+The load generators run on the same machine as the server and the database and compete
+with them for the CPUs (so do the server and PostgreSQL with each other); figures are
+comparable between runs on the same machine, not across machines.
+
+## Reproduce
+
+\`\`\`sh
+make bench          # builds, seeds, measures, rewrites this file; about 2 minutes after the build
+\`\`\`
+
+Knobs: \`BENCH_CONNECTIONS\` (32), \`BENCH_DURATION\` (15), \`BENCH_WARMUP\` (3),
+\`BENCH_TOKENS\` (2000), \`DB_MAX_CONNECTIONS\` (the server's pool, 16),
+\`BENCH_NO_WRITE=1\` (do not rewrite this file). Needs wrk (installed with apt-get when
+missing), PostgreSQL with pgbench, redis-server and python3. Everything listens on
+127.0.0.1 and is removed at the end.
+
+---
+
+## Latest run
+
+$DATE, commit $COMMIT.
+
+| | throughput | p50 | p99 |
+|---|---:|---:|---:|
+| server (wrk, $CONNECTIONS connections, $DURATION s) | **$SERVER_RPS_INT req/s** | $SERVER_P50 ms | $SERVER_P99 ms |
+| PostgreSQL alone (pgbench, $CONNECTIONS connections, $DURATION s) | **$PG_TPS_INT tps** | $PG_P50 ms | $PG_P99 ms |
+| **ratio server / pgbench** | **$RATIO** | | |
+
+The server's pool had $POOL connections to PostgreSQL (\`DB_MAX_CONNECTIONS\`); pgbench
+percentiles come from a 10 % sample of its transactions.
+
+\`\`\`
+$SUMMARY
+\`\`\`
+
+Machine:
+
+- CPUs: $THREADS (\`nproc\`), $CPU_MODEL
+- Memory: $MEMORY
+- PostgreSQL: $PG_VERSION (private cluster started by the server)
+- Kernel: $KERNEL; load generator: $WRK_VERSION, pgbench with $THREADS threads
+EOF
+    echo "  wrote BENCHMARKS.md"
+fi

@@ -1,0 +1,43 @@
+-- Bench data: two companies with 10,000 users each. Ids are derived from the user number n
+-- (1..20000) so the token minter and the pgbench script can compute them on their own:
+--   company c (1 or 2):  md5('bench-company-' || c)::uuid
+--   user n:              md5('bench-user-' || n)::uuid, in company (n % 2) + 1
+-- Run as the superuser (which bypasses Row Level Security).
+\set ON_ERROR_STOP on
+
+BEGIN;
+
+INSERT INTO companies (id, name)
+SELECT md5('bench-company-' || c)::uuid, 'Bench company ' || c
+FROM generate_series(1, 2) AS c;
+
+INSERT INTO users (id, company_id, email, password_hash, display_name, role, attributes,
+                   is_active, created_at, updated_at, last_active_at)
+SELECT md5('bench-user-' || n)::uuid,
+       md5('bench-company-' || (n % 2 + 1))::uuid,
+       'user' || n || '@bench' || (n % 2 + 1) || '.example',
+       -- Shaped like an argon2id PHC string, so rows have their real width.
+       '$argon2id$v=19$m=19456,t=2,p=1$' || left(md5('salt-' || n), 22) || '$'
+           || md5('hash-a-' || n) || left(md5('hash-b-' || n), 11),
+       'Bench User ' || n,
+       'member',
+       jsonb_build_object(
+           'plan', (ARRAY['free', 'pro', 'enterprise'])[n % 3 + 1],
+           'country', (ARRAY['FR', 'DE', 'US', 'JP', 'BR', 'IN'])[n % 6 + 1],
+           'seats', n % 50,
+           'tags', jsonb_build_array('bench', 'cohort-' || (n % 12)),
+           'newsletter', n % 4 = 0),
+       true,
+       now() - n * interval '1 minute',
+       now() - n * interval '10 seconds',
+       CASE WHEN n % 5 = 0 THEN NULL ELSE now() - (n % 1000) * interval '1 hour' END
+FROM generate_series(1, 20000) AS n;
+
+COMMIT;
+
+-- Fresh statistics and visibility map / hint bits, as a long-lived table would have them.
+VACUUM (ANALYZE) companies, users;
+
+SELECT c.name, count(*) AS users
+FROM users u JOIN companies c ON c.id = u.company_id
+GROUP BY c.name ORDER BY c.name;

@@ -1,0 +1,97 @@
+//! The private PostgreSQL cluster and redis-server shared by all tests of one run.
+
+use std::path::{Path, PathBuf};
+
+use sea_orm::ConnectionTrait;
+use server::private::{PgMode, PrivatePostgres, PrivateRedis, Secrets};
+use tokio::sync::{Mutex, OnceCell};
+
+const TEMPLATE: &str = "app_template";
+
+/// Servers shared by the whole test run; they stop when the test process exits.
+pub struct Cluster {
+    postgres: PrivatePostgres,
+    redis: PrivateRedis,
+    secrets: Secrets,
+    dir: PathBuf,
+    /// `CREATE DATABASE ... TEMPLATE` fails while another one copies the same template.
+    create_lock: Mutex<()>,
+}
+
+static CLUSTER: OnceCell<Cluster> = OnceCell::const_new();
+
+/// The shared cluster, started (and its template migrated) on first use.
+pub async fn cluster() -> anyhow::Result<&'static Cluster> {
+    CLUSTER.get_or_try_init(Cluster::start).await
+}
+
+impl Cluster {
+    async fn start() -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!(
+            "gql-tests-{}-{}",
+            std::process::id(),
+            server::private::free_port()?
+        ));
+        std::fs::create_dir_all(&dir)?;
+        let secrets = Secrets::generate();
+        let postgres = PrivatePostgres::start(
+            &dir.join("postgres"),
+            None,
+            &secrets.postgres_superuser_password,
+            PgMode::Ephemeral,
+        )
+        .await?;
+        let redis = PrivateRedis::start(&dir.join("redis"), &secrets.redis_password, false).await?;
+        server::ensure_database(&postgres.admin_url("postgres"), TEMPLATE).await?;
+        server::db::migrate(&postgres.admin_url(TEMPLATE)).await?;
+        server::grant_login(
+            &postgres.admin_url(TEMPLATE),
+            &secrets.postgres_app_password,
+        )
+        .await?;
+        Ok(Self {
+            postgres,
+            redis,
+            secrets,
+            dir,
+            create_lock: Mutex::new(()),
+        })
+    }
+
+    /// A fresh database cloned from the migrated template.
+    pub async fn create_database(&self, name: &str) -> anyhow::Result<()> {
+        let _guard = self.create_lock.lock().await;
+        let admin = server::db::connect_pool(
+            &self.postgres.admin_url("postgres"),
+            1,
+            std::time::Duration::from_secs(30),
+        )
+        .await?;
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\" TEMPLATE {TEMPLATE}"))
+            .await?;
+        let _ = admin.close().await;
+        Ok(())
+    }
+
+    /// The pool role's URL for database `db`.
+    pub fn app_url(&self, db: &str) -> String {
+        self.postgres
+            .url("app_authenticator", &self.secrets.postgres_app_password, db)
+    }
+
+    /// The superuser's URL for database `db`.
+    pub fn admin_url(&self, db: &str) -> String {
+        self.postgres.admin_url(db)
+    }
+
+    /// The shared redis-server.
+    pub fn redis_url(&self) -> String {
+        self.redis.url()
+    }
+
+    /// The directory holding this run's servers.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
