@@ -63,12 +63,14 @@ pub struct Config {
     pub pg_bin_dir: Option<PathBuf>,
 
     /// Apply pending migrations at start-up.
-    #[arg(long, env = "MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub migrate_on_start: bool,
 
     /// Start even when the pool's role can bypass Row Level Security (superuser, BYPASSRLS, or
     /// owner of tenant tables). Never do this in production.
-    #[arg(long, env = "ALLOW_RLS_BYPASS", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(long, env = "ALLOW_RLS_BYPASS", default_value_t = false, action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_rls_bypass: bool,
 
     /// Maximum connections of the request pool.

@@ -211,7 +211,7 @@ mod tests {
     #[test]
     fn counts_aliases_in_operations_and_fragments() {
         let doc = async_graphql::parser::parse_query(
-            "query { a: me { id } b: me { x: id } ...F } fragment F on QueryRoot { c: me { id } }",
+            "query { a: me { id } b: me { x: id } ...F } fragment F on Query { c: me { id } }",
         );
         let doc = match doc {
             Ok(doc) => doc,

@@ -21,6 +21,7 @@ use crate::{
 
 /// Root of all queries.
 #[derive(MergedObject, Default)]
+#[graphql(name = "Query")]
 pub struct QueryRoot(users::UserQuery);
 
 /// The executable schema.
