@@ -126,7 +126,7 @@ until grep -q "GraphQL server ready" "$SERVER_LOG" 2>/dev/null; do
     sleep 0.2
 done
 SERVER_CHILDREN="$(pgrep -P "$SERVER_PID" || true)"
-PG_PORT="$(sed -n 's/.*PostgreSQL: private cluster on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$SERVER_LOG" | head -n 1)"
+PG_PORT="$(sed -n 's/.*PostgreSQL: private cluster on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$SERVER_LOG")"
 [ -n "$PG_PORT" ] || die "no private PostgreSQL port in the banner"
 secret() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$DATA_DIR/secrets.json" "$1"; }
 SUPER_PASSWORD="$(secret postgres_superuser_password)"
@@ -153,13 +153,44 @@ python3 "$HERE/check_tokens.py" "$URL" "$WORK/body.json" "$WORK/tokens.txt"
 # that carry such an error are still HTTP 200, so they must not count as throughput.
 server_problems() { grep -cE 'WARN|ERROR' "$SERVER_LOG" || true; }
 
+# Idle share of all CPUs over one second, in percent.
+cpu_idle_pct() {
+    local a b
+    a="$(head -n 1 /proc/stat)"; sleep 1; b="$(head -n 1 /proc/stat)"
+    awk -v a="$a" -v b="$b" 'BEGIN {
+        split(a, x); split(b, y)
+        for (i = 2; i <= 9; i++) total += y[i] - x[i]   # user .. steal
+        idle = (y[5] - x[5]) + (y[6] - x[6])           # idle + iowait
+        printf "%d", (total > 0 ? 100 * idle / total : 0)
+    }'
+}
+# Other work on the machine (a build, tests) would steal CPU from the runs: wait up to 60 s
+# for the CPUs to be >= 90 % idle, then go on anyway, with a warning. Sets IDLE_BEFORE.
+wait_for_quiet() {
+    local deadline=$((SECONDS + 60))
+    while :; do
+        IDLE_BEFORE="$(cpu_idle_pct)"
+        [ "$IDLE_BEFORE" -ge 90 ] && return 0
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            echo "  WARNING: the machine is busy (${IDLE_BEFORE}% idle): the figures will be low" >&2
+            return 0
+        fi
+        echo "  the machine is busy (${IDLE_BEFORE}% idle); waiting for it to calm down"
+    done
+}
+# `BENCH_CPU` field of a cpu_split.py output.
+cpu_field() { sed -n "s/^BENCH_CPU .*$2=\([^ ]*\).*/\1/p" "$1"; }
+
+wait_for_quiet
+SERVER_IDLE_BEFORE="$IDLE_BEFORE"
+problems_before="$(server_problems)"
 say "server: warm-up, ${WARMUP} s"
 wrk -t "$THREADS" -c "$CONNECTIONS" -d "${WARMUP}s" -s "$HERE/users.lua" "$URL" \
     -- "$WORK/body.json" "$WORK/tokens.txt" >/dev/null
-problems_before="$(server_problems)"
 
 say "server: wrk, $CONNECTIONS connections, $THREADS threads, ${DURATION} s"
-wrk -t "$THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --timeout 5s -s "$HERE/users.lua" "$URL" \
+python3 "$HERE/cpu_split.py" "$SERVER_PID" "$DURATION" -- \
+    wrk -t "$THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --timeout 5s -s "$HERE/users.lua" "$URL" \
     -- "$WORK/body.json" "$WORK/tokens.txt" | tee "$WORK/wrk.out"
 wrk_line="$(grep '^BENCH_WRK ' "$WORK/wrk.out")" || die "no result line from wrk"
 wrk_field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$wrk_line"; }
@@ -177,27 +208,37 @@ problems_after="$(server_problems)"
 
 # --- The ceiling: the same transaction straight to PostgreSQL ----------------------------
 
-say "pgbench: checking the transaction once as app_authenticator"
-# The role the server connects as, so RLS and app.begin_request behave as for the server.
-check="$(psql_app -At -v ON_ERROR_STOP=1 <<'SQL'
-BEGIN;
-SELECT app.begin_request(md5('bench-user-1')::uuid, md5('bench-company-2')::uuid, 'member', true);
-SELECT count(*) FROM (SELECT id FROM users WHERE company_id = md5('bench-company-2')::uuid ORDER BY id LIMIT 21) AS page;
-COMMIT;
-SQL
-)"
-[ "$(tr '\n' ' ' <<<"$check")" = "t 21 " ] || die "the pgbench transaction does not behave as the server's (got: $check)"
+say "pgbench: checking its transaction as app_authenticator"
+# The very SQL of users.sql, for one user of each company, as the role the server connects
+# as: app.begin_request must accept the user (else the server would answer UNAUTHENTICATED
+# and never run the page query), and the page must be 21 rows of the user's company.
+for n in 1 12344; do
+    c=$((n % 2 + 1))
+    check="$(sed -e '/^\\set/d' -e "s/:n\\b/$n/g; s/:c\\b/$c/g; s/:page\\b/21/g" "$HERE/users.sql" \
+        | psql_app -At -v ON_ERROR_STOP=1)"
+    company="$(psql_app -At -c "SELECT md5('bench-company-$c')::uuid")"
+    awk -F'|' -v company="$company" '
+        NR == 1 { ok = ($0 == "t"); next }
+        { rows++; if ($2 != company) ok = 0 }
+        END { exit !(ok && rows == 21) }' <<<"$check" \
+        || die "the pgbench transaction does not behave as the server's for user $n (got: $(head -c 300 <<<"$check"))"
+done
 
 pgbench_run() {
     PGPASSWORD="$APP_PASSWORD" "$PGBENCH" -h 127.0.0.1 -p "$PG_PORT" -U app_authenticator \
         -n -M prepared -c "$CONNECTIONS" -j "$THREADS" -f "$HERE/users.sql" "$@" app
 }
+wait_for_quiet
+PG_IDLE_BEFORE="$IDLE_BEFORE"
 say "pgbench: warm-up, ${WARMUP} s"
 pgbench_run -T "$WARMUP" >/dev/null 2>&1
 say "pgbench: $CONNECTIONS connections, $THREADS threads, ${DURATION} s"
 mkdir -p "$WORK/pglog"
 # Per-transaction log of 1 transaction in 10, for percentiles (cheap to write).
-pgbench_run -T "$DURATION" --log --sampling-rate=0.1 --log-prefix="$WORK/pglog/tx" 2>&1 \
+python3 "$HERE/cpu_split.py" "$SERVER_PID" "$DURATION" -- \
+    env PGPASSWORD="$APP_PASSWORD" "$PGBENCH" -h 127.0.0.1 -p "$PG_PORT" -U app_authenticator \
+    -n -M prepared -c "$CONNECTIONS" -j "$THREADS" -f "$HERE/users.sql" \
+    -T "$DURATION" --log --sampling-rate=0.1 --log-prefix="$WORK/pglog/tx" app 2>&1 \
     | tee "$WORK/pgbench.out"
 PG_TPS="$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$WORK/pgbench.out")"
 [ -n "$PG_TPS" ] || die "no tps in the pgbench output"
@@ -214,17 +255,30 @@ read -r PG_P50 PG_P99 < <(cat "$WORK"/pglog/tx.* | awk '{ print $3 }' | sort -n 
     }')
 
 RATIO="$(awk -v s="$SERVER_RPS" -v p="$PG_TPS" 'BEGIN { printf "%.2f", s / p }')"
+
+# Where the CPUs went (in cores), and CPU time per request / transaction (in microseconds).
+cpu_us() { awk -v cores="$1" -v rate="$2" 'BEGIN { printf "%.0f", (rate > 0 ? cores * 1e6 / rate : 0) }'; }
+W_SERVER="$(cpu_field "$WORK/wrk.out" server)"; W_PG="$(cpu_field "$WORK/wrk.out" postgres)"
+W_LOAD="$(cpu_field "$WORK/wrk.out" loadgen)"; W_OTHER="$(cpu_field "$WORK/wrk.out" other)"
+W_IDLE="$(cpu_field "$WORK/wrk.out" idle)"
+P_PG="$(cpu_field "$WORK/pgbench.out" postgres)"; P_LOAD="$(cpu_field "$WORK/pgbench.out" loadgen)"
+P_OTHER="$(cpu_field "$WORK/pgbench.out" other)"; P_IDLE="$(cpu_field "$WORK/pgbench.out" idle)"
+[ -n "$W_SERVER" ] && [ -n "$P_PG" ] || die "no CPU figures from cpu_split.py"
+SERVER_US="$(cpu_us "$W_SERVER" "$SERVER_RPS")"
+PG_US_SERVER="$(cpu_us "$W_PG" "$SERVER_RPS")"
+PG_US_PGBENCH="$(cpu_us "$P_PG" "$PG_TPS")"
 SERVER_RPS_INT="$(printf '%.0f' "$SERVER_RPS")"
 PG_TPS_INT="$(printf '%.0f' "$PG_TPS")"
 
 # --- Machine -----------------------------------------------------------------------------
 
-CPU_MODEL="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
+CPU_MODEL="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
 CPU_MODEL="${CPU_MODEL:-unknown}"
 MEMORY="$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
 PG_VERSION="$(psql_super -At -c 'SHOW server_version')"
 KERNEL="$(uname -sr)"
-WRK_VERSION="$(wrk -v 2>&1 | head -n 1 | awk '{ print $1, $2 }')"
+WRK_VERSION="$(wrk -v 2>&1 || true)"   # prints its version, then usage, and exits 1
+WRK_VERSION="$(awk 'NR == 1 { print $1, $2 }' <<<"$WRK_VERSION")"
 COMMIT="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 if [ -n "$(cd "$ROOT" && git status --porcelain -- server entity migration Cargo.toml Cargo.lock 2>/dev/null)" ]; then
     COMMIT="$COMMIT (with uncommitted changes)"

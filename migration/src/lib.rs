@@ -5,6 +5,9 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_create_roles_and_helpers;
 mod m20261123_000002_create_companies_and_users;
+mod m20261123_000003_create_auth_tables;
+mod m20261123_000100_create_roles;
+mod m20261123_000101_index_users_for_listing;
 
 /// Runs every migration of this crate, in order.
 pub struct Migrator;
@@ -15,10 +18,22 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_create_roles_and_helpers::Migration),
             Box::new(m20261123_000002_create_companies_and_users::Migration),
+            Box::new(m20261123_000003_create_auth_tables::Migration),
+            Box::new(m20261123_000100_create_roles::Migration),
+            Box::new(m20261123_000101_index_users_for_listing::Migration),
         ]
     }
 }
 
 /// Names of the tables that hold tenant data: each has RLS enabled and forced, and a
 /// `company_id` column. Tests walk this list to prove isolation.
-pub const TENANT_TABLES: &[&str] = &["companies", "users"];
+pub const TENANT_TABLES: &[&str] = &[
+    "companies",
+    "users",
+    "sessions",
+    "refresh_tokens",
+    "password_resets",
+    "invitations",
+    "outbound_emails",
+    "roles",
+];

@@ -1,5 +1,4 @@
-//! `companies` and `users`, their indexes and RLS policies, and `app.begin_request`, which opens
-//! every request transaction.
+//! `companies` and `users`: their indexes and RLS policies.
 
 use sea_orm_migration::prelude::*;
 
@@ -84,41 +83,9 @@ CREATE POLICY users_admin_update ON users FOR UPDATE TO app_user
 DROP POLICY IF EXISTS users_admin_delete ON users;
 CREATE POLICY users_admin_delete ON users FOR DELETE TO app_user
     USING (company_id = (SELECT app.current_company_id()) AND (SELECT app.current_role()) = 'admin');
-
--- Opens a request transaction in one round trip: switches to app_user (or app_anon when
--- p_user is NULL), sets the identity the policies read, optionally makes the transaction
--- read-only, and reports whether the identity is a live user of that company with that role.
--- Everything is transaction-local, so nothing survives into the next use of the connection.
--- (No SET clause on purpose: names are schema-qualified instead, and the role change must
--- outlive the call.)
-CREATE OR REPLACE FUNCTION app.begin_request(p_user uuid, p_company uuid, p_role text, p_read_only boolean)
-    RETURNS boolean
-    LANGUAGE plpgsql
-    AS $$
-BEGIN
-    IF p_read_only THEN
-        PERFORM pg_catalog.set_config('transaction_read_only', 'on', true);
-    END IF;
-    IF p_user IS NULL THEN
-        PERFORM pg_catalog.set_config('role', 'app_anon', true);
-        RETURN true;
-    END IF;
-    PERFORM pg_catalog.set_config('role', 'app_user', true),
-            pg_catalog.set_config('app.user_id', p_user::text, true),
-            pg_catalog.set_config('app.company_id', p_company::text, true),
-            pg_catalog.set_config('app.role', p_role, true);
-    RETURN EXISTS (
-        SELECT 1 FROM public.users u
-        WHERE u.id = p_user AND u.company_id = p_company AND u.role = p_role AND u.is_active
-    );
-END
-$$;
-REVOKE ALL ON FUNCTION app.begin_request(uuid, uuid, text, boolean) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION app.begin_request(uuid, uuid, text, boolean) TO app_authenticator;
 "#;
 
 const DOWN: &str = r#"
-DROP FUNCTION IF EXISTS app.begin_request(uuid, uuid, text, boolean);
 DROP TABLE IF EXISTS users;
 DROP TABLE IF EXISTS companies;
 "#;

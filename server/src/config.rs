@@ -86,6 +86,13 @@ pub struct Config {
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
+    /// Private key for asymmetric access tokens: a PEM string or the path of a PEM file, Ed25519
+    /// (PKCS#8, EdDSA) or RSA (PKCS#1 or PKCS#8, RS256, 2048 bits or more). When set, tokens are
+    /// signed with it, JWT_SECRET is not needed, and the public key is served at
+    /// /.well-known/jwks.json.
+    #[arg(long, env = "JWT_PRIVATE_KEY", hide_env_values = true)]
+    pub jwt_private_key: Option<String>,
+
     /// `iss` claim of access tokens, required and checked.
     #[arg(long, env = "JWT_ISSUER", default_value = "graphql-server")]
     pub jwt_issuer: String,
@@ -94,9 +101,49 @@ pub struct Config {
     #[arg(long, env = "JWT_AUDIENCE", default_value = "graphql-api")]
     pub jwt_audience: String,
 
+    /// Lifetime of access tokens, in seconds.
+    #[arg(long, env = "JWT_ACCESS_TTL_SECS", default_value_t = 900)]
+    pub jwt_access_ttl_secs: u64,
+
     /// Clock skew tolerated when checking `exp` and `nbf`, in seconds.
     #[arg(long, env = "JWT_LEEWAY_SECS", default_value_t = 5)]
     pub jwt_leeway_secs: u64,
+
+    /// Lifetime of a session's refresh token without use (sliding), in seconds.
+    #[arg(long, env = "SESSION_TTL_SECS", default_value_t = 7 * 24 * 3600)]
+    pub session_ttl_secs: u64,
+
+    /// Absolute lifetime of a session, which refreshing cannot extend, in seconds.
+    #[arg(long, env = "SESSION_ABSOLUTE_TTL_SECS", default_value_t = 30 * 24 * 3600)]
+    pub session_absolute_ttl_secs: u64,
+
+    /// How long after a rotation the previous refresh token may be retried (lost response, two
+    /// tabs refreshing at once) and yield the same session, in seconds.
+    #[arg(long, env = "REFRESH_GRACE_SECS", default_value_t = 10)]
+    pub refresh_grace_secs: u64,
+
+    /// Lifetime of a password-reset token, in seconds.
+    #[arg(long, env = "PASSWORD_RESET_TTL_SECS", default_value_t = 30 * 60)]
+    pub password_reset_ttl_secs: u64,
+
+    /// Lifetime of an invitation, in seconds.
+    #[arg(long, env = "INVITATION_TTL_SECS", default_value_t = 7 * 24 * 3600)]
+    pub invitation_ttl_secs: u64,
+
+    /// Public URL of the frontend, used in links of outgoing e-mails (password reset,
+    /// invitation). Defaults to http://BIND_ADDR.
+    #[arg(long, env = "PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Mark auth cookies `Secure` (HTTPS only). Default: on, except in private mode.
+    #[arg(long, env = "COOKIE_SECURE", action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub cookie_secure: Option<bool>,
+
+    /// Set by the server when it started private PostgreSQL/Redis (development): e-mail links
+    /// are also written to the log, and cookies are not `Secure` unless COOKIE_SECURE says so.
+    #[arg(skip)]
+    pub private_mode: bool,
 
     /// Allowed browser origins for CORS and WebSocket `Origin` checks, comma separated.
     /// Same-origin requests and requests without `Origin` are always allowed.
@@ -123,6 +170,39 @@ pub struct Config {
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Period over which the RATE_LIMIT_* counts apply (they refill smoothly), in seconds.
+    #[arg(long, env = "RATE_LIMIT_PERIOD_SECS", default_value_t = 60)]
+    pub rate_limit_period_secs: u64,
+
+    /// Login attempts per client IP per period (0: unlimited).
+    #[arg(long, env = "RATE_LIMIT_LOGIN_PER_IP", default_value_t = 20)]
+    pub rate_limit_login_per_ip: u32,
+
+    /// Login attempts per e-mail address per period (0: unlimited).
+    #[arg(long, env = "RATE_LIMIT_LOGIN_PER_EMAIL", default_value_t = 5)]
+    pub rate_limit_login_per_email: u32,
+
+    /// Sign-ups per client IP per period (0: unlimited).
+    #[arg(long, env = "RATE_LIMIT_SIGNUP_PER_IP", default_value_t = 5)]
+    pub rate_limit_signup_per_ip: u32,
+
+    /// Password-reset requests per client IP per period (0: unlimited).
+    #[arg(long, env = "RATE_LIMIT_RESET_PER_IP", default_value_t = 5)]
+    pub rate_limit_reset_per_ip: u32,
+
+    /// Password-reset requests per e-mail address per period (0: unlimited).
+    #[arg(long, env = "RATE_LIMIT_RESET_PER_EMAIL", default_value_t = 3)]
+    pub rate_limit_reset_per_email: u32,
+
+    /// Token refreshes per client IP per period (0: unlimited).
+    #[arg(long, env = "RATE_LIMIT_REFRESH_PER_IP", default_value_t = 60)]
+    pub rate_limit_refresh_per_ip: u32,
+
+    /// Directory of the Casbin policy files (`model.conf`, `policy.csv`), reloaded on SIGHUP.
+    /// Unset: `./policies`, or the source tree's `policies/` when there is none.
+    #[arg(long, env = "POLICY_DIR")]
+    pub policy_dir: Option<PathBuf>,
+
     /// Log format: `text` or `json`. Levels come from RUST_LOG (default `info`).
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -132,6 +212,24 @@ impl Config {
     /// How long a request waits for a pooled database connection.
     pub fn db_acquire_timeout(&self) -> Duration {
         Duration::from_millis(self.db_acquire_timeout_ms)
+    }
+
+    /// Where the policy files are: POLICY_DIR, else `./policies`, else (running from a checkout,
+    /// e.g. the tests) the `policies/` directory of the source tree this was built from.
+    pub fn policy_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.policy_dir {
+            return dir.clone();
+        }
+        let local = PathBuf::from("./policies");
+        if local.is_dir() {
+            return local;
+        }
+        let built_from = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../policies"));
+        if built_from.is_dir() {
+            built_from
+        } else {
+            local
+        }
     }
 
     /// A configuration with every default, for tests and embedding.

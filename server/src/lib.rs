@@ -4,12 +4,14 @@
 //! [`start`] to run a server on a random port against databases of their own.
 
 pub mod auth;
+pub mod authz;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod private;
+pub mod ratelimit;
 pub mod state;
 pub mod telemetry;
 

@@ -9,10 +9,11 @@ use sea_orm::{ConnectionTrait, DatabaseConnection};
 use tokio::{sync::oneshot, task::JoinHandle};
 
 use crate::{
-    auth::JwtKeys,
+    auth::{JwtKeys, SessionCache},
     config::Config,
     db, graphql, http,
     private::{PgMode, PrivatePostgres, PrivateRedis, Secrets},
+    ratelimit::RateLimiter,
     state::AppState,
 };
 
@@ -31,8 +32,10 @@ pub struct PrivateServices {
 pub async fn prepare_private(config: &mut Config) -> anyhow::Result<PrivateServices> {
     let mut services = PrivateServices::default();
     if config.database_url.is_some() && config.redis_url.is_some() {
-        if config.jwt_secret.is_none() {
-            bail!("JWT_SECRET is required when DATABASE_URL and REDIS_URL are set");
+        if config.jwt_secret.is_none() && config.jwt_private_key.is_none() {
+            bail!(
+                "JWT_SECRET (or JWT_PRIVATE_KEY) is required when DATABASE_URL and REDIS_URL are set"
+            );
         }
         return Ok(services);
     }
@@ -58,6 +61,7 @@ pub async fn prepare_private(config: &mut Config) -> anyhow::Result<PrivateServi
             PRIVATE_DB,
         ));
         services.postgres = Some(pg);
+        config.private_mode = true;
     }
     if config.redis_url.is_none() {
         let redis = PrivateRedis::start(
@@ -68,6 +72,7 @@ pub async fn prepare_private(config: &mut Config) -> anyhow::Result<PrivateServi
         .await?;
         config.redis_url = Some(redis.url());
         services.redis = Some(redis);
+        config.private_mode = true;
     }
     if config.jwt_secret.is_none() {
         config.jwt_secret = Some(secrets.jwt_secret.clone());
@@ -147,7 +152,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .clone()
         .context("DATABASE_URL is not set")?;
     let redis_url = config.redis_url.clone().context("REDIS_URL is not set")?;
-    let secret = config.jwt_secret.clone().context("JWT_SECRET is not set")?;
+    // Early, so a bad key or a missing secret fails before anything else starts.
+    let jwt = JwtKeys::from_config(&config)?;
     if config.migrate_on_start {
         let admin = config
             .database_admin_url
@@ -163,16 +169,27 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     .await?;
     refuse_rls_bypass(&pool, config.allow_rls_bypass).await?;
     let redis = redis_pool(&redis_url, config.db_max_connections as usize)?;
-    let jwt = JwtKeys::hs256(
-        secret.as_bytes(),
-        &config.jwt_issuer,
-        &config.jwt_audience,
-        Duration::from_secs(config.jwt_leeway_secs),
-    )?;
+    let revoked_ttl = Duration::from_secs(jwt.access_ttl().as_secs() + config.jwt_leeway_secs + 60);
+    let sessions = SessionCache::new(
+        redis.clone(),
+        pool.clone(),
+        &config.redis_key_prefix,
+        revoked_ttl,
+    );
+    // From the signing key, HS256 secret or private key: with only JWT_PRIVATE_KEY set there is
+    // no JWT_SECRET, and a key derived from nothing would let anyone compute successors.
+    let refresh_key = Arc::new(jwt.derive_secret(b"refresh-token-rotation-key").to_vec());
+    let ratelimit = RateLimiter::from_config(redis.clone(), &config);
+    let authz = crate::authz::Authz::load(config.policy_dir()).await?;
+    crate::authz::spawn_reload_on_sighup(&authz)?;
     let state = AppState {
         db: pool,
         redis,
         jwt,
+        authz,
+        ratelimit,
+        sessions,
+        refresh_key,
         config: Arc::new(config),
     };
     let schema = graphql::build_schema(state.clone());

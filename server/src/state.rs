@@ -4,7 +4,11 @@ use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 
-use crate::{auth::JwtKeys, config::Config};
+use crate::{
+    auth::{JwtKeys, SessionCache},
+    config::Config,
+    ratelimit::RateLimiter,
+};
 
 /// What every request may reach. Cheap to clone.
 #[derive(Clone)]
@@ -12,6 +16,14 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub redis: deadpool_redis::Pool,
     pub jwt: JwtKeys,
+    /// The Casbin enforcer (built-in and custom roles), reloadable at run time.
+    pub authz: crate::authz::Authz,
+    /// Rate limits (Redis, with an in-process fallback).
+    pub ratelimit: RateLimiter,
+    /// Session revocation state, cached in Redis over PostgreSQL.
+    pub sessions: SessionCache,
+    /// Key refresh-token successors are derived with (see `auth::tokens::successor`).
+    pub refresh_key: Arc<Vec<u8>>,
     pub config: Arc<Config>,
 }
 

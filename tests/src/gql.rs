@@ -8,6 +8,8 @@ pub struct GqlResponse {
     pub status: u16,
     pub content_type: String,
     pub body: Value,
+    /// `Set-Cookie` headers of the response.
+    pub set_cookies: Vec<String>,
 }
 
 impl GqlResponse {
@@ -19,6 +21,12 @@ impl GqlResponse {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
+        let set_cookies = response
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect();
         let text = response.text().await?;
         let body = serde_json::from_str(&text)
             .map_err(|e| anyhow::anyhow!("response is not JSON ({e}): {text}"))?;
@@ -26,6 +34,7 @@ impl GqlResponse {
             status,
             content_type,
             body,
+            set_cookies,
         })
     }
 
@@ -45,5 +54,24 @@ impl GqlResponse {
     /// The message of the first error, if any.
     pub fn error_message(&self) -> Option<&str> {
         self.body["errors"][0]["message"].as_str()
+    }
+}
+
+impl GqlResponse {
+    /// The value a `Set-Cookie` header of this response gives cookie `name`, if any.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.set_cookies.iter().find_map(|c| {
+            let (pair, _) = c.split_once(';').unwrap_or((c, ""));
+            let (n, v) = pair.split_once('=')?;
+            (n == name).then(|| v.to_owned())
+        })
+    }
+
+    /// The full `Set-Cookie` header for cookie `name`, if any.
+    pub fn set_cookie(&self, name: &str) -> Option<&str> {
+        self.set_cookies
+            .iter()
+            .map(String::as_str)
+            .find(|c| c.starts_with(&format!("{name}=")))
     }
 }

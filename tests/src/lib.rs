@@ -33,6 +33,8 @@ pub struct TestUser {
     pub company_id: Uuid,
     pub email: String,
     pub role: String,
+    /// A live session made for the user, which `token_for` tokens name.
+    pub session_id: Uuid,
 }
 
 /// A running server on its own fresh database.
@@ -159,12 +161,40 @@ impl TestApp {
                 [id.into(), company_id.into(), email.into(), name.into(), role.into()],
             ))
             .await?;
+        let session_id = self.create_session(company_id, id).await?;
         Ok(TestUser {
             id,
             company_id,
             email: email.to_owned(),
             role: role.to_owned(),
+            session_id,
         })
+    }
+
+    /// Creates a live session (with one refresh token nobody knows) for a user.
+    pub async fn create_session(&self, company_id: Uuid, user_id: Uuid) -> anyhow::Result<Uuid> {
+        let session_id = Uuid::now_v7();
+        self.admin
+            .execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "INSERT INTO sessions (id, company_id, user_id, expires_at, absolute_expires_at, fingerprint_hash) \
+                 VALUES ($1, $2, $3, now() + interval '1 day', now() + interval '2 days', 'test')",
+                [session_id.into(), company_id.into(), user_id.into()],
+            ))
+            .await?;
+        self.admin
+            .execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "INSERT INTO refresh_tokens (token_hash, company_id, session_id, user_id) VALUES ($1, $2, $3, $4)",
+                [Uuid::new_v4().to_string().into(), company_id.into(), session_id.into(), user_id.into()],
+            ))
+            .await?;
+        Ok(session_id)
+    }
+
+    /// Runs SQL as the superuser on this test's database (arranging data, bypassing RLS).
+    pub async fn sql(&self, sql: &str) -> anyhow::Result<u64> {
+        Ok(self.admin.execute_unprepared(sql).await?.rows_affected())
     }
 
     /// A company with one admin and `members` members: (company id, admin, members).
@@ -197,7 +227,7 @@ impl TestApp {
     pub fn claims_for(&self, user: &TestUser) -> Value {
         let now = chrono::Utc::now().timestamp();
         json!({
-            "sub": user.id, "company": user.company_id, "role": user.role, "sid": Uuid::new_v4(),
+            "sub": user.id, "company": user.company_id, "role": user.role, "sid": user.session_id,
             "iat": now, "exp": now + 900,
             "iss": self.config.jwt_issuer, "aud": self.config.jwt_audience,
         })
@@ -223,6 +253,54 @@ impl TestApp {
             request = request.bearer_auth(token);
         }
         GqlResponse::from_reqwest(request.send().await.context("POST /graphql")?).await
+    }
+
+    /// POSTs a GraphQL operation with extra headers (and a bearer token when given).
+    pub async fn graphql_with(
+        &self,
+        headers: &[(&str, &str)],
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> anyhow::Result<GqlResponse> {
+        let mut request = self
+            .client
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        GqlResponse::from_reqwest(request.send().await.context("POST /graphql")?).await
+    }
+
+    /// Signs up a new company through GraphQL; returns the `AuthPayload` JSON.
+    pub async fn sign_up(
+        &self,
+        company: &str,
+        email: &str,
+        password: &str,
+    ) -> anyhow::Result<Value> {
+        let response = self
+            .graphql(
+                None,
+                "mutation($input: SignUpInput!) { signUp(input: $input) { accessToken refreshToken expiresAt user { id email role } } }",
+                json!({ "input": { "companyName": company, "email": email, "password": password, "displayName": "Founder" } }),
+            )
+            .await?;
+        Ok(response.data()?["signUp"].clone())
+    }
+
+    /// Logs in through GraphQL; returns the whole response.
+    pub async fn login(&self, email: &str, password: &str) -> anyhow::Result<GqlResponse> {
+        self.graphql(
+            None,
+            "mutation($input: LoginInput!) { login(input: $input) { accessToken refreshToken expiresAt user { id email role } } }",
+            json!({ "input": { "email": email, "password": password } }),
+        )
+        .await
     }
 
     /// Runs `sql` as the caller `user` inside a request transaction, exactly as resolvers do,
@@ -261,7 +339,7 @@ impl TestApp {
             user_id: user.id,
             company_id: user.company_id,
             role: user.role.clone(),
-            session_id: Uuid::new_v4(),
+            session_id: user.session_id,
         });
         server::db::RequestTx::begin(&self.state().db, &viewer, access)
             .await
@@ -288,9 +366,25 @@ impl TestApp {
         } else {
             "company_id"
         };
-        let owners = self
+        let owners = match self
             .query_as(owner, &format!("SELECT * FROM {table}"))
-            .await?;
+            .await
+        {
+            Ok(rows) => rows,
+            // Tables only SECURITY DEFINER functions may read (one-time secrets, the outbox):
+            // nobody reads them in a request, so nobody reads another company's rows either.
+            Err(e) if format!("{e:?}").contains("permission denied") => {
+                let outsider = self
+                    .query_as(outsider, &format!("SELECT * FROM {table}"))
+                    .await;
+                anyhow::ensure!(
+                    outsider.is_err_and(|e| format!("{e:?}").contains("permission denied")),
+                    "{table}: unreadable for the owner but readable for another company"
+                );
+                return Ok(0);
+            }
+            Err(e) => return Err(e),
+        };
         anyhow::ensure!(
             !owners.is_empty(),
             "{table}: the owner's company has no rows to protect"

@@ -60,3 +60,25 @@ impl Viewer {
         }
     }
 }
+
+/// Resolves the caller of a request: a bearer token wins; otherwise the access cookie. A bad
+/// bearer token is an error; a stale cookie (browsers keep sending them) is anonymous, so the
+/// client can still refresh. A token whose session is revoked or expired is an error.
+pub async fn resolve(
+    state: &crate::state::AppState,
+    bearer: Option<&str>,
+    cookie: Option<&str>,
+) -> Result<Viewer, AppError> {
+    let viewer = match (bearer, cookie) {
+        (Some(header), _) => Viewer::from_authorization(Some(header), &state.jwt)?,
+        (None, Some(token)) => match state.jwt.verify(token) {
+            Ok(claims) => Viewer::User(claims.into()),
+            Err(_) => Viewer::Anonymous,
+        },
+        (None, None) => Viewer::Anonymous,
+    };
+    if let Viewer::User(principal) = &viewer {
+        state.sessions.check(principal.session_id).await?;
+    }
+    Ok(viewer)
+}

@@ -28,28 +28,35 @@ pub struct RequestTx {
 
 impl RequestTx {
     /// Begins a transaction for `viewer`. `UNAUTHENTICATED` when the token's user no longer
-    /// exists, is inactive, or has another company or role than the token says.
+    /// exists, is inactive, or has another company or role than the token says, or when its
+    /// session is revoked or past its absolute lifetime.
     pub async fn begin(
         db: &DatabaseConnection,
         viewer: &Viewer,
         access: Access,
     ) -> AppResult<Self> {
         let tx = db.begin().await?;
-        let (user, company, role): (Option<Uuid>, Option<Uuid>, Option<String>) = match viewer {
-            Viewer::Anonymous => (None, None, None),
-            Viewer::User(p) => (Some(p.user_id), Some(p.company_id), Some(p.role.clone())),
+        let values: [Value; 5] = match viewer {
+            Viewer::Anonymous => [
+                Option::<Uuid>::None.into(),
+                Option::<Uuid>::None.into(),
+                Option::<String>::None.into(),
+                Option::<Uuid>::None.into(),
+                (access == Access::ReadOnly).into(),
+            ],
+            Viewer::User(p) => [
+                p.user_id.into(),
+                p.company_id.into(),
+                p.role.clone().into(),
+                p.session_id.into(),
+                (access == Access::ReadOnly).into(),
+            ],
         };
-        let values: [Value; 4] = [
-            user.into(),
-            company.into(),
-            role.into(),
-            (access == Access::ReadOnly).into(),
-        ];
         let row = sea_orm::ConnectionTrait::query_one_raw(
             &tx,
             Statement::from_sql_and_values(
                 DbBackend::Postgres,
-                "SELECT app.begin_request($1, $2, $3, $4) AS ok",
+                "SELECT app.begin_request($1, $2, $3, $4, $5) AS ok",
                 values,
             ),
         )
@@ -60,7 +67,9 @@ impl RequestTx {
         };
         if !ok {
             return Err(AppError::Unauthenticated(
-                "the token's user is not an active member of that company".into(),
+                "the session has ended, or its user is no longer an active member of that company \
+                 with that role"
+                    .into(),
             ));
         }
         Ok(Self { tx })

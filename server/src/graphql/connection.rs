@@ -1,7 +1,7 @@
-//! Relay-style pagination: opaque cursors and `PageInfo`.
+//! Relay-style pagination (`PageInfo`, page sizes) and argument helpers. Cursors are made by
+//! each connection, since they carry its sort key.
 
 use async_graphql::SimpleObject;
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
@@ -16,20 +16,6 @@ pub struct PageInfo {
     pub has_next_page: bool,
     /// Cursor of the last item of this page; pass it as `after` for the next page.
     pub end_cursor: Option<String>,
-}
-
-/// Encodes a keyset position (an id) as an opaque cursor.
-pub fn encode_cursor(id: Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(id.as_bytes())
-}
-
-/// Decodes a cursor made by [`encode_cursor`]; `BAD_USER_INPUT` at `after` otherwise.
-pub fn decode_cursor(cursor: &str) -> AppResult<Uuid> {
-    URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|bytes| Uuid::from_slice(&bytes).ok())
-        .ok_or_else(|| AppError::bad_input("after", "`after` is not a cursor returned by this API"))
 }
 
 /// Checks `first` and returns it as a row limit.
@@ -67,20 +53,6 @@ pub fn like_pattern(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cursor_round_trips() {
-        let id = Uuid::new_v4();
-        assert_eq!(decode_cursor(&encode_cursor(id)).ok(), Some(id));
-    }
-
-    #[test]
-    fn garbage_cursor_is_bad_input() {
-        assert!(matches!(
-            decode_cursor("not a cursor"),
-            Err(AppError::BadUserInput { .. })
-        ));
-    }
 
     #[test]
     fn like_pattern_escapes_wildcards() {

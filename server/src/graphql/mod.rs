@@ -1,14 +1,14 @@
 //! The GraphQL schema: one module per domain, merged at the root.
 
+mod auth;
 mod connection;
 mod guardrails;
+mod roles;
 mod users;
 
 use std::sync::Arc;
 
-use async_graphql::{
-    Context, EmptyMutation, EmptySubscription, MergedObject, Schema, SchemaBuilder,
-};
+use async_graphql::{Context, EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
 pub use guardrails::{Guardrails, Limits};
 
@@ -22,14 +22,23 @@ use crate::{
 /// Root of all queries.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(users::UserQuery);
+pub struct QueryRoot(users::UserQuery, roles::RoleQuery, auth::AuthQuery);
+
+/// Root of all mutations.
+#[derive(MergedObject, Default)]
+#[graphql(name = "Mutation")]
+pub struct MutationRoot(users::UserMutation, roles::RoleMutation, auth::AuthMutation);
 
 /// The executable schema.
-pub type AppSchema = Schema<QueryRoot, EmptyMutation, EmptySubscription>;
+pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
 /// The schema's types without any runtime data: enough for `print-schema`.
-pub fn schema_builder() -> SchemaBuilder<QueryRoot, EmptyMutation, EmptySubscription> {
-    Schema::build(QueryRoot::default(), EmptyMutation, EmptySubscription)
+pub fn schema_builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
+    Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        EmptySubscription,
+    )
 }
 
 /// The SDL of the schema, as checked in at `schema.graphql`.
@@ -45,6 +54,8 @@ pub fn build_schema(state: AppState) -> AppSchema {
         // on top, with a clear message.
         .limit_recursive_depth(64)
         .extension(Guardrails::new(limits))
+        // Every root field declares @requires or @public; this enforces them.
+        .extension(crate::authz::Guard::new(state.authz.clone()))
         .data(state)
         .finish()
 }

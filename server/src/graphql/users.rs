@@ -1,19 +1,30 @@
-//! Users and their company: `me`, `company`, `users`, `user`.
+//! Users and their company: `me`, `company`, `users`, `user`, and their administration
+//! (`updateProfile`, `updateUser`, `deactivateUser`, `updateCompany`).
 
-use async_graphql::{ComplexObject, Context, ID, Json, Object, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Json, Object, SimpleObject};
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use entity::{companies, users};
 use sea_orm::{
-    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, SimpleExpr},
 };
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    connection::{PageInfo, decode_cursor, encode_cursor, like_pattern, page_size, parse_id},
-    principal, scope,
+    connection::{PageInfo, like_pattern, page_size, parse_id},
+    principal,
+    roles::authz,
+    scope,
 };
-use crate::error::{AppError, AppResult};
+use crate::{
+    authz::{
+        Action, Object, requires,
+        roles::{self as role_service, ADMIN},
+    },
+    error::{AppError, AppResult},
+};
 
 /// A person in the caller's company.
 #[derive(Debug, Clone, SimpleObject)]
@@ -94,17 +105,145 @@ impl UserConnection {
     }
 }
 
+/// What `users` sorts by; ties are broken by id, so every order is total.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UserOrderField {
+    /// When the user joined.
+    CreatedAt,
+    /// The display name.
+    DisplayName,
+    /// The e-mail address.
+    Email,
+}
+
+/// Ascending or descending.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrderDirection {
+    /// Smallest first.
+    Asc,
+    /// Largest first.
+    Desc,
+}
+
+/// How `users` orders its results.
+#[derive(InputObject, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserOrder {
+    /// The sort key.
+    #[graphql(default_with = "UserOrderField::CreatedAt")]
+    pub field: UserOrderField,
+    /// The direction.
+    #[graphql(default_with = "OrderDirection::Asc")]
+    pub direction: OrderDirection,
+}
+
+impl Default for UserOrder {
+    fn default() -> Self {
+        Self {
+            field: UserOrderField::CreatedAt,
+            direction: OrderDirection::Asc,
+        }
+    }
+}
+
+/// A keyset position: the ordering it belongs to, the sort key of the last row, and its id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Cursor {
+    field: UserOrderField,
+    direction: OrderDirection,
+    /// Microseconds since the epoch for `CREATED_AT`, the text otherwise.
+    key: CursorKey,
+    id: Uuid,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+enum CursorKey {
+    Micros(i64),
+    Text(String),
+}
+
+impl Cursor {
+    fn of(order: UserOrder, user: &users::Model) -> Self {
+        let key = match order.field {
+            UserOrderField::CreatedAt => CursorKey::Micros(user.created_at.timestamp_micros()),
+            UserOrderField::DisplayName => CursorKey::Text(user.display_name.clone()),
+            UserOrderField::Email => CursorKey::Text(user.email.clone()),
+        };
+        Self {
+            field: order.field,
+            direction: order.direction,
+            key,
+            id: user.id,
+        }
+    }
+
+    fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    /// Decodes a cursor of `order`; `BAD_USER_INPUT` at `after` for anything else.
+    fn decode(text: &str, order: UserOrder) -> AppResult<Self> {
+        let cursor = URL_SAFE_NO_PAD
+            .decode(text)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Self>(&bytes).ok())
+            .ok_or_else(|| {
+                AppError::bad_input("after", "`after` is not a cursor returned by this API")
+            })?;
+        if cursor.field != order.field || cursor.direction != order.direction {
+            return Err(AppError::bad_input(
+                "after",
+                "`after` belongs to another `orderBy`; start again without it",
+            ));
+        }
+        Ok(cursor)
+    }
+
+    /// `(sort key, id)` past this cursor, in the cursor's direction.
+    fn condition(&self) -> AppResult<SimpleExpr> {
+        let op = match self.direction {
+            OrderDirection::Asc => ">",
+            OrderDirection::Desc => "<",
+        };
+        let (column, key): (&str, sea_orm::Value) = match (&self.field, &self.key) {
+            (UserOrderField::CreatedAt, CursorKey::Micros(micros)) => {
+                let at = DateTime::<Utc>::from_timestamp_micros(*micros).ok_or_else(|| {
+                    AppError::bad_input("after", "`after` is not a cursor returned by this API")
+                })?;
+                ("created_at", at.fixed_offset().into())
+            }
+            (UserOrderField::DisplayName, CursorKey::Text(text)) => {
+                ("display_name", text.clone().into())
+            }
+            (UserOrderField::Email, CursorKey::Text(text)) => ("email", text.clone().into()),
+            _ => {
+                return Err(AppError::bad_input(
+                    "after",
+                    "`after` is not a cursor returned by this API",
+                ));
+            }
+        };
+        // A row comparison, so PostgreSQL walks the (company_id, key, id) index.
+        Ok(Expr::cust_with_values(
+            format!("({column}, id) {op} ($1, $2)"),
+            [key, self.id.into()],
+        ))
+    }
+}
+
 /// Which users a `users` query asks for.
 #[derive(Debug, Clone)]
 struct UserFilter {
     company_id: Uuid,
     search: Option<String>,
+    role: Option<String>,
+    is_active: Option<bool>,
 }
 
 impl UserFilter {
     fn select(&self) -> sea_orm::Select<users::Entity> {
         // The explicit company filter duplicates RLS on purpose: it lets the planner use the
-        // (company_id, id) index and routes the query in a sharded deployment.
+        // (company_id, ...) indexes and routes the query in a sharded deployment.
         let mut select = users::Entity::find().filter(users::Column::CompanyId.eq(self.company_id));
         if let Some(search) = &self.search {
             let matches: SimpleExpr = Expr::cust_with_values(
@@ -113,8 +252,32 @@ impl UserFilter {
             );
             select = select.filter(matches);
         }
+        if let Some(role) = &self.role {
+            select = select.filter(users::Column::Role.eq(role.as_str()));
+        }
+        if let Some(active) = self.is_active {
+            select = select.filter(users::Column::IsActive.eq(active));
+        }
         select
     }
+}
+
+fn ordered(
+    select: sea_orm::Select<users::Entity>,
+    order: UserOrder,
+) -> sea_orm::Select<users::Entity> {
+    let direction = match order.direction {
+        OrderDirection::Asc => Order::Asc,
+        OrderDirection::Desc => Order::Desc,
+    };
+    let column = match order.field {
+        UserOrderField::CreatedAt => users::Column::CreatedAt,
+        UserOrderField::DisplayName => users::Column::DisplayName,
+        UserOrderField::Email => users::Column::Email,
+    };
+    select
+        .order_by(column, direction.clone())
+        .order_by(users::Column::Id, direction)
 }
 
 /// Queries about users and the company.
@@ -124,6 +287,7 @@ pub struct UserQuery;
 #[Object]
 impl UserQuery {
     /// The signed-in user.
+    #[graphql(directive = requires::apply(Object::User, Action::Read))]
     async fn me(&self, ctx: &Context<'_>) -> AppResult<User> {
         let principal = principal(ctx)?;
         let tx = scope(ctx)?.read().await?;
@@ -136,6 +300,7 @@ impl UserQuery {
     }
 
     /// The signed-in user's company.
+    #[graphql(directive = requires::apply(Object::Company, Action::Read))]
     async fn company(&self, ctx: &Context<'_>) -> AppResult<Company> {
         let principal = principal(ctx)?;
         let tx = scope(ctx)?.read().await?;
@@ -146,19 +311,30 @@ impl UserQuery {
             .ok_or_else(|| AppError::NotFound("company not found".into()))
     }
 
-    /// Users of the caller's company, oldest first, optionally matching `search` in their
-    /// name or email.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1")]
+    /// Users of the caller's company: optionally only those with `role`, only active (or
+    /// inactive) ones, or those matching `search` in their name or email; ordered by `orderBy`
+    /// (oldest first by default). A cursor is valid only with the `orderBy` it came from.
+    #[graphql(
+        directive = requires::apply(Object::User, Action::Read),
+        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1"
+    )]
+    #[allow(clippy::too_many_arguments)]
     async fn users(
         &self,
         ctx: &Context<'_>,
         #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
         search: Option<String>,
+        role: Option<String>,
+        is_active: Option<bool>,
+        #[graphql(default)] order_by: UserOrder,
     ) -> AppResult<UserConnection> {
         let principal = principal(ctx)?;
         let limit = page_size(first.unwrap_or(20))?;
-        let after = after.as_deref().map(decode_cursor).transpose()?;
+        let after = after
+            .as_deref()
+            .map(|text| Cursor::decode(text, order_by))
+            .transpose()?;
         let search = search
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty());
@@ -171,27 +347,28 @@ impl UserQuery {
         let filter = UserFilter {
             company_id: principal.company_id,
             search,
+            role: role.map(|r| r.trim().to_owned()),
+            is_active,
         };
         let mut select = filter.select();
-        if let Some(after) = after {
-            select = select.filter(users::Column::Id.gt(after));
+        if let Some(after) = &after {
+            select = select.filter(after.condition()?);
         }
         let tx = scope(ctx)?.read().await?;
-        let mut rows = select
-            .order_by_asc(users::Column::Id)
+        let mut rows = ordered(select, order_by)
             .limit(limit + 1)
             .all(tx.conn())
             .await?;
         let has_next_page = rows.len() as u64 > limit;
         rows.truncate(limit as usize);
-        let end_cursor = rows.last().map(|u| encode_cursor(u.id));
-        let edges = rows
+        let edges: Vec<UserEdge> = rows
             .into_iter()
             .map(|u| UserEdge {
-                cursor: encode_cursor(u.id),
+                cursor: Cursor::of(order_by, &u).encode(),
                 node: u.into(),
             })
             .collect();
+        let end_cursor = edges.last().map(|e| e.cursor.clone());
         Ok(UserConnection {
             edges,
             page_info: PageInfo {
@@ -204,6 +381,7 @@ impl UserQuery {
 
     /// A user of the caller's company by id; null when there is none (users of other
     /// companies do not exist, as far as the caller can tell).
+    #[graphql(directive = requires::apply(Object::User, Action::Read))]
     async fn user(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<User>> {
         let principal = principal(ctx)?;
         let id = parse_id("id", &id)?;
@@ -213,5 +391,336 @@ impl UserQuery {
             .one(tx.conn())
             .await?
             .map(User::from))
+    }
+}
+
+/// Changes the caller makes to their own profile; omitted fields stay as they are.
+#[derive(InputObject, Debug, Clone, Default)]
+pub struct UpdateProfileInput {
+    /// 1 to 200 characters.
+    pub display_name: Option<String>,
+    /// A JSON object (at most 16 KiB), replacing the current attributes.
+    pub attributes: Option<Json<serde_json::Value>>,
+}
+
+/// Changes an admin makes to a user of their company; omitted fields stay as they are.
+#[derive(InputObject, Debug, Clone, Default)]
+pub struct UpdateUserInput {
+    /// A built-in role or a custom role of the company. Nobody can change their own role.
+    pub role: Option<String>,
+    /// `false` deactivates the user (their next request is refused), `true` reactivates them.
+    pub is_active: Option<bool>,
+    /// 1 to 200 characters.
+    pub display_name: Option<String>,
+    /// A JSON object (at most 16 KiB), replacing the current attributes.
+    pub attributes: Option<Json<serde_json::Value>>,
+}
+
+/// Changes to the caller's company; omitted fields stay as they are.
+#[derive(InputObject, Debug, Clone, Default)]
+pub struct UpdateCompanyInput {
+    /// 1 to 200 characters.
+    pub name: Option<String>,
+}
+
+/// Mutations of users and the company.
+#[derive(Default)]
+pub struct UserMutation;
+
+#[Object]
+impl UserMutation {
+    /// Changes the caller's own display name and attributes.
+    #[graphql(directive = requires::apply(Object::User, Action::Update))]
+    async fn update_profile(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateProfileInput,
+    ) -> AppResult<User> {
+        let principal = principal(ctx)?;
+        let changes = UserChanges {
+            display_name: valid_display_name(input.display_name)?,
+            attributes: valid_attributes(input.attributes)?,
+            ..UserChanges::default()
+        };
+        let tx = scope(ctx)?.write().await?;
+        let user = changes
+            .apply(tx.conn(), principal.company_id, principal.user_id)
+            .await?;
+        tx.commit().await?;
+        Ok(user.into())
+    }
+
+    /// Changes a user of the caller's company: role, active state, display name, attributes.
+    /// Nobody can change their own role or deactivate themselves, and the company's last active
+    /// admin cannot be demoted or deactivated (`CONFLICT`).
+    #[graphql(directive = requires::apply(Object::User, Action::Manage))]
+    async fn update_user(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateUserInput,
+    ) -> AppResult<User> {
+        let id = parse_id("id", &id)?;
+        let changes = UserChanges {
+            role: input.role.map(|r| r.trim().to_owned()),
+            is_active: input.is_active,
+            display_name: valid_display_name(input.display_name)?,
+            attributes: valid_attributes(input.attributes)?,
+        };
+        administer(ctx, id, changes).await.map(User::from)
+    }
+
+    /// Deactivates a user of the caller's company: their next request is refused. Reactivate
+    /// with `updateUser(input: {isActive: true})`. The last active admin cannot be deactivated.
+    #[graphql(directive = requires::apply(Object::User, Action::Manage))]
+    async fn deactivate_user(&self, ctx: &Context<'_>, id: ID) -> AppResult<User> {
+        let id = parse_id("id", &id)?;
+        let changes = UserChanges {
+            is_active: Some(false),
+            ..UserChanges::default()
+        };
+        administer(ctx, id, changes).await.map(User::from)
+    }
+
+    /// Changes the caller's company.
+    #[graphql(directive = requires::apply(Object::Company, Action::Update))]
+    async fn update_company(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateCompanyInput,
+    ) -> AppResult<Company> {
+        let principal = principal(ctx)?;
+        let name = input
+            .name
+            .map(|name| name.trim().to_owned())
+            .map(|name| {
+                if (1..=200).contains(&name.chars().count()) {
+                    Ok(name)
+                } else {
+                    Err(AppError::bad_input(
+                        "input.name",
+                        "the company name must have 1 to 200 characters",
+                    ))
+                }
+            })
+            .transpose()?;
+        let tx = scope(ctx)?.write().await?;
+        let company = match name {
+            Some(name) => companies::Entity::update_many()
+                .filter(companies::Column::Id.eq(principal.company_id))
+                .col_expr(companies::Column::Name, Expr::value(name))
+                .exec_with_returning(tx.conn())
+                .await?
+                .into_iter()
+                .next(),
+            None => {
+                companies::Entity::find_by_id(principal.company_id)
+                    .one(tx.conn())
+                    .await?
+            }
+        }
+        .ok_or_else(|| AppError::NotFound("company not found".into()))?;
+        tx.commit().await?;
+        Ok(company.into())
+    }
+}
+
+/// Validated changes to a user row.
+#[derive(Debug, Clone, Default)]
+struct UserChanges {
+    role: Option<String>,
+    is_active: Option<bool>,
+    display_name: Option<String>,
+    attributes: Option<serde_json::Value>,
+}
+
+impl UserChanges {
+    /// Updates user `id` of `company` (RLS decides whether the caller may) and returns it.
+    async fn apply(
+        self,
+        conn: &impl sea_orm::ConnectionTrait,
+        company: Uuid,
+        id: Uuid,
+    ) -> AppResult<users::Model> {
+        let mut update = users::Entity::update_many()
+            .filter(users::Column::CompanyId.eq(company))
+            .filter(users::Column::Id.eq(id));
+        let mut changed = false;
+        if let Some(role) = self.role {
+            update = update.col_expr(users::Column::Role, Expr::value(role));
+            changed = true;
+        }
+        if let Some(active) = self.is_active {
+            update = update.col_expr(users::Column::IsActive, Expr::value(active));
+            changed = true;
+        }
+        if let Some(name) = self.display_name {
+            update = update.col_expr(users::Column::DisplayName, Expr::value(name));
+            changed = true;
+        }
+        if let Some(attributes) = self.attributes {
+            update = update.col_expr(users::Column::Attributes, Expr::value(attributes));
+            changed = true;
+        }
+        if !changed {
+            return users::Entity::find_by_id(id)
+                .filter(users::Column::CompanyId.eq(company))
+                .one(conn)
+                .await?
+                .ok_or_else(|| AppError::NotFound("no such user".into()));
+        }
+        update
+            .exec_with_returning(conn)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| AppError::NotFound("no such user".into()))
+    }
+}
+
+/// An admin's change to user `id`, with the rules on roles and the last admin, in one
+/// transaction. Role and activity changes lock the company row first (see
+/// `authz::roles::lock_company_for_admin`), so concurrent changes are checked one after another.
+async fn administer(ctx: &Context<'_>, id: Uuid, changes: UserChanges) -> AppResult<users::Model> {
+    let principal = principal(ctx)?;
+    let authz = authz(ctx)?;
+    let company = principal.company_id;
+    let tx = scope(ctx)?.write().await?;
+    let conn = tx.conn();
+    let membership_change = changes.role.is_some() || changes.is_active.is_some();
+    if membership_change {
+        role_service::lock_company_for_admin(conn, principal).await?;
+    }
+    let target = users::Entity::find_by_id(id)
+        .filter(users::Column::CompanyId.eq(company))
+        .one(conn)
+        .await?
+        .ok_or_else(|| AppError::NotFound("no such user".into()))?;
+    let new_role = changes.role.as_deref().filter(|role| *role != target.role);
+    let deactivating = changes.is_active == Some(false) && target.is_active;
+    if id == principal.user_id {
+        if new_role.is_some() {
+            return Err(AppError::Forbidden(
+                "nobody can change their own role".into(),
+            ));
+        }
+        if changes
+            .is_active
+            .is_some_and(|active| active != target.is_active)
+        {
+            return Err(AppError::Forbidden(
+                "nobody can deactivate themselves; ask another admin".into(),
+            ));
+        }
+    }
+    if let Some(role) = new_role
+        && !authz.is_built_in(role).await
+        && role_service::find(conn, company, role).await?.is_none()
+    {
+        return Err(AppError::bad_input(
+            "input.role",
+            format!("unknown role `{role}`: use a built-in role or create it first"),
+        ));
+    }
+    if target.role == ADMIN && target.is_active && (new_role.is_some() || deactivating) {
+        role_service::ensure_another_admin(conn, company, id).await?;
+    }
+    let user = changes.apply(conn, company, id).await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+fn valid_display_name(name: Option<String>) -> AppResult<Option<String>> {
+    let Some(name) = name else {
+        return Ok(None);
+    };
+    let name = name.trim().to_owned();
+    if (1..=200).contains(&name.chars().count()) {
+        Ok(Some(name))
+    } else {
+        Err(AppError::bad_input(
+            "input.displayName",
+            "the display name must have 1 to 200 characters",
+        ))
+    }
+}
+
+fn valid_attributes(
+    attributes: Option<Json<serde_json::Value>>,
+) -> AppResult<Option<serde_json::Value>> {
+    let Some(Json(attributes)) = attributes else {
+        return Ok(None);
+    };
+    if !attributes.is_object() {
+        return Err(AppError::bad_input(
+            "input.attributes",
+            "attributes must be a JSON object",
+        ));
+    }
+    if attributes.to_string().len() > 16 * 1024 {
+        return Err(AppError::bad_input(
+            "input.attributes",
+            "attributes must be at most 16 KiB of JSON",
+        ));
+    }
+    Ok(Some(attributes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str) -> users::Model {
+        let now = Utc::now().fixed_offset();
+        users::Model {
+            id: Uuid::now_v7(),
+            company_id: Uuid::new_v4(),
+            email: format!("{name}@example.com"),
+            password_hash: None,
+            display_name: name.into(),
+            role: "member".into(),
+            attributes: serde_json::json!({}),
+            is_active: true,
+            created_at: now,
+            updated_at: now,
+            last_active_at: None,
+        }
+    }
+
+    #[test]
+    fn cursors_round_trip_with_their_ordering_only() {
+        let by_name = UserOrder {
+            field: UserOrderField::DisplayName,
+            direction: OrderDirection::Desc,
+        };
+        let cursor = Cursor::of(by_name, &user("Zoë | \"quoted\""));
+        let decoded = Cursor::decode(&cursor.encode(), by_name);
+        assert_eq!(decoded.ok(), Some(cursor.clone()));
+        let other = Cursor::decode(&cursor.encode(), UserOrder::default());
+        assert!(matches!(other, Err(AppError::BadUserInput { path, .. }) if path == "after"));
+        assert!(Cursor::decode("garbage!", by_name).is_err());
+
+        let created = Cursor::of(UserOrder::default(), &user("ann"));
+        assert!(matches!(created.key, CursorKey::Micros(_)));
+        assert!(created.condition().is_ok());
+    }
+
+    #[test]
+    fn attributes_must_be_a_small_object() {
+        assert!(valid_attributes(Some(Json(serde_json::json!([1])))).is_err());
+        assert!(valid_attributes(Some(Json(serde_json::json!({"plan": "pro"})))).is_ok());
+        let big = serde_json::json!({ "x": "y".repeat(17 * 1024) });
+        assert!(valid_attributes(Some(Json(big))).is_err());
+        assert_eq!(valid_attributes(None).ok(), Some(None));
+    }
+
+    #[test]
+    fn display_names_are_trimmed_and_bounded() {
+        assert_eq!(
+            valid_display_name(Some("  Ann ".into())).ok(),
+            Some(Some("Ann".to_owned()))
+        );
+        assert!(valid_display_name(Some("   ".into())).is_err());
+        assert!(valid_display_name(Some("x".repeat(201))).is_err());
     }
 }

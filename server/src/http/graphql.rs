@@ -17,7 +17,7 @@ use poem::{
 use serde_json::{Value, json};
 
 use crate::{
-    auth::Viewer,
+    auth::{self, RequestMeta, cookies},
     db::RequestScope,
     error::{RequestId, code},
     graphql::AppSchema,
@@ -192,11 +192,12 @@ async fn execute(
     format: Format,
     batch: BatchRequest,
 ) -> Response {
-    let authorization = req
+    let meta = RequestMeta::from_request(req);
+    let bearer = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let viewer = match Viewer::from_authorization(authorization, &state.jwt) {
+    let viewer = match auth::viewer::resolve(state, bearer, meta.access_cookie.as_deref()).await {
         Ok(viewer) => viewer,
         Err(error) => {
             let mut response = request_error(
@@ -212,11 +213,27 @@ async fn execute(
             return response;
         }
     };
+    // Cookies are sent by the browser on its own, so a mutation riding on them must prove it
+    // comes from our page: the CSRF cookie's value in the X-CSRF-Token header.
+    let cookie_credentials =
+        bearer.is_none() && (meta.access_cookie.is_some() || meta.refresh_cookie.is_some());
+    if cookie_credentials
+        && has_mutation(&batch)
+        && !cookies::csrf_matches(req, meta.csrf_cookie.as_deref())
+    {
+        return request_error(
+            format,
+            StatusCode::FORBIDDEN,
+            code::FORBIDDEN,
+            "cookie-authenticated mutations must send the CSRF cookie's value in X-CSRF-Token",
+        );
+    }
     let request_id = req.extensions().get::<RequestId>().cloned();
     let prepare = |request: GqlRequest| {
         let mut request = request
             .data(RequestScope::new(state.db.clone(), viewer.clone()))
-            .data(viewer.clone());
+            .data(viewer.clone())
+            .data(meta.clone());
         if let Some(id) = &request_id {
             request = request.data(id.clone());
         }
@@ -232,7 +249,16 @@ async fn execute(
     render(format, response)
 }
 
+fn has_mutation(batch: &BatchRequest) -> bool {
+    let is_mutation = |r: &GqlRequest| operation_type(r) != Some(OperationType::Query);
+    match batch {
+        BatchRequest::Single(request) => is_mutation(request),
+        BatchRequest::Batch(requests) => requests.iter().any(is_mutation),
+    }
+}
+
 fn render(format: Format, response: BatchResponse) -> Response {
+    let headers = response.http_headers();
     let (status, body) = match response {
         BatchResponse::Single(response) => {
             let request_error = is_request_error(&response);
@@ -263,7 +289,16 @@ fn render(format: Format, response: BatchResponse) -> Response {
             (StatusCode::OK, Value::Array(items))
         }
     };
-    json_response(format, status, &body)
+    let mut http = json_response(format, status, &body);
+    for (name, value) in headers.iter() {
+        if let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(name.as_str().as_bytes()),
+            header::HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            http.headers_mut().append(name, value);
+        }
+    }
+    http
 }
 
 /// An error of the request itself (syntax, validation, limits): no data, no error path.

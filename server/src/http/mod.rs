@@ -2,6 +2,7 @@
 
 mod graphql;
 mod health;
+mod jwks;
 mod origin;
 mod request_id;
 mod ws;
@@ -22,7 +23,8 @@ pub fn app(state: AppState, schema: AppSchema) -> impl IntoEndpoint {
         )
         .at("/graphql/ws", get(ws::graphql_ws))
         .at("/health", get(health::health))
-        .at("/ready", get(health::ready));
+        .at("/ready", get(health::ready))
+        .at("/.well-known/jwks.json", get(jwks::jwks));
     route
         .with(origin::CrossOrigin::new(&state.config.cors_origins))
         .with(CatchPanic::new())

@@ -10,7 +10,12 @@ use poem::{
     web::{Data, websocket::WebSocket},
 };
 
-use crate::{auth::Viewer, error::RequestId, graphql::AppSchema, state::AppState};
+use crate::{
+    auth::{self, RequestMeta},
+    error::RequestId,
+    graphql::AppSchema,
+    state::AppState,
+};
 
 /// `GET /graphql/ws`.
 #[handler]
@@ -31,6 +36,7 @@ pub async fn graphql_ws(
     let schema = schema.clone();
     let state = state.clone();
     let request_id = req.extensions().get::<RequestId>().cloned();
+    let meta = RequestMeta::from_request(req);
     websocket
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |stream| {
@@ -40,10 +46,13 @@ pub async fn graphql_ws(
                         .get("authorization")
                         .or_else(|| payload.get("Authorization"))
                         .and_then(|v| v.as_str());
-                    let viewer = Viewer::from_authorization(authorization, &state.jwt)
-                        .map_err(async_graphql::Error::from)?;
+                    let viewer =
+                        auth::viewer::resolve(&state, authorization, meta.access_cookie.as_deref())
+                            .await
+                            .map_err(async_graphql::Error::from)?;
                     let mut data = GqlData::default();
                     data.insert(viewer);
+                    data.insert(meta);
                     if let Some(id) = request_id {
                         data.insert(id);
                     }

@@ -90,6 +90,15 @@ async fn every_tenant_table_is_isolated_by_row_level_security() -> anyhow::Resul
     let app = TestApp::spawn().await?;
     let (_, a_admin, _) = app.company_with_users("Acme", 1).await?;
     let (_, b_admin, _) = app.company_with_users("Globex", 1).await?;
+    // Every tenant table needs rows of both companies for the check to mean something.
+    for admin in [&a_admin, &b_admin] {
+        app.sql(&format!(
+            "INSERT INTO invitations (id, company_id, email, role, token_hash, expires_at) \
+             VALUES (gen_random_uuid(), '{}', 'new-{}@example.com', 'member', md5(random()::text), now() + interval '1 day')",
+            admin.company_id, admin.id
+        ))
+        .await?;
+    }
     for table in migration::TENANT_TABLES {
         // Admins are the most privileged callers: if they cannot cross over, nobody can.
         app.assert_tenant_isolation(table, &a_admin, &b_admin)

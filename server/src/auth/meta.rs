@@ -1,0 +1,85 @@
+//! What a request tells about its sender: address, stable traits for the device fingerprint,
+//! and the auth cookies it carries.
+
+use poem::{Request, http::header};
+use sha2::{Digest, Sha256};
+
+use super::cookies;
+
+/// Request traits the auth flows need, resolved once per HTTP request or WebSocket.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub accept_language: Option<String>,
+    pub device_id: Option<String>,
+    /// The refresh-token cookie, if the browser sent one.
+    pub refresh_cookie: Option<String>,
+    /// The CSRF cookie, if the browser sent one.
+    pub csrf_cookie: Option<String>,
+    /// The access-token cookie, if the browser sent one.
+    pub access_cookie: Option<String>,
+}
+
+fn header_value(req: &Request, name: impl header::AsHeaderName) -> Option<String> {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().chars().take(512).collect::<String>())
+        .filter(|v| !v.is_empty())
+}
+
+impl RequestMeta {
+    pub fn from_request(req: &Request) -> Self {
+        let jar = cookies::parse(req);
+        Self {
+            ip: req
+                .remote_addr()
+                .as_socket_addr()
+                .map(|a| a.ip().to_string()),
+            user_agent: header_value(req, header::USER_AGENT),
+            accept_language: header_value(req, header::ACCEPT_LANGUAGE),
+            device_id: header_value(req, "x-device-id"),
+            refresh_cookie: jar.get(cookies::REFRESH).cloned(),
+            csrf_cookie: jar.get(cookies::CSRF).cloned(),
+            access_cookie: jar.get(cookies::ACCESS).cloned(),
+        }
+    }
+
+    /// Hash of the stable traits of the device: User-Agent, Accept-Language, `X-Device-Id`.
+    pub fn fingerprint(&self) -> String {
+        let mut hasher = Sha256::new();
+        for part in [&self.user_agent, &self.accept_language, &self.device_id] {
+            hasher.update(part.as_deref().unwrap_or("").as_bytes());
+            hasher.update(b"\n");
+        }
+        super::tokens::hex(&hasher.finalize())
+    }
+
+    /// The key rate limits count per address.
+    pub fn ip_key(&self) -> &str {
+        self.ip.as_deref().unwrap_or("unknown")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_depends_on_every_trait() {
+        let base = RequestMeta {
+            user_agent: Some("ua".into()),
+            accept_language: Some("en".into()),
+            device_id: None,
+            ..Default::default()
+        };
+        let mut other_device = base.clone();
+        other_device.device_id = Some("d1".into());
+        let mut other_language = base.clone();
+        other_language.accept_language = Some("de".into());
+        assert_eq!(base.fingerprint(), base.clone().fingerprint());
+        assert_ne!(base.fingerprint(), other_device.fingerprint());
+        assert_ne!(base.fingerprint(), other_language.fingerprint());
+    }
+}

@@ -1,0 +1,123 @@
+//! Session state cached in Redis, so revocation is checked on every request without a
+//! database round trip. PostgreSQL is the source of truth: a cache miss, or Redis being down,
+//! falls back to it, so a revoked session never comes back to life because Redis was down or
+//! flushed.
+
+use std::time::Duration;
+
+use redis::AsyncCommands as _;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use uuid::Uuid;
+
+use crate::error::{AppError, AppResult};
+
+/// How long an "active" answer is trusted before PostgreSQL is asked again.
+const ACTIVE_TTL: Duration = Duration::from_secs(30);
+/// Bound on every Redis call: a slow Redis must not slow requests down.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// See the module documentation.
+#[derive(Clone)]
+pub struct SessionCache {
+    redis: deadpool_redis::Pool,
+    db: DatabaseConnection,
+    prefix: String,
+    /// How long a "revoked" answer is kept: as long as any access token of it may live.
+    revoked_ttl: Duration,
+}
+
+impl std::fmt::Debug for SessionCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionCache")
+    }
+}
+
+impl SessionCache {
+    pub fn new(
+        redis: deadpool_redis::Pool,
+        db: DatabaseConnection,
+        prefix: &str,
+        revoked_ttl: Duration,
+    ) -> Self {
+        Self {
+            redis,
+            db,
+            prefix: prefix.to_owned(),
+            revoked_ttl,
+        }
+    }
+
+    fn key(&self, session: Uuid) -> String {
+        format!("{}sess:{session}", self.prefix)
+    }
+
+    /// `Ok` when the session is live; `UNAUTHENTICATED` when revoked, expired or unknown.
+    pub async fn check(&self, session: Uuid) -> AppResult<()> {
+        let key = self.key(session);
+        let cached: Option<String> = match tokio::time::timeout(REDIS_TIMEOUT, async {
+            let mut conn = self.redis.get().await.ok()?;
+            conn.get::<_, Option<String>>(&key).await.ok()
+        })
+        .await
+        {
+            Ok(Some(value)) => value,
+            _ => None,
+        };
+        let active = match cached.as_deref() {
+            Some("1") => true,
+            Some("0") => false,
+            _ => {
+                let active = self.state_from_db(session).await?;
+                self.store(session, active).await;
+                active
+            }
+        };
+        if active {
+            Ok(())
+        } else {
+            Err(AppError::Unauthenticated(
+                "the session has been revoked or has expired".into(),
+            ))
+        }
+    }
+
+    async fn state_from_db(&self, session: Uuid) -> AppResult<bool> {
+        let row = self
+            .db
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT app.session_state($1) AS state",
+                [session.into()],
+            ))
+            .await?;
+        let state: String = match row {
+            Some(row) => row.try_get("", "state")?,
+            None => "missing".to_owned(),
+        };
+        Ok(state == "active")
+    }
+
+    async fn store(&self, session: Uuid, active: bool) {
+        let (value, ttl) = if active {
+            ("1", ACTIVE_TTL)
+        } else {
+            ("0", self.revoked_ttl)
+        };
+        let key = self.key(session);
+        let _ = tokio::time::timeout(REDIS_TIMEOUT, async {
+            let mut conn = self.redis.get().await.ok()?;
+            conn.set_ex::<_, _, ()>(&key, value, ttl.as_secs())
+                .await
+                .ok()
+        })
+        .await;
+    }
+
+    /// Records revocations (after they are committed to PostgreSQL). Best effort: when Redis
+    /// is down, requests still meet the revocation in `app.begin_request`.
+    pub async fn revoked(&self, sessions: &[Uuid]) {
+        for session in sessions {
+            self.store(*session, false).await;
+        }
+    }
+}

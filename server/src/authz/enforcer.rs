@@ -1,0 +1,468 @@
+//! [`Authz`]: the shared Casbin enforcer. Built-in roles come from the policy files; custom roles
+//! are loaded per company, lazily, inside the caller's own request transaction (so Row Level
+//! Security applies to the loading too, and no cross-tenant database function is needed), and
+//! cached for [`CUSTOM_ROLE_TTL`].
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use casbin::{CoreApi, Enforcer, MgmtApi};
+use tokio::sync::RwLock;
+use uuid::Uuid;
+
+use super::{
+    Action, Object, Permission,
+    policy::{self, LoadedPolicy},
+    roles::{self, CustomRole},
+};
+use crate::{auth::Principal, db::RequestScope, error::AppResult};
+
+/// How long a company's custom roles are trusted before they are read again. Changes made on
+/// this instance apply at once; other instances see them within this time.
+pub const CUSTOM_ROLE_TTL: Duration = Duration::from_secs(10);
+
+/// The enforcer shared by every request of a server. Cheap to clone.
+#[derive(Clone)]
+pub struct Authz {
+    inner: Arc<Inner>,
+}
+
+pub(super) struct Inner {
+    dir: PathBuf,
+    state: RwLock<State>,
+    denials: AtomicU64,
+    reloads: AtomicU64,
+}
+
+struct State {
+    enforcer: Enforcer,
+    built_in: BTreeSet<String>,
+    /// Companies whose custom roles are in the enforcer, and when they were read.
+    companies: HashMap<Uuid, Instant>,
+    /// Bumped by every invalidation and reload, so a load that began before one is not cached.
+    version: u64,
+}
+
+impl std::fmt::Debug for Authz {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authz")
+            .field("dir", &self.inner.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authz {
+    /// Loads `dir/model.conf` and `dir/policy.csv`; fails on anything invalid.
+    pub async fn load(dir: impl Into<PathBuf>) -> anyhow::Result<Self> {
+        let dir = dir.into();
+        let LoadedPolicy { enforcer, built_in } = policy::load(&dir).await?;
+        tracing::info!(dir = %dir.display(), roles = ?built_in, "authorization policies loaded");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                dir,
+                state: RwLock::new(State {
+                    enforcer,
+                    built_in,
+                    companies: HashMap::new(),
+                    version: 0,
+                }),
+                denials: AtomicU64::new(0),
+                reloads: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    pub(super) fn from_inner(inner: Arc<Inner>) -> Self {
+        Self { inner }
+    }
+
+    pub(super) fn downgrade(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    /// The directory the policy files are read from.
+    pub fn policy_dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Reads the policy files again and swaps them in at once; custom roles are read again on
+    /// next use. On any error the policies in force stay as they are.
+    pub async fn reload_policies(&self) -> anyhow::Result<()> {
+        let loaded = policy::load(&self.inner.dir).await;
+        let LoadedPolicy { enforcer, built_in } = match loaded {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "policy reload failed; the policies in force are kept"
+                );
+                return Err(error);
+            }
+        };
+        let mut state = self.inner.state.write().await;
+        state.enforcer = enforcer;
+        state.built_in = built_in;
+        state.companies.clear();
+        state.version += 1;
+        drop(state);
+        self.inner.reloads.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(dir = %self.inner.dir.display(), "authorization policies reloaded");
+        Ok(())
+    }
+
+    /// How many times the policy files were reloaded.
+    pub fn reloads(&self) -> u64 {
+        self.inner.reloads.load(Ordering::Relaxed)
+    }
+
+    /// How many requests were denied by the guard.
+    pub fn denials(&self) -> u64 {
+        self.inner.denials.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn count_denial(&self) {
+        self.inner.denials.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether `role` is one of the roles `policy.csv` defines.
+    pub async fn is_built_in(&self, role: &str) -> bool {
+        self.inner.state.read().await.built_in.contains(role)
+    }
+
+    /// The roles `policy.csv` defines, by name.
+    pub async fn built_in_roles(&self) -> Vec<String> {
+        self.inner
+            .state
+            .read()
+            .await
+            .built_in
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// The Casbin decision for `role` in `company`, with whatever custom roles are loaded.
+    /// Errors of the enforcer deny (fail closed).
+    pub async fn enforce(&self, role: &str, company: Uuid, permission: Permission) -> bool {
+        let state = self.inner.state.read().await;
+        enforce(&state.enforcer, role, company, permission)
+    }
+
+    /// Every permission `role` has in `company`, `manage` standing for the whole object.
+    pub async fn permissions_of(&self, role: &str, company: Uuid) -> Vec<Permission> {
+        let state = self.inner.state.read().await;
+        let mut permissions = Vec::new();
+        for object in Object::ALL {
+            let manage = Permission {
+                object,
+                action: Action::Manage,
+            };
+            if enforce(&state.enforcer, role, company, manage) {
+                permissions.push(manage);
+                continue;
+            }
+            permissions.extend(
+                Action::ALL
+                    .into_iter()
+                    .map(|action| Permission { object, action })
+                    .filter(|&p| enforce(&state.enforcer, role, company, p)),
+            );
+        }
+        permissions
+    }
+
+    /// May the caller do this? Custom roles of the caller's company are read first when they
+    /// are not loaded or older than [`CUSTOM_ROLE_TTL`], inside the request's read transaction.
+    pub async fn authorize(
+        &self,
+        scope: &RequestScope,
+        principal: &Principal,
+        permission: Permission,
+    ) -> AppResult<bool> {
+        if !self.is_built_in(&principal.role).await
+            && let Some(version) = self.stale(principal.company_id).await
+        {
+            let custom = {
+                let tx = scope.read().await?;
+                roles::custom_roles(tx.conn(), principal.company_id).await?
+            };
+            self.install_company(principal.company_id, version, &custom)
+                .await;
+        }
+        Ok(self
+            .enforce(&principal.role, principal.company_id, permission)
+            .await)
+    }
+
+    /// `Some(version)` when `company`'s custom roles must be read again.
+    async fn stale(&self, company: Uuid) -> Option<u64> {
+        let state = self.inner.state.read().await;
+        match state.companies.get(&company) {
+            Some(loaded) if loaded.elapsed() < CUSTOM_ROLE_TTL => None,
+            _ => Some(state.version),
+        }
+    }
+
+    /// Replaces `company`'s custom-role policies with `custom`. They are cached only when
+    /// nothing was invalidated since `version` was read; otherwise the next request reads again.
+    pub(crate) async fn install_company(&self, company: Uuid, version: u64, custom: &[CustomRole]) {
+        let mut state = self.inner.state.write().await;
+        let domain = company.to_string();
+        if let Err(error) = state
+            .enforcer
+            .remove_filtered_policy(1, vec![domain.clone()])
+            .await
+        {
+            tracing::error!(%error, %company, "could not drop custom-role policies");
+        }
+        let rules: BTreeSet<Vec<String>> = custom
+            .iter()
+            .filter(|role| !state.built_in.contains(&role.name))
+            .flat_map(|role| {
+                role.grants.iter().map(|grant| {
+                    vec![
+                        role.name.clone(),
+                        domain.clone(),
+                        grant.object.as_str().to_owned(),
+                        grant.action.as_str().to_owned(),
+                    ]
+                })
+            })
+            .collect();
+        if !rules.is_empty()
+            && let Err(error) = state
+                .enforcer
+                .add_policies(rules.into_iter().collect())
+                .await
+        {
+            tracing::error!(%error, %company, "could not load custom-role policies");
+            state.companies.remove(&company);
+            return;
+        }
+        if state.version == version {
+            state.companies.insert(company, Instant::now());
+        } else {
+            state.companies.remove(&company);
+        }
+    }
+
+    /// Forgets `company`'s custom roles at once (after createRole / deleteRole); the next
+    /// request of a custom-role user of that company reads them again.
+    pub async fn invalidate_company(&self, company: Uuid) {
+        let mut state = self.inner.state.write().await;
+        state.version += 1;
+        state.companies.remove(&company);
+        if let Err(error) = state
+            .enforcer
+            .remove_filtered_policy(1, vec![company.to_string()])
+            .await
+        {
+            tracing::error!(%error, %company, "could not drop custom-role policies");
+        }
+    }
+}
+
+fn enforce(enforcer: &Enforcer, role: &str, company: Uuid, permission: Permission) -> bool {
+    let company = company.to_string();
+    let request = (
+        role,
+        company.as_str(),
+        permission.object.as_str(),
+        permission.action.as_str(),
+    );
+    match enforcer.enforce(request) {
+        Ok(allowed) => allowed,
+        Err(error) => {
+            tracing::error!(%error, role, %company, %permission, "Casbin failed; denying");
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policies() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies")
+    }
+
+    fn perm(object: Object, action: Action) -> Permission {
+        Permission { object, action }
+    }
+
+    async fn authz() -> Authz {
+        match Authz::load(policies()).await {
+            Ok(authz) => authz,
+            Err(e) => panic!("load policies: {e:#}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn built_in_roles_apply_in_every_company_and_inherit() {
+        let authz = authz().await;
+        for company in [Uuid::new_v4(), Uuid::new_v4()] {
+            assert!(
+                authz
+                    .enforce("member", company, perm(Object::Preset, Action::Update))
+                    .await
+            );
+            assert!(
+                !authz
+                    .enforce("member", company, perm(Object::User, Action::Manage))
+                    .await
+            );
+            // manager inherits member; admin inherits manager.
+            assert!(
+                authz
+                    .enforce("manager", company, perm(Object::Message, Action::Create))
+                    .await
+            );
+            assert!(
+                authz
+                    .enforce("admin", company, perm(Object::Invitation, Action::Delete))
+                    .await
+            );
+            assert!(
+                !authz
+                    .enforce("manager", company, perm(Object::Company, Action::Update))
+                    .await
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_roles_objects_and_actions_are_denied() {
+        let authz = authz().await;
+        let company = Uuid::new_v4();
+        assert!(
+            !authz
+                .enforce("owner", company, perm(Object::Company, Action::Read))
+                .await
+        );
+        let state = authz.inner.state.read().await;
+        for request in [
+            ("admin", "*", "role", "read"),
+            ("admin", "*", "company", "write"),
+            ("admin", "*", "", ""),
+        ] {
+            assert_eq!(
+                state.enforcer.enforce(request).ok(),
+                Some(false),
+                "{request:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn custom_roles_hold_in_their_company_only_and_can_be_invalidated() {
+        let authz = authz().await;
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let coach = CustomRole {
+            name: "coach".into(),
+            description: String::new(),
+            grants: vec![
+                perm(Object::Preset, Action::Read),
+                perm(Object::Audience, Action::Manage),
+            ],
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+        };
+        let version = authz.stale(a).await.unwrap_or_default();
+        authz
+            .install_company(a, version, std::slice::from_ref(&coach))
+            .await;
+        assert!(authz.stale(a).await.is_none(), "freshly loaded");
+        assert!(
+            authz
+                .enforce("coach", a, perm(Object::Audience, Action::Delete))
+                .await
+        );
+        assert!(
+            authz
+                .enforce("coach", a, perm(Object::Preset, Action::Read))
+                .await
+        );
+        assert!(
+            !authz
+                .enforce("coach", a, perm(Object::Preset, Action::Update))
+                .await
+        );
+        assert!(
+            !authz
+                .enforce("coach", b, perm(Object::Preset, Action::Read))
+                .await
+        );
+        assert_eq!(
+            authz.permissions_of("coach", a).await,
+            vec![
+                perm(Object::Preset, Action::Read),
+                perm(Object::Audience, Action::Manage)
+            ]
+        );
+
+        authz.invalidate_company(a).await;
+        assert!(authz.stale(a).await.is_some());
+        assert!(
+            !authz
+                .enforce("coach", a, perm(Object::Preset, Action::Read))
+                .await
+        );
+    }
+
+    #[tokio::test]
+    async fn a_load_that_raced_an_invalidation_is_not_cached() {
+        let authz = authz().await;
+        let company = Uuid::new_v4();
+        let version = authz.stale(company).await.unwrap_or_default();
+        authz.invalidate_company(company).await;
+        authz.install_company(company, version, &[]).await;
+        assert!(authz.stale(company).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn reload_keeps_the_old_policies_when_the_files_are_broken() {
+        let dir = std::env::temp_dir().join(format!("authz-reload-{}", Uuid::new_v4()));
+        let copy = async {
+            tokio::fs::create_dir_all(&dir).await?;
+            for file in ["model.conf", "policy.csv"] {
+                tokio::fs::copy(policies().join(file), dir.join(file)).await?;
+            }
+            std::io::Result::Ok(())
+        };
+        if let Err(e) = copy.await {
+            panic!("copy policies: {e}");
+        }
+        let authz = match Authz::load(&dir).await {
+            Ok(authz) => authz,
+            Err(e) => panic!("{e:#}"),
+        };
+        let company = Uuid::new_v4();
+        let read_invitations = perm(Object::Invitation, Action::Read);
+        assert!(!authz.enforce("member", company, read_invitations).await);
+
+        let policy = std::fs::read_to_string(dir.join("policy.csv")).unwrap_or_default();
+        let _ = std::fs::write(
+            dir.join("policy.csv"),
+            format!("{policy}\np, member, *, invitation, read\n"),
+        );
+        assert!(authz.reload_policies().await.is_ok());
+        assert!(authz.enforce("member", company, read_invitations).await);
+        assert_eq!(authz.reloads(), 1);
+
+        let _ = std::fs::write(dir.join("policy.csv"), "p, member, *, invitations, read\n");
+        assert!(authz.reload_policies().await.is_err());
+        assert!(
+            authz.enforce("member", company, read_invitations).await,
+            "old policies kept"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

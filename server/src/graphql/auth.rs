@@ -1,0 +1,478 @@
+//! Authentication operations: sign-up, login, refresh, logout, sessions, password change and
+//! reset, invitations.
+
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use entity::{sessions, users};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, Statement,
+};
+use uuid::Uuid;
+
+use super::{connection::parse_id, principal, scope, users::User};
+use crate::{
+    auth::{
+        Principal, RequestMeta, Viewer, cookies, password,
+        service::{self, Issued},
+        tokens,
+    },
+    authz::{Action, Object as Obj, public, requires},
+    db::{Access, RequestTx},
+    error::{AppError, AppResult},
+    state::AppState,
+};
+
+/// Credentials of a signed-in session. In cookie mode both token fields are empty: the tokens
+/// are in `HttpOnly` cookies, out of reach of scripts.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct AuthPayload {
+    /// Short-lived JWT for `Authorization: Bearer`.
+    pub access_token: String,
+    /// Opaque, single-use token for `refreshToken`; every refresh returns a new one.
+    pub refresh_token: String,
+    /// When the access token expires.
+    pub expires_at: DateTime<Utc>,
+    /// The signed-in user.
+    pub user: User,
+}
+
+/// A signed-in device of the caller.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct Session {
+    pub id: ID,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    /// When the session ends unless refreshed (never later than its absolute lifetime).
+    pub expires_at: DateTime<Utc>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    /// Whether this is the session of the current request.
+    pub current: bool,
+}
+
+/// An invitation to join the caller's company.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct Invitation {
+    pub id: ID,
+    pub email: String,
+    pub role: String,
+    pub expires_at: DateTime<Utc>,
+    /// The one-time token, shown only in the response to `inviteUser` (for "copy invite link").
+    pub token: Option<String>,
+    /// The link the invitation e-mail carries.
+    pub link: Option<String>,
+}
+
+/// A new company and its first admin.
+#[derive(Debug, InputObject)]
+pub struct SignUpInput {
+    pub company_name: String,
+    pub email: String,
+    pub password: String,
+    pub display_name: String,
+}
+
+/// E-mail and password.
+#[derive(Debug, InputObject)]
+pub struct LoginInput {
+    pub email: String,
+    pub password: String,
+    /// Browser apps: put the tokens in `HttpOnly` cookies (with a CSRF cookie) instead of the
+    /// response body.
+    #[graphql(default = false)]
+    pub cookie: bool,
+}
+
+/// Whom to invite, with which role.
+#[derive(Debug, InputObject)]
+pub struct InviteUserInput {
+    pub email: String,
+    pub role: String,
+}
+
+/// Accepting an invitation creates the account.
+#[derive(Debug, InputObject)]
+pub struct AcceptInvitationInput {
+    pub token: String,
+    pub password: String,
+    pub display_name: String,
+}
+
+fn state<'a>(ctx: &Context<'a>) -> AppResult<&'a AppState> {
+    ctx.data::<AppState>()
+        .map_err(|_| AppError::internal(anyhow::anyhow!("no AppState in context")))
+}
+
+fn meta<'a>(ctx: &Context<'a>) -> RequestMeta {
+    ctx.data_opt::<RequestMeta>().cloned().unwrap_or_default()
+}
+
+fn cookie_secure(state: &AppState) -> bool {
+    state
+        .config
+        .cookie_secure
+        .unwrap_or(!state.config.private_mode)
+}
+
+/// Turns issued credentials into the payload, setting cookies in cookie mode.
+async fn payload(ctx: &Context<'_>, issued: Issued, cookie_mode: bool) -> AppResult<AuthPayload> {
+    let state = state(ctx)?;
+    let user = load_user(state, &issued.principal).await?;
+    if cookie_mode {
+        let csrf = meta(ctx)
+            .csrf_cookie
+            .unwrap_or_else(|| tokens::generate(tokens::Kind::Refresh));
+        let access_ttl = (issued.access_expires_at - Utc::now()).num_seconds().max(0);
+        let refresh_ttl = (issued.refresh_expires_at - Utc::now())
+            .num_seconds()
+            .max(0);
+        for value in cookies::set_session(
+            &issued.access_token,
+            access_ttl,
+            &issued.refresh_token,
+            refresh_ttl,
+            &csrf,
+            cookie_secure(state),
+        ) {
+            ctx.append_http_header("set-cookie", value);
+        }
+        return Ok(AuthPayload {
+            access_token: String::new(),
+            refresh_token: String::new(),
+            expires_at: issued.access_expires_at,
+            user,
+        });
+    }
+    Ok(AuthPayload {
+        access_token: issued.access_token,
+        refresh_token: issued.refresh_token,
+        expires_at: issued.access_expires_at,
+        user,
+    })
+}
+
+/// Reads the freshly signed-in user as that user, through RLS.
+async fn load_user(state: &AppState, principal: &Principal) -> AppResult<User> {
+    let tx = RequestTx::begin(
+        &state.db,
+        &Viewer::User(principal.clone()),
+        Access::ReadOnly,
+    )
+    .await?;
+    let user = users::Entity::find_by_id(principal.user_id)
+        .filter(users::Column::CompanyId.eq(principal.company_id))
+        .one(tx.conn())
+        .await?
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("signed-in user not readable")))?;
+    tx.commit().await?;
+    Ok(user.into())
+}
+
+/// Revokes sessions of the caller matching `condition` (SQL over `sessions`, `$1` = user,
+/// `$2` = company, `$3` = current session), returning the revoked ids.
+async fn revoke_own(
+    ctx: &Context<'_>,
+    condition: &str,
+    reason: &str,
+    extra: Option<Uuid>,
+) -> AppResult<Vec<Uuid>> {
+    let principal = principal(ctx)?;
+    let tx = scope(ctx)?.write().await?;
+    let sql = format!(
+        "UPDATE sessions SET revoked_at = now(), revoked_reason = $4 \
+         WHERE user_id = $1 AND company_id = $2 AND revoked_at IS NULL AND ({condition}) RETURNING id"
+    );
+    let rows = tx
+        .conn()
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            &sql,
+            [
+                principal.user_id.into(),
+                principal.company_id.into(),
+                extra.unwrap_or(principal.session_id).into(),
+                reason.into(),
+            ],
+        ))
+        .await?;
+    tx.commit().await?;
+    let ids: Vec<Uuid> = rows
+        .iter()
+        .filter_map(|r| r.try_get::<Uuid>("", "id").ok())
+        .collect();
+    state(ctx)?.sessions.revoked(&ids).await;
+    Ok(ids)
+}
+
+/// Queries about the caller's sessions.
+#[derive(Default)]
+pub struct AuthQuery;
+
+#[Object]
+impl AuthQuery {
+    /// The caller's live sessions (signed-in devices), newest first.
+    #[graphql(directive = requires::apply(Obj::Session, Action::Read))]
+    async fn sessions(&self, ctx: &Context<'_>) -> AppResult<Vec<Session>> {
+        let principal = principal(ctx)?;
+        let tx = scope(ctx)?.read().await?;
+        let rows = sessions::Entity::find()
+            .filter(sessions::Column::CompanyId.eq(principal.company_id))
+            .filter(sessions::Column::UserId.eq(principal.user_id))
+            .filter(sessions::Column::RevokedAt.is_null())
+            .filter(sessions::Column::AbsoluteExpiresAt.gt(Utc::now()))
+            .order_by_desc(sessions::Column::CreatedAt)
+            .all(tx.conn())
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|s| Session {
+                id: ID(s.id.to_string()),
+                created_at: s.created_at.with_timezone(&Utc),
+                last_used_at: s.last_used_at.with_timezone(&Utc),
+                expires_at: s.expires_at.with_timezone(&Utc),
+                user_agent: s.user_agent,
+                ip: s.ip,
+                current: s.id == principal.session_id,
+            })
+            .collect())
+    }
+}
+
+/// Sign-up, login, sessions, passwords and invitations.
+#[derive(Default)]
+pub struct AuthMutation;
+
+#[Object]
+impl AuthMutation {
+    /// Creates a company with the caller as its admin, and signs in.
+    #[graphql(directive = public::apply())]
+    async fn sign_up(&self, ctx: &Context<'_>, input: SignUpInput) -> AppResult<AuthPayload> {
+        let issued = service::sign_up(
+            state(ctx)?,
+            &meta(ctx),
+            service::SignUp {
+                company_name: input.company_name,
+                email: input.email,
+                password: input.password,
+                display_name: input.display_name,
+            },
+        )
+        .await?;
+        payload(ctx, issued, false).await
+    }
+
+    /// Signs in with e-mail and password.
+    #[graphql(directive = public::apply())]
+    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> AppResult<AuthPayload> {
+        let issued = service::login(state(ctx)?, &meta(ctx), &input.email, input.password).await?;
+        payload(ctx, issued, input.cookie).await
+    }
+
+    /// Exchanges a refresh token for new credentials (the old token stops working). In cookie
+    /// mode the argument may be left out: the refresh cookie is used, and new cookies are set.
+    #[graphql(directive = public::apply())]
+    async fn refresh_token(
+        &self,
+        ctx: &Context<'_>,
+        refresh_token: Option<String>,
+    ) -> AppResult<AuthPayload> {
+        let meta = meta(ctx);
+        let (token, cookie_mode) = match (refresh_token, &meta.refresh_cookie) {
+            (Some(token), _) => (token, false),
+            (None, Some(cookie)) => (cookie.clone(), true),
+            (None, None) => {
+                return Err(AppError::bad_input(
+                    "refreshToken",
+                    "give the refresh token (or send the refresh cookie)",
+                ));
+            }
+        };
+        let issued = service::refresh(state(ctx)?, &meta, &token).await?;
+        payload(ctx, issued, cookie_mode).await
+    }
+
+    /// Revokes the current session (and clears the auth cookies).
+    #[graphql(directive = requires::apply(Obj::Session, Action::Delete))]
+    async fn logout(&self, ctx: &Context<'_>) -> AppResult<bool> {
+        revoke_own(ctx, "id = $3", "logout", None).await?;
+        let state = state(ctx)?;
+        if meta(ctx).access_cookie.is_some() || meta(ctx).refresh_cookie.is_some() {
+            for value in cookies::clear(cookie_secure(state)) {
+                ctx.append_http_header("set-cookie", value);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Revokes every session of the caller, this one included; returns how many.
+    #[graphql(directive = requires::apply(Obj::Session, Action::Delete))]
+    async fn logout_all(&self, ctx: &Context<'_>) -> AppResult<i32> {
+        let revoked = revoke_own(ctx, "true", "logout_all", None).await?;
+        Ok(revoked.len() as i32)
+    }
+
+    /// Revokes one of the caller's sessions.
+    #[graphql(directive = requires::apply(Obj::Session, Action::Delete))]
+    async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> AppResult<bool> {
+        let id = parse_id("id", &id)?;
+        let revoked = revoke_own(ctx, "id = $3", "revoked", Some(id)).await?;
+        if revoked.is_empty() {
+            return Err(AppError::NotFound("no such live session".into()));
+        }
+        Ok(true)
+    }
+
+    /// Changes the caller's password; every other session of the caller is revoked.
+    #[graphql(directive = requires::apply(Obj::Session, Action::Update))]
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        current_password: String,
+        new_password: String,
+    ) -> AppResult<bool> {
+        let principal = principal(ctx)?;
+        let user = {
+            let tx = scope(ctx)?.read().await?;
+            users::Entity::find_by_id(principal.user_id)
+                .filter(users::Column::CompanyId.eq(principal.company_id))
+                .one(tx.conn())
+                .await?
+                .ok_or_else(|| {
+                    AppError::Unauthenticated("the signed-in user no longer exists".into())
+                })?
+        };
+        if !password::verify(current_password, user.password_hash.clone()).await? {
+            return Err(AppError::bad_input(
+                "currentPassword",
+                "the current password is wrong",
+            ));
+        }
+        password::check_policy("newPassword", &new_password, &user.email)?;
+        let hash = password::hash(new_password).await?;
+        let tx = scope(ctx)?.write().await?;
+        tx.conn()
+            .execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "UPDATE users SET password_hash = $1 WHERE id = $2 AND company_id = $3",
+                [
+                    hash.into(),
+                    principal.user_id.into(),
+                    principal.company_id.into(),
+                ],
+            ))
+            .await?;
+        tx.commit().await?;
+        revoke_own(ctx, "id <> $3", "password_changed", None).await?;
+        Ok(true)
+    }
+
+    /// Sends a password-reset link to the address if it belongs to an account. Always true:
+    /// the answer does not tell whether the address exists.
+    #[graphql(directive = public::apply())]
+    async fn request_password_reset(&self, ctx: &Context<'_>, email: String) -> AppResult<bool> {
+        service::request_password_reset(state(ctx)?, &meta(ctx), &email).await?;
+        Ok(true)
+    }
+
+    /// Sets a new password with a reset token (usable once); every session of that user is
+    /// revoked.
+    #[graphql(directive = public::apply())]
+    async fn reset_password(
+        &self,
+        ctx: &Context<'_>,
+        token: String,
+        new_password: String,
+    ) -> AppResult<bool> {
+        service::reset_password(state(ctx)?, &token, new_password).await?;
+        Ok(true)
+    }
+
+    /// Invites someone to the caller's company (admins). The token is in this response only.
+    #[graphql(directive = requires::apply(Obj::Invitation, Action::Create))]
+    async fn invite_user(
+        &self,
+        ctx: &Context<'_>,
+        input: InviteUserInput,
+    ) -> AppResult<Invitation> {
+        let principal = principal(ctx)?;
+        let state = state(ctx)?;
+        let email = service::check_email("input.email", &input.email)?;
+        let role = input.role.trim().to_owned();
+        service::check_role_exists(scope(ctx)?, &role).await?;
+        if service::email_taken(state, &email).await? {
+            return Err(AppError::Conflict(
+                "a user with this e-mail address already exists".into(),
+            ));
+        }
+        let token = tokens::generate(tokens::Kind::Invitation);
+        let link = service::invitation_link(state, &token);
+        let id = Uuid::now_v7();
+        let expires_at =
+            Utc::now() + ChronoDuration::seconds(state.config.invitation_ttl_secs as i64);
+        let days = state.config.invitation_ttl_secs / 86_400;
+        let body = format!(
+            "You are invited to join your team as {role}.\n\nAccept within {days} days:\n{link}\n"
+        );
+        let tx = scope(ctx)?.write().await?;
+        tx.conn()
+            .execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "INSERT INTO invitations (id, company_id, email, role, token_hash, invited_by, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                [
+                    id.into(),
+                    principal.company_id.into(),
+                    email.clone().into(),
+                    role.clone().into(),
+                    tokens::hash(&token).into(),
+                    principal.user_id.into(),
+                    expires_at.into(),
+                ],
+            ))
+            .await?;
+        tx.conn()
+            .execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "INSERT INTO outbound_emails (company_id, recipient, template, subject, body) \
+                 VALUES ($1, $2, 'invitation', 'You are invited', $3)",
+                [
+                    principal.company_id.into(),
+                    email.clone().into(),
+                    body.into(),
+                ],
+            ))
+            .await?;
+        tx.commit().await?;
+        if state.config.private_mode {
+            tracing::info!(%link, "invitation link (private mode: a mailer would send it from outbound_emails)");
+        }
+        Ok(Invitation {
+            id: ID(id.to_string()),
+            email,
+            role,
+            expires_at,
+            token: Some(token),
+            link: Some(link),
+        })
+    }
+
+    /// Accepts an invitation: creates the account and signs in.
+    #[graphql(directive = public::apply())]
+    async fn accept_invitation(
+        &self,
+        ctx: &Context<'_>,
+        input: AcceptInvitationInput,
+    ) -> AppResult<AuthPayload> {
+        let issued = service::accept_invitation(
+            state(ctx)?,
+            &meta(ctx),
+            service::Acceptance {
+                token: input.token,
+                password: input.password,
+                display_name: input.display_name,
+            },
+        )
+        .await?;
+        payload(ctx, issued, false).await
+    }
+}
