@@ -147,6 +147,46 @@ python3 -c 'import json, sys; print(json.dumps({"query": sys.argv[1]}))' "$QUERY
 URL="http://127.0.0.1:$PORT/graphql"
 python3 "$HERE/check_tokens.py" "$URL" "$WORK/body.json" "$WORK/tokens.txt"
 
+# --- The SQL of one request, for pgbench ---------------------------------------------------
+
+say "capturing the SQL the server sends for one request"
+# Statement logging on (a reload applies it), one request framed by two marker statements,
+# logging off again; capture_sql.py turns the statements in between into the pgbench script,
+# so the ceiling runs exactly what the server runs, whatever that becomes.
+PG_LOG="$DATA_DIR/postgres.log"   # where the server's private cluster logs
+[ -f "$PG_LOG" ] || die "no PostgreSQL log at $PG_LOG"
+# Sets a parameter for the whole cluster (ALTER SYSTEM + reload), or resets it (no value),
+# and waits until new sessions see `want`.
+set_logging() {
+    local name="$1" value="$2" want="$3"
+    if [ -n "$value" ]; then
+        psql_super -c "ALTER SYSTEM SET $name = '$value'" -c "SELECT pg_reload_conf()" >/dev/null
+    else
+        psql_super -c "ALTER SYSTEM RESET $name" -c "SELECT pg_reload_conf()" >/dev/null
+    fi
+    for _ in $(seq 1 50); do
+        [ "$(psql_super -At -c "SHOW $name")" = "$want" ] && return 0
+        sleep 0.1
+    done
+    die "PostgreSQL did not apply $name = '$want'"
+}
+old_prefix="$(psql_super -At -c 'SHOW log_line_prefix')"
+old_statement="$(psql_super -At -c 'SHOW log_statement')"
+set_logging log_line_prefix '%m [%p] ' '%m [%p] '
+set_logging log_statement all all
+head -n 1 "$WORK/tokens.txt" >"$WORK/capture_token.txt"
+CAPTURE_N="$(cut -d' ' -f1 "$WORK/capture_token.txt")"
+# The same user a few times first: its session is then cached, and every pooled connection
+# has seen the new settings (a backend applies a reload between two statements).
+python3 "$HERE/check_tokens.py" "$URL" "$WORK/body.json" "$WORK/capture_token.txt" $((2 * POOL + 4)) >/dev/null
+psql_super -c "SELECT 'bench-capture-begin'" >/dev/null
+python3 "$HERE/check_tokens.py" "$URL" "$WORK/body.json" "$WORK/capture_token.txt" >/dev/null
+psql_super -c "SELECT 'bench-capture-end'" >/dev/null
+set_logging log_statement "" "$old_statement"
+set_logging log_line_prefix "" "$old_prefix"
+python3 "$HERE/capture_sql.py" "$PG_LOG" "$CAPTURE_N" "$WORK/users.sql"
+sed 's/^/    /' "$WORK/users.sql"
+
 # --- Load test of the server -------------------------------------------------------------
 
 # Counts the server's warnings and errors (pool timeouts, database errors...); answers
@@ -208,25 +248,24 @@ problems_after="$(server_problems)"
 
 # --- The ceiling: the same transaction straight to PostgreSQL ----------------------------
 
-say "pgbench: checking its transaction as app_authenticator"
-# The very SQL of users.sql, for one user of each company, as the role the server connects
-# as: app.begin_request must accept the user (else the server would answer UNAUTHENTICATED
-# and never run the page query), and the page must be 21 rows of the user's company.
-for n in 1 12344; do
-    c=$((n % 2 + 1))
-    check="$(sed -e '/^\\set/d' -e "s/:n\\b/$n/g; s/:c\\b/$c/g; s/:page\\b/21/g" "$HERE/users.sql" \
-        | psql_app -At -v ON_ERROR_STOP=1)"
-    company="$(psql_app -At -c "SELECT md5('bench-company-$c')::uuid")"
-    awk -F'|' -v company="$company" '
+say "pgbench: checking its script as app_authenticator"
+# The script for one user of each company, as the role the server connects as: the first
+# answer (app.begin_request) must be true, else the server would answer UNAUTHENTICATED,
+# and a page of 21 rows of the user's company must come back.
+for n in "$CAPTURE_N" $((CAPTURE_N % 20000 + 1)); do
+    company="$(psql_app -At -c "SELECT md5('bench-company-$((n % 2 + 1))')::uuid")"
+    check="$(python3 "$HERE/capture_sql.py" --check "$WORK/users.sql" "$n" | psql_app -At)" \
+        || die "the pgbench script fails for user $n"
+    awk -v company="$company" '
         NR == 1 { ok = ($0 == "t"); next }
-        { rows++; if ($2 != company) ok = 0 }
-        END { exit !(ok && rows == 21) }' <<<"$check" \
-        || die "the pgbench transaction does not behave as the server's for user $n (got: $(head -c 300 <<<"$check"))"
+        index($0, company) { rows++ }
+        END { exit !(ok && rows >= 21) }' <<<"$check" \
+        || die "the pgbench script does not do what the server does for user $n (got: $(head -c 400 <<<"$check"))"
 done
 
 pgbench_run() {
     PGPASSWORD="$APP_PASSWORD" "$PGBENCH" -h 127.0.0.1 -p "$PG_PORT" -U app_authenticator \
-        -n -M prepared -c "$CONNECTIONS" -j "$THREADS" -f "$HERE/users.sql" "$@" app
+        -n -M prepared -c "$CONNECTIONS" -j "$THREADS" -f "$WORK/users.sql" "$@" app
 }
 wait_for_quiet
 PG_IDLE_BEFORE="$IDLE_BEFORE"
@@ -237,7 +276,7 @@ mkdir -p "$WORK/pglog"
 # Per-transaction log of 1 transaction in 10, for percentiles (cheap to write).
 python3 "$HERE/cpu_split.py" "$SERVER_PID" "$DURATION" -- \
     env PGPASSWORD="$APP_PASSWORD" "$PGBENCH" -h 127.0.0.1 -p "$PG_PORT" -U app_authenticator \
-    -n -M prepared -c "$CONNECTIONS" -j "$THREADS" -f "$HERE/users.sql" \
+    -n -M prepared -c "$CONNECTIONS" -j "$THREADS" -f "$WORK/users.sql" \
     -T "$DURATION" --log --sampling-rate=0.1 --log-prefix="$WORK/pglog/tx" app 2>&1 \
     | tee "$WORK/pgbench.out"
 PG_TPS="$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$WORK/pgbench.out")"

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Sends the bench request once with every minted token and checks each answer (stdlib only).
 
-usage: check_tokens.py URL BODY_JSON_FILE TOKENS_FILE
+usage: check_tokens.py URL BODY_JSON_FILE TOKENS_FILE [ROUNDS]
 
 Each answer must be HTTP 200 without `errors`, with 20 edges, hasNextPage true and only
 users of the token's own company (emails end in @bench<c>.example). This proves every
 token the load test will use is accepted and maps to a seeded user, so the load test's
 throughput is throughput of real answers; it also warms the server and PostgreSQL up.
-Exits non-zero on the first bad answer.
+Exits non-zero on the first bad answer. ROUNDS (default 1): how many times to go through the
+tokens.
 """
 
 import http.client
@@ -19,6 +20,7 @@ import urllib.parse
 
 def main() -> None:
     url, body_path, tokens_path = sys.argv[1:4]
+    rounds = int(sys.argv[4]) if len(sys.argv) > 4 else 1
     parsed = urllib.parse.urlsplit(url)
     with open(body_path, "rb") as f:
         body = f.read()
@@ -27,7 +29,7 @@ def main() -> None:
     conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
     sizes = []
     started = time.monotonic()
-    for n, token in tokens:
+    for n, token in tokens * rounds:
         conn.request(
             "POST",
             parsed.path,
@@ -60,7 +62,7 @@ def main() -> None:
             fail(f"users outside the token's company (expected emails ending in {domain})")
     elapsed = time.monotonic() - started
     print(
-        f"  checked {len(tokens)} tokens: all answered 20 users of their own company "
+        f"  checked {len(tokens)} token(s) x {rounds}: all answered 20 users of their own company "
         f"({min(sizes)}-{max(sizes)} bytes, {elapsed:.1f} s sequentially)"
     )
 

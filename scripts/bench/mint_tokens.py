@@ -5,7 +5,8 @@ usage: mint_tokens.py SECRETS_JSON COUNT OUT_FILE
 
 Picks COUNT distinct user numbers n in 1..20000 (fixed seed, so runs are comparable) and
 writes one line per token: "<n> <token>". Ids follow scripts/bench/seed.sql:
-user md5('bench-user-<n>'), company md5('bench-company-<(n % 2) + 1>'), role 'member'.
+user md5('bench-user-<n>'), company md5('bench-company-<(n % 2) + 1>'), role 'member',
+session md5('bench-session-<n>').
 The key is the jwt_secret string's UTF-8 bytes as-is (the server does not hex-decode it).
 """
 
@@ -53,7 +54,7 @@ def main() -> None:
                 "sub": md5_uuid(f"bench-user-{n}"),
                 "company": md5_uuid(f"bench-company-{n % 2 + 1}"),
                 "role": "member",
-                "sid": str(uuid.uuid4()),
+                "sid": md5_uuid(f"bench-session-{n}"),
                 "iat": now,
                 "exp": now + 3600,
                 "iss": "graphql-server",

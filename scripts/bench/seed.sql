@@ -2,6 +2,7 @@
 -- (1..20000) so the token minter and the pgbench script can compute them on their own:
 --   company c (1 or 2):  md5('bench-company-' || c)::uuid
 --   user n:              md5('bench-user-' || n)::uuid, in company (n % 2) + 1
+--   session of user n:   md5('bench-session-' || n)::uuid (when the schema has sessions)
 -- Run as the superuser (which bypasses Row Level Security).
 \set ON_ERROR_STOP on
 
@@ -33,10 +34,27 @@ SELECT md5('bench-user-' || n)::uuid,
        CASE WHEN n % 5 = 0 THEN NULL ELSE now() - (n % 1000) * interval '1 hour' END
 FROM generate_series(1, 20000) AS n;
 
+-- Access tokens name a session, which app.begin_request requires to be live once the schema
+-- has sessions: one per user, valid for a day.
+SELECT to_regclass('public.sessions') IS NOT NULL AS has_sessions \gset
+\if :has_sessions
+INSERT INTO sessions (id, company_id, user_id, expires_at, absolute_expires_at, user_agent,
+                      ip, fingerprint_hash)
+SELECT md5('bench-session-' || n)::uuid,
+       md5('bench-company-' || (n % 2 + 1))::uuid,
+       md5('bench-user-' || n)::uuid,
+       now() + interval '1 day',
+       now() + interval '1 day',
+       'bench',
+       '127.0.0.1',
+       md5('bench-fingerprint-' || n)
+FROM generate_series(1, 20000) AS n;
+\endif
+
 COMMIT;
 
 -- Fresh statistics and visibility map / hint bits, as a long-lived table would have them.
-VACUUM (ANALYZE) companies, users;
+VACUUM (ANALYZE);
 
 SELECT c.name, count(*) AS users
 FROM users u JOIN companies c ON c.id = u.company_id

@@ -11,6 +11,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod private;
+pub mod pubsub;
 pub mod ratelimit;
 pub mod state;
 pub mod telemetry;

@@ -182,6 +182,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let ratelimit = RateLimiter::from_config(redis.clone(), &config);
     let authz = crate::authz::Authz::load(config.policy_dir()).await?;
     crate::authz::spawn_reload_on_sighup(&authz)?;
+    let pubsub = crate::pubsub::PubSub::start(&redis_url, redis.clone(), &config.redis_key_prefix)?;
     let state = AppState {
         db: pool,
         redis,
@@ -190,6 +191,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         ratelimit,
         sessions,
         refresh_key,
+        pubsub,
         config: Arc::new(config),
     };
     let schema = graphql::build_schema(state.clone());

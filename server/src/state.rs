@@ -24,6 +24,8 @@ pub struct AppState {
     pub sessions: SessionCache,
     /// Key refresh-token successors are derived with (see `auth::tokens::successor`).
     pub refresh_key: Arc<Vec<u8>>,
+    /// Event fan-out to subscribers on every instance.
+    pub pubsub: crate::pubsub::PubSub,
     pub config: Arc<Config>,
 }
 

@@ -113,6 +113,11 @@ impl TestApp {
         })
     }
 
+    /// A second server instance on the same database and Redis (for cross-instance tests).
+    pub async fn spawn_peer(&self) -> anyhow::Result<RunningServer> {
+        server::start(self.config.clone()).await
+    }
+
     /// The running server's state (its pool logs in as the unprivileged pool role).
     pub fn state(&self) -> &server::state::AppState {
         #[allow(clippy::expect_used)]

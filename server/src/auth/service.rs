@@ -512,3 +512,27 @@ pub async fn check_role_exists(scope: &crate::db::RequestScope, role: &str) -> A
         )),
     }
 }
+
+/// Revokes every live session of a user inside the caller's transaction (the caller must be
+/// the user or an admin of the company, as RLS requires), returning their ids. After the
+/// transaction commits, pass them to `state.sessions.revoked`.
+pub async fn revoke_user_sessions(
+    tx: &crate::db::RequestTx,
+    company: Uuid,
+    user: Uuid,
+    reason: &str,
+) -> AppResult<Vec<Uuid>> {
+    let rows = tx
+        .conn()
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "UPDATE sessions SET revoked_at = now(), revoked_reason = $3 \
+             WHERE company_id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING id",
+            [company.into(), user.into(), reason.into()],
+        ))
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| r.try_get::<Uuid>("", "id").ok())
+        .collect())
+}

@@ -62,23 +62,34 @@ impl Viewer {
 }
 
 /// Resolves the caller of a request: a bearer token wins; otherwise the access cookie. A bad
-/// bearer token is an error; a stale cookie (browsers keep sending them) is anonymous, so the
-/// client can still refresh. A token whose session is revoked or expired is an error.
+/// bearer token, or one whose session is revoked or expired, is an error; a stale cookie
+/// (browsers keep sending them) makes the request anonymous, so the client can still refresh
+/// or sign in again.
 pub async fn resolve(
     state: &crate::state::AppState,
     bearer: Option<&str>,
     cookie: Option<&str>,
 ) -> Result<Viewer, AppError> {
-    let viewer = match (bearer, cookie) {
-        (Some(header), _) => Viewer::from_authorization(Some(header), &state.jwt)?,
+    match (bearer, cookie) {
+        (Some(header), _) => {
+            let viewer = Viewer::from_authorization(Some(header), &state.jwt)?;
+            if let Viewer::User(principal) = &viewer {
+                state.sessions.check(principal.session_id).await?;
+            }
+            Ok(viewer)
+        }
+        // A stale or revoked cookie must not lock the browser out of signing in again.
         (None, Some(token)) => match state.jwt.verify(token) {
-            Ok(claims) => Viewer::User(claims.into()),
-            Err(_) => Viewer::Anonymous,
+            Ok(claims) => {
+                let principal: Principal = claims.into();
+                match state.sessions.check(principal.session_id).await {
+                    Ok(()) => Ok(Viewer::User(principal)),
+                    Err(AppError::Unauthenticated(_)) => Ok(Viewer::Anonymous),
+                    Err(other) => Err(other),
+                }
+            }
+            Err(_) => Ok(Viewer::Anonymous),
         },
-        (None, None) => Viewer::Anonymous,
-    };
-    if let Viewer::User(principal) = &viewer {
-        state.sessions.check(principal.session_id).await?;
+        (None, None) => Ok(Viewer::Anonymous),
     }
-    Ok(viewer)
 }

@@ -182,3 +182,34 @@ async fn a_bearer_header_takes_precedence_over_cookies() -> anyhow::Result<()> {
     assert_eq!(logout.data()?["logout"], true);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_revoked_session_cookie_does_not_stop_signing_in_again() -> anyhow::Result<()> {
+    let app = TestApp::spawn().await?;
+    let (mut browser, _) = signed_in_browser(&app).await?;
+    let stale = browser.header();
+    let csrf = browser.get("csrf_token");
+    browser
+        .post(&app, Some(&csrf), "mutation { logout }")
+        .await?;
+    // The browser still sends the old cookies (say, the logout response was lost).
+    let me = app
+        .graphql_with(
+            &[("cookie", stale.as_str())],
+            None,
+            "{ me { email } }",
+            json!({}),
+        )
+        .await?;
+    assert_eq!(me.error_code(), Some("UNAUTHENTICATED"));
+    let again = app
+        .graphql_with(
+            &[("cookie", stale.as_str()), ("x-csrf-token", csrf.as_str())],
+            None,
+            LOGIN,
+            json!({}),
+        )
+        .await?;
+    assert_eq!(again.data()?["login"]["user"]["email"], "ann@acme.example");
+    Ok(())
+}

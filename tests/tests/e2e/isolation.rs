@@ -98,6 +98,11 @@ async fn every_tenant_table_is_isolated_by_row_level_security() -> anyhow::Resul
             admin.company_id, admin.id
         ))
         .await?;
+        app.sql(&format!(
+            "INSERT INTO roles (company_id, name) VALUES ('{}', 'coach')",
+            admin.company_id
+        ))
+        .await?;
     }
     for table in migration::TENANT_TABLES {
         // Admins are the most privileged callers: if they cannot cross over, nobody can.

@@ -2,15 +2,18 @@
 //! database per test. One binary, so the servers are started once per run.
 
 mod auth;
+mod authz;
 mod cookies;
 mod health;
 mod http;
 mod isolation;
 mod jwks;
 mod limits;
+mod pubsub;
 mod ratelimit;
 mod redis_down;
 mod schema;
 mod startup;
 mod tokens;
+mod users_admin;
 mod websocket;
