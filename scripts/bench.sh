@@ -7,12 +7,14 @@
 #      private PostgreSQL and Redis), and seeds two companies of 10,000 users each;
 #   3. mints access tokens for many different seeded users and checks every one of them
 #      gets a correct page (this also warms the server up);
-#   4. drives `users(first: 20)` with wrk: CONNECTIONS connections for DURATION seconds,
+#   4. captures the SQL the server sends for one request (statement logging) and turns it
+#      into a pgbench script (scripts/bench/capture_sql.py);
+#   5. drives `users(first: 20)` with wrk: CONNECTIONS connections for DURATION seconds,
 #      a random user's token per request;
-#   5. runs pgbench with the very SQL transaction the server runs for that query, at the
-#      same concurrency and duration, as the same database role: the ceiling;
-#   6. prints the figures and the ratio server req/s / pgbench tps, and rewrites
-#      BENCHMARKS.md with them and a description of the machine.
+#   6. runs that pgbench script, at the same concurrency and duration, as the same database
+#      role: the ceiling;
+#   7. prints the figures, the ratio server req/s / pgbench tps and where the CPUs went, and
+#      rewrites BENCHMARKS.md with them and a description of the machine.
 #
 # Everything is bounded in time, listens on 127.0.0.1 only, and is stopped and removed on
 # exit, whatever the exit path (trap). Knobs (environment): BENCH_CONNECTIONS (32),
@@ -326,20 +328,25 @@ DATE="$(date -u '+%Y-%m-%d %H:%M UTC')"
 
 # --- Report ------------------------------------------------------------------------------
 
+STATEMENTS="$(grep -vcE '^(--|\\)' "$WORK/users.sql")"
 SUMMARY="users(first: 20), $CONNECTIONS connections, ${DURATION} s
-  server:  $SERVER_RPS_INT req/s  p50 $SERVER_P50 ms  p99 $SERVER_P99 ms  ($SERVER_REQUESTS requests, pool of $POOL connections)
-  pgbench: $PG_TPS_INT tps    p50 $PG_P50 ms  p99 $PG_P99 ms
-  ratio server/pgbench: $RATIO (aim: >= 0.5)"
+  server:  $SERVER_RPS_INT req/s  p50 $SERVER_P50 ms  p99 $SERVER_P99 ms  ($SERVER_REQUESTS requests, pool of $POOL)
+  pgbench: $PG_TPS_INT tps    p50 $PG_P50 ms  p99 $PG_P99 ms  (the same $STATEMENTS statements per transaction)
+  ratio server/pgbench: $RATIO (aim: >= 0.5)
+  CPU (cores of $THREADS) during wrk:     server $W_SERVER, postgres $W_PG, wrk $W_LOAD, other $W_OTHER, idle $W_IDLE
+  CPU (cores of $THREADS) during pgbench: postgres $P_PG, pgbench $P_LOAD, other $P_OTHER, idle $P_IDLE
+  CPU per request: server ${SERVER_US} us + postgres ${PG_US_SERVER} us; per pgbench transaction: postgres ${PG_US_PGBENCH} us"
 say "result"
 echo "$SUMMARY"
 echo "  machine: $THREADS CPUs ($CPU_MODEL), $MEMORY, PostgreSQL $PG_VERSION"
+echo "  CPUs idle just before the runs: ${SERVER_IDLE_BEFORE}% (wrk), ${PG_IDLE_BEFORE}% (pgbench)"
 
 if [ "${BENCH_NO_WRITE:-0}" != "1" ]; then
     cat >"$ROOT/BENCHMARKS.md" <<EOF
 # Benchmarks
 
-What \`make bench\` measures, and its latest figures. The section below the line is
-rewritten by every run of \`make bench\` (\`scripts/bench.sh\`); commit it when it changes.
+What \`make bench\` measures, and its latest figures. Everything below "Latest run" is
+rewritten by each run of \`make bench\` (\`scripts/bench.sh\`).
 
 ## What is measured
 
@@ -348,35 +355,35 @@ rewritten by every run of \`make bench\` (\`scripts/bench.sh\`); commit it when 
   \`$QUERY\`
   to \`/graphql\` over $CONNECTIONS keep-alive connections for $DURATION s (after a $WARMUP s
   warm-up), each request with the access token of one of $TOKENS different users picked at
-  random, so every request does the whole job: JWT check, GraphQL parsing and validation, a
-  transaction that switches to the \`app_user\` role and checks the caller is a live member
-  (\`app.begin_request\`), the page read under Row Level Security, and the JSON answer.
-  Every token is first checked to get 20 users of its own company; the run fails on any
-  non-2xx answer, socket error or warning/error logged by the server.
-- **Ceiling**: \`pgbench -M prepared\` runs the same SQL transaction the server runs for that
-  query (\`BEGIN\`, \`app.begin_request(...)\`, the 21-row page \`SELECT\`, \`COMMIT\`: see
-  \`scripts/bench/users.sql\`), as the same role (\`app_authenticator\`), for a random seeded
-  user per transaction, at the same concurrency and duration, against the same database.
-- **Ratio** = server requests/s / pgbench transactions/s: the share of what the database
-  alone could serve that survives the HTTP + GraphQL layer. **Aim: ratio >= 0.5.**
+  random, so every request does the whole job: token and session check, GraphQL parsing and
+  validation, a transaction that switches to the \`app_user\` role and checks the caller
+  (\`app.begin_request\`), the page read under Row Level Security, and the JSON answer. Every
+  token is first checked to get 20 users of its own company; the run fails on any non-2xx
+  answer, socket error, or warning/error logged by the server.
+- **Ceiling**: pgbench runs the same SQL the server sends for that request. The bench
+  captures it (\`log_statement = all\` around one request) and turns it into a pgbench script
+  for a random seeded user (\`scripts/bench/capture_sql.py\`; this run's script is below), run
+  with \`-M prepared\` as the server's role (\`app_authenticator\`), at the same concurrency
+  and duration, against the same database.
+- **Ratio** = server requests/s / pgbench transactions/s: the share of what PostgreSQL alone
+  could serve that survives the HTTP + GraphQL layer. **Aim: ratio >= 0.5.**
 
-The load generators run on the same machine as the server and the database and compete
-with them for the CPUs (so do the server and PostgreSQL with each other); figures are
-comparable between runs on the same machine, not across machines.
+The load generators run on the same machine as the server and PostgreSQL and compete with
+them for the CPUs, as the server and PostgreSQL do with each other; the CPU split below shows
+where the time went. Figures compare between runs on one machine, not across machines, and
+are low when something else runs meanwhile (the bench waits up to 60 s for idle CPUs, then
+goes on with a warning).
 
 ## Reproduce
 
 \`\`\`sh
-make bench          # builds, seeds, measures, rewrites this file; about 2 minutes after the build
+make bench    # build, seed, capture, measure, rewrite this file: ~1.5 min after the build
 \`\`\`
 
 Knobs: \`BENCH_CONNECTIONS\` (32), \`BENCH_DURATION\` (15), \`BENCH_WARMUP\` (3),
-\`BENCH_TOKENS\` (2000), \`DB_MAX_CONNECTIONS\` (the server's pool, 16),
-\`BENCH_NO_WRITE=1\` (do not rewrite this file). Needs wrk (installed with apt-get when
-missing), PostgreSQL with pgbench, redis-server and python3. Everything listens on
-127.0.0.1 and is removed at the end.
-
----
+\`BENCH_TOKENS\` (2000), \`DB_MAX_CONNECTIONS\` (the server's pool, 16), \`BENCH_NO_WRITE=1\`
+(leave this file alone). Needs wrk (installed with apt-get when missing), PostgreSQL with
+pgbench, redis-server and python3. Everything listens on 127.0.0.1 and is removed at the end.
 
 ## Latest run
 
@@ -388,19 +395,34 @@ $DATE, commit $COMMIT.
 | PostgreSQL alone (pgbench, $CONNECTIONS connections, $DURATION s) | **$PG_TPS_INT tps** | $PG_P50 ms | $PG_P99 ms |
 | **ratio server / pgbench** | **$RATIO** | | |
 
-The server's pool had $POOL connections to PostgreSQL (\`DB_MAX_CONNECTIONS\`); pgbench
-percentiles come from a 10 % sample of its transactions.
+Where the CPUs went, in cores out of $THREADS, sampled over the middle of each run:
+
+| during | server | PostgreSQL | load generator | other | idle |
+|---|---:|---:|---:|---:|---:|
+| wrk → server | $W_SERVER | $W_PG | $W_LOAD | $W_OTHER | $W_IDLE |
+| pgbench → PostgreSQL | – | $P_PG | $P_LOAD | $P_OTHER | $P_IDLE |
+
+CPU time per request: server ${SERVER_US} µs + PostgreSQL ${PG_US_SERVER} µs; per pgbench
+transaction: PostgreSQL ${PG_US_PGBENCH} µs. The server's pool had $POOL connections
+(\`DB_MAX_CONNECTIONS\`); pgbench percentiles come from a 10 % sample of its transactions;
+the CPUs were ${SERVER_IDLE_BEFORE} % / ${PG_IDLE_BEFORE} % idle just before the two runs.
 
 \`\`\`
 $SUMMARY
+\`\`\`
+
+The pgbench script, as captured from the server ($STATEMENTS statements per request):
+
+\`\`\`sql
+$(cat "$WORK/users.sql")
 \`\`\`
 
 Machine:
 
 - CPUs: $THREADS (\`nproc\`), $CPU_MODEL
 - Memory: $MEMORY
-- PostgreSQL: $PG_VERSION (private cluster started by the server)
-- Kernel: $KERNEL; load generator: $WRK_VERSION, pgbench with $THREADS threads
+- PostgreSQL: $PG_VERSION (the private cluster started by the server)
+- Kernel: $KERNEL; load generator: $WRK_VERSION
 EOF
     echo "  wrote BENCHMARKS.md"
 fi

@@ -170,11 +170,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     refuse_rls_bypass(&pool, config.allow_rls_bypass).await?;
     let redis = redis_pool(&redis_url, config.db_max_connections as usize)?;
     let revoked_ttl = Duration::from_secs(jwt.access_ttl().as_secs() + config.jwt_leeway_secs + 60);
+    let pubsub = crate::pubsub::PubSub::start(&redis_url, redis.clone(), &config.redis_key_prefix)?;
     let sessions = SessionCache::new(
         redis.clone(),
         pool.clone(),
         &config.redis_key_prefix,
         revoked_ttl,
+        pubsub.clone(),
     );
     // From the signing key, HS256 secret or private key: with only JWT_PRIVATE_KEY set there is
     // no JWT_SECRET, and a key derived from nothing would let anyone compute successors.
@@ -182,7 +184,6 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let ratelimit = RateLimiter::from_config(redis.clone(), &config);
     let authz = crate::authz::Authz::load(config.policy_dir()).await?;
     crate::authz::spawn_reload_on_sighup(&authz)?;
-    let pubsub = crate::pubsub::PubSub::start(&redis_url, redis.clone(), &config.redis_key_prefix)?;
     let state = AppState {
         db: pool,
         redis,

@@ -24,6 +24,8 @@ pub struct SessionCache {
     prefix: String,
     /// How long a "revoked" answer is kept: as long as any access token of it may live.
     revoked_ttl: Duration,
+    /// Tells live subscriptions of a revoked session to end, on every instance.
+    pubsub: crate::pubsub::PubSub,
 }
 
 impl std::fmt::Debug for SessionCache {
@@ -38,13 +40,20 @@ impl SessionCache {
         db: DatabaseConnection,
         prefix: &str,
         revoked_ttl: Duration,
+        pubsub: crate::pubsub::PubSub,
     ) -> Self {
         Self {
             redis,
             db,
             prefix: prefix.to_owned(),
             revoked_ttl,
+            pubsub,
         }
+    }
+
+    /// The pub/sub topic on which a session's revocation is announced.
+    pub fn topic(session: Uuid) -> String {
+        format!("session:{session}")
     }
 
     fn key(&self, session: Uuid) -> String {
@@ -118,6 +127,14 @@ impl SessionCache {
     pub async fn revoked(&self, sessions: &[Uuid]) {
         for session in sessions {
             self.store(*session, false).await;
+            self.pubsub
+                .publish(&Self::topic(*session), &"revoked")
+                .await;
         }
+    }
+
+    /// Whether the session is live, for long-lived connections re-checking it.
+    pub async fn is_live(&self, session: Uuid) -> bool {
+        self.check(session).await.is_ok()
     }
 }

@@ -25,6 +25,22 @@ impl From<AccessClaims> for Principal {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header value.
+fn bearer_token(value: &str) -> Result<&str, AppError> {
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            AppError::Unauthenticated("the Authorization header must be `Bearer <token>`".into())
+        })
+}
+
+/// When the access token of a connection expires (Unix seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessExpiry(pub u64);
+
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Viewer {
@@ -39,17 +55,7 @@ impl Viewer {
         let Some(value) = header else {
             return Ok(Self::Anonymous);
         };
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                AppError::Unauthenticated(
-                    "the Authorization header must be `Bearer <token>`".into(),
-                )
-            })?;
-        Ok(Self::User(keys.verify(token)?.into()))
+        Ok(Self::User(keys.verify(bearer_token(value)?)?.into()))
     }
 
     /// The signed-in user, or `UNAUTHENTICATED`.
@@ -70,26 +76,40 @@ pub async fn resolve(
     bearer: Option<&str>,
     cookie: Option<&str>,
 ) -> Result<Viewer, AppError> {
+    resolve_with_expiry(state, bearer, cookie)
+        .await
+        .map(|(viewer, _)| viewer)
+}
+
+/// [`resolve`], also giving when the access token expires (Unix seconds), for connections
+/// that must end then (subscriptions).
+pub async fn resolve_with_expiry(
+    state: &crate::state::AppState,
+    bearer: Option<&str>,
+    cookie: Option<&str>,
+) -> Result<(Viewer, Option<u64>), AppError> {
     match (bearer, cookie) {
         (Some(header), _) => {
-            let viewer = Viewer::from_authorization(Some(header), &state.jwt)?;
-            if let Viewer::User(principal) = &viewer {
-                state.sessions.check(principal.session_id).await?;
-            }
-            Ok(viewer)
+            let token = bearer_token(header)?;
+            let claims = state.jwt.verify(token)?;
+            let expires = claims.exp;
+            let principal: Principal = claims.into();
+            state.sessions.check(principal.session_id).await?;
+            Ok((Viewer::User(principal), Some(expires)))
         }
         // A stale or revoked cookie must not lock the browser out of signing in again.
         (None, Some(token)) => match state.jwt.verify(token) {
             Ok(claims) => {
+                let expires = claims.exp;
                 let principal: Principal = claims.into();
                 match state.sessions.check(principal.session_id).await {
-                    Ok(()) => Ok(Viewer::User(principal)),
-                    Err(AppError::Unauthenticated(_)) => Ok(Viewer::Anonymous),
+                    Ok(()) => Ok((Viewer::User(principal), Some(expires))),
+                    Err(AppError::Unauthenticated(_)) => Ok((Viewer::Anonymous, None)),
                     Err(other) => Err(other),
                 }
             }
-            Err(_) => Ok(Viewer::Anonymous),
+            Err(_) => Ok((Viewer::Anonymous, None)),
         },
-        (None, None) => Ok(Viewer::Anonymous),
+        (None, None) => Ok((Viewer::Anonymous, None)),
     }
 }

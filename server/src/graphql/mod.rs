@@ -3,6 +3,7 @@
 mod auth;
 mod connection;
 mod guardrails;
+pub mod live;
 mod roles;
 mod users;
 

@@ -327,8 +327,9 @@ impl UserQuery {
         search: Option<String>,
         role: Option<String>,
         is_active: Option<bool>,
-        #[graphql(default)] order_by: UserOrder,
+        #[graphql(default_with = "Some(UserOrder::default())")] order_by: Option<UserOrder>,
     ) -> AppResult<UserConnection> {
+        let order_by = order_by.unwrap_or_default();
         let principal = principal(ctx)?;
         let limit = page_size(first.unwrap_or(20))?;
         let after = after
@@ -451,8 +452,8 @@ impl UserMutation {
     }
 
     /// Changes a user of the caller's company: role, active state, display name, attributes.
-    /// Nobody can change their own role or deactivate themselves, and the company's last active
-    /// admin cannot be demoted or deactivated (`CONFLICT`).
+    /// Nobody can change their own role, and the company's last active admin cannot be demoted
+    /// or deactivated (`CONFLICT`).
     #[graphql(directive = requires::apply(Object::User, Action::Manage))]
     async fn update_user(
         &self,
@@ -470,8 +471,9 @@ impl UserMutation {
         administer(ctx, id, changes).await.map(User::from)
     }
 
-    /// Deactivates a user of the caller's company: their next request is refused. Reactivate
-    /// with `updateUser(input: {isActive: true})`. The last active admin cannot be deactivated.
+    /// Deactivates a user of the caller's company (admins may deactivate themselves): their
+    /// next request is refused. Reactivate with `updateUser(input: {isActive: true})`. The last
+    /// active admin cannot be deactivated (`CONFLICT`).
     #[graphql(directive = requires::apply(Object::User, Action::Manage))]
     async fn deactivate_user(&self, ctx: &Context<'_>, id: ID) -> AppResult<User> {
         let id = parse_id("id", &id)?;
@@ -598,20 +600,10 @@ async fn administer(ctx: &Context<'_>, id: Uuid, changes: UserChanges) -> AppRes
         .ok_or_else(|| AppError::NotFound("no such user".into()))?;
     let new_role = changes.role.as_deref().filter(|role| *role != target.role);
     let deactivating = changes.is_active == Some(false) && target.is_active;
-    if id == principal.user_id {
-        if new_role.is_some() {
-            return Err(AppError::Forbidden(
-                "nobody can change their own role".into(),
-            ));
-        }
-        if changes
-            .is_active
-            .is_some_and(|active| active != target.is_active)
-        {
-            return Err(AppError::Forbidden(
-                "nobody can deactivate themselves; ask another admin".into(),
-            ));
-        }
+    if id == principal.user_id && new_role.is_some() {
+        return Err(AppError::Forbidden(
+            "nobody can change their own role".into(),
+        ));
     }
     if let Some(role) = new_role
         && !authz.is_built_in(role).await

@@ -46,12 +46,18 @@ pub async fn graphql_ws(
                         .get("authorization")
                         .or_else(|| payload.get("Authorization"))
                         .and_then(|v| v.as_str());
-                    let viewer =
-                        auth::viewer::resolve(&state, authorization, meta.access_cookie.as_deref())
-                            .await
-                            .map_err(async_graphql::Error::from)?;
+                    let (viewer, expiry) = auth::viewer::resolve_with_expiry(
+                        &state,
+                        authorization,
+                        meta.access_cookie.as_deref(),
+                    )
+                    .await
+                    .map_err(async_graphql::Error::from)?;
                     let mut data = GqlData::default();
                     data.insert(viewer);
+                    if let Some(exp) = expiry {
+                        data.insert(auth::viewer::AccessExpiry(exp));
+                    }
                     data.insert(meta);
                     if let Some(id) = request_id {
                         data.insert(id);

@@ -201,14 +201,15 @@ async fn two_concurrent_demotions_of_the_last_two_admins_leave_one_admin() -> an
             .create_user(company, &format!("b@duo-{round}.example"), "admin")
             .await?;
         // Each demotes the other at the same moment.
+        let (a_token, b_token) = (app.token_for(&a), app.token_for(&b));
         let (ab, ba) = tokio::join!(
             app.graphql(
-                Some(&app.token_for(&a)),
+                Some(&a_token),
                 UPDATE_USER,
                 json!({ "id": b.id, "input": { "role": "member" } }),
             ),
             app.graphql(
-                Some(&app.token_for(&b)),
+                Some(&b_token),
                 UPDATE_USER,
                 json!({ "id": a.id, "input": { "role": "member" } }),
             ),
@@ -237,9 +238,10 @@ async fn two_concurrent_demotions_of_the_last_two_admins_leave_one_admin() -> an
         let d = app
             .create_user(c.company_id, &format!("d@trio-{round}.example"), "admin")
             .await?;
+        let (c_token, d_token) = (app.token_for(&c), app.token_for(&d));
         let (cc, dd) = tokio::join!(
-            app.graphql(Some(&app.token_for(&c)), DEACTIVATE, json!({ "id": c.id })),
-            app.graphql(Some(&app.token_for(&d)), DEACTIVATE, json!({ "id": d.id })),
+            app.graphql(Some(&c_token), DEACTIVATE, json!({ "id": c.id })),
+            app.graphql(Some(&d_token), DEACTIVATE, json!({ "id": d.id })),
         );
         let outcomes = [cc?, dd?];
         assert_eq!(outcomes.iter().filter(|r| r.data().is_ok()).count(), 1);
