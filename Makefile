@@ -35,6 +35,8 @@ schema:
 ## Release build, seeded data, load test and the pgbench ceiling; prints figures.
 bench: deps
 	@bash scripts/bench.sh
+	@bash scripts/bench-audience.sh
+	@bash scripts/bench-chat.sh
 
 ## Forget the private PostgreSQL and Redis data of `make run`.
 clean-data:

@@ -91,9 +91,20 @@ cleanup() {
         fi
         wait "$SERVER_PID" 2>/dev/null || true
     fi
-    # Children (PostgreSQL, redis-server) left behind by a server that had to be killed.
+    # Children (PostgreSQL, redis-server) left behind by a server that crashed or had to be
+    # killed: the ones still alive under their own name (not a reused pid).
+    local pid left=""
     for pid in $SERVER_CHILDREN; do
-        kill -TERM "$pid" 2>/dev/null || true
+        case "$(cat "/proc/$pid/comm" 2>/dev/null)" in
+            postgres) kill -INT "$pid" 2>/dev/null && left="$left $pid" ;;   # fast shutdown
+            redis-server) kill -TERM "$pid" 2>/dev/null && left="$left $pid" ;;
+        esac
+    done
+    for pid in $left; do
+        for _ in $(seq 1 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
     done
     if [ "$status" -ne 0 ] && [ -f "$SERVER_LOG" ]; then
         echo "bench: failed; last lines of the server log:" >&2
@@ -209,15 +220,16 @@ cpu_idle_pct() {
 # Other work on the machine (a build, tests) would steal CPU from the runs: wait up to 60 s
 # for the CPUs to be >= 90 % idle, then go on anyway, with a warning. Sets IDLE_BEFORE.
 wait_for_quiet() {
-    local deadline=$((SECONDS + 60))
+    local deadline=$((SECONDS + 60)) told=""
     while :; do
         IDLE_BEFORE="$(cpu_idle_pct)"
         [ "$IDLE_BEFORE" -ge 90 ] && return 0
         if [ "$SECONDS" -ge "$deadline" ]; then
-            echo "  WARNING: the machine is busy (${IDLE_BEFORE}% idle): the figures will be low" >&2
+            echo "  WARNING: the machine is still busy (${IDLE_BEFORE}% idle): the figures will be low" >&2
             return 0
         fi
-        echo "  the machine is busy (${IDLE_BEFORE}% idle); waiting for it to calm down"
+        [ -n "$told" ] || echo "  the machine is busy (${IDLE_BEFORE}% idle); waiting up to 60 s for it to calm down"
+        told=1
     done
 }
 # `BENCH_CPU` field of a cpu_split.py output.
@@ -226,14 +238,15 @@ cpu_field() { sed -n "s/^BENCH_CPU .*$2=\([^ ]*\).*/\1/p" "$1"; }
 wait_for_quiet
 SERVER_IDLE_BEFORE="$IDLE_BEFORE"
 problems_before="$(server_problems)"
+# The load: a random user's token per request (wrk -d SECONDS comes first).
+WRK_ARGS=(-t "$THREADS" -c "$CONNECTIONS" --timeout 5s -s "$HERE/users.lua" "$URL"
+          -- "$WORK/body.json" "$WORK/tokens.txt")
 say "server: warm-up, ${WARMUP} s"
-wrk -t "$THREADS" -c "$CONNECTIONS" -d "${WARMUP}s" -s "$HERE/users.lua" "$URL" \
-    -- "$WORK/body.json" "$WORK/tokens.txt" >/dev/null
+wrk -d "${WARMUP}s" "${WRK_ARGS[@]}" >/dev/null
 
 say "server: wrk, $CONNECTIONS connections, $THREADS threads, ${DURATION} s"
-python3 "$HERE/cpu_split.py" "$SERVER_PID" "$DURATION" -- \
-    wrk -t "$THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --timeout 5s -s "$HERE/users.lua" "$URL" \
-    -- "$WORK/body.json" "$WORK/tokens.txt" | tee "$WORK/wrk.out"
+python3 "$HERE/cpu_split.py" "$SERVER_PID" "$DURATION" -- wrk -d "${DURATION}s" "${WRK_ARGS[@]}" \
+    | tee "$WORK/wrk.out"
 wrk_line="$(grep '^BENCH_WRK ' "$WORK/wrk.out")" || die "no result line from wrk"
 wrk_field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$wrk_line"; }
 SERVER_RPS="$(wrk_field rps)"
@@ -265,22 +278,19 @@ for n in "$CAPTURE_N" $((CAPTURE_N % 20000 + 1)); do
         || die "the pgbench script does not do what the server does for user $n (got: $(head -c 400 <<<"$check"))"
 done
 
-pgbench_run() {
-    PGPASSWORD="$APP_PASSWORD" "$PGBENCH" -h 127.0.0.1 -p "$PG_PORT" -U app_authenticator \
-        -n -M prepared -c "$CONNECTIONS" -j "$THREADS" -f "$WORK/users.sql" "$@" app
-}
+# The captured script for random users, as the server's role (the database name goes last).
+PGBENCH_CMD=(env PGPASSWORD="$APP_PASSWORD" "$PGBENCH" -h 127.0.0.1 -p "$PG_PORT"
+             -U app_authenticator -n -M prepared -c "$CONNECTIONS" -j "$THREADS"
+             -f "$WORK/users.sql")
 wait_for_quiet
 PG_IDLE_BEFORE="$IDLE_BEFORE"
 say "pgbench: warm-up, ${WARMUP} s"
-pgbench_run -T "$WARMUP" >/dev/null 2>&1
+"${PGBENCH_CMD[@]}" -T "$WARMUP" app >/dev/null 2>&1
 say "pgbench: $CONNECTIONS connections, $THREADS threads, ${DURATION} s"
 mkdir -p "$WORK/pglog"
 # Per-transaction log of 1 transaction in 10, for percentiles (cheap to write).
-python3 "$HERE/cpu_split.py" "$SERVER_PID" "$DURATION" -- \
-    env PGPASSWORD="$APP_PASSWORD" "$PGBENCH" -h 127.0.0.1 -p "$PG_PORT" -U app_authenticator \
-    -n -M prepared -c "$CONNECTIONS" -j "$THREADS" -f "$WORK/users.sql" \
-    -T "$DURATION" --log --sampling-rate=0.1 --log-prefix="$WORK/pglog/tx" app 2>&1 \
-    | tee "$WORK/pgbench.out"
+python3 "$HERE/cpu_split.py" "$SERVER_PID" "$DURATION" -- "${PGBENCH_CMD[@]}" -T "$DURATION" \
+    --log --sampling-rate=0.1 --log-prefix="$WORK/pglog/tx" app 2>&1 | tee "$WORK/pgbench.out"
 PG_TPS="$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$WORK/pgbench.out")"
 [ -n "$PG_TPS" ] || die "no tps in the pgbench output"
 failed="$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$WORK/pgbench.out")"
@@ -300,12 +310,18 @@ RATIO="$(awk -v s="$SERVER_RPS" -v p="$PG_TPS" 'BEGIN { printf "%.2f", s / p }')
 # Where the CPUs went (in cores), and CPU time per request / transaction (in microseconds).
 cpu_us() { awk -v cores="$1" -v rate="$2" 'BEGIN { printf "%.0f", (rate > 0 ? cores * 1e6 / rate : 0) }'; }
 W_SERVER="$(cpu_field "$WORK/wrk.out" server)"; W_PG="$(cpu_field "$WORK/wrk.out" postgres)"
+W_REDIS="$(cpu_field "$WORK/wrk.out" redis)"
 W_LOAD="$(cpu_field "$WORK/wrk.out" loadgen)"; W_OTHER="$(cpu_field "$WORK/wrk.out" other)"
 W_IDLE="$(cpu_field "$WORK/wrk.out" idle)"
 P_PG="$(cpu_field "$WORK/pgbench.out" postgres)"; P_LOAD="$(cpu_field "$WORK/pgbench.out" loadgen)"
 P_OTHER="$(cpu_field "$WORK/pgbench.out" other)"; P_IDLE="$(cpu_field "$WORK/pgbench.out" idle)"
 [ -n "$W_SERVER" ] && [ -n "$P_PG" ] || die "no CPU figures from cpu_split.py"
 SERVER_US="$(cpu_us "$W_SERVER" "$SERVER_RPS")"
+# Other processes busy during a run (a build, tests) make its figures low: say so.
+BUSY_NOTE=""
+if awk -v a="$W_OTHER" -v b="$P_OTHER" 'BEGIN { exit !(a > 0.2 || b > 0.2) }'; then
+    BUSY_NOTE="WARNING: other processes used $W_OTHER / $P_OTHER cores during the wrk / pgbench runs: these figures are not representative; run again on a quiet machine."
+fi
 PG_US_SERVER="$(cpu_us "$W_PG" "$SERVER_RPS")"
 PG_US_PGBENCH="$(cpu_us "$P_PG" "$PG_TPS")"
 SERVER_RPS_INT="$(printf '%.0f' "$SERVER_RPS")"
@@ -333,22 +349,25 @@ SUMMARY="users(first: 20), $CONNECTIONS connections, ${DURATION} s
   server:  $SERVER_RPS_INT req/s  p50 $SERVER_P50 ms  p99 $SERVER_P99 ms  ($SERVER_REQUESTS requests, pool of $POOL)
   pgbench: $PG_TPS_INT tps    p50 $PG_P50 ms  p99 $PG_P99 ms  (the same $STATEMENTS statements per transaction)
   ratio server/pgbench: $RATIO (aim: >= 0.5)
-  CPU (cores of $THREADS) during wrk:     server $W_SERVER, postgres $W_PG, wrk $W_LOAD, other $W_OTHER, idle $W_IDLE
+  CPU (cores of $THREADS) during wrk:     server $W_SERVER, postgres $W_PG, redis $W_REDIS, wrk $W_LOAD, other $W_OTHER, idle $W_IDLE
   CPU (cores of $THREADS) during pgbench: postgres $P_PG, pgbench $P_LOAD, other $P_OTHER, idle $P_IDLE
   CPU per request: server ${SERVER_US} us + postgres ${PG_US_SERVER} us; per pgbench transaction: postgres ${PG_US_PGBENCH} us"
 say "result"
 echo "$SUMMARY"
 echo "  machine: $THREADS CPUs ($CPU_MODEL), $MEMORY, PostgreSQL $PG_VERSION"
 echo "  CPUs idle just before the runs: ${SERVER_IDLE_BEFORE}% (wrk), ${PG_IDLE_BEFORE}% (pgbench)"
+[ -z "$BUSY_NOTE" ] || echo "  $BUSY_NOTE" >&2
 
 if [ "${BENCH_NO_WRITE:-0}" != "1" ]; then
-    cat >"$ROOT/BENCHMARKS.md" <<EOF
-# Benchmarks
+    # This benchmark's section of BENCHMARKS.md, between its markers; the other benchmarks of
+    # `make bench` keep sections of their own in the same file.
+    cat >"$WORK/section.md" <<EOF
+<!-- users:begin -->
+## Users list: server vs PostgreSQL ceiling
 
-What \`make bench\` measures, and its latest figures. Everything below "Latest run" is
-rewritten by each run of \`make bench\` (\`scripts/bench.sh\`).
+\`scripts/bench.sh\` (part of \`make bench\`). **Aim: ratio >= 0.5.**
 
-## What is measured
+### What is measured
 
 - **Server**: the release build, with its private PostgreSQL and Redis, seeded with two
   companies of 10,000 users each. [wrk](https://github.com/wg/wrk) POSTs the query
@@ -366,18 +385,19 @@ rewritten by each run of \`make bench\` (\`scripts/bench.sh\`).
   with \`-M prepared\` as the server's role (\`app_authenticator\`), at the same concurrency
   and duration, against the same database.
 - **Ratio** = server requests/s / pgbench transactions/s: the share of what PostgreSQL alone
-  could serve that survives the HTTP + GraphQL layer. **Aim: ratio >= 0.5.**
+  could serve that survives the HTTP + GraphQL layer.
 
 The load generators run on the same machine as the server and PostgreSQL and compete with
 them for the CPUs, as the server and PostgreSQL do with each other; the CPU split below shows
 where the time went. Figures compare between runs on one machine, not across machines, and
 are low when something else runs meanwhile (the bench waits up to 60 s for idle CPUs, then
-goes on with a warning).
+goes on with a warning, repeated here).
 
-## Reproduce
+### Reproduce
 
 \`\`\`sh
-make bench    # build, seed, capture, measure, rewrite this file: ~1.5 min after the build
+make bench                 # every benchmark; this one takes ~1.5 min after the build
+bash scripts/bench.sh      # this one only
 \`\`\`
 
 Knobs: \`BENCH_CONNECTIONS\` (32), \`BENCH_DURATION\` (15), \`BENCH_WARMUP\` (3),
@@ -385,9 +405,11 @@ Knobs: \`BENCH_CONNECTIONS\` (32), \`BENCH_DURATION\` (15), \`BENCH_WARMUP\` (3)
 (leave this file alone). Needs wrk (installed with apt-get when missing), PostgreSQL with
 pgbench, redis-server and python3. Everything listens on 127.0.0.1 and is removed at the end.
 
-## Latest run
+### Latest run
 
-$DATE, commit $COMMIT.
+$DATE, commit $COMMIT.${BUSY_NOTE:+
+
+**$BUSY_NOTE**}
 
 | | throughput | p50 | p99 |
 |---|---:|---:|---:|
@@ -397,10 +419,10 @@ $DATE, commit $COMMIT.
 
 Where the CPUs went, in cores out of $THREADS, sampled over the middle of each run:
 
-| during | server | PostgreSQL | load generator | other | idle |
-|---|---:|---:|---:|---:|---:|
-| wrk → server | $W_SERVER | $W_PG | $W_LOAD | $W_OTHER | $W_IDLE |
-| pgbench → PostgreSQL | – | $P_PG | $P_LOAD | $P_OTHER | $P_IDLE |
+| during | server | PostgreSQL | Redis | load generator | other | idle |
+|---|---:|---:|---:|---:|---:|---:|
+| wrk → server | $W_SERVER | $W_PG | $W_REDIS | $W_LOAD | $W_OTHER | $W_IDLE |
+| pgbench → PostgreSQL | – | $P_PG | – | $P_LOAD | $P_OTHER | $P_IDLE |
 
 CPU time per request: server ${SERVER_US} µs + PostgreSQL ${PG_US_SERVER} µs; per pgbench
 transaction: PostgreSQL ${PG_US_PGBENCH} µs. The server's pool had $POOL connections
@@ -423,6 +445,42 @@ Machine:
 - Memory: $MEMORY
 - PostgreSQL: $PG_VERSION (the private cluster started by the server)
 - Kernel: $KERNEL; load generator: $WRK_VERSION
+<!-- users:end -->
 EOF
-    echo "  wrote BENCHMARKS.md"
+    # Replace the section in place, or add it after the title (a new file gets a title).
+    python3 - "$ROOT/BENCHMARKS.md" "$WORK/section.md" <<'PY'
+import sys
+path, section_path = sys.argv[1:3]
+section = open(section_path).read()
+try:
+    text = open(path).read()
+except FileNotFoundError:
+    text = ""
+begin, end, heading = "<!-- users:begin -->", "<!-- users:end -->\n", "## Users list"
+
+
+def next_section(at):
+    """Where the next section (heading or marker line) starts after `at`, or the end."""
+    found = [i + 1 for i in (text.find("\n## ", at), text.find("\n<!-- ", at)) if i >= 0]
+    return min(found, default=len(text))
+
+
+start = text.find(begin)
+if start < 0:
+    start = text.find(heading)
+if start >= 0:
+    # Replace the old section (even if another writer lost one of its markers).
+    stop = text.find(end, start)
+    stop = stop + len(end) if stop >= 0 else next_section(start + 1)
+    text = text[:start] + section + text[stop:]
+elif text.startswith("# "):
+    # First section, after the title and its introduction.
+    at = next_section(0)
+    text = text[:at].rstrip("\n") + "\n\n" + section + "\n" + text[at:]
+else:
+    text = ("# Benchmarks\n\nFigures of `make bench`, one section per benchmark; each script "
+            "rewrites its own section.\n\n" + section + ("\n" + text if text.strip() else ""))
+open(path, "w").write(text.rstrip("\n") + "\n")
+PY
+    echo "  wrote its section of BENCHMARKS.md"
 fi

@@ -1,7 +1,14 @@
 //! sea-orm entities, one module per table.
 
+pub mod audience_fields;
 pub mod companies;
+pub mod conversations;
+pub mod friendships;
 pub mod invitations;
+pub mod knowledge;
+pub mod messages;
+pub mod presets;
 pub mod roles;
 pub mod sessions;
+pub mod user_profiles;
 pub mod users;

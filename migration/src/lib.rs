@@ -8,6 +8,9 @@ mod m20261123_000002_create_companies_and_users;
 mod m20261123_000003_create_auth_tables;
 mod m20261123_000100_create_roles;
 mod m20261123_000101_index_users_for_listing;
+mod m20261123_000500_create_presets_and_audience_fields;
+mod m20261123_000600_create_chat_tables;
+mod m20261123_000700_create_friendships;
 
 /// Runs every migration of this crate, in order.
 pub struct Migrator;
@@ -21,6 +24,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_create_auth_tables::Migration),
             Box::new(m20261123_000100_create_roles::Migration),
             Box::new(m20261123_000101_index_users_for_listing::Migration),
+            Box::new(m20261123_000500_create_presets_and_audience_fields::Migration),
+            Box::new(m20261123_000600_create_chat_tables::Migration),
+            Box::new(m20261123_000700_create_friendships::Migration),
         ]
     }
 }
@@ -36,4 +42,10 @@ pub const TENANT_TABLES: &[&str] = &[
     "invitations",
     "outbound_emails",
     "roles",
+    "presets",
+    "audience_fields",
+    "friendships",
+    "conversations",
+    "messages",
+    "knowledge",
 ];

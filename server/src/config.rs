@@ -26,6 +26,19 @@ pub enum Command {
     Migrate,
     /// Print the GraphQL schema (SDL) to stdout.
     PrintSchema,
+    /// Create a company with an admin and N users with realistic, deterministic attributes
+    /// (for demos and benchmarks), then exit.
+    Seed {
+        /// Name of the new company.
+        #[arg(long)]
+        company: String,
+        /// How many users to create besides the admin.
+        #[arg(long, default_value_t = 1000)]
+        users: u64,
+        /// The admin's password; a random one is generated and printed when unset.
+        #[arg(long, env = "SEED_ADMIN_PASSWORD", hide_env_values = true)]
+        admin_password: Option<String>,
+    },
 }
 
 /// Every option of the server. Each flag also reads the environment variable named in `--help`.
@@ -206,6 +219,64 @@ pub struct Config {
     /// Log format: `text` or `json`. Levels come from RUST_LOG (default `info`).
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+
+    /// Base URL of an OpenAI-compatible chat-completions API (Groq, OpenAI, Ollama, vLLM,
+    /// llama.cpp server), e.g. `https://api.openai.com/v1`. Unset: the offline demo provider.
+    #[arg(long, env = "LLM_BASE_URL")]
+    pub llm_base_url: Option<String>,
+
+    /// API key sent as `Authorization: Bearer` to the LLM provider (none for local servers).
+    #[arg(long, env = "LLM_API_KEY", hide_env_values = true)]
+    pub llm_api_key: Option<String>,
+
+    /// Model name asked of the LLM provider.
+    #[arg(long, env = "LLM_MODEL", default_value = "gpt-4o-mini")]
+    pub llm_model: String,
+
+    /// Timeout for connecting to the LLM provider, in milliseconds.
+    #[arg(long, env = "LLM_CONNECT_TIMEOUT_MS", default_value_t = 5_000)]
+    pub llm_connect_timeout_ms: u64,
+
+    /// Longest wait from sending a request to the first token of the reply, in milliseconds.
+    #[arg(long, env = "LLM_FIRST_TOKEN_TIMEOUT_MS", default_value_t = 60_000)]
+    pub llm_first_token_timeout_ms: u64,
+
+    /// Longest silence between two tokens of a reply, in milliseconds.
+    #[arg(long, env = "LLM_IDLE_TIMEOUT_MS", default_value_t = 30_000)]
+    pub llm_idle_timeout_ms: u64,
+
+    /// Retries of a failed LLM request before its first token (connection errors, 429, 5xx).
+    #[arg(long, env = "LLM_MAX_RETRIES", default_value_t = 2)]
+    pub llm_max_retries: u32,
+
+    /// Failed replies in a row after which new ones are refused at once (0: never).
+    #[arg(long, env = "LLM_BREAKER_THRESHOLD", default_value_t = 5)]
+    pub llm_breaker_threshold: u32,
+
+    /// How long new replies are refused once the circuit breaker opened, in seconds.
+    #[arg(long, env = "LLM_BREAKER_COOL_DOWN_SECS", default_value_t = 30)]
+    pub llm_breaker_cool_down_secs: u64,
+
+    /// Pause between two words of the offline demo provider, in milliseconds.
+    #[arg(long, env = "LLM_DEMO_TOKEN_MS", default_value_t = 120)]
+    pub llm_demo_token_ms: u64,
+
+    /// How many characters of recent conversation history are sent with each message
+    /// (older messages are left out; the system prompt and the user's knowledge come first).
+    #[arg(long, env = "CHAT_HISTORY_BUDGET", default_value_t = 16_000)]
+    pub chat_history_budget: usize,
+
+    /// Longest chat message a user may send, in characters.
+    #[arg(long, env = "CHAT_MAX_MESSAGE_CHARS", default_value_t = 8_000)]
+    pub chat_max_message_chars: usize,
+
+    /// Chat messages a user may send per minute (0: unlimited).
+    #[arg(long, env = "CHAT_MESSAGES_PER_MINUTE", default_value_t = 20)]
+    pub chat_messages_per_minute: u32,
+
+    /// Replies that may stream at once per company, across instances (0: unlimited).
+    #[arg(long, env = "CHAT_MAX_CONCURRENT_PER_COMPANY", default_value_t = 20)]
+    pub chat_max_concurrent_per_company: u32,
 }
 
 impl Config {

@@ -3,16 +3,21 @@
 //! The binary (`main.rs`) parses the command line and calls [`run`]; the tests use
 //! [`start`] to run a server on a random port against databases of their own.
 
+pub mod audience;
 pub mod auth;
 pub mod authz;
+pub mod chat;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod friends;
 pub mod graphql;
 pub mod http;
+pub mod llm;
 pub mod private;
 pub mod pubsub;
 pub mod ratelimit;
+pub mod seed;
 pub mod state;
 pub mod telemetry;
 

@@ -1,4 +1,4 @@
-//! `server`: serve (default), migrate, or print the schema.
+//! `server`: serve (default), migrate, seed, or print the schema.
 
 use clap::Parser;
 use server::config::{Cli, Command};
@@ -35,6 +35,14 @@ async fn main() -> anyhow::Result<()> {
             }?;
             println!("migrations applied");
             Ok(())
+        }
+        Command::Seed {
+            company,
+            users,
+            admin_password,
+        } => {
+            server::telemetry::init(&cli.config.log_format);
+            server::seed::run(cli.config, &company, users, admin_password).await
         }
         Command::Serve => {
             server::telemetry::init(&cli.config.log_format);

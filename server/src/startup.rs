@@ -184,7 +184,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let ratelimit = RateLimiter::from_config(redis.clone(), &config);
     let authz = crate::authz::Authz::load(config.policy_dir()).await?;
     crate::authz::spawn_reload_on_sighup(&authz)?;
+    let chat = crate::chat::Chat::start(&config, pool.clone(), redis.clone(), pubsub.clone())?;
     let state = AppState {
+        chat,
         db: pool,
         redis,
         jwt,
@@ -254,14 +256,41 @@ fn redis_pool(url: &str, max_size: usize) -> anyhow::Result<deadpool_redis::Pool
 /// `server serve`: private services if needed, then serve until Ctrl-C or SIGTERM.
 pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let services = prepare_private(&mut config).await?;
+    let demo = seed_demo_if_fresh(&config, &services).await?;
     let data_dir = config.data_dir.clone();
     let server = start(config).await?;
     announce(&server, &services, &data_dir);
+    if let Some(demo) = demo {
+        println!(
+            "  Demo:       company \"Demo\" with {} users seeded on first start",
+            demo.users
+        );
+        println!(
+            "              admin {}  password {}",
+            demo.admin_email,
+            crate::seed::DEMO_PASSWORD
+        );
+    }
     shutdown_signal().await;
     tracing::info!("shutting down");
     server.shutdown().await?;
     drop(services);
     Ok(())
+}
+
+/// On the first start of a private cluster (no company yet), a small demo company.
+async fn seed_demo_if_fresh(
+    config: &Config,
+    services: &PrivateServices,
+) -> anyhow::Result<Option<crate::seed::Seeded>> {
+    let Some(url) = config.database_admin_url.as_deref() else {
+        return Ok(None);
+    };
+    if services.postgres.is_none() || !crate::seed::is_empty(url).await? {
+        return Ok(None);
+    }
+    let seeded = crate::seed::seed(url, "Demo", 1000, crate::seed::DEMO_PASSWORD).await?;
+    Ok(Some(seeded))
 }
 
 fn announce(server: &RunningServer, services: &PrivateServices, data_dir: &Path) {

@@ -26,6 +26,8 @@ pub struct AppState {
     pub refresh_key: Arc<Vec<u8>>,
     /// Event fan-out to subscribers on every instance.
     pub pubsub: crate::pubsub::PubSub,
+    /// Chat: the LLM provider, background generations and their cancel registry.
+    pub chat: crate::chat::Chat,
     pub config: Arc<Config>,
 }
 

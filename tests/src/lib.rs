@@ -3,6 +3,7 @@
 //! real server on a random port.
 
 mod cluster;
+pub mod fake_llm;
 mod gql;
 pub mod ws;
 
@@ -95,6 +96,8 @@ impl TestApp {
         config.jwt_secret = Some(TEST_JWT_SECRET.to_owned());
         config.migrate_on_start = false;
         config.db_max_connections = 4;
+        // The test machine is loaded: wait for a connection rather than fail a request.
+        config.db_acquire_timeout_ms = 30_000;
         customize(&mut config);
         let server = server::start(config.clone()).await?;
         let admin =

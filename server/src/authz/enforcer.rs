@@ -1,7 +1,12 @@
-//! [`Authz`]: the shared Casbin enforcer. Built-in roles come from the policy files; custom roles
+//! [`Authz`]: the shared Casbin enforcers. Built-in roles come from the policy files; custom roles
 //! are loaded per company, lazily, inside the caller's own request transaction (so Row Level
 //! Security applies to the loading too, and no cross-tenant database function is needed), and
 //! cached for [`CUSTOM_ROLE_TTL`].
+//!
+//! Casbin walks every policy line of an enforcer on each check, so each company with custom
+//! roles gets a small enforcer of its own (the built-in lines plus its roles) instead of one
+//! enforcer growing with the number of companies. Built-in roles are checked against the
+//! built-in enforcer only: custom role names never equal built-in ones.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -13,20 +18,19 @@ use std::{
     time::{Duration, Instant},
 };
 
-use casbin::{CoreApi, Enforcer, MgmtApi};
+use casbin::{CoreApi, Enforcer};
 use tokio::sync::RwLock;
 use uuid::Uuid;
 
 use super::{
-    Action, Object, Permission,
-    policy::{self, LoadedPolicy},
+    Action, Object, Permission, policy,
     roles::{self, CustomRole},
 };
 use crate::{auth::Principal, db::RequestScope, error::AppResult};
 
 /// How long a company's custom roles are trusted before they are read again. Changes made on
 /// this instance apply at once; other instances see them within this time.
-pub const CUSTOM_ROLE_TTL: Duration = Duration::from_secs(10);
+pub const CUSTOM_ROLE_TTL: Duration = Duration::from_secs(5);
 
 /// The enforcer shared by every request of a server. Cheap to clone.
 #[derive(Clone)]
@@ -42,12 +46,37 @@ pub(super) struct Inner {
 }
 
 struct State {
-    enforcer: Enforcer,
+    /// The policy files as read, so company enforcers are built from the same snapshot.
+    model_text: String,
+    policy_text: String,
+    /// The built-in roles, valid in every company.
+    built_in_enforcer: Enforcer,
     built_in: BTreeSet<String>,
-    /// Companies whose custom roles are in the enforcer, and when they were read.
-    companies: HashMap<Uuid, Instant>,
+    /// Companies whose custom roles are loaded.
+    companies: HashMap<Uuid, CompanyRoles>,
     /// Bumped by every invalidation and reload, so a load that began before one is not cached.
     version: u64,
+    /// Bumped by every reload of the files.
+    files: u64,
+}
+
+/// One company's custom roles, in an enforcer with the built-in lines.
+struct CompanyRoles {
+    enforcer: Enforcer,
+    loaded_at: Instant,
+    /// Cached: young enough to trust and not invalidated while it was read.
+    fresh: bool,
+}
+
+impl State {
+    /// The enforcer that decides for `role` in `company`, if any.
+    fn enforcer_for(&self, role: &str, company: Uuid) -> Option<&Enforcer> {
+        if self.built_in.contains(role) {
+            Some(&self.built_in_enforcer)
+        } else {
+            self.companies.get(&company).map(|c| &c.enforcer)
+        }
+    }
 }
 
 impl std::fmt::Debug for Authz {
@@ -62,16 +91,19 @@ impl Authz {
     /// Loads `dir/model.conf` and `dir/policy.csv`; fails on anything invalid.
     pub async fn load(dir: impl Into<PathBuf>) -> anyhow::Result<Self> {
         let dir = dir.into();
-        let LoadedPolicy { enforcer, built_in } = policy::load(&dir).await?;
-        tracing::info!(dir = %dir.display(), roles = ?built_in, "authorization policies loaded");
+        let loaded = policy::load(&dir).await?;
+        tracing::info!(dir = %dir.display(), roles = ?loaded.built_in, "authorization policies loaded");
         Ok(Self {
             inner: Arc::new(Inner {
                 dir,
                 state: RwLock::new(State {
-                    enforcer,
-                    built_in,
+                    model_text: loaded.model_text,
+                    policy_text: loaded.policy_text,
+                    built_in_enforcer: loaded.enforcer,
+                    built_in: loaded.built_in,
                     companies: HashMap::new(),
                     version: 0,
+                    files: 0,
                 }),
                 denials: AtomicU64::new(0),
                 reloads: AtomicU64::new(0),
@@ -96,7 +128,7 @@ impl Authz {
     /// next use. On any error the policies in force stay as they are.
     pub async fn reload_policies(&self) -> anyhow::Result<()> {
         let loaded = policy::load(&self.inner.dir).await;
-        let LoadedPolicy { enforcer, built_in } = match loaded {
+        let loaded = match loaded {
             Ok(loaded) => loaded,
             Err(error) => {
                 tracing::error!(
@@ -107,10 +139,13 @@ impl Authz {
             }
         };
         let mut state = self.inner.state.write().await;
-        state.enforcer = enforcer;
-        state.built_in = built_in;
+        state.model_text = loaded.model_text;
+        state.policy_text = loaded.policy_text;
+        state.built_in_enforcer = loaded.enforcer;
+        state.built_in = loaded.built_in;
         state.companies.clear();
         state.version += 1;
+        state.files += 1;
         drop(state);
         self.inner.reloads.fetch_add(1, Ordering::Relaxed);
         tracing::info!(dir = %self.inner.dir.display(), "authorization policies reloaded");
@@ -152,19 +187,24 @@ impl Authz {
     /// Errors of the enforcer deny (fail closed).
     pub async fn enforce(&self, role: &str, company: Uuid, permission: Permission) -> bool {
         let state = self.inner.state.read().await;
-        enforce(&state.enforcer, role, company, permission)
+        state
+            .enforcer_for(role, company)
+            .is_some_and(|enforcer| enforce(enforcer, role, company, permission))
     }
 
     /// Every permission `role` has in `company`, `manage` standing for the whole object.
     pub async fn permissions_of(&self, role: &str, company: Uuid) -> Vec<Permission> {
         let state = self.inner.state.read().await;
         let mut permissions = Vec::new();
+        let Some(enforcer) = state.enforcer_for(role, company) else {
+            return permissions;
+        };
         for object in Object::ALL {
             let manage = Permission {
                 object,
                 action: Action::Manage,
             };
-            if enforce(&state.enforcer, role, company, manage) {
+            if enforce(enforcer, role, company, manage) {
                 permissions.push(manage);
                 continue;
             }
@@ -172,7 +212,7 @@ impl Authz {
                 Action::ALL
                     .into_iter()
                     .map(|action| Permission { object, action })
-                    .filter(|&p| enforce(&state.enforcer, role, company, p)),
+                    .filter(|&p| enforce(enforcer, role, company, p)),
             );
         }
         permissions
@@ -205,52 +245,59 @@ impl Authz {
     async fn stale(&self, company: Uuid) -> Option<u64> {
         let state = self.inner.state.read().await;
         match state.companies.get(&company) {
-            Some(loaded) if loaded.elapsed() < CUSTOM_ROLE_TTL => None,
+            Some(c) if c.fresh && c.loaded_at.elapsed() < CUSTOM_ROLE_TTL => None,
             _ => Some(state.version),
         }
     }
 
-    /// Replaces `company`'s custom-role policies with `custom`. They are cached only when
-    /// nothing was invalidated since `version` was read; otherwise the next request reads again.
+    /// Replaces `company`'s custom roles with `custom`. They are cached only when nothing was
+    /// invalidated since `version` was read; otherwise they serve this request and the next one
+    /// reads again. Companies whose roles have expired are dropped on the way.
     pub(crate) async fn install_company(&self, company: Uuid, version: u64, custom: &[CustomRole]) {
-        let mut state = self.inner.state.write().await;
+        let (files, model_text, mut policy_text) = {
+            let state = self.inner.state.read().await;
+            (
+                state.files,
+                state.model_text.clone(),
+                state.policy_text.clone(),
+            )
+        };
         let domain = company.to_string();
-        if let Err(error) = state
-            .enforcer
-            .remove_filtered_policy(1, vec![domain.clone()])
-            .await
-        {
-            tracing::error!(%error, %company, "could not drop custom-role policies");
+        for role in custom {
+            for grant in &role.grants {
+                policy_text.push_str(&format!(
+                    "\np, {}, {domain}, {}, {}",
+                    role.name,
+                    grant.object.as_str(),
+                    grant.action.as_str()
+                ));
+            }
         }
-        let rules: BTreeSet<Vec<String>> = custom
-            .iter()
-            .filter(|role| !state.built_in.contains(&role.name))
-            .flat_map(|role| {
-                role.grants.iter().map(|grant| {
-                    vec![
-                        role.name.clone(),
-                        domain.clone(),
-                        grant.object.as_str().to_owned(),
-                        grant.action.as_str().to_owned(),
-                    ]
-                })
-            })
-            .collect();
-        if !rules.is_empty()
-            && let Err(error) = state
-                .enforcer
-                .add_policies(rules.into_iter().collect())
-                .await
-        {
-            tracing::error!(%error, %company, "could not load custom-role policies");
-            state.companies.remove(&company);
+        let enforcer = match policy::build(&model_text, &policy_text).await {
+            Ok(enforcer) => enforcer,
+            Err(error) => {
+                tracing::error!(error = format!("{error:#}"), %company, "could not load custom roles");
+                return;
+            }
+        };
+        let mut state = self.inner.state.write().await;
+        if state.files != files {
+            // The files were reloaded meanwhile and this enforcer is built on the old ones: the
+            // request is denied (fail closed) and the next one loads again.
             return;
         }
-        if state.version == version {
-            state.companies.insert(company, Instant::now());
-        } else {
-            state.companies.remove(&company);
-        }
+        let fresh = state.version == version;
+        state
+            .companies
+            .retain(|_, c| c.loaded_at.elapsed() < CUSTOM_ROLE_TTL);
+        state.companies.insert(
+            company,
+            CompanyRoles {
+                enforcer,
+                loaded_at: Instant::now(),
+                fresh,
+            },
+        );
     }
 
     /// Forgets `company`'s custom roles at once (after createRole / deleteRole); the next
@@ -259,13 +306,6 @@ impl Authz {
         let mut state = self.inner.state.write().await;
         state.version += 1;
         state.companies.remove(&company);
-        if let Err(error) = state
-            .enforcer
-            .remove_filtered_policy(1, vec![company.to_string()])
-            .await
-        {
-            tracing::error!(%error, %company, "could not drop custom-role policies");
-        }
     }
 }
 
@@ -354,7 +394,7 @@ mod tests {
             ("admin", "*", "", ""),
         ] {
             assert_eq!(
-                state.enforcer.enforce(request).ok(),
+                state.built_in_enforcer.enforce(request).ok(),
                 Some(false),
                 "{request:?}"
             );

@@ -51,8 +51,8 @@ impl FieldGuard {
         for (name, arg) in directives {
             match name {
                 "requires" => {
-                    let object = arg("object").and_then(|v| enum_arg::<Object>(v));
-                    let action = arg("action").and_then(|v| enum_arg::<Action>(v));
+                    let object = arg("object").and_then(enum_arg::<Object>);
+                    let action = arg("action").and_then(enum_arg::<Action>);
                     return object
                         .zip(action)
                         .map(|(object, action)| Self::Requires(Permission { object, action }));

@@ -107,8 +107,11 @@ pub(crate) fn roles_of(rules: &[PolicyRule]) -> BTreeSet<String> {
         .collect()
 }
 
-/// The enforcer of a policy directory, and the built-in role names its `policy.csv` defines.
+/// A policy directory, read and validated: its texts (company enforcers are built from the
+/// same snapshot), its enforcer, and the built-in role names its `policy.csv` defines.
 pub(crate) struct LoadedPolicy {
+    pub model_text: String,
+    pub policy_text: String,
     pub enforcer: Enforcer,
     pub built_in: BTreeSet<String>,
 }
@@ -125,23 +128,31 @@ pub(crate) async fn load(dir: &Path) -> anyhow::Result<LoadedPolicy> {
         .with_context(|| format!("read {}", policy_path.display()))?;
     let rules = PolicyRule::parse_file(&policy_text)
         .with_context(|| format!("{}", policy_path.display()))?;
-    let model = DefaultModel::from_str(&model_text)
+    let enforcer = build(&model_text, &policy_text)
         .await
         .with_context(|| format!("{}", model_path.display()))?;
+    Ok(LoadedPolicy {
+        model_text,
+        policy_text,
+        enforcer,
+        built_in: roles_of(&rules),
+    })
+}
+
+/// An enforcer of `model_text` holding the policy lines of `policy_text`.
+pub(crate) async fn build(model_text: &str, policy_text: &str) -> anyhow::Result<Enforcer> {
+    let model = DefaultModel::from_str(model_text).await?;
     let mut enforcer = Enforcer::new(model, StringAdapter::new(policy_text))
         .await
         .context("build the Casbin enforcer")?;
-    // Custom roles are added at run time; they must never be written anywhere by Casbin.
+    // Nothing is ever written back anywhere.
     enforcer.enable_auto_save(false);
     // `g, admin, manager, *` must hold in every company: domains match with keyMatch.
     enforcer
         .get_role_manager()
         .write()
         .matching_fn(None, Some(key_match));
-    Ok(LoadedPolicy {
-        enforcer,
-        built_in: roles_of(&rules),
-    })
+    Ok(enforcer)
 }
 
 #[cfg(test)]

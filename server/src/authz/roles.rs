@@ -2,7 +2,7 @@
 //! transaction: Row Level Security applies to all of it, and every query also names the company.
 
 use chrono::{DateTime, Utc};
-use entity::{companies, roles, users};
+use entity::{companies, invitations, roles, users};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, sea_query::LockType,
@@ -145,6 +145,21 @@ pub async fn holders(conn: &impl ConnectionTrait, company: Uuid, role: &str) -> 
     Ok(users::Entity::find()
         .filter(users::Column::CompanyId.eq(company))
         .filter(users::Column::Role.eq(role))
+        .count(conn)
+        .await?)
+}
+
+/// How many invitations of `company` that can still be accepted offer `role`.
+pub async fn pending_invitations(
+    conn: &impl ConnectionTrait,
+    company: Uuid,
+    role: &str,
+) -> AppResult<u64> {
+    Ok(invitations::Entity::find()
+        .filter(invitations::Column::CompanyId.eq(company))
+        .filter(invitations::Column::Role.eq(role))
+        .filter(invitations::Column::AcceptedAt.is_null())
+        .filter(invitations::Column::ExpiresAt.gt(Utc::now()))
         .count(conn)
         .await?)
 }

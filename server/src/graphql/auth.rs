@@ -3,7 +3,7 @@
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use entity::{sessions, users};
+use entity::{sessions, user_profiles, users};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, Statement,
 };
@@ -159,8 +159,8 @@ async fn load_user(state: &AppState, principal: &Principal) -> AppResult<User> {
         Access::ReadOnly,
     )
     .await?;
-    let user = users::Entity::find_by_id(principal.user_id)
-        .filter(users::Column::CompanyId.eq(principal.company_id))
+    let user = user_profiles::Entity::find_by_id(principal.user_id)
+        .filter(user_profiles::Column::CompanyId.eq(principal.company_id))
         .one(tx.conn())
         .await?
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("signed-in user not readable")))?;

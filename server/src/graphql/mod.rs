@@ -1,15 +1,19 @@
 //! The GraphQL schema: one module per domain, merged at the root.
 
+mod audience;
 mod auth;
+mod chat;
 mod connection;
+mod friends;
 mod guardrails;
 pub mod live;
+mod presets;
 mod roles;
 mod users;
 
 use std::sync::Arc;
 
-use async_graphql::{Context, EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use async_graphql::{Context, MergedObject, MergedSubscription, Schema, SchemaBuilder};
 
 pub use guardrails::{Guardrails, Limits};
 
@@ -23,22 +27,43 @@ use crate::{
 /// Root of all queries.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(users::UserQuery, roles::RoleQuery, auth::AuthQuery);
+pub struct QueryRoot(
+    users::UserQuery,
+    roles::RoleQuery,
+    auth::AuthQuery,
+    friends::FriendQuery,
+    presets::PresetQuery,
+    audience::AudienceQuery,
+    chat::ChatQuery,
+);
 
 /// Root of all mutations.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(users::UserMutation, roles::RoleMutation, auth::AuthMutation);
+pub struct MutationRoot(
+    users::UserMutation,
+    roles::RoleMutation,
+    auth::AuthMutation,
+    friends::FriendMutation,
+    presets::PresetMutation,
+    audience::AudienceMutation,
+    chat::ChatMutation,
+);
+
+/// Root of all subscriptions.
+#[derive(MergedSubscription, Default)]
+#[graphql(name = "Subscription")]
+pub struct SubscriptionRoot(friends::FriendSubscription, chat::ChatSubscription);
 
 /// The executable schema.
-pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// The schema's types without any runtime data: enough for `print-schema`.
-pub fn schema_builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
+pub fn schema_builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
     Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
-        EmptySubscription,
+        SubscriptionRoot::default(),
     )
 }
 

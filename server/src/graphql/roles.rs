@@ -180,7 +180,7 @@ impl RoleMutation {
     }
 
     /// Deletes a custom role of the caller's company. Refused (`CONFLICT`) while any user,
-    /// active or not, holds it.
+    /// active or not, holds it, or a pending invitation offers it.
     #[graphql(directive = requires::apply(PermissionObject::Company, Action::Manage))]
     async fn delete_role(&self, ctx: &Context<'_>, name: String) -> AppResult<bool> {
         let principal = principal(ctx)?;
@@ -200,6 +200,14 @@ impl RoleMutation {
         if holders > 0 {
             return Err(AppError::Conflict(format!(
                 "`{name}` is held by {holders} user(s); give them another role first"
+            )));
+        }
+        let invited =
+            role_service::pending_invitations(tx.conn(), principal.company_id, &name).await?;
+        if invited > 0 {
+            return Err(AppError::Conflict(format!(
+                "`{name}` is offered by {invited} pending invitation(s); try again once they \
+                 are accepted or expired"
             )));
         }
         if !role_service::delete(tx.conn(), principal.company_id, &name).await? {

@@ -4,7 +4,7 @@
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Json, Object, SimpleObject};
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
-use entity::{companies, users};
+use entity::{companies, user_profiles, users};
 use sea_orm::{
     ColumnTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, SimpleExpr},
@@ -26,11 +26,14 @@ use crate::{
     error::{AppError, AppResult},
 };
 
-/// A person in the caller's company.
+/// A person in the caller's company. `email` and `attributes` are shown as the person's privacy
+/// settings allow (PostgreSQL masks them; admins and the person themselves see everything).
 #[derive(Debug, Clone, SimpleObject)]
+#[graphql(complex)]
 pub struct User {
     pub id: ID,
-    pub email: String,
+    /// Null when the person's privacy settings hide it from the caller.
+    pub email: Option<String>,
     pub display_name: String,
     /// The user's role in their company (`admin`, `manager`, `member` or a custom role).
     pub role: String,
@@ -41,10 +44,19 @@ pub struct User {
     pub updated_at: DateTime<Utc>,
     /// When the user last made an authenticated request, if ever.
     pub last_active_at: Option<DateTime<Utc>>,
+    /// The caller's relation to this user, as `user_profiles` computes it.
+    #[graphql(skip)]
+    pub(crate) relation: String,
+    /// `company`, `friends` or `private`; only for the user themselves and admins.
+    #[graphql(skip)]
+    pub(crate) profile_visibility: Option<String>,
+    /// Attribute keys others may see (`None`: all); only for the user themselves and admins.
+    #[graphql(skip)]
+    pub(crate) visible_attributes: Option<Vec<String>>,
 }
 
-impl From<users::Model> for User {
-    fn from(m: users::Model) -> Self {
+impl From<user_profiles::Model> for User {
+    fn from(m: user_profiles::Model) -> Self {
         Self {
             id: ID(m.id.to_string()),
             email: m.email,
@@ -55,6 +67,9 @@ impl From<users::Model> for User {
             created_at: m.created_at.with_timezone(&Utc),
             updated_at: m.updated_at.with_timezone(&Utc),
             last_active_at: m.last_active_at.map(|t| t.with_timezone(&Utc)),
+            relation: m.relation,
+            profile_visibility: m.profile_visibility,
+            visible_attributes: m.visible_attributes,
         }
     }
 }
@@ -94,6 +109,30 @@ pub struct UserConnection {
     pub page_info: PageInfo,
     #[graphql(skip)]
     filter: UserFilter,
+}
+
+impl UserConnection {
+    /// A page of users of `company` that match `condition` (over `user_profiles`); the
+    /// condition also counts `totalCount`.
+    pub(crate) fn of(
+        edges: Vec<UserEdge>,
+        page_info: PageInfo,
+        company_id: Uuid,
+        condition: SimpleExpr,
+    ) -> Self {
+        Self {
+            edges,
+            page_info,
+            filter: UserFilter {
+                company_id,
+                search: None,
+                role: None,
+                is_active: None,
+                hide_blocked: false,
+                extra: Some(condition),
+            },
+        }
+    }
 }
 
 #[ComplexObject]
@@ -163,11 +202,11 @@ enum CursorKey {
 }
 
 impl Cursor {
-    fn of(order: UserOrder, user: &users::Model) -> Self {
+    fn of(order: UserOrder, user: &user_profiles::Model) -> Self {
         let key = match order.field {
             UserOrderField::CreatedAt => CursorKey::Micros(user.created_at.timestamp_micros()),
             UserOrderField::DisplayName => CursorKey::Text(user.display_name.clone()),
-            UserOrderField::Email => CursorKey::Text(user.email.clone()),
+            UserOrderField::Email => CursorKey::Text(user.email.clone().unwrap_or_default()),
         };
         Self {
             field: order.field,
@@ -215,7 +254,10 @@ impl Cursor {
             (UserOrderField::DisplayName, CursorKey::Text(text)) => {
                 ("display_name", text.clone().into())
             }
-            (UserOrderField::Email, CursorKey::Text(text)) => ("email", text.clone().into()),
+            // Masked e-mails sort as empty text.
+            (UserOrderField::Email, CursorKey::Text(text)) => {
+                ("COALESCE(email, '')", text.clone().into())
+            }
             _ => {
                 return Err(AppError::bad_input(
                     "after",
@@ -238,46 +280,60 @@ struct UserFilter {
     search: Option<String>,
     role: Option<String>,
     is_active: Option<bool>,
+    /// Leave out users in a blocked pair with the caller (for everyone but admins).
+    hide_blocked: bool,
+    /// Any further condition (friends, mutual friends, blocked users).
+    extra: Option<SimpleExpr>,
 }
 
 impl UserFilter {
-    fn select(&self) -> sea_orm::Select<users::Entity> {
+    /// People are read through `user_profiles`, which masks what privacy settings hide, so
+    /// neither results nor search matches nor orderings reveal a hidden e-mail.
+    fn select(&self) -> sea_orm::Select<user_profiles::Entity> {
         // The explicit company filter duplicates RLS on purpose: it lets the planner use the
         // (company_id, ...) indexes and routes the query in a sharded deployment.
-        let mut select = users::Entity::find().filter(users::Column::CompanyId.eq(self.company_id));
+        let mut select = user_profiles::Entity::find()
+            .filter(user_profiles::Column::CompanyId.eq(self.company_id));
         if let Some(search) = &self.search {
             let matches: SimpleExpr = Expr::cust_with_values(
-                "(display_name || ' ' || email) ILIKE $1",
+                "(display_name || ' ' || COALESCE(email, '')) ILIKE $1",
                 [like_pattern(search)],
             );
             select = select.filter(matches);
         }
         if let Some(role) = &self.role {
-            select = select.filter(users::Column::Role.eq(role.as_str()));
+            select = select.filter(user_profiles::Column::Role.eq(role.as_str()));
         }
         if let Some(active) = self.is_active {
-            select = select.filter(users::Column::IsActive.eq(active));
+            select = select.filter(user_profiles::Column::IsActive.eq(active));
+        }
+        if self.hide_blocked {
+            select =
+                select.filter(user_profiles::Column::Relation.is_not_in(["blocked", "blocked_by"]));
+        }
+        if let Some(extra) = &self.extra {
+            select = select.filter(extra.clone());
         }
         select
     }
 }
 
 fn ordered(
-    select: sea_orm::Select<users::Entity>,
+    select: sea_orm::Select<user_profiles::Entity>,
     order: UserOrder,
-) -> sea_orm::Select<users::Entity> {
+) -> sea_orm::Select<user_profiles::Entity> {
     let direction = match order.direction {
         OrderDirection::Asc => Order::Asc,
         OrderDirection::Desc => Order::Desc,
     };
-    let column = match order.field {
-        UserOrderField::CreatedAt => users::Column::CreatedAt,
-        UserOrderField::DisplayName => users::Column::DisplayName,
-        UserOrderField::Email => users::Column::Email,
+    let column: SimpleExpr = match order.field {
+        UserOrderField::CreatedAt => Expr::col(user_profiles::Column::CreatedAt),
+        UserOrderField::DisplayName => Expr::col(user_profiles::Column::DisplayName),
+        UserOrderField::Email => Expr::cust("COALESCE(email, '')"),
     };
     select
         .order_by(column, direction.clone())
-        .order_by(users::Column::Id, direction)
+        .order_by(user_profiles::Column::Id, direction)
 }
 
 /// Queries about users and the company.
@@ -291,8 +347,8 @@ impl UserQuery {
     async fn me(&self, ctx: &Context<'_>) -> AppResult<User> {
         let principal = principal(ctx)?;
         let tx = scope(ctx)?.read().await?;
-        users::Entity::find_by_id(principal.user_id)
-            .filter(users::Column::CompanyId.eq(principal.company_id))
+        user_profiles::Entity::find_by_id(principal.user_id)
+            .filter(user_profiles::Column::CompanyId.eq(principal.company_id))
             .one(tx.conn())
             .await?
             .map(User::from)
@@ -314,6 +370,8 @@ impl UserQuery {
     /// Users of the caller's company: optionally only those with `role`, only active (or
     /// inactive) ones, or those matching `search` in their name or email; ordered by `orderBy`
     /// (oldest first by default). A cursor is valid only with the `orderBy` it came from.
+    /// E-mails hidden by privacy settings neither match `search` nor order `EMAIL`; users in a
+    /// blocked pair with the caller are left out (except for admins).
     #[graphql(
         directive = requires::apply(Object::User, Action::Read),
         complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1"
@@ -350,6 +408,9 @@ impl UserQuery {
             search,
             role: role.map(|r| r.trim().to_owned()),
             is_active,
+            // Admins see the whole company; anyone else does not see a blocked pair's other half.
+            hide_blocked: principal.role != ADMIN,
+            extra: None,
         };
         let mut select = filter.select();
         if let Some(after) = &after {
@@ -387,8 +448,8 @@ impl UserQuery {
         let principal = principal(ctx)?;
         let id = parse_id("id", &id)?;
         let tx = scope(ctx)?.read().await?;
-        Ok(users::Entity::find_by_id(id)
-            .filter(users::Column::CompanyId.eq(principal.company_id))
+        Ok(user_profiles::Entity::find_by_id(id)
+            .filter(user_profiles::Column::CompanyId.eq(principal.company_id))
             .one(tx.conn())
             .await?
             .map(User::from))
@@ -543,7 +604,7 @@ impl UserChanges {
         conn: &impl sea_orm::ConnectionTrait,
         company: Uuid,
         id: Uuid,
-    ) -> AppResult<users::Model> {
+    ) -> AppResult<user_profiles::Model> {
         let mut update = users::Entity::update_many()
             .filter(users::Column::CompanyId.eq(company))
             .filter(users::Column::Id.eq(id));
@@ -564,18 +625,14 @@ impl UserChanges {
             update = update.col_expr(users::Column::Attributes, Expr::value(attributes));
             changed = true;
         }
-        if !changed {
-            return users::Entity::find_by_id(id)
-                .filter(users::Column::CompanyId.eq(company))
-                .one(conn)
-                .await?
-                .ok_or_else(|| AppError::NotFound("no such user".into()));
+        if changed && update.exec(conn).await?.rows_affected == 0 {
+            return Err(AppError::NotFound("no such user".into()));
         }
-        update
-            .exec_with_returning(conn)
+        // Read back through the view, which masks what the caller may not see.
+        user_profiles::Entity::find_by_id(id)
+            .filter(user_profiles::Column::CompanyId.eq(company))
+            .one(conn)
             .await?
-            .into_iter()
-            .next()
             .ok_or_else(|| AppError::NotFound("no such user".into()))
     }
 }
@@ -583,7 +640,11 @@ impl UserChanges {
 /// An admin's change to user `id`, with the rules on roles and the last admin, in one
 /// transaction. Role and activity changes lock the company row first (see
 /// `authz::roles::lock_company_for_admin`), so concurrent changes are checked one after another.
-async fn administer(ctx: &Context<'_>, id: Uuid, changes: UserChanges) -> AppResult<users::Model> {
+async fn administer(
+    ctx: &Context<'_>,
+    id: Uuid,
+    changes: UserChanges,
+) -> AppResult<user_profiles::Model> {
     let principal = principal(ctx)?;
     let authz = authz(ctx)?;
     let company = principal.company_id;
@@ -593,8 +654,8 @@ async fn administer(ctx: &Context<'_>, id: Uuid, changes: UserChanges) -> AppRes
     if membership_change {
         role_service::lock_company_for_admin(conn, principal).await?;
     }
-    let target = users::Entity::find_by_id(id)
-        .filter(users::Column::CompanyId.eq(company))
+    let target = user_profiles::Entity::find_by_id(id)
+        .filter(user_profiles::Column::CompanyId.eq(company))
         .one(conn)
         .await?
         .ok_or_else(|| AppError::NotFound("no such user".into()))?;
@@ -662,13 +723,12 @@ fn valid_attributes(
 mod tests {
     use super::*;
 
-    fn user(name: &str) -> users::Model {
+    fn user(name: &str) -> user_profiles::Model {
         let now = Utc::now().fixed_offset();
-        users::Model {
+        user_profiles::Model {
             id: Uuid::now_v7(),
             company_id: Uuid::new_v4(),
-            email: format!("{name}@example.com"),
-            password_hash: None,
+            email: Some(format!("{name}@example.com")),
             display_name: name.into(),
             role: "member".into(),
             attributes: serde_json::json!({}),
@@ -676,6 +736,9 @@ mod tests {
             created_at: now,
             updated_at: now,
             last_active_at: None,
+            relation: "none".into(),
+            profile_visibility: None,
+            visible_attributes: None,
         }
     }
 

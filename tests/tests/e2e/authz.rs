@@ -864,3 +864,36 @@ async fn the_roles_table_is_isolated_by_row_level_security() -> anyhow::Result<(
     assert_eq!(listed.len(), 4);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_role_offered_by_a_pending_invitation_cannot_be_deleted() -> anyhow::Result<()> {
+    let app = TestApp::spawn().await?;
+    let (_, admin, _) = app.company_with_users("Acme", 0).await?;
+    let token = app.token_for(&admin);
+    app.graphql(
+        Some(&token),
+        CREATE_ROLE,
+        json!({ "input": { "name": "coach", "grants": [] } }),
+    )
+    .await?
+    .data()?;
+    app.graphql(
+        Some(&token),
+        "mutation($input: InviteUserInput!) { inviteUser(input: $input) { id role } }",
+        json!({ "input": { "email": "new@acme.example", "role": "coach" } }),
+    )
+    .await?
+    .data()?;
+    let refused = app
+        .graphql(Some(&token), DELETE_ROLE, json!({ "name": "coach" }))
+        .await?;
+    assert_eq!(refused.error_code(), Some("CONFLICT"));
+    // Once the invitation has expired, the role can go.
+    app.sql("UPDATE invitations SET expires_at = now() - interval '1 minute'")
+        .await?;
+    let deleted = app
+        .graphql(Some(&token), DELETE_ROLE, json!({ "name": "coach" }))
+        .await?;
+    assert_eq!(deleted.data()?["deleteRole"], true);
+    Ok(())
+}

@@ -103,6 +103,30 @@ async fn every_tenant_table_is_isolated_by_row_level_security() -> anyhow::Resul
             admin.company_id
         ))
         .await?;
+        app.sql(&format!(
+            "INSERT INTO conversations (id, company_id, user_id, title) VALUES ('{id}', '{c}', '{u}', 'Chat'); \
+             INSERT INTO messages (id, company_id, user_id, conversation_id, role, content, status) \
+                 VALUES (gen_random_uuid(), '{c}', '{u}', '{id}', 'user', 'hi', 'complete'); \
+             INSERT INTO knowledge (id, company_id, user_id, content) VALUES (gen_random_uuid(), '{c}', '{u}', 'note')",
+            id = uuid::Uuid::new_v4(),
+            c = admin.company_id,
+            u = admin.id
+        ))
+        .await?;
+        app.sql(&format!(
+            "INSERT INTO presets (company_id, owner_id, name, filter) VALUES ('{}', '{}', 'All', '{{}}'); \
+             INSERT INTO audience_fields (company_id, name, type) VALUES ('{}', 'plan', 'string')",
+            admin.company_id, admin.id, admin.company_id
+        ))
+        .await?;
+        app.sql(&format!(
+            "INSERT INTO friendships (company_id, user_a, user_b, status, requested_by) \
+             SELECT u.company_id, LEAST(u.id, '{a}'::uuid), GREATEST(u.id, '{a}'::uuid), 'accepted', '{a}' \
+             FROM users u WHERE u.company_id = '{c}' AND u.id <> '{a}' LIMIT 1",
+            a = admin.id,
+            c = admin.company_id
+        ))
+        .await?;
     }
     for table in migration::TENANT_TABLES {
         // Admins are the most privileged callers: if they cannot cross over, nobody can.

@@ -1,14 +1,22 @@
 //! End-to-end tests: the real server on a random port, real PostgreSQL and Redis, one fresh
 //! database per test. One binary, so the servers are started once per run.
 
+mod audience;
 mod auth;
 mod authz;
+mod chat;
+mod chat_crud;
+mod chat_failures;
 mod cookies;
+mod friends;
+mod friends_events;
+mod friends_privacy;
 mod health;
 mod http;
 mod isolation;
 mod jwks;
 mod limits;
+mod presets;
 mod pubsub;
 mod ratelimit;
 mod redis_down;

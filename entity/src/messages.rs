@@ -1,0 +1,32 @@
+//! A message of a conversation: the user's, or the assistant's reply (streamed, then stored).
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "messages")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    /// Order within the conversation (an identity column: never written by the server).
+    pub seq: i64,
+    pub company_id: Uuid,
+    pub user_id: Uuid,
+    pub conversation_id: Uuid,
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    pub content: String,
+    /// `streaming`, `complete`, `failed` or `cancelled`.
+    pub status: String,
+    pub model: Option<String>,
+    pub prompt_tokens: Option<i32>,
+    pub completion_tokens: Option<i32>,
+    /// Why a reply failed (never shown verbatim to other users; the owner sees it).
+    pub error: Option<String>,
+    pub created_at: DateTimeWithTimeZone,
+    pub updated_at: DateTimeWithTimeZone,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# `make bench`, chat streaming: builds the server and the chat bench in release mode, then
+# runs tests/src/bin/bench_chat.rs (500 concurrent conversations against the fake provider at
+# 20 tokens/s each) and updates the "Chat streaming" section of BENCHMARKS.md. Knobs:
+# BENCH_CHAT_STREAMS (500), BENCH_CHAT_RATE (20), BENCH_CHAT_TOKENS (60), BENCH_NO_WRITE=1.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CARGO="${CARGO:-cargo}"
+
+printf '\n==> chat streaming: building (release)\n'
+(cd "$ROOT" && "$CARGO" build --release -q -p server -p tests --bin server --bin bench_chat)
+# 500 WebSockets, their server side and the fake's connections: raise the descriptor limit.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+REPORT="$ROOT/BENCHMARKS.md"
+[ "${BENCH_NO_WRITE:-0}" = "1" ] && REPORT=""
+printf '\n==> chat streaming: running\n'
+cd "$ROOT"
+"$ROOT/target/release/bench_chat" "$ROOT/target/release/server" ${REPORT:+"$REPORT"}

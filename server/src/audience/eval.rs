@@ -1,0 +1,137 @@
+//! In-memory evaluation of a [`Filter`] on one user, with exactly the semantics of the SQL the
+//! compiler writes (the property test holds the two to it).
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::{Cmp, Condition, FieldType, Filter, Node, Scalar, Source, Test, parse::is_day_shape};
+
+/// What a filter looks at in a user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subject {
+    pub role: String,
+    pub email: String,
+    pub created_at: DateTime<Utc>,
+    pub last_active_at: Option<DateTime<Utc>>,
+    pub is_active: bool,
+    pub attributes: Value,
+}
+
+/// Whether `subject` is in the audience of `filter`.
+pub fn matches(filter: &Filter, subject: &Subject) -> bool {
+    let included = filter.include.as_ref().is_none_or(|n| node(n, subject));
+    let excluded = filter.exclude.as_ref().is_some_and(|n| node(n, subject));
+    included && !excluded
+}
+
+fn node(node: &Node, subject: &Subject) -> bool {
+    match node {
+        Node::All(children) => children.iter().all(|c| self::node(c, subject)),
+        Node::Any(children) => children.iter().any(|c| self::node(c, subject)),
+        Node::Cond(condition) => cond(condition, subject),
+    }
+}
+
+/// A field's value, when it has one of its type.
+#[derive(Debug, Clone, PartialEq)]
+enum Got<'a> {
+    Str(String),
+    Num(f64),
+    Bool(bool),
+    Instant(DateTime<Utc>),
+    /// An attribute date: its `YYYY-MM-DD` text.
+    Day(&'a str),
+    List(&'a [Value]),
+}
+
+fn get<'a>(condition: &Condition, subject: &'a Subject) -> Option<Got<'a>> {
+    match &condition.field.source {
+        Source::Role => Some(Got::Str(subject.role.clone())),
+        Source::EmailDomain => Some(Got::Str(
+            subject
+                .email
+                .split('@')
+                .nth(1)
+                .unwrap_or_default()
+                .to_lowercase(),
+        )),
+        Source::CreatedAt => Some(Got::Instant(subject.created_at)),
+        Source::LastActiveAt => subject.last_active_at.map(Got::Instant),
+        Source::IsActive => Some(Got::Bool(subject.is_active)),
+        Source::Attribute(key) => {
+            let value = subject.attributes.get(key)?;
+            match (condition.field.ty, value) {
+                (FieldType::String, Value::String(s)) => Some(Got::Str(s.clone())),
+                (FieldType::Number, Value::Number(n)) => n.as_f64().map(Got::Num),
+                (FieldType::Boolean, Value::Bool(b)) => Some(Got::Bool(*b)),
+                (FieldType::Date, Value::String(s)) if is_day_shape(s) => Some(Got::Day(s)),
+                (FieldType::StringList, Value::Array(items)) => Some(Got::List(items)),
+                _ => None,
+            }
+        }
+    }
+}
+
+fn cond(condition: &Condition, subject: &Subject) -> bool {
+    let got = get(condition, subject);
+    let Some(got) = got else {
+        return condition.test == Test::NotExists;
+    };
+    match &condition.test {
+        Test::Exists => true,
+        Test::NotExists => false,
+        Test::Eq(v) => equal(&got, v),
+        Test::Neq(v) => !equal(&got, v),
+        Test::In(vs) => vs.iter().any(|v| equal(&got, v)),
+        Test::NotIn(vs) => !vs.iter().any(|v| equal(&got, v)),
+        Test::Compare(cmp, v) => compare(&got, *cmp, v),
+        Test::Between(low, high) => compare(&got, Cmp::Gte, low) && compare(&got, Cmp::Lte, high),
+        Test::StartsWith(prefix) => matches!(&got, Got::Str(s) if s.starts_with(prefix.as_str())),
+        Test::ContainsAll(items) => list_has(&got, items, true),
+        Test::ContainsAny(items) => list_has(&got, items, false),
+    }
+}
+
+fn equal(got: &Got<'_>, want: &Scalar) -> bool {
+    match (got, want) {
+        (Got::Str(a), Scalar::Str(b)) => a == b,
+        (Got::Num(a), Scalar::Num(b)) => a == b,
+        (Got::Bool(a), Scalar::Bool(b)) => a == b,
+        (Got::Instant(a), Scalar::Instant(b)) => a == b,
+        _ => false,
+    }
+}
+
+fn compare(got: &Got<'_>, cmp: Cmp, bound: &Scalar) -> bool {
+    let ordering = match (got, bound) {
+        (Got::Num(a), Scalar::Num(b)) => a.partial_cmp(b),
+        (Got::Instant(a), Scalar::Instant(b)) => Some(a.cmp(b)),
+        // `YYYY-MM-DD` text compares bytewise like the dates it spells (COLLATE "C" in SQL).
+        (Got::Day(a), Scalar::Day(b)) => Some(
+            a.as_bytes()
+                .cmp(b.format("%Y-%m-%d").to_string().as_bytes()),
+        ),
+        _ => None,
+    };
+    let Some(ordering) = ordering else {
+        return false;
+    };
+    match cmp {
+        Cmp::Gt => ordering.is_gt(),
+        Cmp::Gte => ordering.is_ge(),
+        Cmp::Lt => ordering.is_lt(),
+        Cmp::Lte => ordering.is_le(),
+    }
+}
+
+fn list_has(got: &Got<'_>, items: &[String], all: bool) -> bool {
+    let Got::List(list) = got else {
+        return false;
+    };
+    let has = |item: &String| list.iter().any(|v| v.as_str() == Some(item.as_str()));
+    if all {
+        items.iter().all(has)
+    } else {
+        items.iter().any(has)
+    }
+}

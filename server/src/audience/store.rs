@@ -1,0 +1,64 @@
+//! Database side of audiences: the company's field registry, and counting or listing the
+//! users a filter selects, always scoped to one company (and to RLS underneath).
+
+use chrono::Utc;
+use entity::{audience_fields, users};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use uuid::Uuid;
+
+use super::{FieldType, Filter, Registry, compile::compile, parse};
+use crate::error::AppResult;
+
+/// The built-in fields plus those `company` declared.
+pub async fn registry(conn: &impl ConnectionTrait, company: Uuid) -> AppResult<Registry> {
+    let declared = audience_fields::Entity::find()
+        .filter(audience_fields::Column::CompanyId.eq(company))
+        .order_by_asc(audience_fields::Column::Name)
+        .all(conn)
+        .await?;
+    Ok(Registry::with_attributes(declared.into_iter().filter_map(
+        |f| FieldType::parse(&f.r#type).map(|ty| (f.name, ty, f.description)),
+    )))
+}
+
+/// Validates `doc` against the fields of `company`.
+pub async fn parse_for(
+    conn: &impl ConnectionTrait,
+    company: Uuid,
+    doc: &serde_json::Value,
+) -> AppResult<Filter> {
+    let registry = registry(conn, company).await?;
+    Ok(parse(doc, &registry, Utc::now())?)
+}
+
+fn select(company: Uuid, filter: &Filter) -> sea_orm::Select<users::Entity> {
+    users::Entity::find()
+        .filter(users::Column::CompanyId.eq(company))
+        .filter(compile(filter))
+}
+
+/// How many users of `company` the filter selects.
+pub async fn count(conn: &impl ConnectionTrait, company: Uuid, filter: &Filter) -> AppResult<u64> {
+    Ok(select(company, filter).count(conn).await?)
+}
+
+/// Up to `limit` users of `company` the filter selects, by id, after `after`.
+pub async fn page(
+    conn: &impl ConnectionTrait,
+    company: Uuid,
+    filter: &Filter,
+    after: Option<Uuid>,
+    limit: u64,
+) -> AppResult<Vec<users::Model>> {
+    let mut query = select(company, filter);
+    if let Some(after) = after {
+        query = query.filter(users::Column::Id.gt(after));
+    }
+    Ok(query
+        .order_by_asc(users::Column::Id)
+        .limit(limit)
+        .all(conn)
+        .await?)
+}

@@ -1,0 +1,269 @@
+//! Unit tests of the filter language: every operator, every error kind with its path, the
+//! in-memory semantics, and that the compiled SQL binds every value.
+
+use chrono::{TimeZone, Utc};
+use sea_orm::sea_query::{PostgresQueryBuilder, Query};
+use serde_json::{Value, json};
+
+use super::{
+    FieldType, Filter, Registry, compile::compile, eval::Subject, eval::matches, parse,
+    parse::FilterError,
+};
+
+fn registry() -> Registry {
+    Registry::with_attributes([
+        ("plan".to_owned(), FieldType::String, String::new()),
+        ("country".to_owned(), FieldType::String, String::new()),
+        ("score".to_owned(), FieldType::Number, String::new()),
+        ("vip".to_owned(), FieldType::Boolean, String::new()),
+        ("renewal".to_owned(), FieldType::Date, String::new()),
+        ("tags".to_owned(), FieldType::StringList, String::new()),
+    ])
+}
+
+fn now() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+fn ok(doc: Value) -> Filter {
+    match parse(&doc, &registry(), now()) {
+        Ok(filter) => filter,
+        Err(e) => panic!("{doc} should parse: {e:?}"),
+    }
+}
+
+fn fails(doc: Value) -> FilterError {
+    match parse(&doc, &registry(), now()) {
+        Ok(_) => panic!("{doc} should fail"),
+        Err(e) => e,
+    }
+}
+
+fn cond(field: &str, op: &str, value: Value) -> Value {
+    json!({"include": {"all": [{"field": field, "op": op, "value": value}]}})
+}
+
+fn subject(attributes: Value) -> Subject {
+    Subject {
+        role: "member".into(),
+        email: "Ann@Example.COM".into(),
+        created_at: Utc
+            .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+            .single()
+            .unwrap_or_default(),
+        last_active_at: None,
+        is_active: true,
+        attributes,
+    }
+}
+
+#[test]
+fn every_operator_parses_on_a_field_of_its_type() {
+    let cases = [
+        ("plan", "eq", json!("pro")),
+        ("plan", "neq", json!("pro")),
+        ("plan", "in", json!(["pro", "free"])),
+        ("plan", "not_in", json!(["pro"])),
+        ("plan", "starts_with", json!("pr")),
+        ("plan", "exists", Value::Null),
+        ("plan", "not_exists", Value::Null),
+        ("score", "gt", json!(1)),
+        ("score", "gte", json!(1.5)),
+        ("score", "lt", json!(1)),
+        ("score", "lte", json!(1)),
+        ("score", "between", json!([1, 2])),
+        ("score", "in", json!([1, 2])),
+        ("vip", "eq", json!(true)),
+        ("vip", "neq", json!(false)),
+        ("renewal", "before", json!("2026-01-01")),
+        ("renewal", "after", json!("2026-01-01")),
+        ("renewal", "within_last_days", json!(30)),
+        ("renewal", "between", json!(["2026-01-01", "2026-02-01"])),
+        ("created_at", "after", json!("2026-01-01T10:00:00Z")),
+        ("last_active_at", "within_last_days", json!(7)),
+        ("tags", "contains", json!("vip")),
+        ("tags", "contains_any", json!(["a", "b"])),
+        ("tags", "contains_all", json!(["a", "b"])),
+        ("role", "eq", json!("admin")),
+        ("email_domain", "eq", json!("example.com")),
+        ("is_active", "eq", json!(true)),
+    ];
+    for (field, op, value) in cases {
+        ok(cond(field, op, value));
+    }
+}
+
+#[test]
+fn errors_point_into_the_document() {
+    let cases = [
+        (json!([]), ""),
+        (json!({"incl": {}}), "incl"),
+        (cond("nope", "eq", json!("x")), "include.all[0].field"),
+        (cond("plan", "gt", json!("x")), "include.all[0].op"),
+        (cond("plan", "drop", json!("x")), "include.all[0].op"),
+        (cond("plan", "eq", json!(1)), "include.all[0].value"),
+        (cond("plan", "in", json!([])), "include.all[0].value"),
+        (
+            cond("plan", "in", json!(["a", 2])),
+            "include.all[0].value[1]",
+        ),
+        (
+            cond("score", "between", json!([3, 1])),
+            "include.all[0].value",
+        ),
+        (
+            cond("score", "between", json!([1, "x"])),
+            "include.all[0].value[1]",
+        ),
+        (cond("vip", "eq", json!("yes")), "include.all[0].value"),
+        (
+            cond("renewal", "after", json!("2026-01-01T00:00:00Z")),
+            "include.all[0].value",
+        ),
+        (
+            cond("created_at", "after", json!("yesterday")),
+            "include.all[0].value",
+        ),
+        (
+            cond("renewal", "within_last_days", json!(-1)),
+            "include.all[0].value",
+        ),
+        (cond("plan", "exists", json!("x")), "include.all[0].value"),
+        (
+            cond("plan", "starts_with", json!("x".repeat(501))),
+            "include.all[0].value",
+        ),
+        (json!({"include": {"all": []}}), "include.all"),
+        (json!({"include": {"all": [], "any": []}}), "include.any"),
+        (
+            json!({"exclude": {"any": [{"field": "plan", "op": "eq", "value": "a", "x": 1}]}}),
+            "exclude.any[0].x",
+        ),
+        (json!({"include": {"all": [1]}}), "include.all[0]"),
+    ];
+    for (doc, path) in cases {
+        assert_eq!(fails(doc.clone()).path, path, "{doc}");
+    }
+}
+
+#[test]
+fn depth_and_size_limits_are_reported() {
+    let mut node = json!({"field": "plan", "op": "eq", "value": "a"});
+    for _ in 0..super::MAX_DEPTH {
+        node = json!({"all": [node]});
+    }
+    let error = fails(json!({ "include": node }));
+    assert!(error.message.contains("deep"), "{error:?}");
+    assert!(error.path.starts_with("include.all[0].all[0]"), "{error:?}");
+
+    let many: Vec<Value> = (0..=super::MAX_CONDITIONS)
+        .map(|_| json!({"field": "plan", "op": "eq", "value": "a"}))
+        .collect();
+    let error = fails(json!({"include": {"any": many}}));
+    assert_eq!(
+        error.path,
+        format!("include.any[{}]", super::MAX_CONDITIONS)
+    );
+
+    let values: Vec<Value> = (0..=super::MAX_LIST_VALUES)
+        .map(|i| json!(i.to_string()))
+        .collect();
+    assert_eq!(
+        fails(cond("plan", "in", json!(values))).path,
+        "include.all[0].value"
+    );
+}
+
+#[test]
+fn messages_say_what_was_expected() {
+    assert!(
+        fails(cond("nope", "eq", json!(1)))
+            .message
+            .contains("unknown field `nope`")
+    );
+    let op = fails(cond("tags", "eq", json!("a"))).message;
+    assert!(op.contains("contains_any"), "{op}");
+    assert!(
+        fails(cond("score", "eq", json!("1")))
+            .message
+            .contains("number")
+    );
+}
+
+#[test]
+fn missing_attributes_match_only_not_exists_and_exclusion_removes() {
+    let has = |doc: Value, attrs: Value| matches(&ok(doc), &subject(attrs));
+    assert!(!has(cond("plan", "neq", json!("pro")), json!({})));
+    assert!(!has(cond("plan", "not_in", json!(["pro"])), json!({})));
+    assert!(has(
+        cond("plan", "not_exists", Value::Null),
+        json!({"plan": 3})
+    ));
+    assert!(has(
+        cond("plan", "neq", json!("pro")),
+        json!({"plan": "free"})
+    ));
+    assert!(has(
+        cond("tags", "contains_all", json!(["a", "b"])),
+        json!({"tags": ["b", "a", "c"]})
+    ));
+    assert!(!has(
+        cond("tags", "contains", json!("a")),
+        json!({"tags": "a"})
+    ));
+    assert!(has(
+        cond("renewal", "after", json!("2026-01-01")),
+        json!({"renewal": "2026-03-01"})
+    ));
+    assert!(!has(
+        cond("renewal", "exists", Value::Null),
+        json!({"renewal": "March"})
+    ));
+    assert!(has(
+        cond("email_domain", "eq", json!("EXAMPLE.com")),
+        json!({})
+    ));
+    assert!(!has(
+        cond("last_active_at", "within_last_days", json!(30)),
+        json!({})
+    ));
+    let doc = json!({"exclude": {"any": [{"field": "tags", "op": "contains", "value": "churn"}]}});
+    assert!(has(doc.clone(), json!({})));
+    assert!(!has(doc, json!({"tags": ["churn"]})));
+    assert!(has(json!({}), json!({})));
+}
+
+#[test]
+fn compiled_sql_binds_every_value() {
+    let evil = "x' OR 1=1; DROP TABLE users; --";
+    let filter = ok(json!({
+        "include": {"any": [
+            {"field": "plan", "op": "eq", "value": evil},
+            {"field": "plan", "op": "starts_with", "value": evil},
+            {"field": "role", "op": "in", "value": [evil]},
+            {"field": "score", "op": "between", "value": [1, 2]},
+            {"field": "renewal", "op": "after", "value": "2026-01-01"}
+        ]},
+        "exclude": {"field": "tags", "op": "contains_any", "value": [evil]}
+    }));
+    let (sql, values) = Query::select()
+        .expr(compile(&filter))
+        .build(PostgresQueryBuilder);
+    assert!(!sql.contains("DROP"), "{sql}");
+    assert!(!sql.contains(evil), "{sql}");
+    assert!(sql.contains("attributes @> $1"), "{sql}");
+    assert!(sql.contains("'^[0-9]{4}-[0-9]{2}-[0-9]{2}'"), "{sql}");
+    assert_eq!(values.0.len(), 7, "{sql}");
+}
+
+#[test]
+fn field_names_that_could_escape_are_not_registered() {
+    for name in ["plan'--", "a b", "Plan", "role", "x->>'y'", "", "_x", "é"] {
+        assert!(!super::valid_field_name(name), "{name}");
+    }
+    let registry =
+        Registry::with_attributes([("a'b".to_owned(), FieldType::String, String::new())]);
+    assert!(registry.get("a'b").is_none());
+}

@@ -1,0 +1,162 @@
+//! Redis state of replies while they stream: the text so far and the index of its last delta
+//! (for subscribers that join late, on any instance), and each company's running generations
+//! (for the concurrency limit across instances).
+//!
+//! The generator writes a delta here *before* publishing it; a subscriber subscribes *before*
+//! reading here. So every delta with an index above the one read is published after the
+//! subscription began and arrives live, and the ones at or below it are in the text read:
+//! concatenating the catch-up and the live deltas gives exactly the reply.
+
+use std::time::Duration;
+
+use redis::AsyncCommands as _;
+use uuid::Uuid;
+
+/// How long the state of a streaming reply lives without a new delta.
+const STREAMING_TTL: Duration = Duration::from_secs(15 * 60);
+/// How long the state of a finished reply stays (late readers of the last events).
+const FINISHED_TTL: Duration = Duration::from_secs(60);
+/// Bound on every Redis round trip of the chat.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a generation's slot in the company's limit lasts unless renewed.
+pub const SLOT_LEASE: Duration = Duration::from_secs(120);
+
+/// Atomically: drop expired slots, refuse when `ARGV[2]` are running, else take one until
+/// `ARGV[3]` (ms). Returns 1 when taken.
+const ACQUIRE_LUA: &str = r"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local limit = tonumber(ARGV[2])
+if limit > 0 and redis.call('ZSCORE', KEYS[1], ARGV[4]) == false
+   and redis.call('ZCARD', KEYS[1]) >= limit then
+  return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1
+";
+
+/// The chat's Redis keys.
+#[derive(Clone)]
+pub struct LiveStore {
+    redis: deadpool_redis::Pool,
+    prefix: String,
+}
+
+impl std::fmt::Debug for LiveStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LiveStore")
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl LiveStore {
+    pub fn new(redis: deadpool_redis::Pool, prefix: &str) -> Self {
+        Self {
+            redis,
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    fn text_key(&self, message: Uuid) -> String {
+        format!("{}chat:live:{message}:text", self.prefix)
+    }
+
+    fn index_key(&self, message: Uuid) -> String {
+        format!("{}chat:live:{message}:index", self.prefix)
+    }
+
+    fn slots_key(&self, company: Uuid) -> String {
+        format!("{}chat:slots:{company}", self.prefix)
+    }
+
+    async fn conn(&self) -> anyhow::Result<deadpool_redis::Connection> {
+        Ok(tokio::time::timeout(REDIS_TIMEOUT, self.redis.get()).await??)
+    }
+
+    /// Appends delta `index` to the reply's text.
+    pub async fn append(&self, message: Uuid, index: i64, text: &str) -> anyhow::Result<()> {
+        let mut conn = self.conn().await?;
+        let ttl = STREAMING_TTL.as_millis() as i64;
+        let (text_key, index_key) = (self.text_key(message), self.index_key(message));
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .append(&text_key, text)
+            .ignore()
+            .pset_ex(&index_key, index, ttl as u64)
+            .ignore()
+            .pexpire(&text_key, ttl)
+            .ignore();
+        tokio::time::timeout(REDIS_TIMEOUT, pipe.query_async::<()>(&mut *conn)).await??;
+        Ok(())
+    }
+
+    /// The text so far and the index of its last delta; `None` before the first delta.
+    pub async fn read(&self, message: Uuid) -> anyhow::Result<Option<(String, i64)>> {
+        let mut conn = self.conn().await?;
+        let (text, index): (Option<String>, Option<i64>) = tokio::time::timeout(
+            REDIS_TIMEOUT,
+            redis::pipe()
+                .atomic()
+                .get(self.text_key(message))
+                .get(self.index_key(message))
+                .query_async(&mut *conn),
+        )
+        .await??;
+        Ok(match (text, index) {
+            (Some(text), Some(index)) => Some((text, index)),
+            _ => None,
+        })
+    }
+
+    /// Keeps a finished reply's state for a short while only.
+    pub async fn finish(&self, message: Uuid) -> anyhow::Result<()> {
+        let mut conn = self.conn().await?;
+        let ttl = FINISHED_TTL.as_millis() as i64;
+        let mut pipe = redis::pipe();
+        pipe.pexpire(self.text_key(message), ttl)
+            .ignore()
+            .pexpire(self.index_key(message), ttl)
+            .ignore();
+        tokio::time::timeout(REDIS_TIMEOUT, pipe.query_async::<()>(&mut *conn)).await??;
+        Ok(())
+    }
+
+    /// Takes (or renews) a slot of the company's concurrency limit; `false` when full.
+    pub async fn acquire_slot(
+        &self,
+        company: Uuid,
+        message: Uuid,
+        limit: u32,
+    ) -> anyhow::Result<bool> {
+        let mut conn = self.conn().await?;
+        let now = now_ms();
+        let lease = SLOT_LEASE.as_millis() as i64;
+        let taken: i64 = tokio::time::timeout(
+            REDIS_TIMEOUT,
+            redis::Script::new(ACQUIRE_LUA)
+                .key(self.slots_key(company))
+                .arg(now)
+                .arg(limit)
+                .arg(now + lease)
+                .arg(message.to_string())
+                .arg(lease)
+                .invoke_async(&mut *conn),
+        )
+        .await??;
+        Ok(taken == 1)
+    }
+
+    /// Gives a slot back.
+    pub async fn release_slot(&self, company: Uuid, message: Uuid) -> anyhow::Result<()> {
+        let mut conn = self.conn().await?;
+        tokio::time::timeout(
+            REDIS_TIMEOUT,
+            conn.zrem::<_, _, ()>(self.slots_key(company), message.to_string()),
+        )
+        .await??;
+        Ok(())
+    }
+}

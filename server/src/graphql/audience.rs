@@ -1,0 +1,272 @@
+//! Audience segmentation: `audienceFields`, `audience`, `audienceSize` and (admins)
+//! `defineAudienceField`. Filters are validated and compiled by [`crate::audience`].
+
+use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Json, Object, SimpleObject};
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use entity::{audience_fields, user_profiles};
+use sea_orm::{
+    ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+};
+use uuid::Uuid;
+
+use super::{
+    connection::{PageInfo, page_size},
+    presets::resolve_filter,
+    principal, scope,
+    users::User,
+};
+use crate::{
+    audience::{self, Field, FieldType, Filter, Source, store},
+    authz::{Action, Object as PermissionObject, requires},
+    error::{AppError, AppResult},
+};
+
+/// The type of an audience field.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudienceFieldType {
+    /// Text; operators `eq`, `neq`, `in`, `not_in`, `starts_with`, `exists`, `not_exists`.
+    String,
+    /// A JSON number; `eq`, `neq`, `in`, `not_in`, `gt`, `gte`, `lt`, `lte`, `between`,
+    /// `exists`, `not_exists`.
+    Number,
+    /// true / false; `eq`, `neq`, `exists`, `not_exists`.
+    Boolean,
+    /// A date (attributes hold `YYYY-MM-DD`); `gt`, `gte`, `lt`, `lte`, `between`, `before`,
+    /// `after`, `within_last_days`, `exists`, `not_exists`.
+    Date,
+    /// A JSON array of strings; `contains`, `contains_any`, `contains_all`, `exists`,
+    /// `not_exists`.
+    StringList,
+}
+
+impl From<FieldType> for AudienceFieldType {
+    fn from(ty: FieldType) -> Self {
+        match ty {
+            FieldType::String => Self::String,
+            FieldType::Number => Self::Number,
+            FieldType::Boolean => Self::Boolean,
+            FieldType::Date => Self::Date,
+            FieldType::StringList => Self::StringList,
+        }
+    }
+}
+
+impl From<AudienceFieldType> for FieldType {
+    fn from(ty: AudienceFieldType) -> Self {
+        match ty {
+            AudienceFieldType::String => Self::String,
+            AudienceFieldType::Number => Self::Number,
+            AudienceFieldType::Boolean => Self::Boolean,
+            AudienceFieldType::Date => Self::Date,
+            AudienceFieldType::StringList => Self::StringList,
+        }
+    }
+}
+
+/// A field audience filters may use.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct AudienceField {
+    /// The name used as `field` in filters.
+    pub name: String,
+    /// Its type, which decides the operators and values it takes.
+    #[graphql(name = "type")]
+    pub ty: AudienceFieldType,
+    /// Built into every company (true) or declared by this company in `users.attributes`.
+    pub built_in: bool,
+    /// What it holds.
+    pub description: String,
+    /// The operators valid on it.
+    pub operators: Vec<String>,
+}
+
+impl From<&Field> for AudienceField {
+    fn from(field: &Field) -> Self {
+        Self {
+            name: field.name.clone(),
+            ty: field.ty.into(),
+            built_in: !matches!(field.source, Source::Attribute(_)),
+            description: field.description.clone(),
+            operators: field
+                .ty
+                .operators()
+                .iter()
+                .map(|o| o.as_str().to_owned())
+                .collect(),
+        }
+    }
+}
+
+/// A new company field for audience filters.
+#[derive(Debug, Clone, InputObject)]
+pub struct AudienceFieldInput {
+    /// The attribute key in `users.attributes`: 1 to 63 characters, lowercase letters, digits
+    /// and `_`, starting with a letter; not a built-in field.
+    pub name: String,
+    /// The type of its values.
+    #[graphql(name = "type")]
+    pub ty: AudienceFieldType,
+    /// What it holds (at most 500 characters).
+    #[graphql(default)]
+    pub description: String,
+}
+
+/// A page of an audience.
+#[derive(Debug, Clone, SimpleObject)]
+#[graphql(complex)]
+pub struct AudienceConnection {
+    /// The users of this page, by id (shown as their privacy settings allow).
+    pub users: Vec<User>,
+    /// Where the page ends.
+    pub page_info: PageInfo,
+    #[graphql(skip)]
+    company_id: Uuid,
+    #[graphql(skip)]
+    filter: Filter,
+}
+
+#[ComplexObject]
+impl AudienceConnection {
+    /// How many users the audience has, over all pages. Counted only when asked for.
+    async fn total_count(&self, ctx: &Context<'_>) -> AppResult<u64> {
+        let tx = scope(ctx)?.read().await?;
+        store::count(tx.conn(), self.company_id, &self.filter).await
+    }
+}
+
+fn encode_cursor(id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+fn decode_cursor(text: &str) -> AppResult<Uuid> {
+    URL_SAFE_NO_PAD
+        .decode(text)
+        .ok()
+        .and_then(|bytes| Uuid::from_slice(&bytes).ok())
+        .ok_or_else(|| AppError::bad_input("after", "`after` is not a cursor returned by this API"))
+}
+
+/// Audience queries.
+#[derive(Default)]
+pub struct AudienceQuery;
+
+#[Object]
+impl AudienceQuery {
+    /// Every field audience filters may use: the built-in ones, then the company's own.
+    #[graphql(directive = requires::apply(PermissionObject::Audience, Action::Read))]
+    async fn audience_fields(&self, ctx: &Context<'_>) -> AppResult<Vec<AudienceField>> {
+        let principal = principal(ctx)?;
+        let tx = scope(ctx)?.read().await?;
+        let registry = store::registry(tx.conn(), principal.company_id).await?;
+        Ok(registry.fields().map(AudienceField::from).collect())
+    }
+
+    /// The users of the caller's company a filter selects (or a saved preset's filter; with
+    /// neither, everyone), by id. Mistakes in the filter are `BAD_USER_INPUT` with the path
+    /// into the document, e.g. `include.all[2].value`.
+    #[graphql(directive = requires::apply(PermissionObject::Audience, Action::Read))]
+    async fn audience(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<Json<serde_json::Value>>,
+        preset_id: Option<ID>,
+        #[graphql(default = 20)] first: i32,
+        after: Option<String>,
+    ) -> AppResult<AudienceConnection> {
+        let principal = principal(ctx)?;
+        let limit = page_size(first)?;
+        let after = after.as_deref().map(decode_cursor).transpose()?;
+        let tx = scope(ctx)?.read().await?;
+        let filter = resolve_filter(tx.conn(), principal.company_id, filter, preset_id).await?;
+        let mut rows =
+            store::page(tx.conn(), principal.company_id, &filter, after, limit + 1).await?;
+        let has_next_page = rows.len() as u64 > limit;
+        rows.truncate(limit as usize);
+        let ids: Vec<Uuid> = rows.iter().map(|u| u.id).collect();
+        // Shown through `user_profiles`, so privacy settings mask e-mails and attributes.
+        let users = user_profiles::Entity::find()
+            .filter(user_profiles::Column::CompanyId.eq(principal.company_id))
+            .filter(user_profiles::Column::Id.is_in(ids.clone()))
+            .order_by_asc(user_profiles::Column::Id)
+            .all(tx.conn())
+            .await?;
+        Ok(AudienceConnection {
+            users: users.into_iter().map(User::from).collect(),
+            page_info: PageInfo {
+                has_next_page,
+                end_cursor: ids.last().copied().map(encode_cursor),
+            },
+            company_id: principal.company_id,
+            filter,
+        })
+    }
+
+    /// How many users of the caller's company a filter (or a saved preset) selects.
+    #[graphql(directive = requires::apply(PermissionObject::Audience, Action::Read))]
+    async fn audience_size(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<Json<serde_json::Value>>,
+        preset_id: Option<ID>,
+    ) -> AppResult<u64> {
+        let principal = principal(ctx)?;
+        let tx = scope(ctx)?.read().await?;
+        let filter = resolve_filter(tx.conn(), principal.company_id, filter, preset_id).await?;
+        store::count(tx.conn(), principal.company_id, &filter).await
+    }
+}
+
+/// Audience mutations.
+#[derive(Default)]
+pub struct AudienceMutation;
+
+#[Object]
+impl AudienceMutation {
+    /// Declares a company field stored in `users.attributes`, usable in filters at once.
+    /// Admins only (Row Level Security refuses others); `CONFLICT` if it exists.
+    #[graphql(directive = requires::apply(PermissionObject::Audience, Action::Manage))]
+    async fn define_audience_field(
+        &self,
+        ctx: &Context<'_>,
+        input: AudienceFieldInput,
+    ) -> AppResult<AudienceField> {
+        let principal = principal(ctx)?;
+        let name = input.name.trim().to_owned();
+        if !audience::valid_field_name(&name) {
+            return Err(AppError::bad_input(
+                "input.name",
+                "a field name has 1 to 63 characters: lowercase letters, digits and `_`, \
+                 starting with a letter, and is not a built-in field",
+            ));
+        }
+        let description = input.description.trim().to_owned();
+        if description.chars().count() > 500 {
+            return Err(AppError::bad_input(
+                "input.description",
+                "the description is longer than 500 characters",
+            ));
+        }
+        let ty = FieldType::from(input.ty);
+        let tx = scope(ctx)?.write().await?;
+        let row = audience_fields::ActiveModel {
+            company_id: Set(principal.company_id),
+            name: Set(name),
+            r#type: Set(ty.as_str().to_owned()),
+            description: Set(description),
+            ..Default::default()
+        }
+        .insert(tx.conn())
+        .await?;
+        tx.commit().await?;
+        Ok(AudienceField {
+            name: row.name,
+            ty: input.ty,
+            built_in: false,
+            description: row.description,
+            operators: ty
+                .operators()
+                .iter()
+                .map(|o| o.as_str().to_owned())
+                .collect(),
+        })
+    }
+}

@@ -1,0 +1,307 @@
+//! Friendships and privacy: `friends`, `friendRequests`, `blockedUsers`, the request and block
+//! mutations, `updatePrivacy`, the `friendEvents` subscription, and the per-viewer fields of
+//! `User` (`friendshipStatus`, `mutualFriends`, `privacy`). The state machine lives in
+//! `crate::friends`; people are read through the `user_profiles` view, which masks e-mail and
+//! attributes in PostgreSQL.
+
+mod paging;
+mod types;
+
+use async_graphql::{ComplexObject, Context, ID, Object, Subscription};
+use futures_util::{Stream, StreamExt};
+use sea_orm::{ConnectionTrait, DbBackend, Statement, sea_query::Expr};
+
+use types::{
+    FriendEvent, FriendRequest, FriendRequestConnection, FriendRequestDirection, FriendshipStatus,
+    Privacy, PrivacyInput,
+};
+
+use super::{
+    connection::parse_id,
+    principal, scope,
+    users::{User, UserConnection},
+};
+use crate::{
+    authz::{Action, Object as Obj, requires},
+    error::{AppError, AppResult},
+    friends::{self, Actor, MAX_MESSAGE_CHARS, Transition, events},
+    state::AppState,
+};
+
+fn actor(ctx: &Context<'_>) -> AppResult<Actor> {
+    let principal = principal(ctx)?;
+    Ok(Actor {
+        company_id: principal.company_id,
+        user_id: principal.user_id,
+    })
+}
+
+fn state<'a>(ctx: &Context<'a>) -> AppResult<&'a AppState> {
+    ctx.data::<AppState>()
+        .map_err(|_| AppError::internal(anyhow::anyhow!("no AppState in context")))
+}
+
+#[ComplexObject]
+impl User {
+    /// The caller's relation to this user. A user who blocked the caller shows as `NONE`.
+    async fn friendship_status(&self) -> FriendshipStatus {
+        FriendshipStatus::from_relation(&self.relation)
+    }
+
+    /// Friends the caller and this user have in common, by display name. Empty for a blocked
+    /// pair.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1")]
+    async fn mutual_friends(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<UserConnection> {
+        let other = parse_id("id", &self.id)?;
+        let condition = Expr::cust_with_values(
+            "id IN (SELECT app.mutual_friend_ids($1))",
+            [sea_orm::Value::from(other)],
+        );
+        paging::users_page(ctx, condition, None, first, after).await
+    }
+
+    /// Who may see this user's e-mail and attributes; only for the user themselves and admins.
+    async fn privacy(&self) -> Option<Privacy> {
+        Privacy::from_parts(
+            self.profile_visibility.as_deref(),
+            self.visible_attributes.clone(),
+        )
+    }
+}
+
+/// Queries about the caller's friends, requests and blocks.
+#[derive(Default)]
+pub struct FriendQuery;
+
+#[Object]
+impl FriendQuery {
+    /// The caller's friends by display name, optionally those matching `search` in their name
+    /// or visible e-mail.
+    #[graphql(
+        directive = requires::apply(Obj::Friendship, Action::Read),
+        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1"
+    )]
+    async fn friends(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: Option<i32>,
+        after: Option<String>,
+        search: Option<String>,
+    ) -> AppResult<UserConnection> {
+        let condition = Expr::cust("relation = 'friends'");
+        paging::users_page(ctx, condition, search, first, after).await
+    }
+
+    /// Pending friend requests the caller received (`INCOMING`) or sent (`OUTGOING`), newest
+    /// first.
+    #[graphql(
+        directive = requires::apply(Obj::Friendship, Action::Read),
+        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1"
+    )]
+    async fn friend_requests(
+        &self,
+        ctx: &Context<'_>,
+        direction: FriendRequestDirection,
+        #[graphql(default = 20)] first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<FriendRequestConnection> {
+        paging::requests_page(ctx, direction, first, after).await
+    }
+
+    /// Users the caller has blocked, by display name.
+    #[graphql(
+        directive = requires::apply(Obj::Friendship, Action::Read),
+        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1"
+    )]
+    async fn blocked_users(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<UserConnection> {
+        let condition = Expr::cust("relation = 'blocked'");
+        paging::users_page(ctx, condition, None, first, after).await
+    }
+}
+
+/// Runs one friendship transition in its own transaction and announces it once committed.
+async fn transition<F>(ctx: &Context<'_>, run: F) -> AppResult<Transition>
+where
+    F: AsyncFnOnce(&sea_orm::DatabaseTransaction, Actor) -> AppResult<Transition>,
+{
+    let actor = actor(ctx)?;
+    let tx = scope(ctx)?.write().await?;
+    let done = run(tx.conn(), actor).await?;
+    tx.commit().await?;
+    events::publish(&state(ctx)?.pubsub, &done.notices).await;
+    Ok(done)
+}
+
+/// Friend requests, friendships, blocks and privacy settings.
+#[derive(Default)]
+pub struct FriendMutation;
+
+#[Object]
+impl FriendMutation {
+    /// Asks `userId` to be friends, with an optional message (at most 500 characters). When
+    /// they already asked the caller, this accepts their request instead. `CONFLICT` when a
+    /// request is already pending from the caller or the two are friends; `NOT_FOUND` for
+    /// unknown users, users of other companies and blocked pairs; `BAD_USER_INPUT` for the
+    /// caller themselves.
+    #[graphql(directive = requires::apply(Obj::Friendship, Action::Create))]
+    async fn send_friend_request(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        message: Option<String>,
+    ) -> AppResult<FriendRequest> {
+        let to = parse_id("userId", &user_id)?;
+        let message = message
+            .map(|m| m.trim().to_owned())
+            .filter(|m| !m.is_empty());
+        if message
+            .as_ref()
+            .is_some_and(|m| m.chars().count() > MAX_MESSAGE_CHARS)
+        {
+            return Err(AppError::bad_input(
+                "message",
+                format!("the message must have at most {MAX_MESSAGE_CHARS} characters"),
+            ));
+        }
+        let done = transition(ctx, async move |conn, actor| {
+            friends::send_request(conn, actor, to, message).await
+        })
+        .await?;
+        Ok(FriendRequest::from_transition(done, false))
+    }
+
+    /// Accepts (`accept: true`) or declines a pending request sent to the caller. Declining
+    /// removes it without telling the sender. `FORBIDDEN` for the caller's own request,
+    /// `CONFLICT` when already accepted, `NOT_FOUND` otherwise.
+    #[graphql(directive = requires::apply(Obj::Friendship, Action::Update))]
+    async fn respond_to_friend_request(
+        &self,
+        ctx: &Context<'_>,
+        request_id: ID,
+        accept: bool,
+    ) -> AppResult<FriendRequest> {
+        let id = parse_id("requestId", &request_id)?;
+        let done = transition(ctx, async move |conn, actor| {
+            friends::respond(conn, actor, id, accept).await
+        })
+        .await?;
+        Ok(FriendRequest::from_transition(done, !accept))
+    }
+
+    /// Withdraws a pending request the caller sent. `FORBIDDEN` for a request sent to the
+    /// caller (decline it instead), `NOT_FOUND` when there is no such pending request.
+    #[graphql(directive = requires::apply(Obj::Friendship, Action::Delete))]
+    async fn cancel_friend_request(&self, ctx: &Context<'_>, request_id: ID) -> AppResult<bool> {
+        let id = parse_id("requestId", &request_id)?;
+        transition(ctx, async move |conn, actor| {
+            friends::cancel(conn, actor, id).await
+        })
+        .await?;
+        Ok(true)
+    }
+
+    /// Ends the caller's friendship with `userId`; `NOT_FOUND` when they are not friends.
+    #[graphql(directive = requires::apply(Obj::Friendship, Action::Delete))]
+    async fn remove_friend(&self, ctx: &Context<'_>, user_id: ID) -> AppResult<bool> {
+        let user = parse_id("userId", &user_id)?;
+        transition(ctx, async move |conn, actor| {
+            friends::remove(conn, actor, user).await
+        })
+        .await?;
+        Ok(true)
+    }
+
+    /// Blocks `userId`: ends any friendship or request between the two, and neither can send
+    /// the other requests, find the other in `users` or see the other among mutual friends
+    /// until the caller unblocks. Blocking again is a no-op.
+    #[graphql(directive = requires::apply(Obj::Friendship, Action::Update))]
+    async fn block_user(&self, ctx: &Context<'_>, user_id: ID) -> AppResult<bool> {
+        let user = parse_id("userId", &user_id)?;
+        transition(ctx, async move |conn, actor| {
+            friends::block(conn, actor, user).await
+        })
+        .await?;
+        Ok(true)
+    }
+
+    /// Lifts the caller's block of `userId`; `NOT_FOUND` when the caller has not blocked them.
+    #[graphql(directive = requires::apply(Obj::Friendship, Action::Update))]
+    async fn unblock_user(&self, ctx: &Context<'_>, user_id: ID) -> AppResult<bool> {
+        let user = parse_id("userId", &user_id)?;
+        transition(ctx, async move |conn, actor| {
+            friends::unblock(conn, actor, user).await
+        })
+        .await?;
+        Ok(true)
+    }
+
+    /// Changes who may see the caller's e-mail and attributes; omitted fields stay as they are.
+    #[graphql(directive = requires::apply(Obj::User, Action::Update))]
+    async fn update_privacy(&self, ctx: &Context<'_>, input: PrivacyInput) -> AppResult<User> {
+        let actor = actor(ctx)?;
+        let changes = input.validate()?;
+        let tx = scope(ctx)?.write().await?;
+        // Raw SQL: the privacy columns are not part of the `users` entity other modules share.
+        let stmt = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "UPDATE users SET profile_visibility = COALESCE($3, profile_visibility), \
+             visible_attributes = CASE WHEN $4 THEN $5 ELSE visible_attributes END \
+             WHERE company_id = $1 AND id = $2",
+            [
+                actor.company_id.into(),
+                actor.user_id.into(),
+                changes.visibility.map(|v| v.as_str().to_owned()).into(),
+                changes.visible_attributes.is_some().into(),
+                changes.visible_attributes.flatten().into(),
+            ],
+        );
+        tx.conn().execute_raw(stmt).await?;
+        let user = paging::profile(tx.conn(), actor.company_id, actor.user_id)
+            .await?
+            .ok_or_else(|| {
+                AppError::Unauthenticated("the signed-in user no longer exists".into())
+            })?;
+        tx.commit().await?;
+        Ok(user.into())
+    }
+}
+
+/// Live friend events.
+#[derive(Default)]
+pub struct FriendSubscription;
+
+#[Subscription]
+impl FriendSubscription {
+    /// Friend events for the caller only: requests received or withdrawn, requests accepted,
+    /// friendships ended. Delivered across server instances.
+    #[graphql(directive = requires::apply(Obj::Friendship, Action::Read))]
+    async fn friend_events(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<impl Stream<Item = FriendEvent> + use<>, AppError> {
+        let principal = principal(ctx)?;
+        let stream = state(ctx)?
+            .pubsub
+            .subscribe(&events::topic(principal.user_id))
+            .filter_map(|payload| async move {
+                match serde_json::from_str::<events::FriendEventPayload>(&payload) {
+                    Ok(event) => Some(FriendEvent::from(event)),
+                    Err(error) => {
+                        tracing::warn!(%error, "malformed friend event dropped");
+                        None
+                    }
+                }
+            });
+        crate::graphql::live::bounded(ctx, stream)
+    }
+}

@@ -1,0 +1,233 @@
+//! The preset fields of Query and Mutation.
+
+use async_graphql::{Context, ID, Json, Object};
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use entity::presets;
+use sea_orm::{ActiveModelTrait as _, ActiveValue::Set, ConnectionTrait};
+use uuid::Uuid;
+
+use super::{
+    super::{
+        connection::{PageInfo, page_size, parse_id},
+        principal, scope,
+    },
+    CreatePresetInput, Preset, PresetConnection, PresetEdge, PresetVisibility, UpdatePresetInput,
+    service::{self, NewPreset},
+};
+use crate::{
+    audience::store,
+    authz::{Action, Object as PermissionObject, requires},
+    error::{AppError, AppResult},
+};
+
+fn check_name(path: &str, name: &str) -> AppResult<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(AppError::bad_input(
+            path,
+            "a preset name has 1 to 200 characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn check_description(path: &str, text: &str) -> AppResult<String> {
+    let text = text.trim();
+    if text.chars().count() > 2000 {
+        return Err(AppError::bad_input(
+            path,
+            "the description is longer than 2000 characters",
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// Validates a filter document before it is saved.
+async fn check_filter(
+    conn: &impl ConnectionTrait,
+    company: Uuid,
+    doc: &serde_json::Value,
+) -> AppResult<()> {
+    store::parse_for(conn, company, doc).await.map(|_| ())
+}
+
+fn encode_cursor(preset: &presets::Model) -> String {
+    let key = serde_json::json!([preset.name, preset.id]);
+    URL_SAFE_NO_PAD.encode(key.to_string())
+}
+
+fn decode_cursor(text: &str) -> AppResult<(String, Uuid)> {
+    URL_SAFE_NO_PAD
+        .decode(text)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<(String, Uuid)>(&bytes).ok())
+        .ok_or_else(|| AppError::bad_input("after", "`after` is not a cursor returned by this API"))
+}
+
+/// Preset queries.
+#[derive(Default)]
+pub struct PresetQuery;
+
+#[Object]
+impl PresetQuery {
+    /// The presets the caller sees (their own, company-visible ones, and for managers and
+    /// admins every preset of the company), by name; `search` matches name or description.
+    #[graphql(directive = requires::apply(PermissionObject::Preset, Action::Read))]
+    async fn presets(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: i32,
+        after: Option<String>,
+        search: Option<String>,
+    ) -> AppResult<PresetConnection> {
+        let principal = principal(ctx)?;
+        let limit = page_size(first)?;
+        let after = after.as_deref().map(decode_cursor).transpose()?;
+        let tx = scope(ctx)?.read().await?;
+        let company = principal.company_id;
+        let mut rows =
+            service::list(tx.conn(), company, search.as_deref(), after, limit + 1).await?;
+        let total_count = service::count(tx.conn(), company, search.as_deref()).await?;
+        let has_next_page = rows.len() as u64 > limit;
+        rows.truncate(limit as usize);
+        let end_cursor = rows.last().map(encode_cursor);
+        Ok(PresetConnection {
+            edges: rows
+                .into_iter()
+                .map(|row| PresetEdge {
+                    cursor: encode_cursor(&row),
+                    node: row.into(),
+                })
+                .collect(),
+            page_info: PageInfo {
+                has_next_page,
+                end_cursor,
+            },
+            total_count,
+        })
+    }
+
+    /// One preset the caller sees; null otherwise.
+    #[graphql(directive = requires::apply(PermissionObject::Preset, Action::Read))]
+    async fn preset(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Preset>> {
+        let principal = principal(ctx)?;
+        let id = parse_id("id", &id)?;
+        let tx = scope(ctx)?.read().await?;
+        let row = service::find(tx.conn(), principal.company_id, id).await?;
+        Ok(row.map(Preset::from))
+    }
+}
+
+/// Preset mutations.
+#[derive(Default)]
+pub struct PresetMutation;
+
+#[Object]
+impl PresetMutation {
+    /// Saves a filter as a preset owned by the caller. The filter is validated first
+    /// (`BAD_USER_INPUT` with its path); a name taken in the company is `CONFLICT`.
+    #[graphql(directive = requires::apply(PermissionObject::Preset, Action::Create))]
+    async fn create_preset(
+        &self,
+        ctx: &Context<'_>,
+        input: CreatePresetInput,
+    ) -> AppResult<Preset> {
+        let principal = principal(ctx)?;
+        let name = check_name("input.name", &input.name)?;
+        let description = check_description("input.description", &input.description)?;
+        let tx = scope(ctx)?.write().await?;
+        check_filter(tx.conn(), principal.company_id, &input.filter.0).await?;
+        let new = NewPreset {
+            name,
+            description,
+            filter: input.filter.0,
+            visibility: input.visibility.as_str(),
+        };
+        let row = service::insert(tx.conn(), principal.company_id, principal.user_id, new).await?;
+        tx.commit().await?;
+        Ok(row.into())
+    }
+
+    /// Changes a preset: members their own, managers and admins any of the company's.
+    #[graphql(directive = requires::apply(PermissionObject::Preset, Action::Update))]
+    async fn update_preset(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdatePresetInput,
+    ) -> AppResult<Preset> {
+        let principal = principal(ctx)?;
+        let id = parse_id("id", &id)?;
+        let mut changes = <presets::ActiveModel as Default>::default();
+        if let Some(name) = &input.name {
+            changes.name = Set(check_name("input.name", name)?);
+        }
+        if let Some(text) = &input.description {
+            changes.description = Set(check_description("input.description", text)?);
+        }
+        if let Some(visibility) = input.visibility {
+            changes.visibility = Set(visibility.as_str().to_owned());
+        }
+        let tx = scope(ctx)?.write().await?;
+        let company = principal.company_id;
+        let Some(current) = service::find(tx.conn(), company, id).await? else {
+            return Err(AppError::NotFound("no such preset".into()));
+        };
+        if let Some(Json(filter)) = input.filter {
+            check_filter(tx.conn(), company, &filter).await?;
+            changes.filter = Set(filter);
+        }
+        if !changes.is_changed() {
+            return Ok(current.into());
+        }
+        let row = service::update(tx.conn(), company, id, changes)
+            .await?
+            .ok_or_else(not_yours)?;
+        tx.commit().await?;
+        Ok(row.into())
+    }
+
+    /// Deletes a preset: members their own, managers and admins any of the company's.
+    #[graphql(directive = requires::apply(PermissionObject::Preset, Action::Delete))]
+    async fn delete_preset(&self, ctx: &Context<'_>, id: ID) -> AppResult<bool> {
+        let principal = principal(ctx)?;
+        let id = parse_id("id", &id)?;
+        let tx = scope(ctx)?.write().await?;
+        if service::find(tx.conn(), principal.company_id, id)
+            .await?
+            .is_none()
+        {
+            return Err(AppError::NotFound("no such preset".into()));
+        }
+        if !service::delete(tx.conn(), principal.company_id, id).await? {
+            return Err(not_yours());
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Copies a preset the caller sees into a new private preset of theirs named `name`.
+    #[graphql(directive = requires::apply(PermissionObject::Preset, Action::Create))]
+    async fn duplicate_preset(&self, ctx: &Context<'_>, id: ID, name: String) -> AppResult<Preset> {
+        let principal = principal(ctx)?;
+        let id = parse_id("id", &id)?;
+        let name = check_name("name", &name)?;
+        let tx = scope(ctx)?.write().await?;
+        let source = service::find(tx.conn(), principal.company_id, id)
+            .await?
+            .ok_or_else(|| AppError::NotFound("no such preset".into()))?;
+        let new = NewPreset {
+            name,
+            description: source.description,
+            filter: source.filter,
+            visibility: PresetVisibility::Private.as_str(),
+        };
+        let row = service::insert(tx.conn(), principal.company_id, principal.user_id, new).await?;
+        tx.commit().await?;
+        Ok(row.into())
+    }
+}
+
+fn not_yours() -> AppError {
+    AppError::Forbidden("only its owner, managers and admins may change this preset".into())
+}
