@@ -50,11 +50,11 @@ impl Inner {
         let Ok(mut topics) = self.topics.lock() else {
             return;
         };
-        if let Some(sender) = topics.get(topic) {
-            if sender.send(payload).is_err() {
-                // Nobody listens any more.
-                topics.remove(topic);
-            }
+        if let Some(sender) = topics.get(topic)
+            && sender.send(payload).is_err()
+        {
+            // Nobody listens any more.
+            topics.remove(topic);
         }
     }
 }

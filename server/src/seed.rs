@@ -1,8 +1,9 @@
 //! `server seed --company NAME --users N`: a company with an admin and N users with realistic,
-//! deterministic attributes (plans, countries, tags, scores, dates), bulk-inserted by one
-//! `generate_series` statement. Row `g` draws each attribute from `hashint8extended(g, k)`, so
-//! the same N gives the same data. Connects as the schema owner (DATABASE_ADMIN_URL, or the
-//! private cluster's superuser), which Row Level Security does not restrict.
+//! deterministic attributes (plans, countries, tags, scores, dates), bulk-inserted by
+//! `generate_series` statements of 50,000 rows, two at a time. Row `g` draws each attribute from
+//! `hashint8extended(g, k)`, so the same N gives the same data; a failure removes the company.
+//! Connects with DATABASE_ADMIN_URL (or as the private cluster's superuser): that role must
+//! bypass Row Level Security (superuser or BYPASSRLS), since the tables FORCE it.
 
 use std::time::{Duration, Instant};
 

@@ -87,18 +87,7 @@ impl Generation {
                     let index = reply.deltas;
                     reply.deltas += 1;
                     reply.text.push_str(&text);
-                    // Written before it is published: see `live`.
-                    if let Err(error) = chat.live().append(self.message_id, index, &text).await {
-                        tracing::warn!(%error, "redis unavailable: late subscribers miss the catch-up");
-                    }
-                    let event = ChatEvent::Delta {
-                        message_id: self.message_id,
-                        index,
-                        text,
-                    };
-                    chat.pubsub()
-                        .publish(&topic(self.message.conversation_id), &event)
-                        .await;
+                    self.publish_delta(chat, index, text).await;
                     if renewed.elapsed() > SLOT_LEASE / 3 {
                         renewed = Instant::now();
                         let _ = chat
@@ -115,6 +104,42 @@ impl Generation {
             }
         }
         Outcome::Complete
+    }
+
+    /// Stores and publishes delta `index`: written before it is published (see `live`), in
+    /// one Redis round trip. Without Redis, subscribers on this instance still get it.
+    async fn publish_delta(&self, chat: &Chat, index: i64, text: String) {
+        let topic = topic(self.message.conversation_id);
+        let event = ChatEvent::Delta {
+            message_id: self.message_id,
+            index,
+            text,
+        };
+        let ChatEvent::Delta { text, .. } = &event else {
+            return;
+        };
+        let sent = match serde_json::to_string(&event) {
+            Ok(payload) => {
+                chat.live()
+                    .append_and_publish(
+                        self.message_id,
+                        index,
+                        text,
+                        &chat.channel(&topic),
+                        &payload,
+                    )
+                    .await
+            }
+            Err(error) => Err(error.into()),
+        };
+        if let Err(error) = sent {
+            // Subscribers drop a delta they already have, should this repeat one.
+            tracing::warn!(%error, "redis unavailable: late subscribers miss the catch-up");
+            if let Err(error) = chat.live().append(self.message_id, index, text).await {
+                tracing::debug!(%error, "partial text not kept");
+            }
+            chat.pubsub().publish(&topic, &event).await;
+        }
     }
 
     async fn finish(self, chat: &Chat, reply: Reply, outcome: Outcome) {

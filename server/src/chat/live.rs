@@ -93,6 +93,33 @@ impl LiveStore {
         Ok(())
     }
 
+    /// Appends delta `index` to the reply's text and publishes `payload` on the pub/sub
+    /// `channel`, in one atomic round trip (the write lands before the event goes out).
+    pub async fn append_and_publish(
+        &self,
+        message: Uuid,
+        index: i64,
+        text: &str,
+        channel: &str,
+        payload: &str,
+    ) -> anyhow::Result<()> {
+        let mut conn = self.conn().await?;
+        let ttl = STREAMING_TTL.as_millis() as i64;
+        let (text_key, index_key) = (self.text_key(message), self.index_key(message));
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .append(&text_key, text)
+            .ignore()
+            .pset_ex(&index_key, index, ttl as u64)
+            .ignore()
+            .pexpire(&text_key, ttl)
+            .ignore()
+            .publish(channel, payload)
+            .ignore();
+        tokio::time::timeout(REDIS_TIMEOUT, pipe.query_async::<()>(&mut *conn)).await??;
+        Ok(())
+    }
+
     /// The text so far and the index of its last delta; `None` before the first delta.
     pub async fn read(&self, message: Uuid) -> anyhow::Result<Option<(String, i64)>> {
         let mut conn = self.conn().await?;

@@ -45,6 +45,7 @@ struct Inner {
     db: DatabaseConnection,
     pubsub: PubSub,
     live: live::LiveStore,
+    redis_prefix: String,
     /// Generations running on this instance, by assistant message id.
     running: Mutex<HashMap<Uuid, watch::Sender<bool>>>,
     max_concurrent_per_company: u32,
@@ -77,6 +78,7 @@ impl Chat {
                 ),
                 db,
                 live: live::LiveStore::new(redis, &config.redis_key_prefix),
+                redis_prefix: config.redis_key_prefix.clone(),
                 pubsub,
                 running: Mutex::new(HashMap::new()),
                 max_concurrent_per_company: config.chat_max_concurrent_per_company,
@@ -94,6 +96,13 @@ impl Chat {
 
     pub(crate) fn pubsub(&self) -> &PubSub {
         &self.inner.pubsub
+    }
+
+    /// The Redis channel `PubSub` carries `topic` on (`{prefix}ev:{topic}`), for publishing
+    /// in the same round trip as a write. The chat tests across instances fail if this ever
+    /// disagrees with `crate::pubsub`.
+    pub(crate) fn channel(&self, topic: &str) -> String {
+        format!("{}ev:{topic}", self.inner.redis_prefix)
     }
 
     pub(crate) fn live(&self) -> &live::LiveStore {

@@ -15,11 +15,25 @@ use super::{
 /// What a subscriber has already been given of the streaming reply.
 #[derive(Debug, Default)]
 struct Seen {
-    /// The reply announced by the catch-up, and the index of the last delta it included.
+    /// The reply being followed, and the index of the last delta given (by the catch-up or
+    /// live): a delta at or below it is a repeat.
     caught_up: Option<(Uuid, i64)>,
 }
 
 impl Seen {
+    /// Whether to pass `event` on; remembers the deltas passed.
+    fn pass(&mut self, event: &ChatEvent) -> bool {
+        let keep = self.keeps(event);
+        if keep
+            && let ChatEvent::Delta {
+                message_id, index, ..
+            } = event
+        {
+            self.caught_up = Some((*message_id, *index));
+        }
+        keep
+    }
+
     fn keeps(&self, event: &ChatEvent) -> bool {
         let Some((message, index)) = self.caught_up else {
             return true;
@@ -73,7 +87,7 @@ where
     let live = live.filter_map(move |payload| {
         let event = serde_json::from_str::<ChatEvent>(&payload)
             .ok()
-            .filter(|event| seen.keeps(event));
+            .filter(|event| seen.pass(event));
         async move { event }
     });
     futures_util::stream::iter(first).chain(live)
@@ -100,5 +114,20 @@ mod tests {
         assert!(seen.keeps(&delta(id, 4)));
         assert!(seen.keeps(&delta(other, 0)));
         assert!(Seen::default().keeps(&delta(id, 0)));
+    }
+
+    #[test]
+    fn a_repeated_live_delta_is_dropped() {
+        let id = Uuid::now_v7();
+        let mut seen = Seen::default();
+        let delta = |index| ChatEvent::Delta {
+            message_id: id,
+            index,
+            text: "x".into(),
+        };
+        assert!(seen.pass(&delta(0)));
+        assert!(seen.pass(&delta(1)));
+        assert!(!seen.pass(&delta(1)));
+        assert!(seen.pass(&delta(2)));
     }
 }

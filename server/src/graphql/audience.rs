@@ -230,6 +230,13 @@ impl AudienceMutation {
         input: AudienceFieldInput,
     ) -> AppResult<AudienceField> {
         let principal = principal(ctx)?;
+        // Managers may manage audiences but company fields are an admin's: Row Level Security
+        // refuses the insert too; saying so first keeps the answer (and the log) clear.
+        if principal.role != "admin" {
+            return Err(AppError::Forbidden(
+                "only admins define audience fields".into(),
+            ));
+        }
         let name = input.name.trim().to_owned();
         if !audience::valid_field_name(&name) {
             return Err(AppError::bad_input(

@@ -679,7 +679,18 @@ async fn administer(
         role_service::ensure_another_admin(conn, company, id).await?;
     }
     let user = changes.apply(conn, company, id).await?;
+    // A deactivated user's sessions end at once, not when their tokens expire.
+    let revoked = if deactivating {
+        crate::auth::service::revoke_user_sessions(&tx, company, id, "deactivated").await?
+    } else {
+        Vec::new()
+    };
     tx.commit().await?;
+    if !revoked.is_empty()
+        && let Ok(state) = ctx.data::<crate::state::AppState>()
+    {
+        state.sessions.revoked(&revoked).await;
+    }
     Ok(user)
 }
 

@@ -700,3 +700,40 @@ async fn login_is_rate_limited_per_email_and_recovers() -> anyhow::Result<()> {
     )
     .await
 }
+
+#[tokio::test]
+async fn deactivation_revokes_sessions_for_good() -> anyhow::Result<()> {
+    let app = TestApp::spawn().await?;
+    let (_, admin, members) = app.company_with_users("Acme", 1).await?;
+    let member = &members[0];
+    let member_token = app.token_for(member);
+    assert_eq!(me_status(&app, &member_token).await?, None);
+    let admin_token = app.token_for(&admin);
+    app.graphql(
+        Some(&admin_token),
+        "mutation($id: ID!) { deactivateUser(id: $id) { id } }",
+        json!({ "id": member.id }),
+    )
+    .await?
+    .data()?;
+    let revoked = app
+        .sql(&format!(
+            "SELECT 1 FROM sessions WHERE user_id = '{}' AND revoked_reason = 'deactivated'",
+            member.id
+        ))
+        .await?;
+    assert_eq!(revoked, 1);
+    // Reactivating the account does not bring the old session back.
+    app.graphql(
+        Some(&admin_token),
+        "mutation($id: ID!) { updateUser(id: $id, input: { isActive: true }) { id } }",
+        json!({ "id": member.id }),
+    )
+    .await?
+    .data()?;
+    assert_eq!(
+        me_status(&app, &member_token).await?,
+        Some("UNAUTHENTICATED".into())
+    );
+    Ok(())
+}

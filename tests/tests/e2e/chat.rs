@@ -466,3 +466,37 @@ async fn a_reply_started_on_one_instance_is_cancelled_from_another() -> anyhow::
     assert_eq!(response["data"]["cancelReply"]["content"], "");
     peer.shutdown().await
 }
+
+#[tokio::test]
+async fn a_revoked_session_ends_the_subscription_and_the_reply_is_still_stored()
+-> anyhow::Result<()> {
+    let fake = FakeLlm::start(paused(&["kept ", "anyway"])).await?;
+    let app = chat_app(&fake, |_| {}).await?;
+    let (user, token) = member(&app, "Acme").await?;
+    let conversation = create_conversation(&app, &token, None).await?;
+    let mut ws = subscribe(app.addr, &token, &conversation).await?;
+    let reply = send_ok(&app, &token, &conversation, "Hello").await?;
+    started(&mut ws, &reply).await?;
+
+    let logout = app
+        .graphql(Some(&token), "mutation { logout }", json!({}))
+        .await?;
+    assert_eq!(logout.data()?["logout"], true);
+    let ended = ws.next_json().await?;
+    assert_eq!(ended["type"], "complete", "{ended}");
+
+    fake.release();
+    // Read through another session of the same user: the first one is revoked.
+    let mut reader = user.clone();
+    reader.session_id = app.create_session(user.company_id, user.id).await?;
+    tests::eventually(
+        Duration::from_secs(30),
+        "the reply to be stored",
+        || async {
+            stored(&app, &reader, &reply)
+                .await
+                .is_ok_and(|row| row["status"] == "complete" && row["content"] == "kept anyway")
+        },
+    )
+    .await
+}
