@@ -9,8 +9,10 @@ mod m20261123_000003_create_auth_tables;
 mod m20261123_000100_create_roles;
 mod m20261123_000101_index_users_for_listing;
 mod m20261123_000500_create_presets_and_audience_fields;
+mod m20261123_000501_mark_jsonb_contains_leakproof;
 mod m20261123_000600_create_chat_tables;
 mod m20261123_000700_create_friendships;
+mod m20261123_000701_stream_user_profiles;
 
 /// Runs every migration of this crate, in order.
 pub struct Migrator;
@@ -25,8 +27,10 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000100_create_roles::Migration),
             Box::new(m20261123_000101_index_users_for_listing::Migration),
             Box::new(m20261123_000500_create_presets_and_audience_fields::Migration),
+            Box::new(m20261123_000501_mark_jsonb_contains_leakproof::Migration),
             Box::new(m20261123_000600_create_chat_tables::Migration),
             Box::new(m20261123_000700_create_friendships::Migration),
+            Box::new(m20261123_000701_stream_user_profiles::Migration),
         ]
     }
 }

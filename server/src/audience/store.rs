@@ -33,6 +33,15 @@ pub async fn parse_for(
     Ok(parse(doc, &registry, Utc::now())?)
 }
 
+/// Plans the next statements for their actual values. Prepared statements otherwise switch to a
+/// generic plan after a few runs, and a generic plan cannot know how many rows `attributes @>
+/// $1` matches (it assumes few): broad filters would get index scans slower than a scan.
+async fn plan_for_values(conn: &impl ConnectionTrait) -> AppResult<()> {
+    conn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
+        .await?;
+    Ok(())
+}
+
 fn select(company: Uuid, filter: &Filter) -> sea_orm::Select<users::Entity> {
     users::Entity::find()
         .filter(users::Column::CompanyId.eq(company))
@@ -41,6 +50,7 @@ fn select(company: Uuid, filter: &Filter) -> sea_orm::Select<users::Entity> {
 
 /// How many users of `company` the filter selects.
 pub async fn count(conn: &impl ConnectionTrait, company: Uuid, filter: &Filter) -> AppResult<u64> {
+    plan_for_values(conn).await?;
     Ok(select(company, filter).count(conn).await?)
 }
 
@@ -52,6 +62,7 @@ pub async fn page(
     after: Option<Uuid>,
     limit: u64,
 ) -> AppResult<Vec<users::Model>> {
+    plan_for_values(conn).await?;
     let mut query = select(company, filter);
     if let Some(after) = after {
         query = query.filter(users::Column::Id.gt(after));

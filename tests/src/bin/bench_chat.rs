@@ -293,30 +293,33 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Replaces (or appends) the "Chat streaming" section of BENCHMARKS.md.
+/// Replaces (or appends) the "Chat streaming" section of BENCHMARKS.md, between its markers.
 fn write_report(path: &str, lines: &[String]) -> anyhow::Result<()> {
+    const BEGIN: &str = "<!-- chat:begin -->";
+    const END: &str = "<!-- chat:end -->";
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let heading = "## Chat streaming";
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let section = format!(
-        "{heading}\n\n`make bench` (scripts/bench-chat.sh, tests/src/bin/bench_chat.rs): conversations stream \
-         replies at once from the fake provider on loopback, through a release server process, each to \
-         one `graphql-transport-ws` subscriber in the bench process. Latency is from the fake writing \
-         a token (its timestamp is the token) to the subscriber parsing it; it includes the provider \
-         hop, the Redis write and publish, and the WebSocket. Aims: p99 under 5 ms, under 100 KiB per \
-         stream. Last run ({}):\n\n{}\n",
-        chrono::Utc::now().format("%Y-%m-%d"),
+        "{BEGIN}\n## Chat streaming\n\n`scripts/bench-chat.sh` (part of `make bench`, \
+         tests/src/bin/bench_chat.rs), {} UTC, load average before the run {}: conversations \
+         stream replies at once from the fake provider on loopback, through a release server \
+         process, each to one `graphql-transport-ws` subscriber in the bench process (which also \
+         runs the fake). Latency is from the fake writing a token (the token is its timestamp) to \
+         the subscriber parsing it: the provider hop, the Redis write and publish (one round \
+         trip), the fan-out and the WebSocket. Aims: p99 under 5 ms, under 100 KiB per \
+         stream.\n\n{}\n{END}",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M"),
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
         lines.join("\n")
     );
-    let updated = match text.find(heading) {
-        Some(start) => {
-            let rest = &text[start + heading.len()..];
-            let end = rest.find("\n## ").map(|i| start + heading.len() + i + 1);
-            match end {
-                Some(end) => format!("{}{section}\n{}", &text[..start], &text[end..]),
-                None => format!("{}{section}", &text[..start]),
-            }
+    let updated = match (text.find(BEGIN), text.find(END)) {
+        (Some(start), Some(end)) if end > start => {
+            format!("{}{section}{}", &text[..start], &text[end + END.len()..])
         }
-        None => format!("{}\n{section}", text.trim_end()),
+        _ => format!("{}\n\n{section}\n", text.trim_end()),
     };
     std::fs::write(path, updated)?;
     Ok(())

@@ -9,7 +9,7 @@ use tests::{
     fake_llm::{FakeLlm, Reply, StreamScript},
 };
 
-use super::chat::{
+use super::chat_support::{
     chat_app, create_conversation, member, pubsub_ready, send_ok, started, stored, subscribe,
     until_end,
 };

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::json;
 use tests::fake_llm::{End, FakeLlm, Reply, StreamScript};
 
-use super::chat::{
+use super::chat_support::{
     chat_app, create_conversation, member, next_event, send, send_ok, started, stored, subscribe,
     until_end,
 };

@@ -7,6 +7,7 @@ mod authz;
 mod chat;
 mod chat_crud;
 mod chat_failures;
+mod chat_support;
 mod cookies;
 mod friends;
 mod friends_events;
