@@ -37,7 +37,9 @@ pub async fn connect_pool(
 
 /// Applies pending migrations as the schema owner.
 pub async fn migrate(admin_url: &str) -> anyhow::Result<()> {
-    let db = connect_pool(admin_url, 2, Duration::from_secs(30)).await?;
+    // One connection: the advisory lock below belongs to the session that took it, so every
+    // statement (and the unlock) must run on that same connection.
+    let db = connect_pool(admin_url, 1, Duration::from_secs(30)).await?;
     // Two instances starting at once must not both migrate: serialize on an advisory lock.
     db.execute_unprepared("SELECT pg_advisory_lock(727274001)")
         .await?;
