@@ -1,6 +1,7 @@
 //! sea-orm entities, one module per table.
 
 pub mod audience_fields;
+pub mod audience_users;
 pub mod companies;
 pub mod conversations;
 pub mod friendships;

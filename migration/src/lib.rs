@@ -13,6 +13,7 @@ mod m20261123_000501_mark_jsonb_contains_leakproof;
 mod m20261123_000600_create_chat_tables;
 mod m20261123_000700_create_friendships;
 mod m20261123_000701_stream_user_profiles;
+mod m20261123_000702_restrict_user_columns;
 
 /// Runs every migration of this crate, in order.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000600_create_chat_tables::Migration),
             Box::new(m20261123_000700_create_friendships::Migration),
             Box::new(m20261123_000701_stream_user_profiles::Migration),
+            Box::new(m20261123_000702_restrict_user_columns::Migration),
         ]
     }
 }

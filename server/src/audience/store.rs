@@ -2,7 +2,7 @@
 //! users a filter selects, always scoped to one company (and to RLS underneath).
 
 use chrono::Utc;
-use entity::{audience_fields, users};
+use entity::{audience_fields, audience_users};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
@@ -42,9 +42,13 @@ async fn plan_for_values(conn: &impl ConnectionTrait) -> AppResult<()> {
     Ok(())
 }
 
-fn select(company: Uuid, filter: &Filter) -> sea_orm::Select<users::Entity> {
-    users::Entity::find()
-        .filter(users::Column::CompanyId.eq(company))
+/// Audiences read `audience_users`: people whose whole profile the caller may see (everyone,
+/// for admins), so a filter cannot probe attributes their owners keep private.
+fn select(company: Uuid, filter: &Filter) -> sea_orm::Select<audience_users::Entity> {
+    audience_users::Entity::find()
+        .select_only()
+        .column(audience_users::Column::Id)
+        .filter(audience_users::Column::CompanyId.eq(company))
         .filter(compile(filter))
 }
 
@@ -61,15 +65,16 @@ pub async fn page(
     filter: &Filter,
     after: Option<Uuid>,
     limit: u64,
-) -> AppResult<Vec<users::Model>> {
+) -> AppResult<Vec<Uuid>> {
     plan_for_values(conn).await?;
     let mut query = select(company, filter);
     if let Some(after) = after {
-        query = query.filter(users::Column::Id.gt(after));
+        query = query.filter(audience_users::Column::Id.gt(after));
     }
     Ok(query
-        .order_by_asc(users::Column::Id)
+        .order_by_asc(audience_users::Column::Id)
         .limit(limit)
+        .into_tuple::<Uuid>()
         .all(conn)
         .await?)
 }

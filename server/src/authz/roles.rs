@@ -142,7 +142,11 @@ pub async fn delete(conn: &impl ConnectionTrait, company: Uuid, name: &str) -> A
 
 /// How many users of `company` hold `role`, active or not.
 pub async fn holders(conn: &impl ConnectionTrait, company: Uuid, role: &str) -> AppResult<u64> {
+    // Only the columns request roles may read (`email`, `attributes` and the password hash
+    // are not among them).
     Ok(users::Entity::find()
+        .select_only()
+        .column(users::Column::Id)
         .filter(users::Column::CompanyId.eq(company))
         .filter(users::Column::Role.eq(role))
         .count(conn)
@@ -185,11 +189,15 @@ pub async fn lock_company_for_admin(
         ));
     }
     let caller = users::Entity::find_by_id(principal.user_id)
+        .select_only()
+        .column(users::Column::IsActive)
+        .column(users::Column::Role)
         .filter(users::Column::CompanyId.eq(principal.company_id))
+        .into_tuple::<(bool, String)>()
         .one(conn)
         .await?;
     match caller {
-        Some(caller) if caller.is_active && caller.role == ADMIN => Ok(()),
+        Some((true, role)) if role == ADMIN => Ok(()),
         _ => Err(AppError::Forbidden(
             "you are no longer an active admin of this company".into(),
         )),
@@ -204,6 +212,8 @@ pub async fn ensure_another_admin(
     user: Uuid,
 ) -> AppResult<()> {
     let others = users::Entity::find()
+        .select_only()
+        .column(users::Column::Id)
         .filter(users::Column::CompanyId.eq(company))
         .filter(users::Column::Role.eq(ADMIN))
         .filter(users::Column::IsActive.eq(true))

@@ -181,7 +181,7 @@ impl AudienceQuery {
             store::page(tx.conn(), principal.company_id, &filter, after, limit + 1).await?;
         let has_next_page = rows.len() as u64 > limit;
         rows.truncate(limit as usize);
-        let ids: Vec<Uuid> = rows.iter().map(|u| u.id).collect();
+        let ids: Vec<Uuid> = rows;
         // Shown through `user_profiles`, so privacy settings mask e-mails and attributes.
         let users = user_profiles::Entity::find()
             .filter(user_profiles::Column::CompanyId.eq(principal.company_id))

@@ -3,7 +3,7 @@
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use entity::{sessions, user_profiles, users};
+use entity::{sessions, user_profiles};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, Statement,
 };
@@ -331,23 +331,33 @@ impl AuthMutation {
         new_password: String,
     ) -> AppResult<bool> {
         let principal = principal(ctx)?;
-        let user = {
+        // Request roles cannot read password hashes (or e-mails) from `users`: the caller's own
+        // come from a definer function and the caller's own (unmasked) profile.
+        let (hash, email) = {
             let tx = scope(ctx)?.read().await?;
-            users::Entity::find_by_id(principal.user_id)
-                .filter(users::Column::CompanyId.eq(principal.company_id))
-                .one(tx.conn())
+            let row = tx
+                .conn()
+                .query_one_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT app.current_password_hash() AS hash, \
+                            (SELECT email FROM user_profiles WHERE id = $1 AND company_id = $2) AS email",
+                    [principal.user_id.into(), principal.company_id.into()],
+                ))
                 .await?
                 .ok_or_else(|| {
                     AppError::Unauthenticated("the signed-in user no longer exists".into())
-                })?
+                })?;
+            let hash: Option<String> = row.try_get("", "hash")?;
+            let email: Option<String> = row.try_get("", "email")?;
+            (hash, email.unwrap_or_default())
         };
-        if !password::verify(current_password, user.password_hash.clone()).await? {
+        if !password::verify(current_password, hash).await? {
             return Err(AppError::bad_input(
                 "currentPassword",
                 "the current password is wrong",
             ));
         }
-        password::check_policy("newPassword", &new_password, &user.email)?;
+        password::check_policy("newPassword", &new_password, &email)?;
         let hash = password::hash(new_password).await?;
         let tx = scope(ctx)?.write().await?;
         tx.conn()

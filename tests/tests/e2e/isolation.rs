@@ -76,7 +76,22 @@ async fn raw_select_in_a_request_transaction_returns_only_the_callers_rows() -> 
     let (a, a_admin, _) = app.company_with_users("Acme", 2).await?;
     let (b, b_admin, _) = app.company_with_users("Globex", 1).await?;
 
-    let rows = app.query_as(&a_admin, "SELECT * FROM users").await?;
+    // Request roles read every column of `users` but e-mail, attributes and password hash.
+    let rows = app
+        .query_as(
+            &a_admin,
+            "SELECT id, company_id, display_name, role, is_active FROM users",
+        )
+        .await?;
+    for private in ["email", "attributes", "password_hash"] {
+        let denied = app
+            .query_as(&a_admin, &format!("SELECT {private} FROM users"))
+            .await;
+        assert!(
+            denied.is_err_and(|e| format!("{e:?}").contains("permission denied")),
+            "{private}"
+        );
+    }
     assert_eq!(rows.len(), 3);
     assert!(rows.iter().all(|r| r["company_id"] == json!(a)));
     let companies = app.query_as(&b_admin, "SELECT * FROM companies").await?;

@@ -18,6 +18,7 @@ mod isolation;
 mod jwks;
 mod limits;
 mod presets;
+mod privacy_columns;
 mod pubsub;
 mod ratelimit;
 mod redis_down;

@@ -57,7 +57,7 @@ async fn subjects(app: &TestApp, admin: &TestUser) -> anyhow::Result<Vec<(String
             admin,
             &format!(
                 "SELECT id, role, email, created_at, last_active_at, is_active, attributes \
-                 FROM users WHERE company_id = '{}'",
+                 FROM audience_users WHERE company_id = '{}'",
                 admin.company_id
             ),
         )

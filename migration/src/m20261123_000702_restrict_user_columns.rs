@@ -1,0 +1,69 @@
+//! Privacy enforced by PostgreSQL itself: request roles may no longer read `users.email`,
+//! `users.attributes` or `users.password_hash` directly. People are read through
+//! `user_profiles` (masked per the target's privacy settings), audiences filter through
+//! `audience_users` (only people whose whole profile the caller may see: everyone for admins,
+//! otherwise those who share it with the whole company), and the caller's own password hash
+//! comes from `app.current_password_hash()`.
+
+use sea_orm_migration::prelude::*;
+
+pub struct Migration;
+
+impl MigrationName for Migration {
+    fn name(&self) -> &str {
+        "m20261123_000702_restrict_user_columns"
+    }
+}
+
+const UP: &str = r#"
+CREATE OR REPLACE VIEW audience_users AS
+SELECT u.id, u.company_id, u.email, u.role, u.attributes, u.is_active,
+       u.created_at, u.updated_at, u.last_active_at
+FROM users u
+WHERE u.company_id = (SELECT app.current_company_id())
+  AND ((SELECT app.current_role()) = 'admin'
+       OR u.id = (SELECT app.current_user_id())
+       OR (u.profile_visibility = 'company' AND u.visible_attributes IS NULL));
+ALTER VIEW audience_users OWNER TO app_profiles;
+REVOKE ALL ON audience_users FROM PUBLIC;
+GRANT SELECT ON audience_users TO app_user;
+
+CREATE OR REPLACE FUNCTION app.current_password_hash() RETURNS text
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public
+    AS $$
+    SELECT password_hash FROM users
+    WHERE id = app.current_user_id() AND company_id = app.current_company_id() AND is_active
+$$;
+ALTER FUNCTION app.current_password_hash() OWNER TO app_auth;
+REVOKE ALL ON FUNCTION app.current_password_hash() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app.current_password_hash() TO app_user;
+
+REVOKE SELECT ON users FROM app_user;
+GRANT SELECT (id, company_id, display_name, role, is_active, created_at, updated_at,
+              last_active_at, profile_visibility, visible_attributes) ON users TO app_user;
+"#;
+
+const DOWN: &str = r#"
+GRANT SELECT ON users TO app_user;
+DROP FUNCTION IF EXISTS app.current_password_hash();
+DROP VIEW IF EXISTS audience_users;
+"#;
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared(UP)
+            .await
+            .map(|_| ())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared(DOWN)
+            .await
+            .map(|_| ())
+    }
+}
