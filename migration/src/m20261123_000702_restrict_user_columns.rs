@@ -16,13 +16,22 @@ impl MigrationName for Migration {
 }
 
 const UP: &str = r#"
+-- Two branches, each gated by a condition on the caller's role alone, which PostgreSQL checks
+-- once per statement (a one-time filter): admins get the plain table, with nothing added to
+-- each row, so audience counts keep their plans; everyone else gets the visibility filter.
 CREATE OR REPLACE VIEW audience_users AS
 SELECT u.id, u.company_id, u.email, u.role, u.attributes, u.is_active,
        u.created_at, u.updated_at, u.last_active_at
 FROM users u
 WHERE u.company_id = (SELECT app.current_company_id())
-  AND ((SELECT app.current_role()) = 'admin'
-       OR u.id = (SELECT app.current_user_id())
+  AND (SELECT app.current_role()) = 'admin'
+UNION ALL
+SELECT u.id, u.company_id, u.email, u.role, u.attributes, u.is_active,
+       u.created_at, u.updated_at, u.last_active_at
+FROM users u
+WHERE u.company_id = (SELECT app.current_company_id())
+  AND (SELECT app.current_role()) IS DISTINCT FROM 'admin'
+  AND (u.id = (SELECT app.current_user_id())
        OR (u.profile_visibility = 'company' AND u.visible_attributes IS NULL));
 ALTER VIEW audience_users OWNER TO app_profiles;
 REVOKE ALL ON audience_users FROM PUBLIC;
