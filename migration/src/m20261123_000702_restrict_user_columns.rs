@@ -1,8 +1,8 @@
 //! Privacy enforced by PostgreSQL itself: request roles may no longer read `users.email`,
 //! `users.attributes` or `users.password_hash` directly. People are read through
 //! `user_profiles` (masked per the target's privacy settings), audiences filter through
-//! `audience_users` (only people whose whole profile the caller may see: everyone for admins,
-//! otherwise those who share it with the whole company), and the caller's own password hash
+//! `audience_users_admin` (admins: everyone) or `audience_users` (anyone else: people who share
+//! their whole profile with the company), and the caller's own password hash
 //! comes from `app.current_password_hash()`.
 
 use sea_orm_migration::prelude::*;
@@ -16,21 +16,25 @@ impl MigrationName for Migration {
 }
 
 const UP: &str = r#"
--- Two branches, each gated by a condition on the caller's role alone, which PostgreSQL checks
--- once per statement (a one-time filter): admins get the plain table, with nothing added to
--- each row, so audience counts keep their plans; everyone else gets the visibility filter.
+-- Audiences of admins read `audience_users_admin` (the whole company: the caller's role is
+-- checked once per statement, as a one-time filter, so counts and pages keep the plans of the
+-- plain table); everyone else reads `audience_users`, limited to people who share their whole
+-- profile with the company (and the caller).
+CREATE OR REPLACE VIEW audience_users_admin AS
+SELECT u.id, u.company_id, u.email, u.role, u.attributes, u.is_active,
+       u.created_at, u.updated_at, u.last_active_at
+FROM users u
+WHERE u.company_id = (SELECT app.current_company_id())
+  AND (SELECT app.current_role()) = 'admin';
+ALTER VIEW audience_users_admin OWNER TO app_profiles;
+REVOKE ALL ON audience_users_admin FROM PUBLIC;
+GRANT SELECT ON audience_users_admin TO app_user;
+
 CREATE OR REPLACE VIEW audience_users AS
 SELECT u.id, u.company_id, u.email, u.role, u.attributes, u.is_active,
        u.created_at, u.updated_at, u.last_active_at
 FROM users u
 WHERE u.company_id = (SELECT app.current_company_id())
-  AND (SELECT app.current_role()) = 'admin'
-UNION ALL
-SELECT u.id, u.company_id, u.email, u.role, u.attributes, u.is_active,
-       u.created_at, u.updated_at, u.last_active_at
-FROM users u
-WHERE u.company_id = (SELECT app.current_company_id())
-  AND (SELECT app.current_role()) IS DISTINCT FROM 'admin'
   AND (u.id = (SELECT app.current_user_id())
        OR (u.profile_visibility = 'company' AND u.visible_attributes IS NULL));
 ALTER VIEW audience_users OWNER TO app_profiles;
@@ -56,6 +60,7 @@ const DOWN: &str = r#"
 GRANT SELECT ON users TO app_user;
 DROP FUNCTION IF EXISTS app.current_password_hash();
 DROP VIEW IF EXISTS audience_users;
+DROP VIEW IF EXISTS audience_users_admin;
 "#;
 
 #[async_trait::async_trait]

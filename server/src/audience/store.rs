@@ -4,7 +4,8 @@
 use chrono::Utc;
 use entity::{audience_fields, audience_users};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, sea_query::Alias,
 };
 use uuid::Uuid;
 
@@ -42,32 +43,49 @@ async fn plan_for_values(conn: &impl ConnectionTrait) -> AppResult<()> {
     Ok(())
 }
 
-/// Audiences read `audience_users`: people whose whole profile the caller may see (everyone,
-/// for admins), so a filter cannot probe attributes their owners keep private.
-fn select(company: Uuid, filter: &Filter) -> sea_orm::Select<audience_users::Entity> {
-    audience_users::Entity::find()
+/// The people an audience is drawn from: everyone for admins (`audience_users_admin`), else
+/// those who share their whole profile with the company (`audience_users`), so a filter cannot
+/// probe attributes their owners keep private. Both views re-check the caller in PostgreSQL.
+fn ids(admin: bool, company: Uuid, filter: &Filter) -> sea_orm::Select<audience_users::Entity> {
+    let view = if admin {
+        "audience_users_admin"
+    } else {
+        "audience_users"
+    };
+    let mut select = audience_users::Entity::find()
         .select_only()
         .column(audience_users::Column::Id)
         .filter(audience_users::Column::CompanyId.eq(company))
-        .filter(compile(filter))
+        .filter(compile(filter));
+    // Keep the entity's table name as the alias: the selected columns are qualified with it.
+    QueryTrait::query(&mut select)
+        .from_clear()
+        .from_as(Alias::new(view), Alias::new("audience_users"));
+    select
 }
 
 /// How many users of `company` the filter selects.
-pub async fn count(conn: &impl ConnectionTrait, company: Uuid, filter: &Filter) -> AppResult<u64> {
+pub async fn count(
+    conn: &impl ConnectionTrait,
+    admin: bool,
+    company: Uuid,
+    filter: &Filter,
+) -> AppResult<u64> {
     plan_for_values(conn).await?;
-    Ok(select(company, filter).count(conn).await?)
+    Ok(ids(admin, company, filter).count(conn).await?)
 }
 
 /// Up to `limit` users of `company` the filter selects, by id, after `after`.
 pub async fn page(
     conn: &impl ConnectionTrait,
+    admin: bool,
     company: Uuid,
     filter: &Filter,
     after: Option<Uuid>,
     limit: u64,
 ) -> AppResult<Vec<Uuid>> {
     plan_for_values(conn).await?;
-    let mut query = select(company, filter);
+    let mut query = ids(admin, company, filter);
     if let Some(after) = after {
         query = query.filter(audience_users::Column::Id.gt(after));
     }

@@ -128,8 +128,9 @@ pub struct AudienceConnection {
 impl AudienceConnection {
     /// How many users the audience has, over all pages. Counted only when asked for.
     async fn total_count(&self, ctx: &Context<'_>) -> AppResult<u64> {
+        let admin = principal(ctx)?.role == crate::authz::roles::ADMIN;
         let tx = scope(ctx)?.read().await?;
-        store::count(tx.conn(), self.company_id, &self.filter).await
+        store::count(tx.conn(), admin, self.company_id, &self.filter).await
     }
 }
 
@@ -177,8 +178,15 @@ impl AudienceQuery {
         let after = after.as_deref().map(decode_cursor).transpose()?;
         let tx = scope(ctx)?.read().await?;
         let filter = resolve_filter(tx.conn(), principal.company_id, filter, preset_id).await?;
-        let mut rows =
-            store::page(tx.conn(), principal.company_id, &filter, after, limit + 1).await?;
+        let mut rows = store::page(
+            tx.conn(),
+            principal.role == crate::authz::roles::ADMIN,
+            principal.company_id,
+            &filter,
+            after,
+            limit + 1,
+        )
+        .await?;
         let has_next_page = rows.len() as u64 > limit;
         rows.truncate(limit as usize);
         let ids: Vec<Uuid> = rows;
@@ -211,7 +219,8 @@ impl AudienceQuery {
         let principal = principal(ctx)?;
         let tx = scope(ctx)?.read().await?;
         let filter = resolve_filter(tx.conn(), principal.company_id, filter, preset_id).await?;
-        store::count(tx.conn(), principal.company_id, &filter).await
+        let admin = principal.role == crate::authz::roles::ADMIN;
+        store::count(tx.conn(), admin, principal.company_id, &filter).await
     }
 }
 

@@ -87,9 +87,10 @@ impl From<presets::Model> for Preset {
 impl Preset {
     /// How many users the preset's filter selects now.
     async fn size(&self, ctx: &Context<'_>) -> AppResult<u64> {
+        let admin = super::principal(ctx)?.role == crate::authz::roles::ADMIN;
         let tx = scope(ctx)?.read().await?;
         let filter = store::parse_for(tx.conn(), self.company_id, &self.filter.0).await?;
-        store::count(tx.conn(), self.company_id, &filter).await
+        store::count(tx.conn(), admin, self.company_id, &filter).await
     }
 
     /// Whether the caller may change or delete it.
