@@ -11,7 +11,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::prompt::HistoryMessage;
-use crate::{auth::Principal, error::AppResult, llm::Role};
+use crate::{auth::Principal, error::AppResult, graphql::connection::like_pattern, llm::Role};
 
 /// Most history messages read to build a prompt (the budget usually stops earlier).
 const HISTORY_ROWS: u64 = 200;
@@ -30,20 +30,6 @@ fn owned<E: EntityTrait>(
     select
         .filter(company.eq(principal.company_id))
         .filter(user.eq(principal.user_id))
-}
-
-/// `%text%` with `%`, `_` and `\` matching literally.
-fn like_pattern(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('%');
-    for ch in text.chars() {
-        if matches!(ch, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(ch);
-    }
-    out.push('%');
-    out
 }
 
 /// The caller's conversation `id`, if it is theirs.
@@ -99,15 +85,38 @@ pub async fn conversations(
             [like_pattern(search)],
         ));
     }
-    if let Some((at, id)) = after {
+    newest_first(
+        conn,
+        select,
+        (conversations::Column::CreatedAt, conversations::Column::Id),
+        after,
+        limit,
+    )
+    .await
+}
+
+/// One page of `select` ordered by `(created_at DESC, id DESC)`, after the keyset position
+/// `after`, and whether more rows follow.
+async fn newest_first<E>(
+    conn: &impl ConnectionTrait,
+    mut select: sea_orm::Select<E>,
+    (created_at, id): (E::Column, E::Column),
+    after: Option<TimeKey>,
+    limit: u64,
+) -> AppResult<(Vec<E::Model>, bool)>
+where
+    E: EntityTrait,
+    E::Model: Send + Sync,
+{
+    if let Some((at, after_id)) = after {
         select = select.filter(Expr::cust_with_values(
             "(created_at, id) < ($1, $2)",
-            [sea_orm::Value::from(at.fixed_offset()), id.into()],
+            [sea_orm::Value::from(at.fixed_offset()), after_id.into()],
         ));
     }
     let mut rows = select
-        .order_by(conversations::Column::CreatedAt, Order::Desc)
-        .order_by(conversations::Column::Id, Order::Desc)
+        .order_by(created_at, Order::Desc)
+        .order_by(id, Order::Desc)
         .limit(limit + 1)
         .all(conn)
         .await?;
@@ -269,27 +278,20 @@ pub async fn knowledge_page(
     limit: u64,
     after: Option<TimeKey>,
 ) -> AppResult<(Vec<knowledge::Model>, bool)> {
-    let mut select = owned(
+    let select = owned(
         knowledge::Entity::find(),
         knowledge::Column::CompanyId,
         knowledge::Column::UserId,
         principal,
     );
-    if let Some((at, id)) = after {
-        select = select.filter(Expr::cust_with_values(
-            "(created_at, id) < ($1, $2)",
-            [sea_orm::Value::from(at.fixed_offset()), id.into()],
-        ));
-    }
-    let mut rows = select
-        .order_by(knowledge::Column::CreatedAt, Order::Desc)
-        .order_by(knowledge::Column::Id, Order::Desc)
-        .limit(limit + 1)
-        .all(conn)
-        .await?;
-    let more = rows.len() as u64 > limit;
-    rows.truncate(limit as usize);
-    Ok((rows, more))
+    newest_first(
+        conn,
+        select,
+        (knowledge::Column::CreatedAt, knowledge::Column::Id),
+        after,
+        limit,
+    )
+    .await
 }
 
 /// Deletes the messages of a conversation; how many.

@@ -3,7 +3,7 @@
 mod audience;
 mod auth;
 mod chat;
-mod connection;
+pub(crate) mod connection;
 mod friends;
 mod guardrails;
 pub mod live;
