@@ -94,6 +94,37 @@ pub struct Config {
     #[arg(long, env = "DB_ACQUIRE_TIMEOUT_MS", default_value_t = 5000)]
     pub db_acquire_timeout_ms: u64,
 
+    /// Longest a statement of the request pool may run before PostgreSQL cancels it
+    /// (`statement_timeout`), in milliseconds (0: no limit).
+    #[arg(long, env = "DB_STATEMENT_TIMEOUT_MS", default_value_t = 5000)]
+    pub db_statement_timeout_ms: u64,
+
+    /// Longest a transaction of the request pool may sit idle before PostgreSQL ends its
+    /// session (`idle_in_transaction_session_timeout`), in milliseconds (0: no limit).
+    #[arg(
+        long,
+        env = "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub db_idle_in_transaction_timeout_ms: u64,
+
+    /// Longest a statement of the request pool waits for a lock, such as a row another
+    /// transaction is changing (`lock_timeout`), in milliseconds (0: no limit).
+    #[arg(long, env = "DB_LOCK_TIMEOUT_MS", default_value_t = 2000)]
+    pub db_lock_timeout_ms: u64,
+
+    /// Share of DB_MAX_CONNECTIONS that one company's requests (and all anonymous requests
+    /// together) may hold at once, in percent; at least one connection.
+    #[arg(long, env = "DB_COMPANY_SHARE_PERCENT", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub db_company_share_percent: u32,
+
+    /// Operations of one request (a batch) that may use the database at once; each holds one
+    /// connection at a time.
+    #[arg(long, env = "DB_MAX_CONNECTIONS_PER_REQUEST", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub db_max_connections_per_request: u32,
+
     /// Secret for HS256 access tokens (32 bytes or more). Generated once and kept in DATA_DIR in
     /// private mode; required otherwise.
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
@@ -283,6 +314,13 @@ impl Config {
     /// How long a request waits for a pooled database connection.
     pub fn db_acquire_timeout(&self) -> Duration {
         Duration::from_millis(self.db_acquire_timeout_ms)
+    }
+
+    /// Connections of the request pool one company (or all anonymous requests) may hold.
+    pub fn db_company_share(&self) -> usize {
+        let share =
+            u64::from(self.db_max_connections) * u64::from(self.db_company_share_percent) / 100;
+        usize::try_from(share).unwrap_or(usize::MAX).max(1)
     }
 
     /// Where the policy files are: POLICY_DIR, else `./policies`, else (running from a checkout,

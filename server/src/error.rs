@@ -94,14 +94,40 @@ impl From<sea_orm::DbErr> for AppError {
                 tracing::warn!(%error, "database pool unavailable");
                 Self::Unavailable("the database is busy; retry shortly".into())
             }
-            DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
-                match e.as_database_error().and_then(|d| d.code()) {
-                    Some(code) if code == "23505" => {
+            DbErr::Exec(RuntimeErr::SqlxError(e))
+            | DbErr::Query(RuntimeErr::SqlxError(e))
+            | DbErr::Conn(RuntimeErr::SqlxError(e)) => {
+                match e.as_database_error().and_then(|d| d.code()).as_deref() {
+                    Some("23505") => {
                         Self::Conflict("a record with the same unique value already exists".into())
                     }
-                    Some(code) if code == "42501" => {
+                    Some("42501") => {
                         tracing::error!(%error, "permission denied by the database");
                         Self::Forbidden("not allowed".into())
+                    }
+                    // statement_timeout (or a cancel of an abandoned request's statement).
+                    Some("57014") => {
+                        tracing::warn!(%error, "database statement cancelled");
+                        Self::Unavailable(
+                            "the database statement took too long and was cancelled; retry, or \
+                             ask for less at once"
+                                .into(),
+                        )
+                    }
+                    Some("55P03") => {
+                        tracing::warn!(%error, "database lock wait timed out");
+                        Self::Unavailable(
+                            "the data is locked by another change that takes too long; retry \
+                             shortly"
+                                .into(),
+                        )
+                    }
+                    Some("25P03") => {
+                        tracing::warn!(%error, "request transaction idle too long");
+                        Self::Unavailable(
+                            "the database transaction was idle too long and was ended; retry"
+                                .into(),
+                        )
                     }
                     _ => Self::internal(error),
                 }

@@ -161,12 +161,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             .unwrap_or(&database_url);
         db::migrate(admin).await?;
     }
-    let pool = db::connect_pool(
+    let pool = db::connect_request_pool(
         &database_url,
         config.db_max_connections,
         config.db_acquire_timeout(),
+        db::SessionLimits::from_config(&config),
     )
     .await?;
+    let shares = db::Shares::new(config.db_company_share(), config.db_acquire_timeout());
     refuse_rls_bypass(&pool, config.allow_rls_bypass).await?;
     let redis = redis_pool(&redis_url, config.db_max_connections as usize)?;
     let revoked_ttl = Duration::from_secs(jwt.access_ttl().as_secs() + config.jwt_leeway_secs + 60);
@@ -188,6 +190,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let state = AppState {
         chat,
         db: pool,
+        shares,
+        connections: http::Connections::default(),
         redis,
         jwt,
         authz,
@@ -204,7 +208,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .with_context(|| format!("listen on {}", state.config.bind_addr))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
-    let acceptor = TcpAcceptor::from_std(listener)?;
+    let acceptor =
+        http::WatchedAcceptor::new(TcpAcceptor::from_std(listener)?, state.connections.clone());
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         Server::new_with_acceptor(acceptor)

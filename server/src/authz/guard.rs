@@ -380,7 +380,12 @@ mod tests {
             }),
         };
         // Built-in roles never touch the database, so a disconnected one will do.
-        Request::new(query).data(RequestScope::new(Default::default(), viewer))
+        Request::new(query).data(RequestScope::new(
+            Default::default(),
+            crate::db::Shares::new(1, std::time::Duration::ZERO),
+            crate::db::RequestBudget::new(1),
+            viewer,
+        ))
     }
 
     fn code(response: &async_graphql::Response) -> Option<String> {

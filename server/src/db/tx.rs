@@ -1,10 +1,9 @@
 //! `RequestTx`: the only way resolvers reach the database.
 
-use sea_orm::{
-    DatabaseConnection, DatabaseTransaction, DbBackend, Statement, TransactionTrait, Value,
-};
+use sea_orm::{DatabaseConnection, DbBackend, Statement, TransactionTrait, Value};
 use uuid::Uuid;
 
+use super::{SharePermit, TxConn};
 use crate::{
     auth::Viewer,
     error::{AppError, AppResult},
@@ -20,10 +19,11 @@ pub enum Access {
 /// A transaction opened for one caller: `SET LOCAL ROLE app_user` (or `app_anon`) and the
 /// `app.user_id` / `app.company_id` / `app.role` variables are set in the same round trip as
 /// the check that the caller is a live user of that company. All of it is transaction-local,
-/// so nothing outlives `commit` or the rollback on drop.
+/// so nothing outlives `commit` or the rollback on drop. Dropped while a statement runs (its
+/// request went away), the statement is cancelled first (see [`TxConn`]).
 #[derive(Debug)]
 pub struct RequestTx {
-    tx: DatabaseTransaction,
+    tx: TxConn,
 }
 
 impl RequestTx {
@@ -56,14 +56,17 @@ impl RequestTx {
             &tx,
             Statement::from_sql_and_values(
                 DbBackend::Postgres,
-                "SELECT app.begin_request($1, $2, $3, $4, $5) AS ok",
+                "SELECT app.begin_request($1, $2, $3, $4, $5) AS ok, pg_backend_pid() AS pid",
                 values,
             ),
         )
         .await?;
-        let ok = match row {
-            Some(row) => row.try_get::<bool>("", "ok")?,
-            None => false,
+        let (ok, pid) = match row {
+            Some(row) => (
+                row.try_get::<bool>("", "ok")?,
+                row.try_get::<i32>("", "pid")?,
+            ),
+            None => (false, 0),
         };
         if !ok {
             return Err(AppError::Unauthenticated(
@@ -72,11 +75,18 @@ impl RequestTx {
                     .into(),
             ));
         }
-        Ok(Self { tx })
+        Ok(Self {
+            tx: TxConn::new(tx, pid, db.clone()),
+        })
+    }
+
+    /// Counts the transaction's connection against a company's share of the pool.
+    pub(crate) fn hold(&mut self, share: SharePermit) {
+        self.tx.hold(share);
     }
 
     /// The transaction, for sea-orm queries.
-    pub fn conn(&self) -> &DatabaseTransaction {
+    pub fn conn(&self) -> &TxConn {
         &self.tx
     }
 
@@ -87,7 +97,7 @@ impl RequestTx {
 }
 
 impl std::ops::Deref for RequestTx {
-    type Target = DatabaseTransaction;
+    type Target = TxConn;
 
     fn deref(&self) -> &Self::Target {
         &self.tx

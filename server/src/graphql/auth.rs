@@ -153,12 +153,14 @@ async fn payload(ctx: &Context<'_>, issued: Issued, cookie_mode: bool) -> AppRes
 
 /// Reads the freshly signed-in user as that user, through RLS.
 async fn load_user(state: &AppState, principal: &Principal) -> AppResult<User> {
-    let tx = RequestTx::begin(
+    let share = state.shares.acquire(Some(principal.company_id)).await?;
+    let mut tx = RequestTx::begin(
         &state.db,
         &Viewer::User(principal.clone()),
         Access::ReadOnly,
     )
     .await?;
+    tx.hold(share);
     let user = user_profiles::Entity::find_by_id(principal.user_id)
         .filter(user_profiles::Column::CompanyId.eq(principal.company_id))
         .one(tx.conn())

@@ -16,7 +16,7 @@ use async_graphql::{
 use crate::{
     auth::Viewer,
     config::Config,
-    db::RequestScope,
+    db::{RequestBudget, RequestScope},
     error::{RequestId, code},
     state::AppState,
 };
@@ -85,9 +85,12 @@ impl Extension for Guardrails {
             && let (Some(state), Some(viewer)) =
                 (ctx.data_opt::<AppState>(), ctx.data_opt::<Viewer>())
         {
-            request
-                .data
-                .insert(RequestScope::new(state.db.clone(), viewer.clone()));
+            request.data.insert(RequestScope::new(
+                state.db.clone(),
+                state.shares.clone(),
+                RequestBudget::new(state.config.db_max_connections_per_request as usize),
+                viewer.clone(),
+            ));
         }
         next.run(ctx, request).await
     }

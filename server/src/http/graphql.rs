@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::{
     auth::{self, RequestMeta, cookies},
-    db::RequestScope,
+    db::{RequestBudget, RequestScope},
     error::{RequestId, code},
     graphql::AppSchema,
     state::AppState,
@@ -229,11 +229,16 @@ async fn execute(
         );
     }
     let request_id = req.extensions().get::<RequestId>().cloned();
+    // Shared by the operations of a batch: what the whole request may hold.
+    let connections = RequestBudget::new(state.config.db_max_connections_per_request as usize);
     let prepare = |request: GqlRequest| {
-        let mut request = request
-            .data(RequestScope::new(state.db.clone(), viewer.clone()))
-            .data(viewer.clone())
-            .data(meta.clone());
+        let scope = RequestScope::new(
+            state.db.clone(),
+            state.shares.clone(),
+            connections.clone(),
+            viewer.clone(),
+        );
+        let mut request = request.data(scope).data(viewer.clone()).data(meta.clone());
         if let Some(id) = &request_id {
             request = request.data(id.clone());
         }
@@ -245,7 +250,17 @@ async fn execute(
             BatchRequest::Batch(requests.into_iter().map(prepare).collect())
         }
     };
-    let response = schema.execute_batch(batch).await;
+    // A client that went away gets no answer: stop, which drops (and so cancels) whatever the
+    // request was doing in the database.
+    let closed = state.connections.closed(req.remote_addr());
+    let response = tokio::select! {
+        biased;
+        response = schema.execute_batch(batch) => response,
+        () = closed => {
+            tracing::info!("the client closed its connection; its request is abandoned");
+            return Response::builder().status(StatusCode::BAD_REQUEST).finish();
+        }
+    };
     render(format, response)
 }
 

@@ -1,5 +1,6 @@
 //! HTTP routes and middleware: GraphiQL, GraphQL over HTTP and WebSocket, health and readiness.
 
+mod disconnect;
 mod graphql;
 mod health;
 mod jwks;
@@ -11,6 +12,7 @@ use poem::{EndpointExt, IntoEndpoint, Route, get, handler, middleware::CatchPani
 
 use crate::{graphql::AppSchema, state::AppState};
 
+pub use disconnect::{Connections, WatchedAcceptor};
 pub use request_id::RequestIdMiddleware;
 
 /// The whole HTTP application.

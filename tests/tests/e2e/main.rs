@@ -9,6 +9,7 @@ mod chat_crud;
 mod chat_failures;
 mod chat_support;
 mod cookies;
+mod cost;
 mod friends;
 mod friends_events;
 mod friends_privacy;

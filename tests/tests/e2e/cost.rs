@@ -1,0 +1,322 @@
+//! Cost is bounded: every request session carries statement, idle-transaction and lock
+//! timeouts, and a statement cancelled by one is `UNAVAILABLE`; an abandoned request has its
+//! statement cancelled; one request (however large its batch) and one company hold a bounded
+//! part of the pool.
+//!
+//! Slow statements are made by holding a lock as the superuser: they then wait for as long as
+//! the test wants, and the tests wait on what PostgreSQL reports, never on the clock.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement, TransactionTrait};
+use serde_json::{Value, json};
+use tests::{TestApp, TestUser, eventually};
+use uuid::Uuid;
+
+const RENAME: &str =
+    r#"mutation($id: ID!) { updatePreset(id: $id, input: {name: "Renamed"}) { id name } }"#;
+
+/// How long the tests wait for a condition PostgreSQL or the server reports.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Inserts a preset of `owner` (as the superuser) and returns its id.
+async fn preset_of(app: &TestApp, owner: &TestUser, filter: Value) -> anyhow::Result<Uuid> {
+    let row = app
+        .admin
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "INSERT INTO presets (company_id, owner_id, name, filter) VALUES ($1, $2, 'Original', $3) RETURNING id",
+            [owner.company_id.into(), owner.id.into(), filter.into()],
+        ))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no preset inserted"))?;
+    Ok(row.try_get("", "id")?)
+}
+
+/// A superuser transaction holding the row lock of preset `id` until it ends.
+async fn lock_preset(app: &TestApp, id: Uuid) -> anyhow::Result<DatabaseTransaction> {
+    let tx = app.admin.begin().await?;
+    tx.execute_unprepared(&format!(
+        "SELECT id FROM presets WHERE id = '{id}' FOR UPDATE"
+    ))
+    .await?;
+    Ok(tx)
+}
+
+/// How many statements of this test's database wait for a lock while updating presets.
+async fn waiting_updates(app: &TestApp) -> anyhow::Result<i64> {
+    let row = app
+        .admin
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT count(*)::bigint AS n FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid() \
+               AND wait_event_type = 'Lock' AND query ILIKE '%UPDATE%presets%'",
+        ))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no row"))?;
+    Ok(row.try_get("", "n")?)
+}
+
+async fn wait_for_waiting_updates(
+    app: &TestApp,
+    what: &str,
+    holds: impl Fn(i64) -> bool,
+) -> anyhow::Result<()> {
+    eventually(PATIENCE, what, || async {
+        waiting_updates(app).await.is_ok_and(&holds)
+    })
+    .await
+}
+
+async fn me_succeeds(app: &TestApp, user: &TestUser) -> anyhow::Result<()> {
+    let response = app
+        .graphql(Some(&app.token_for(user)), "{ me { id } }", json!({}))
+        .await?;
+    anyhow::ensure!(
+        response.data()?["me"]["id"] == json!(user.id),
+        "`me` failed: {}",
+        response.body
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn request_sessions_start_with_the_configured_timeouts() -> anyhow::Result<()> {
+    let app = TestApp::spawn_with(|c| {
+        c.db_statement_timeout_ms = 4321;
+        c.db_idle_in_transaction_timeout_ms = 8765;
+        c.db_lock_timeout_ms = 1234;
+    })
+    .await?;
+    let (_, admin, _) = app.company_with_users("Acme", 0).await?;
+    let rows = app
+        .query_as(
+            &admin,
+            "SELECT current_setting('statement_timeout') AS statement, \
+                    current_setting('idle_in_transaction_session_timeout') AS idle, \
+                    current_setting('lock_timeout') AS lock",
+        )
+        .await?;
+    assert_eq!(
+        rows,
+        vec![json!({"statement": "4321ms", "idle": "8765ms", "lock": "1234ms"})]
+    );
+    // Administrative connections (migrations, the tests' superuser) are not limited.
+    let row = app
+        .admin
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT current_setting('statement_timeout') AS statement",
+        ))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no row"))?;
+    assert_eq!(row.try_get::<String>("", "statement")?, "0");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_statement_past_its_timeout_is_unavailable_not_internal() -> anyhow::Result<()> {
+    let app = TestApp::spawn_with(|c| {
+        c.db_statement_timeout_ms = 2000;
+        c.db_lock_timeout_ms = 0;
+    })
+    .await?;
+    let (_, admin, _) = app.company_with_users("Acme", 0).await?;
+    let token = app.token_for(&admin);
+    // Reading presets now waits until the superuser's transaction ends: past the timeout.
+    let lock = app.admin.begin().await?;
+    lock.execute_unprepared("LOCK TABLE presets IN ACCESS EXCLUSIVE MODE")
+        .await?;
+    let response = app
+        .graphql(Some(&token), "{ presets { totalCount } }", json!({}))
+        .await?;
+    assert_eq!(
+        response.error_code(),
+        Some("UNAVAILABLE"),
+        "{}",
+        response.body
+    );
+    let message = response.error_message().unwrap_or_default();
+    assert!(message.contains("took too long"), "{message}");
+    lock.rollback().await?;
+    let response = app
+        .graphql(Some(&token), "{ presets { totalCount } }", json!({}))
+        .await?;
+    assert_eq!(response.data()?["presets"]["totalCount"], 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_write_waiting_past_its_lock_timeout_is_unavailable() -> anyhow::Result<()> {
+    let app = TestApp::spawn_with(|c| c.db_lock_timeout_ms = 500).await?;
+    let (_, admin, _) = app.company_with_users("Acme", 0).await?;
+    let token = app.token_for(&admin);
+    let preset = preset_of(&app, &admin, json!({})).await?;
+    let lock = lock_preset(&app, preset).await?;
+    let response = app
+        .graphql(Some(&token), RENAME, json!({ "id": preset }))
+        .await?;
+    assert_eq!(
+        response.error_code(),
+        Some("UNAVAILABLE"),
+        "{}",
+        response.body
+    );
+    let message = response.error_message().unwrap_or_default();
+    assert!(message.contains("locked"), "{message}");
+    lock.rollback().await?;
+    let response = app
+        .graphql(Some(&token), RENAME, json!({ "id": preset }))
+        .await?;
+    assert_eq!(response.data()?["updatePreset"]["name"], "Renamed");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_abandoned_request_has_its_statement_cancelled() -> anyhow::Result<()> {
+    let app = TestApp::spawn_with(|c| {
+        c.db_statement_timeout_ms = 600_000;
+        c.db_lock_timeout_ms = 600_000;
+    })
+    .await?;
+    let (_, admin, _) = app.company_with_users("Acme", 0).await?;
+    let token = app.token_for(&admin);
+    let preset = preset_of(&app, &admin, json!({})).await?;
+    let lock = lock_preset(&app, preset).await?;
+
+    let request = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&token)
+        .json(&json!({ "query": RENAME, "variables": { "id": preset } }));
+    let client = tokio::spawn(async move { request.send().await });
+    wait_for_waiting_updates(&app, "the update to wait for the lock", |n| n == 1).await?;
+    // The client goes away: its connection closes with the request unanswered.
+    client.abort();
+    let _ = client.await;
+    wait_for_waiting_updates(&app, "the abandoned update to be cancelled", |n| n == 0).await?;
+
+    // The lock was held all along: the update was cancelled, not let through.
+    lock.rollback().await?;
+    let rows = app
+        .query_as(
+            &admin,
+            &format!("SELECT name FROM presets WHERE id = '{preset}'"),
+        )
+        .await?;
+    assert_eq!(rows, vec![json!({"name": "Original"})]);
+    // Every pooled connection is fine afterwards.
+    for _ in 0..2 * app.config.db_max_connections {
+        me_succeeds(&app, &admin).await?;
+    }
+    let response = app
+        .graphql(Some(&token), RENAME, json!({ "id": preset }))
+        .await?;
+    assert_eq!(response.data()?["updatePreset"]["name"], "Renamed");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_batched_request_holds_one_connection_at_a_time() -> anyhow::Result<()> {
+    let app = TestApp::spawn_with(|c| {
+        // No company share in the way: only the per-request bound is at work.
+        c.db_company_share_percent = 100;
+        c.db_statement_timeout_ms = 600_000;
+        c.db_lock_timeout_ms = 600_000;
+        c.db_acquire_timeout_ms = 10_000;
+    })
+    .await?;
+    let (_, admin_a, _) = app.company_with_users("Acme", 0).await?;
+    let (_, admin_b, _) = app.company_with_users("Beta", 0).await?;
+    let preset = preset_of(&app, &admin_a, json!({})).await?;
+    let lock = lock_preset(&app, preset).await?;
+
+    // Ten slow mutations in one request, more than the pool has connections.
+    let operations = vec![json!({ "query": RENAME, "variables": { "id": preset } }); 10];
+    let token_a = app.token_for(&admin_a);
+    let flood = {
+        let (client, url) = (app.client.clone(), app.url("/graphql"));
+        tokio::spawn(async move {
+            let response = client
+                .post(url)
+                .bearer_auth(token_a)
+                .json(&Value::Array(operations))
+                .send()
+                .await?;
+            anyhow::Ok(response.json::<Value>().await?)
+        })
+    };
+    wait_for_waiting_updates(&app, "the batch to wait for the lock", |n| n >= 1).await?;
+    me_succeeds(&app, &admin_b).await?;
+    assert_eq!(
+        waiting_updates(&app).await?,
+        1,
+        "the batch holds one connection"
+    );
+
+    lock.rollback().await?;
+    let responses = flood.await??;
+    let responses = responses.as_array().cloned().unwrap_or_default();
+    assert_eq!(responses.len(), 10);
+    for response in responses {
+        assert_eq!(
+            response["data"]["updatePreset"]["name"], "Renamed",
+            "{response}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn one_company_cannot_starve_the_pool_for_the_others() -> anyhow::Result<()> {
+    let app = TestApp::spawn_with(|c| {
+        c.db_max_connections = 4;
+        c.db_company_share_percent = 50;
+        c.db_statement_timeout_ms = 600_000;
+        c.db_lock_timeout_ms = 600_000;
+        c.db_acquire_timeout_ms = 120_000;
+    })
+    .await?;
+    let (company_a, admin_a, _) = app.company_with_users("Acme", 0).await?;
+    let (_, admin_b, _) = app.company_with_users("Beta", 0).await?;
+    let preset = preset_of(&app, &admin_a, json!({})).await?;
+    let lock = lock_preset(&app, preset).await?;
+
+    // More slow requests than the pool has connections.
+    let token_a = app.token_for(&admin_a);
+    let mut flood = Vec::new();
+    for _ in 0..5 {
+        let request = app
+            .client
+            .post(app.url("/graphql"))
+            .bearer_auth(&token_a)
+            .json(&json!({ "query": RENAME, "variables": { "id": preset } }));
+        flood.push(tokio::spawn(async move {
+            anyhow::Ok(request.send().await?.json::<Value>().await?)
+        }));
+    }
+    let shares = app.state().shares.clone();
+    assert_eq!(shares.per_tenant(), 2);
+    eventually(
+        PATIENCE,
+        "company A to hold its share, the rest waiting",
+        || async {
+            waiting_updates(&app).await.is_ok_and(|n| n == 2)
+                && shares.waiting(Some(company_a)) == 3
+        },
+    )
+    .await?;
+    me_succeeds(&app, &admin_b).await?;
+    assert_eq!(shares.in_use(Some(company_a)), 2);
+
+    lock.rollback().await?;
+    for request in flood {
+        let response = request.await??;
+        assert_eq!(
+            response["data"]["updatePreset"]["name"], "Renamed",
+            "{response}"
+        );
+    }
+    Ok(())
+}
