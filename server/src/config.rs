@@ -210,6 +210,12 @@ pub struct Config {
     #[arg(long, env = "GRAPHQL_MAX_BATCH", default_value_t = 10)]
     pub graphql_max_batch: usize,
 
+    /// Most values all the audience filters of one request may hold together (every
+    /// condition counts its values, at least one); saved presets are bounded alike.
+    #[arg(long, env = "AUDIENCE_MAX_VALUES", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub audience_max_values: u32,
+
     /// Maximum size of a request body, in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,

@@ -1,7 +1,8 @@
 //! Cost is bounded: every request session carries statement, idle-transaction and lock
 //! timeouts, and a statement cancelled by one is `UNAVAILABLE`; an abandoned request has its
-//! statement cancelled; one request (however large its batch) and one company hold a bounded
-//! part of the pool.
+//! statement cancelled; audience filters are bounded per request and weigh in the complexity
+//! limit; one request (however large its batch) and one company hold a bounded part of the
+//! pool.
 //!
 //! Slow statements are made by holding a lock as the superuser: they then wait for as long as
 //! the test wants, and the tests wait on what PostgreSQL reports, never on the clock.
@@ -79,6 +80,21 @@ async fn me_succeeds(app: &TestApp, user: &TestUser) -> anyhow::Result<()> {
         response.body
     );
     Ok(())
+}
+
+/// POSTs a batch of GraphQL requests and returns the array of responses.
+async fn batch(app: &TestApp, token: &str, requests: Vec<Value>) -> anyhow::Result<Vec<Value>> {
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(token)
+        .json(&Value::Array(requests))
+        .send()
+        .await?;
+    let body: Value = response.json().await?;
+    body.as_array()
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("not a batch response: {body}"))
 }
 
 #[tokio::test]
@@ -318,5 +334,188 @@ async fn one_company_cannot_starve_the_pool_for_the_others() -> anyhow::Result<(
             "{response}"
         );
     }
+    Ok(())
+}
+
+/// `{"include": {"any": [...]}}` of `lists` `in` conditions on `plan` with these many values.
+fn filter_with(lists: &[usize]) -> Value {
+    let conditions: Vec<Value> = lists
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let values: Vec<String> = (0..*n).map(|v| format!("plan-{i}-{v}")).collect();
+            json!({"field": "plan", "op": "in", "value": values})
+        })
+        .collect();
+    json!({"include": {"any": conditions}})
+}
+
+async fn with_plan_field(app: &TestApp, company: Uuid) -> anyhow::Result<()> {
+    app.sql(&format!(
+        "INSERT INTO audience_fields (company_id, name, type) VALUES ('{company}', 'plan', 'string')"
+    ))
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn audience_values_are_bounded_per_request_before_anything_runs() -> anyhow::Result<()> {
+    let app = TestApp::spawn().await?;
+    let (company, admin, _) = app.company_with_users("Acme", 2).await?;
+    with_plan_field(&app, company).await?;
+    let token = app.token_for(&admin);
+    let f400 = filter_with(&[400]);
+
+    // Three aliases of 400 values: over 1000 together, refused with no data at all.
+    let three = "query($f: JSON) { a: audienceSize(filter: $f) b: audienceSize(filter: $f) c: audienceSize(filter: $f) }";
+    let response = app
+        .graphql(Some(&token), three, json!({ "f": f400 }))
+        .await?;
+    assert_eq!(
+        response.error_code(),
+        Some("BAD_USER_INPUT"),
+        "{}",
+        response.body
+    );
+    assert_eq!(response.body["errors"][0]["extensions"]["path"], "c.filter");
+    let message = response.error_message().unwrap_or_default();
+    assert!(message.contains("AUDIENCE_MAX_VALUES"), "{message}");
+    assert!(
+        response.body.get("data").is_none_or(Value::is_null),
+        "{}",
+        response.body
+    );
+
+    // Two are fine.
+    let two =
+        "query($f: JSON) { a: audienceSize(filter: $f) b: audience(filter: $f) { totalCount } }";
+    let response = app.graphql(Some(&token), two, json!({ "f": f400 })).await?;
+    assert_eq!(response.data()?["a"], 0);
+
+    // One filter whose lists are each short enough but hold 1001 values together.
+    let response = app
+        .graphql(
+            Some(&token),
+            "query($f: JSON) { audienceSize(filter: $f) }",
+            json!({ "f": filter_with(&[501, 500]) }),
+        )
+        .await?;
+    assert_eq!(
+        response.error_code(),
+        Some("BAD_USER_INPUT"),
+        "{}",
+        response.body
+    );
+    assert_eq!(
+        response.body["errors"][0]["extensions"]["path"],
+        "audienceSize.filter"
+    );
+
+    // The operations of a batch share the bound: one of three is refused.
+    let op = json!({ "query": "query($f: JSON) { audienceSize(filter: $f) }", "variables": { "f": f400 } });
+    let responses = batch(&app, &token, vec![op.clone(), op.clone(), op]).await?;
+    let refused: Vec<&Value> = responses
+        .iter()
+        .filter(|r| r["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT")
+        .collect();
+    let answered = responses
+        .iter()
+        .filter(|r| r["data"]["audienceSize"].is_number())
+        .count();
+    assert_eq!((refused.len(), answered), (1, 2), "{responses:?}");
+    assert_eq!(
+        refused[0]["errors"][0]["extensions"]["path"],
+        "audienceSize.filter"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn audience_fields_weigh_in_the_complexity_limit_by_their_filter() -> anyhow::Result<()> {
+    let app = TestApp::spawn_with(|c| c.graphql_max_complexity = 300).await?;
+    let (company, admin, _) = app.company_with_users("Acme", 0).await?;
+    with_plan_field(&app, company).await?;
+    let token = app.token_for(&admin);
+    let query = "query($f: JSON) { audienceSize(filter: $f) }";
+    let response = app
+        .graphql(Some(&token), query, json!({ "f": filter_with(&[400]) }))
+        .await?;
+    assert_eq!(
+        response.error_code(),
+        Some("BAD_USER_INPUT"),
+        "{}",
+        response.body
+    );
+    let message = response.error_message().unwrap_or_default();
+    assert!(message.contains("complexity"), "{message}");
+    let response = app
+        .graphql(Some(&token), query, json!({ "f": filter_with(&[200]) }))
+        .await?;
+    assert_eq!(response.data()?["audienceSize"], 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn presets_are_bounded_and_using_one_counts_its_values() -> anyhow::Result<()> {
+    let app = TestApp::spawn_with(|c| c.audience_max_values = 100).await?;
+    let (company, admin, _) = app.company_with_users("Acme", 0).await?;
+    with_plan_field(&app, company).await?;
+    let token = app.token_for(&admin);
+    let create = "mutation($f: JSON!) { createPreset(input: {name: \"Big\", filter: $f}) { id } }";
+    let response = app
+        .graphql(Some(&token), create, json!({ "f": filter_with(&[51, 50]) }))
+        .await?;
+    assert_eq!(
+        response.error_code(),
+        Some("BAD_USER_INPUT"),
+        "{}",
+        response.body
+    );
+    assert_eq!(
+        response.body["errors"][0]["extensions"]["path"],
+        "input.filter"
+    );
+
+    let response = app
+        .graphql(Some(&token), create, json!({ "f": filter_with(&[60]) }))
+        .await?;
+    let id = response.data()?["createPreset"]["id"].clone();
+    let update =
+        "mutation($id: ID!, $f: JSON) { updatePreset(id: $id, input: {filter: $f}) { id } }";
+    let response = app
+        .graphql(
+            Some(&token),
+            update,
+            json!({ "id": id, "f": filter_with(&[101]) }),
+        )
+        .await?;
+    assert_eq!(
+        response.error_code(),
+        Some("BAD_USER_INPUT"),
+        "{}",
+        response.body
+    );
+    assert_eq!(
+        response.body["errors"][0]["extensions"]["path"],
+        "input.filter"
+    );
+
+    // Using the preset twice in one request spends its 60 values twice: one use is refused.
+    let twice = "query($id: ID) { a: audienceSize(presetId: $id) b: audienceSize(presetId: $id) }";
+    let response = app
+        .graphql(Some(&token), twice, json!({ "id": id }))
+        .await?;
+    let errors = response.body["errors"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(errors.len(), 1, "{}", response.body);
+    assert_eq!(errors[0]["extensions"]["code"], "BAD_USER_INPUT");
+    assert_eq!(errors[0]["extensions"]["path"], "presetId");
+    let answered = ["a", "b"]
+        .iter()
+        .filter(|k| response.body["data"][**k].is_number())
+        .count();
+    assert_eq!(answered, 1, "{}", response.body);
     Ok(())
 }
