@@ -248,6 +248,21 @@ pub struct Config {
     #[arg(long, env = "RATE_LIMIT_REFRESH_PER_IP", default_value_t = 60)]
     pub rate_limit_refresh_per_ip: u32,
 
+    /// `changePassword` calls per user per period (0: unlimited).
+    #[arg(long, env = "RATE_LIMIT_CHANGE_PASSWORD_PER_USER", default_value_t = 5)]
+    pub rate_limit_change_password_per_user: u32,
+
+    /// Passwords hashed or verified at once (argon2 is CPU- and memory-hungry). Default: the
+    /// number of CPUs.
+    #[arg(long, env = "PASSWORD_HASH_CONCURRENCY",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub password_hash_concurrency: Option<u32>,
+
+    /// Longest a request waits for a free password-hashing slot before `UNAVAILABLE`, in
+    /// milliseconds.
+    #[arg(long, env = "PASSWORD_HASH_MAX_WAIT_MS", default_value_t = 2000)]
+    pub password_hash_max_wait_ms: u64,
+
     /// Directory of the Casbin policy files (`model.conf`, `policy.csv`), reloaded on SIGHUP.
     /// Unset: `./policies`, or the source tree's `policies/` when there is none.
     #[arg(long, env = "POLICY_DIR")]
@@ -327,6 +342,14 @@ impl Config {
         let share =
             u64::from(self.db_max_connections) * u64::from(self.db_company_share_percent) / 100;
         usize::try_from(share).unwrap_or(usize::MAX).max(1)
+    }
+
+    /// How many passwords may be hashed at once.
+    pub fn password_hash_concurrency(&self) -> usize {
+        match self.password_hash_concurrency {
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX).max(1),
+            None => std::thread::available_parallelism().map_or(1, usize::from),
+        }
     }
 
     /// Where the policy files are: POLICY_DIR, else `./policies`, else (running from a checkout,

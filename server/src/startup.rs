@@ -169,6 +169,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     )
     .await?;
     let shares = db::Shares::new(config.db_company_share(), config.db_acquire_timeout());
+    let passwords = crate::auth::password::Passwords::from_config(&config);
     refuse_rls_bypass(&pool, config.allow_rls_bypass).await?;
     let redis = redis_pool(&redis_url, config.db_max_connections as usize)?;
     let revoked_ttl = Duration::from_secs(jwt.access_ttl().as_secs() + config.jwt_leeway_secs + 60);
@@ -191,6 +192,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         chat,
         db: pool,
         shares,
+        passwords,
         connections: http::Connections::default(),
         redis,
         jwt,

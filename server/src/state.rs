@@ -16,6 +16,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     /// Each company's (and the anonymous requests') share of the request pool.
     pub shares: crate::db::Shares,
+    /// Password hashing, under its concurrency bound.
+    pub passwords: crate::auth::password::Passwords,
     /// The open HTTP connections, so that a request whose client went away stops.
     pub connections: crate::http::Connections,
     pub redis: deadpool_redis::Pool,

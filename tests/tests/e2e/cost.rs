@@ -2,7 +2,7 @@
 //! timeouts, and a statement cancelled by one is `UNAVAILABLE`; an abandoned request has its
 //! statement cancelled; audience filters are bounded per request and weigh in the complexity
 //! limit; one request (however large its batch) and one company hold a bounded part of the
-//! pool.
+//! pool; password hashing is bounded and `changePassword` is rate-limited per user.
 //!
 //! Slow statements are made by holding a lock as the superuser: they then wait for as long as
 //! the test wants, and the tests wait on what PostgreSQL reports, never on the clock.
@@ -517,5 +517,123 @@ async fn presets_are_bounded_and_using_one_counts_its_values() -> anyhow::Result
         .filter(|k| response.body["data"][**k].is_number())
         .count();
     assert_eq!(answered, 1, "{}", response.body);
+    Ok(())
+}
+
+#[tokio::test]
+async fn password_hashing_is_bounded_and_says_when_to_retry() -> anyhow::Result<()> {
+    let app = TestApp::spawn_with(|c| {
+        c.password_hash_concurrency = Some(1);
+        c.password_hash_max_wait_ms = 200;
+    })
+    .await?;
+    app.sign_up("Acme", "ann@acme.example", "correct horse battery")
+        .await?;
+    // Every hashing slot is busy (the test holds the only one).
+    let slot = app
+        .state()
+        .passwords
+        .slot()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let response = app
+        .login("ann@acme.example", "correct horse battery")
+        .await?;
+    assert_eq!(
+        response.error_code(),
+        Some("UNAVAILABLE"),
+        "{}",
+        response.body
+    );
+    let retry_after = response.body["errors"][0]["extensions"]["retryAfter"].as_u64();
+    assert!(retry_after.is_some_and(|s| s >= 1), "{}", response.body);
+    drop(slot);
+    let response = app
+        .login("ann@acme.example", "correct horse battery")
+        .await?;
+    assert!(response.data()?["login"]["accessToken"].is_string());
+    Ok(())
+}
+
+#[tokio::test]
+async fn change_password_is_rate_limited_per_user() -> anyhow::Result<()> {
+    // A long period, so that nothing refills while the test runs.
+    let app = TestApp::spawn_with(|c| c.rate_limit_period_secs = 3600).await?;
+    let ann = app
+        .sign_up("Acme", "ann@acme.example", "correct horse battery")
+        .await?;
+    let token = ann["accessToken"].as_str().unwrap_or_default().to_owned();
+    let guesses: String = (0..6)
+        .map(|i| {
+            format!(
+                "g{i}: changePassword(currentPassword: \"guess number {i}\", newPassword: \"a brand new password\") "
+            )
+        })
+        .collect();
+    let response = app
+        .graphql(
+            Some(&token),
+            &format!("mutation {{ {guesses} }}"),
+            json!({}),
+        )
+        .await?;
+    let errors = response.body["errors"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let code_of = |alias: &str| {
+        errors
+            .iter()
+            .find(|e| e["path"][0] == alias)
+            .map(|e| e["extensions"]["code"].clone())
+    };
+    for i in 0..5 {
+        assert_eq!(
+            code_of(&format!("g{i}")),
+            Some(json!("BAD_USER_INPUT")),
+            "{}",
+            response.body
+        );
+    }
+    assert_eq!(
+        code_of("g5"),
+        Some(json!("RATE_LIMITED")),
+        "{}",
+        response.body
+    );
+    let limited = errors.iter().find(|e| e["path"][0] == "g5");
+    assert!(
+        limited.is_some_and(|e| e["extensions"]["retryAfter"]
+            .as_u64()
+            .is_some_and(|s| s >= 1)),
+        "{}",
+        response.body
+    );
+    // Even the right password waits now.
+    let response = app
+        .graphql(
+            Some(&token),
+            "mutation { changePassword(currentPassword: \"correct horse battery\", newPassword: \"a brand new password\") }",
+            json!({}),
+        )
+        .await?;
+    assert_eq!(
+        response.error_code(),
+        Some("RATE_LIMITED"),
+        "{}",
+        response.body
+    );
+    // Another user is not affected.
+    let bob = app
+        .sign_up("Beta", "bob@beta.example", "correct horse battery")
+        .await?;
+    let response = app
+        .graphql(
+            bob["accessToken"].as_str(),
+            "mutation { changePassword(currentPassword: \"correct horse battery\", newPassword: \"a brand new password\") }",
+            json!({}),
+        )
+        .await?;
+    assert_eq!(response.data()?["changePassword"], true);
     Ok(())
 }
