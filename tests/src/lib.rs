@@ -5,6 +5,7 @@
 mod cluster;
 pub mod fake_llm;
 mod gql;
+pub mod policy;
 pub mod ws;
 
 use std::{
