@@ -9,6 +9,7 @@ mod chat_crud;
 mod chat_failures;
 mod chat_support;
 mod cookies;
+mod db_layer;
 mod db_matrix;
 mod friends;
 mod friends_events;

@@ -1,5 +1,6 @@
 //! Start-up safety: a pool role that could bypass Row Level Security is refused.
 
+use sea_orm::ConnectionTrait as _;
 use tests::{TestApp, cluster};
 
 #[tokio::test]
@@ -45,6 +46,23 @@ async fn the_newest_migration_goes_down_and_up_again() -> anyhow::Result<()> {
     let db = server::db::connect_pool(&admin_url, 1, std::time::Duration::from_secs(30)).await?;
     migration::Migrator::down(&db, Some(1)).await?;
     migration::Migrator::up(&db, None).await?;
+    // The migration itself revokes TEMP (clones of the template get it from the harness).
+    db.execute_unprepared(&format!(
+        "GRANT TEMPORARY ON DATABASE \"{}\" TO PUBLIC",
+        app.db_name
+    ))
+    .await?;
+    migration::Migrator::down(&db, Some(1)).await?;
+    migration::Migrator::up(&db, None).await?;
+    let temp = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT has_database_privilege('app_user', current_database(), 'TEMP') AS temp",
+        ))
+        .await?
+        .map(|row| row.try_get::<bool>("", "temp"))
+        .transpose()?;
+    assert_eq!(temp, Some(false), "the migration leaves TEMP to PUBLIC");
     // The server works on the result: a signed-in request reads its company.
     let (_, admin, _) = app.company_with_users("Acme", 1).await?;
     let response = app
