@@ -17,7 +17,7 @@ use poem::{
 use serde_json::{Value, json};
 
 use crate::{
-    auth::{self, RequestMeta, cookies},
+    auth::{self, RequestMeta, Viewer, cookies},
     db::RequestScope,
     error::{RequestId, code},
     graphql::AppSchema,
@@ -192,7 +192,7 @@ async fn execute(
     format: Format,
     batch: BatchRequest,
 ) -> Response {
-    let meta = RequestMeta::from_request(req);
+    let meta = RequestMeta::from_request(req, state.config.cookies_secure());
     let bearer = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -214,19 +214,34 @@ async fn execute(
         }
     };
     // Cookies are sent by the browser on its own, so a mutation riding on them must prove it
-    // comes from our page: the CSRF cookie's value in the X-CSRF-Token header.
+    // comes from our page: the CSRF cookie's value in the X-CSRF-Token header, a token the
+    // server signed for the very session of those cookies.
     let cookie_credentials =
         bearer.is_none() && (meta.access_cookie.is_some() || meta.refresh_cookie.is_some());
-    if cookie_credentials
-        && has_mutation(&batch)
-        && !cookies::csrf_matches(req, meta.csrf_cookie.as_deref())
-    {
-        return request_error(
-            format,
-            StatusCode::FORBIDDEN,
-            code::FORBIDDEN,
-            "cookie-authenticated mutations must send the CSRF cookie's value in X-CSRF-Token",
+    let mut csrf_session = None;
+    if cookie_credentials && has_mutation(&batch) {
+        let proof = cookies::csrf_proof(
+            req,
+            meta.csrf_cookie.as_deref(),
+            meta.duplicate_csrf,
+            &auth::csrf_key(state),
         );
+        let valid = match (&proof, &viewer) {
+            (Some(session), Viewer::User(principal)) => *session == principal.session_id,
+            // Only a refresh cookie: `refreshToken` checks the session it rotates.
+            (Some(_), Viewer::Anonymous) => true,
+            (None, _) => false,
+        };
+        if !valid {
+            return request_error(
+                format,
+                StatusCode::FORBIDDEN,
+                code::FORBIDDEN,
+                "cookie-authenticated mutations must send the session's CSRF token (the csrf \
+                 cookie's value) in X-CSRF-Token",
+            );
+        }
+        csrf_session = proof.map(auth::CsrfSession);
     }
     let request_id = req.extensions().get::<RequestId>().cloned();
     let prepare = |request: GqlRequest| {
@@ -234,6 +249,9 @@ async fn execute(
             .data(RequestScope::new(state.db.clone(), viewer.clone()))
             .data(viewer.clone())
             .data(meta.clone());
+        if let Some(session) = csrf_session {
+            request = request.data(session);
+        }
         if let Some(id) = &request_id {
             request = request.data(id.clone());
         }
