@@ -26,7 +26,10 @@ pub fn app(state: AppState, schema: AppSchema) -> impl IntoEndpoint {
         .at("/ready", get(health::ready))
         .at("/.well-known/jwks.json", get(jwks::jwks));
     route
-        .with(origin::CrossOrigin::new(&state.config.cors_origins))
+        .with(origin::CrossOrigin::new(
+            &state.config.cors_origins,
+            &state.config.cors_allow_headers,
+        ))
         .with(CatchPanic::new())
         .with(RequestIdMiddleware)
         .data(schema)

@@ -16,6 +16,7 @@ mod friends_events;
 mod friends_privacy;
 mod health;
 mod http;
+mod http_edges;
 mod isolation;
 mod jwks;
 mod limits;
