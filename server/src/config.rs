@@ -26,6 +26,15 @@ pub enum Command {
     Migrate,
     /// Print the GraphQL schema (SDL) to stdout.
     PrintSchema,
+    /// Print the database's authorization catalog (roles, grants, policies, views, functions)
+    /// to stdout: of DATABASE_ADMIN_URL (else DATABASE_URL), or of a freshly migrated database
+    /// in a throw-away private cluster when neither is set or with --fresh.
+    PrintCatalog {
+        /// Always use a throw-away private cluster, whatever DATABASE_URL says
+        /// (`policies/database.sql` is made this way).
+        #[arg(long)]
+        fresh: bool,
+    },
     /// Create a company with an admin and N users with realistic, deterministic attributes
     /// (for demos and benchmarks), then exit.
     Seed {

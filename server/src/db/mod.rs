@@ -1,6 +1,8 @@
-//! The database: the request pool, migrations, the start-up safety check, and the request
-//! transaction that carries the caller's identity into Row Level Security.
+//! The database: the request pool, migrations, the start-up safety check, the printed catalog
+//! ([`catalog`]), and the request transaction that carries the caller's identity into Row Level
+//! Security.
 
+pub mod catalog;
 mod scope;
 mod tx;
 
