@@ -90,7 +90,9 @@ pub struct Config {
     pub migrate_on_start: bool,
 
     /// Start even when the pool's role can bypass Row Level Security (superuser, BYPASSRLS, or
-    /// owner of tenant tables). Never do this in production.
+    /// owner of tenant tables); such a role's own privileges are then only warned about. Unsafe
+    /// tenant tables and definer functions are refused all the same. Never do this in
+    /// production.
     #[arg(long, env = "ALLOW_RLS_BYPASS", default_value_t = false, action = clap::ArgAction::Set,
           value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_rls_bypass: bool,
