@@ -14,6 +14,7 @@ CREATE ROLE app_auth NOLOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREP
 CREATE ROLE app_authenticator LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;
 CREATE ROLE app_profiles NOLOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;
 CREATE ROLE app_user NOLOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;
+CREATE ROLE app_worker NOLOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;
 -- PUBLIC stands for every role, present and future: what it is granted, all have.
 
 -- Memberships ==================================================================================
@@ -21,42 +22,49 @@ GRANT app_anon TO app_authenticator;
 GRANT app_auth TO <owner>;
 GRANT app_profiles TO <owner>;
 GRANT app_user TO app_authenticator;
+GRANT app_worker TO app_authenticator;
 
 -- Database =====================================================================================
 ALTER DATABASE <database> OWNER TO <owner>;
-GRANT CONNECT, TEMPORARY ON DATABASE <database> TO PUBLIC;
+GRANT CONNECT ON DATABASE <database> TO PUBLIC;
 
 -- Schemas ======================================================================================
 ALTER SCHEMA app OWNER TO <owner>;
 GRANT USAGE ON SCHEMA app TO app_anon;
 GRANT USAGE ON SCHEMA app TO app_auth;
-GRANT USAGE ON SCHEMA app TO app_authenticator;
 GRANT USAGE ON SCHEMA app TO app_profiles;
 GRANT USAGE ON SCHEMA app TO app_user;
+GRANT USAGE ON SCHEMA app TO app_worker;
 ALTER SCHEMA public OWNER TO pg_database_owner;
 GRANT USAGE ON SCHEMA public TO PUBLIC;
 GRANT USAGE ON SCHEMA public TO app_auth;
 GRANT USAGE ON SCHEMA public TO app_profiles;
 
 -- Default privileges of objects created later ==================================================
--- none: PostgreSQL's built-in defaults apply
+ALTER DEFAULT PRIVILEGES FOR ROLE <owner> REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
 
 -- Tables: owner, Row Level Security, grants, policies, triggers ================================
+
+-- app.builtin_grants
+ALTER TABLE app.builtin_grants OWNER TO <owner>;
+-- Row Level Security is not enabled.
+GRANT SELECT ON app.builtin_grants TO app_auth;
+GRANT SELECT ON app.builtin_grants TO app_user;
 
 -- audience_fields (tenant table)
 ALTER TABLE audience_fields OWNER TO <owner>;
 ALTER TABLE audience_fields ENABLE ROW LEVEL SECURITY;
 ALTER TABLE audience_fields FORCE ROW LEVEL SECURITY;
 GRANT SELECT, INSERT, UPDATE, DELETE ON audience_fields TO app_user;
-CREATE POLICY audience_fields_admin_delete ON audience_fields AS PERMISSIVE FOR DELETE TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND (( SELECT app."current_role"() AS "current_role")) = 'admin'::text);
-CREATE POLICY audience_fields_admin_insert ON audience_fields AS PERMISSIVE FOR INSERT TO app_user
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND (( SELECT app."current_role"() AS "current_role")) = 'admin'::text);
-CREATE POLICY audience_fields_admin_update ON audience_fields AS PERMISSIVE FOR UPDATE TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND (( SELECT app."current_role"() AS "current_role")) = 'admin'::text)
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)));
+CREATE POLICY audience_fields_delete ON audience_fields AS PERMISSIVE FOR DELETE TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('audience'::text, 'manage'::text) AS may));
+CREATE POLICY audience_fields_insert ON audience_fields AS PERMISSIVE FOR INSERT TO app_user
+    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('audience'::text, 'manage'::text) AS may));
 CREATE POLICY audience_fields_select ON audience_fields AS PERMISSIVE FOR SELECT TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)));
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('audience'::text, 'read'::text) AS may));
+CREATE POLICY audience_fields_update ON audience_fields AS PERMISSIVE FOR UPDATE TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('audience'::text, 'manage'::text) AS may))
+    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)));
 CREATE TRIGGER audience_fields_touch_updated_at BEFORE UPDATE ON audience_fields FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
 -- companies (tenant table)
@@ -64,14 +72,15 @@ ALTER TABLE companies OWNER TO <owner>;
 ALTER TABLE companies ENABLE ROW LEVEL SECURITY;
 ALTER TABLE companies FORCE ROW LEVEL SECURITY;
 GRANT SELECT, INSERT, UPDATE ON companies TO app_auth;
-GRANT SELECT, UPDATE ON companies TO app_user;
+GRANT SELECT ON companies TO app_user;
+GRANT UPDATE (name) ON companies TO app_user;
 CREATE POLICY companies_definer ON companies AS PERMISSIVE FOR ALL TO app_auth
     USING (true)
     WITH CHECK (true);
 CREATE POLICY companies_select ON companies AS PERMISSIVE FOR SELECT TO app_user
-    USING (id = (( SELECT app.current_company_id() AS current_company_id)));
-CREATE POLICY companies_update_admin ON companies AS PERMISSIVE FOR UPDATE TO app_user
-    USING (id = (( SELECT app.current_company_id() AS current_company_id)) AND (( SELECT app."current_role"() AS "current_role")) = 'admin'::text)
+    USING (id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('company'::text, 'read'::text) AS may));
+CREATE POLICY companies_update ON companies AS PERMISSIVE FOR UPDATE TO app_user
+    USING (id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('company'::text, 'update'::text) AS may))
     WITH CHECK (id = (( SELECT app.current_company_id() AS current_company_id)));
 CREATE TRIGGER companies_touch_updated_at BEFORE UPDATE ON companies FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
@@ -80,8 +89,14 @@ ALTER TABLE conversations OWNER TO <owner>;
 ALTER TABLE conversations ENABLE ROW LEVEL SECURITY;
 ALTER TABLE conversations FORCE ROW LEVEL SECURITY;
 GRANT SELECT, INSERT, UPDATE, DELETE ON conversations TO app_user;
-CREATE POLICY conversations_owner ON conversations AS PERMISSIVE FOR ALL TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)))
+CREATE POLICY conversations_delete ON conversations AS PERMISSIVE FOR DELETE TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('conversation'::text, 'delete'::text) AS may));
+CREATE POLICY conversations_insert ON conversations AS PERMISSIVE FOR INSERT TO app_user
+    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('conversation'::text, 'create'::text) AS may));
+CREATE POLICY conversations_select ON conversations AS PERMISSIVE FOR SELECT TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('conversation'::text, 'read'::text) AS may));
+CREATE POLICY conversations_update ON conversations AS PERMISSIVE FOR UPDATE TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('conversation'::text, 'update'::text) AS may))
     WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)));
 CREATE TRIGGER conversations_touch_updated_at BEFORE UPDATE ON conversations FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
@@ -91,11 +106,18 @@ ALTER TABLE friendships ENABLE ROW LEVEL SECURITY;
 ALTER TABLE friendships FORCE ROW LEVEL SECURITY;
 GRANT SELECT ON friendships TO app_profiles;
 GRANT SELECT, INSERT, UPDATE, DELETE ON friendships TO app_user;
-CREATE POLICY friendships_participant ON friendships AS PERMISSIVE FOR ALL TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ((( SELECT app.current_user_id() AS current_user_id)) = user_a OR (( SELECT app.current_user_id() AS current_user_id)) = user_b))
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ((( SELECT app.current_user_id() AS current_user_id)) = user_a OR (( SELECT app.current_user_id() AS current_user_id)) = user_b) AND (blocked_by IS NULL OR blocked_by = (( SELECT app.current_user_id() AS current_user_id))));
+CREATE POLICY friendships_delete ON friendships AS PERMISSIVE FOR DELETE TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ((( SELECT app.current_user_id() AS current_user_id)) = user_a OR (( SELECT app.current_user_id() AS current_user_id)) = user_b) AND ( SELECT app.may('friendship'::text, 'delete'::text) AS may));
+CREATE POLICY friendships_insert ON friendships AS PERMISSIVE FOR INSERT TO app_user
+    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ((( SELECT app.current_user_id() AS current_user_id)) = user_a OR (( SELECT app.current_user_id() AS current_user_id)) = user_b) AND ( SELECT app.may('friendship'::text, 'create'::text) AS may));
 CREATE POLICY friendships_profiles ON friendships AS PERMISSIVE FOR SELECT TO app_profiles
     USING (company_id = (( SELECT app.current_company_id() AS current_company_id)));
+CREATE POLICY friendships_select ON friendships AS PERMISSIVE FOR SELECT TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ((( SELECT app.current_user_id() AS current_user_id)) = user_a OR (( SELECT app.current_user_id() AS current_user_id)) = user_b) AND ( SELECT app.may('friendship'::text, 'read'::text) AS may));
+CREATE POLICY friendships_update ON friendships AS PERMISSIVE FOR UPDATE TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ((( SELECT app.current_user_id() AS current_user_id)) = user_a OR (( SELECT app.current_user_id() AS current_user_id)) = user_b) AND ( SELECT app.may('friendship'::text, 'update'::text) AS may))
+    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ((( SELECT app.current_user_id() AS current_user_id)) = user_a OR (( SELECT app.current_user_id() AS current_user_id)) = user_b));
+CREATE TRIGGER friendships_guard BEFORE INSERT OR DELETE OR UPDATE ON friendships FOR EACH ROW EXECUTE FUNCTION app.friendships_guard();
 CREATE TRIGGER friendships_touch_updated_at BEFORE UPDATE ON friendships FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
 -- invitations (tenant table)
@@ -103,13 +125,14 @@ ALTER TABLE invitations OWNER TO <owner>;
 ALTER TABLE invitations ENABLE ROW LEVEL SECURITY;
 ALTER TABLE invitations FORCE ROW LEVEL SECURITY;
 GRANT SELECT, INSERT, UPDATE ON invitations TO app_auth;
-GRANT SELECT, INSERT, UPDATE ON invitations TO app_user;
-CREATE POLICY invitations_admin ON invitations AS PERMISSIVE FOR ALL TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND (( SELECT app."current_role"() AS "current_role")) = 'admin'::text)
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND (( SELECT app."current_role"() AS "current_role")) = 'admin'::text);
+GRANT SELECT, INSERT ON invitations TO app_user;
 CREATE POLICY invitations_definer ON invitations AS PERMISSIVE FOR ALL TO app_auth
     USING (true)
     WITH CHECK (true);
+CREATE POLICY invitations_insert ON invitations AS PERMISSIVE FOR INSERT TO app_user
+    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('invitation'::text, 'create'::text) AS may) AND invited_by = (( SELECT app.current_user_id() AS current_user_id)) AND accepted_at IS NULL AND accepted_user_id IS NULL);
+CREATE POLICY invitations_select ON invitations AS PERMISSIVE FOR SELECT TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('invitation'::text, 'read'::text) AS may));
 CREATE TRIGGER invitations_touch_updated_at BEFORE UPDATE ON invitations FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
 -- knowledge (tenant table)
@@ -117,8 +140,14 @@ ALTER TABLE knowledge OWNER TO <owner>;
 ALTER TABLE knowledge ENABLE ROW LEVEL SECURITY;
 ALTER TABLE knowledge FORCE ROW LEVEL SECURITY;
 GRANT SELECT, INSERT, UPDATE, DELETE ON knowledge TO app_user;
-CREATE POLICY knowledge_owner ON knowledge AS PERMISSIVE FOR ALL TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)))
+CREATE POLICY knowledge_delete ON knowledge AS PERMISSIVE FOR DELETE TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('conversation'::text, 'delete'::text) AS may));
+CREATE POLICY knowledge_insert ON knowledge AS PERMISSIVE FOR INSERT TO app_user
+    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('conversation'::text, 'create'::text) AS may));
+CREATE POLICY knowledge_select ON knowledge AS PERMISSIVE FOR SELECT TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('conversation'::text, 'read'::text) AS may));
+CREATE POLICY knowledge_update ON knowledge AS PERMISSIVE FOR UPDATE TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('conversation'::text, 'update'::text) AS may))
     WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)));
 CREATE TRIGGER knowledge_touch_updated_at BEFORE UPDATE ON knowledge FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
@@ -127,15 +156,22 @@ ALTER TABLE messages OWNER TO <owner>;
 ALTER TABLE messages ENABLE ROW LEVEL SECURITY;
 ALTER TABLE messages FORCE ROW LEVEL SECURITY;
 GRANT SELECT, UPDATE ON messages TO app_auth;
-GRANT SELECT, INSERT, UPDATE, DELETE ON messages TO app_user;
+GRANT SELECT, INSERT, DELETE ON messages TO app_user;
+GRANT UPDATE (status) ON messages TO app_user;
+CREATE POLICY messages_cancel ON messages AS PERMISSIVE FOR UPDATE TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('message'::text, 'update'::text) AS may) AND status = 'streaming'::text)
+    WITH CHECK (status = 'cancelled'::text);
 CREATE POLICY messages_definer_finish ON messages AS PERMISSIVE FOR UPDATE TO app_auth
     USING (status = 'streaming'::text)
     WITH CHECK (status = ANY (ARRAY['complete'::text, 'failed'::text, 'cancelled'::text]));
 CREATE POLICY messages_definer_select ON messages AS PERMISSIVE FOR SELECT TO app_auth
     USING (true);
-CREATE POLICY messages_owner ON messages AS PERMISSIVE FOR ALL TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)))
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)));
+CREATE POLICY messages_delete ON messages AS PERMISSIVE FOR DELETE TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('message'::text, 'delete'::text) AS may));
+CREATE POLICY messages_insert ON messages AS PERMISSIVE FOR INSERT TO app_user
+    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('message'::text, 'create'::text) AS may) AND (role = 'user'::text AND status = 'complete'::text OR role = 'assistant'::text AND status = 'streaming'::text AND content = ''::text) AND model IS NULL AND prompt_tokens IS NULL AND completion_tokens IS NULL AND error IS NULL);
+CREATE POLICY messages_select ON messages AS PERMISSIVE FOR SELECT TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('message'::text, 'read'::text) AS may));
 CREATE TRIGGER messages_touch_updated_at BEFORE UPDATE ON messages FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
 -- outbound_emails (tenant table)
@@ -148,7 +184,9 @@ CREATE POLICY outbound_emails_definer ON outbound_emails AS PERMISSIVE FOR ALL T
     USING (true)
     WITH CHECK (true);
 CREATE POLICY outbound_emails_insert ON outbound_emails AS PERMISSIVE FOR INSERT TO app_user
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)));
+    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('invitation'::text, 'create'::text) AS may) AND template = 'invitation'::text AND sent_at IS NULL AND attempts = 0 AND last_error IS NULL AND (EXISTS ( SELECT 1
+   FROM invitations i
+  WHERE i.company_id = outbound_emails.company_id AND lower(i.email) = lower(outbound_emails.recipient) AND i.invited_by = (( SELECT app.current_user_id() AS current_user_id)) AND i.created_at = now())));
 CREATE TRIGGER outbound_emails_touch_updated_at BEFORE UPDATE ON outbound_emails FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
 -- password_resets (tenant table)
@@ -165,15 +203,16 @@ CREATE TRIGGER password_resets_touch_updated_at BEFORE UPDATE ON password_resets
 ALTER TABLE presets OWNER TO <owner>;
 ALTER TABLE presets ENABLE ROW LEVEL SECURITY;
 ALTER TABLE presets FORCE ROW LEVEL SECURITY;
-GRANT SELECT, INSERT, UPDATE, DELETE ON presets TO app_user;
+GRANT SELECT, INSERT, DELETE ON presets TO app_user;
+GRANT UPDATE (name, description, filter, visibility) ON presets TO app_user;
 CREATE POLICY presets_delete ON presets AS PERMISSIVE FOR DELETE TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND (owner_id = (( SELECT app.current_user_id() AS current_user_id)) OR ((( SELECT app."current_role"() AS "current_role")) = ANY (ARRAY['admin'::text, 'manager'::text]))));
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('preset'::text, 'delete'::text) AS may) AND (owner_id = (( SELECT app.current_user_id() AS current_user_id)) OR ( SELECT app.may('audience'::text, 'manage'::text) AS may)));
 CREATE POLICY presets_insert ON presets AS PERMISSIVE FOR INSERT TO app_user
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND owner_id = (( SELECT app.current_user_id() AS current_user_id)));
+    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('preset'::text, 'create'::text) AS may) AND owner_id = (( SELECT app.current_user_id() AS current_user_id)));
 CREATE POLICY presets_select ON presets AS PERMISSIVE FOR SELECT TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND (owner_id = (( SELECT app.current_user_id() AS current_user_id)) OR visibility = 'company'::text OR ((( SELECT app."current_role"() AS "current_role")) = ANY (ARRAY['admin'::text, 'manager'::text]))));
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('preset'::text, 'read'::text) AS may) AND (owner_id = (( SELECT app.current_user_id() AS current_user_id)) OR visibility = 'company'::text OR ( SELECT app.may('audience'::text, 'manage'::text) AS may)));
 CREATE POLICY presets_update ON presets AS PERMISSIVE FOR UPDATE TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND (owner_id = (( SELECT app.current_user_id() AS current_user_id)) OR ((( SELECT app."current_role"() AS "current_role")) = ANY (ARRAY['admin'::text, 'manager'::text]))))
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('preset'::text, 'update'::text) AS may) AND (owner_id = (( SELECT app.current_user_id() AS current_user_id)) OR ( SELECT app.may('audience'::text, 'manage'::text) AS may)))
     WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)));
 CREATE TRIGGER presets_touch_updated_at BEFORE UPDATE ON presets FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
@@ -182,29 +221,28 @@ ALTER TABLE refresh_tokens OWNER TO <owner>;
 ALTER TABLE refresh_tokens ENABLE ROW LEVEL SECURITY;
 ALTER TABLE refresh_tokens FORCE ROW LEVEL SECURITY;
 GRANT SELECT, INSERT, UPDATE ON refresh_tokens TO app_auth;
-GRANT SELECT, INSERT, UPDATE ON refresh_tokens TO app_user;
 CREATE POLICY refresh_tokens_definer ON refresh_tokens AS PERMISSIVE FOR ALL TO app_auth
     USING (true)
     WITH CHECK (true);
-CREATE POLICY refresh_tokens_own ON refresh_tokens AS PERMISSIVE FOR ALL TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)))
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)));
 CREATE TRIGGER refresh_tokens_touch_updated_at BEFORE UPDATE ON refresh_tokens FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
 -- roles (tenant table)
 ALTER TABLE roles OWNER TO <owner>;
 ALTER TABLE roles ENABLE ROW LEVEL SECURITY;
 ALTER TABLE roles FORCE ROW LEVEL SECURITY;
+GRANT SELECT ON roles TO app_auth;
 GRANT SELECT, INSERT, UPDATE, DELETE ON roles TO app_user;
-CREATE POLICY roles_admin_delete ON roles AS PERMISSIVE FOR DELETE TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND (( SELECT app."current_role"() AS "current_role")) = 'admin'::text);
-CREATE POLICY roles_admin_insert ON roles AS PERMISSIVE FOR INSERT TO app_user
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND (( SELECT app."current_role"() AS "current_role")) = 'admin'::text);
-CREATE POLICY roles_admin_update ON roles AS PERMISSIVE FOR UPDATE TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND (( SELECT app."current_role"() AS "current_role")) = 'admin'::text)
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)));
+CREATE POLICY roles_definer ON roles AS PERMISSIVE FOR SELECT TO app_auth
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)));
+CREATE POLICY roles_delete ON roles AS PERMISSIVE FOR DELETE TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('company'::text, 'manage'::text) AS may));
+CREATE POLICY roles_insert ON roles AS PERMISSIVE FOR INSERT TO app_user
+    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('company'::text, 'manage'::text) AS may));
 CREATE POLICY roles_select ON roles AS PERMISSIVE FOR SELECT TO app_user
     USING (company_id = (( SELECT app.current_company_id() AS current_company_id)));
+CREATE POLICY roles_update ON roles AS PERMISSIVE FOR UPDATE TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('company'::text, 'manage'::text) AS may))
+    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)));
 CREATE TRIGGER roles_touch_updated_at BEFORE UPDATE ON roles FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
 -- seaql_migrations
@@ -216,16 +254,16 @@ ALTER TABLE sessions OWNER TO <owner>;
 ALTER TABLE sessions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE sessions FORCE ROW LEVEL SECURITY;
 GRANT SELECT, INSERT, UPDATE ON sessions TO app_auth;
-GRANT SELECT, INSERT, UPDATE ON sessions TO app_user;
-CREATE POLICY sessions_admin ON sessions AS PERMISSIVE FOR ALL TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND (( SELECT app."current_role"() AS "current_role")) = 'admin'::text)
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND (( SELECT app."current_role"() AS "current_role")) = 'admin'::text);
+GRANT SELECT ON sessions TO app_user;
+GRANT UPDATE (revoked_at, revoked_reason) ON sessions TO app_user;
 CREATE POLICY sessions_definer ON sessions AS PERMISSIVE FOR ALL TO app_auth
     USING (true)
     WITH CHECK (true);
-CREATE POLICY sessions_own ON sessions AS PERMISSIVE FOR ALL TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)))
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)));
+CREATE POLICY sessions_revoke ON sessions AS PERMISSIVE FOR UPDATE TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND revoked_at IS NULL AND (user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('session'::text, 'delete'::text) AS may) OR ( SELECT app.may('user'::text, 'manage'::text) AS may)))
+    WITH CHECK (revoked_at IS NOT NULL);
+CREATE POLICY sessions_select ON sessions AS PERMISSIVE FOR SELECT TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND (user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('session'::text, 'read'::text) AS may) OR ( SELECT app.may('user'::text, 'manage'::text) AS may)));
 CREATE TRIGGER sessions_touch_updated_at BEFORE UPDATE ON sessions FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
 -- users (tenant table)
@@ -234,25 +272,22 @@ ALTER TABLE users ENABLE ROW LEVEL SECURITY;
 ALTER TABLE users FORCE ROW LEVEL SECURITY;
 GRANT SELECT, INSERT, UPDATE ON users TO app_auth;
 GRANT SELECT ON users TO app_profiles;
-GRANT INSERT, UPDATE, DELETE ON users TO app_user;
 GRANT SELECT (id, company_id, display_name, role, is_active, created_at, updated_at, last_active_at, profile_visibility, visible_attributes) ON users TO app_user;
-CREATE POLICY users_admin_delete ON users AS PERMISSIVE FOR DELETE TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND (( SELECT app."current_role"() AS "current_role")) = 'admin'::text);
-CREATE POLICY users_admin_insert ON users AS PERMISSIVE FOR INSERT TO app_user
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND (( SELECT app."current_role"() AS "current_role")) = 'admin'::text);
-CREATE POLICY users_admin_update ON users AS PERMISSIVE FOR UPDATE TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND (( SELECT app."current_role"() AS "current_role")) = 'admin'::text)
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)));
+GRANT UPDATE (password_hash, display_name, role, attributes, is_active, profile_visibility, visible_attributes) ON users TO app_user;
 CREATE POLICY users_definer ON users AS PERMISSIVE FOR ALL TO app_auth
     USING (true)
     WITH CHECK (true);
 CREATE POLICY users_profiles ON users AS PERMISSIVE FOR SELECT TO app_profiles
     USING (company_id = (( SELECT app.current_company_id() AS current_company_id)));
 CREATE POLICY users_select ON users AS PERMISSIVE FOR SELECT TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)));
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND (id = (( SELECT app.current_user_id() AS current_user_id)) OR ( SELECT app.may('user'::text, 'read'::text) AS may)));
+CREATE POLICY users_update_managed ON users AS PERMISSIVE FOR UPDATE TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('user'::text, 'manage'::text) AS may))
+    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)));
 CREATE POLICY users_update_self ON users AS PERMISSIVE FOR UPDATE TO app_user
-    USING (id = (( SELECT app.current_user_id() AS current_user_id)) AND company_id = (( SELECT app.current_company_id() AS current_company_id)))
-    WITH CHECK (id = (( SELECT app.current_user_id() AS current_user_id)) AND company_id = (( SELECT app.current_company_id() AS current_company_id)));
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND id = (( SELECT app.current_user_id() AS current_user_id)))
+    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND id = (( SELECT app.current_user_id() AS current_user_id)));
+CREATE TRIGGER users_guard BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION app.users_guard();
 CREATE TRIGGER users_touch_updated_at BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
 -- Sequences ====================================================================================
@@ -260,7 +295,7 @@ ALTER SEQUENCE messages_seq_seq OWNER TO <owner>;
 
 -- Views: options, owner (whose privileges they read with), grants ==============================
 
-CREATE VIEW audience_users WITH (security_barrier = false, security_invoker = false) AS
+CREATE VIEW audience_users WITH (security_barrier = true, security_invoker = false) AS
  SELECT u.id,
     u.company_id,
     u.email,
@@ -271,11 +306,13 @@ CREATE VIEW audience_users WITH (security_barrier = false, security_invoker = fa
     u.updated_at,
     u.last_active_at
    FROM users u
-  WHERE u.company_id = (( SELECT app.current_company_id() AS current_company_id)) AND (u.id = (( SELECT app.current_user_id() AS current_user_id)) OR u.profile_visibility = 'company'::text AND u.visible_attributes IS NULL);
+  WHERE u.company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('audience'::text, 'read'::text) AS may) AND (u.id = (( SELECT app.current_user_id() AS current_user_id)) OR u.profile_visibility = 'company'::text AND u.visible_attributes IS NULL AND NOT (EXISTS ( SELECT 1
+           FROM friendships f
+          WHERE f.company_id = u.company_id AND f.status = 'blocked'::text AND f.user_a = LEAST(u.id, ( SELECT app.current_user_id() AS current_user_id)) AND f.user_b = GREATEST(u.id, ( SELECT app.current_user_id() AS current_user_id)))));
 ALTER VIEW audience_users OWNER TO app_profiles;
 GRANT SELECT ON audience_users TO app_user;
 
-CREATE VIEW audience_users_admin WITH (security_barrier = false, security_invoker = false) AS
+CREATE VIEW audience_users_admin WITH (security_barrier = true, security_invoker = false) AS
  SELECT u.id,
     u.company_id,
     u.email,
@@ -286,7 +323,7 @@ CREATE VIEW audience_users_admin WITH (security_barrier = false, security_invoke
     u.updated_at,
     u.last_active_at
    FROM users u
-  WHERE u.company_id = (( SELECT app.current_company_id() AS current_company_id)) AND (( SELECT app."current_role"() AS "current_role")) = 'admin'::text;
+  WHERE u.company_id = (( SELECT app.current_company_id() AS current_company_id)) AND (( SELECT app."current_role"() AS "current_role")) = 'admin'::text AND ( SELECT app.may('audience'::text, 'read'::text) AS may);
 ALTER VIEW audience_users_admin OWNER TO app_profiles;
 GRANT SELECT ON audience_users_admin TO app_user;
 
@@ -338,7 +375,7 @@ CREATE VIEW user_profiles WITH (security_barrier = false, security_invoker = fal
                     ELSE 'none'::text
                 END AS relation
            FROM ( SELECT u.id = (( SELECT app.current_user_id() AS current_user_id)) OR (( SELECT app."current_role"() AS "current_role")) = 'admin'::text AS full_view) v) p
-  WHERE u.company_id = (( SELECT app.current_company_id() AS current_company_id));
+  WHERE u.company_id = (( SELECT app.current_company_id() AS current_company_id)) AND (u.id = (( SELECT app.current_user_id() AS current_user_id)) OR ( SELECT app.may('user'::text, 'read'::text) AS may));
 ALTER VIEW user_profiles OWNER TO app_profiles;
 GRANT SELECT ON user_profiles TO app_user;
 
@@ -347,57 +384,58 @@ GRANT SELECT ON user_profiles TO app_user;
 CREATE FUNCTION app.accept_invitation(p_token_hash text, p_user uuid, p_password_hash text, p_display_name text)
     RETURNS TABLE(user_id uuid, company_id uuid, role text)
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-    SET search_path = pg_catalog, public;
+    SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION app.accept_invitation(text,uuid,text,text) OWNER TO app_auth;
-GRANT EXECUTE ON FUNCTION app.accept_invitation(text,uuid,text,text) TO app_authenticator;
+GRANT EXECUTE ON FUNCTION app.accept_invitation(text,uuid,text,text) TO app_anon;
 
 CREATE FUNCTION app.begin_request(p_user uuid, p_company uuid, p_role text, p_session uuid, p_read_only boolean)
-    RETURNS boolean
+    RETURNS void
     LANGUAGE plpgsql VOLATILE SECURITY INVOKER;
 ALTER FUNCTION app.begin_request(uuid,uuid,text,uuid,boolean) OWNER TO <owner>;
-GRANT EXECUTE ON FUNCTION app.begin_request(uuid,uuid,text,uuid,boolean) TO app_authenticator;
+GRANT EXECUTE ON FUNCTION app.begin_request(uuid,uuid,text,uuid,boolean) TO app_user;
 
 CREATE FUNCTION app.chat_finish_message(p_company uuid, p_message uuid, p_content text, p_status text, p_model text, p_prompt_tokens integer, p_completion_tokens integer, p_error text)
     RETURNS boolean
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-    SET search_path = pg_catalog, public;
+    SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION app.chat_finish_message(uuid,uuid,text,text,text,integer,integer,text) OWNER TO app_auth;
-GRANT EXECUTE ON FUNCTION app.chat_finish_message(uuid,uuid,text,text,text,integer,integer,text) TO app_authenticator;
+GRANT EXECUTE ON FUNCTION app.chat_finish_message(uuid,uuid,text,text,text,integer,integer,text) TO app_worker;
 
 CREATE FUNCTION app.consume_password_reset(p_token_hash text, p_password_hash text)
     RETURNS TABLE(user_id uuid, company_id uuid, revoked_session uuid)
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-    SET search_path = pg_catalog, public;
+    SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION app.consume_password_reset(text,text) OWNER TO app_auth;
-GRANT EXECUTE ON FUNCTION app.consume_password_reset(text,text) TO app_authenticator;
+GRANT EXECUTE ON FUNCTION app.consume_password_reset(text,text) TO app_anon;
 
 CREATE FUNCTION app.create_password_reset(p_email text, p_token_hash text, p_expires_at timestamp with time zone, p_subject text, p_body text)
     RETURNS boolean
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-    SET search_path = pg_catalog, public;
+    SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION app.create_password_reset(text,text,timestamp with time zone,text,text) OWNER TO app_auth;
-GRANT EXECUTE ON FUNCTION app.create_password_reset(text,text,timestamp with time zone,text,text) TO app_authenticator;
+GRANT EXECUTE ON FUNCTION app.create_password_reset(text,text,timestamp with time zone,text,text) TO app_anon;
 
 CREATE FUNCTION app.create_session(p_session uuid, p_user uuid, p_company uuid, p_token_hash text, p_expires_at timestamp with time zone, p_absolute_expires_at timestamp with time zone, p_user_agent text, p_ip text, p_fingerprint text)
     RETURNS boolean
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-    SET search_path = pg_catalog, public;
+    SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION app.create_session(uuid,uuid,uuid,text,timestamp with time zone,timestamp with time zone,text,text,text) OWNER TO app_auth;
-GRANT EXECUTE ON FUNCTION app.create_session(uuid,uuid,uuid,text,timestamp with time zone,timestamp with time zone,text,text,text) TO app_authenticator;
+GRANT EXECUTE ON FUNCTION app.create_session(uuid,uuid,uuid,text,timestamp with time zone,timestamp with time zone,text,text,text) TO app_anon;
 
 CREATE FUNCTION app.current_company_id()
     RETURNS uuid
     LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE;
 ALTER FUNCTION app.current_company_id() OWNER TO <owner>;
-GRANT EXECUTE ON FUNCTION app.current_company_id() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION app.current_company_id() TO app_anon;
+GRANT EXECUTE ON FUNCTION app.current_company_id() TO app_auth;
 GRANT EXECUTE ON FUNCTION app.current_company_id() TO app_profiles;
 GRANT EXECUTE ON FUNCTION app.current_company_id() TO app_user;
+GRANT EXECUTE ON FUNCTION app.current_company_id() TO app_worker;
 
 CREATE FUNCTION app.current_password_hash()
     RETURNS text
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path = pg_catalog, public;
+    SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION app.current_password_hash() OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.current_password_hash() TO app_user;
 
@@ -405,75 +443,105 @@ CREATE FUNCTION app."current_role"()
     RETURNS text
     LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE;
 ALTER FUNCTION app."current_role"() OWNER TO <owner>;
-GRANT EXECUTE ON FUNCTION app."current_role"() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION app."current_role"() TO app_anon;
+GRANT EXECUTE ON FUNCTION app."current_role"() TO app_auth;
 GRANT EXECUTE ON FUNCTION app."current_role"() TO app_profiles;
 GRANT EXECUTE ON FUNCTION app."current_role"() TO app_user;
+GRANT EXECUTE ON FUNCTION app."current_role"() TO app_worker;
 
 CREATE FUNCTION app.current_user_id()
     RETURNS uuid
     LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE;
 ALTER FUNCTION app.current_user_id() OWNER TO <owner>;
-GRANT EXECUTE ON FUNCTION app.current_user_id() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION app.current_user_id() TO app_anon;
+GRANT EXECUTE ON FUNCTION app.current_user_id() TO app_auth;
 GRANT EXECUTE ON FUNCTION app.current_user_id() TO app_profiles;
 GRANT EXECUTE ON FUNCTION app.current_user_id() TO app_user;
+GRANT EXECUTE ON FUNCTION app.current_user_id() TO app_worker;
+
+CREATE FUNCTION app.friendships_guard()
+    RETURNS trigger
+    LANGUAGE plpgsql VOLATILE SECURITY INVOKER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.friendships_guard() OWNER TO <owner>;
+-- EXECUTE: nobody but its owner
+
+CREATE FUNCTION app.identity_is_live(p_user uuid, p_company uuid, p_role text, p_session uuid)
+    RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.identity_is_live(uuid,uuid,text,uuid) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.identity_is_live(uuid,uuid,text,uuid) TO app_user;
 
 CREATE FUNCTION app.login_lookup(p_email text)
     RETURNS TABLE(user_id uuid, company_id uuid, role text, password_hash text, is_active boolean)
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path = pg_catalog, public;
+    SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION app.login_lookup(text) OWNER TO app_auth;
-GRANT EXECUTE ON FUNCTION app.login_lookup(text) TO app_authenticator;
+GRANT EXECUTE ON FUNCTION app.login_lookup(text) TO app_anon;
+
+CREATE FUNCTION app.may(p_object text, p_action text)
+    RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.may(text,text) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.may(text,text) TO app_user;
 
 CREATE FUNCTION app.mutual_friend_ids(p_other uuid)
     RETURNS SETOF uuid
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path = pg_catalog, public;
+    SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION app.mutual_friend_ids(uuid) OWNER TO app_profiles;
 GRANT EXECUTE ON FUNCTION app.mutual_friend_ids(uuid) TO app_user;
 
 CREATE FUNCTION app.pending_invitation(p_token_hash text)
     RETURNS text
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path = pg_catalog, public;
+    SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION app.pending_invitation(text) OWNER TO app_auth;
-GRANT EXECUTE ON FUNCTION app.pending_invitation(text) TO app_authenticator;
+GRANT EXECUTE ON FUNCTION app.pending_invitation(text) TO app_anon;
 
 CREATE FUNCTION app.pending_password_reset(p_token_hash text)
     RETURNS text
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path = pg_catalog, public;
+    SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION app.pending_password_reset(text) OWNER TO app_auth;
-GRANT EXECUTE ON FUNCTION app.pending_password_reset(text) TO app_authenticator;
+GRANT EXECUTE ON FUNCTION app.pending_password_reset(text) TO app_anon;
 
 CREATE FUNCTION app.refresh_session(p_token_hash text, p_next_hash text, p_fingerprint text, p_grace interval, p_sliding interval)
     RETURNS TABLE(outcome text, session_id uuid, user_id uuid, company_id uuid, role text, expires_at timestamp with time zone)
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-    SET search_path = pg_catalog, public;
+    SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION app.refresh_session(text,text,text,interval,interval) OWNER TO app_auth;
-GRANT EXECUTE ON FUNCTION app.refresh_session(text,text,text,interval,interval) TO app_authenticator;
+GRANT EXECUTE ON FUNCTION app.refresh_session(text,text,text,interval,interval) TO app_anon;
 
 CREATE FUNCTION app.session_state(p_session uuid)
     RETURNS text
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path = pg_catalog, public;
+    SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION app.session_state(uuid) OWNER TO app_auth;
-GRANT EXECUTE ON FUNCTION app.session_state(uuid) TO app_authenticator;
+GRANT EXECUTE ON FUNCTION app.session_state(uuid) TO app_anon;
 
 CREATE FUNCTION app.sign_up(p_company uuid, p_company_name text, p_user uuid, p_email text, p_password_hash text, p_display_name text)
     RETURNS void
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-    SET search_path = pg_catalog, public;
+    SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION app.sign_up(uuid,text,uuid,text,text,text) OWNER TO app_auth;
-GRANT EXECUTE ON FUNCTION app.sign_up(uuid,text,uuid,text,text,text) TO app_authenticator;
+GRANT EXECUTE ON FUNCTION app.sign_up(uuid,text,uuid,text,text,text) TO app_anon;
 
 CREATE FUNCTION app.touch_updated_at()
     RETURNS trigger
     LANGUAGE plpgsql VOLATILE SECURITY INVOKER;
 ALTER FUNCTION app.touch_updated_at() OWNER TO <owner>;
-GRANT EXECUTE ON FUNCTION app.touch_updated_at() TO PUBLIC;
+-- EXECUTE: nobody but its owner
+
+CREATE FUNCTION app.users_guard()
+    RETURNS trigger
+    LANGUAGE plpgsql VOLATILE SECURITY INVOKER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.users_guard() OWNER TO <owner>;
+-- EXECUTE: nobody but its owner
 
 -- Extensions in the application's schemas (their objects are not listed) =======================
 CREATE EXTENSION pg_trgm SCHEMA public; -- owner <owner>
---   EXECUTE on its functions: PUBLIC (all)
+--   EXECUTE on its functions: nobody but its owner

@@ -16,7 +16,7 @@ use sea_orm::{
 };
 
 pub use scope::RequestScope;
-pub use tx::{Access, RequestTx};
+pub use tx::{Access, RequestTx, SystemRole, query_all_as, query_one_as};
 
 /// Opens the request pool. Connections are not pinged before use (a broken one fails its
 /// request and is discarded), which saves a round trip per request.

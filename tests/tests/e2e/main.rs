@@ -10,6 +10,8 @@ mod chat_crud;
 mod chat_failures;
 mod chat_support;
 mod cookies;
+mod db_layer;
+mod db_matrix;
 mod friends;
 mod friends_events;
 mod friends_privacy;
