@@ -17,10 +17,12 @@ async fn policies_database_sql_matches_a_freshly_migrated_database() -> anyhow::
     let owner =
         server::db::connect_pool(&cluster.admin_url(&db_name), 1, Duration::from_secs(30)).await?;
     let current = server::db::catalog::print(&owner, migration::TENANT_TABLES).await?;
+    let current = server::db::catalog::checked_in(&current);
     // The pool's role reads only pg_catalog, and sees the same catalog.
     let pool =
         server::db::connect_pool(&cluster.app_url(&db_name), 1, Duration::from_secs(30)).await?;
     let as_pool_role = server::db::catalog::print(&pool, migration::TENANT_TABLES).await?;
+    let as_pool_role = server::db::catalog::checked_in(&as_pool_role);
     assert!(
         as_pool_role == current,
         "the catalog printed as the pool's role differs from the owner's"
