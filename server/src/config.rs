@@ -26,6 +26,15 @@ pub enum Command {
     Migrate,
     /// Print the GraphQL schema (SDL) to stdout.
     PrintSchema,
+    /// Print the database's authorization catalog (roles, grants, policies, views, functions)
+    /// to stdout: of DATABASE_ADMIN_URL (else DATABASE_URL), or of a freshly migrated database
+    /// in a throw-away private cluster when neither is set or with --fresh.
+    PrintCatalog {
+        /// Always use a throw-away private cluster, whatever DATABASE_URL says
+        /// (`policies/database.sql` is made this way).
+        #[arg(long)]
+        fresh: bool,
+    },
     /// Create a company with an admin and N users with realistic, deterministic attributes
     /// (for demos and benchmarks), then exit.
     Seed {
@@ -81,7 +90,9 @@ pub struct Config {
     pub migrate_on_start: bool,
 
     /// Start even when the pool's role can bypass Row Level Security (superuser, BYPASSRLS, or
-    /// owner of tenant tables). Never do this in production.
+    /// owner of tenant tables); such a role's own privileges are then only warned about. Unsafe
+    /// tenant tables and definer functions are refused all the same. Never do this in
+    /// production.
     #[arg(long, env = "ALLOW_RLS_BYPASS", default_value_t = false, action = clap::ArgAction::Set,
           value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_rls_bypass: bool,

@@ -4,6 +4,7 @@
 mod audience;
 mod auth;
 mod authz;
+mod catalog;
 mod chat;
 mod chat_crud;
 mod chat_failures;
