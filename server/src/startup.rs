@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
 use anyhow::{Context as _, bail};
-use poem::{Server, listener::TcpAcceptor};
+use poem::IntoEndpoint as _;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use tokio::{sync::oneshot, task::JoinHandle};
 
@@ -205,18 +205,24 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .with_context(|| format!("listen on {}", state.config.bind_addr))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
-    let acceptor = TcpAcceptor::from_std(listener)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let timeouts = http::Timeouts {
+        header: Duration::from_secs(state.config.http_header_timeout_secs.max(1)),
+        request: Duration::from_secs(state.config.http_request_timeout_secs.max(1)),
+        idle: Duration::from_secs(state.config.http_idle_timeout_secs.max(1)),
+    };
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(
-                app,
-                async {
-                    let _ = shutdown_rx.await;
-                },
-                Some(Duration::from_secs(10)),
-            )
-            .await
+        http::serve(
+            listener,
+            app.into_endpoint(),
+            timeouts,
+            async {
+                let _ = shutdown_rx.await;
+            },
+            Duration::from_secs(10),
+        )
+        .await
     });
     Ok(RunningServer {
         addr,

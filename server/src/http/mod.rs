@@ -5,6 +5,7 @@ mod health;
 mod jwks;
 mod origin;
 mod request_id;
+mod serve;
 mod ws;
 
 use poem::{EndpointExt, IntoEndpoint, Route, get, handler, middleware::CatchPanic, web::Html};
@@ -12,6 +13,7 @@ use poem::{EndpointExt, IntoEndpoint, Route, get, handler, middleware::CatchPani
 use crate::{graphql::AppSchema, state::AppState};
 
 pub use request_id::RequestIdMiddleware;
+pub use serve::{Timeouts, serve};
 
 /// The whole HTTP application.
 pub fn app(state: AppState, schema: AppSchema) -> impl IntoEndpoint {

@@ -106,3 +106,82 @@ async fn the_allowed_request_headers_are_configurable() -> anyhow::Result<()> {
     assert_ne!(refused.status(), 200);
     Ok(())
 }
+
+/// Reads from `stream` until the server closes it (or `within` passes); what it answered.
+async fn read_until_closed(
+    stream: &mut tokio::net::TcpStream,
+    within: std::time::Duration,
+) -> anyhow::Result<String> {
+    use tokio::io::AsyncReadExt as _;
+    let mut answer = Vec::new();
+    tokio::time::timeout(within, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .map_err(|_| anyhow::anyhow!("the server kept the connection open"))?;
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
+#[tokio::test]
+async fn a_client_that_dribbles_its_headers_is_cut_off() -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt as _;
+    let app = TestApp::spawn_with(|c| c.http_header_timeout_secs = 1).await?;
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await?;
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .await?;
+    // Slowloris: one header line every 200 ms, never the blank line that ends them.
+    let dribble = async {
+        for i in 0..300 {
+            if stream
+                .write_all(format!("X-Slow-{i}: 1\r\n").as_bytes())
+                .await
+                .is_err()
+            {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        false
+    };
+    let cut = tokio::time::timeout(std::time::Duration::from_secs(50), dribble)
+        .await
+        .unwrap_or(false);
+    assert!(cut, "the server kept reading headers for a minute");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_request_whose_body_never_finishes_times_out() -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt as _;
+    let app = TestApp::spawn_with(|c| c.http_request_timeout_secs = 1).await?;
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await?;
+    stream
+        .write_all(
+            b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"query\":",
+        )
+        .await?;
+    let answer = read_until_closed(&mut stream, std::time::Duration::from_secs(30)).await?;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_silent_kept_alive_connection_is_closed() -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt as _;
+    let app = TestApp::spawn_with(|c| c.http_idle_timeout_secs = 1).await?;
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await?;
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await?;
+    // The answer comes, then the connection is closed once it has been silent long enough.
+    let answer = read_until_closed(&mut stream, std::time::Duration::from_secs(30)).await?;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    Ok(())
+}
