@@ -185,3 +185,124 @@ async fn a_silent_kept_alive_connection_is_closed() -> anyhow::Result<()> {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_nul_character_anywhere_in_the_input_is_bad_user_input_with_its_path()
+-> anyhow::Result<()> {
+    let app = TestApp::spawn().await?;
+    let (_, admin, _) = app.company_with_users("Acme", 0).await?;
+    let token = app.token_for(&admin);
+    let update =
+        "mutation($input: UpdateProfileInput!) { updateProfile(input: $input) { displayName } }";
+    for (variables, path) in [
+        (
+            json!({ "input": { "displayName": "a\u{0}b" } }),
+            "input.displayName",
+        ),
+        (
+            json!({ "input": { "attributes": { "plan": ["ok", "x\u{0}"] } } }),
+            "input.attributes.plan.1",
+        ),
+    ] {
+        let response = app.graphql(Some(&token), update, variables).await?;
+        assert_eq!(
+            response.error_code(),
+            Some("BAD_USER_INPUT"),
+            "{}",
+            response.body
+        );
+        assert_eq!(response.body["errors"][0]["extensions"]["path"], path);
+    }
+    // In a literal argument of the document too.
+    let literal = app
+        .graphql(
+            Some(&token),
+            "mutation { updateProfile(input: {displayName: \"a\\u0000b\"}) { displayName } }",
+            json!({}),
+        )
+        .await?;
+    assert_eq!(
+        literal.error_code(),
+        Some("BAD_USER_INPUT"),
+        "{}",
+        literal.body
+    );
+    assert_eq!(
+        literal.body["errors"][0]["extensions"]["path"],
+        "input.displayName"
+    );
+    // Nothing was written.
+    let me = app
+        .graphql(Some(&token), "{ me { displayName } }", json!({}))
+        .await?;
+    assert_eq!(me.data()?["me"]["displayName"], "admin");
+    Ok(())
+}
+
+#[tokio::test]
+async fn unauthenticated_is_401_whatever_made_it_so() -> anyhow::Result<()> {
+    let app = TestApp::spawn().await?;
+    let (_, admin, members) = app.company_with_users("Acme", 1).await?;
+    // A token whose role is no longer the user's: refused inside the request transaction.
+    let stale = with_role(&members[0], "manager");
+    let response = app
+        .graphql(Some(&app.token_for(&stale)), "{ me { id } }", json!({}))
+        .await?;
+    assert_eq!(response.status, 401, "{}", response.body);
+    assert_eq!(response.error_code(), Some("UNAUTHENTICATED"));
+    // No token at all, for a field that needs one.
+    let anonymous = app.graphql(None, "{ me { id } }", json!({})).await?;
+    assert_eq!(anonymous.status, 401, "{}", anonymous.body);
+    // A deactivated user's token.
+    app.sql(&format!(
+        "UPDATE users SET is_active = false WHERE id = '{}'",
+        members[0].id
+    ))
+    .await?;
+    let response = app
+        .graphql(
+            Some(&app.token_for(&members[0])),
+            "{ me { id } }",
+            json!({}),
+        )
+        .await?;
+    assert_eq!(response.status, 401, "{}", response.body);
+    // A signed-in request that succeeds stays 200.
+    let fine = app
+        .graphql(Some(&app.token_for(&admin)), "{ me { id } }", json!({}))
+        .await?;
+    assert_eq!(fine.status, 200);
+    Ok(())
+}
+
+/// A copy of a test user with another role in their token.
+fn with_role(user: &tests::TestUser, role: &str) -> tests::TestUser {
+    tests::TestUser {
+        role: role.to_owned(),
+        ..user.clone()
+    }
+}
+
+#[tokio::test]
+async fn a_saturated_pool_is_503_with_retry_after_not_401() -> anyhow::Result<()> {
+    let app = TestApp::spawn_with(|c| {
+        c.db_max_connections = 1;
+        c.db_acquire_timeout_ms = 300;
+    })
+    .await?;
+    let (_, admin, _) = app.company_with_users("Acme", 0).await?;
+    // Hold the pool's only connection.
+    let held = app.request_tx(&admin, server::db::Access::ReadOnly).await?;
+    let response = app
+        .graphql(Some(&app.token_for(&admin)), "{ me { id } }", json!({}))
+        .await?;
+    drop(held);
+    assert_eq!(response.status, 503, "{}", response.body);
+    assert!(
+        response.headers.get("retry-after").is_some(),
+        "{:?}",
+        response.headers
+    );
+    assert_eq!(response.error_code(), Some("UNAVAILABLE"));
+    Ok(())
+}
