@@ -14,6 +14,7 @@ mod m20261123_000600_create_chat_tables;
 mod m20261123_000700_create_friendships;
 mod m20261123_000701_stream_user_profiles;
 mod m20261123_000702_restrict_user_columns;
+mod m20261201_000800_hold_the_database_layer;
 
 /// Runs every migration of this crate, in order.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000700_create_friendships::Migration),
             Box::new(m20261123_000701_stream_user_profiles::Migration),
             Box::new(m20261123_000702_restrict_user_columns::Migration),
+            Box::new(m20261201_000800_hold_the_database_layer::Migration),
         ]
     }
 }

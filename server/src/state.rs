@@ -18,8 +18,6 @@ pub struct AppState {
     pub shares: crate::db::Shares,
     /// Password hashing, under its concurrency bound.
     pub passwords: crate::auth::password::Passwords,
-    /// The open HTTP connections, so that a request whose client went away stops.
-    pub connections: crate::http::Connections,
     pub redis: deadpool_redis::Pool,
     pub jwt: JwtKeys,
     /// The Casbin enforcer (built-in and custom roles), reloadable at run time.

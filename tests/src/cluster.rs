@@ -70,6 +70,13 @@ impl Cluster {
         admin
             .execute_unprepared(&format!("CREATE DATABASE \"{name}\" TEMPLATE {TEMPLATE}"))
             .await?;
+        // A clone does not copy the template's database privileges: revoke what the
+        // migrations revoked, so the clone is what a migrated database is.
+        admin
+            .execute_unprepared(&format!(
+                "REVOKE TEMPORARY ON DATABASE \"{name}\" FROM PUBLIC"
+            ))
+            .await?;
         let _ = admin.close().await;
         Ok(())
     }

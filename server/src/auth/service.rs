@@ -1,6 +1,6 @@
 //! The authentication flows: sign-up, login, refresh rotation, password reset and invitations.
-//! Cross-tenant lookups go through the `SECURITY DEFINER` functions of the migrations, called on
-//! the pool's own role, which can do nothing else.
+//! Cross-tenant lookups go through the `SECURITY DEFINER` functions of the migrations, called in
+//! anonymous transactions (`app_anon`, whose only powers are those functions).
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Value};
@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::{AccessClaims, Principal, RequestMeta, password, tokens};
 use crate::{
+    db::{self, SystemRole},
     error::{AppError, AppResult},
     state::AppState,
 };
@@ -35,25 +36,21 @@ async fn call_one(
     sql: &str,
     values: Vec<Value>,
 ) -> AppResult<Option<QueryResult>> {
-    Ok(state
-        .db
-        .query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            sql,
-            values,
-        ))
-        .await?)
+    Ok(db::query_one_as(
+        &state.db,
+        SystemRole::Anonymous,
+        Statement::from_sql_and_values(DbBackend::Postgres, sql, values),
+    )
+    .await?)
 }
 
 async fn call_all(state: &AppState, sql: &str, values: Vec<Value>) -> AppResult<Vec<QueryResult>> {
-    Ok(state
-        .db
-        .query_all_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            sql,
-            values,
-        ))
-        .await?)
+    Ok(db::query_all_as(
+        &state.db,
+        SystemRole::Anonymous,
+        Statement::from_sql_and_values(DbBackend::Postgres, sql, values),
+    )
+    .await?)
 }
 
 /// Checks an e-mail address's shape (the mailer proves it exists); returns it trimmed.

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use redis::AsyncCommands as _;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{DatabaseConnection, DbBackend, Statement};
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
@@ -91,14 +91,16 @@ impl SessionCache {
     }
 
     async fn state_from_db(&self, session: Uuid) -> AppResult<bool> {
-        let row = self
-            .db
-            .query_one_raw(Statement::from_sql_and_values(
+        let row = crate::db::query_one_as(
+            &self.db,
+            crate::db::SystemRole::Anonymous,
+            Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 "SELECT app.session_state($1) AS state",
                 [session.into()],
-            ))
-            .await?;
+            ),
+        )
+        .await?;
         let state: String = match row {
             Some(row) => row.try_get("", "state")?,
             None => "missing".to_owned(),

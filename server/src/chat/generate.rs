@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm::{DbBackend, Statement};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -216,10 +216,10 @@ async fn store(
     error: Option<&str>,
 ) -> Result<bool, ()> {
     for attempt in 0..5u32 {
-        let result = chat
-            .inner
-            .db
-            .query_one_raw(Statement::from_sql_and_values(
+        let result = crate::db::query_one_as(
+            &chat.inner.db,
+            crate::db::SystemRole::Worker,
+            Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 "SELECT app.chat_finish_message($1, $2, $3, $4, $5, $6, $7, $8) AS changed",
                 [
@@ -232,12 +232,13 @@ async fn store(
                     completion.into(),
                     error.map(str::to_owned).into(),
                 ],
-            ))
-            .await
-            .and_then(|row| match row {
-                Some(row) => row.try_get::<bool>("", "changed"),
-                None => Ok(false),
-            });
+            ),
+        )
+        .await
+        .and_then(|row| match row {
+            Some(row) => row.try_get::<bool>("", "changed"),
+            None => Ok(false),
+        });
         match result {
             Ok(changed) => return Ok(changed),
             Err(err) => {

@@ -1,15 +1,18 @@
 //! Cancelling the statement of a request whose client went away.
 //!
-//! Dropping a statement's future does not stop the statement: PostgreSQL runs it to its end
-//! (or to `statement_timeout`), and the connection returns to the pool only then. sqlx cannot
-//! send PostgreSQL's cancel request, so a request transaction's connection, [`TxConn`], knows
-//! its backend's pid (read in the round trip that begins the transaction) and counts the
-//! statements it has in flight. Dropped with one in flight, it hands the transaction to a task
-//! that runs `SELECT pg_cancel_backend(pid)` on another pooled connection and only then rolls
-//! back. The connection stays with that task until the rollback is done, so it cannot be
-//! reused while a cancel is on its way: the signal is pending on the backend before the
-//! rollback is even sent, and PostgreSQL ignores a cancel that reaches an idle backend, so a
-//! cancel never hits a later request.
+//! The HTTP server drops a request whose client closed its connection (or that ran past
+//! `HTTP_REQUEST_TIMEOUT_SECS`). Dropping a statement's future does not stop the statement,
+//! though: PostgreSQL runs it to its end (or to `statement_timeout`), and the connection returns
+//! to the pool only then. sqlx cannot send PostgreSQL's cancel request, so a request
+//! transaction's connection, [`TxConn`], marks its backend (a random `application_name`, set
+//! with `SET LOCAL` in the round trip that begins the transaction, so it is gone with the
+//! transaction) and counts the statements it has in flight. Dropped with one in flight, it
+//! hands the transaction to a task that runs `pg_cancel_backend(pid)` for the backend with that
+//! mark (`pg_stat_activity`) on another pooled connection, and only then rolls back. The
+//! connection stays with that task until the rollback is done, so it cannot be reused while a
+//! cancel is on its way: the signal is pending on the backend before the rollback is even
+//! sent, and PostgreSQL ignores a cancel that reaches an idle backend, so a cancel never hits a
+//! later request.
 //!
 //! Getting the other connection is bounded by the pool's acquire timeout; the cancel statement
 //! itself is never abandoned half-way (that could deliver the signal after the connection was
@@ -21,6 +24,8 @@ use std::{
     sync::atomic::{AtomicUsize, Ordering},
 };
 
+use rand::Rng as _;
+
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, ExecResult,
     QueryResult, Statement,
@@ -28,13 +33,30 @@ use sea_orm::{
 
 use super::SharePermit;
 
+/// The mark of one transaction's backend: `application_name` for as long as it lasts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Mark(String);
+
+impl Mark {
+    /// A fresh, random mark.
+    pub(crate) fn new() -> Self {
+        Self(format!("gql-tx-{:032x}", rand::rng().random::<u128>()))
+    }
+
+    /// The statement that marks the backend, for the transaction's first round trip. The mark
+    /// is hex digits only, so it is safe in SQL text.
+    pub(crate) fn statement(&self) -> String {
+        format!("SET LOCAL application_name = '{}'", self.0)
+    }
+}
+
 /// The connection of a request transaction: every statement of the transaction goes through
 /// it, and it cancels the one in flight if dropped before the statement ended.
 pub struct TxConn {
     /// `None` once committed.
     tx: Option<DatabaseTransaction>,
-    /// The backend's `pg_backend_pid()`.
-    pid: i32,
+    /// The mark on the transaction's backend.
+    mark: Mark,
     /// The pool, for the connection that sends the cancel.
     pool: DatabaseConnection,
     /// Statements begun and not finished; a dropped statement future leaves its count here.
@@ -47,7 +69,7 @@ pub struct TxConn {
 impl std::fmt::Debug for TxConn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TxConn")
-            .field("pid", &self.pid)
+            .field("mark", &self.mark.0)
             .field("open", &self.tx.is_some())
             .field("in_flight", &self.in_flight.load(Ordering::Relaxed))
             .finish_non_exhaustive()
@@ -55,11 +77,11 @@ impl std::fmt::Debug for TxConn {
 }
 
 impl TxConn {
-    /// Wraps `tx`, begun on the backend `pid` of `pool`.
-    pub fn new(tx: DatabaseTransaction, pid: i32, pool: DatabaseConnection) -> Self {
+    /// Wraps `tx`, begun on a backend of `pool` marked with `mark`.
+    pub(crate) fn new(tx: DatabaseTransaction, mark: Mark, pool: DatabaseConnection) -> Self {
         Self {
             tx: Some(tx),
-            pid,
+            mark,
             pool,
             in_flight: AtomicUsize::new(0),
             share: None,
@@ -110,41 +132,44 @@ impl Drop for TxConn {
             return;
         };
         let pool = self.pool.clone();
-        let pid = self.pid;
+        let mark = self.mark.clone();
         let share = self.share.take();
         runtime.spawn(async move {
-            cancel_then_roll_back(&pool, pid, tx).await;
+            cancel_then_roll_back(&pool, &mark, tx).await;
             drop(share);
         });
     }
 }
 
-/// Cancels what backend `pid` runs, then rolls `tx` (on that backend) back.
-async fn cancel_then_roll_back(pool: &DatabaseConnection, pid: i32, tx: DatabaseTransaction) {
+/// Cancels what the backend marked `mark` runs, then rolls `tx` (on that backend) back. The
+/// cancel runs as the pool's login role, which may signal its own sessions.
+async fn cancel_then_roll_back(pool: &DatabaseConnection, mark: &Mark, tx: DatabaseTransaction) {
     let cancel = pool
         .query_one_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT pg_cancel_backend($1) AS cancelled",
-            [pid.into()],
+            "SELECT bool_or(pg_cancel_backend(pid)) AS cancelled FROM pg_stat_activity \
+             WHERE application_name = $1",
+            [mark.0.clone().into()],
         ))
         .await;
+    let mark = mark.0.as_str();
     match cancel {
         Ok(row) => {
-            let sent = row.and_then(|r| r.try_get::<bool>("", "cancelled").ok());
+            let sent = row.and_then(|r| r.try_get::<Option<bool>>("", "cancelled").ok());
             tracing::debug!(
-                pid,
+                mark,
                 ?sent,
                 "cancelled the statement of an abandoned request"
             );
         }
         Err(error) => tracing::warn!(
-            pid,
+            mark,
             %error,
             "could not cancel the statement of an abandoned request; it runs to its end"
         ),
     }
     if let Err(error) = tx.rollback().await {
-        tracing::warn!(pid, %error, "rolling back an abandoned request transaction failed");
+        tracing::warn!(mark, %error, "rolling back an abandoned request transaction failed");
     }
 }
 

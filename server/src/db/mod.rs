@@ -1,7 +1,10 @@
-//! The database: the request pool, migrations, the start-up safety check, and the request
-//! transaction that carries the caller's identity into Row Level Security.
+//! The database: the request pool, migrations, the start-up safety checks (the pool's role, and
+//! the catalog in [`safety`]), the printed catalog ([`catalog`]), and the request transaction
+//! that carries the caller's identity into Row Level Security.
 
 mod cancel;
+pub mod catalog;
+pub mod safety;
 mod scope;
 mod share;
 mod tx;
@@ -17,7 +20,7 @@ use sea_orm::{
 pub use cancel::TxConn;
 pub use scope::{RequestBudget, RequestScope};
 pub use share::{SharePermit, Shares};
-pub use tx::{Access, RequestTx};
+pub use tx::{Access, RequestTx, SystemRole, query_all_as, query_one_as};
 
 /// What every session of the request pool is started with, so that no statement or
 /// transaction of a request can run unbounded. Each is in milliseconds; 0 means no limit.

@@ -1,9 +1,11 @@
 //! `RequestTx`: the only way resolvers reach the database.
 
-use sea_orm::{DatabaseConnection, DbBackend, Statement, TransactionTrait, Value};
-use uuid::Uuid;
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbErr, QueryResult, RuntimeErr, Statement,
+    TransactionTrait,
+};
 
-use super::{SharePermit, TxConn};
+use super::{SharePermit, TxConn, cancel::Mark};
 use crate::{
     auth::Viewer,
     error::{AppError, AppResult},
@@ -16,9 +18,65 @@ pub enum Access {
     ReadWrite,
 }
 
+/// The roles a transaction outside a signed-in request runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SystemRole {
+    /// `app_anon`: anonymous requests, and the sign-in functions they call.
+    Anonymous,
+    /// `app_worker`: background work that belongs to no request.
+    Worker,
+}
+
+/// The SQLSTATE `app.begin_request` raises when the caller is not live.
+const NOT_LIVE: &str = "28000";
+
+/// The SQLSTATE of a database error, if it is one.
+pub(crate) fn sqlstate(error: &DbErr) -> Option<String> {
+    match error {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => e
+            .as_database_error()
+            .and_then(|d| d.code())
+            .map(|c| c.into_owned()),
+        _ => None,
+    }
+}
+
+/// Role names are written into SQL text: allow only plain ones (what `roles.name` allows, and
+/// the built-in names).
+fn is_plain_role_name(role: &str) -> bool {
+    (1..=64).contains(&role.len())
+        && role
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Runs one statement as `role` in a transaction of its own and returns its first row.
+pub async fn query_one_as(
+    db: &DatabaseConnection,
+    role: SystemRole,
+    statement: Statement,
+) -> Result<Option<QueryResult>, DbErr> {
+    let tx = RequestTx::begin_system(db, role).await?;
+    let row = tx.tx.query_one_raw(statement).await?;
+    tx.tx.commit().await?;
+    Ok(row)
+}
+
+/// Runs one statement as `role` in a transaction of its own and returns its rows.
+pub async fn query_all_as(
+    db: &DatabaseConnection,
+    role: SystemRole,
+    statement: Statement,
+) -> Result<Vec<QueryResult>, DbErr> {
+    let tx = RequestTx::begin_system(db, role).await?;
+    let rows = tx.tx.query_all_raw(statement).await?;
+    tx.tx.commit().await?;
+    Ok(rows)
+}
+
 /// A transaction opened for one caller: `SET LOCAL ROLE app_user` (or `app_anon`) and the
 /// `app.user_id` / `app.company_id` / `app.role` variables are set in the same round trip as
-/// the check that the caller is a live user of that company. All of it is transaction-local,
+/// the check that the caller is a live user of that company with a live session. All of it is transaction-local,
 /// so nothing outlives `commit` or the rollback on drop. Dropped while a statement runs (its
 /// request went away), the statement is cancelled first (see [`TxConn`]).
 #[derive(Debug)]
@@ -30,53 +88,70 @@ impl RequestTx {
     /// Begins a transaction for `viewer`. `UNAUTHENTICATED` when the token's user no longer
     /// exists, is inactive, or has another company or role than the token says, or when its
     /// session is revoked or past its absolute lifetime.
+    ///
+    /// The role switch and `app.begin_request` go in one simple-protocol round trip: the login
+    /// role may execute no function itself, so the role must change before the call. The values
+    /// are written into the SQL text: ids are UUIDs, and a role name is checked to be plain
+    /// first.
     pub async fn begin(
         db: &DatabaseConnection,
         viewer: &Viewer,
         access: Access,
     ) -> AppResult<Self> {
+        let mark = Mark::new();
+        let sql = match viewer {
+            Viewer::Anonymous => match access {
+                Access::ReadOnly => {
+                    "SET LOCAL ROLE app_anon; SET LOCAL transaction_read_only = on".to_owned()
+                }
+                Access::ReadWrite => "SET LOCAL ROLE app_anon".to_owned(),
+            },
+            Viewer::User(p) => {
+                if !is_plain_role_name(&p.role) {
+                    return Err(AppError::Unauthenticated(
+                        "the token names an invalid role".into(),
+                    ));
+                }
+                format!(
+                    "SET LOCAL ROLE app_user; SELECT app.begin_request('{}'::uuid, '{}'::uuid, '{}', '{}'::uuid, {})",
+                    p.user_id,
+                    p.company_id,
+                    p.role,
+                    p.session_id,
+                    access == Access::ReadOnly
+                )
+            }
+        };
+        let sql = format!("{}; {sql}", mark.statement());
         let tx = db.begin().await?;
-        let values: [Value; 5] = match viewer {
-            Viewer::Anonymous => [
-                Option::<Uuid>::None.into(),
-                Option::<Uuid>::None.into(),
-                Option::<String>::None.into(),
-                Option::<Uuid>::None.into(),
-                (access == Access::ReadOnly).into(),
-            ],
-            Viewer::User(p) => [
-                p.user_id.into(),
-                p.company_id.into(),
-                p.role.clone().into(),
-                p.session_id.into(),
-                (access == Access::ReadOnly).into(),
-            ],
-        };
-        let row = sea_orm::ConnectionTrait::query_one_raw(
-            &tx,
-            Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT app.begin_request($1, $2, $3, $4, $5) AS ok, pg_backend_pid() AS pid",
-                values,
-            ),
-        )
-        .await?;
-        let (ok, pid) = match row {
-            Some(row) => (
-                row.try_get::<bool>("", "ok")?,
-                row.try_get::<i32>("", "pid")?,
-            ),
-            None => (false, 0),
-        };
-        if !ok {
-            return Err(AppError::Unauthenticated(
-                "the session has ended, or its user is no longer an active member of that company \
-                 with that role"
-                    .into(),
-            ));
+        match tx.execute_unprepared(&sql).await {
+            Ok(_) => Ok(Self {
+                tx: TxConn::new(tx, mark, db.clone()),
+            }),
+            Err(error) if sqlstate(&error).as_deref() == Some(NOT_LIVE) => {
+                Err(AppError::Unauthenticated(
+                    "the session has ended, or its user is no longer an active member of that \
+                     company with that role"
+                        .into(),
+                ))
+            }
+            Err(error) => Err(error.into()),
         }
+    }
+
+    /// Begins a transaction as one of the roles for work outside a signed-in request:
+    /// `app_anon` for signing in, `app_worker` for background work.
+    pub async fn begin_system(db: &DatabaseConnection, role: SystemRole) -> Result<Self, DbErr> {
+        let mark = Mark::new();
+        let role = match role {
+            SystemRole::Anonymous => "app_anon",
+            SystemRole::Worker => "app_worker",
+        };
+        let tx = db.begin().await?;
+        tx.execute_unprepared(&format!("{}; SET LOCAL ROLE {role}", mark.statement()))
+            .await?;
         Ok(Self {
-            tx: TxConn::new(tx, pid, db.clone()),
+            tx: TxConn::new(tx, mark, db.clone()),
         })
     }
 

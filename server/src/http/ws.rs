@@ -36,7 +36,7 @@ pub async fn graphql_ws(
     let schema = schema.clone();
     let state = state.clone();
     let request_id = req.extensions().get::<RequestId>().cloned();
-    let meta = RequestMeta::from_request(req);
+    let meta = RequestMeta::from_request(req, state.config.cookies_secure());
     websocket
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |stream| {

@@ -2,7 +2,7 @@
 //! and operation, custom roles work without a restart, and the policy files reload on SIGHUP.
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::HashMap,
     path::{Path, PathBuf},
     sync::atomic::{AtomicU64, Ordering},
     time::Duration,
@@ -12,10 +12,12 @@ use anyhow::Context as _;
 use futures_util::{StreamExt as _, stream};
 use serde_json::{Value, json};
 use server::authz::{Authz, FieldGuard, declared_guards, permissions_table};
-use tests::{GqlResponse, TestApp, TestUser, eventually};
+use tests::{
+    GqlResponse, TestApp, TestUser, eventually,
+    policy::{ACTIONS, policy, policy_dir},
+};
 use uuid::Uuid;
 
-const ACTIONS: [&str; 5] = ["read", "create", "update", "delete", "manage"];
 const OBJECTS: [&str; 9] = [
     "company",
     "user",
@@ -27,72 +29,6 @@ const OBJECTS: [&str; 9] = [
     "session",
     "invitation",
 ];
-
-fn policy_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies")
-}
-
-/// `policy.csv`, read plainly: grants per role, and the roles each role inherits from.
-#[derive(Debug, Default)]
-struct Policy {
-    grants: HashMap<String, BTreeSet<(String, String)>>,
-    parents: HashMap<String, Vec<String>>,
-}
-
-impl Policy {
-    fn parse(text: &str) -> anyhow::Result<Self> {
-        let mut policy = Self::default();
-        for line in text.lines().map(str::trim) {
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-            match fields.as_slice() {
-                ["p", role, "*", object, action] => {
-                    policy.grant(role, object, action);
-                }
-                ["g", role, parent, "*"] => policy
-                    .parents
-                    .entry((*role).to_owned())
-                    .or_default()
-                    .push((*parent).to_owned()),
-                _ => anyhow::bail!("unexpected policy line `{line}`"),
-            }
-        }
-        Ok(policy)
-    }
-
-    fn grant(&mut self, role: &str, object: &str, action: &str) {
-        self.grants
-            .entry(role.to_owned())
-            .or_default()
-            .insert((object.to_owned(), action.to_owned()));
-    }
-
-    /// Whether `role` (or a role it inherits from) is granted `action` on `object`, where
-    /// `manage` stands for every action.
-    fn allows(&self, role: &str, object: &str, action: &str) -> bool {
-        let mut stack = vec![role.to_owned()];
-        let mut seen = BTreeSet::new();
-        while let Some(role) = stack.pop() {
-            if !seen.insert(role.clone()) {
-                continue;
-            }
-            if let Some(grants) = self.grants.get(&role) {
-                let has = |a: &str| grants.contains(&(object.to_owned(), a.to_owned()));
-                if ACTIONS.contains(&action) && (has(action) || has("manage")) {
-                    return true;
-                }
-            }
-            stack.extend(self.parents.get(&role).cloned().unwrap_or_default());
-        }
-        false
-    }
-}
-
-fn policy() -> anyhow::Result<Policy> {
-    Policy::parse(&std::fs::read_to_string(policy_dir().join("policy.csv"))?)
-}
 
 /// Every root field with its guard, as the SDL declares them.
 fn guards() -> anyhow::Result<Vec<(String, String, Option<FieldGuard>)>> {
