@@ -11,7 +11,11 @@ use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement, TransactionTrait};
 use serde_json::{Value, json};
-use tests::{TestApp, TestUser, eventually};
+use server::authz::{Action, Object, Permission};
+use tests::{
+    TestApp, TestUser, eventually,
+    ws::{WsClient, WsOutcome},
+};
 use uuid::Uuid;
 
 const RENAME: &str =
@@ -333,6 +337,71 @@ async fn one_company_cannot_starve_the_pool_for_the_others() -> anyhow::Result<(
             response["data"]["updatePreset"]["name"], "Renamed",
             "{response}"
         );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_subscription_holds_no_connection_once_it_is_authorized() -> anyhow::Result<()> {
+    let app = TestApp::spawn().await?;
+    let (company, _, _) = app.company_with_users("Acme", 0).await?;
+    // A custom role this instance has not loaded yet: the guard reads the company's custom
+    // roles in a read transaction of the subscription's own.
+    app.sql(&format!(
+        "INSERT INTO roles (company_id, name, grants) VALUES ('{company}', 'buddy', \
+         '[{{\"object\": \"friendship\", \"action\": \"manage\"}}]')"
+    ))
+    .await?;
+    let buddy = app
+        .create_user(company, "buddy@acme.example", "buddy")
+        .await?;
+    let url = format!("ws://{}/graphql/ws", app.addr);
+    let payload = json!({ "authorization": format!("Bearer {}", app.token_for(&buddy)) });
+    let WsOutcome::Acked(mut client) = WsClient::connect(&url, None, payload).await? else {
+        anyhow::bail!("the WebSocket was not acknowledged");
+    };
+    client
+        .subscribe(
+            "events",
+            "subscription { friendEvents { kind } }",
+            json!({}),
+        )
+        .await?;
+    // The guard has read the company's custom roles once the enforcer knows `buddy`; no event
+    // has come, and the subscription must hold no connection.
+    let authz = app.state().authz.clone();
+    let permission = Permission {
+        object: Object::Friendship,
+        action: Action::Read,
+    };
+    eventually(PATIENCE, "the guard to load the custom roles", || {
+        let authz = authz.clone();
+        async move { authz.enforce("buddy", company, permission).await }
+    })
+    .await?;
+    let shares = app.state().shares.clone();
+    eventually(
+        PATIENCE,
+        "the subscription to give its connection back",
+        || async { shares.in_use(Some(company)) == 0 },
+    )
+    .await?;
+    // And it is live.
+    let topic = server::friends::events::topic(buddy.id);
+    let event = json!({
+        "kind": "REQUEST_CANCELLED", "request_id": Uuid::nil(), "user_id": Uuid::nil(),
+        "occurred_at": chrono::Utc::now(),
+    });
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        app.state().pubsub.publish(&topic, &event).await;
+        if let Ok(message) =
+            tokio::time::timeout(Duration::from_millis(250), client.next_json()).await
+        {
+            anyhow::ensure!(message?["type"] == "next", "the subscription failed");
+            break;
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "never live");
     }
     Ok(())
 }
