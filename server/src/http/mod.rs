@@ -29,6 +29,9 @@ pub fn app(state: AppState, schema: AppSchema) -> impl IntoEndpoint {
         .with(origin::CrossOrigin::new(&state.config.cors_origins))
         .with(CatchPanic::new())
         .with(RequestIdMiddleware)
+        .data(ws::SocketRegistry::new(
+            state.config.ws_max_sockets_per_user,
+        ))
         .data(schema)
         .data(state)
 }
