@@ -4,7 +4,7 @@ CARGO ?= cargo
 # Tests wait on PostgreSQL and Redis far more than on the CPU: run several at once.
 TEST_THREADS ?= 6
 
-.PHONY: run test deps build check fmt clippy schema bench clean-data
+.PHONY: run test deps build check fmt clippy schema catalog bench clean-data
 
 ## Install PostgreSQL and Redis server binaries when missing (Debian/Ubuntu, via apt-get).
 deps:
@@ -31,6 +31,12 @@ fmt:
 ## Regenerate schema.graphql from the code.
 schema:
 	$(CARGO) run -q -p server --bin server -- print-schema > schema.graphql
+
+## Regenerate policies/database.sql: the authorization catalog of a freshly migrated database
+## (a throw-away private PostgreSQL cluster is started for it).
+catalog: deps
+	$(CARGO) run -q -p server --bin server -- print-catalog --fresh > policies/database.sql.tmp
+	mv policies/database.sql.tmp policies/database.sql
 
 ## Release build, seeded data, load test and the pgbench ceiling; prints figures.
 bench: deps

@@ -26,6 +26,15 @@ pub enum Command {
     Migrate,
     /// Print the GraphQL schema (SDL) to stdout.
     PrintSchema,
+    /// Print the database's authorization catalog (roles, grants, policies, views, functions)
+    /// to stdout: of DATABASE_ADMIN_URL (else DATABASE_URL), or of a freshly migrated database
+    /// in a throw-away private cluster when neither is set or with --fresh.
+    PrintCatalog {
+        /// Always use a throw-away private cluster, whatever DATABASE_URL says
+        /// (`policies/database.sql` is made this way).
+        #[arg(long)]
+        fresh: bool,
+    },
     /// Create a company with an admin and N users with realistic, deterministic attributes
     /// (for demos and benchmarks), then exit.
     Seed {
@@ -81,7 +90,9 @@ pub struct Config {
     pub migrate_on_start: bool,
 
     /// Start even when the pool's role can bypass Row Level Security (superuser, BYPASSRLS, or
-    /// owner of tenant tables). Never do this in production.
+    /// owner of tenant tables); such a role's own privileges are then only warned about. Unsafe
+    /// tenant tables and definer functions are refused all the same. Never do this in
+    /// production.
     #[arg(long, env = "ALLOW_RLS_BYPASS", default_value_t = false, action = clap::ArgAction::Set,
           value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_rls_bypass: bool,
@@ -158,10 +169,35 @@ pub struct Config {
     #[arg(skip)]
     pub private_mode: bool,
 
-    /// Allowed browser origins for CORS and WebSocket `Origin` checks, comma separated.
-    /// Same-origin requests and requests without `Origin` are always allowed.
+    /// Browser origins allowed cross-origin (CORS, and the WebSocket `Origin` check), comma
+    /// separated, e.g. `https://app.example.com`. None by default: every cross-origin request
+    /// is refused. Same-origin requests and requests without `Origin` always pass.
     #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+
+    /// Request headers allowed cross-origin, comma separated.
+    #[arg(
+        long,
+        env = "CORS_ALLOW_HEADERS",
+        value_delimiter = ',',
+        default_value = "authorization,content-type,x-request-id,x-csrf-token,x-device-id,\
+traceparent,tracestate,baggage,sentry-trace,apollographql-client-name,\
+apollographql-client-version,apollo-require-preflight"
+    )]
+    pub cors_allow_headers: Vec<String>,
+
+    /// Longest time a client may take to send a request's headers, in seconds.
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub http_header_timeout_secs: u64,
+
+    /// Longest time one HTTP request may take, body and answer included, in seconds (`408`
+    /// beyond). WebSockets are bounded by their credentials instead.
+    #[arg(long, env = "HTTP_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub http_request_timeout_secs: u64,
+
+    /// How long a kept-alive connection may stay silent between requests, in seconds.
+    #[arg(long, env = "HTTP_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub http_idle_timeout_secs: u64,
 
     /// Maximum depth of a GraphQL query.
     #[arg(long, env = "GRAPHQL_MAX_DEPTH", default_value_t = 15)]
@@ -293,6 +329,11 @@ pub struct Config {
 }
 
 impl Config {
+    /// Whether auth cookies are `Secure` (and so `__Host-` prefixed).
+    pub fn cookies_secure(&self) -> bool {
+        self.cookie_secure.unwrap_or(!self.private_mode)
+    }
+
     /// How long a request waits for a pooled database connection.
     pub fn db_acquire_timeout(&self) -> Duration {
         Duration::from_millis(self.db_acquire_timeout_ms)

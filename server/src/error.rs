@@ -99,6 +99,12 @@ impl From<sea_orm::DbErr> for AppError {
                     Some(code) if code == "23505" => {
                         Self::Conflict("a record with the same unique value already exists".into())
                     }
+                    // A string PostgreSQL cannot store (NUL), should one slip past the check
+                    // of the GraphQL layer.
+                    Some(code) if code == "22021" || code == "22P05" => Self::bad_input(
+                        "input",
+                        "the input contains a character that cannot be stored (NUL)",
+                    ),
                     Some(code) if code == "42501" => {
                         tracing::error!(%error, "permission denied by the database");
                         Self::Forbidden("not allowed".into())
@@ -118,6 +124,16 @@ impl From<deadpool_redis::PoolError> for AppError {
     }
 }
 
+/// An error and its causes on one line.
+pub fn one_line(error: &anyhow::Error) -> String {
+    format!("{error:#}")
+        .split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The request id of the current request, for error messages.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
@@ -131,7 +147,9 @@ impl From<anyhow::Error> for AppError {
 impl From<AppError> for async_graphql::Error {
     fn from(error: AppError) -> Self {
         if let AppError::Internal(source) = &error {
-            tracing::error!(error = ?source, "internal error");
+            // One line: the cause and its chain, inside the request's span (its id), never a
+            // backtrace.
+            tracing::error!(cause = %one_line(source), "internal error");
         }
         async_graphql::Error::new(error.message()).extend_with(|_, ext| {
             ext.set("code", error.code());
@@ -143,5 +161,21 @@ impl From<AppError> for async_graphql::Error {
                 _ => {}
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_are_logged_on_one_line() {
+        let error = anyhow::anyhow!("line one\nline two").context("while doing\r\nthe thing");
+        let line = one_line(&error);
+        assert!(!line.contains('\n') && !line.contains('\r'), "{line}");
+        assert!(
+            line.contains("while doing") && line.contains("line two"),
+            "{line}"
+        );
     }
 }

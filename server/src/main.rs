@@ -1,4 +1,4 @@
-//! `server`: serve (default), migrate, seed, or print the schema.
+//! `server`: serve (default), migrate, seed, or print the schema or the database catalog.
 
 use clap::Parser;
 use server::config::{Cli, Command};
@@ -15,6 +15,14 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::PrintSchema => {
             print!("{}", server::graphql::sdl());
+            Ok(())
+        }
+        Command::PrintCatalog { fresh } => {
+            // No log subscriber: stdout is the catalog.
+            print!(
+                "{}",
+                server::db::catalog::generate(&cli.config, fresh).await?
+            );
             Ok(())
         }
         Command::Migrate => {

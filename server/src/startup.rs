@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
 use anyhow::{Context as _, bail};
-use poem::{Server, listener::TcpAcceptor};
+use poem::IntoEndpoint as _;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use tokio::{sync::oneshot, task::JoinHandle};
 
@@ -145,7 +145,8 @@ impl RunningServer {
 }
 
 /// Connects to PostgreSQL and Redis as configured (URLs required), migrates if asked, checks
-/// that the pool's role cannot bypass RLS, and serves on `config.bind_addr` (port 0 picks one).
+/// that the pool's role cannot bypass RLS and that the catalog is safe, and serves on
+/// `config.bind_addr` (port 0 picks one).
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let database_url = config
         .database_url
@@ -167,7 +168,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         config.db_acquire_timeout(),
     )
     .await?;
-    refuse_rls_bypass(&pool, config.allow_rls_bypass).await?;
+    refuse_unsafe_database(&pool, config.allow_rls_bypass).await?;
     let redis = redis_pool(&redis_url, config.db_max_connections as usize)?;
     let revoked_ttl = Duration::from_secs(jwt.access_ttl().as_secs() + config.jwt_leeway_secs + 60);
     let pubsub = crate::pubsub::PubSub::start(&redis_url, redis.clone(), &config.redis_key_prefix)?;
@@ -204,18 +205,24 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .with_context(|| format!("listen on {}", state.config.bind_addr))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
-    let acceptor = TcpAcceptor::from_std(listener)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let timeouts = http::Timeouts {
+        header: Duration::from_secs(state.config.http_header_timeout_secs.max(1)),
+        request: Duration::from_secs(state.config.http_request_timeout_secs.max(1)),
+        idle: Duration::from_secs(state.config.http_idle_timeout_secs.max(1)),
+    };
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(
-                app,
-                async {
-                    let _ = shutdown_rx.await;
-                },
-                Some(Duration::from_secs(10)),
-            )
-            .await
+        http::serve(
+            listener,
+            app.into_endpoint(),
+            timeouts,
+            async {
+                let _ = shutdown_rx.await;
+            },
+            Duration::from_secs(10),
+        )
+        .await
     });
     Ok(RunningServer {
         addr,
@@ -225,10 +232,19 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     })
 }
 
-async fn refuse_rls_bypass(pool: &DatabaseConnection, allowed: bool) -> anyhow::Result<()> {
+/// Refuses a database the server must not serve from: a pool role that bypasses Row Level
+/// Security (unless `allow_bypass`), or an unsafe catalog ([`db::safety::catalog_problems`]).
+/// With a bypass allowed and present, what concerns the login role's own privileges is only
+/// logged (a superuser or an owner holds them anyway); tenant tables and definer functions are
+/// checked all the same.
+async fn refuse_unsafe_database(
+    pool: &DatabaseConnection,
+    allow_bypass: bool,
+) -> anyhow::Result<()> {
     let check = db::check_pool_role(pool).await?;
-    if let Some(reason) = check.bypass_reason() {
-        if !allowed {
+    let bypass = check.bypass_reason();
+    if let Some(reason) = &bypass {
+        if !allow_bypass {
             bail!(
                 "{reason}, so Row Level Security would not protect tenant data. Point DATABASE_URL \
                  at a role without those powers (e.g. app_authenticator), or set \
@@ -237,7 +253,28 @@ async fn refuse_rls_bypass(pool: &DatabaseConnection, allowed: bool) -> anyhow::
         }
         tracing::warn!("{reason}; Row Level Security is bypassed (ALLOW_RLS_BYPASS=1)");
     }
+    let problems = db::safety::catalog_problems(pool, migration::TENANT_TABLES).await?;
+    let (excused, refused): (Vec<_>, Vec<_>) = problems
+        .into_iter()
+        .partition(|p| bypass.is_some() && p.concerns_login_role());
+    if !excused.is_empty() {
+        tracing::warn!(
+            problems = %list(&excused),
+            "the pool's role has privileges of its own (ALLOW_RLS_BYPASS=1)"
+        );
+    }
+    if !refused.is_empty() {
+        bail!(
+            "the database's authorization catalog is unsafe, so the server refuses to start:{}\n\
+             Fix the migrations or the database (`server print-catalog` shows the whole catalog)",
+            list(&refused)
+        );
+    }
     Ok(())
+}
+
+fn list(problems: &[db::safety::CatalogProblem]) -> String {
+    problems.iter().map(|p| format!("\n  - {p}")).collect()
 }
 
 fn redis_pool(url: &str, max_size: usize) -> anyhow::Result<deadpool_redis::Pool> {

@@ -10,6 +10,8 @@ pub struct GqlResponse {
     pub body: Value,
     /// `Set-Cookie` headers of the response.
     pub set_cookies: Vec<String>,
+    /// Every header of the response.
+    pub headers: reqwest::header::HeaderMap,
 }
 
 impl GqlResponse {
@@ -27,6 +29,7 @@ impl GqlResponse {
             .iter()
             .filter_map(|v| v.to_str().ok().map(str::to_owned))
             .collect();
+        let headers = response.headers().clone();
         let text = response.text().await?;
         let body = serde_json::from_str(&text)
             .map_err(|e| anyhow::anyhow!("response is not JSON ({e}): {text}"))?;
@@ -35,6 +38,7 @@ impl GqlResponse {
             content_type,
             body,
             set_cookies,
+            headers,
         })
     }
 

@@ -17,6 +17,8 @@ pub struct RequestMeta {
     pub refresh_cookie: Option<String>,
     /// The CSRF cookie, if the browser sent one.
     pub csrf_cookie: Option<String>,
+    /// The browser sent more than one CSRF cookie (one of them planted).
+    pub duplicate_csrf: bool,
     /// The access-token cookie, if the browser sent one.
     pub access_cookie: Option<String>,
 }
@@ -30,8 +32,10 @@ fn header_value(req: &Request, name: impl header::AsHeaderName) -> Option<String
 }
 
 impl RequestMeta {
-    pub fn from_request(req: &Request) -> Self {
-        let jar = cookies::parse(req);
+    /// Reads `req`; `secure_cookies` says which cookie names count (`__Host-` ones when the
+    /// cookies are `Secure`).
+    pub fn from_request(req: &Request, secure_cookies: bool) -> Self {
+        let jar = cookies::parse(req, secure_cookies);
         Self {
             ip: req
                 .remote_addr()
@@ -40,9 +44,10 @@ impl RequestMeta {
             user_agent: header_value(req, header::USER_AGENT),
             accept_language: header_value(req, header::ACCEPT_LANGUAGE),
             device_id: header_value(req, "x-device-id"),
-            refresh_cookie: jar.get(cookies::REFRESH).cloned(),
-            csrf_cookie: jar.get(cookies::CSRF).cloned(),
-            access_cookie: jar.get(cookies::ACCESS).cloned(),
+            refresh_cookie: jar.refresh,
+            csrf_cookie: jar.csrf,
+            duplicate_csrf: jar.duplicate_csrf,
+            access_cookie: jar.access,
         }
     }
 

@@ -15,3 +15,13 @@ pub use jwt::{AccessClaims, JwtKeys};
 pub use meta::RequestMeta;
 pub use session_cache::SessionCache;
 pub use viewer::{Principal, Viewer};
+
+/// The session a cookie request's CSRF token was signed for, when its access cookie did not
+/// already name one (a refresh with the refresh cookie alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CsrfSession(pub uuid::Uuid);
+
+/// The key CSRF tokens are signed with, derived from the token-signing key.
+pub fn csrf_key(state: &crate::state::AppState) -> [u8; 32] {
+    state.jwt.derive_secret(b"csrf-token-key")
+}

@@ -1,6 +1,9 @@
-//! The database: the request pool, migrations, the start-up safety check, and the request
-//! transaction that carries the caller's identity into Row Level Security.
+//! The database: the request pool, migrations, the start-up safety checks (the pool's role, and
+//! the catalog in [`safety`]), the printed catalog ([`catalog`]), and the request transaction
+//! that carries the caller's identity into Row Level Security.
 
+pub mod catalog;
+pub mod safety;
 mod scope;
 mod tx;
 

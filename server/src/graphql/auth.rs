@@ -108,10 +108,7 @@ fn meta<'a>(ctx: &Context<'a>) -> RequestMeta {
 }
 
 fn cookie_secure(state: &AppState) -> bool {
-    state
-        .config
-        .cookie_secure
-        .unwrap_or(!state.config.private_mode)
+    state.config.cookies_secure()
 }
 
 /// Turns issued credentials into the payload, setting cookies in cookie mode.
@@ -119,9 +116,8 @@ async fn payload(ctx: &Context<'_>, issued: Issued, cookie_mode: bool) -> AppRes
     let state = state(ctx)?;
     let user = load_user(state, &issued.principal).await?;
     if cookie_mode {
-        let csrf = meta(ctx)
-            .csrf_cookie
-            .unwrap_or_else(|| tokens::generate(tokens::Kind::Refresh));
+        // A fresh token bound to this session: never one the browser brought along.
+        let csrf = cookies::csrf_token(&crate::auth::csrf_key(state), issued.principal.session_id);
         let access_ttl = (issued.access_expires_at - Utc::now()).num_seconds().max(0);
         let refresh_ttl = (issued.refresh_expires_at - Utc::now())
             .num_seconds()
@@ -288,6 +284,16 @@ impl AuthMutation {
             }
         };
         let issued = service::refresh(state(ctx)?, &meta, &token).await?;
+        // A refresh riding on the refresh cookie must carry the CSRF token of the session it
+        // rotates (the HTTP layer verified the token's signature).
+        if cookie_mode
+            && ctx.data_opt::<crate::auth::CsrfSession>().map(|s| s.0)
+                != Some(issued.principal.session_id)
+        {
+            return Err(AppError::Forbidden(
+                "the CSRF token belongs to another session".into(),
+            ));
+        }
         payload(ctx, issued, cookie_mode).await
     }
 

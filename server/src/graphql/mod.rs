@@ -9,6 +9,7 @@ mod guardrails;
 pub mod live;
 mod presets;
 mod roles;
+mod storable;
 mod users;
 
 use std::sync::Arc;
@@ -80,6 +81,8 @@ pub fn build_schema(state: AppState) -> AppSchema {
         // on top, with a clear message.
         .limit_recursive_depth(64)
         .extension(Guardrails::new(limits))
+        // Strings PostgreSQL cannot store are refused before anything runs.
+        .extension(storable::StorableInput)
         // Every root field declares @requires or @public; this enforces them.
         .extension(crate::authz::Guard::new(state.authz.clone()))
         .data(state)

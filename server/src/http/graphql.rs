@@ -17,7 +17,7 @@ use poem::{
 use serde_json::{Value, json};
 
 use crate::{
-    auth::{self, RequestMeta, cookies},
+    auth::{self, RequestMeta, Viewer, cookies},
     db::RequestScope,
     error::{RequestId, code},
     graphql::AppSchema,
@@ -192,41 +192,55 @@ async fn execute(
     format: Format,
     batch: BatchRequest,
 ) -> Response {
-    let meta = RequestMeta::from_request(req);
+    let meta = RequestMeta::from_request(req, state.config.cookies_secure());
     let bearer = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let viewer = match auth::viewer::resolve(state, bearer, meta.access_cookie.as_deref()).await {
         Ok(viewer) => viewer,
+        // A bad token is 401; a busy dependency while checking it is 503, never 401 (a client
+        // that refreshes on 401 would loop).
         Err(error) => {
-            let mut response = request_error(
-                format,
-                StatusCode::UNAUTHORIZED,
-                error.code(),
-                &error.message(),
-            );
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
+            let status = match error.code() {
+                code::UNAVAILABLE => StatusCode::SERVICE_UNAVAILABLE,
+                code::RATE_LIMITED => StatusCode::TOO_MANY_REQUESTS,
+                _ => StatusCode::UNAUTHORIZED,
+            };
+            let mut response = request_error(format, status, error.code(), &error.message());
+            mark_status(&mut response, status, None);
             return response;
         }
     };
     // Cookies are sent by the browser on its own, so a mutation riding on them must prove it
-    // comes from our page: the CSRF cookie's value in the X-CSRF-Token header.
+    // comes from our page: the CSRF cookie's value in the X-CSRF-Token header, a token the
+    // server signed for the very session of those cookies.
     let cookie_credentials =
         bearer.is_none() && (meta.access_cookie.is_some() || meta.refresh_cookie.is_some());
-    if cookie_credentials
-        && has_mutation(&batch)
-        && !cookies::csrf_matches(req, meta.csrf_cookie.as_deref())
-    {
-        return request_error(
-            format,
-            StatusCode::FORBIDDEN,
-            code::FORBIDDEN,
-            "cookie-authenticated mutations must send the CSRF cookie's value in X-CSRF-Token",
+    let mut csrf_session = None;
+    if cookie_credentials && has_mutation(&batch) {
+        let proof = cookies::csrf_proof(
+            req,
+            meta.csrf_cookie.as_deref(),
+            meta.duplicate_csrf,
+            &auth::csrf_key(state),
         );
+        let valid = match (&proof, &viewer) {
+            (Some(session), Viewer::User(principal)) => *session == principal.session_id,
+            // Only a refresh cookie: `refreshToken` checks the session it rotates.
+            (Some(_), Viewer::Anonymous) => true,
+            (None, _) => false,
+        };
+        if !valid {
+            return request_error(
+                format,
+                StatusCode::FORBIDDEN,
+                code::FORBIDDEN,
+                "cookie-authenticated mutations must send the session's CSRF token (the csrf \
+                 cookie's value) in X-CSRF-Token",
+            );
+        }
+        csrf_session = proof.map(auth::CsrfSession);
     }
     let request_id = req.extensions().get::<RequestId>().cloned();
     let prepare = |request: GqlRequest| {
@@ -234,6 +248,9 @@ async fn execute(
             .data(RequestScope::new(state.db.clone(), viewer.clone()))
             .data(viewer.clone())
             .data(meta.clone());
+        if let Some(session) = csrf_session {
+            request = request.data(session);
+        }
         if let Some(id) = &request_id {
             request = request.data(id.clone());
         }
@@ -257,8 +274,59 @@ fn has_mutation(batch: &BatchRequest) -> bool {
     }
 }
 
+/// What the errors of a response say about its HTTP status: any `UNAUTHENTICATED` makes it 401
+/// (so clients that refresh on 401 do so whatever failed), else any `UNAVAILABLE` 503 with
+/// `Retry-After`.
+fn status_of(errors: &[&async_graphql::ServerError]) -> Option<(StatusCode, Option<u64>)> {
+    let code_of =
+        |e: &async_graphql::ServerError| match e.extensions.as_ref().and_then(|x| x.get("code")) {
+            Some(async_graphql::Value::String(c)) => Some(c.clone()),
+            _ => None,
+        };
+    if errors
+        .iter()
+        .any(|e| code_of(e).as_deref() == Some(code::UNAUTHENTICATED))
+    {
+        return Some((StatusCode::UNAUTHORIZED, None));
+    }
+    errors
+        .iter()
+        .find(|e| code_of(e).as_deref() == Some(code::UNAVAILABLE))
+        .map(|e| {
+            let retry = match e.extensions.as_ref().and_then(|x| x.get("retryAfter")) {
+                Some(async_graphql::Value::Number(n)) => n.as_u64(),
+                _ => None,
+            };
+            (StatusCode::SERVICE_UNAVAILABLE, Some(retry.unwrap_or(1)))
+        })
+}
+
+/// Adds the headers that go with `status`.
+fn mark_status(response: &mut Response, status: StatusCode, retry_after: Option<u64>) {
+    match status {
+        StatusCode::UNAUTHORIZED => {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
+            if let Ok(value) = header::HeaderValue::from_str(&retry_after.unwrap_or(1).to_string())
+            {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        _ => {}
+    }
+}
+
 fn render(format: Format, response: BatchResponse) -> Response {
     let headers = response.http_headers();
+    let errors: Vec<&async_graphql::ServerError> = match &response {
+        BatchResponse::Single(r) => r.errors.iter().collect(),
+        BatchResponse::Batch(rs) => rs.iter().flat_map(|r| r.errors.iter()).collect(),
+    };
+    let override_status = status_of(&errors);
     let (status, body) = match response {
         BatchResponse::Single(response) => {
             let request_error = is_request_error(&response);
@@ -289,7 +357,12 @@ fn render(format: Format, response: BatchResponse) -> Response {
             (StatusCode::OK, Value::Array(items))
         }
     };
+    let (status, retry_after) = match override_status {
+        Some((status, retry)) => (status, retry),
+        None => (status, None),
+    };
     let mut http = json_response(format, status, &body);
+    mark_status(&mut http, status, retry_after);
     for (name, value) in headers.iter() {
         if let (Ok(name), Ok(value)) = (
             header::HeaderName::from_bytes(name.as_str().as_bytes()),

@@ -5,6 +5,7 @@ mod health;
 mod jwks;
 mod origin;
 mod request_id;
+mod serve;
 mod ws;
 
 use poem::{EndpointExt, IntoEndpoint, Route, get, handler, middleware::CatchPanic, web::Html};
@@ -12,6 +13,7 @@ use poem::{EndpointExt, IntoEndpoint, Route, get, handler, middleware::CatchPani
 use crate::{graphql::AppSchema, state::AppState};
 
 pub use request_id::RequestIdMiddleware;
+pub use serve::{Timeouts, serve};
 
 /// The whole HTTP application.
 pub fn app(state: AppState, schema: AppSchema) -> impl IntoEndpoint {
@@ -26,7 +28,10 @@ pub fn app(state: AppState, schema: AppSchema) -> impl IntoEndpoint {
         .at("/ready", get(health::ready))
         .at("/.well-known/jwks.json", get(jwks::jwks));
     route
-        .with(origin::CrossOrigin::new(&state.config.cors_origins))
+        .with(origin::CrossOrigin::new(
+            &state.config.cors_origins,
+            &state.config.cors_allow_headers,
+        ))
         .with(CatchPanic::new())
         .with(RequestIdMiddleware)
         .data(ws::SocketRegistry::new(

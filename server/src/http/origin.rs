@@ -1,12 +1,13 @@
-//! Cross-origin policy. Requests without `Origin` (non-browser clients) and same-origin
-//! requests (GraphiQL served by this server) pass untouched; cross-origin requests go through
-//! CORS, which admits only the configured origins.
+//! Cross-origin policy, closed by default. Requests without `Origin` (non-browser clients) and
+//! same-origin requests (GraphiQL served by this server) pass untouched; a cross-origin request
+//! from a configured origin goes through CORS; any other cross-origin request — with no origin
+//! configured, every one — is refused with `403` before it runs, preflight or not.
 
 use std::sync::Arc;
 
 use poem::{
     Endpoint, IntoResponse, Middleware, Request, Response, Result,
-    http::header,
+    http::{StatusCode, header},
     middleware::{Cors, CorsEndpoint},
 };
 
@@ -38,27 +39,38 @@ fn same_origin(req: &Request, origin: &str) -> bool {
     !host.is_empty() && origin_host.eq_ignore_ascii_case(host)
 }
 
-/// CORS for cross-origin requests only.
+/// CORS for cross-origin requests from the configured origins; `403` for all others.
 pub struct CrossOrigin {
-    cors: Cors,
+    cors: Option<Cors>,
+    origins: Arc<Vec<String>>,
 }
 
 impl CrossOrigin {
-    pub fn new(origins: &[String]) -> Self {
-        let cors = Cors::new()
-            .allow_origins(origins.iter().map(|o| o.trim_end_matches('/').to_owned()))
-            .allow_credentials(true)
-            .allow_methods(["GET", "POST", "OPTIONS"])
-            .allow_headers([
-                "authorization",
-                "content-type",
-                "x-csrf-token",
-                "x-request-id",
-                "x-device-id",
-            ])
-            .expose_headers(["x-request-id"])
-            .max_age(600);
-        Self { cors }
+    pub fn new(origins: &[String], allow_headers: &[String]) -> Self {
+        let origins: Vec<String> = origins
+            .iter()
+            .map(|o| o.trim().trim_end_matches('/').to_owned())
+            .filter(|o| !o.is_empty())
+            .collect();
+        // poem's Cors reads an empty origin list as "any origin": never build it empty.
+        let cors = (!origins.is_empty()).then(|| {
+            Cors::new()
+                .allow_origins(origins.iter().cloned())
+                .allow_credentials(true)
+                .allow_methods(["GET", "POST", "OPTIONS"])
+                .allow_headers(
+                    allow_headers
+                        .iter()
+                        .map(|h| h.trim().to_ascii_lowercase())
+                        .filter(|h| !h.is_empty()),
+                )
+                .expose_headers(["x-request-id"])
+                .max_age(600)
+        });
+        Self {
+            cors,
+            origins: Arc::new(origins),
+        }
     }
 }
 
@@ -69,7 +81,8 @@ impl<E: Endpoint> Middleware<E> for CrossOrigin {
         let ep = Arc::new(ep);
         CrossOriginEndpoint {
             plain: ep.clone(),
-            cors: self.cors.transform(ep),
+            cors: self.cors.as_ref().map(|cors| cors.transform(ep)),
+            origins: self.origins.clone(),
         }
     }
 }
@@ -77,22 +90,38 @@ impl<E: Endpoint> Middleware<E> for CrossOrigin {
 /// The endpoint wrapped by [`CrossOrigin`].
 pub struct CrossOriginEndpoint<E> {
     plain: Arc<E>,
-    cors: CorsEndpoint<Arc<E>>,
+    cors: Option<CorsEndpoint<Arc<E>>>,
+    origins: Arc<Vec<String>>,
 }
 
 impl<E: Endpoint> Endpoint for CrossOriginEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, req: Request) -> Result<Self::Output> {
-        let cross_origin = req
+        let origin = req
             .headers()
             .get(header::ORIGIN)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|origin| !same_origin(&req, origin));
-        if cross_origin {
-            self.cors.call(req).await.map(IntoResponse::into_response)
-        } else {
-            self.plain.call(req).await.map(IntoResponse::into_response)
+            .map(str::to_owned);
+        match origin {
+            Some(origin) if !same_origin(&req, &origin) => {
+                let allowed = self.origins.iter().any(|a| a.eq_ignore_ascii_case(&origin));
+                match &self.cors {
+                    Some(cors) if allowed => cors.call(req).await.map(IntoResponse::into_response),
+                    _ => {
+                        tracing::info!(%origin, "cross-origin request refused");
+                        let body = serde_json::json!({ "errors": [{
+                            "message": "this origin may not call the API (see CORS_ORIGINS)",
+                            "extensions": { "code": "FORBIDDEN" },
+                        }] });
+                        Ok(Response::builder()
+                            .status(StatusCode::FORBIDDEN)
+                            .content_type("application/json")
+                            .body(body.to_string()))
+                    }
+                }
+            }
+            _ => self.plain.call(req).await.map(IntoResponse::into_response),
         }
     }
 }

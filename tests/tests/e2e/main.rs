@@ -4,6 +4,7 @@
 mod audience;
 mod auth;
 mod authz;
+mod catalog;
 mod chat;
 mod chat_crud;
 mod chat_failures;
@@ -16,6 +17,7 @@ mod friends_events;
 mod friends_privacy;
 mod health;
 mod http;
+mod http_edges;
 mod isolation;
 mod jwks;
 mod limits;

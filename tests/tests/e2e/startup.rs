@@ -1,6 +1,12 @@
-//! Start-up safety: a pool role that could bypass Row Level Security is refused.
+//! Start-up safety: a pool role that could bypass Row Level Security is refused, and so is an
+//! unsafe catalog (tenant tables without forced RLS, unpinned or public definer functions, a
+//! login role with privileges of its own).
 
 use sea_orm::ConnectionTrait as _;
+use server::{
+    config::Config,
+    db::safety::{CatalogProblem, catalog_problems},
+};
 use tests::{TestApp, cluster};
 
 #[tokio::test]
@@ -73,5 +79,227 @@ async fn the_newest_migration_goes_down_and_up_again() -> anyhow::Result<()> {
         )
         .await?;
     assert_eq!(response.data()?["company"]["name"], "Acme");
+    Ok(())
+}
+
+/// What the pool's role finds unsafe in the catalog, and what `server::start` says about it.
+async fn refused(app: &TestApp, config: Config) -> anyhow::Result<(Vec<CatalogProblem>, String)> {
+    let problems = catalog_problems(&app.state().db, migration::TENANT_TABLES).await?;
+    let error = server::start(config)
+        .await
+        .err()
+        .map(|e| format!("{e:#}"))
+        .unwrap_or_default();
+    Ok((problems, error))
+}
+
+#[tokio::test]
+async fn a_correct_database_starts_with_a_clean_catalog() -> anyhow::Result<()> {
+    // Spawning started a server on the freshly migrated database already; check it found
+    // nothing to excuse either.
+    let app = TestApp::spawn().await?;
+    let problems = catalog_problems(&app.state().db, migration::TENANT_TABLES).await?;
+    assert_eq!(problems, Vec::new());
+    let peer = app.spawn_peer().await?;
+    peer.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_tenant_table_without_enabled_and_forced_rls_is_refused() -> anyhow::Result<()> {
+    let app = TestApp::spawn().await?;
+    app.sql("ALTER TABLE presets NO FORCE ROW LEVEL SECURITY")
+        .await?;
+    app.sql("ALTER TABLE knowledge DISABLE ROW LEVEL SECURITY")
+        .await?;
+    let (problems, error) = refused(&app, app.config.clone()).await?;
+    assert_eq!(
+        problems,
+        vec![
+            CatalogProblem::TenantTableRls {
+                table: "presets".into(),
+                enabled: true,
+                forced: false
+            },
+            CatalogProblem::TenantTableRls {
+                table: "knowledge".into(),
+                enabled: false,
+                forced: true
+            },
+        ]
+    );
+    assert!(
+        error.contains("authorization catalog is unsafe")
+            && error.contains("tenant table `presets` does not force Row Level Security")
+            && error.contains("tenant table `knowledge` does not enable Row Level Security"),
+        "{error}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_definer_function_without_pg_temp_last_in_its_search_path_is_refused()
+-> anyhow::Result<()> {
+    let app = TestApp::spawn().await?;
+    app.sql(
+        "CREATE FUNCTION app.unpinned() RETURNS bigint LANGUAGE sql SECURITY DEFINER \
+             AS 'SELECT count(*) FROM users'; \
+         CREATE FUNCTION app.temp_first() RETURNS bigint LANGUAGE sql SECURITY DEFINER \
+             SET search_path = pg_temp, public AS 'SELECT count(*) FROM users'; \
+         REVOKE EXECUTE ON FUNCTION app.unpinned(), app.temp_first() FROM PUBLIC",
+    )
+    .await?;
+    let (problems, error) = refused(&app, app.config.clone()).await?;
+    assert_eq!(
+        problems,
+        vec![
+            CatalogProblem::DefinerSearchPath {
+                function: "app.temp_first()".into(),
+                search_path: Some("pg_temp, public".into()),
+            },
+            CatalogProblem::DefinerSearchPath {
+                function: "app.unpinned()".into(),
+                search_path: None,
+            },
+        ]
+    );
+    assert!(
+        error.contains("SECURITY DEFINER function app.unpinned() has no pinned search_path")
+            && error.contains(
+                "SECURITY DEFINER function app.temp_first() has search_path `pg_temp, public` \
+                 without pg_temp last"
+            ),
+        "{error}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_definer_function_executable_by_public_is_refused() -> anyhow::Result<()> {
+    let app = TestApp::spawn().await?;
+    app.sql("GRANT EXECUTE ON FUNCTION app.login_lookup(text) TO PUBLIC")
+        .await?;
+    let (problems, error) = refused(&app, app.config.clone()).await?;
+    assert_eq!(
+        problems,
+        vec![CatalogProblem::DefinerExecutableByPublic {
+            function: "app.login_lookup(text)".into()
+        }]
+    );
+    assert!(
+        error.contains("SECURITY DEFINER function app.login_lookup(text) is executable by PUBLIC"),
+        "{error}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_login_role_with_privileges_of_its_own_is_refused() -> anyhow::Result<()> {
+    let app = TestApp::spawn().await?;
+    let db = &app.db_name;
+    app.sql(&format!(
+        "GRANT SELECT ON presets TO app_authenticator; \
+         GRANT UPDATE (name) ON presets TO app_authenticator; \
+         GRANT USAGE ON SCHEMA app TO app_authenticator; \
+         CREATE TABLE owned_by_login (id int); \
+         ALTER TABLE owned_by_login OWNER TO app_authenticator; \
+         GRANT TEMPORARY ON DATABASE \"{db}\" TO PUBLIC; \
+         GRANT CREATE ON DATABASE \"{db}\" TO app_authenticator; \
+         GRANT EXECUTE ON FUNCTION app.current_user_id() TO PUBLIC"
+    ))
+    .await?;
+    let (problems, error) = refused(&app, app.config.clone()).await?;
+    let role = || "app_authenticator".to_owned();
+    assert_eq!(
+        problems,
+        vec![
+            CatalogProblem::LoginRoleGrant {
+                role: role(),
+                object: "column name of table presets".into(),
+                privileges: vec!["UPDATE".into()],
+            },
+            CatalogProblem::LoginRoleGrant {
+                role: role(),
+                object: "schema app".into(),
+                privileges: vec!["USAGE".into()],
+            },
+            CatalogProblem::LoginRoleGrant {
+                role: role(),
+                object: "table presets".into(),
+                privileges: vec!["SELECT".into()],
+            },
+            CatalogProblem::LoginRoleOwns {
+                role: role(),
+                object: "table owned_by_login".into(),
+            },
+            CatalogProblem::DatabasePrivilege {
+                role: role(),
+                database: db.clone(),
+                grantee: "PUBLIC".into(),
+                privileges: vec!["TEMPORARY".into()],
+            },
+            CatalogProblem::DatabasePrivilege {
+                role: role(),
+                database: db.clone(),
+                grantee: role(),
+                privileges: vec!["CREATE".into()],
+            },
+            CatalogProblem::ExecutableThroughPublic {
+                role: role(),
+                function: "app.current_user_id()".into(),
+            },
+        ]
+    );
+    for expected in [
+        "the login role `app_authenticator` has privileges of its own: SELECT on table presets",
+        "the login role `app_authenticator` has privileges of its own: UPDATE on column name of table presets",
+        "the login role `app_authenticator` has privileges of its own: USAGE on schema app",
+        "the login role `app_authenticator` owns table owned_by_login",
+        "PUBLIC, and so the login role `app_authenticator`, has TEMPORARY on database",
+        "the login role `app_authenticator` has CREATE on database",
+        "the login role `app_authenticator` may execute app.current_user_id() through PUBLIC",
+    ] {
+        assert!(error.contains(expected), "{expected}\nnot in: {error}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_bypass_flag_excuses_only_the_privileges_of_a_bypassing_pool_role() -> anyhow::Result<()>
+{
+    let app = TestApp::spawn().await?;
+    app.sql(&format!(
+        "GRANT TEMPORARY ON DATABASE \"{}\" TO PUBLIC",
+        app.db_name
+    ))
+    .await?;
+    // The unprivileged pool role: the flag is about bypassing RLS, which it does not, so what
+    // it may do of its own is refused all the same.
+    let mut config = app.config.clone();
+    config.allow_rls_bypass = true;
+    let (_, error) = refused(&app, config.clone()).await?;
+    assert!(
+        error.contains("PUBLIC, and so the login role `app_authenticator`, has TEMPORARY"),
+        "{error}"
+    );
+
+    // A superuser pool allowed to bypass holds every privilege by design: that is only logged.
+    config.database_url = Some(cluster().await?.admin_url(&app.db_name));
+    let server = server::start(config.clone()).await?;
+    server.shutdown().await?;
+
+    // Tables and definer functions are every role's business: refused even then.
+    app.sql("ALTER TABLE presets NO FORCE ROW LEVEL SECURITY")
+        .await?;
+    let error = server::start(config)
+        .await
+        .err()
+        .map(|e| format!("{e:#}"))
+        .unwrap_or_default();
+    assert!(
+        error.contains("tenant table `presets` does not force Row Level Security")
+            && !error.contains("TEMPORARY"),
+        "{error}"
+    );
     Ok(())
 }

@@ -105,7 +105,7 @@ pub async fn graphql_ws(
         schema: schema.clone(),
         sockets: sockets.clone(),
         protocol: protocol.0,
-        meta: RequestMeta::from_request(req),
+        meta: RequestMeta::from_request(req, state.config.cookies_secure()),
         request_id: req.extensions().get::<RequestId>().cloned(),
     };
     websocket
