@@ -33,3 +33,4 @@ mod startup;
 mod tokens;
 mod users_admin;
 mod websocket;
+mod websocket_edges;
