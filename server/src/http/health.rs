@@ -1,4 +1,5 @@
-//! `/health` (liveness) and `/ready` (PostgreSQL and Redis answer).
+//! `/health` (liveness) and `/ready` (PostgreSQL and Redis answer, and the server is not
+//! draining).
 
 use std::time::Duration;
 
@@ -20,9 +21,15 @@ pub fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// 200 when PostgreSQL and Redis both answer, 503 otherwise, saying which does not.
+/// 200 when PostgreSQL and Redis both answer, 503 otherwise, saying which does not; 503 at
+/// once while the server drains (it shuts down).
 #[handler]
 pub async fn ready(Data(state): Data<&AppState>) -> Response {
+    if state.draining.is_cancelled() {
+        return Json(json!({ "status": "draining" }))
+            .with_status(StatusCode::SERVICE_UNAVAILABLE)
+            .into_response();
+    }
     let (postgres, redis) = tokio::join!(probe_postgres(state), probe_redis(state));
     let status = if postgres.is_ok() && redis.is_ok() {
         StatusCode::OK
