@@ -4,6 +4,10 @@
 -- text. All of it through SECURITY DEFINER functions owned by the NOLOGIN role app_auth that only
 -- app_worker (background work) may execute: request roles gain nothing on `messages`.
 
+-- The owner of the definer functions must be allowed to create in the schema while they are
+-- handed over (superusers skip that check; a managed service's CREATEROLE owner does not).
+GRANT CREATE ON SCHEMA app TO app_auth;
+
 ALTER TABLE messages ADD COLUMN IF NOT EXISTS heartbeat_at timestamptz NOT NULL DEFAULT now();
 -- The sweep reads streaming replies by their heartbeat, oldest first.
 CREATE INDEX IF NOT EXISTS messages_streaming_heartbeat_idx
@@ -89,3 +93,5 @@ $$;
 ALTER FUNCTION app.chat_interrupt_message(uuid, text, text, interval) OWNER TO app_auth;
 REVOKE ALL ON FUNCTION app.chat_interrupt_message(uuid, text, text, interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION app.chat_interrupt_message(uuid, text, text, interval) TO app_worker;
+
+REVOKE CREATE ON SCHEMA app FROM app_auth;

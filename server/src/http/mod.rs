@@ -34,6 +34,9 @@ pub fn app(state: AppState, schema: AppSchema) -> impl IntoEndpoint {
         ))
         .with(CatchPanic::new())
         .with(RequestIdMiddleware)
+        .data(ws::SocketRegistry::new(
+            state.config.ws_max_sockets_per_user,
+        ))
         .data(schema)
         .data(state)
 }

@@ -157,7 +157,8 @@ async fn on_sigterm_a_reply_streaming_finishes_within_the_drain_time_and_nothing
     })
     .await?;
     let body: Value = reqwest::get(&ready).await?.json().await?;
-    assert_eq!(body["status"], "draining", "{body}");
+    assert_eq!(body["status"], "not_ready", "{body}");
+    assert_eq!(body["draining"], true, "{body}");
     let elsewhere = create_conversation(&app, &token, None).await?;
     let refused = send_at(stopping.addr, &token, &elsewhere, "Anyone?").await?;
     assert_eq!(
