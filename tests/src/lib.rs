@@ -6,6 +6,7 @@ mod cluster;
 pub mod fake_llm;
 mod gql;
 pub mod policy;
+pub mod process;
 pub mod ws;
 
 use std::{
@@ -66,6 +67,13 @@ impl TestApp {
     /// A server with a redis-server of its own (`own_redis`), which the test may stop.
     pub async fn spawn_with_own_redis() -> anyhow::Result<Self> {
         Self::spawn_inner(true, |_| {}).await
+    }
+
+    /// The same, with the configuration adjusted by `customize` first.
+    pub async fn spawn_with_own_redis_and(
+        customize: impl FnOnce(&mut Config),
+    ) -> anyhow::Result<Self> {
+        Self::spawn_inner(true, customize).await
     }
 
     async fn spawn_inner(
