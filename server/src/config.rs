@@ -283,9 +283,19 @@ apollographql-client-version,apollo-require-preflight"
     #[arg(long, env = "RATE_LIMIT_LOGIN_PER_IP", default_value_t = 20)]
     pub rate_limit_login_per_ip: u32,
 
-    /// Login attempts per e-mail address per period (0: unlimited).
-    #[arg(long, env = "RATE_LIMIT_LOGIN_PER_EMAIL", default_value_t = 5)]
+    /// Login attempts per e-mail address per period, from all clients together (0: unlimited).
+    /// Looser than the limit per address and client, so that a stranger's failed logins
+    /// cannot lock the owner out.
+    #[arg(long, env = "RATE_LIMIT_LOGIN_PER_EMAIL", default_value_t = 50)]
     pub rate_limit_login_per_email: u32,
+
+    /// Login attempts per e-mail address from one client address per period (0: unlimited).
+    #[arg(long, env = "RATE_LIMIT_LOGIN_PER_EMAIL_AND_IP", default_value_t = 5)]
+    pub rate_limit_login_per_email_and_ip: u32,
+
+    /// Invitations per company per period (0: unlimited).
+    #[arg(long, env = "RATE_LIMIT_INVITE_PER_COMPANY", default_value_t = 20)]
+    pub rate_limit_invite_per_company: u32,
 
     /// Sign-ups per client IP per period (0: unlimited).
     #[arg(long, env = "RATE_LIMIT_SIGNUP_PER_IP", default_value_t = 5)]

@@ -80,6 +80,8 @@ impl Quota {
 pub enum Bucket {
     LoginIp,
     LoginEmail,
+    LoginEmailIp,
+    InviteCompany,
     SignupIp,
     ResetIp,
     ResetEmail,
@@ -88,9 +90,11 @@ pub enum Bucket {
 }
 
 impl Bucket {
-    pub const ALL: [Bucket; 7] = [
+    pub const ALL: [Bucket; 9] = [
         Self::LoginIp,
         Self::LoginEmail,
+        Self::LoginEmailIp,
+        Self::InviteCompany,
         Self::SignupIp,
         Self::ResetIp,
         Self::ResetEmail,
@@ -103,6 +107,8 @@ impl Bucket {
         match self {
             Self::LoginIp => "login_ip",
             Self::LoginEmail => "login_email",
+            Self::LoginEmailIp => "login_email_ip",
+            Self::InviteCompany => "invite_company",
             Self::SignupIp => "signup_ip",
             Self::ResetIp => "reset_ip",
             Self::ResetEmail => "reset_email",
@@ -116,6 +122,8 @@ impl Bucket {
         let burst = match self {
             Self::LoginIp => config.rate_limit_login_per_ip,
             Self::LoginEmail => config.rate_limit_login_per_email,
+            Self::LoginEmailIp => config.rate_limit_login_per_email_and_ip,
+            Self::InviteCompany => config.rate_limit_invite_per_company,
             Self::SignupIp => config.rate_limit_signup_per_ip,
             Self::ResetIp => config.rate_limit_reset_per_ip,
             Self::ResetEmail => config.rate_limit_reset_per_email,

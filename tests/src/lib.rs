@@ -209,6 +209,27 @@ impl TestApp {
         Ok(session_id)
     }
 
+    /// The one-time token of the newest e-mail queued to `recipient` (`...?token=<token>` in
+    /// its body), as the invitee or account owner reads it from their mailbox.
+    pub async fn token_mailed_to(&self, recipient: &str) -> anyhow::Result<String> {
+        let row = self
+            .admin
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT body FROM outbound_emails WHERE lower(recipient) = lower($1) \
+                 ORDER BY created_at DESC, id DESC LIMIT 1",
+                [recipient.into()],
+            ))
+            .await?
+            .with_context(|| format!("no e-mail to {recipient}"))?;
+        let body: String = row.try_get("", "body")?;
+        body.split("token=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_owned)
+            .with_context(|| format!("no token in the e-mail to {recipient}: {body}"))
+    }
+
     /// Runs SQL as the superuser on this test's database (arranging data, bypassing RLS).
     pub async fn sql(&self, sql: &str) -> anyhow::Result<u64> {
         Ok(self.admin.execute_unprepared(sql).await?.rows_affected())

@@ -14,15 +14,33 @@ pub async fn sign_up(state: &AppState, meta: &RequestMeta) -> AppResult<()> {
         .await
 }
 
-/// Login: per address and per e-mail.
+/// Login: per client address; per e-mail from that address (strict); per e-mail from all
+/// addresses together (loose). A stranger who fails to log in as someone runs out of their own
+/// address's attempts long before the owner's are touched.
 pub async fn login(state: &AppState, meta: &RequestMeta, email: &str) -> AppResult<()> {
+    let email = email.trim().to_lowercase();
     state
         .ratelimit
         .check_bucket(Bucket::LoginIp, meta.ip_key())
         .await?;
     state
         .ratelimit
-        .check_bucket(Bucket::LoginEmail, email)
+        .check_bucket(
+            Bucket::LoginEmailIp,
+            &format!("{email}\u{0}{}", meta.ip_key()),
+        )
+        .await?;
+    state
+        .ratelimit
+        .check_bucket(Bucket::LoginEmail, &email)
+        .await
+}
+
+/// Invitations: per company.
+pub async fn invite(state: &AppState, company: Uuid) -> AppResult<()> {
+    state
+        .ratelimit
+        .check_bucket(Bucket::InviteCompany, &company.to_string())
         .await
 }
 

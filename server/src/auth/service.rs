@@ -467,14 +467,17 @@ pub async fn accept_invitation(
 }
 
 /// Whether a user with this e-mail exists (for invitations; admins only).
-pub async fn email_taken(state: &AppState, email: &str) -> AppResult<bool> {
+/// The company of the user with this e-mail address, if there is one.
+pub async fn email_company(state: &AppState, email: &str) -> AppResult<Option<Uuid>> {
     let row = call_one(
         state,
-        "SELECT user_id FROM app.login_lookup($1)",
+        "SELECT company_id FROM app.login_lookup($1)",
         vec![email.to_owned().into()],
     )
     .await?;
-    Ok(row.is_some())
+    Ok(row
+        .map(|r| r.try_get::<Uuid>("", "company_id"))
+        .transpose()?)
 }
 
 /// The link an invitation e-mail carries.

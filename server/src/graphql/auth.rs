@@ -57,9 +57,12 @@ pub struct Invitation {
     pub email: String,
     pub role: String,
     pub expires_at: DateTime<Utc>,
-    /// The one-time token, shown only in the response to `inviteUser` (for "copy invite link").
+    /// Always null: the one-time token reaches only the invitee's address (the e-mail), so
+    /// that accepting an invitation proves the address is theirs.
+    #[graphql(deprecation = "the token is sent only to the invited address")]
     pub token: Option<String>,
-    /// The link the invitation e-mail carries.
+    /// Always null, for the same reason: the link is in the invitation e-mail only.
+    #[graphql(deprecation = "the link is sent only to the invited address")]
     pub link: Option<String>,
 }
 
@@ -421,10 +424,14 @@ impl AuthMutation {
         let state = state(ctx)?;
         let email = service::check_email("input.email", &input.email)?;
         let role = input.role.trim().to_owned();
+        crate::auth::limits::invite(state, principal.company_id).await?;
         service::check_role_exists(scope(ctx)?, &role).await?;
-        if service::email_taken(state, &email).await? {
+        // A colleague already: the admin sees their people anyway. An address of another
+        // company is answered like an unknown one (the invitee, who owns the address, learns
+        // on accepting that it has an account): inviting reveals nothing about other companies.
+        if service::email_company(state, &email).await? == Some(principal.company_id) {
             return Err(AppError::Conflict(
-                "a user with this e-mail address already exists".into(),
+                "a user of your company already has this e-mail address".into(),
             ));
         }
         let token = tokens::generate(tokens::Kind::Invitation);
@@ -474,8 +481,8 @@ impl AuthMutation {
             email,
             role,
             expires_at,
-            token: Some(token),
-            link: Some(link),
+            token: None,
+            link: None,
         })
     }
 

@@ -14,6 +14,7 @@ mod cookies;
 mod cost;
 mod db_layer;
 mod db_matrix;
+mod enumeration;
 mod friends;
 mod friends_events;
 mod friends_privacy;
