@@ -119,6 +119,7 @@ impl From<sea_orm::DbErr> for AppError {
 
 impl From<deadpool_redis::PoolError> for AppError {
     fn from(error: deadpool_redis::PoolError) -> Self {
+        crate::metrics::redis_error("request");
         tracing::warn!(%error, "redis unavailable");
         Self::Unavailable("a backing service is unavailable; retry shortly".into())
     }

@@ -45,11 +45,17 @@ struct Reply {
 impl Generation {
     pub(super) async fn run(self, chat: &Chat, mut cancel: watch::Receiver<bool>) {
         let mut reply = Reply::default();
+        crate::metrics::chat_reply_started();
         let outcome = self.stream(chat, &mut reply, &mut cancel).await;
+        crate::metrics::chat_reply_finished(match &outcome {
+            Outcome::Complete => "complete",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Failed(_) => "failed",
+        });
         match &outcome {
             Outcome::Complete => chat.inner.breaker.record_success(),
             Outcome::Failed(error) => {
-                tracing::warn!(message = %self.message_id, %error, "reply failed");
+                tracing::warn!(message_id = %self.message_id, %error, "reply failed");
                 chat.inner.breaker.record_failure();
             }
             Outcome::Cancelled => {}
@@ -66,6 +72,7 @@ impl Generation {
         reply: &mut Reply,
         cancel: &mut watch::Receiver<bool>,
     ) -> Outcome {
+        let asked = Instant::now();
         let started = tokio::select! {
             started = chat.inner.provider.stream(self.request.clone()) => started,
             Ok(_) = cancel.wait_for(|c| *c) => return Outcome::Cancelled,
@@ -85,6 +92,9 @@ impl Generation {
             match event {
                 Ok(StreamEvent::Delta(text)) => {
                     let index = reply.deltas;
+                    if index == 0 {
+                        crate::metrics::chat_first_token(asked.elapsed());
+                    }
                     reply.deltas += 1;
                     reply.text.push_str(&text);
                     self.publish_delta(chat, index, text).await;
@@ -97,6 +107,7 @@ impl Generation {
                     }
                 }
                 Ok(StreamEvent::Usage { prompt, completion }) => {
+                    crate::metrics::chat_tokens(prompt, completion);
                     reply.usage = Some((prompt, completion));
                 }
                 Ok(StreamEvent::Model(model)) => reply.model = Some(model),
@@ -134,6 +145,8 @@ impl Generation {
         };
         if let Err(error) = sent {
             // Subscribers drop a delta they already have, should this repeat one.
+            crate::metrics::redis_error("chat_live");
+            crate::metrics::redis_fallback("chat_live");
             tracing::warn!(%error, "redis unavailable: late subscribers miss the catch-up");
             if let Err(error) = chat.live().append(self.message_id, index, text).await {
                 tracing::debug!(%error, "partial text not kept");
@@ -198,7 +211,7 @@ impl Generation {
             None => ChatEvent::Completed { message },
         };
         chat.pubsub().publish(&topic, &event).await;
-        tracing::info!(message = %self.message_id, status, deltas = reply.deltas, "reply stored");
+        tracing::info!(message_id = %self.message_id, status, deltas = reply.deltas, "reply stored");
     }
 }
 
@@ -242,7 +255,7 @@ async fn store(
         match result {
             Ok(changed) => return Ok(changed),
             Err(err) => {
-                tracing::error!(%message, error = %err, attempt, "could not store a reply");
+                tracing::error!(message_id = %message, error = %err, attempt, "could not store a reply");
                 tokio::time::sleep(Duration::from_millis(200) * 2u32.pow(attempt)).await;
             }
         }

@@ -120,6 +120,11 @@ impl Chat {
             .await
     }
 
+    /// Whether the circuit breaker refuses new replies now.
+    pub fn breaker_open(&self) -> bool {
+        self.inner.breaker.check().is_err()
+    }
+
     /// `UNAVAILABLE` at once while the circuit breaker is open.
     pub fn check_breaker(&self) -> AppResult<()> {
         self.inner
@@ -139,12 +144,15 @@ impl Chat {
             Ok(true) => Ok(()),
             // Replies take seconds: a client may retry shortly.
             Ok(false) => {
+                crate::metrics::rate_limited("chat_concurrent");
                 tracing::info!(%company, limit, "chat: company at its concurrent replies limit");
                 Err(AppError::RateLimited {
                     retry_after_secs: 5,
                 })
             }
             Err(error) => {
+                crate::metrics::redis_error("chat_slots");
+                crate::metrics::redis_fallback("chat_slots");
                 tracing::warn!(%error, "redis unavailable: chat concurrency not limited");
                 Ok(())
             }
@@ -159,13 +167,18 @@ impl Chat {
             running.insert(generation.message_id, cancel_tx);
         }
         let chat = self.clone();
-        tokio::spawn(async move {
-            let message_id = generation.message_id;
-            generation.run(&chat, cancel_rx).await;
-            if let Ok(mut running) = chat.inner.running.lock() {
-                running.remove(&message_id);
-            }
-        });
+        // A child of the request's span: the reply belongs to the trace of `sendMessage`.
+        let span = tracing::info_span!("chat_reply", message_id = %generation.message_id);
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let message_id = generation.message_id;
+                generation.run(&chat, cancel_rx).await;
+                if let Ok(mut running) = chat.inner.running.lock() {
+                    running.remove(&message_id);
+                }
+            },
+            span,
+        ));
     }
 
     /// Asks every instance to stop the generation of `message_id` (the one running it does).

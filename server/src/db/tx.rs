@@ -119,7 +119,7 @@ impl RequestTx {
                 )
             }
         };
-        let tx = db.begin().await?;
+        let tx = crate::metrics::db_acquire(db.begin()).await?;
         match tx.execute_unprepared(&sql).await {
             Ok(_) => Ok(Self { tx }),
             Err(error) if sqlstate(&error).as_deref() == Some(NOT_LIVE) => {
@@ -136,7 +136,7 @@ impl RequestTx {
     /// Begins a transaction as one of the roles for work outside a signed-in request:
     /// `app_anon` for signing in, `app_worker` for background work.
     pub async fn begin_system(db: &DatabaseConnection, role: SystemRole) -> Result<Self, DbErr> {
-        let tx = db.begin().await?;
+        let tx = crate::metrics::db_acquire(db.begin()).await?;
         tx.execute_unprepared(match role {
             SystemRole::Anonymous => "SET LOCAL ROLE app_anon",
             SystemRole::Worker => "SET LOCAL ROLE app_worker",

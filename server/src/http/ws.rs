@@ -39,7 +39,7 @@ pub async fn graphql_ws(
     let meta = RequestMeta::from_request(req, state.config.cookies_secure());
     websocket
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |stream| {
+        .on_upgrade(crate::metrics::websocket(move |stream| {
             GraphQLWebSocket::new(stream, schema, protocol)
                 .on_connection_init(move |payload| async move {
                     let authorization = payload
@@ -65,6 +65,6 @@ pub async fn graphql_ws(
                     Ok(data)
                 })
                 .serve()
-        })
+        }))
         .into_response()
 }
