@@ -68,6 +68,13 @@ impl TestApp {
         Self::spawn_inner(true, |_| {}).await
     }
 
+    /// A server with a redis-server of its own, whose configuration `customize` adjusts first.
+    pub async fn spawn_with_own_redis_and(
+        customize: impl FnOnce(&mut Config),
+    ) -> anyhow::Result<Self> {
+        Self::spawn_inner(true, customize).await
+    }
+
     async fn spawn_inner(
         own_redis: bool,
         customize: impl FnOnce(&mut Config),
@@ -126,6 +133,11 @@ impl TestApp {
     pub fn state(&self) -> &server::state::AppState {
         #[allow(clippy::expect_used)]
         &self.server.as_ref().expect("server running").state
+    }
+
+    /// Where the server serves `/metrics` on a listener of its own (`METRICS_ADDR`), if it does.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.server.as_ref().and_then(|s| s.metrics_addr)
     }
 
     /// Stops the server gracefully.

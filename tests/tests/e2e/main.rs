@@ -21,6 +21,7 @@ mod http_edges;
 mod isolation;
 mod jwks;
 mod limits;
+mod observability;
 mod presets;
 mod privacy_columns;
 mod pubsub;
