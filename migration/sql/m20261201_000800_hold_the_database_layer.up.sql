@@ -2,6 +2,10 @@
 -- refuses, the pool's login role reaches nothing, and no definer function can be shadowed.
 -- `policies/database.sql` shows the resulting catalog in one file.
 
+-- Owners of definer objects must be allowed to create in the schema while they are handed over
+-- (superusers skip that check; a managed service's CREATEROLE owner does not). Revoked at the end.
+GRANT CREATE ON SCHEMA app, public TO app_auth, app_profiles;
+
 -- Roles ---------------------------------------------------------------------------------------
 -- app_worker: background work that belongs to no request (finishing a streamed chat reply).
 DO $$
@@ -514,3 +518,5 @@ CROSS JOIN LATERAL (
 ) p
 WHERE u.company_id = (SELECT app.current_company_id())
   AND (u.id = (SELECT app.current_user_id()) OR (SELECT app.may('user', 'read')));
+
+REVOKE CREATE ON SCHEMA app, public FROM app_auth, app_profiles;

@@ -28,6 +28,9 @@ $$;
 GRANT app_auth TO CURRENT_USER;
 GRANT USAGE ON SCHEMA app TO app_auth;
 GRANT USAGE ON SCHEMA public TO app_auth;
+-- Owners of definer objects must be allowed to create in the schema while they are handed
+-- over (superusers skip that check; a managed service's CREATEROLE owner does not).
+GRANT CREATE ON SCHEMA app, public TO app_auth;
 
 CREATE TABLE IF NOT EXISTS sessions (
     id                   uuid PRIMARY KEY,
@@ -415,6 +418,7 @@ BEGIN
     END LOOP;
 END
 $$;
+REVOKE CREATE ON SCHEMA app, public FROM app_auth;
 "#;
 
 const DOWN: &str = r#"

@@ -14,6 +14,9 @@ impl MigrationName for Migration {
 }
 
 const UP: &str = r#"
+-- Owners of definer objects must be allowed to create in the schema while they are handed
+-- over (superusers skip that check; a managed service's CREATEROLE owner does not).
+GRANT CREATE ON SCHEMA app, public TO app_auth;
 CREATE TABLE IF NOT EXISTS conversations (
     id             uuid PRIMARY KEY,
     company_id     uuid NOT NULL,
@@ -124,6 +127,7 @@ $$;
 ALTER FUNCTION app.chat_finish_message(uuid, uuid, text, text, text, integer, integer, text) OWNER TO app_auth;
 REVOKE ALL ON FUNCTION app.chat_finish_message(uuid, uuid, text, text, text, integer, integer, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION app.chat_finish_message(uuid, uuid, text, text, text, integer, integer, text) TO app_authenticator;
+REVOKE CREATE ON SCHEMA app, public FROM app_auth;
 "#;
 
 const DOWN: &str = r#"

@@ -27,6 +27,9 @@ $$;
 GRANT app_profiles TO CURRENT_USER;
 GRANT USAGE ON SCHEMA app TO app_profiles;
 GRANT USAGE ON SCHEMA public TO app_profiles;
+-- Owners of definer objects must be allowed to create in the schema while they are handed
+-- over (superusers skip that check; a managed service's CREATEROLE owner does not).
+GRANT CREATE ON SCHEMA app, public TO app_profiles;
 GRANT EXECUTE ON FUNCTION app.current_user_id(), app.current_company_id(), app.current_role()
     TO app_profiles;
 
@@ -162,6 +165,7 @@ $$;
 ALTER FUNCTION app.mutual_friend_ids(uuid) OWNER TO app_profiles;
 REVOKE ALL ON FUNCTION app.mutual_friend_ids(uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION app.mutual_friend_ids(uuid) TO app_user;
+REVOKE CREATE ON SCHEMA app, public FROM app_profiles;
 "#;
 
 const DOWN: &str = r#"

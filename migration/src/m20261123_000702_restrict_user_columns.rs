@@ -16,6 +16,9 @@ impl MigrationName for Migration {
 }
 
 const UP: &str = r#"
+-- Owners of definer objects must be allowed to create in the schema while they are handed
+-- over (superusers skip that check; a managed service's CREATEROLE owner does not).
+GRANT CREATE ON SCHEMA app, public TO app_auth, app_profiles;
 -- Audiences of admins read `audience_users_admin` (the whole company: the caller's role is
 -- checked once per statement, as a one-time filter, so counts and pages keep the plans of the
 -- plain table); everyone else reads `audience_users`, limited to people who share their whole
@@ -54,6 +57,7 @@ GRANT EXECUTE ON FUNCTION app.current_password_hash() TO app_user;
 REVOKE SELECT ON users FROM app_user;
 GRANT SELECT (id, company_id, display_name, role, is_active, created_at, updated_at,
               last_active_at, profile_visibility, visible_attributes) ON users TO app_user;
+REVOKE CREATE ON SCHEMA app, public FROM app_auth, app_profiles;
 "#;
 
 const DOWN: &str = r#"

@@ -215,9 +215,22 @@ apollographql-client-version,apollo-require-preflight"
     #[arg(long, env = "GRAPHQL_MAX_BATCH", default_value_t = 10)]
     pub graphql_max_batch: usize,
 
-    /// Maximum size of a request body, in bytes.
+    /// Maximum size of a request body, in bytes; also of one WebSocket message.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+
+    /// How long a new GraphQL WebSocket may take to send `connection_init` and be
+    /// acknowledged before it is closed (4408), in seconds.
+    #[arg(long, env = "WS_CONNECTION_INIT_TIMEOUT_SECS", default_value_t = 10)]
+    pub ws_connection_init_timeout_secs: u64,
+
+    /// Subscriptions one GraphQL WebSocket may run at once (0: unlimited).
+    #[arg(long, env = "WS_MAX_SUBSCRIPTIONS", default_value_t = 100)]
+    pub ws_max_subscriptions: usize,
+
+    /// GraphQL WebSockets one user may hold open at once on one server instance (0: unlimited).
+    #[arg(long, env = "WS_MAX_SOCKETS_PER_USER", default_value_t = 20)]
+    pub ws_max_sockets_per_user: usize,
 
     /// Period over which the RATE_LIMIT_* counts apply (they refill smoothly), in seconds.
     #[arg(long, env = "RATE_LIMIT_PERIOD_SECS", default_value_t = 60)]

@@ -94,6 +94,16 @@ impl From<sea_orm::DbErr> for AppError {
                 tracing::warn!(%error, "database pool unavailable");
                 Self::Unavailable("the database is busy; retry shortly".into())
             }
+            DbErr::Conn(_) => {
+                tracing::warn!(error = %error, "database connection failed");
+                Self::Unavailable("the database is unavailable; retry shortly".into())
+            }
+            DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))
+                if connection_lost(e) =>
+            {
+                tracing::warn!(error = %e, "database connection lost");
+                Self::Unavailable("the database is unavailable; retry shortly".into())
+            }
             DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
                 match e.as_database_error().and_then(|d| d.code()) {
                     Some(code) if code == "23505" => {
@@ -114,6 +124,20 @@ impl From<sea_orm::DbErr> for AppError {
             }
             _ => Self::internal(error),
         }
+    }
+}
+
+/// Whether `error` means the connection to PostgreSQL went away or cannot be had: a restart or
+/// fail-over (`57P01`..`57P03`, class `08`), too many connections (`53300`), a reset socket or a
+/// closed pool. Retrying later may succeed; it is no bug.
+fn connection_lost(error: &sea_orm::sqlx::Error) -> bool {
+    use sea_orm::sqlx::Error;
+    match error {
+        Error::Io(_) | Error::PoolTimedOut | Error::PoolClosed | Error::WorkerCrashed => true,
+        Error::Database(d) => d.code().is_some_and(|code| {
+            matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300") || code.starts_with("08")
+        }),
+        _ => false,
     }
 }
 
@@ -168,6 +192,21 @@ impl From<AppError> for async_graphql::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lost_database_connection_is_unavailable_not_internal() {
+        use sea_orm::{DbErr, RuntimeErr, sqlx};
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        for error in [
+            DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::Io(reset).into())),
+            DbErr::Exec(RuntimeErr::SqlxError(sqlx::Error::PoolClosed.into())),
+            DbErr::Conn(RuntimeErr::Internal("refused".into())),
+        ] {
+            assert_eq!(AppError::from(error).code(), code::UNAVAILABLE);
+        }
+        let other = DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::RowNotFound.into()));
+        assert_eq!(AppError::from(other).code(), code::INTERNAL);
+    }
 
     #[test]
     fn internal_errors_are_logged_on_one_line() {

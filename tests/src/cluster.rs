@@ -87,6 +87,11 @@ impl Cluster {
             .url("app_authenticator", &self.secrets.postgres_app_password, db)
     }
 
+    /// The URL of `user` with `password` for database `db`.
+    pub fn url(&self, user: &str, password: &str, db: &str) -> String {
+        self.postgres.url(user, password, db)
+    }
+
     /// The superuser's URL for database `db`.
     pub fn admin_url(&self, db: &str) -> String {
         self.postgres.admin_url(db)

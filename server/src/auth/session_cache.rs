@@ -24,7 +24,7 @@ pub struct SessionCache {
     prefix: String,
     /// How long a "revoked" answer is kept: as long as any access token of it may live.
     revoked_ttl: Duration,
-    /// Tells live subscriptions of a revoked session to end, on every instance.
+    /// Tells live connections of a revoked session to end, on every instance.
     pubsub: crate::pubsub::PubSub,
 }
 
@@ -54,6 +54,12 @@ impl SessionCache {
     /// The pub/sub topic on which a session's revocation is announced.
     pub fn topic(session: Uuid) -> String {
         format!("session:{session}")
+    }
+
+    /// The pub/sub topic on which a change to a user's access that every one of their access
+    /// tokens misses (a new role) is announced: connections holding such a token end.
+    pub fn access_topic(user: Uuid) -> String {
+        format!("user:{user}:access")
     }
 
     fn key(&self, session: Uuid) -> String {
@@ -140,6 +146,14 @@ impl SessionCache {
                 .publish(&Self::topic(*session), &"revoked")
                 .await;
         }
+    }
+
+    /// Announces that the access tokens of `user` no longer match their membership (after
+    /// the change is committed), so that long-lived connections holding one end at once.
+    pub async fn access_changed(&self, user: Uuid) {
+        self.pubsub
+            .publish(&Self::access_topic(user), &"access_changed")
+            .await;
     }
 
     /// Whether the session is live, for long-lived connections re-checking it.

@@ -46,13 +46,42 @@ pub async fn migrate(admin_url: &str) -> anyhow::Result<()> {
     // Two instances starting at once must not both migrate: serialize on an advisory lock.
     db.execute_unprepared("SELECT pg_advisory_lock(727274001)")
         .await?;
-    let result = migration::Migrator::up(&db, None)
+    let mut result = migration::Migrator::up(&db, None)
         .await
         .context("apply migrations");
+    if result.is_ok() {
+        // Readiness probes run as the pool's role, which may read no table: they compare this
+        // note with the newest migration the server knows.
+        result = db
+            .execute_unprepared(&format!(
+                "COMMENT ON SCHEMA app IS '{MIGRATED_TO}{}'",
+                newest_migration()
+            ))
+            .await
+            .map(|_| ())
+            .context("note the newest migration");
+    }
     db.execute_unprepared("SELECT pg_advisory_unlock(727274001)")
         .await?;
     let _ = db.close().await;
     result
+}
+
+/// How the comment on schema `app` names the newest migration applied.
+const MIGRATED_TO: &str = "migrated to ";
+
+/// The name of the newest migration this server knows.
+pub fn newest_migration() -> String {
+    migration::Migrator::migrations()
+        .last()
+        .map(|m| m.name().to_owned())
+        .unwrap_or_default()
+}
+
+/// Whether `note`, the comment on schema `app`, names the newest migration this server knows
+/// ([`migrate`] leaves it; readiness probes run as the pool's role, which may read no table).
+pub fn is_current_note(note: &str) -> bool {
+    note.strip_prefix(MIGRATED_TO) == Some(newest_migration().as_str())
 }
 
 /// What the pool's role is allowed, as far as Row Level Security is concerned.

@@ -1,24 +1,135 @@
-//! Long-lived subscriptions end with the caller's credentials: when the access token of the
-//! connection expires, or when the session is revoked (announced on pub/sub by every
-//! revocation, and re-checked periodically in case an announcement was lost).
+//! Long-lived connections and subscriptions end with the caller's credentials: when the access
+//! token expires (a WebSocket closes after the JWT leeway too), when the session is revoked
+//! (announced on pub/sub by every revocation, and re-checked periodically in case an
+//! announcement was lost), or when the user's role changes (announced on pub/sub: every token
+//! of the user carries the old role).
 
-use std::time::Duration;
+use std::{pin::Pin, sync::Arc, time::Duration};
 
 use async_graphql::Context;
 use futures_util::{Stream, StreamExt};
 use uuid::Uuid;
 
 use crate::{
-    auth::{SessionCache, viewer::AccessExpiry},
+    auth::{Principal, SessionCache, viewer::AccessExpiry},
     error::{AppError, AppResult},
     state::AppState,
 };
 
-/// How often a subscription re-checks its session, as a safety net.
+/// How often a live connection re-checks its session, as a safety net.
 const RECHECK: Duration = Duration::from_secs(30);
 
-/// Wraps a subscription's stream so it ends when the caller's token expires or session is
-/// revoked. Call it in every subscription resolver.
+/// Why a connection's credentials ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    Expired,
+    Revoked,
+    AccessChanged,
+}
+
+impl Ended {
+    /// For clients: what happened and what to do.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::Expired => "the access token has expired; reconnect with a fresh one",
+            Self::Revoked => "the session has been revoked; sign in again",
+            Self::AccessChanged => "the user's role has changed; reconnect with a fresh token",
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    chrono::Utc::now().timestamp_millis().max(0) as u64
+}
+
+/// The token claim `exp` (Unix seconds) in Unix milliseconds: from then on, operations of a
+/// connection holding the token are refused and its subscriptions end.
+pub fn expiry_ms(exp: u64) -> u64 {
+    exp.saturating_mul(1000)
+}
+
+/// When a connection holding a token that expires at `exp` (Unix seconds) is closed, in Unix
+/// milliseconds: after the JWT leeway too, the clock skew token verification tolerates.
+pub fn close_deadline_ms(state: &AppState, exp: u64) -> u64 {
+    exp.saturating_add(state.config.jwt_leeway_secs)
+        .saturating_mul(1000)
+}
+
+type Announcements = Pin<Box<dyn Stream<Item = Arc<str>> + Send>>;
+
+/// Watches what ends a caller's credentials, from the moment it is started: a revocation or
+/// role change announced after [`CredentialWatch::start`] is never missed.
+pub struct CredentialWatch {
+    state: AppState,
+    session: Uuid,
+    deadline_ms: Option<u64>,
+    revoked: Announcements,
+    access: Announcements,
+}
+
+impl CredentialWatch {
+    /// Starts listening for `principal`'s revocation and role change; the credentials also
+    /// end at `deadline_ms` (Unix milliseconds), if any.
+    pub fn start(state: &AppState, principal: &Principal, deadline_ms: Option<u64>) -> Self {
+        Self {
+            state: state.clone(),
+            session: principal.session_id,
+            deadline_ms,
+            revoked: Box::pin(
+                state
+                    .pubsub
+                    .subscribe(&SessionCache::topic(principal.session_id)),
+            ),
+            access: Box::pin(
+                state
+                    .pubsub
+                    .subscribe(&SessionCache::access_topic(principal.user_id)),
+            ),
+        }
+    }
+
+    /// Resolves when the credentials end, and says why.
+    pub async fn ended(self) -> Ended {
+        let Self {
+            state,
+            session,
+            deadline_ms,
+            mut revoked,
+            mut access,
+        } = self;
+        let until_expiry = async move {
+            match deadline_ms {
+                Some(deadline) => {
+                    let left = deadline.saturating_sub(now_ms());
+                    tokio::time::sleep(Duration::from_millis(left)).await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let recheck = async move {
+            loop {
+                tokio::time::sleep(RECHECK).await;
+                // Only a definite answer ends the connection, not Redis and PostgreSQL being
+                // briefly unavailable.
+                if let Err(AppError::Unauthenticated(_)) = state.sessions.check(session).await {
+                    return;
+                }
+            }
+        };
+        let ended = tokio::select! {
+            () = until_expiry => Ended::Expired,
+            Some(_) = revoked.next() => Ended::Revoked,
+            Some(_) = access.next() => Ended::AccessChanged,
+            () = recheck => Ended::Revoked,
+        };
+        tracing::debug!(%session, ?ended, "credentials of a live connection ended");
+        ended
+    }
+}
+
+/// Wraps a subscription's stream so it ends when the caller's credentials do. Call it in every
+/// subscription resolver. (The WebSocket closes itself then too; this holds for any transport.)
 pub fn bounded<S>(ctx: &Context<'_>, stream: S) -> AppResult<impl Stream<Item = S::Item> + use<S>>
 where
     S: Stream + Send + 'static,
@@ -27,32 +138,7 @@ where
     let state = ctx
         .data::<AppState>()
         .map_err(|_| AppError::internal(anyhow::anyhow!("no AppState in context")))?;
-    let expiry = ctx.data_opt::<AccessExpiry>().map(|e| e.0);
-    Ok(stream.take_until(ended(state.clone(), principal.session_id, expiry)))
-}
-
-async fn ended(state: AppState, session: Uuid, expiry: Option<u64>) {
-    let mut revoked = Box::pin(state.pubsub.subscribe(&SessionCache::topic(session)));
-    let until_expiry = async {
-        match expiry {
-            Some(exp) => {
-                let now = chrono::Utc::now().timestamp().max(0) as u64;
-                tokio::time::sleep(Duration::from_secs(exp.saturating_sub(now))).await;
-            }
-            None => std::future::pending::<()>().await,
-        }
-    };
-    let recheck = async {
-        loop {
-            tokio::time::sleep(RECHECK).await;
-            if !state.sessions.is_live(session).await {
-                return;
-            }
-        }
-    };
-    tokio::select! {
-        _ = revoked.next() => tracing::debug!(%session, "subscription ends: session revoked"),
-        _ = until_expiry => tracing::debug!(%session, "subscription ends: access token expired"),
-        _ = recheck => tracing::debug!(%session, "subscription ends: session no longer live"),
-    }
+    let deadline = ctx.data_opt::<AccessExpiry>().map(|e| expiry_ms(e.0));
+    let watch = CredentialWatch::start(state, principal, deadline);
+    Ok(stream.take_until(watch.ended()))
 }

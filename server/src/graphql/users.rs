@@ -678,6 +678,7 @@ async fn administer(
     if target.role == ADMIN && target.is_active && (new_role.is_some() || deactivating) {
         role_service::ensure_another_admin(conn, company, id).await?;
     }
+    let role_changed = new_role.is_some();
     let user = changes.apply(conn, company, id).await?;
     // A deactivated user's sessions end at once, not when their tokens expire.
     let revoked = if deactivating {
@@ -686,10 +687,14 @@ async fn administer(
         Vec::new()
     };
     tx.commit().await?;
-    if !revoked.is_empty()
-        && let Ok(state) = ctx.data::<crate::state::AppState>()
-    {
-        state.sessions.revoked(&revoked).await;
+    if let Ok(state) = ctx.data::<crate::state::AppState>() {
+        if !revoked.is_empty() {
+            state.sessions.revoked(&revoked).await;
+        }
+        // The user's tokens carry the old role: their open connections end now.
+        if role_changed {
+            state.sessions.access_changed(id).await;
+        }
     }
     Ok(user)
 }

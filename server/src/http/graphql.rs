@@ -421,7 +421,8 @@ fn parse_query_string(query: &str) -> Result<GqlRequest, String> {
     Ok(request)
 }
 
-fn operation_type(request: &GqlRequest) -> Option<OperationType> {
+/// The type of the operation `request` runs, when its document says.
+pub(super) fn operation_type(request: &GqlRequest) -> Option<OperationType> {
     let document = async_graphql::parser::parse_query(&request.query).ok()?;
     match &document.operations {
         DocumentOperations::Single(op) => Some(op.node.ty),

@@ -1,4 +1,4 @@
-//! `/health` (liveness) and `/ready` (PostgreSQL and Redis answer).
+//! `/health` (liveness) and `/ready` (ready, degraded or not ready).
 
 use std::time::Duration;
 
@@ -7,7 +7,6 @@ use poem::{
     http::StatusCode,
     web::{Data, Json},
 };
-use sea_orm::ConnectionTrait;
 use serde_json::json;
 
 use crate::state::AppState;
@@ -20,32 +19,84 @@ pub fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// 200 when PostgreSQL and Redis both answer, 503 otherwise, saying which does not.
+/// Readiness, for load balancers: `200` with `status: "ready"` when everything answers; `200`
+/// with `status: "degraded"` when the server serves without some of it (Redis down: sessions,
+/// limits and fan-out fall back; the pool busy); `503` with `status: "not_ready"` when it
+/// cannot serve (PostgreSQL unreachable, migrations pending). A load balancer should take out
+/// only what is not ready, so a broken cache never takes out every instance.
 #[handler]
 pub async fn ready(Data(state): Data<&AppState>) -> Response {
     let (postgres, redis) = tokio::join!(probe_postgres(state), probe_redis(state));
-    let status = if postgres.is_ok() && redis.is_ok() {
-        StatusCode::OK
+    let not_ready = matches!(postgres, Postgres::Down(_) | Postgres::MigrationsPending);
+    let degraded = redis.is_err() || matches!(postgres, Postgres::Busy);
+    let (status, word) = if not_ready {
+        (StatusCode::SERVICE_UNAVAILABLE, "not_ready")
+    } else if degraded {
+        (StatusCode::OK, "degraded")
     } else {
-        StatusCode::SERVICE_UNAVAILABLE
+        (StatusCode::OK, "ready")
     };
-    let describe = |r: &Result<(), String>| match r {
+    let postgres = match &postgres {
+        Postgres::Ok => json!({ "status": "ok" }),
+        Postgres::Busy => json!({ "status": "busy", "error": "every pooled connection is in use" }),
+        Postgres::MigrationsPending => json!({
+            "status": "migrations_pending",
+            "error": format!("the database lacks migrations up to {}", crate::db::newest_migration()),
+        }),
+        Postgres::Down(e) => json!({ "status": "unavailable", "error": e }),
+    };
+    let redis = match &redis {
         Ok(()) => json!({ "status": "ok" }),
         Err(e) => json!({ "status": "unavailable", "error": e }),
     };
-    let body = json!({
-        "status": if status == StatusCode::OK { "ready" } else { "unavailable" },
-        "postgres": describe(&postgres),
-        "redis": describe(&redis),
-    });
+    let body = json!({ "status": word, "postgres": postgres, "redis": redis });
     Json(body).with_status(status).into_response()
 }
 
-async fn probe_postgres(state: &AppState) -> Result<(), String> {
-    match tokio::time::timeout(PROBE_TIMEOUT, state.db.execute_unprepared("SELECT 1")).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("timed out".into()),
+/// What the PostgreSQL probe found.
+enum Postgres {
+    Ok,
+    /// No idle connection and the pool at its size: serving, slowly.
+    Busy,
+    MigrationsPending,
+    Down(String),
+}
+
+async fn probe_postgres(state: &AppState) -> Postgres {
+    let pool = state.db.get_postgres_connection_pool();
+    let probe = async {
+        // A saturated pool is busy, not down: do not wait in line for a connection.
+        let Some(mut conn) = pool.try_acquire() else {
+            if pool.size() >= pool.options().get_max_connections() {
+                return Postgres::Busy;
+            }
+            return match pool.acquire().await {
+                Ok(conn) => check(conn).await,
+                Err(e) => Postgres::Down(e.to_string()),
+            };
+        };
+        match sea_orm::sqlx::query("SELECT 1").execute(&mut *conn).await {
+            Ok(_) => check(conn).await,
+            Err(e) => Postgres::Down(e.to_string()),
+        }
+    };
+    match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
+        Ok(result) => result,
+        Err(_) => Postgres::Down("timed out".into()),
+    }
+}
+
+async fn check(mut conn: sea_orm::sqlx::pool::PoolConnection<sea_orm::sqlx::Postgres>) -> Postgres {
+    let note: Result<Option<String>, _> = sea_orm::sqlx::query_scalar(
+        "SELECT obj_description(n.oid, 'pg_namespace') FROM pg_namespace n WHERE n.nspname = 'app'",
+    )
+    .fetch_optional(&mut *conn)
+    .await
+    .map(Option::flatten);
+    match note {
+        Ok(note) if crate::db::is_current_note(note.as_deref().unwrap_or("")) => Postgres::Ok,
+        Ok(_) => Postgres::MigrationsPending,
+        Err(e) => Postgres::Down(e.to_string()),
     }
 }
 

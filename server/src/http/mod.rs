@@ -37,6 +37,9 @@ pub fn app(state: AppState, schema: AppSchema) -> impl IntoEndpoint {
         .with(CatchPanic::new())
         .with(access::AccessLog)
         .with(RequestIdMiddleware)
+        .data(ws::SocketRegistry::new(
+            state.config.ws_max_sockets_per_user,
+        ))
         .data(schema)
         .data(state)
 }

@@ -660,8 +660,10 @@ async fn a_deactivated_user_cannot_refresh() -> anyhow::Result<()> {
 #[tokio::test]
 async fn login_is_rate_limited_per_email_and_recovers() -> anyhow::Result<()> {
     let app = TestApp::spawn_with(|c| {
+        // One attempt comes back every 10 s: the three below fit in that even on a loaded
+        // machine, and recovery takes seconds, not a minute.
         c.rate_limit_login_per_email = 2;
-        c.rate_limit_period_secs = 2;
+        c.rate_limit_period_secs = 20;
     })
     .await?;
     app.sign_up("Acme", "ann@acme.example", PASSWORD).await?;
@@ -690,7 +692,7 @@ async fn login_is_rate_limited_per_email_and_recovers() -> anyhow::Result<()> {
         Some("UNAUTHENTICATED")
     );
     tests::eventually(
-        std::time::Duration::from_secs(30),
+        std::time::Duration::from_secs(60),
         "the login limit to recover",
         || async {
             app.login("ann@acme.example", PASSWORD)

@@ -287,7 +287,8 @@ fn with_role(user: &tests::TestUser, role: &str) -> tests::TestUser {
 async fn a_saturated_pool_is_503_with_retry_after_not_401() -> anyhow::Result<()> {
     let app = TestApp::spawn_with(|c| {
         c.db_max_connections = 1;
-        c.db_acquire_timeout_ms = 300;
+        // Long enough for the server to start on a loaded machine, short for the test.
+        c.db_acquire_timeout_ms = 2_000;
     })
     .await?;
     let (_, admin, _) = app.company_with_users("Acme", 0).await?;

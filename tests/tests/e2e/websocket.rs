@@ -53,8 +53,11 @@ async fn a_bad_token_in_connection_init_closes_the_socket() -> anyhow::Result<()
         json!({ "authorization": "Bearer forged.token.here" }),
     )
     .await?;
-    // async-graphql closes with 1002 and the reason; the socket is never acknowledged.
-    assert!(matches!(outcome, WsOutcome::Closed(Some(_))), "{outcome:?}");
+    // Closed with 4403 (Forbidden) and the reason; the socket is never acknowledged.
+    assert!(
+        matches!(outcome, WsOutcome::Closed(Some(4403))),
+        "{outcome:?}"
+    );
     Ok(())
 }
 
