@@ -164,6 +164,9 @@ CREATE POLICY messages_cancel ON messages AS PERMISSIVE FOR UPDATE TO app_user
 CREATE POLICY messages_definer_finish ON messages AS PERMISSIVE FOR UPDATE TO app_auth
     USING (status = 'streaming'::text)
     WITH CHECK (status = ANY (ARRAY['complete'::text, 'failed'::text, 'cancelled'::text]));
+CREATE POLICY messages_definer_progress ON messages AS PERMISSIVE FOR UPDATE TO app_auth
+    USING (status = 'streaming'::text)
+    WITH CHECK (status = 'streaming'::text);
 CREATE POLICY messages_definer_select ON messages AS PERMISSIVE FOR SELECT TO app_auth
     USING (true);
 CREATE POLICY messages_delete ON messages AS PERMISSIVE FOR DELETE TO app_user
@@ -172,6 +175,7 @@ CREATE POLICY messages_insert ON messages AS PERMISSIVE FOR INSERT TO app_user
     WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('message'::text, 'create'::text) AS may) AND (role = 'user'::text AND status = 'complete'::text OR role = 'assistant'::text AND status = 'streaming'::text AND content = ''::text) AND model IS NULL AND prompt_tokens IS NULL AND completion_tokens IS NULL AND error IS NULL);
 CREATE POLICY messages_select ON messages AS PERMISSIVE FOR SELECT TO app_user
     USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('message'::text, 'read'::text) AS may));
+CREATE TRIGGER messages_stamp_heartbeat BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION app.messages_stamp_heartbeat();
 CREATE TRIGGER messages_touch_updated_at BEFORE UPDATE ON messages FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
 -- outbound_emails (tenant table)
@@ -401,6 +405,27 @@ CREATE FUNCTION app.chat_finish_message(p_company uuid, p_message uuid, p_conten
 ALTER FUNCTION app.chat_finish_message(uuid,uuid,text,text,text,integer,integer,text) OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.chat_finish_message(uuid,uuid,text,text,text,integer,integer,text) TO app_worker;
 
+CREATE FUNCTION app.chat_interrupt_message(p_message uuid, p_content text, p_reason text, p_silence interval)
+    RETURNS TABLE(company_id uuid, conversation_id uuid, role text, content text, created_at timestamp with time zone, model text, prompt_tokens integer, completion_tokens integer)
+    LANGUAGE sql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.chat_interrupt_message(uuid,text,text,interval) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.chat_interrupt_message(uuid,text,text,interval) TO app_worker;
+
+CREATE FUNCTION app.chat_progress_message(p_company uuid, p_message uuid, p_content text)
+    RETURNS boolean
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.chat_progress_message(uuid,uuid,text) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.chat_progress_message(uuid,uuid,text) TO app_worker;
+
+CREATE FUNCTION app.chat_silent_replies(p_silence interval, p_limit integer)
+    RETURNS TABLE(id uuid)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.chat_silent_replies(interval,integer) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.chat_silent_replies(interval,integer) TO app_worker;
+
 CREATE FUNCTION app.consume_password_reset(p_token_hash text, p_password_hash text)
     RETURNS TABLE(user_id uuid, company_id uuid, revoked_session uuid)
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -486,6 +511,13 @@ CREATE FUNCTION app.may(p_object text, p_action text)
     SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION app.may(text,text) OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.may(text,text) TO app_user;
+
+CREATE FUNCTION app.messages_stamp_heartbeat()
+    RETURNS trigger
+    LANGUAGE plpgsql VOLATILE SECURITY INVOKER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.messages_stamp_heartbeat() OWNER TO <owner>;
+-- EXECUTE: nobody but its owner
 
 CREATE FUNCTION app.mutual_friend_ids(p_other uuid)
     RETURNS SETOF uuid

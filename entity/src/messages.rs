@@ -24,6 +24,9 @@ pub struct Model {
     pub error: Option<String>,
     pub created_at: DateTimeWithTimeZone,
     pub updated_at: DateTimeWithTimeZone,
+    /// When the generator of a streaming reply last showed signs of life (stamped at insert,
+    /// bumped by the generator; never written by a request).
+    pub heartbeat_at: DateTimeWithTimeZone,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -15,6 +15,7 @@ mod m20261123_000700_create_friendships;
 mod m20261123_000701_stream_user_profiles;
 mod m20261123_000702_restrict_user_columns;
 mod m20261201_000800_hold_the_database_layer;
+mod m20261215_000900_replies_are_never_stranded;
 
 /// Runs every migration of this crate, in order.
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000701_stream_user_profiles::Migration),
             Box::new(m20261123_000702_restrict_user_columns::Migration),
             Box::new(m20261201_000800_hold_the_database_layer::Migration),
+            Box::new(m20261215_000900_replies_are_never_stranded::Migration),
         ]
     }
 }

@@ -199,6 +199,12 @@ apollographql-client-version,apollo-require-preflight"
     #[arg(long, env = "HTTP_IDLE_TIMEOUT_SECS", default_value_t = 60)]
     pub http_idle_timeout_secs: u64,
 
+    /// On SIGTERM, how long replies already streaming may take to finish, in seconds; then
+    /// their text so far is stored as FAILED. `/ready` answers 503 and `sendMessage`
+    /// `UNAVAILABLE` meanwhile; a second SIGTERM ends the wait at once.
+    #[arg(long, env = "SHUTDOWN_DRAIN_SECS", default_value_t = 20)]
+    pub shutdown_drain_secs: u64,
+
     /// Maximum depth of a GraphQL query.
     #[arg(long, env = "GRAPHQL_MAX_DEPTH", default_value_t = 15)]
     pub graphql_max_depth: usize,
@@ -341,6 +347,22 @@ apollographql-client-version,apollo-require-preflight"
     /// Replies that may stream at once per company, across instances (0: unlimited).
     #[arg(long, env = "CHAT_MAX_CONCURRENT_PER_COMPANY", default_value_t = 20)]
     pub chat_max_concurrent_per_company: u32,
+
+    /// The lease an instance holds on each reply it streams, in seconds, renewed every third
+    /// of it (in Redis and PostgreSQL). When it lapses (the instance was killed, cut off or
+    /// hung) any instance stores the reply as FAILED with its text so far.
+    #[arg(long, env = "CHAT_LEASE_SECS", default_value_t = 10)]
+    pub chat_lease_secs: u64,
+
+    /// How often each instance looks for replies whose lease lapsed, in seconds (and once at
+    /// start-up).
+    #[arg(long, env = "CHAT_SWEEP_SECS", default_value_t = 5)]
+    pub chat_sweep_secs: u64,
+
+    /// How often the text so far of a streaming reply is stored in PostgreSQL, in
+    /// milliseconds (only when it grew).
+    #[arg(long, env = "CHAT_PERSIST_INTERVAL_MS", default_value_t = 1_000)]
+    pub chat_persist_interval_ms: u64,
 }
 
 impl Config {

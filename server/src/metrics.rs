@@ -173,7 +173,7 @@ fn describe() {
     describe_counter!("chat_replies_started_total", "Chat replies started");
     describe_counter!(
         "chat_replies_total",
-        "Chat replies finished by outcome (complete, failed, cancelled)"
+        "Chat replies finished by outcome (complete, failed, cancelled, interrupted, lost)"
     );
     describe_gauge!("chat_replies_streaming", "Chat replies streaming now");
     describe_histogram!(
@@ -336,7 +336,7 @@ pub fn chat_reply_started() {
     gauge!("chat_replies_streaming").increment(1.0);
 }
 
-/// A chat reply ended: `complete`, `failed` or `cancelled`.
+/// A chat reply ended: `complete`, `failed`, `cancelled`, `interrupted` or `lost`.
 pub fn chat_reply_finished(outcome: &'static str) {
     counter!("chat_replies_total", "outcome" => outcome).increment(1);
     gauge!("chat_replies_streaming").decrement(1.0);

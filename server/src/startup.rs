@@ -1,5 +1,6 @@
 //! Start-up: private services when no URLs are given, migrations, the RLS safety check, and
-//! the HTTP server with graceful shutdown.
+//! the HTTP server with graceful shutdown: a drain of the replies streaming, then of the HTTP
+//! requests in flight.
 
 use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
@@ -7,6 +8,7 @@ use anyhow::{Context as _, bail};
 use poem::IntoEndpoint as _;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use tokio::{sync::oneshot, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     auth::{JwtKeys, SessionCache},
@@ -120,7 +122,14 @@ fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
-/// A server accepting requests; [`RunningServer::shutdown`] stops it gracefully.
+/// How long HTTP requests in flight may take to finish once the listener closes.
+const HTTP_GRACE: Duration = Duration::from_secs(10);
+/// How long interrupted replies may take to store their text so far.
+const STORE_GRACE: Duration = Duration::from_secs(10);
+
+/// A server accepting requests; [`RunningServer::shutdown`] stops it gracefully. Dropped
+/// without it, a server stops at once and cleans nothing up, as a killed process would: its
+/// replies are left to the leases (another instance finalises them).
 #[derive(Debug)]
 pub struct RunningServer {
     pub addr: SocketAddr,
@@ -132,17 +141,83 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// Stops accepting, lets in-flight requests finish (up to 10 s), and waits.
-    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+    /// Begins the drain without waiting for it: `/ready` answers 503, `sendMessage`
+    /// `UNAVAILABLE`, and [`AppState::draining`] is cancelled. Requests are still served.
+    pub fn begin_drain(&self) {
+        self.state.draining.cancel();
+    }
+
+    /// Stops gracefully, as on SIGTERM: begins the drain, lets the replies streaming finish
+    /// within `SHUTDOWN_DRAIN_SECS` and stores the text so far of those still streaming then
+    /// (`failed`, interrupted), stops accepting, lets HTTP requests in flight finish (up to
+    /// 10 s), and waits.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.shutdown_with(std::future::pending()).await
+    }
+
+    /// [`RunningServer::shutdown`], cut short when `hurry` resolves (a second SIGTERM): the
+    /// replies still streaming store their text so far at once and requests in flight are
+    /// not waited for.
+    pub async fn shutdown_with(mut self, hurry: impl Future<Output = ()>) -> anyhow::Result<()> {
+        self.begin_drain();
+        let chat = self.state.chat.clone();
+        let drain = Duration::from_secs(self.state.config.shutdown_drain_secs);
+        tokio::pin!(hurry);
+        let mut hurried = false;
+        if chat.running_count() > 0 {
+            tracing::info!(
+                replies = chat.running_count(),
+                drain_secs = drain.as_secs(),
+                "draining: waiting for the replies streaming to finish"
+            );
+        }
+        tokio::select! {
+            () = chat.until_idle() => {}
+            () = tokio::time::sleep(drain) => {}
+            () = &mut hurry => hurried = true,
+        }
+        let left = chat.running_count();
+        if left > 0 {
+            tracing::warn!(
+                replies = left,
+                "replies still streaming: storing their text so far"
+            );
+            chat.interrupt_all();
+            tokio::select! {
+                () = chat.until_idle() => {}
+                () = tokio::time::sleep(STORE_GRACE) => {
+                    tracing::error!("interrupted replies not stored in time; the leases finalise them");
+                }
+            }
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        (&mut self.task)
-            .await
-            .context("server task")?
-            .context("server")?;
+        let served = if hurried {
+            None
+        } else {
+            tokio::select! {
+                served = &mut self.task => Some(served),
+                () = &mut hurry => None,
+            }
+        };
+        self.task.abort();
+        chat.abort();
         self.state.db.clone().close().await.ok();
-        Ok(())
+        match served {
+            Some(served) => served.context("server task")?.context("server"),
+            None => {
+                tracing::warn!("stopped at once: requests in flight were not waited for");
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.state.chat.abort();
     }
 }
 
@@ -188,9 +263,17 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let ratelimit = RateLimiter::from_config(redis.clone(), &config);
     let authz = crate::authz::Authz::load(config.policy_dir()).await?;
     crate::authz::spawn_reload_on_sighup(&authz)?;
-    let chat = crate::chat::Chat::start(&config, pool.clone(), redis.clone(), pubsub.clone())?;
+    let draining = CancellationToken::new();
+    let chat = crate::chat::Chat::start(
+        &config,
+        pool.clone(),
+        redis.clone(),
+        pubsub.clone(),
+        draining.clone(),
+    )?;
     let state = AppState {
         chat,
+        draining,
         db: pool,
         redis,
         jwt,
@@ -225,7 +308,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             async {
                 let _ = shutdown_rx.await;
             },
-            Duration::from_secs(10),
+            HTTP_GRACE,
         )
         .await;
         drop(metrics_listener);
@@ -298,12 +381,25 @@ fn redis_pool(url: &str, max_size: usize) -> anyhow::Result<deadpool_redis::Pool
         .context("create the Redis pool")
 }
 
-/// `server serve`: private services if needed, then serve until Ctrl-C or SIGTERM.
+/// `server serve`: private services if needed, then serve until Ctrl-C or SIGTERM, drain (see
+/// [`RunningServer::shutdown`]; a second signal cuts it short) and stop the private services.
 pub async fn run(mut config: Config) -> anyhow::Result<()> {
-    let services = prepare_private(&mut config).await?;
-    let demo = seed_demo_if_fresh(&config, &services).await?;
+    let mut signals = Signals::new()?;
     let data_dir = config.data_dir.clone();
-    let server = start(config).await?;
+    let starting = async {
+        let services = prepare_private(&mut config).await?;
+        let demo = seed_demo_if_fresh(&config, &services).await?;
+        let server = start(config).await?;
+        anyhow::Ok((services, demo, server))
+    };
+    // A signal during start-up stops it (and whatever private service it started) at once.
+    let (services, demo, server) = tokio::select! {
+        started = starting => started?,
+        () = signals.next() => {
+            tracing::info!("stopped during start-up");
+            return Ok(());
+        }
+    };
     announce(&server, &services, &data_dir);
     if let Some(demo) = &demo
         && crate::telemetry::json()
@@ -325,11 +421,16 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
             crate::seed::DEMO_PASSWORD
         );
     }
-    shutdown_signal().await;
+    signals.next().await;
     tracing::info!("shutting down");
-    server.shutdown().await?;
+    let stopped = server
+        .shutdown_with(async {
+            signals.next().await;
+            tracing::warn!("second signal: stopping at once");
+        })
+        .await;
     drop(services);
-    Ok(())
+    stopped
 }
 
 /// On the first start of a private cluster (no company yet), a small demo company.
@@ -391,23 +492,36 @@ fn announce(server: &RunningServer, services: &PrivateServices, data_dir: &Path)
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGTERM and Ctrl-C (SIGINT), listened for from start-up on, so that none is missed.
+struct Signals {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                term: signal(SignalKind::terminate()).context("listen for SIGTERM")?,
+                interrupt: signal(SignalKind::interrupt()).context("listen for SIGINT")?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Self {})
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+
+    /// The next SIGTERM or Ctrl-C.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -28,6 +28,11 @@ pub struct AppState {
     pub pubsub: crate::pubsub::PubSub,
     /// Chat: the LLM provider, background generations and their cancel registry.
     pub chat: crate::chat::Chat,
+    /// Cancelled when the server begins to drain (SIGTERM, [`crate::RunningServer::shutdown`]):
+    /// `/ready` answers 503 and `sendMessage` `UNAVAILABLE` from then on. Long-lived
+    /// connections watch it to go away (WebSockets close with 1001), so that clients reconnect
+    /// to another instance and catch up.
+    pub draining: tokio_util::sync::CancellationToken,
     pub config: Arc<Config>,
 }
 

@@ -223,3 +223,121 @@ pub fn set_remote_parent(span: &tracing::Span, headers: &poem::http::HeaderMap) 
     let parent = TraceContextPropagator::new().extract(&Headers(headers));
     let _ = span.set_parent(parent);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// The arguments of every `tracing::<macro>!(...)` call in `source`.
+    fn macro_calls(source: &str) -> Vec<&str> {
+        let mut calls = Vec::new();
+        for level in ["trace", "debug", "info", "warn", "error", "event"] {
+            let opening = format!("tracing::{level}!(");
+            let mut rest = source;
+            while let Some(at) = rest.find(&opening) {
+                let args = &rest[at + opening.len()..];
+                let mut depth = 1usize;
+                let end = args
+                    .char_indices()
+                    .find(|&(_, c)| {
+                        match c {
+                            '(' => depth += 1,
+                            ')' => depth -= 1,
+                            _ => {}
+                        }
+                        depth == 0
+                    })
+                    .map_or(args.len(), |(i, _)| i);
+                calls.push(&args[..end]);
+                rest = &args[end..];
+            }
+        }
+        calls
+    }
+
+    /// `args` split at the commas outside parentheses, brackets, braces and strings.
+    fn top_level_args(args: &str) -> Vec<&str> {
+        let (mut parts, mut depth, mut quoted, mut escaped, mut from) =
+            (Vec::new(), 0i32, false, false, 0);
+        for (i, c) in args.char_indices() {
+            if quoted {
+                match c {
+                    _ if escaped => escaped = false,
+                    '\\' => escaped = true,
+                    '"' => quoted = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match c {
+                '"' => quoted = true,
+                '(' | '[' | '{' => depth += 1,
+                ')' | ']' | '}' => depth -= 1,
+                ',' if depth == 0 => {
+                    parts.push(args[from..i].trim());
+                    from = i + 1;
+                }
+                _ => {}
+            }
+        }
+        parts.push(args[from..].trim());
+        parts
+    }
+
+    /// Whether a macro argument is a field named `message` (`message = x`, `%message`, ...).
+    fn names_message(arg: &str) -> bool {
+        let name = arg.split('=').next().unwrap_or("").trim();
+        let bare = arg.trim_start_matches(['%', '?']);
+        (arg.contains('=') && name == "message") || (!arg.contains('=') && bare == "message")
+    }
+
+    #[test]
+    fn finds_fields_named_message() {
+        assert!(names_message("message = %id"));
+        assert!(names_message("%message"));
+        assert!(names_message("message"));
+        assert!(!names_message("message_id = %message"));
+        assert!(!names_message("\"the message = x\""));
+        assert_eq!(
+            top_level_args("a = f(x, y), \"s, t\", %b"),
+            vec!["a = f(x, y)", "\"s, t\"", "%b"]
+        );
+    }
+
+    fn sources(dir: &Path, into: &mut Vec<(String, String)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                sources(&path, into);
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && let Ok(text) = std::fs::read_to_string(&path)
+            {
+                into.push((path.display().to_string(), text));
+            }
+        }
+    }
+
+    /// A field named `message` next to the format string is a second `message` key in JSON.
+    #[test]
+    fn no_log_event_has_a_field_named_message() {
+        let mut files = Vec::new();
+        sources(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
+        assert!(files.len() > 10, "sources not found");
+        let mut offenders = Vec::new();
+        for (path, text) in &files {
+            for call in macro_calls(text) {
+                let call: String = call.split_whitespace().collect::<Vec<_>>().join(" ");
+                if top_level_args(&call).iter().any(|arg| names_message(arg)) {
+                    offenders.push(format!("{path}: {call}"));
+                }
+            }
+        }
+        assert!(offenders.is_empty(), "{offenders:#?}");
+    }
+}

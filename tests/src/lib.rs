@@ -6,6 +6,7 @@ mod cluster;
 pub mod fake_llm;
 mod gql;
 pub mod policy;
+pub mod process;
 pub mod ws;
 
 use std::{
@@ -68,7 +69,7 @@ impl TestApp {
         Self::spawn_inner(true, |_| {}).await
     }
 
-    /// A server with a redis-server of its own, whose configuration `customize` adjusts first.
+    /// The same, with the configuration adjusted by `customize` first.
     pub async fn spawn_with_own_redis_and(
         customize: impl FnOnce(&mut Config),
     ) -> anyhow::Result<Self> {

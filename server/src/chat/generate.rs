@@ -2,18 +2,27 @@
 //! publish every delta, then store the outcome with `app.chat_finish_message` (no request
 //! transaction: the user may be gone, or their session revoked; the reply is stored anyway)
 //! and announce it.
+//!
+//! While it streams, the generation holds a lease on the reply: in Redis (a key naming this
+//! instance) and in PostgreSQL (the message's `heartbeat_at`, bumped with the text so far by
+//! `app.chat_progress_message`), both renewed every third of `CHAT_LEASE_SECS`. Should the
+//! instance die, the lease lapses and another instance finalises the reply (see `sweep`).
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::{Mutex, MutexGuard},
+    time::Duration,
+};
 
 use futures_util::StreamExt;
 use sea_orm::{DbBackend, Statement};
-use tokio::sync::watch;
+use tokio::{sync::watch, time::Instant};
 use uuid::Uuid;
 
 use super::{
-    Chat,
+    Chat, Stop,
     events::{ChatEvent, MessageData, topic},
     live::SLOT_LEASE,
+    sweep::SHUT_DOWN,
 };
 use crate::llm::{ChatRequest, LlmError, StreamEvent};
 
@@ -32,6 +41,11 @@ enum Outcome {
     Complete,
     Cancelled,
     Failed(LlmError),
+    /// The server shut down before the reply was complete.
+    Interrupted,
+    /// The reply no longer streams: another instance finalised it (this one was taken for
+    /// dead), or it was cancelled or deleted. Nothing is stored or announced.
+    Lost,
 }
 
 #[derive(Default)]
@@ -42,79 +56,184 @@ struct Reply {
     usage: Option<(u32, u32)>,
 }
 
+/// The reply as it streams, shared by the stream and the lease keeper of one generation.
+#[derive(Default)]
+struct Shared(Mutex<Reply>);
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Reply> {
+        // Nothing panics while holding it; should something, the text is still good.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn into_inner(self) -> Reply {
+        self.0
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 impl Generation {
-    pub(super) async fn run(self, chat: &Chat, mut cancel: watch::Receiver<bool>) {
-        let mut reply = Reply::default();
+    pub(super) async fn run(self, chat: &Chat, mut stop: watch::Receiver<Stop>) {
+        let reply = Shared::default();
         crate::metrics::chat_reply_started();
-        let outcome = self.stream(chat, &mut reply, &mut cancel).await;
+        // The keeper only returns when the reply was lost; the stream ends the generation.
+        let outcome = tokio::select! {
+            outcome = self.stream(chat, &reply, &mut stop) => outcome,
+            () = self.keep_lease(chat, &reply) => Outcome::Lost,
+        };
         crate::metrics::chat_reply_finished(match &outcome {
             Outcome::Complete => "complete",
             Outcome::Cancelled => "cancelled",
             Outcome::Failed(_) => "failed",
+            Outcome::Interrupted => "interrupted",
+            Outcome::Lost => "lost",
         });
+        let reply = reply.into_inner();
         match &outcome {
             Outcome::Complete => chat.inner.breaker.record_success(),
             Outcome::Failed(error) => {
                 tracing::warn!(message_id = %self.message_id, %error, "reply failed");
                 chat.inner.breaker.record_failure();
             }
+            Outcome::Interrupted => {
+                tracing::warn!(message_id = %self.message_id, deltas = reply.deltas,
+                    "reply interrupted by the shutdown: storing its text so far");
+            }
+            Outcome::Lost => {
+                tracing::warn!(message_id = %self.message_id,
+                    "reply no longer streaming (finalised elsewhere, cancelled or deleted): stopped");
+            }
             Outcome::Cancelled => {}
         }
         self.finish(chat, reply, outcome).await;
     }
 
-    /// Streams the reply into `reply` (so a cancel keeps the text so far). A cancel is taken
+    /// Streams the reply into `reply` (so a cancel keeps the text so far). A stop is taken
     /// between deltas only, so every delta in the stored text was also published; dropping
     /// the provider's stream aborts the upstream request.
     async fn stream(
         &self,
         chat: &Chat,
-        reply: &mut Reply,
-        cancel: &mut watch::Receiver<bool>,
+        reply: &Shared,
+        stop: &mut watch::Receiver<Stop>,
     ) -> Outcome {
         let asked = Instant::now();
+        let stopped = |stop: Stop| match stop {
+            Stop::Interrupt => Outcome::Interrupted,
+            Stop::Cancel | Stop::No => Outcome::Cancelled,
+        };
         let started = tokio::select! {
             started = chat.inner.provider.stream(self.request.clone()) => started,
-            Ok(_) = cancel.wait_for(|c| *c) => return Outcome::Cancelled,
+            Ok(s) = stop.wait_for(|s| *s != Stop::No) => return stopped(*s),
         };
         let mut events = match started {
             Ok(events) => events,
             Err(error) => return Outcome::Failed(error),
         };
-        let mut renewed = Instant::now();
         loop {
             let event = tokio::select! {
                 biased;
-                Ok(_) = cancel.wait_for(|c| *c) => return Outcome::Cancelled,
+                Ok(s) = stop.wait_for(|s| *s != Stop::No) => return stopped(*s),
                 event = events.next() => event,
             };
             let Some(event) = event else { break };
             match event {
                 Ok(StreamEvent::Delta(text)) => {
-                    let index = reply.deltas;
-                    if index == 0 {
-                        crate::metrics::chat_first_token(asked.elapsed());
-                    }
-                    reply.deltas += 1;
-                    reply.text.push_str(&text);
+                    let index = {
+                        let mut reply = reply.lock();
+                        let index = reply.deltas;
+                        if index == 0 {
+                            crate::metrics::chat_first_token(asked.elapsed());
+                        }
+                        reply.deltas += 1;
+                        reply.text.push_str(&text);
+                        index
+                    };
                     self.publish_delta(chat, index, text).await;
-                    if renewed.elapsed() > SLOT_LEASE / 3 {
-                        renewed = Instant::now();
-                        let _ = chat
-                            .live()
-                            .acquire_slot(self.company_id, self.message_id, 0)
-                            .await;
-                    }
                 }
                 Ok(StreamEvent::Usage { prompt, completion }) => {
                     crate::metrics::chat_tokens(prompt, completion);
-                    reply.usage = Some((prompt, completion));
+                    reply.lock().usage = Some((prompt, completion));
                 }
-                Ok(StreamEvent::Model(model)) => reply.model = Some(model),
+                Ok(StreamEvent::Model(model)) => reply.lock().model = Some(model),
                 Err(error) => return Outcome::Failed(error),
             }
         }
         Outcome::Complete
+    }
+
+    /// Holds the lease on the reply while it streams: takes it in Redis at once and renews it
+    /// every third of the lease, stores the text so far in PostgreSQL every
+    /// `CHAT_PERSIST_INTERVAL_MS` when it grew (and the heartbeat alone every third of the
+    /// lease otherwise), and renews the company's slot. Redis and PostgreSQL are renewed side by
+    /// side, so neither's outage delays the other. Returns only when the reply no longer streams.
+    async fn keep_lease(&self, chat: &Chat, reply: &Shared) {
+        let lease = chat.inner.lease;
+        let renew_every = lease / 3;
+        let mut tick = tokio::time::interval(chat.inner.persist_every.min(renew_every));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut leased: Option<Instant> = None;
+        // `sendMessage` stamped the heartbeat when it stored the placeholder.
+        let mut heartbeat = Instant::now();
+        let mut slot = Instant::now();
+        let mut stored_len = 0;
+        loop {
+            tick.tick().await;
+            let renew_redis = leased.is_none_or(|at| at.elapsed() >= renew_every);
+            let renew_slot = slot.elapsed() >= SLOT_LEASE / 3;
+            let text = {
+                let reply = reply.lock();
+                (reply.text.len() != stored_len).then(|| reply.text.clone())
+            };
+            let write_db = text.is_some() || heartbeat.elapsed() >= renew_every;
+            let redis = async {
+                if renew_redis {
+                    match chat
+                        .live()
+                        .renew_lease(self.message_id, chat.inner.instance, lease)
+                        .await
+                    {
+                        Ok(()) => leased = Some(Instant::now()),
+                        // The heartbeat in PostgreSQL holds the lease meanwhile.
+                        Err(error) => {
+                            tracing::debug!(%error, "could not renew a reply's lease in redis")
+                        }
+                    }
+                }
+                if renew_slot {
+                    slot = Instant::now();
+                    let _ = chat
+                        .live()
+                        .acquire_slot(self.company_id, self.message_id, 0)
+                        .await;
+                }
+            };
+            let db = async {
+                if write_db {
+                    Some(progress(chat, self.company_id, self.message_id, text.as_deref()).await)
+                } else {
+                    None
+                }
+            };
+            let ((), stored) = tokio::join!(redis, db);
+            match stored {
+                Some(Ok(true)) => {
+                    heartbeat = Instant::now();
+                    if let Some(text) = &text {
+                        stored_len = text.len();
+                    }
+                }
+                Some(Ok(false)) => return,
+                Some(Err(error)) => {
+                    tracing::warn!(message_id = %self.message_id, %error,
+                        "could not store a streaming reply's progress");
+                }
+                None => {}
+            }
+        }
     }
 
     /// Stores and publishes delta `index`: written before it is published (see `live`), in
@@ -160,6 +279,8 @@ impl Generation {
             Outcome::Complete => ("complete", None),
             Outcome::Cancelled => ("cancelled", None),
             Outcome::Failed(error) => ("failed", Some(error.reason())),
+            Outcome::Interrupted => ("failed", Some(SHUT_DOWN.to_owned())),
+            Outcome::Lost => ("", None),
         };
         let model = reply
             .model
@@ -169,17 +290,22 @@ impl Generation {
             Some((p, c)) => (Some(p as i32), Some(c as i32)),
             None => (None, None),
         };
-        let stored = store(
-            chat,
-            self.company_id,
-            self.message_id,
-            &reply.text,
-            status,
-            &model,
-            (prompt, completion),
-            error.as_deref(),
-        )
-        .await;
+        let stored = match outcome {
+            Outcome::Lost => Ok(false),
+            _ => {
+                store(
+                    chat,
+                    self.company_id,
+                    self.message_id,
+                    &reply.text,
+                    status,
+                    &model,
+                    (prompt, completion),
+                    error.as_deref(),
+                )
+                .await
+            }
+        };
         if let Err(error) = chat.live().finish(self.message_id).await {
             tracing::debug!(%error, "could not shorten the live state's lifetime");
         }
@@ -190,9 +316,12 @@ impl Generation {
         {
             tracing::warn!(%error, "could not release a chat slot; it expires by itself");
         }
+        if let Err(error) = chat.live().release_lease(self.message_id).await {
+            tracing::debug!(%error, "could not release a reply's lease; it expires by itself");
+        }
         let (status, error) = match stored {
             Ok(true) => (status, error),
-            // Deleted or cleared meanwhile: nothing to announce.
+            // Deleted, cleared or finalised meanwhile: nothing to announce.
             Ok(false) => return,
             // Subscribers must not wait for an end that never comes.
             Err(()) => ("failed", Some("the reply could not be stored".to_owned())),
@@ -212,6 +341,34 @@ impl Generation {
         };
         chat.pubsub().publish(&topic, &event).await;
         tracing::info!(message_id = %self.message_id, status, deltas = reply.deltas, "reply stored");
+    }
+}
+
+/// Stores the text so far of a streaming reply (unless `None`) and bumps its heartbeat;
+/// whether it still streams.
+async fn progress(
+    chat: &Chat,
+    company: Uuid,
+    message: Uuid,
+    text: Option<&str>,
+) -> Result<bool, sea_orm::DbErr> {
+    let row = crate::db::query_one_as(
+        &chat.inner.db,
+        crate::db::SystemRole::Worker,
+        Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT app.chat_progress_message($1, $2, $3) AS streaming",
+            [
+                company.into(),
+                message.into(),
+                text.map(str::to_owned).into(),
+            ],
+        ),
+    )
+    .await?;
+    match row {
+        Some(row) => row.try_get::<bool>("", "streaming"),
+        None => Ok(false),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Redis state of replies while they stream: the text so far and the index of its last delta
-//! (for subscribers that join late, on any instance), and each company's running generations
-//! (for the concurrency limit across instances).
+//! (for subscribers that join late, on any instance), the lease of the instance generating each
+//! reply (see `sweep`), and each company's running generations (for the concurrency limit across
+//! instances).
 //!
 //! The generator writes a delta here *before* publishing it; a subscriber subscribes *before*
 //! reading here. So every delta with an index above the one read is published after the
@@ -66,6 +67,10 @@ impl LiveStore {
 
     fn index_key(&self, message: Uuid) -> String {
         format!("{}chat:live:{message}:index", self.prefix)
+    }
+
+    fn lease_key(&self, message: Uuid) -> String {
+        format!("{}chat:lease:{message}", self.prefix)
     }
 
     fn slots_key(&self, company: Uuid) -> String {
@@ -148,6 +153,57 @@ impl LiveStore {
             .pexpire(self.index_key(message), ttl)
             .ignore();
         tokio::time::timeout(REDIS_TIMEOUT, pipe.query_async::<()>(&mut *conn)).await??;
+        Ok(())
+    }
+
+    /// Takes or renews the lease of `holder` (an instance) on the generation of `message`, for
+    /// `ttl`.
+    pub async fn renew_lease(
+        &self,
+        message: Uuid,
+        holder: Uuid,
+        ttl: Duration,
+    ) -> anyhow::Result<()> {
+        let mut conn = self.conn().await?;
+        tokio::time::timeout(
+            REDIS_TIMEOUT,
+            conn.pset_ex::<_, _, ()>(
+                self.lease_key(message),
+                holder.to_string(),
+                ttl.as_millis() as u64,
+            ),
+        )
+        .await??;
+        Ok(())
+    }
+
+    /// Takes the lease on `message` for `claimer` (finalising the reply) unless someone holds
+    /// it: `false` when its generator's lease is still live or another instance claimed it.
+    pub async fn claim_lease(
+        &self,
+        message: Uuid,
+        claimer: Uuid,
+        ttl: Duration,
+    ) -> anyhow::Result<bool> {
+        let mut conn = self.conn().await?;
+        let taken: Option<String> = tokio::time::timeout(
+            REDIS_TIMEOUT,
+            redis::cmd("SET")
+                .arg(self.lease_key(message))
+                .arg(format!("sweep:{claimer}"))
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl.as_millis() as u64)
+                .query_async(&mut *conn),
+        )
+        .await??;
+        Ok(taken.is_some())
+    }
+
+    /// Drops the lease on a reply that ended.
+    pub async fn release_lease(&self, message: Uuid) -> anyhow::Result<()> {
+        let mut conn = self.conn().await?;
+        tokio::time::timeout(REDIS_TIMEOUT, conn.del::<_, ()>(self.lease_key(message))).await??;
         Ok(())
     }
 

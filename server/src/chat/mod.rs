@@ -1,7 +1,8 @@
 //! Chat with streamed AI replies, apart from GraphQL: the prompt (system prompt, knowledge,
 //! recent history within a budget), the background generation that streams a reply to every
-//! instance and stores it, the cancel registry, the catch-up for late subscribers, and the
-//! limits.
+//! instance and stores it, the cancel registry, the catch-up for late subscribers, the limits,
+//! the leases that keep a reply from being stranded by a lost instance, and the drain on
+//! shutdown.
 
 pub mod events;
 mod generate;
@@ -9,6 +10,7 @@ pub mod live;
 pub mod prompt;
 pub mod store;
 mod subscribe;
+mod sweep;
 
 use std::{
     collections::HashMap,
@@ -18,7 +20,8 @@ use std::{
 
 use futures_util::StreamExt;
 use sea_orm::DatabaseConnection;
-use tokio::sync::watch;
+use tokio::{sync::watch, task::AbortHandle};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use uuid::Uuid;
 
 pub use events::{ChatEvent, MessageData};
@@ -47,9 +50,40 @@ struct Inner {
     live: live::LiveStore,
     redis_prefix: String,
     /// Generations running on this instance, by assistant message id.
-    running: Mutex<HashMap<Uuid, watch::Sender<bool>>>,
+    running: Mutex<HashMap<Uuid, Running>>,
+    /// The generation tasks, so a drain can wait for them.
+    generations: TaskTracker,
+    /// Background tasks of this instance (the sweep, the cancel listener).
+    background: Mutex<Vec<AbortHandle>>,
+    /// Names this instance as the holder of its leases.
+    instance: Uuid,
+    /// The lease on each streaming reply (`CHAT_LEASE_SECS`).
+    lease: Duration,
+    /// How often lapsed leases are looked for (`CHAT_SWEEP_SECS`).
+    sweep_every: Duration,
+    /// How often the text so far is stored (`CHAT_PERSIST_INTERVAL_MS`).
+    persist_every: Duration,
+    /// Cancelled when the server begins to drain: no new replies.
+    draining: CancellationToken,
     max_concurrent_per_company: u32,
     messages_per_minute: u32,
+}
+
+/// A generation running on this instance.
+struct Running {
+    stop: watch::Sender<Stop>,
+    task: Option<AbortHandle>,
+}
+
+/// What a running generation is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// Go on.
+    No,
+    /// `cancelReply`: store the text so far as `cancelled`.
+    Cancel,
+    /// The server shuts down: store the text so far as `failed`, interrupted.
+    Interrupt,
 }
 
 impl std::fmt::Debug for Chat {
@@ -61,12 +95,15 @@ impl std::fmt::Debug for Chat {
 }
 
 impl Chat {
-    /// Builds the chat on the configured provider and starts listening for cancellations.
+    /// Builds the chat on the configured provider, starts listening for cancellations and
+    /// sweeping replies whose lease lapsed (at once, then every `CHAT_SWEEP_SECS`). `draining`
+    /// is cancelled when the server begins to drain.
     pub fn start(
         config: &Config,
         db: DatabaseConnection,
         redis: deadpool_redis::Pool,
         pubsub: PubSub,
+        draining: CancellationToken,
     ) -> anyhow::Result<Self> {
         let provider = crate::llm::from_config(config)?;
         let chat = Self {
@@ -81,11 +118,19 @@ impl Chat {
                 redis_prefix: config.redis_key_prefix.clone(),
                 pubsub,
                 running: Mutex::new(HashMap::new()),
+                generations: TaskTracker::new(),
+                background: Mutex::new(Vec::new()),
+                instance: Uuid::new_v4(),
+                lease: Duration::from_secs(config.chat_lease_secs.max(1)),
+                sweep_every: Duration::from_secs(config.chat_sweep_secs.max(1)),
+                persist_every: Duration::from_millis(config.chat_persist_interval_ms.max(50)),
+                draining,
                 max_concurrent_per_company: config.chat_max_concurrent_per_company,
                 messages_per_minute: config.chat_messages_per_minute,
             }),
         };
         chat.listen_for_cancels();
+        chat.start_sweeping();
         Ok(chat)
     }
 
@@ -125,6 +170,17 @@ impl Chat {
         self.inner.breaker.check().is_err()
     }
 
+    /// `UNAVAILABLE` once the server drains (it shuts down): a load balancer sends the
+    /// message to another instance.
+    pub fn check_accepting(&self) -> AppResult<()> {
+        if self.inner.draining.is_cancelled() {
+            return Err(AppError::Unavailable(
+                "the server is shutting down; retry shortly".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// `UNAVAILABLE` at once while the circuit breaker is open.
     pub fn check_breaker(&self) -> AppResult<()> {
         self.inner
@@ -160,25 +216,85 @@ impl Chat {
     }
 
     /// Starts a generation in the background. It does not depend on any client: it finishes
-    /// and stores the reply whoever listens.
+    /// and stores the reply whoever listens, holding a lease on it meanwhile.
     pub fn spawn(&self, generation: Generation) {
-        let (cancel_tx, cancel_rx) = watch::channel(false);
+        let message_id = generation.message_id;
+        let (stop_tx, stop_rx) = watch::channel(Stop::No);
         if let Ok(mut running) = self.inner.running.lock() {
-            running.insert(generation.message_id, cancel_tx);
+            running.insert(
+                message_id,
+                Running {
+                    stop: stop_tx,
+                    task: None,
+                },
+            );
         }
         let chat = self.clone();
         // A child of the request's span: the reply belongs to the trace of `sendMessage`.
-        let span = tracing::info_span!("chat_reply", message_id = %generation.message_id);
-        tokio::spawn(tracing::Instrument::instrument(
-            async move {
-                let message_id = generation.message_id;
-                generation.run(&chat, cancel_rx).await;
-                if let Ok(mut running) = chat.inner.running.lock() {
-                    running.remove(&message_id);
+        let span = tracing::info_span!("chat_reply", %message_id);
+        let task = self
+            .inner
+            .generations
+            .spawn(tracing::Instrument::instrument(
+                async move {
+                    generation.run(&chat, stop_rx).await;
+                    if let Ok(mut running) = chat.inner.running.lock() {
+                        running.remove(&message_id);
+                    }
+                },
+                span,
+            ));
+        if let Ok(mut running) = self.inner.running.lock()
+            && let Some(entry) = running.get_mut(&message_id)
+        {
+            entry.task = Some(task.abort_handle());
+        }
+    }
+
+    /// How many generations run on this instance.
+    pub fn running_count(&self) -> usize {
+        self.inner.running.lock().map(|r| r.len()).unwrap_or(0)
+    }
+
+    /// Resolves once no generation runs on this instance. For a drain: new ones are refused
+    /// by then (see [`Chat::check_accepting`]).
+    pub async fn until_idle(&self) {
+        self.inner.generations.close();
+        self.inner.generations.wait().await;
+    }
+
+    /// Stops every generation of this instance: each stores its text so far as `failed`
+    /// (interrupted by the shutdown) and announces it.
+    pub fn interrupt_all(&self) {
+        if let Ok(running) = self.inner.running.lock() {
+            for entry in running.values() {
+                let _ = entry.stop.send(Stop::Interrupt);
+            }
+        }
+    }
+
+    /// Stops everything of this instance at once, storing nothing, as if its process were
+    /// killed: the generations (their leases then lapse and another instance finalises their
+    /// replies), the sweep and the cancel listener.
+    pub fn abort(&self) {
+        if let Ok(mut running) = self.inner.running.lock() {
+            for (_, entry) in running.drain() {
+                if let Some(task) = entry.task {
+                    task.abort();
                 }
-            },
-            span,
-        ));
+            }
+        }
+        if let Ok(mut background) = self.inner.background.lock() {
+            for task in background.drain(..) {
+                task.abort();
+            }
+        }
+    }
+
+    fn keep_background(&self, task: AbortHandle) {
+        if let Ok(mut background) = self.inner.background.lock() {
+            background.push(task);
+        }
     }
 
     /// Asks every instance to stop the generation of `message_id` (the one running it does).
@@ -200,16 +316,16 @@ impl Chat {
 
     fn cancel_local(&self, message_id: Uuid) {
         if let Ok(running) = self.inner.running.lock()
-            && let Some(cancel) = running.get(&message_id)
+            && let Some(entry) = running.get(&message_id)
         {
-            let _ = cancel.send(true);
+            let _ = entry.stop.send(Stop::Cancel);
         }
     }
 
     fn listen_for_cancels(&self) {
         let weak = Arc::downgrade(&self.inner);
         let mut requests = Box::pin(self.inner.pubsub.subscribe(events::CANCEL_TOPIC));
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             while let Some(payload) = requests.next().await {
                 let Some(inner) = weak.upgrade() else { return };
                 if let Ok(request) = serde_json::from_str::<events::CancelRequest>(&payload) {
@@ -217,5 +333,6 @@ impl Chat {
                 }
             }
         });
+        self.keep_background(task.abort_handle());
     }
 }

@@ -214,6 +214,7 @@ pub async fn insert_message(
         error: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
+        heartbeat_at: NotSet,
     };
     Ok(messages::Entity::insert(row)
         .exec_with_returning(conn)

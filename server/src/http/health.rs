@@ -1,4 +1,4 @@
-//! `/health` (liveness) and `/ready` (ready, degraded or not ready).
+//! `/health` (liveness) and `/ready` (ready, degraded or not ready, draining included).
 
 use std::time::Duration;
 
@@ -22,10 +22,16 @@ pub fn health() -> Json<serde_json::Value> {
 /// Readiness, for load balancers: `200` with `status: "ready"` when everything answers; `200`
 /// with `status: "degraded"` when the server serves without some of it (Redis down: sessions,
 /// limits and fan-out fall back; the pool busy); `503` with `status: "not_ready"` when it
-/// cannot serve (PostgreSQL unreachable, migrations pending). A load balancer should take out
-/// only what is not ready, so a broken cache never takes out every instance.
+/// cannot serve (PostgreSQL unreachable, migrations pending), and at once, with
+/// `draining: true`, from the moment the server begins to shut down. A load balancer should
+/// take out only what is not ready, so a broken cache never takes out every instance.
 #[handler]
 pub async fn ready(Data(state): Data<&AppState>) -> Response {
+    if state.draining.is_cancelled() {
+        return Json(json!({ "status": "not_ready", "draining": true }))
+            .with_status(StatusCode::SERVICE_UNAVAILABLE)
+            .into_response();
+    }
     let (postgres, redis) = tokio::join!(probe_postgres(state), probe_redis(state));
     let not_ready = matches!(postgres, Postgres::Down(_) | Postgres::MigrationsPending);
     let degraded = redis.is_err() || matches!(postgres, Postgres::Busy);

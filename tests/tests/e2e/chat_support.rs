@@ -99,6 +99,48 @@ pub async fn send(
     .await
 }
 
+/// Sends a message to the server at `addr` (another instance).
+pub async fn send_at(
+    addr: std::net::SocketAddr,
+    token: &str,
+    conversation: &str,
+    content: &str,
+) -> anyhow::Result<GqlResponse> {
+    let response = reqwest::Client::new()
+        .post(format!("http://{addr}/graphql"))
+        .bearer_auth(token)
+        .json(&json!({ "query": SEND, "variables": { "c": conversation, "t": content } }))
+        .send()
+        .await?;
+    GqlResponse::from_reqwest(response).await
+}
+
+/// Sends a message to the server at `addr` and returns the reply's id.
+pub async fn send_ok_at(
+    addr: std::net::SocketAddr,
+    token: &str,
+    conversation: &str,
+    content: &str,
+) -> anyhow::Result<String> {
+    let response = send_at(addr, token, conversation, content).await?;
+    let reply = &response.data()?["sendMessage"]["assistantMessage"];
+    anyhow::ensure!(reply["status"] == "STREAMING", "{reply}");
+    Ok(reply["id"].as_str().unwrap_or_default().to_owned())
+}
+
+/// Reads the deltas of a reply until their text is `text` (live deltas, or a catch-up delta
+/// holding several when the subscription became active late).
+pub async fn deltas_until(ws: &mut WsClient, text: &str) -> anyhow::Result<()> {
+    let mut seen = String::new();
+    while seen != text {
+        let event = next_event(ws).await?;
+        anyhow::ensure!(event["__typename"] == "MessageDelta", "{event}");
+        seen.push_str(event["text"].as_str().unwrap_or_default());
+        anyhow::ensure!(text.starts_with(&seen), "got {seen:?}, expected {text:?}");
+    }
+    Ok(())
+}
+
 /// Sends a message and returns the reply's id.
 pub async fn send_ok(
     app: &TestApp,

@@ -8,6 +8,7 @@ mod catalog;
 mod chat;
 mod chat_crud;
 mod chat_failures;
+mod chat_stranded;
 mod chat_support;
 mod cookies;
 mod db_layer;

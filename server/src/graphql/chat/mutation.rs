@@ -148,7 +148,8 @@ impl ChatMutation {
     /// `conversationEvents`. `CONFLICT` while another reply streams in the conversation;
     /// `RATE_LIMITED` past `CHAT_MESSAGES_PER_MINUTE` or when the company already has
     /// `CHAT_MAX_CONCURRENT_PER_COMPANY` replies streaming; `UNAVAILABLE` while the AI
-    /// provider keeps failing.
+    /// provider keeps failing, and once the server shuts down (retry: another instance takes
+    /// it).
     #[graphql(directive = requires::apply(Guarded::Message, Action::Create))]
     async fn send_message(
         &self,
@@ -161,6 +162,7 @@ impl ChatMutation {
         let chat = &state.chat;
         let conversation_id = parse_id("conversationId", &conversation_id)?;
         let content = text_between("content", &content, state.config.chat_max_message_chars)?;
+        chat.check_accepting()?;
         chat.check_breaker()?;
         chat.check_rate(&state.ratelimit, principal.user_id).await?;
         let reply_id = Uuid::now_v7();

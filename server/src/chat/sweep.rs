@@ -1,0 +1,175 @@
+//! Replies are never stranded: every instance looks, at start-up and every `CHAT_SWEEP_SECS`,
+//! for streaming replies whose generator went silent — its heartbeat in PostgreSQL older than
+//! `CHAT_LEASE_SECS` and its lease in Redis lapsed (or Redis unavailable) — and finalises them:
+//! `failed`, with the text streamed so far (the generator's text in Redis when it is there,
+//! else what the generator last stored in PostgreSQL) and a reason saying the generation was
+//! interrupted. It announces `MessageFailed` and frees the company's slot, and the
+//! conversation accepts messages again.
+//!
+//! Exactly once: an instance first claims the lapsed lease in Redis (`SET NX`), and
+//! `app.chat_interrupt_message` changes a reply only while it is still streaming and silent,
+//! skipping a row another sweeper has locked.
+
+use std::sync::Arc;
+
+use sea_orm::{DbBackend, QueryResult, Statement};
+use uuid::Uuid;
+
+use super::{
+    Chat,
+    events::{ChatEvent, MessageData, topic},
+};
+use crate::db::{SystemRole, query_all_as};
+
+/// The reason stored with a reply whose generator stopped showing signs of life.
+pub const INTERRUPTED: &str =
+    "the generation was interrupted: the server generating the reply stopped responding";
+/// The reason stored with a reply still streaming when the drain time of a shutdown ran out.
+pub const SHUT_DOWN: &str =
+    "the generation was interrupted: the server shut down before the reply was complete";
+
+/// Most replies one sweep finalises (the next sweep takes the rest).
+const BATCH: i32 = 100;
+
+impl Chat {
+    /// Sweeps at once, then every `CHAT_SWEEP_SECS`, until the chat is dropped or aborted.
+    pub(super) fn start_sweeping(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        let every = self.inner.sweep_every;
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                Chat { inner }.sweep().await;
+            }
+        });
+        self.keep_background(task.abort_handle());
+    }
+
+    /// Finalises the replies whose lease lapsed; how many it finalised.
+    pub async fn sweep(&self) -> usize {
+        let lease = self.inner.lease.as_secs_f64();
+        let silent = query_all_as(
+            &self.inner.db,
+            SystemRole::Worker,
+            Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT id FROM app.chat_silent_replies(make_interval(secs => $1), $2)",
+                [lease.into(), BATCH.into()],
+            ),
+        )
+        .await;
+        let silent = match silent {
+            Ok(rows) => rows,
+            Err(error) => {
+                tracing::warn!(%error, "could not look for stranded replies");
+                return 0;
+            }
+        };
+        let mut finalised = 0;
+        for row in silent {
+            let Ok(id) = row.try_get::<Uuid>("", "id") else {
+                continue;
+            };
+            if self.finalise(id).await {
+                finalised += 1;
+            }
+        }
+        finalised
+    }
+
+    /// Finalises reply `id`, silent in PostgreSQL, unless its lease in Redis is still held.
+    async fn finalise(&self, id: Uuid) -> bool {
+        let live = self.live();
+        let text = match live
+            .claim_lease(id, self.inner.instance, self.inner.lease)
+            .await
+        {
+            // Its generator renews the lease in Redis (it may not reach PostgreSQL for now),
+            // or another instance finalises it.
+            Ok(false) => return false,
+            Ok(true) => match live.read(id).await {
+                Ok(so_far) => so_far.map(|(text, _)| text),
+                Err(error) => {
+                    tracing::debug!(%error, "the text so far of a stranded reply is not in redis");
+                    None
+                }
+            },
+            // From PostgreSQL alone while Redis is unavailable.
+            Err(error) => {
+                tracing::debug!(%error, "redis unavailable: a stranded reply is finalised from postgresql");
+                None
+            }
+        };
+        let row = query_all_as(
+            &self.inner.db,
+            SystemRole::Worker,
+            Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT * FROM app.chat_interrupt_message($1, $2, $3, make_interval(secs => $4))",
+                [
+                    id.into(),
+                    text.into(),
+                    INTERRUPTED.into(),
+                    self.inner.lease.as_secs_f64().into(),
+                ],
+            ),
+        )
+        .await;
+        let row = match row {
+            Ok(rows) => rows.into_iter().next(),
+            Err(error) => {
+                tracing::warn!(message_id = %id, %error, "could not finalise a stranded reply");
+                return false;
+            }
+        };
+        let Some(row) = row else {
+            // Finalised elsewhere meanwhile, or its generator spoke again.
+            return false;
+        };
+        let (company, message) = match interrupted_message(id, &row) {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                tracing::error!(message_id = %id, %error, "a finalised reply could not be read back");
+                return true;
+            }
+        };
+        let _ = live.finish(id).await;
+        let _ = live.release_slot(company, id).await;
+        let _ = live.release_lease(id).await;
+        tracing::warn!(message_id = %id, chars = message.content.chars().count(),
+            "a reply whose generator went silent was stored as failed with its text so far");
+        let topic = topic(message.conversation_id);
+        self.pubsub()
+            .publish(
+                &topic,
+                &ChatEvent::Failed {
+                    message,
+                    reason: INTERRUPTED.to_owned(),
+                },
+            )
+            .await;
+        true
+    }
+}
+
+/// The company and the message `app.chat_interrupt_message` returned.
+fn interrupted_message(id: Uuid, row: &QueryResult) -> Result<(Uuid, MessageData), sea_orm::DbErr> {
+    let created_at: chrono::DateTime<chrono::FixedOffset> = row.try_get("", "created_at")?;
+    Ok((
+        row.try_get("", "company_id")?,
+        MessageData {
+            id,
+            conversation_id: row.try_get("", "conversation_id")?,
+            role: row.try_get("", "role")?,
+            content: row.try_get("", "content")?,
+            status: "failed".to_owned(),
+            created_at: created_at.with_timezone(&chrono::Utc),
+            model: row.try_get("", "model")?,
+            prompt_tokens: row.try_get("", "prompt_tokens")?,
+            completion_tokens: row.try_get("", "completion_tokens")?,
+        },
+    ))
+}
