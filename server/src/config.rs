@@ -105,6 +105,37 @@ pub struct Config {
     #[arg(long, env = "DB_ACQUIRE_TIMEOUT_MS", default_value_t = 5000)]
     pub db_acquire_timeout_ms: u64,
 
+    /// Longest a statement of the request pool may run before PostgreSQL cancels it
+    /// (`statement_timeout`), in milliseconds (0: no limit).
+    #[arg(long, env = "DB_STATEMENT_TIMEOUT_MS", default_value_t = 5000)]
+    pub db_statement_timeout_ms: u64,
+
+    /// Longest a transaction of the request pool may sit idle before PostgreSQL ends its
+    /// session (`idle_in_transaction_session_timeout`), in milliseconds (0: no limit).
+    #[arg(
+        long,
+        env = "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub db_idle_in_transaction_timeout_ms: u64,
+
+    /// Longest a statement of the request pool waits for a lock, such as a row another
+    /// transaction is changing (`lock_timeout`), in milliseconds (0: no limit).
+    #[arg(long, env = "DB_LOCK_TIMEOUT_MS", default_value_t = 2000)]
+    pub db_lock_timeout_ms: u64,
+
+    /// Share of DB_MAX_CONNECTIONS that one company's requests (and all anonymous requests
+    /// together) may hold at once, in percent; at least one connection.
+    #[arg(long, env = "DB_COMPANY_SHARE_PERCENT", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub db_company_share_percent: u32,
+
+    /// Operations of one request (a batch) that may use the database at once; each holds one
+    /// connection at a time.
+    #[arg(long, env = "DB_MAX_CONNECTIONS_PER_REQUEST", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub db_max_connections_per_request: u32,
+
     /// Secret for HS256 access tokens (32 bytes or more). Generated once and kept in DATA_DIR in
     /// private mode; required otherwise.
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
@@ -221,6 +252,12 @@ apollographql-client-version,apollo-require-preflight"
     #[arg(long, env = "GRAPHQL_MAX_BATCH", default_value_t = 10)]
     pub graphql_max_batch: usize,
 
+    /// Most values all the audience filters of one request may hold together (every
+    /// condition counts its values, at least one); saved presets are bounded alike.
+    #[arg(long, env = "AUDIENCE_MAX_VALUES", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub audience_max_values: u32,
+
     /// Maximum size of a request body, in bytes; also of one WebSocket message.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -265,6 +302,21 @@ apollographql-client-version,apollo-require-preflight"
     /// Token refreshes per client IP per period (0: unlimited).
     #[arg(long, env = "RATE_LIMIT_REFRESH_PER_IP", default_value_t = 60)]
     pub rate_limit_refresh_per_ip: u32,
+
+    /// `changePassword` calls per user per period (0: unlimited).
+    #[arg(long, env = "RATE_LIMIT_CHANGE_PASSWORD_PER_USER", default_value_t = 5)]
+    pub rate_limit_change_password_per_user: u32,
+
+    /// Passwords hashed or verified at once (argon2 is CPU- and memory-hungry). Default: the
+    /// number of CPUs.
+    #[arg(long, env = "PASSWORD_HASH_CONCURRENCY",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub password_hash_concurrency: Option<u32>,
+
+    /// Longest a request waits for a free password-hashing slot before `UNAVAILABLE`, in
+    /// milliseconds.
+    #[arg(long, env = "PASSWORD_HASH_MAX_WAIT_MS", default_value_t = 2000)]
+    pub password_hash_max_wait_ms: u64,
 
     /// Directory of the Casbin policy files (`model.conf`, `policy.csv`), reloaded on SIGHUP.
     /// Unset: `./policies`, or the source tree's `policies/` when there is none.
@@ -374,6 +426,21 @@ impl Config {
     /// How long a request waits for a pooled database connection.
     pub fn db_acquire_timeout(&self) -> Duration {
         Duration::from_millis(self.db_acquire_timeout_ms)
+    }
+
+    /// Connections of the request pool one company (or all anonymous requests) may hold.
+    pub fn db_company_share(&self) -> usize {
+        let share =
+            u64::from(self.db_max_connections) * u64::from(self.db_company_share_percent) / 100;
+        usize::try_from(share).unwrap_or(usize::MAX).max(1)
+    }
+
+    /// How many passwords may be hashed at once.
+    pub fn password_hash_concurrency(&self) -> usize {
+        match self.password_hash_concurrency {
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX).max(1),
+            None => std::thread::available_parallelism().map_or(1, usize::from),
+        }
     }
 
     /// Where the policy files are: POLICY_DIR, else `./policies`, else (running from a checkout,

@@ -37,6 +37,11 @@ pub enum AppError {
     },
     /// A dependency (database pool, Redis) is temporarily unavailable; retrying may help.
     Unavailable(String),
+    /// The server is too busy for this now: `UNAVAILABLE` with `extensions.retryAfter`.
+    Overloaded {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// Anything else; the detail is logged, the client sees a generic message.
     Internal(Arc<anyhow::Error>),
 }
@@ -63,7 +68,9 @@ impl AppError {
             | Self::NotFound(m)
             | Self::Conflict(m)
             | Self::Unavailable(m) => m.clone(),
-            Self::BadUserInput { message, .. } => message.clone(),
+            Self::BadUserInput { message, .. } | Self::Overloaded { message, .. } => {
+                message.clone()
+            }
             Self::RateLimited { retry_after_secs } => {
                 format!("too many requests; retry in {retry_after_secs} s")
             }
@@ -80,7 +87,7 @@ impl AppError {
             Self::NotFound(_) => code::NOT_FOUND,
             Self::Conflict(_) => code::CONFLICT,
             Self::RateLimited { .. } => code::RATE_LIMITED,
-            Self::Unavailable(_) => code::UNAVAILABLE,
+            Self::Unavailable(_) | Self::Overloaded { .. } => code::UNAVAILABLE,
             Self::Internal(_) => code::INTERNAL,
         }
     }
@@ -118,6 +125,30 @@ impl From<sea_orm::DbErr> for AppError {
                     Some(code) if code == "42501" => {
                         tracing::error!(%error, "permission denied by the database");
                         Self::Forbidden("not allowed".into())
+                    }
+                    // statement_timeout (or a cancel of an abandoned request's statement).
+                    Some(code) if code == "57014" => {
+                        tracing::warn!(%error, "database statement cancelled");
+                        Self::Unavailable(
+                            "the database statement took too long and was cancelled; retry, or \
+                             ask for less at once"
+                                .into(),
+                        )
+                    }
+                    Some(code) if code == "55P03" => {
+                        tracing::warn!(%error, "database lock wait timed out");
+                        Self::Unavailable(
+                            "the data is locked by another change that takes too long; retry \
+                             shortly"
+                                .into(),
+                        )
+                    }
+                    Some(code) if code == "25P03" => {
+                        tracing::warn!(%error, "request transaction idle too long");
+                        Self::Unavailable(
+                            "the database transaction was idle too long and was ended; retry"
+                                .into(),
+                        )
                     }
                     _ => Self::internal(error),
                 }
@@ -180,9 +211,10 @@ impl From<AppError> for async_graphql::Error {
             ext.set("code", error.code());
             match &error {
                 AppError::BadUserInput { path, .. } => ext.set("path", path.as_str()),
-                AppError::RateLimited { retry_after_secs } => {
-                    ext.set("retryAfter", *retry_after_secs)
-                }
+                AppError::RateLimited { retry_after_secs }
+                | AppError::Overloaded {
+                    retry_after_secs, ..
+                } => ext.set("retryAfter", *retry_after_secs),
                 _ => {}
             }
         })

@@ -84,16 +84,18 @@ pub enum Bucket {
     ResetIp,
     ResetEmail,
     RefreshIp,
+    ChangePasswordUser,
 }
 
 impl Bucket {
-    pub const ALL: [Bucket; 6] = [
+    pub const ALL: [Bucket; 7] = [
         Self::LoginIp,
         Self::LoginEmail,
         Self::SignupIp,
         Self::ResetIp,
         Self::ResetEmail,
         Self::RefreshIp,
+        Self::ChangePasswordUser,
     ];
 
     /// The bucket's part of the Redis key.
@@ -105,6 +107,7 @@ impl Bucket {
             Self::ResetIp => "reset_ip",
             Self::ResetEmail => "reset_email",
             Self::RefreshIp => "refresh_ip",
+            Self::ChangePasswordUser => "change_password_user",
         }
     }
 
@@ -117,6 +120,7 @@ impl Bucket {
             Self::ResetIp => config.rate_limit_reset_per_ip,
             Self::ResetEmail => config.rate_limit_reset_per_email,
             Self::RefreshIp => config.rate_limit_refresh_per_ip,
+            Self::ChangePasswordUser => config.rate_limit_change_password_per_user,
         };
         Quota::new(burst, Duration::from_secs(config.rate_limit_period_secs))
     }

@@ -84,7 +84,8 @@ pub async fn seed(
     admin_password: &str,
 ) -> anyhow::Result<Seeded> {
     let started = Instant::now();
-    let hash = password::hash(admin_password.to_owned())
+    let hash = password::Passwords::new(1, Duration::from_secs(60))
+        .hash(admin_password.to_owned())
         .await
         .map_err(|e| anyhow::anyhow!("hash the admin password: {}", e.message()))?;
     let db = crate::db::connect_pool(admin_url, WORKERS as u32, Duration::from_secs(30)).await?;

@@ -240,12 +240,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             .unwrap_or(&database_url);
         db::migrate(admin).await?;
     }
-    let pool = db::connect_pool(
+    let pool = db::connect_request_pool(
         &database_url,
         config.db_max_connections,
         config.db_acquire_timeout(),
+        db::SessionLimits::from_config(&config),
     )
     .await?;
+    let shares = db::Shares::new(config.db_company_share(), config.db_acquire_timeout());
+    let passwords = crate::auth::password::Passwords::from_config(&config);
     refuse_unsafe_database(&pool, config.allow_rls_bypass).await?;
     let redis = redis_pool(&redis_url, config.db_max_connections as usize)?;
     let revoked_ttl = Duration::from_secs(jwt.access_ttl().as_secs() + config.jwt_leeway_secs + 60);
@@ -275,6 +278,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         chat,
         draining,
         db: pool,
+        shares,
+        passwords,
         redis,
         jwt,
         authz,

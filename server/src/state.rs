@@ -14,6 +14,10 @@ use crate::{
 #[derive(Clone)]
 pub struct AppState {
     pub db: DatabaseConnection,
+    /// Each company's (and the anonymous requests') share of the request pool.
+    pub shares: crate::db::Shares,
+    /// Password hashing, under its concurrency bound.
+    pub passwords: crate::auth::password::Passwords,
     pub redis: deadpool_redis::Pool,
     pub jwt: JwtKeys,
     /// The Casbin enforcer (built-in and custom roles), reloadable at run time.

@@ -12,6 +12,7 @@
 //! - an absent `include` means everyone; `exclude` removes whoever matches it.
 
 pub mod compile;
+pub mod cost;
 pub mod eval;
 pub mod parse;
 pub mod store;

@@ -1,4 +1,7 @@
-//! The rate limits of the authentication flows: per address, and per e-mail where one is given.
+//! The rate limits of the authentication flows: per address, and per e-mail where one is given;
+//! password changes per user.
+
+use uuid::Uuid;
 
 use super::RequestMeta;
 use crate::{error::AppResult, ratelimit::Bucket, state::AppState};
@@ -40,5 +43,13 @@ pub async fn password_reset(state: &AppState, meta: &RequestMeta, email: &str) -
     state
         .ratelimit
         .check_bucket(Bucket::ResetEmail, email)
+        .await
+}
+
+/// Password changes: per user (each one is a guess of the current password).
+pub async fn change_password(state: &AppState, user: Uuid) -> AppResult<()> {
+    state
+        .ratelimit
+        .check_bucket(Bucket::ChangePasswordUser, &user.to_string())
         .await
 }

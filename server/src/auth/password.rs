@@ -1,6 +1,15 @@
 //! Passwords: argon2id with OWASP's recommended parameters, and the password policy.
+//!
+//! Hashing is deliberately expensive (19 MiB and tens of milliseconds of CPU each), so it runs
+//! under a concurrency bound, [`Passwords`]: a request that cannot get a slot within the
+//! configured wait is `UNAVAILABLE` with `retryAfter`, instead of queueing without end.
 
-use std::sync::LazyLock;
+use std::{
+    sync::{Arc, LazyLock},
+    time::Duration,
+};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use argon2::{
     Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version,
@@ -58,31 +67,91 @@ fn hash_blocking(password: &str) -> AppResult<String> {
         .map_err(|e| AppError::internal(anyhow::anyhow!("hash password: {e}")))
 }
 
-/// Hashes a password off the async runtime.
-pub async fn hash(password: String) -> AppResult<String> {
-    tokio::task::spawn_blocking(move || hash_blocking(&password))
-        .await
-        .map_err(AppError::internal)?
+fn verify_blocking(password: &str, stored: Option<String>) -> AppResult<bool> {
+    let (hash, real) = match stored {
+        Some(hash) => (hash, true),
+        None => (DUMMY_HASH.clone(), false),
+    };
+    let parsed = PasswordHash::new(&hash)
+        .map_err(|e| AppError::internal(anyhow::anyhow!("stored password hash: {e}")))?;
+    Ok(real
+        && hasher()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok())
 }
 
-/// Verifies a password against a stored hash off the async runtime. With no stored hash (an
-/// unknown user, or one who never set a password), a dummy hash is verified instead so the
-/// answer takes as long, and is `false`.
-pub async fn verify(password: String, stored: Option<String>) -> AppResult<bool> {
-    tokio::task::spawn_blocking(move || {
-        let (hash, real) = match stored {
-            Some(hash) => (hash, true),
-            None => (DUMMY_HASH.clone(), false),
-        };
-        let parsed = PasswordHash::new(&hash)
-            .map_err(|e| AppError::internal(anyhow::anyhow!("stored password hash: {e}")))?;
-        Ok(real
-            && hasher()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok())
-    })
-    .await
-    .map_err(AppError::internal)?
+/// Hashing and verifying passwords off the async runtime, at most `concurrency` at once.
+/// Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Passwords {
+    slots: Arc<Semaphore>,
+    max_wait: Duration,
+}
+
+/// A hashing slot; hashing stops being counted when it is dropped.
+#[derive(Debug)]
+pub struct HashSlot {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Passwords {
+    /// At most `concurrency` (at least 1) hashes at once; a caller waits at most `max_wait`.
+    pub fn new(concurrency: usize, max_wait: Duration) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(concurrency.max(1))),
+            max_wait,
+        }
+    }
+
+    /// As configured: PASSWORD_HASH_CONCURRENCY, PASSWORD_HASH_MAX_WAIT_MS.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self::new(
+            config.password_hash_concurrency(),
+            Duration::from_millis(config.password_hash_max_wait_ms),
+        )
+    }
+
+    /// A slot to hash in, waiting at most the configured time: `UNAVAILABLE` with
+    /// `retryAfter` when every slot stayed busy.
+    pub async fn slot(&self) -> AppResult<HashSlot> {
+        let acquire = Arc::clone(&self.slots).acquire_owned();
+        match tokio::time::timeout(self.max_wait, acquire).await {
+            Ok(Ok(permit)) => Ok(HashSlot { _permit: permit }),
+            // The semaphore is never closed; a timeout is the only way here.
+            Ok(Err(_)) | Err(_) => {
+                tracing::warn!("password hashing is saturated; a request was turned away");
+                Err(AppError::Overloaded {
+                    message: "the server is busy checking passwords; retry in a moment".into(),
+                    retry_after_secs: self.max_wait.as_secs().max(1),
+                })
+            }
+        }
+    }
+
+    /// Hashes a password. The slot is held until the hash is done, even if the caller stops
+    /// waiting.
+    pub async fn hash(&self, password: String) -> AppResult<String> {
+        let slot = self.slot().await?;
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            hash_blocking(&password)
+        })
+        .await
+        .map_err(AppError::internal)?
+    }
+
+    /// Verifies a password against a stored hash. With no stored hash (an unknown user, or
+    /// one who never set a password), a dummy hash is verified instead so the answer takes as
+    /// long, and is `false`.
+    pub async fn verify(&self, password: String, stored: Option<String>) -> AppResult<bool> {
+        let slot = self.slot().await?;
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            verify_blocking(&password, stored)
+        })
+        .await
+        .map_err(AppError::internal)?
+    }
 }
 
 #[cfg(test)]
@@ -91,11 +160,35 @@ mod tests {
 
     #[tokio::test]
     async fn hash_then_verify() -> AppResult<()> {
-        let hash = hash("correct horse battery".into()).await?;
+        let passwords = Passwords::new(2, Duration::from_secs(30));
+        let hash = passwords.hash("correct horse battery".into()).await?;
         assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-        assert!(verify("correct horse battery".into(), Some(hash.clone())).await?);
-        assert!(!verify("wrong horse battery".into(), Some(hash)).await?);
-        assert!(!verify("anything at all".into(), None).await?);
+        assert!(
+            passwords
+                .verify("correct horse battery".into(), Some(hash.clone()))
+                .await?
+        );
+        assert!(
+            !passwords
+                .verify("wrong horse battery".into(), Some(hash))
+                .await?
+        );
+        assert!(!passwords.verify("anything at all".into(), None).await?);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_saturated_hasher_turns_callers_away() -> AppResult<()> {
+        let passwords = Passwords::new(1, Duration::from_millis(10));
+        let slot = passwords.slot().await?;
+        match passwords.hash("correct horse battery".into()).await {
+            Err(AppError::Overloaded {
+                retry_after_secs, ..
+            }) => assert!(retry_after_secs >= 1),
+            other => panic!("{other:?}"),
+        }
+        drop(slot);
+        assert!(passwords.hash("correct horse battery".into()).await.is_ok());
         Ok(())
     }
 

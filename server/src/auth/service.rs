@@ -171,7 +171,7 @@ pub async fn sign_up(state: &AppState, meta: &RequestMeta, input: SignUp) -> App
     let display_name = check_name("input.displayName", &input.display_name)?;
     password::check_policy("input.password", &input.password, &email)?;
     super::limits::sign_up(state, meta).await?;
-    let hash = password::hash(input.password).await?;
+    let hash = state.passwords.hash(input.password).await?;
     let (company, user) = (Uuid::now_v7(), Uuid::now_v7());
     let result = call_one(
         state,
@@ -226,7 +226,7 @@ pub async fn login(
     let stored = found
         .as_ref()
         .and_then(|(.., hash, active)| if *active { hash.clone() } else { None });
-    if !password::verify(password, stored).await? {
+    if !state.passwords.verify(password, stored).await? {
         return Err(wrong_credentials());
     }
     let Some((user, company, role, ..)) = found else {
@@ -386,7 +386,7 @@ pub async fn reset_password(state: &AppState, token: &str, new_password: String)
         .await?
         .ok_or_else(unusable)?;
     password::check_policy("newPassword", &new_password, &email)?;
-    let hash = password::hash(new_password).await?;
+    let hash = state.passwords.hash(new_password).await?;
     let rows = call_all(
         state,
         "SELECT user_id, revoked_session FROM app.consume_password_reset($1, $2)",
@@ -434,7 +434,7 @@ pub async fn accept_invitation(
         .await?
         .ok_or_else(unusable)?;
     password::check_policy("input.password", &input.password, &email)?;
-    let hash = password::hash(input.password).await?;
+    let hash = state.passwords.hash(input.password).await?;
     let user = Uuid::now_v7();
     let row = match call_one(
         state,

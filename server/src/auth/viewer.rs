@@ -65,6 +65,14 @@ impl Viewer {
             Self::Anonymous => Err(AppError::Unauthenticated("sign in first".into())),
         }
     }
+
+    /// The caller's company; `None` when anonymous.
+    pub fn company_id(&self) -> Option<Uuid> {
+        match self {
+            Self::User(principal) => Some(principal.company_id),
+            Self::Anonymous => None,
+        }
+    }
 }
 
 /// Resolves the caller of a request: a bearer token wins; otherwise the access cookie. A bad

@@ -229,6 +229,7 @@ impl Extension for Guard {
         };
         // Every subscription operation of the document, whichever one the request picks:
         // checking one too many fails closed.
+        let mut checked = false;
         for (_, operation) in document.operations.iter() {
             if operation.node.ty != OperationType::Subscription {
                 continue;
@@ -249,8 +250,17 @@ impl Extension for Guard {
                 // Unknown fields are left to validation, which reports them properly.
                 if known && !field.name.node.starts_with("__") {
                     self.check(ctx, subscription, field).await?;
+                    checked = true;
                 }
             }
+        }
+        // A subscription lives long: the read transaction a check may have loaded custom roles
+        // in must not stay open (holding a connection) for as long.
+        if checked && let Some(scope) = ctx.data_opt::<Arc<RequestScope>>() {
+            scope
+                .finish()
+                .await
+                .map_err(|e| async_graphql::Error::from(e).into_server_error(Pos::default()))?;
         }
         Ok(document)
     }
@@ -380,7 +390,12 @@ mod tests {
             }),
         };
         // Built-in roles never touch the database, so a disconnected one will do.
-        Request::new(query).data(RequestScope::new(Default::default(), viewer))
+        Request::new(query).data(RequestScope::new(
+            Default::default(),
+            crate::db::Shares::new(1, std::time::Duration::ZERO),
+            crate::db::RequestBudget::new(1),
+            viewer,
+        ))
     }
 
     fn code(response: &async_graphql::Response) -> Option<String> {

@@ -2,9 +2,11 @@
 //! the catalog in [`safety`]), the printed catalog ([`catalog`]), and the request transaction
 //! that carries the caller's identity into Row Level Security.
 
+mod cancel;
 pub mod catalog;
 pub mod safety;
 mod scope;
+mod share;
 mod tx;
 
 use std::time::Duration;
@@ -15,15 +17,73 @@ use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
 };
 
-pub use scope::RequestScope;
+pub use cancel::TxConn;
+pub use scope::{RequestBudget, RequestScope};
+pub use share::{SharePermit, Shares};
 pub use tx::{Access, RequestTx, SystemRole, query_all_as, query_one_as};
 
-/// Opens the request pool. Connections are not pinged before use (a broken one fails its
-/// request and is discarded), which saves a round trip per request.
+/// What every session of the request pool is started with, so that no statement or
+/// transaction of a request can run unbounded. Each is in milliseconds; 0 means no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// `statement_timeout`: a statement running longer is cancelled (SQLSTATE 57014).
+    pub statement_timeout_ms: u64,
+    /// `idle_in_transaction_session_timeout`: a transaction idle longer ends its session.
+    pub idle_in_transaction_timeout_ms: u64,
+    /// `lock_timeout`: a statement waiting longer for a lock fails (SQLSTATE 55P03).
+    pub lock_timeout_ms: u64,
+}
+
+impl SessionLimits {
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            statement_timeout_ms: config.db_statement_timeout_ms,
+            idle_in_transaction_timeout_ms: config.db_idle_in_transaction_timeout_ms,
+            lock_timeout_ms: config.db_lock_timeout_ms,
+        }
+    }
+
+    /// The settings as connection start-up parameters.
+    fn parameters(self) -> [(&'static str, String); 3] {
+        [
+            ("statement_timeout", self.statement_timeout_ms.to_string()),
+            (
+                "idle_in_transaction_session_timeout",
+                self.idle_in_transaction_timeout_ms.to_string(),
+            ),
+            ("lock_timeout", self.lock_timeout_ms.to_string()),
+        ]
+    }
+}
+
+/// Opens a pool for administrative work (migrations, seeding, set-up): no session limits.
+/// Connections are not pinged before use (a broken one fails its work and is discarded).
 pub async fn connect_pool(
     url: &str,
     max_connections: u32,
     acquire_timeout: Duration,
+) -> anyhow::Result<DatabaseConnection> {
+    connect(url, max_connections, acquire_timeout, None).await
+}
+
+/// Opens the request pool: every session starts with `limits` as start-up parameters, so they
+/// hold from the first statement, for every transaction, at no cost per request.
+/// Connections are not pinged before use (a broken one fails its request and is discarded),
+/// which saves a round trip per request.
+pub async fn connect_request_pool(
+    url: &str,
+    max_connections: u32,
+    acquire_timeout: Duration,
+    limits: SessionLimits,
+) -> anyhow::Result<DatabaseConnection> {
+    connect(url, max_connections, acquire_timeout, Some(limits)).await
+}
+
+async fn connect(
+    url: &str,
+    max_connections: u32,
+    acquire_timeout: Duration,
+    limits: Option<SessionLimits>,
 ) -> anyhow::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(url);
     options
@@ -33,6 +93,9 @@ pub async fn connect_pool(
         .connect_timeout(Duration::from_secs(10))
         .test_before_acquire(false)
         .sqlx_logging(false);
+    if let Some(limits) = limits {
+        options.map_sqlx_postgres_opts(move |pg| pg.options(limits.parameters()));
+    }
     Database::connect(options)
         .await
         .context("connect to PostgreSQL")

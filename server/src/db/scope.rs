@@ -2,34 +2,63 @@
 //!
 //! Query fields share one read-only transaction, begun lazily by the first field that needs
 //! it and ended when the operation finishes. Each mutation field opens its own read-write
-//! transaction and commits it before the next field runs. A request holds at most one
+//! transaction and commits it before the next field runs. An operation holds at most one
 //! connection at a time: opening a write transaction first ends the shared read one.
+//!
+//! What one request may hold is bounded however many operations its batch has: the
+//! operations of a request share a [`RequestBudget`], and an operation takes one of its turns
+//! when it first needs the database and gives it back when it finishes. Every connection also
+//! counts against the caller's company's share of the pool ([`Shares`]).
 
 use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
-use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
+use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard, OwnedSemaphorePermit, Semaphore};
 
-use super::{Access, RequestTx};
+use super::{Access, RequestTx, Shares};
 use crate::{
     auth::Viewer,
     error::{AppError, AppResult},
 };
 
+/// The operations of one request that may use the database at once. Cheap to clone; one per
+/// HTTP request (shared by the operations of a batch) or WebSocket operation.
+#[derive(Debug, Clone)]
+pub struct RequestBudget(Arc<Semaphore>);
+
+impl RequestBudget {
+    pub fn new(operations: usize) -> Self {
+        Self(Arc::new(Semaphore::new(operations.max(1))))
+    }
+}
+
 /// Database access for one GraphQL operation.
 #[derive(Debug)]
 pub struct RequestScope {
     db: DatabaseConnection,
+    shares: Shares,
+    budget: RequestBudget,
     viewer: Viewer,
     read_tx: Mutex<Option<RequestTx>>,
+    /// This operation's turn of the request's budget, held from its first transaction until
+    /// it finishes.
+    turn: Mutex<Option<OwnedSemaphorePermit>>,
 }
 
 impl RequestScope {
-    pub fn new(db: DatabaseConnection, viewer: Viewer) -> Arc<Self> {
+    pub fn new(
+        db: DatabaseConnection,
+        shares: Shares,
+        budget: RequestBudget,
+        viewer: Viewer,
+    ) -> Arc<Self> {
         Arc::new(Self {
             db,
+            shares,
+            budget,
             viewer,
             read_tx: Mutex::new(None),
+            turn: Mutex::new(None),
         })
     }
 
@@ -43,7 +72,7 @@ impl RequestScope {
     pub async fn read(&self) -> AppResult<MappedMutexGuard<'_, RequestTx>> {
         let mut slot = self.read_tx.lock().await;
         if slot.is_none() {
-            *slot = Some(RequestTx::begin(&self.db, &self.viewer, Access::ReadOnly).await?);
+            *slot = Some(self.begin(Access::ReadOnly).await?);
         }
         MutexGuard::try_map(slot, Option::as_mut)
             .map_err(|_| AppError::internal(anyhow::anyhow!("read transaction vanished")))
@@ -51,16 +80,43 @@ impl RequestScope {
 
     /// A fresh read-write transaction for one mutation field; the caller commits it.
     pub async fn write(&self) -> AppResult<RequestTx> {
-        self.finish().await?;
-        RequestTx::begin(&self.db, &self.viewer, Access::ReadWrite).await
+        self.end_read().await?;
+        self.begin(Access::ReadWrite).await
     }
 
-    /// Ends the shared read-only transaction, if one was begun.
+    /// Ends the shared read-only transaction, if one was begun, and gives the operation's
+    /// turn back (it takes one again if it needs the database later).
     pub async fn finish(&self) -> AppResult<()> {
+        let result = self.end_read().await;
+        self.turn.lock().await.take();
+        result
+    }
+
+    async fn end_read(&self) -> AppResult<()> {
         let tx = self.read_tx.lock().await.take();
         match tx {
             Some(tx) => tx.commit().await,
             None => Ok(()),
         }
+    }
+
+    /// A transaction within the request's budget and the company's share of the pool.
+    async fn begin(&self, access: Access) -> AppResult<RequestTx> {
+        {
+            let mut turn = self.turn.lock().await;
+            if turn.is_none() {
+                // The other operations of the same request hold the turns; they end by
+                // themselves (their statements are bounded), so waiting here is bounded too.
+                let permit = Arc::clone(&self.budget.0)
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| AppError::internal(anyhow::anyhow!("request budget closed")))?;
+                *turn = Some(permit);
+            }
+        }
+        let share = self.shares.acquire(self.viewer.company_id()).await?;
+        let mut tx = RequestTx::begin(&self.db, &self.viewer, access).await?;
+        tx.hold(share);
+        Ok(tx)
     }
 }

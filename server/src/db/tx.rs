@@ -1,10 +1,11 @@
 //! `RequestTx`: the only way resolvers reach the database.
 
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, QueryResult, RuntimeErr,
-    Statement, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DbErr, QueryResult, RuntimeErr, Statement,
+    TransactionTrait,
 };
 
+use super::{SharePermit, TxConn, cancel::Mark};
 use crate::{
     auth::Viewer,
     error::{AppError, AppResult},
@@ -76,10 +77,11 @@ pub async fn query_all_as(
 /// A transaction opened for one caller: `SET LOCAL ROLE app_user` (or `app_anon`) and the
 /// `app.user_id` / `app.company_id` / `app.role` variables are set in the same round trip as
 /// the check that the caller is a live user of that company with a live session. All of it is transaction-local,
-/// so nothing outlives `commit` or the rollback on drop.
+/// so nothing outlives `commit` or the rollback on drop. Dropped while a statement runs (its
+/// request went away), the statement is cancelled first (see [`TxConn`]).
 #[derive(Debug)]
 pub struct RequestTx {
-    tx: DatabaseTransaction,
+    tx: TxConn,
 }
 
 impl RequestTx {
@@ -96,6 +98,7 @@ impl RequestTx {
         viewer: &Viewer,
         access: Access,
     ) -> AppResult<Self> {
+        let mark = Mark::new();
         let sql = match viewer {
             Viewer::Anonymous => match access {
                 Access::ReadOnly => {
@@ -119,9 +122,12 @@ impl RequestTx {
                 )
             }
         };
+        let sql = format!("{}; {sql}", mark.statement());
         let tx = crate::metrics::db_acquire(db.begin()).await?;
         match tx.execute_unprepared(&sql).await {
-            Ok(_) => Ok(Self { tx }),
+            Ok(_) => Ok(Self {
+                tx: TxConn::new(tx, mark, db.clone()),
+            }),
             Err(error) if sqlstate(&error).as_deref() == Some(NOT_LIVE) => {
                 Err(AppError::Unauthenticated(
                     "the session has ended, or its user is no longer an active member of that \
@@ -136,17 +142,26 @@ impl RequestTx {
     /// Begins a transaction as one of the roles for work outside a signed-in request:
     /// `app_anon` for signing in, `app_worker` for background work.
     pub async fn begin_system(db: &DatabaseConnection, role: SystemRole) -> Result<Self, DbErr> {
+        let mark = Mark::new();
+        let role = match role {
+            SystemRole::Anonymous => "app_anon",
+            SystemRole::Worker => "app_worker",
+        };
         let tx = crate::metrics::db_acquire(db.begin()).await?;
-        tx.execute_unprepared(match role {
-            SystemRole::Anonymous => "SET LOCAL ROLE app_anon",
-            SystemRole::Worker => "SET LOCAL ROLE app_worker",
+        tx.execute_unprepared(&format!("{}; SET LOCAL ROLE {role}", mark.statement()))
+            .await?;
+        Ok(Self {
+            tx: TxConn::new(tx, mark, db.clone()),
         })
-        .await?;
-        Ok(Self { tx })
+    }
+
+    /// Counts the transaction's connection against a company's share of the pool.
+    pub(crate) fn hold(&mut self, share: SharePermit) {
+        self.tx.hold(share);
     }
 
     /// The transaction, for sea-orm queries.
-    pub fn conn(&self) -> &DatabaseTransaction {
+    pub fn conn(&self) -> &TxConn {
         &self.tx
     }
 
@@ -157,7 +172,7 @@ impl RequestTx {
 }
 
 impl std::ops::Deref for RequestTx {
-    type Target = DatabaseTransaction;
+    type Target = TxConn;
 
     fn deref(&self) -> &Self::Target {
         &self.tx

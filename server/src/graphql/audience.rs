@@ -1,6 +1,8 @@
 //! Audience segmentation: `audienceFields`, `audience`, `audienceSize` and (admins)
 //! `defineAudienceField`. Filters are validated and compiled by [`crate::audience`].
 
+use std::sync::Arc;
+
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Json, Object, SimpleObject};
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use entity::{audience_fields, user_profiles};
@@ -16,7 +18,7 @@ use super::{
     users::User,
 };
 use crate::{
-    audience::{self, Field, FieldType, Filter, Source, store},
+    audience::{self, Field, FieldType, Filter, Source, cost, store},
     authz::{Action, Object as PermissionObject, requires},
     error::{AppError, AppResult},
 };
@@ -146,6 +148,19 @@ fn decode_cursor(text: &str) -> AppResult<Uuid> {
         .ok_or_else(|| AppError::bad_input("after", "`after` is not a cursor returned by this API"))
 }
 
+/// What a filter argument weighs in the complexity limit: its values.
+fn filter_cost(filter: &Option<Json<serde_json::Value>>) -> usize {
+    filter.as_ref().map_or(0, |Json(doc)| cost::values(doc))
+}
+
+/// Spends `values` of the request's audience budget for the filter at `path` (a preset's:
+/// filters written into the document were paid for when it was parsed).
+pub(super) fn spend(ctx: &Context<'_>, values: usize, path: &str) -> AppResult<()> {
+    ctx.data::<Arc<cost::Budget>>()
+        .map_err(|_| AppError::internal(anyhow::anyhow!("no audience budget in the context")))?
+        .spend(values, path)
+}
+
 /// Audience queries.
 #[derive(Default)]
 pub struct AudienceQuery;
@@ -163,8 +178,12 @@ impl AudienceQuery {
 
     /// The users of the caller's company a filter selects (or a saved preset's filter; with
     /// neither, everyone), by id. Mistakes in the filter are `BAD_USER_INPUT` with the path
-    /// into the document, e.g. `include.all[2].value`.
-    #[graphql(directive = requires::apply(PermissionObject::Audience, Action::Read))]
+    /// into the document, e.g. `include.all[2].value`. The filter's values count towards the
+    /// query's complexity and towards the request's bound on audience values.
+    #[graphql(
+        directive = requires::apply(PermissionObject::Audience, Action::Read),
+        complexity = "filter_cost(&filter) + first.max(0) as usize * child_complexity + 1"
+    )]
     async fn audience(
         &self,
         ctx: &Context<'_>,
@@ -177,7 +196,8 @@ impl AudienceQuery {
         let limit = page_size(first)?;
         let after = after.as_deref().map(decode_cursor).transpose()?;
         let tx = scope(ctx)?.read().await?;
-        let filter = resolve_filter(tx.conn(), principal.company_id, filter, preset_id).await?;
+        let filter =
+            resolve_filter(ctx, tx.conn(), principal.company_id, filter, preset_id).await?;
         let mut rows = store::page(
             tx.conn(),
             principal.role == crate::authz::roles::ADMIN,
@@ -208,8 +228,13 @@ impl AudienceQuery {
         })
     }
 
-    /// How many users of the caller's company a filter (or a saved preset) selects.
-    #[graphql(directive = requires::apply(PermissionObject::Audience, Action::Read))]
+    /// How many users of the caller's company a filter (or a saved preset) selects. The
+    /// filter's values count towards the query's complexity and towards the request's bound
+    /// on audience values.
+    #[graphql(
+        directive = requires::apply(PermissionObject::Audience, Action::Read),
+        complexity = "filter_cost(&filter) + 1"
+    )]
     async fn audience_size(
         &self,
         ctx: &Context<'_>,
@@ -218,7 +243,8 @@ impl AudienceQuery {
     ) -> AppResult<u64> {
         let principal = principal(ctx)?;
         let tx = scope(ctx)?.read().await?;
-        let filter = resolve_filter(tx.conn(), principal.company_id, filter, preset_id).await?;
+        let filter =
+            resolve_filter(ctx, tx.conn(), principal.company_id, filter, preset_id).await?;
         let admin = principal.role == crate::authz::roles::ADMIN;
         store::count(tx.conn(), admin, principal.company_id, &filter).await
     }

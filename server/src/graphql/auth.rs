@@ -149,12 +149,14 @@ async fn payload(ctx: &Context<'_>, issued: Issued, cookie_mode: bool) -> AppRes
 
 /// Reads the freshly signed-in user as that user, through RLS.
 async fn load_user(state: &AppState, principal: &Principal) -> AppResult<User> {
-    let tx = RequestTx::begin(
+    let share = state.shares.acquire(Some(principal.company_id)).await?;
+    let mut tx = RequestTx::begin(
         &state.db,
         &Viewer::User(principal.clone()),
         Access::ReadOnly,
     )
     .await?;
+    tx.hold(share);
     let user = user_profiles::Entity::find_by_id(principal.user_id)
         .filter(user_profiles::Column::CompanyId.eq(principal.company_id))
         .one(tx.conn())
@@ -337,6 +339,9 @@ impl AuthMutation {
         new_password: String,
     ) -> AppResult<bool> {
         let principal = principal(ctx)?;
+        let state = state(ctx)?;
+        // Every call is a guess of the current password: they are counted per user.
+        crate::auth::limits::change_password(state, principal.user_id).await?;
         // Request roles cannot read password hashes (or e-mails) from `users`: the caller's own
         // come from a definer function and the caller's own (unmasked) profile.
         let (hash, email) = {
@@ -357,14 +362,16 @@ impl AuthMutation {
             let email: Option<String> = row.try_get("", "email")?;
             (hash, email.unwrap_or_default())
         };
-        if !password::verify(current_password, hash).await? {
+        // No connection is held while hashing.
+        scope(ctx)?.finish().await?;
+        if !state.passwords.verify(current_password, hash).await? {
             return Err(AppError::bad_input(
                 "currentPassword",
                 "the current password is wrong",
             ));
         }
         password::check_policy("newPassword", &new_password, &email)?;
-        let hash = password::hash(new_password).await?;
+        let hash = state.passwords.hash(new_password).await?;
         let tx = scope(ctx)?.write().await?;
         tx.conn()
             .execute_raw(Statement::from_sql_and_values(

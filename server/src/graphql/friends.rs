@@ -132,7 +132,7 @@ impl FriendQuery {
 /// Runs one friendship transition in its own transaction and announces it once committed.
 async fn transition<F>(ctx: &Context<'_>, run: F) -> AppResult<Transition>
 where
-    F: AsyncFnOnce(&sea_orm::DatabaseTransaction, Actor) -> AppResult<Transition>,
+    F: AsyncFnOnce(&crate::db::TxConn, Actor) -> AppResult<Transition>,
 {
     let actor = actor(ctx)?;
     let tx = scope(ctx)?.write().await?;

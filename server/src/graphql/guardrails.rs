@@ -1,25 +1,29 @@
 //! Limits on every operation (depth, complexity, aliases) and the final touches on every
 //! response: error codes, request ids on internal errors, and ending the read transaction.
 
-use std::{any::TypeId, sync::Arc};
+use std::{any::TypeId, collections::HashMap, sync::Arc};
 
 use async_graphql::{
-    Pos, Positioned, Request, Response, ServerError, ServerResult, ValidationResult, Value,
+    Name, Pos, Positioned, Request, Response, ServerError, ServerResult, ValidationResult, Value,
     Variables,
     extensions::{
         Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery,
         NextPrepareRequest, NextRequest, NextValidation,
     },
-    parser::types::{ExecutableDocument, Selection, SelectionSet},
+    parser::types::{ExecutableDocument, Field, Selection, SelectionSet},
 };
 
 use crate::{
+    audience::cost::{self, Budget},
     auth::Viewer,
     config::Config,
-    db::RequestScope,
-    error::{RequestId, code},
+    db::{RequestBudget, RequestScope},
+    error::{AppError, RequestId, code},
     state::AppState,
 };
+
+/// The root fields that evaluate the audience filter given as their `filter` argument.
+const AUDIENCE_FIELDS: [&str; 2] = ["audience", "audienceSize"];
 
 /// Configured limits.
 #[derive(Debug, Clone, Copy)]
@@ -63,6 +67,13 @@ fn limit_error(message: String) -> ServerError {
     error
 }
 
+/// An [`AppError`] of the request itself, with its code (and path) in the extensions.
+fn request_error(error: AppError) -> ServerError {
+    let mut error = async_graphql::Error::from(error).into_server_error(Pos::default());
+    error.locations.clear();
+    error
+}
+
 #[async_trait::async_trait]
 impl Extension for Guardrails {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
@@ -79,15 +90,24 @@ impl Extension for Guardrails {
     ) -> ServerResult<Request> {
         // Operations over the WebSocket carry the connection's viewer; give each one its own
         // database scope, as the HTTP handler does for HTTP requests.
-        if !request
-            .data
-            .contains_key(&TypeId::of::<Arc<RequestScope>>())
-            && let (Some(state), Some(viewer)) =
-                (ctx.data_opt::<AppState>(), ctx.data_opt::<Viewer>())
-        {
-            request
+        if let Some(state) = ctx.data_opt::<AppState>() {
+            if !request
                 .data
-                .insert(RequestScope::new(state.db.clone(), viewer.clone()));
+                .contains_key(&TypeId::of::<Arc<RequestScope>>())
+                && let Some(viewer) = ctx.data_opt::<Viewer>()
+            {
+                request.data.insert(RequestScope::new(
+                    state.db.clone(),
+                    state.shares.clone(),
+                    RequestBudget::new(state.config.db_max_connections_per_request as usize),
+                    viewer.clone(),
+                ));
+            }
+            if !request.data.contains_key(&TypeId::of::<Arc<Budget>>()) {
+                request.data.insert(Arc::new(Budget::new(
+                    state.config.audience_max_values as usize,
+                )));
+            }
         }
         next.run(ctx, request).await
     }
@@ -106,6 +126,11 @@ impl Extension for Guardrails {
                 "the operation uses {aliases} aliases, over the limit of {} (GRAPHQL_MAX_ALIASES)",
                 self.0.max_aliases
             )));
+        }
+        // The audience filters written into the document are paid for before anything runs,
+        // from the budget the whole request (every operation of a batch) shares.
+        if let Some(budget) = ctx.data_opt::<Arc<Budget>>() {
+            spend_audience_values(budget, &document, variables).map_err(request_error)?;
         }
         Ok(document)
     }
@@ -174,6 +199,80 @@ fn tag_internal_errors(errors: &mut [ServerError], request_id: &str) {
         if matches!(extensions.get("code"), Some(Value::String(c)) if c == code::INTERNAL) {
             extensions.set("requestId", request_id);
             error.message = format!("internal error (request id {request_id})");
+        }
+    }
+}
+
+/// Spends the values of every audience filter in `document` (all operations and fragments),
+/// all or nothing.
+fn spend_audience_values(
+    budget: &Budget,
+    document: &ExecutableDocument,
+    variables: &Variables,
+) -> Result<(), AppError> {
+    // A variable the request leaves out takes its default, which is then the filter.
+    let mut defaults: HashMap<&Name, &Value> = HashMap::new();
+    for (_, operation) in document.operations.iter() {
+        for definition in &operation.node.variable_definitions {
+            if let Some(default) = &definition.node.default_value {
+                defaults.insert(&definition.node.name.node, &default.node);
+            }
+        }
+    }
+    let mut filters = Vec::new();
+    let operations = document
+        .operations
+        .iter()
+        .map(|(_, op)| &op.node.selection_set);
+    let fragments = document
+        .fragments
+        .values()
+        .map(|fragment| &fragment.node.selection_set);
+    for set in operations.chain(fragments) {
+        audience_filters_in(set, &mut |field| {
+            let Some(filter) = field.get_argument("filter") else {
+                return;
+            };
+            let value = filter.node.clone().into_const_with(|name| {
+                variables
+                    .get(&name)
+                    .or_else(|| defaults.get(&name).copied())
+                    .cloned()
+                    .ok_or(())
+            });
+            // A filter that is not JSON fails validation; it costs nothing here.
+            if let Ok(json) = value.and_then(|v| v.into_json().map_err(|_| ())) {
+                let key = field.response_key().node.as_str();
+                filters.push((format!("{key}.filter"), cost::values(&json)));
+            }
+        });
+    }
+    let mut spent = Vec::new();
+    for (path, values) in filters {
+        if let Err(error) = budget.spend(values, &path) {
+            for (_, values) in spent {
+                budget.refund(values);
+            }
+            return Err(error);
+        }
+        spent.push((path, values));
+    }
+    Ok(())
+}
+
+fn audience_filters_in(set: &Positioned<SelectionSet>, found: &mut impl FnMut(&Field)) {
+    for item in &set.node.items {
+        match &item.node {
+            Selection::Field(field) => {
+                if AUDIENCE_FIELDS.contains(&field.node.name.node.as_str()) {
+                    found(&field.node);
+                }
+                audience_filters_in(&field.node.selection_set, found);
+            }
+            Selection::InlineFragment(fragment) => {
+                audience_filters_in(&fragment.node.selection_set, found);
+            }
+            Selection::FragmentSpread(_) => {}
         }
     }
 }

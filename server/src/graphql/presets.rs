@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{connection::PageInfo, principal, scope};
 use crate::{
-    audience::{Filter, store},
+    audience::{Filter, cost, store},
     error::{AppError, AppResult},
 };
 
@@ -85,9 +85,11 @@ impl From<presets::Model> for Preset {
 
 #[ComplexObject]
 impl Preset {
-    /// How many users the preset's filter selects now.
+    /// How many users the preset's filter selects now. Its values count towards the
+    /// request's bound on audience values.
     async fn size(&self, ctx: &Context<'_>) -> AppResult<u64> {
         let admin = super::principal(ctx)?.role == crate::authz::roles::ADMIN;
+        super::audience::spend(ctx, cost::values(&self.filter.0), "size")?;
         let tx = scope(ctx)?.read().await?;
         let filter = store::parse_for(tx.conn(), self.company_id, &self.filter.0).await?;
         store::count(tx.conn(), admin, self.company_id, &filter).await
@@ -146,8 +148,10 @@ pub struct UpdatePresetInput {
 }
 
 /// The filter an audience query asks for: `filter`, or the filter of the visible preset
-/// `preset_id`, or (neither) everyone. Both at once is `BAD_USER_INPUT`.
+/// `preset_id` (its values spent from the request's audience budget), or (neither) everyone.
+/// Both at once is `BAD_USER_INPUT`.
 pub(super) async fn resolve_filter(
+    ctx: &Context<'_>,
     conn: &impl ConnectionTrait,
     company: Uuid,
     filter: Option<Json<serde_json::Value>>,
@@ -164,6 +168,7 @@ pub(super) async fn resolve_filter(
             let preset = service::find(conn, company, id)
                 .await?
                 .ok_or_else(|| AppError::NotFound("no such preset".into()))?;
+            super::audience::spend(ctx, cost::values(&preset.filter), "presetId")?;
             store::parse_for(conn, company, &preset.filter).await
         }
         (None, None) => Ok(Filter {

@@ -5,6 +5,8 @@
 //! CSRF hardening: mutations are never accepted over GET (405), and POST bodies must be
 //! `application/json`, which a browser cannot send cross-site without a CORS preflight.
 
+use std::sync::Arc;
+
 use async_graphql::{
     BatchRequest, BatchResponse, Request as GqlRequest,
     parser::types::{DocumentOperations, OperationType},
@@ -17,8 +19,9 @@ use poem::{
 use serde_json::{Value, json};
 
 use crate::{
+    audience,
     auth::{self, RequestMeta, Viewer, cookies},
-    db::RequestScope,
+    db::{RequestBudget, RequestScope},
     error::{RequestId, code},
     graphql::AppSchema,
     state::AppState,
@@ -243,9 +246,21 @@ async fn execute(
         csrf_session = proof.map(auth::CsrfSession);
     }
     let request_id = req.extensions().get::<RequestId>().cloned();
+    // Shared by the operations of a batch: what the whole request may hold and spend.
+    let connections = RequestBudget::new(state.config.db_max_connections_per_request as usize);
+    let audience_values = Arc::new(audience::cost::Budget::new(
+        state.config.audience_max_values as usize,
+    ));
     let prepare = |request: GqlRequest| {
+        let scope = RequestScope::new(
+            state.db.clone(),
+            state.shares.clone(),
+            connections.clone(),
+            viewer.clone(),
+        );
         let mut request = request
-            .data(RequestScope::new(state.db.clone(), viewer.clone()))
+            .data(scope)
+            .data(Arc::clone(&audience_values))
             .data(viewer.clone())
             .data(meta.clone());
         if let Some(session) = csrf_session {

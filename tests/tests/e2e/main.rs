@@ -11,6 +11,7 @@ mod chat_failures;
 mod chat_stranded;
 mod chat_support;
 mod cookies;
+mod cost;
 mod db_layer;
 mod db_matrix;
 mod friends;

@@ -524,3 +524,25 @@ async fn sockets_over_the_per_user_limit_are_closed_1008() -> anyhow::Result<()>
     }
     Ok(())
 }
+
+// --- Shutdown -----------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_draining_instance_closes_every_socket_with_1001() -> anyhow::Result<()> {
+    let app = TestApp::spawn().await?;
+    let (_, admin, members) = app.company_with_users("Acme", 1).await?;
+    let peer = app.spawn_peer().await?;
+    let mut signed_in = acked(peer.addr, &app.token_for(&admin)).await?;
+    signed_in.subscribe("events", EVENTS, json!({})).await?;
+    let mut other = acked(peer.addr, &app.token_for(&members[0])).await?;
+    // Sockets of instances that keep running are not concerned.
+    let mut elsewhere = acked(app.addr, &app.token_for(&members[0])).await?;
+    peer.begin_drain();
+    for client in [&mut signed_in, &mut other] {
+        closed_with(client, 1001).await?;
+    }
+    let me = elsewhere.run("me", "{ me { id } }", json!({})).await?;
+    assert_eq!(me["data"]["me"]["id"], json!(members[0].id), "{me}");
+    peer.shutdown().await?;
+    Ok(())
+}

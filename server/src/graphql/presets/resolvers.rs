@@ -15,9 +15,10 @@ use super::{
     service::{self, NewPreset},
 };
 use crate::{
-    audience::store,
+    audience::{cost, store},
     authz::{Action, Object as PermissionObject, requires},
     error::{AppError, AppResult},
+    state::AppState,
 };
 
 fn check_name(path: &str, name: &str) -> AppResult<String> {
@@ -40,6 +41,19 @@ fn check_description(path: &str, text: &str) -> AppResult<String> {
         ));
     }
     Ok(text.to_owned())
+}
+
+/// A preset holds at most AUDIENCE_MAX_VALUES values, as the filters of one request do, so
+/// that using one is bounded like a filter written into the document.
+fn check_values(ctx: &Context<'_>, doc: &serde_json::Value) -> AppResult<()> {
+    let state = ctx
+        .data::<AppState>()
+        .map_err(|_| AppError::internal(anyhow::anyhow!("no state in the GraphQL context")))?;
+    cost::check_filter(
+        doc,
+        state.config.audience_max_values as usize,
+        "input.filter",
+    )
 }
 
 /// Validates a filter document before it is saved.
@@ -135,6 +149,7 @@ impl PresetMutation {
         let principal = principal(ctx)?;
         let name = check_name("input.name", &input.name)?;
         let description = check_description("input.description", &input.description)?;
+        check_values(ctx, &input.filter.0)?;
         let tx = scope(ctx)?.write().await?;
         check_filter(tx.conn(), principal.company_id, &input.filter.0).await?;
         let new = NewPreset {
@@ -167,6 +182,9 @@ impl PresetMutation {
         }
         if let Some(visibility) = input.visibility {
             changes.visibility = Set(visibility.as_str().to_owned());
+        }
+        if let Some(Json(filter)) = &input.filter {
+            check_values(ctx, filter)?;
         }
         let tx = scope(ctx)?.write().await?;
         let company = principal.company_id;

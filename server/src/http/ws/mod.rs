@@ -75,6 +75,8 @@ pub mod close {
     pub const SUBSCRIBER_EXISTS: u16 = 4409;
     /// A second `connection_init`.
     pub const TOO_MANY_INITS: u16 = 4429;
+    /// The server is shutting down: reconnect (to another instance) and catch up.
+    pub const GOING_AWAY: u16 = 1001;
 }
 
 /// How long sending a close frame may take before the connection is simply dropped.
@@ -155,6 +157,8 @@ impl Connection {
         let init_timeout = Duration::from_secs(self.state.config.ws_connection_init_timeout_secs);
         let (live_tx, mut live_rx) = oneshot::channel::<Live>();
         let protocol = self.protocol;
+        // A draining instance closes every socket, so clients reconnect elsewhere and catch up.
+        let draining = self.state.draining.clone();
         let init = {
             let socket = socket.clone();
             move |payload| self.connection_init(payload, socket, live_tx)
@@ -175,9 +179,14 @@ impl Connection {
         });
         let mut init_settled = false;
         let mut _held: Option<SocketSlot> = None;
+        let mut going_away = Box::pin(async move {
+            draining.cancelled().await;
+            (close::GOING_AWAY, "the server is shutting down".to_owned())
+        });
         loop {
             let outgoing = tokio::select! {
                 biased;
+                frame = &mut going_away => Outgoing::Close(frame),
                 frame = &mut ending => Outgoing::Close(frame),
                 live = &mut live_rx, if !init_settled => {
                     init_settled = true;
