@@ -337,6 +337,21 @@ apollographql-client-version,apollo-require-preflight"
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: String,
 
+    /// Serve Prometheus metrics at /metrics on this address of their own (e.g.
+    /// 127.0.0.1:9464). Unset: no metrics listener.
+    #[arg(long, env = "METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// Bearer token /metrics requires (16 characters or more). When set, /metrics is also
+    /// served on the main listener. With neither this nor METRICS_ADDR, no metrics are served.
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
+    /// OTLP/HTTP endpoint of an OpenTelemetry collector (e.g. http://127.0.0.1:4318): trace
+    /// spans are exported to it (protobuf, at /v1/traces). Unset: no traces.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otel_exporter_otlp_endpoint: Option<String>,
+
     /// Base URL of an OpenAI-compatible chat-completions API (Groq, OpenAI, Ollama, vLLM,
     /// llama.cpp server), e.g. `https://api.openai.com/v1`. Unset: the offline demo provider.
     #[arg(long, env = "LLM_BASE_URL")]

@@ -174,6 +174,7 @@ fn connection_lost(error: &sea_orm::sqlx::Error) -> bool {
 
 impl From<deadpool_redis::PoolError> for AppError {
     fn from(error: deadpool_redis::PoolError) -> Self {
+        crate::metrics::redis_error("request");
         tracing::warn!(%error, "redis unavailable");
         Self::Unavailable("a backing service is unavailable; retry shortly".into())
     }

@@ -14,6 +14,7 @@ pub mod friends;
 pub mod graphql;
 pub mod http;
 pub mod llm;
+pub mod metrics;
 pub mod private;
 pub mod pubsub;
 pub mod ratelimit;

@@ -5,13 +5,14 @@ use server::config::{Cli, Command};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    // A missing .env is fine; a malformed one is reported.
-    if let Err(error) = dotenvy::dotenv()
-        && !error.not_found()
-    {
-        eprintln!("warning: .env not loaded: {error}");
-    }
+    // A missing .env is fine; a malformed one is reported (logged, once logging is set up).
+    let dotenv = dotenvy::dotenv().err().filter(|error| !error.not_found());
     let cli = Cli::parse();
+    let report_dotenv = || {
+        if let Some(error) = &dotenv {
+            tracing::warn!(%error, ".env not loaded");
+        }
+    };
     match cli.command.unwrap_or(Command::Serve) {
         Command::PrintSchema => {
             print!("{}", server::graphql::sdl());
@@ -19,6 +20,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::PrintCatalog { fresh } => {
             // No log subscriber: stdout is the catalog.
+            if let Some(error) = &dotenv {
+                eprintln!("warning: .env not loaded: {error}");
+            }
             print!(
                 "{}",
                 server::db::catalog::generate(&cli.config, fresh).await?
@@ -26,7 +30,8 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => {
-            server::telemetry::init(&cli.config.log_format);
+            server::telemetry::init(&cli.config.log_format, None);
+            report_dotenv();
             let mut config = cli.config;
             let admin = config
                 .database_admin_url
@@ -41,7 +46,11 @@ async fn main() -> anyhow::Result<()> {
                     Ok(())
                 }
             }?;
-            println!("migrations applied");
+            if server::telemetry::json() {
+                tracing::info!("migrations applied");
+            } else {
+                println!("migrations applied");
+            }
             Ok(())
         }
         Command::Seed {
@@ -49,12 +58,19 @@ async fn main() -> anyhow::Result<()> {
             users,
             admin_password,
         } => {
-            server::telemetry::init(&cli.config.log_format);
+            server::telemetry::init(&cli.config.log_format, None);
+            report_dotenv();
             server::seed::run(cli.config, &company, users, admin_password).await
         }
         Command::Serve => {
-            server::telemetry::init(&cli.config.log_format);
-            server::run(cli.config).await
+            let telemetry = server::telemetry::init(
+                &cli.config.log_format,
+                cli.config.otel_exporter_otlp_endpoint.as_deref(),
+            );
+            report_dotenv();
+            let served = server::run(cli.config).await;
+            telemetry.shutdown().await;
+            served
         }
     }
 }

@@ -94,6 +94,8 @@ impl PubSub {
         })
         .await;
         if !matches!(sent, Ok(Some(_))) {
+            crate::metrics::redis_error("pubsub");
+            crate::metrics::redis_fallback("pubsub");
             tracing::warn!(
                 topic,
                 "redis unavailable: event delivered on this instance only"
@@ -163,9 +165,13 @@ async fn listen(
                         }
                     }
                 }
+                crate::metrics::redis_error("pubsub");
                 tracing::warn!("redis pub/sub connection lost; reconnecting");
             }
-            Err(error) => tracing::warn!(%error, "redis pub/sub unavailable; retrying"),
+            Err(error) => {
+                crate::metrics::redis_error("pubsub");
+                tracing::warn!(%error, "redis pub/sub unavailable; retrying");
+            }
         }
         tokio::select! {
             _ = shutdown.changed() => return,

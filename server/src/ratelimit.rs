@@ -231,6 +231,7 @@ impl RateLimiter {
         match decision {
             Decision::Allowed => Ok(()),
             Decision::Limited(wait) => {
+                crate::metrics::rate_limited(bucket);
                 tracing::debug!(bucket, "rate limited");
                 Err(AppError::RateLimited {
                     retry_after_secs: retry_after_secs(wait),
@@ -279,6 +280,7 @@ impl RateLimiter {
                 wait_us.max(0).unsigned_abs(),
             ))),
             Err(reason) => {
+                crate::metrics::redis_error("rate_limit");
                 *lock(&self.inner.redis_retry_at) = Some(Instant::now() + REDIS_RETRY_AFTER);
                 Err(reason)
             }
@@ -287,6 +289,7 @@ impl RateLimiter {
 
     /// Logs that the in-process limiter decides, at most once per `WARN_INTERVAL`.
     fn note_fallback(&self, reason: &str) {
+        crate::metrics::redis_fallback("rate_limit");
         self.inner.degraded.store(true, Ordering::Relaxed);
         let mut last = lock(&self.inner.last_warning);
         if last.is_none_or(|at| at.elapsed() >= WARN_INTERVAL) {

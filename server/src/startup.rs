@@ -133,6 +133,8 @@ const STORE_GRACE: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// Where `/metrics` has a listener of its own (`METRICS_ADDR`), if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
     pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
@@ -230,6 +232,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let redis_url = config.redis_url.clone().context("REDIS_URL is not set")?;
     // Early, so a bad key or a missing secret fails before anything else starts.
     let jwt = JwtKeys::from_config(&config)?;
+    crate::metrics::install(&config)?;
     if config.migrate_on_start {
         let admin = config
             .database_admin_url
@@ -294,6 +297,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
+    let metrics_listener = crate::metrics::Listener::start(&state)?;
+    let metrics_addr = metrics_listener.as_ref().map(|m| m.addr);
     let timeouts = http::Timeouts {
         header: Duration::from_secs(state.config.http_header_timeout_secs.max(1)),
         request: Duration::from_secs(state.config.http_request_timeout_secs.max(1)),
@@ -301,7 +306,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     };
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        http::serve(
+        let served = http::serve(
             listener,
             app.into_endpoint(),
             timeouts,
@@ -310,10 +315,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             },
             HTTP_GRACE,
         )
-        .await
+        .await;
+        drop(metrics_listener);
+        served
     });
     Ok(RunningServer {
         addr,
+        metrics_addr,
         state,
         shutdown: Some(shutdown_tx),
         task,
@@ -398,7 +406,16 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         }
     };
     announce(&server, &services, &data_dir);
-    if let Some(demo) = demo {
+    if let Some(demo) = &demo
+        && crate::telemetry::json()
+    {
+        tracing::info!(
+            users = demo.users,
+            admin = %demo.admin_email,
+            password = crate::seed::DEMO_PASSWORD,
+            "demo company \"Demo\" seeded on first start"
+        );
+    } else if let Some(demo) = demo {
         println!(
             "  Demo:       company \"Demo\" with {} users seeded on first start",
             demo.users
@@ -438,9 +455,27 @@ async fn seed_demo_if_fresh(
 
 fn announce(server: &RunningServer, services: &PrivateServices, data_dir: &Path) {
     let addr = server.addr;
+    if crate::telemetry::json() {
+        // One JSON object per line from the first: the banner is a log event.
+        let private = services.postgres.is_some() || services.redis.is_some();
+        tracing::info!(
+            addr = %addr,
+            graphql = %format_args!("http://{addr}/graphql"),
+            websocket = %format_args!("ws://{addr}/graphql/ws"),
+            metrics = server.metrics_addr.map(|a| format!("http://{a}/metrics")),
+            postgres_port = services.postgres.as_ref().map(|pg| pg.port()),
+            redis_port = services.redis.as_ref().map(|r| r.port()),
+            data_dir = private.then(|| data_dir.display().to_string()),
+            "GraphQL server ready"
+        );
+        return;
+    }
     println!("GraphQL server ready");
     println!("  GraphiQL:   http://{addr}/");
     println!("  GraphQL:    http://{addr}/graphql  (WebSocket: ws://{addr}/graphql/ws)");
+    if let Some(metrics) = server.metrics_addr {
+        println!("  Metrics:    http://{metrics}/metrics");
+    }
     if let Some(pg) = &services.postgres {
         println!(
             "  PostgreSQL: private cluster on 127.0.0.1:{} (data {})",

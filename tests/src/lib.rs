@@ -136,6 +136,11 @@ impl TestApp {
         &self.server.as_ref().expect("server running").state
     }
 
+    /// Where the server serves `/metrics` on a listener of its own (`METRICS_ADDR`), if it does.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.server.as_ref().and_then(|s| s.metrics_addr)
+    }
+
     /// Stops the server gracefully.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         if let Some(server) = self.server.take() {

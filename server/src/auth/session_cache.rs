@@ -76,7 +76,11 @@ impl SessionCache {
         .await
         {
             Ok(Some(value)) => value,
-            _ => None,
+            _ => {
+                crate::metrics::redis_error("session_cache");
+                crate::metrics::redis_fallback("session_cache");
+                None
+            }
         };
         let active = match cached.as_deref() {
             Some("1") => true,
@@ -121,13 +125,16 @@ impl SessionCache {
             ("0", self.revoked_ttl)
         };
         let key = self.key(session);
-        let _ = tokio::time::timeout(REDIS_TIMEOUT, async {
+        let stored = tokio::time::timeout(REDIS_TIMEOUT, async {
             let mut conn = self.redis.get().await.ok()?;
             conn.set_ex::<_, _, ()>(&key, value, ttl.as_secs())
                 .await
                 .ok()
         })
         .await;
+        if !matches!(stored, Ok(Some(()))) {
+            crate::metrics::redis_error("session_cache");
+        }
     }
 
     /// Records revocations (after they are committed to PostgreSQL). Best effort: when Redis

@@ -78,24 +78,32 @@ impl Shared {
 impl Generation {
     pub(super) async fn run(self, chat: &Chat, mut stop: watch::Receiver<Stop>) {
         let reply = Shared::default();
+        crate::metrics::chat_reply_started();
         // The keeper only returns when the reply was lost; the stream ends the generation.
         let outcome = tokio::select! {
             outcome = self.stream(chat, &reply, &mut stop) => outcome,
             () = self.keep_lease(chat, &reply) => Outcome::Lost,
         };
+        crate::metrics::chat_reply_finished(match &outcome {
+            Outcome::Complete => "complete",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Failed(_) => "failed",
+            Outcome::Interrupted => "interrupted",
+            Outcome::Lost => "lost",
+        });
         let reply = reply.into_inner();
         match &outcome {
             Outcome::Complete => chat.inner.breaker.record_success(),
             Outcome::Failed(error) => {
-                tracing::warn!(message = %self.message_id, %error, "reply failed");
+                tracing::warn!(message_id = %self.message_id, %error, "reply failed");
                 chat.inner.breaker.record_failure();
             }
             Outcome::Interrupted => {
-                tracing::warn!(message = %self.message_id, deltas = reply.deltas,
+                tracing::warn!(message_id = %self.message_id, deltas = reply.deltas,
                     "reply interrupted by the shutdown: storing its text so far");
             }
             Outcome::Lost => {
-                tracing::warn!(message = %self.message_id,
+                tracing::warn!(message_id = %self.message_id,
                     "reply no longer streaming (finalised elsewhere, cancelled or deleted): stopped");
             }
             Outcome::Cancelled => {}
@@ -112,6 +120,7 @@ impl Generation {
         reply: &Shared,
         stop: &mut watch::Receiver<Stop>,
     ) -> Outcome {
+        let asked = Instant::now();
         let stopped = |stop: Stop| match stop {
             Stop::Interrupt => Outcome::Interrupted,
             Stop::Cancel | Stop::No => Outcome::Cancelled,
@@ -136,6 +145,9 @@ impl Generation {
                     let index = {
                         let mut reply = reply.lock();
                         let index = reply.deltas;
+                        if index == 0 {
+                            crate::metrics::chat_first_token(asked.elapsed());
+                        }
                         reply.deltas += 1;
                         reply.text.push_str(&text);
                         index
@@ -143,6 +155,7 @@ impl Generation {
                     self.publish_delta(chat, index, text).await;
                 }
                 Ok(StreamEvent::Usage { prompt, completion }) => {
+                    crate::metrics::chat_tokens(prompt, completion);
                     reply.lock().usage = Some((prompt, completion));
                 }
                 Ok(StreamEvent::Model(model)) => reply.lock().model = Some(model),
@@ -215,7 +228,7 @@ impl Generation {
                 }
                 Some(Ok(false)) => return,
                 Some(Err(error)) => {
-                    tracing::warn!(message = %self.message_id, %error,
+                    tracing::warn!(message_id = %self.message_id, %error,
                         "could not store a streaming reply's progress");
                 }
                 None => {}
@@ -251,6 +264,8 @@ impl Generation {
         };
         if let Err(error) = sent {
             // Subscribers drop a delta they already have, should this repeat one.
+            crate::metrics::redis_error("chat_live");
+            crate::metrics::redis_fallback("chat_live");
             tracing::warn!(%error, "redis unavailable: late subscribers miss the catch-up");
             if let Err(error) = chat.live().append(self.message_id, index, text).await {
                 tracing::debug!(%error, "partial text not kept");
@@ -325,7 +340,7 @@ impl Generation {
             None => ChatEvent::Completed { message },
         };
         chat.pubsub().publish(&topic, &event).await;
-        tracing::info!(message = %self.message_id, status, deltas = reply.deltas, "reply stored");
+        tracing::info!(message_id = %self.message_id, status, deltas = reply.deltas, "reply stored");
     }
 }
 
@@ -397,7 +412,7 @@ async fn store(
         match result {
             Ok(changed) => return Ok(changed),
             Err(err) => {
-                tracing::error!(%message, error = %err, attempt, "could not store a reply");
+                tracing::error!(message_id = %message, error = %err, attempt, "could not store a reply");
                 tokio::time::sleep(Duration::from_millis(200) * 2u32.pow(attempt)).await;
             }
         }

@@ -165,6 +165,11 @@ impl Chat {
             .await
     }
 
+    /// Whether the circuit breaker refuses new replies now.
+    pub fn breaker_open(&self) -> bool {
+        self.inner.breaker.check().is_err()
+    }
+
     /// `UNAVAILABLE` once the server drains (it shuts down): a load balancer sends the
     /// message to another instance.
     pub fn check_accepting(&self) -> AppResult<()> {
@@ -195,12 +200,15 @@ impl Chat {
             Ok(true) => Ok(()),
             // Replies take seconds: a client may retry shortly.
             Ok(false) => {
+                crate::metrics::rate_limited("chat_concurrent");
                 tracing::info!(%company, limit, "chat: company at its concurrent replies limit");
                 Err(AppError::RateLimited {
                     retry_after_secs: 5,
                 })
             }
             Err(error) => {
+                crate::metrics::redis_error("chat_slots");
+                crate::metrics::redis_fallback("chat_slots");
                 tracing::warn!(%error, "redis unavailable: chat concurrency not limited");
                 Ok(())
             }
@@ -222,12 +230,20 @@ impl Chat {
             );
         }
         let chat = self.clone();
-        let task = self.inner.generations.spawn(async move {
-            generation.run(&chat, stop_rx).await;
-            if let Ok(mut running) = chat.inner.running.lock() {
-                running.remove(&message_id);
-            }
-        });
+        // A child of the request's span: the reply belongs to the trace of `sendMessage`.
+        let span = tracing::info_span!("chat_reply", %message_id);
+        let task = self
+            .inner
+            .generations
+            .spawn(tracing::Instrument::instrument(
+                async move {
+                    generation.run(&chat, stop_rx).await;
+                    if let Ok(mut running) = chat.inner.running.lock() {
+                        running.remove(&message_id);
+                    }
+                },
+                span,
+            ));
         if let Ok(mut running) = self.inner.running.lock()
             && let Some(entry) = running.get_mut(&message_id)
         {

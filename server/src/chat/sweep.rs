@@ -121,7 +121,7 @@ impl Chat {
         let row = match row {
             Ok(rows) => rows.into_iter().next(),
             Err(error) => {
-                tracing::warn!(message = %id, %error, "could not finalise a stranded reply");
+                tracing::warn!(message_id = %id, %error, "could not finalise a stranded reply");
                 return false;
             }
         };
@@ -132,14 +132,14 @@ impl Chat {
         let (company, message) = match interrupted_message(id, &row) {
             Ok(parsed) => parsed,
             Err(error) => {
-                tracing::error!(message = %id, %error, "a finalised reply could not be read back");
+                tracing::error!(message_id = %id, %error, "a finalised reply could not be read back");
                 return true;
             }
         };
         let _ = live.finish(id).await;
         let _ = live.release_slot(company, id).await;
         let _ = live.release_lease(id).await;
-        tracing::warn!(message = %id, chars = message.content.chars().count(),
+        tracing::warn!(message_id = %id, chars = message.content.chars().count(),
             "a reply whose generator went silent was stored as failed with its text so far");
         let topic = topic(message.conversation_id);
         self.pubsub()

@@ -123,7 +123,7 @@ impl RequestTx {
             }
         };
         let sql = format!("{}; {sql}", mark.statement());
-        let tx = db.begin().await?;
+        let tx = crate::metrics::db_acquire(db.begin()).await?;
         match tx.execute_unprepared(&sql).await {
             Ok(_) => Ok(Self {
                 tx: TxConn::new(tx, mark, db.clone()),
@@ -147,7 +147,7 @@ impl RequestTx {
             SystemRole::Anonymous => "app_anon",
             SystemRole::Worker => "app_worker",
         };
-        let tx = db.begin().await?;
+        let tx = crate::metrics::db_acquire(db.begin()).await?;
         tx.execute_unprepared(&format!("{}; SET LOCAL ROLE {role}", mark.statement()))
             .await?;
         Ok(Self {

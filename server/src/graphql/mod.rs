@@ -7,6 +7,7 @@ pub(crate) mod connection;
 mod friends;
 mod guardrails;
 pub mod live;
+mod observe;
 mod presets;
 mod roles;
 mod storable;
@@ -80,6 +81,8 @@ pub fn build_schema(state: AppState) -> AppSchema {
         // Nesting deeper than this cannot even be parsed; the configurable depth limit applies
         // on top, with a clear message.
         .limit_recursive_depth(64)
+        // First, so it sees every operation's final codes: metrics, access log, spans.
+        .extension(observe::Observe)
         .extension(Guardrails::new(limits))
         // Strings PostgreSQL cannot store are refused before anything runs.
         .extension(storable::StorableInput)

@@ -1,5 +1,6 @@
 //! HTTP routes and middleware: GraphiQL, GraphQL over HTTP and WebSocket, health and readiness.
 
+pub mod access;
 mod graphql;
 mod health;
 mod jwks;
@@ -26,13 +27,15 @@ pub fn app(state: AppState, schema: AppSchema) -> impl IntoEndpoint {
         .at("/graphql/ws", get(ws::graphql_ws))
         .at("/health", get(health::health))
         .at("/ready", get(health::ready))
-        .at("/.well-known/jwks.json", get(jwks::jwks));
+        .at("/.well-known/jwks.json", get(jwks::jwks))
+        .at("/metrics", get(crate::metrics::endpoint));
     route
         .with(origin::CrossOrigin::new(
             &state.config.cors_origins,
             &state.config.cors_allow_headers,
         ))
         .with(CatchPanic::new())
+        .with(access::AccessLog)
         .with(RequestIdMiddleware)
         .data(ws::SocketRegistry::new(
             state.config.ws_max_sockets_per_user,

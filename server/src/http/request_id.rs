@@ -43,6 +43,7 @@ impl<E: Endpoint> Endpoint for RequestIdEndpoint<E> {
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         req.extensions_mut().insert(RequestId(id.clone()));
         let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+        crate::telemetry::set_remote_parent(&span, req.headers());
         async move {
             let started = std::time::Instant::now();
             let result = self.0.call(req).await;

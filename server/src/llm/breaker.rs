@@ -70,6 +70,7 @@ impl CircuitBreaker {
             state.failures = state.failures.saturating_add(1);
             if state.failures >= self.threshold {
                 if state.open_until.is_none_or(|t| t <= Instant::now()) {
+                    crate::metrics::breaker_opened();
                     tracing::warn!(
                         failures = state.failures,
                         cool_down = ?self.cool_down,

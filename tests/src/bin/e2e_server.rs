@@ -5,6 +5,11 @@
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = server::config::Config::defaults();
-    server::telemetry::init(&config.log_format);
-    server::run(config).await
+    let telemetry = server::telemetry::init(
+        &config.log_format,
+        config.otel_exporter_otlp_endpoint.as_deref(),
+    );
+    let served = server::run(config).await;
+    telemetry.shutdown().await;
+    served
 }

@@ -117,7 +117,9 @@ pub async fn graphql_ws(
                 .max_message_size(Some(max_bytes))
                 .max_frame_size(Some(max_bytes)),
         )
-        .on_upgrade(move |stream| connection.serve(stream))
+        .on_upgrade(crate::metrics::websocket(move |stream| {
+            connection.serve(stream)
+        }))
         .into_response()
 }
 

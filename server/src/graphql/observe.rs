@@ -1,0 +1,380 @@
+//! What every GraphQL operation leaves behind, over HTTP or a WebSocket: its metrics
+//! (`graphql_requests_total`, `graphql_request_duration_seconds`, subscriptions by root field),
+//! its access log line ([`crate::http::access`]) and its trace spans (`graphql` for the
+//! operation, `resolve` for each root field).
+
+use std::{
+    any::TypeId,
+    pin::Pin,
+    sync::{Arc, Mutex, PoisonError},
+    task::{Context, Poll},
+    time::Instant,
+};
+
+use async_graphql::{
+    Request, Response, ServerError, ServerResult, ValidationResult, Value, Variables,
+    extensions::{
+        Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest,
+        NextRequest, NextResolve, NextSubscribe, NextValidation, ResolveInfo,
+    },
+    parser::types::{DocumentOperations, ExecutableDocument, OperationType, Selection},
+};
+use futures_util::{Stream, stream::BoxStream};
+use tracing::{Instrument as _, field::Empty};
+
+use crate::{auth::Viewer, error::RequestId, http::access};
+
+/// The extension; register it first, so that it sees the final codes.
+#[derive(Debug, Clone, Copy)]
+pub struct Observe;
+
+impl ExtensionFactory for Observe {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(Observed::default())
+    }
+}
+
+/// What is known of the operation so far.
+#[derive(Debug, Default)]
+struct Operation {
+    operation_name: Option<String>,
+    name: Option<String>,
+    kind: Option<OperationType>,
+    /// Root fields, for subscriptions.
+    fields: Vec<String>,
+    valid: bool,
+    caller: Option<String>,
+    request_id: Option<String>,
+}
+
+/// One operation's extension instance.
+#[derive(Default)]
+struct Observed {
+    op: Arc<Mutex<Operation>>,
+    span: Mutex<Option<tracing::Span>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn kind_label(kind: Option<OperationType>) -> &'static str {
+    match kind {
+        Some(OperationType::Query) => "query",
+        Some(OperationType::Mutation) => "mutation",
+        Some(OperationType::Subscription) => "subscription",
+        None => "unknown",
+    }
+}
+
+/// `ok`, or the code of the first error (`BAD_USER_INPUT` for one without, as the guardrails
+/// give it; `other` for a code the server does not define).
+fn outcome(errors: &[ServerError]) -> String {
+    use crate::error::code;
+    let Some(error) = errors.first() else {
+        return "ok".into();
+    };
+    let known = [
+        code::UNAUTHENTICATED,
+        code::FORBIDDEN,
+        code::BAD_USER_INPUT,
+        code::NOT_FOUND,
+        code::CONFLICT,
+        code::RATE_LIMITED,
+        code::UNAVAILABLE,
+        code::INTERNAL,
+    ];
+    match error.extensions.as_ref().and_then(|e| e.get("code")) {
+        Some(Value::String(c)) => known
+            .iter()
+            .find(|k| **k == c.as_str())
+            .map_or_else(|| "other".into(), |k| (*k).to_owned()),
+        _ => code::BAD_USER_INPUT.into(),
+    }
+}
+
+/// Records a finished operation and hands its access log line on.
+fn finish(op: &Operation, outcome: String, started: Instant) {
+    let elapsed = started.elapsed();
+    let kind = kind_label(op.kind);
+    let label = crate::metrics::operation_label(op.name.as_deref());
+    let label = if op.kind.is_none() {
+        "unknown".to_owned()
+    } else {
+        label
+    };
+    crate::metrics::graphql_request(&label, kind, &outcome, elapsed);
+    access::operation_done(access::Operation {
+        name: op.name.clone(),
+        kind,
+        outcome,
+        caller: op.caller.clone().unwrap_or_else(|| "anonymous".into()),
+        request_id: op.request_id.clone(),
+        duration_ms: (elapsed.as_secs_f64() * 1e6).round() / 1e3,
+    });
+}
+
+fn caller_of(viewer: &Viewer) -> String {
+    match viewer {
+        Viewer::User(principal) => principal.user_id.to_string(),
+        Viewer::Anonymous => "anonymous".into(),
+    }
+}
+
+/// Records an operation whose request was dropped before it answered.
+struct Unfinished {
+    op: Arc<Mutex<Operation>>,
+    started: Instant,
+    done: bool,
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if !self.done {
+            finish(&lock(&self.op), "cancelled".into(), self.started);
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for Observed {
+    /// Queries and mutations over HTTP (a WebSocket's operations go through `subscribe`).
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let span = tracing::info_span!("graphql", operation = Empty, operation_type = Empty);
+        *lock(&self.span) = Some(span.clone());
+        let mut unfinished = Unfinished {
+            op: self.op.clone(),
+            started: Instant::now(),
+            done: false,
+        };
+        let response = next.run(ctx).instrument(span).await;
+        unfinished.done = true;
+        finish(
+            &lock(&self.op),
+            outcome(&response.errors),
+            unfinished.started,
+        );
+        response
+    }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        let span = tracing::info_span!("graphql", operation = Empty, operation_type = Empty);
+        *lock(&self.span) = Some(span.clone());
+        Box::pin(OverWebSocket {
+            inner: next.run(ctx, stream),
+            op: self.op.clone(),
+            span,
+            started: Instant::now(),
+            subscribed: Vec::new(),
+            outcome: None,
+            done: false,
+        })
+    }
+
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        {
+            let mut op = lock(&self.op);
+            op.operation_name = request.operation_name.clone();
+            // Over HTTP the caller is in the request's data, over a WebSocket in the session's.
+            let viewer = request
+                .data
+                .get(&TypeId::of::<Viewer>())
+                .and_then(|d| d.downcast_ref::<Viewer>())
+                .or_else(|| ctx.data_opt::<Viewer>());
+            op.caller = viewer.map(caller_of);
+            op.request_id = request
+                .data
+                .get(&TypeId::of::<RequestId>())
+                .and_then(|d| d.downcast_ref::<RequestId>())
+                .or_else(|| ctx.data_opt::<RequestId>())
+                .map(|id| id.0.clone());
+        }
+        next.run(ctx, request).await
+    }
+
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let document = next.run(ctx, query, variables).await?;
+        let mut op = lock(&self.op);
+        let chosen = match &document.operations {
+            DocumentOperations::Single(operation) => Some((None, operation)),
+            DocumentOperations::Multiple(operations) => match op.operation_name.as_deref() {
+                Some(wanted) => operations
+                    .iter()
+                    .find(|(name, _)| name.as_str() == wanted)
+                    .map(|(name, operation)| (Some(name.to_string()), operation)),
+                None if operations.len() == 1 => operations
+                    .iter()
+                    .next()
+                    .map(|(name, operation)| (Some(name.to_string()), operation)),
+                None => None,
+            },
+        };
+        if let Some((name, operation)) = chosen {
+            // Named operations are the document's keys (never the client's `operationName`
+            // as such); `Single` is the anonymous one.
+            op.name = name;
+            op.kind = Some(operation.node.ty);
+            op.fields = root_fields(&document, &operation.node.selection_set.node.items);
+            if let Some(span) = lock(&self.span).as_ref() {
+                span.record("operation", op.name.as_deref().unwrap_or("-"));
+                span.record("operation_type", kind_label(op.kind));
+            }
+        }
+        Ok(document)
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let result = next.run(ctx).await;
+        if result.is_ok() {
+            lock(&self.op).valid = true;
+        }
+        result
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        info: ResolveInfo<'_>,
+        next: NextResolve<'_>,
+    ) -> ServerResult<Option<Value>> {
+        if info.path_node.parent.is_some() || info.is_for_introspection {
+            return next.run(ctx, info).await;
+        }
+        let span = tracing::info_span!("resolve", field = info.name);
+        next.run(ctx, info).instrument(span).await
+    }
+}
+
+/// The root fields an operation selects (through fragments too), without introspection.
+fn root_fields(
+    document: &ExecutableDocument,
+    items: &[async_graphql::Positioned<Selection>],
+) -> Vec<String> {
+    let mut fields = Vec::new();
+    for item in items {
+        match &item.node {
+            Selection::Field(field) => {
+                let name = field.node.name.node.as_str();
+                if !name.starts_with("__") && !fields.iter().any(|f| f == name) {
+                    fields.push(name.to_owned());
+                }
+            }
+            Selection::InlineFragment(fragment) => {
+                for name in root_fields(document, &fragment.node.selection_set.node.items) {
+                    if !fields.contains(&name) {
+                        fields.push(name);
+                    }
+                }
+            }
+            Selection::FragmentSpread(spread) => {
+                if let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node) {
+                    for name in root_fields(document, &fragment.node.selection_set.node.items) {
+                        if !fields.contains(&name) {
+                            fields.push(name);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    fields
+}
+
+/// An operation over a WebSocket: a query or mutation answers once; a subscription counts as
+/// active (by root field) from the moment it is validated until its stream ends or is dropped.
+struct OverWebSocket<S> {
+    inner: S,
+    op: Arc<Mutex<Operation>>,
+    span: tracing::Span,
+    started: Instant,
+    /// Root fields counted as active.
+    subscribed: Vec<String>,
+    /// The first error's code seen, if any.
+    outcome: Option<String>,
+    done: bool,
+}
+
+impl<S> OverWebSocket<S> {
+    fn end(&mut self, outcome: Option<String>) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        for field in self.subscribed.drain(..) {
+            crate::metrics::subscription(&field, -1);
+        }
+        let outcome = outcome
+            .or_else(|| self.outcome.take())
+            .unwrap_or_else(|| "ok".into());
+        finish(&lock(&self.op), outcome, self.started);
+    }
+}
+
+impl<S: Stream<Item = Response> + Unpin> Stream for OverWebSocket<S> {
+    type Item = Response;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Response>> {
+        let this = &mut *self;
+        let span = this.span.clone();
+        let _entered = span.enter();
+        let polled = Pin::new(&mut this.inner).poll_next(cx);
+        if this.done {
+            return polled;
+        }
+        let (is_subscription, valid, fields) = {
+            let op = lock(&this.op);
+            (
+                op.kind == Some(OperationType::Subscription),
+                op.valid,
+                op.fields.clone(),
+            )
+        };
+        if is_subscription && valid && this.subscribed.is_empty() && this.outcome.is_none() {
+            for field in fields {
+                crate::metrics::subscription(&field, 1);
+                this.subscribed.push(field);
+            }
+        }
+        match &polled {
+            Poll::Ready(Some(response)) => {
+                if !response.errors.is_empty() && this.outcome.is_none() {
+                    this.outcome = Some(outcome(&response.errors));
+                }
+                if !is_subscription {
+                    let code = outcome(&response.errors);
+                    this.end(Some(code));
+                }
+            }
+            Poll::Ready(None) => this.end(None),
+            Poll::Pending => {}
+        }
+        polled
+    }
+}
+
+impl<S> Drop for OverWebSocket<S> {
+    fn drop(&mut self) {
+        // A subscription the client stopped, or whose connection closed, ended well.
+        self.end(None);
+    }
+}
