@@ -5,7 +5,7 @@
 //! default) can only filter rows, never drive an index scan: a selective filter becomes a scan
 //! of the whole company. `jsonb_contains` raises no error that depends on the data it compares
 //! (only resource limits), so marking it LEAKPROOF reveals nothing through errors. Only a
-//! superuser may do so; otherwise a notice says what to run, and queries stay correct, only
+//! superuser may do so; otherwise a warning says what to run, and queries stay correct, only
 //! slower.
 
 use sea_orm_migration::prelude::*;
@@ -24,7 +24,7 @@ BEGIN
     IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
         ALTER FUNCTION pg_catalog.jsonb_contains(jsonb, jsonb) LEAKPROOF;
     ELSE
-        RAISE NOTICE 'audience filters on attributes cannot use their GIN index under Row Level '
+        RAISE WARNING 'audience filters on attributes cannot use their GIN index under Row Level '
             'Security until a superuser runs: ALTER FUNCTION pg_catalog.jsonb_contains(jsonb, jsonb) LEAKPROOF';
     END IF;
 END

@@ -181,12 +181,16 @@ impl Chat {
         Ok(())
     }
 
-    /// `UNAVAILABLE` at once while the circuit breaker is open.
+    /// `UNAVAILABLE` at once while the circuit breaker is open, with `retryAfter` the seconds
+    /// until it lets a reply try again.
     pub fn check_breaker(&self) -> AppResult<()> {
-        self.inner
-            .breaker
-            .check()
-            .map_err(|e| AppError::Unavailable(e.reason()))
+        self.inner.breaker.check().map_err(|e| match e {
+            crate::llm::LlmError::CircuitOpen(secs) => AppError::Overloaded {
+                message: e.reason(),
+                retry_after_secs: secs.max(1),
+            },
+            other => AppError::Unavailable(other.reason()),
+        })
     }
 
     /// Takes a slot of the company's concurrent generations: `RATE_LIMITED` (retry in a few

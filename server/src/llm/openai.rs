@@ -56,9 +56,13 @@ impl OpenAiClient {
         Ok(Self { http, settings })
     }
 
-    /// One attempt: the response, then the events up to and including the first token.
-    async fn attempt(&self, body: &serde_json::Value) -> Result<EventStream, LlmError> {
-        let deadline = Instant::now() + self.settings.first_token_timeout;
+    /// One attempt, by `deadline`: the response, then the events up to and including the
+    /// first token.
+    async fn attempt(
+        &self,
+        body: &serde_json::Value,
+        deadline: Instant,
+    ) -> Result<EventStream, LlmError> {
         let mut request = self
             .http
             .post(format!("{}/chat/completions", self.settings.base_url))
@@ -121,12 +125,18 @@ impl Provider for OpenAiClient {
             "stream": true,
             "stream_options": { "include_usage": true },
         });
+        // One deadline for the first token, retries and their waits included.
+        let deadline = Instant::now() + self.settings.first_token_timeout;
         let mut attempt = 0;
         loop {
-            match self.attempt(&body).await {
+            match self.attempt(&body, deadline).await {
                 Ok(stream) => return Ok(stream),
                 Err(error) if error.is_retryable() && attempt < self.settings.max_retries => {
                     let wait = backoff(attempt, error.retry_after());
+                    if Instant::now() + wait >= deadline {
+                        tracing::info!(%error, attempt, "AI provider failed before the first token; no time left to retry");
+                        return Err(error);
+                    }
                     tracing::info!(%error, attempt, ?wait, "AI provider failed before the first token; retrying");
                     tokio::time::sleep(wait).await;
                     attempt += 1;

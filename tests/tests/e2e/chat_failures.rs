@@ -143,11 +143,18 @@ async fn slow_tokens_within_the_idle_timeout_complete_and_silence_beyond_it_fail
 async fn no_first_token_within_the_timeout_fails_the_reply() -> anyhow::Result<()> {
     let never = StreamScript::tokens(["never"]).pause_after(0);
     let fake = FakeLlm::start(Reply::Stream(never)).await?;
-    let app = chat_app(&fake, |c| c.llm_first_token_timeout_ms = 1_000).await?;
+    let app = chat_app(&fake, |c| {
+        c.llm_first_token_timeout_ms = 1_000;
+        c.llm_max_retries = 2;
+    })
+    .await?;
     let (_, token) = member(&app, "Acme").await?;
     let (_, text, end) = run_reply(&app, &fake, &token).await?;
     assert_eq!(text, "");
     assert_eq!(end["message"]["status"], "FAILED");
+    // The timeout bounds the whole wait for the first token, retries included: no time is
+    // left for another attempt.
+    assert_eq!(fake.requests().len(), 1);
     assert!(
         end["reason"]
             .as_str()
@@ -176,6 +183,14 @@ async fn the_circuit_breaker_refuses_at_once_after_repeated_failures() -> anyhow
     assert_eq!(
         refused.error_code(),
         Some("UNAVAILABLE"),
+        "{:?}",
+        refused.body
+    );
+    // It says when the breaker lets replies try again.
+    assert!(
+        refused.body["errors"][0]["extensions"]["retryAfter"]
+            .as_u64()
+            .is_some_and(|s| (1..=600).contains(&s)),
         "{:?}",
         refused.body
     );
