@@ -43,6 +43,11 @@ pub struct RequestScope {
     /// This operation's turn of the request's budget, held from its first transaction until
     /// it finishes.
     turn: Mutex<Option<OwnedSemaphorePermit>>,
+    /// Why the operation's database access failed for good (the pool or the company's share
+    /// stayed busy past the acquire timeout, or the caller is no longer live): its other fields
+    /// fail at once with the same error instead of waiting again, so the acquire wait is paid
+    /// once per operation, not once per root field.
+    failed: std::sync::Mutex<Option<AppError>>,
 }
 
 impl RequestScope {
@@ -59,6 +64,7 @@ impl RequestScope {
             viewer,
             read_tx: Mutex::new(None),
             turn: Mutex::new(None),
+            failed: std::sync::Mutex::new(None),
         })
     }
 
@@ -102,6 +108,23 @@ impl RequestScope {
 
     /// A transaction within the request's budget and the company's share of the pool.
     async fn begin(&self, access: Access) -> AppResult<RequestTx> {
+        if let Some(error) = self.failed.lock().ok().and_then(|f| f.clone()) {
+            return Err(error);
+        }
+        let result = self.begin_now(access).await;
+        if let Err(error) = &result
+            && matches!(
+                error.code(),
+                crate::error::code::UNAVAILABLE | crate::error::code::UNAUTHENTICATED
+            )
+            && let Ok(mut failed) = self.failed.lock()
+        {
+            *failed = Some(error.clone());
+        }
+        result
+    }
+
+    async fn begin_now(&self, access: Access) -> AppResult<RequestTx> {
         {
             let mut turn = self.turn.lock().await;
             if turn.is_none() {

@@ -307,3 +307,42 @@ async fn a_saturated_pool_is_503_with_retry_after_not_401() -> anyhow::Result<()
     assert_eq!(response.error_code(), Some("UNAVAILABLE"));
     Ok(())
 }
+
+#[tokio::test]
+async fn the_acquire_wait_is_paid_once_per_operation_not_per_root_field() -> anyhow::Result<()> {
+    // Four root fields that each waited the acquire timeout would take 8 s, past the request
+    // timeout (408); waiting once, the operation answers 503 well within it.
+    let app = TestApp::spawn_with(|c| {
+        c.db_max_connections = 1;
+        c.db_acquire_timeout_ms = 2_000;
+        c.http_request_timeout_secs = 6;
+    })
+    .await?;
+    let (_, admin, _) = app.company_with_users("Acme", 0).await?;
+    let token = app.token_for(&admin);
+    // Let the session be cached, so the only waits are the operation's own.
+    app.graphql(Some(&token), "{ me { id } }", json!({}))
+        .await?
+        .data()?;
+    let held = app.request_tx(&admin, server::db::Access::ReadOnly).await?;
+    let response = app
+        .graphql(
+            Some(&token),
+            "{ a: me { id } b: company { id } c: me { email } d: company { name } }",
+            json!({}),
+        )
+        .await?;
+    drop(held);
+    assert_eq!(response.status, 503, "{}", response.body);
+    let errors = response.body["errors"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(errors.len(), 4, "{}", response.body);
+    assert!(
+        errors
+            .iter()
+            .all(|e| e["extensions"]["code"] == "UNAVAILABLE")
+    );
+    Ok(())
+}
