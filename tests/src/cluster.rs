@@ -27,6 +27,7 @@ pub async fn cluster() -> anyhow::Result<&'static Cluster> {
 
 impl Cluster {
     async fn start() -> anyhow::Result<Self> {
+        remove_stale_runs();
         let dir = std::env::temp_dir().join(format!(
             "gql-tests-{}-{}",
             std::process::id(),
@@ -105,5 +106,27 @@ impl Cluster {
     /// The directory holding this run's servers.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+/// Removes what earlier test runs left in the temporary directory (their logs; the data goes
+/// with their servers): the directories of processes that no longer run.
+fn remove_stale_runs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("gql-tests-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
