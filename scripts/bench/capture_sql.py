@@ -110,6 +110,10 @@ def main() -> None:
                 lambda m: expression(params[int(m.group(1))]) if int(m.group(1)) in params else m.group(0),
                 sql,
             )
+            # Ids the server writes into the SQL text itself (the simple-protocol statement
+            # that begins a request transaction) become expressions of :n as well.
+            for value, expr in ids.items():
+                text = text.replace(f"'{value}'", expr)
             lines.append(" ".join(text.split()) + ";")
         return lines
 

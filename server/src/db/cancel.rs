@@ -93,10 +93,14 @@ impl TxConn {
         self.share = Some(share);
     }
 
-    /// Commits the transaction.
+    /// Commits the transaction, in a task of its own: a request abandoned while its `COMMIT`
+    /// is on the wire must not have sea-orm queue a `ROLLBACK` after it (PostgreSQL would warn
+    /// that no transaction is in progress), and the commit it asked for still happens.
     pub async fn commit(mut self) -> Result<(), DbErr> {
         match self.tx.take() {
-            Some(tx) => tx.commit().await,
+            Some(tx) => tokio::spawn(tx.commit())
+                .await
+                .map_err(|e| DbErr::Custom(format!("committing failed: {e}")))?,
             None => Ok(()),
         }
     }

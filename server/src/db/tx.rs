@@ -1,8 +1,8 @@
 //! `RequestTx`: the only way resolvers reach the database.
 
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbErr, QueryResult, RuntimeErr, Statement,
-    TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, QueryResult, RuntimeErr,
+    Statement, TransactionTrait,
 };
 
 use super::{SharePermit, TxConn, cancel::Mark};
@@ -25,6 +25,21 @@ pub enum SystemRole {
     Anonymous,
     /// `app_worker`: background work that belongs to no request.
     Worker,
+}
+
+/// Begins a transaction and runs its first round trip, `sql`, in a task of its own: a request
+/// abandoned while its transaction opens must not leave a `BEGIN` half-done on a pooled
+/// connection (sea-orm queues no rollback for a transaction whose `BEGIN` did not finish, and
+/// the next request would find the connection inside a transaction).
+async fn open(db: &DatabaseConnection, sql: String) -> Result<DatabaseTransaction, DbErr> {
+    let db = db.clone();
+    tokio::spawn(async move {
+        let tx = crate::metrics::db_acquire(db.begin()).await?;
+        tx.execute_unprepared(&sql).await?;
+        Ok(tx)
+    })
+    .await
+    .map_err(|e| DbErr::Custom(format!("opening a transaction failed: {e}")))?
 }
 
 /// The SQLSTATE `app.begin_request` raises when the caller is not live.
@@ -123,9 +138,8 @@ impl RequestTx {
             }
         };
         let sql = format!("{}; {sql}", mark.statement());
-        let tx = crate::metrics::db_acquire(db.begin()).await?;
-        match tx.execute_unprepared(&sql).await {
-            Ok(_) => Ok(Self {
+        match open(db, sql).await {
+            Ok(tx) => Ok(Self {
                 tx: TxConn::new(tx, mark, db.clone()),
             }),
             Err(error) if sqlstate(&error).as_deref() == Some(NOT_LIVE) => {
@@ -147,9 +161,7 @@ impl RequestTx {
             SystemRole::Anonymous => "app_anon",
             SystemRole::Worker => "app_worker",
         };
-        let tx = crate::metrics::db_acquire(db.begin()).await?;
-        tx.execute_unprepared(&format!("{}; SET LOCAL ROLE {role}", mark.statement()))
-            .await?;
+        let tx = open(db, format!("{}; SET LOCAL ROLE {role}", mark.statement())).await?;
         Ok(Self {
             tx: TxConn::new(tx, mark, db.clone()),
         })
