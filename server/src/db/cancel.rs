@@ -98,7 +98,7 @@ impl TxConn {
     /// that no transaction is in progress), and the commit it asked for still happens.
     pub async fn commit(mut self) -> Result<(), DbErr> {
         match self.tx.take() {
-            Some(tx) => tokio::spawn(tx.commit())
+            Some(tx) => tokio::spawn(tracing::Instrument::in_current_span(tx.commit()))
                 .await
                 .map_err(|e| DbErr::Custom(format!("committing failed: {e}")))?,
             None => Ok(()),

@@ -32,12 +32,17 @@ pub enum SystemRole {
 /// connection (sea-orm queues no rollback for a transaction whose `BEGIN` did not finish, and
 /// the next request would find the connection inside a transaction).
 async fn open(db: &DatabaseConnection, sql: String) -> Result<DatabaseTransaction, DbErr> {
+    use tracing::Instrument as _;
     let db = db.clone();
-    tokio::spawn(async move {
-        let tx = crate::metrics::db_acquire(db.begin()).await?;
-        tx.execute_unprepared(&sql).await?;
-        Ok(tx)
-    })
+    // In the request's span, so that traces keep the opening under its request.
+    tokio::spawn(
+        async move {
+            let tx = crate::metrics::db_acquire(db.begin()).await?;
+            tx.execute_unprepared(&sql).await?;
+            Ok(tx)
+        }
+        .in_current_span(),
+    )
     .await
     .map_err(|e| DbErr::Custom(format!("opening a transaction failed: {e}")))?
 }
