@@ -40,6 +40,16 @@ pub struct TestUser {
     pub session_id: Uuid,
 }
 
+impl TestUser {
+    /// The same user with another role in their tokens (a stale or forged claim).
+    pub fn with_role(&self, role: &str) -> Self {
+        Self {
+            role: role.to_owned(),
+            ..self.clone()
+        }
+    }
+}
+
 /// A running server on its own fresh database.
 pub struct TestApp {
     pub addr: std::net::SocketAddr,

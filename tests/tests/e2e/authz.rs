@@ -444,14 +444,6 @@ const SET_ROLE: &str = "mutation($id: ID!, $role: String!) {
 }";
 const ROLES: &str = "{ roles { name builtIn grants { object action } } }";
 
-/// `user` as it is after taking `role` (their old tokens name the old role and stop working).
-fn with_role(user: &TestUser, role: &str) -> TestUser {
-    TestUser {
-        role: role.to_owned(),
-        ..user.clone()
-    }
-}
-
 #[tokio::test]
 async fn a_custom_role_is_created_assigned_used_and_deleted_without_a_restart() -> anyhow::Result<()>
 {
@@ -509,7 +501,7 @@ async fn a_custom_role_is_created_assigned_used_and_deleted_without_a_restart() 
         .graphql(Some(&app.token_for(athlete)), "{ me { id } }", json!({}))
         .await?;
     assert_eq!(stale.error_code(), Some("UNAUTHENTICATED"));
-    let coach = app.token_for(&with_role(athlete, "coach"));
+    let coach = app.token_for(&athlete.with_role("coach"));
     let me = app
         .graphql(Some(&coach), "{ me { role } company { name } }", json!({}))
         .await?;
@@ -657,7 +649,7 @@ async fn another_instance_learns_new_custom_roles_within_the_cache_ttl() -> anyh
         .data()?;
     }
     // The second instance loads the company's custom roles on first use...
-    let coach = app.token_for(&with_role(&members[0], "coach"));
+    let coach = app.token_for(&members[0].with_role("coach"));
     graphql_at(&app, second.addr, &coach, "{ me { id } }")
         .await?
         .data()?;
@@ -677,7 +669,7 @@ async fn another_instance_learns_new_custom_roles_within_the_cache_ttl() -> anyh
     )
     .await?
     .data()?;
-    let scout = app.token_for(&with_role(&members[1], "scout"));
+    let scout = app.token_for(&members[1].with_role("scout"));
     // At once on the instance that made the change.
     app.graphql(Some(&scout), "{ company { id } }", json!({}))
         .await?

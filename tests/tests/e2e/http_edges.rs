@@ -244,7 +244,7 @@ async fn unauthenticated_is_401_whatever_made_it_so() -> anyhow::Result<()> {
     let app = TestApp::spawn().await?;
     let (_, admin, members) = app.company_with_users("Acme", 1).await?;
     // A token whose role is no longer the user's: refused inside the request transaction.
-    let stale = with_role(&members[0], "manager");
+    let stale = members[0].with_role("manager");
     let response = app
         .graphql(Some(&app.token_for(&stale)), "{ me { id } }", json!({}))
         .await?;
@@ -273,14 +273,6 @@ async fn unauthenticated_is_401_whatever_made_it_so() -> anyhow::Result<()> {
         .await?;
     assert_eq!(fine.status, 200);
     Ok(())
-}
-
-/// A copy of a test user with another role in their token.
-fn with_role(user: &tests::TestUser, role: &str) -> tests::TestUser {
-    tests::TestUser {
-        role: role.to_owned(),
-        ..user.clone()
-    }
 }
 
 #[tokio::test]

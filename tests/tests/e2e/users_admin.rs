@@ -2,19 +2,12 @@
 //! `users` filters and orderings.
 
 use serde_json::{Value, json};
-use tests::{TestApp, TestUser};
+use tests::TestApp;
 
 const UPDATE_USER: &str = "mutation($id: ID!, $input: UpdateUserInput!) {
   updateUser(id: $id, input: $input) { id role isActive displayName attributes }
 }";
 const DEACTIVATE: &str = "mutation($id: ID!) { deactivateUser(id: $id) { id isActive } }";
-
-fn with_role(user: &TestUser, role: &str) -> TestUser {
-    TestUser {
-        role: role.to_owned(),
-        ..user.clone()
-    }
-}
 
 async fn active_admins(app: &TestApp, company: uuid::Uuid) -> anyhow::Result<i64> {
     let row = sea_orm::ConnectionTrait::query_one_raw(
@@ -492,7 +485,7 @@ async fn a_demoted_admin_loses_admin_powers_with_the_next_token() -> anyhow::Res
     assert_eq!(stale.error_code(), Some("UNAUTHENTICATED"));
     let demoted = app
         .graphql(
-            Some(&app.token_for(&with_role(&second, "member"))),
+            Some(&app.token_for(&second.with_role("member"))),
             DEACTIVATE,
             json!({ "id": members[0].id }),
         )
