@@ -32,6 +32,7 @@ mod privacy_columns;
 mod pubsub;
 mod ratelimit;
 mod redis_down;
+mod redis_outage_fanout;
 mod schema;
 mod startup;
 mod tokens;
