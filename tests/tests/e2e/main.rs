@@ -25,6 +25,7 @@ mod http_edges;
 mod isolation;
 mod jwks;
 mod limits;
+mod login_memory;
 mod managed_pg;
 mod observability;
 mod presets;
