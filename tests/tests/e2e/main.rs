@@ -30,6 +30,7 @@ mod presets;
 mod privacy_columns;
 mod pubsub;
 mod ratelimit;
+mod redis_breaker;
 mod redis_down;
 mod schema;
 mod startup;
