@@ -15,6 +15,7 @@ mod cost;
 mod db_layer;
 mod db_matrix;
 mod enumeration;
+mod faults;
 mod friends;
 mod friends_events;
 mod friends_privacy;
