@@ -33,6 +33,7 @@ mod pubsub;
 mod ratelimit;
 mod redis_breaker;
 mod redis_down;
+mod redis_outage_fanout;
 mod schema;
 mod startup;
 mod tokens;
