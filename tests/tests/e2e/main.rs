@@ -32,6 +32,7 @@ mod presets;
 mod privacy_columns;
 mod pubsub;
 mod ratelimit;
+mod redis_breaker;
 mod redis_down;
 mod redis_outage_fanout;
 mod schema;
