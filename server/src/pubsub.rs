@@ -22,14 +22,12 @@ use std::{
 };
 
 use futures_util::{Stream, StreamExt};
-use redis::AsyncCommands as _;
 use sea_orm::{ConnectionTrait as _, DatabaseConnection, DbBackend, Statement};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
 /// Events buffered per topic for a slow subscriber before it starts missing some.
 const CAPACITY: usize = 1024;
-const PUBLISH_TIMEOUT: Duration = Duration::from_millis(500);
 /// Bound on a notification sent through PostgreSQL.
 const NOTIFY_TIMEOUT: Duration = Duration::from_secs(3);
 /// PostgreSQL refuses a notification payload of 8000 bytes or more.
@@ -108,7 +106,7 @@ pub struct PubSub {
 }
 
 struct Inner {
-    redis: deadpool_redis::Pool,
+    redis: crate::kv::Redis,
     prefix: String,
     topics: Mutex<HashMap<String, broadcast::Sender<Arc<str>>>>,
     /// The fallback through PostgreSQL, once started.
@@ -144,12 +142,8 @@ impl Inner {
 }
 
 impl PubSub {
-    /// Starts the listener on `redis_url`; `redis` is the pool used for publishing.
-    pub fn start(
-        redis_url: &str,
-        redis: deadpool_redis::Pool,
-        prefix: &str,
-    ) -> anyhow::Result<Self> {
+    /// Starts the listener on `redis_url`; `redis` publishes (bounded, behind the breaker).
+    pub fn start(redis_url: &str, redis: crate::kv::Redis, prefix: &str) -> anyhow::Result<Self> {
         let client = redis::Client::open(redis_url)?;
         let (shutdown_tx, shutdown_rx) = watch::channel(());
         let inner = Arc::new(Inner {
@@ -199,7 +193,6 @@ impl PubSub {
         if self.publish_redis(topic, &json).await {
             return;
         }
-        crate::metrics::redis_error("pubsub");
         crate::metrics::redis_fallback("pubsub");
         let stand_in = payload.stand_in();
         match self.notify(topic, &json, stand_in.as_deref()).await {
@@ -220,12 +213,13 @@ impl PubSub {
     /// Publishes through Redis; whether Redis took it.
     async fn publish_redis(&self, topic: &str, payload: &str) -> bool {
         let channel = format!("{}{topic}", self.inner.channel_prefix());
-        let sent = tokio::time::timeout(PUBLISH_TIMEOUT, async {
-            let mut conn = self.inner.redis.get().await.ok()?;
-            conn.publish::<_, _, i64>(&channel, payload).await.ok()
-        })
-        .await;
-        matches!(sent, Ok(Some(_)))
+        let mut publish = redis::cmd("PUBLISH");
+        publish.arg(&channel).arg(payload);
+        self.inner
+            .redis
+            .cmd::<i64>("pubsub", &publish)
+            .await
+            .is_ok()
     }
 
     /// Sends the event as a PostgreSQL notification (the stand-in when it is too large).

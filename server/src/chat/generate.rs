@@ -281,7 +281,6 @@ impl Generation {
             };
             let Err(error) = sent else { return };
             // Subscribers drop a delta they already have, should this repeat one.
-            crate::metrics::redis_error("chat_live");
             crate::metrics::redis_fallback("chat_live");
             tracing::warn!(%error, message_id = %self.message_id,
                 "redis unavailable: the reply's deltas are stored in postgresql first");
