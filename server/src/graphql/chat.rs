@@ -191,7 +191,7 @@ impl ChatSubscription {
                     match row {
                         Ok(row) => row,
                         Err(error) => {
-                            tracing::warn!(?error, %message, "could not read the end of a reply");
+                            tracing::warn!(?error, message_id = %message, "could not read the end of a reply");
                             None
                         }
                     }
