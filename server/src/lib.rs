@@ -15,6 +15,7 @@ pub mod graphql;
 pub mod http;
 pub mod llm;
 pub mod metrics;
+pub mod paging;
 pub mod private;
 pub mod pubsub;
 pub mod ratelimit;
