@@ -26,6 +26,7 @@ mod jwks;
 mod limits;
 mod managed_pg;
 mod observability;
+mod pagination;
 mod presets;
 mod privacy_columns;
 mod pubsub;
