@@ -253,6 +253,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let redis = redis_pool(&redis_url, config.db_max_connections as usize)?;
     let revoked_ttl = Duration::from_secs(jwt.access_ttl().as_secs() + config.jwt_leeway_secs + 60);
     let pubsub = crate::pubsub::PubSub::start(&redis_url, redis.clone(), &config.redis_key_prefix)?;
+    pubsub.fall_back_to_postgres(pool.clone(), &database_url);
     let sessions = SessionCache::new(
         redis.clone(),
         pool.clone(),
