@@ -17,6 +17,7 @@ pub mod http;
 pub mod kv;
 pub mod llm;
 pub mod metrics;
+pub mod paging;
 pub mod private;
 pub mod pubsub;
 pub mod ratelimit;

@@ -9,7 +9,10 @@ use entity::presets;
 use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
-use super::{connection::PageInfo, principal, scope};
+use super::{
+    connection::{PageInfo, connection},
+    principal, scope,
+};
 use crate::{
     audience::{Filter, cost, store},
     error::{AppError, AppResult},
@@ -103,20 +106,19 @@ impl Preset {
     }
 }
 
-/// An item of a [`PresetConnection`].
-#[derive(Debug, Clone, SimpleObject)]
-pub struct PresetEdge {
-    pub cursor: String,
-    pub node: Preset,
-}
-
-/// A page of presets, by name.
-#[derive(Debug, Clone, SimpleObject)]
-pub struct PresetConnection {
-    pub edges: Vec<PresetEdge>,
-    pub page_info: PageInfo,
-    /// How many presets match, over all pages.
-    pub total_count: u64,
+connection! {
+    /// A page of presets, by name.
+    pub struct PresetConnection {
+        edges,
+        page_info: PageInfo,
+        /// How many presets match, over all pages.
+        pub total_count: u64,
+    }
+    /// An item of a [`PresetConnection`].
+    pub struct PresetEdge {
+        cursor,
+        node: Preset,
+    }
 }
 
 /// A new preset.
