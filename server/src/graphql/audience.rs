@@ -141,7 +141,7 @@ impl AudienceConnection {
     /// How many users the audience has, over all pages. Counted only when asked for.
     async fn total_count(&self, ctx: &Context<'_>) -> AppResult<u64> {
         let admin = principal(ctx)?.role == crate::authz::roles::ADMIN;
-        let tx = scope(ctx)?.read().await?;
+        let tx = scope(ctx)?.read_guard().await?;
         store::count(tx.conn(), admin, self.company_id, &self.filter).await
     }
 }
@@ -169,7 +169,7 @@ impl AudienceQuery {
     #[graphql(directive = requires::apply(PermissionObject::Audience, Action::Read))]
     async fn audience_fields(&self, ctx: &Context<'_>) -> AppResult<Vec<AudienceField>> {
         let principal = principal(ctx)?;
-        let tx = scope(ctx)?.read().await?;
+        let tx = scope(ctx)?.read_guard().await?;
         let registry = store::registry(tx.conn(), principal.company_id).await?;
         Ok(registry.fields().map(AudienceField::from).collect())
     }
@@ -196,7 +196,7 @@ impl AudienceQuery {
         let principal = principal(ctx)?;
         let request = page_args(ctx, Defaulted::First, first, after, last, before)
             .validate(store::LIST, DefaultSize::First(20))?;
-        let tx = scope(ctx)?.read().await?;
+        let tx = scope(ctx)?.read_guard().await?;
         let filter =
             resolve_filter(ctx, tx.conn(), principal.company_id, filter, preset_id).await?;
         let page = store::page(
@@ -243,7 +243,7 @@ impl AudienceQuery {
         preset_id: Option<ID>,
     ) -> AppResult<u64> {
         let principal = principal(ctx)?;
-        let tx = scope(ctx)?.read().await?;
+        let tx = scope(ctx)?.read_guard().await?;
         let filter =
             resolve_filter(ctx, tx.conn(), principal.company_id, filter, preset_id).await?;
         let admin = principal.role == crate::authz::roles::ADMIN;
@@ -289,7 +289,7 @@ impl AudienceMutation {
             ));
         }
         let ty = FieldType::from(input.ty);
-        let tx = scope(ctx)?.write().await?;
+        let tx = scope(ctx)?.begin_write().await?;
         let row = audience_fields::ActiveModel {
             company_id: Set(principal.company_id),
             name: Set(name),

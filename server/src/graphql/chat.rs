@@ -83,7 +83,7 @@ impl ChatQuery {
                 "`search` is longer than 200 characters",
             ));
         }
-        let tx = scope(ctx)?.read().await?;
+        let tx = scope(ctx)?.read_guard().await?;
         let page = store::conversations(tx.conn(), principal, &request, search.as_deref()).await?;
         Ok(ConversationConnection::from_page(
             page.map(Conversation::from),
@@ -96,7 +96,7 @@ impl ChatQuery {
     async fn conversation(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Conversation>> {
         let principal = principal(ctx)?;
         let id = parse_id("id", &id)?;
-        let tx = scope(ctx)?.read().await?;
+        let tx = scope(ctx)?.read_guard().await?;
         Ok(store::conversation(tx.conn(), principal, id)
             .await?
             .map(Conversation::from))
@@ -118,7 +118,7 @@ impl ChatQuery {
         let principal = principal(ctx)?;
         let request = page_args(ctx, Defaulted::First, first, after, last, before)
             .validate(store::KNOWLEDGE, DefaultSize::First(20))?;
-        let tx = scope(ctx)?.read().await?;
+        let tx = scope(ctx)?.read_guard().await?;
         let page = store::knowledge_page(tx.conn(), principal, &request).await?;
         Ok(KnowledgeConnection::from_page(page.map(Knowledge::from)))
     }
@@ -146,7 +146,7 @@ impl ChatSubscription {
         // Subscribed before the streaming reply is read: see `chat::live`.
         let live = chat.pubsub().subscribe(&topic(id));
         let streaming = {
-            let tx = scope(ctx)?.read().await?;
+            let tx = scope(ctx)?.read_guard().await?;
             store::conversation(tx.conn(), principal, id)
                 .await?
                 .ok_or_else(not_found)?;
@@ -163,7 +163,7 @@ impl ChatSubscription {
                 let scope = Arc::clone(&scope);
                 let principal = principal.clone();
                 Box::pin(async move {
-                    let row = match scope.read().await {
+                    let row = match scope.read_guard().await {
                         Ok(tx) => store::message(tx.conn(), &principal, message).await,
                         Err(error) => Err(error),
                     };

@@ -148,7 +148,7 @@ where
     F: AsyncFnOnce(&crate::db::TxConn, Actor) -> AppResult<Transition>,
 {
     let actor = actor(ctx)?;
-    let tx = scope(ctx)?.write().await?;
+    let tx = scope(ctx)?.begin_write().await?;
     let done = run(tx.conn(), actor).await?;
     tx.commit().await?;
     events::publish(&state(ctx)?.pubsub, &done.notices).await;
@@ -263,7 +263,7 @@ impl FriendMutation {
     async fn update_privacy(&self, ctx: &Context<'_>, input: PrivacyInput) -> AppResult<User> {
         let actor = actor(ctx)?;
         let changes = input.validate()?;
-        let tx = scope(ctx)?.write().await?;
+        let tx = scope(ctx)?.begin_write().await?;
         // Raw SQL: the privacy columns are not part of the `users` entity other modules share.
         let stmt = Statement::from_sql_and_values(
             DbBackend::Postgres,

@@ -93,7 +93,7 @@ impl Preset {
     async fn size(&self, ctx: &Context<'_>) -> AppResult<u64> {
         let admin = super::principal(ctx)?.role == crate::authz::roles::ADMIN;
         super::audience::spend(ctx, cost::values(&self.filter.0), "size")?;
-        let tx = scope(ctx)?.read().await?;
+        let tx = scope(ctx)?.read_guard().await?;
         let filter = store::parse_for(tx.conn(), self.company_id, &self.filter.0).await?;
         store::count(tx.conn(), admin, self.company_id, &filter).await
     }

@@ -132,7 +132,7 @@ impl UserConnection {
 impl UserConnection {
     /// How many users match, over all pages. Counted only when asked for.
     async fn total_count(&self, ctx: &Context<'_>) -> AppResult<u64> {
-        let tx = scope(ctx)?.read().await?;
+        let tx = scope(ctx)?.read_guard().await?;
         Ok(self.filter.select().count(tx.conn()).await?)
     }
 }
@@ -297,7 +297,7 @@ impl UserQuery {
     #[graphql(directive = requires::apply(Object::User, Action::Read))]
     async fn me(&self, ctx: &Context<'_>) -> AppResult<User> {
         let principal = principal(ctx)?;
-        let tx = scope(ctx)?.read().await?;
+        let tx = scope(ctx)?.read_guard().await?;
         user_profiles::Entity::find_by_id(principal.user_id)
             .filter(user_profiles::Column::CompanyId.eq(principal.company_id))
             .one(tx.conn())
@@ -310,7 +310,7 @@ impl UserQuery {
     #[graphql(directive = requires::apply(Object::Company, Action::Read))]
     async fn company(&self, ctx: &Context<'_>) -> AppResult<Company> {
         let principal = principal(ctx)?;
-        let tx = scope(ctx)?.read().await?;
+        let tx = scope(ctx)?.read_guard().await?;
         companies::Entity::find_by_id(principal.company_id)
             .one(tx.conn())
             .await?
@@ -361,7 +361,7 @@ impl UserQuery {
             hide_blocked: principal.role != ADMIN,
             extra: None,
         };
-        let tx = scope(ctx)?.read().await?;
+        let tx = scope(ctx)?.read_guard().await?;
         let page = page_in_order(tx.conn(), filter.select(), order_by, args).await?;
         Ok(UserConnection::from_page(page.map(User::from), filter))
     }
@@ -372,7 +372,7 @@ impl UserQuery {
     async fn user(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<User>> {
         let principal = principal(ctx)?;
         let id = parse_id("id", &id)?;
-        let tx = scope(ctx)?.read().await?;
+        let tx = scope(ctx)?.read_guard().await?;
         Ok(user_profiles::Entity::find_by_id(id)
             .filter(user_profiles::Column::CompanyId.eq(principal.company_id))
             .one(tx.conn())
@@ -429,7 +429,7 @@ impl UserMutation {
             attributes: valid_attributes(input.attributes)?,
             ..UserChanges::default()
         };
-        let tx = scope(ctx)?.write().await?;
+        let tx = scope(ctx)?.begin_write().await?;
         let user = changes
             .apply(tx.conn(), principal.company_id, principal.user_id)
             .await?;
@@ -492,7 +492,7 @@ impl UserMutation {
                 }
             })
             .transpose()?;
-        let tx = scope(ctx)?.write().await?;
+        let tx = scope(ctx)?.begin_write().await?;
         let company = match name {
             Some(name) => companies::Entity::update_many()
                 .filter(companies::Column::Id.eq(principal.company_id))
@@ -573,7 +573,7 @@ async fn administer(
     let principal = principal(ctx)?;
     let authz = authz(ctx)?;
     let company = principal.company_id;
-    let tx = scope(ctx)?.write().await?;
+    let tx = scope(ctx)?.begin_write().await?;
     let conn = tx.conn();
     let membership_change = changes.role.is_some() || changes.is_active.is_some();
     if membership_change {

@@ -188,7 +188,7 @@ impl Conversation {
         let principal = principal(ctx)?;
         let request = page_args(ctx, Defaulted::Last, first, after, last, before)
             .validate(store::MESSAGES, DefaultSize::Last(50))?;
-        let tx = scope(ctx)?.read().await?;
+        let tx = scope(ctx)?.read_guard().await?;
         let page = store::messages_page(tx.conn(), principal, self.uuid, &request).await?;
         Ok(MessageConnection::from_page(page.map(Message::from)))
     }

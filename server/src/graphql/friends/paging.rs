@@ -88,7 +88,7 @@ pub async fn users_page(
         Expr::col(user_profiles::Column::DisplayName),
         Expr::col(user_profiles::Column::Id),
     ]);
-    let tx = scope(ctx)?.read().await?;
+    let tx = scope(ctx)?.read_guard().await?;
     let page = paging::fetch(tx.conn(), select, &sort, people.list(), &request, |u| {
         (u.display_name.clone(), u.id)
     })
@@ -117,7 +117,7 @@ pub async fn requests_page(
         Expr::col(friendships::Column::CreatedAt),
         Expr::col(friendships::Column::Id),
     ]);
-    let tx = scope(ctx)?.read().await?;
+    let tx = scope(ctx)?.read_guard().await?;
     let page = paging::fetch(tx.conn(), select, &sort, REQUESTS, &request, |row| {
         (row.created_at.to_utc(), row.id)
     })

@@ -211,7 +211,7 @@ impl FriendRequest {
 
 async fn user(ctx: &Context<'_>, id: Uuid) -> AppResult<Option<User>> {
     let company = principal(ctx)?.company_id;
-    let tx = scope(ctx)?.read().await?;
+    let tx = scope(ctx)?.read_guard().await?;
     Ok(paging::profile(tx.conn(), company, id)
         .await?
         .map(User::from))

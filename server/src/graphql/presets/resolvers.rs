@@ -89,7 +89,7 @@ impl PresetQuery {
         let principal = principal(ctx)?;
         let request = page_args(ctx, Defaulted::First, first, after, last, before)
             .validate(service::LIST, DefaultSize::First(20))?;
-        let tx = scope(ctx)?.read().await?;
+        let tx = scope(ctx)?.read_guard().await?;
         let company = principal.company_id;
         let page = service::list(tx.conn(), company, search.as_deref(), &request).await?;
         let total_count = service::count(tx.conn(), company, search.as_deref()).await?;
@@ -104,7 +104,7 @@ impl PresetQuery {
     async fn preset(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Preset>> {
         let principal = principal(ctx)?;
         let id = parse_id("id", &id)?;
-        let tx = scope(ctx)?.read().await?;
+        let tx = scope(ctx)?.read_guard().await?;
         let row = service::find(tx.conn(), principal.company_id, id).await?;
         Ok(row.map(Preset::from))
     }
@@ -128,7 +128,7 @@ impl PresetMutation {
         let name = check_name("input.name", &input.name)?;
         let description = check_description("input.description", &input.description)?;
         check_values(ctx, &input.filter.0)?;
-        let tx = scope(ctx)?.write().await?;
+        let tx = scope(ctx)?.begin_write().await?;
         check_filter(tx.conn(), principal.company_id, &input.filter.0).await?;
         let new = NewPreset {
             name,
@@ -164,7 +164,7 @@ impl PresetMutation {
         if let Some(Json(filter)) = &input.filter {
             check_values(ctx, filter)?;
         }
-        let tx = scope(ctx)?.write().await?;
+        let tx = scope(ctx)?.begin_write().await?;
         let company = principal.company_id;
         let Some(current) = service::find(tx.conn(), company, id).await? else {
             return Err(AppError::NotFound("no such preset".into()));
@@ -188,7 +188,7 @@ impl PresetMutation {
     async fn delete_preset(&self, ctx: &Context<'_>, id: ID) -> AppResult<bool> {
         let principal = principal(ctx)?;
         let id = parse_id("id", &id)?;
-        let tx = scope(ctx)?.write().await?;
+        let tx = scope(ctx)?.begin_write().await?;
         if service::find(tx.conn(), principal.company_id, id)
             .await?
             .is_none()
@@ -208,7 +208,7 @@ impl PresetMutation {
         let principal = principal(ctx)?;
         let id = parse_id("id", &id)?;
         let name = check_name("name", &name)?;
-        let tx = scope(ctx)?.write().await?;
+        let tx = scope(ctx)?.begin_write().await?;
         let source = service::find(tx.conn(), principal.company_id, id)
             .await?
             .ok_or_else(|| AppError::NotFound("no such preset".into()))?;
