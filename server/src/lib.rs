@@ -22,6 +22,7 @@ pub mod private;
 pub mod pubsub;
 pub mod ratelimit;
 pub mod seed;
+pub mod services;
 pub mod state;
 pub mod telemetry;
 
