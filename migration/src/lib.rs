@@ -61,6 +61,8 @@ async fn run_sql(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
         .map(|_| ())
 }
 
+pub mod current;
+
 mod m20261123_000001_create_roles_and_helpers;
 mod m20261123_000002_create_companies_and_users;
 mod m20261123_000003_create_auth_tables;
