@@ -25,6 +25,7 @@ mod isolation;
 mod jwks;
 mod limits;
 mod managed_pg;
+mod migrations;
 mod observability;
 mod presets;
 mod privacy_columns;
