@@ -20,10 +20,16 @@ test:
 	$(CARGO) build --workspace --all-targets
 	RUST_TEST_THREADS=$(TEST_THREADS) $(CARGO) test --workspace --no-fail-fast
 
-## Formatting and lints, as CI would want them.
+## Formatting, lints and the dependency policy (deny.toml); CI runs it after the tests.
 check:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@if $(CARGO) deny --version >/dev/null 2>&1; then \
+		$(CARGO) deny --log-level error check licenses bans sources; \
+	else \
+		echo "cargo-deny is not installed (cargo install cargo-deny --locked): dependency policy not checked" >&2; \
+		test -z "$$CI"; \
+	fi
 
 fmt:
 	$(CARGO) fmt --all

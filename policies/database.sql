@@ -419,6 +419,13 @@ CREATE FUNCTION app.chat_progress_message(p_company uuid, p_message uuid, p_cont
 ALTER FUNCTION app.chat_progress_message(uuid,uuid,text) OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.chat_progress_message(uuid,uuid,text) TO app_worker;
 
+CREATE FUNCTION app.chat_progress_message(p_company uuid, p_message uuid, p_content text, p_deltas bigint)
+    RETURNS boolean
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.chat_progress_message(uuid,uuid,text,bigint) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.chat_progress_message(uuid,uuid,text,bigint) TO app_worker;
+
 CREATE FUNCTION app.chat_silent_replies(p_silence interval, p_limit integer)
     RETURNS TABLE(id uuid)
     LANGUAGE sql STABLE SECURITY DEFINER

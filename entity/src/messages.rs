@@ -27,6 +27,10 @@ pub struct Model {
     /// When the generator of a streaming reply last showed signs of life (stamped at insert,
     /// bumped by the generator; never written by a request).
     pub heartbeat_at: DateTimeWithTimeZone,
+    /// How many deltas of a streaming reply `content` holds, as its generator last stored it
+    /// (so a late subscriber knows which live deltas follow); `NULL` when unknown. Never
+    /// written by a request.
+    pub content_deltas: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

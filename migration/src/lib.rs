@@ -76,6 +76,7 @@ mod m20261123_000701_stream_user_profiles;
 mod m20261123_000702_restrict_user_columns;
 mod m20261201_000800_hold_the_database_layer;
 mod m20261215_000900_replies_are_never_stranded;
+mod m20261216_001000_late_subscribers_catch_up_from_postgresql;
 
 /// Runs every migration of this crate, in order.
 pub struct Migrator;
@@ -97,6 +98,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000702_restrict_user_columns::Migration),
             Box::new(m20261201_000800_hold_the_database_layer::Migration),
             Box::new(m20261215_000900_replies_are_never_stranded::Migration),
+            Box::new(m20261216_001000_late_subscribers_catch_up_from_postgresql::Migration),
         ]
     }
 }

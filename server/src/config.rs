@@ -75,6 +75,21 @@ pub struct Config {
     #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "gql:")]
     pub redis_key_prefix: String,
 
+    /// Longest one Redis call may take, taking a pooled connection included, in milliseconds;
+    /// the caller then goes on without Redis.
+    #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 250)]
+    pub redis_timeout_ms: u64,
+
+    /// Failed Redis calls in a row after which calls fail at once, without asking Redis, for
+    /// REDIS_BREAKER_COOLDOWN_MS (0: never).
+    #[arg(long, env = "REDIS_BREAKER_FAILURES", default_value_t = 3)]
+    pub redis_breaker_failures: u32,
+
+    /// How long the open Redis circuit breaker refuses calls before one call probes Redis
+    /// again, in milliseconds.
+    #[arg(long, env = "REDIS_BREAKER_COOLDOWN_MS", default_value_t = 2000)]
+    pub redis_breaker_cooldown_ms: u64,
+
     /// Directory of the private PostgreSQL and Redis data and generated secrets.
     #[arg(long, env = "DATA_DIR", default_value = "./.data")]
     pub data_dir: PathBuf,

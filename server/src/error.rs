@@ -172,14 +172,6 @@ fn connection_lost(error: &sea_orm::sqlx::Error) -> bool {
     }
 }
 
-impl From<deadpool_redis::PoolError> for AppError {
-    fn from(error: deadpool_redis::PoolError) -> Self {
-        crate::metrics::redis_error("request");
-        tracing::warn!(%error, "redis unavailable");
-        Self::Unavailable("a backing service is unavailable; retry shortly".into())
-    }
-}
-
 /// An error and its causes on one line.
 pub fn one_line(error: &anyhow::Error) -> String {
     format!("{error:#}")

@@ -6,6 +6,7 @@
 pub mod audience;
 pub mod auth;
 pub mod authz;
+pub mod breaker;
 pub mod chat;
 pub mod config;
 pub mod db;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod friends;
 pub mod graphql;
 pub mod http;
+pub mod kv;
 pub mod llm;
 pub mod metrics;
 pub mod private;

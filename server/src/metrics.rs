@@ -155,6 +155,10 @@ fn describe() {
         "Decisions taken without Redis by component (PostgreSQL, in-process limits, local delivery)"
     );
     describe_gauge!(
+        "redis_breaker_open",
+        "1 while the Redis circuit breaker is open (calls fail at once) or half-open"
+    );
+    describe_gauge!(
         "websocket_connections",
         "Open GraphQL WebSocket connections"
     );
@@ -358,7 +362,7 @@ pub fn breaker_opened() {
     counter!("llm_circuit_breaker_opened_total").increment(1);
 }
 
-/// Gauges read when scraped: the pool's connections and the circuit breaker.
+/// Gauges read when scraped: the pool's connections and the circuit breakers.
 fn observe_state(state: &AppState) {
     let pool = state.db.get_postgres_connection_pool();
     let size = f64::from(pool.size());
@@ -367,6 +371,7 @@ fn observe_state(state: &AppState) {
     gauge!("db_pool_connections", "state" => "idle").set(idle);
     gauge!("db_pool_connections", "state" => "in_use").set((size - idle).max(0.0));
     gauge!("llm_circuit_breaker_open").set(if state.chat.breaker_open() { 1.0 } else { 0.0 });
+    gauge!("redis_breaker_open").set(if state.redis.breaker_open() { 1.0 } else { 0.0 });
 }
 
 /// Compares without an early exit, so the time taken does not tell how much of a guess was

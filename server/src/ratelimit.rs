@@ -1,5 +1,7 @@
 //! Rate limits: GCRA in Redis (one atomic script), with an in-process fallback when Redis is
-//! down or slow, so limits never silently stop applying.
+//! down or slow, so limits never silently stop applying. A Redis call is bounded by
+//! `REDIS_TIMEOUT_MS`, and none is made while the Redis circuit breaker is open (see
+//! [`crate::kv`]), so an outage does not cost every request a timeout.
 //!
 //! Keys are `{prefix}rl:{bucket}:{sha256(normalised key)}`: no e-mail address or IP lands in
 //! Redis in the clear, and every key expires by itself once its bucket has refilled.
@@ -18,14 +20,6 @@ use governor::{DefaultKeyedRateLimiter, clock::Clock as _};
 use sha2::{Digest as _, Sha256};
 
 use crate::{config::Config, error::AppError};
-
-/// Longest a Redis round trip (including taking a pooled connection) may take before the
-/// in-process limiter decides instead.
-const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
-
-/// After Redis failed, how long to decide locally before trying Redis again, so an outage
-/// does not cost every request a timeout.
-const REDIS_RETRY_AFTER: Duration = Duration::from_secs(2);
 
 /// At most one warning about the fallback per this interval.
 const WARN_INTERVAL: Duration = Duration::from_secs(60);
@@ -141,13 +135,11 @@ pub struct RateLimiter {
 }
 
 struct Inner {
-    redis: deadpool_redis::Pool,
+    redis: crate::kv::Redis,
     prefix: String,
     script: redis::Script,
     quotas: HashMap<Bucket, Quota>,
     local: LocalLimiter,
-    /// Redis is skipped until then, after it failed.
-    redis_retry_at: Mutex<Option<Instant>>,
     last_warning: Mutex<Option<Instant>>,
     degraded: AtomicBool,
 }
@@ -169,16 +161,16 @@ enum Decision {
 
 impl RateLimiter {
     /// A limiter over `redis` whose keys start with `prefix`, with the default bucket quotas.
-    pub fn new(redis: deadpool_redis::Pool, prefix: String) -> Self {
+    pub fn new(redis: crate::kv::Redis, prefix: String) -> Self {
         Self::with_quotas(redis, prefix, &Config::defaults())
     }
 
     /// A limiter with the key prefix and bucket quotas of `config`.
-    pub fn from_config(redis: deadpool_redis::Pool, config: &Config) -> Self {
+    pub fn from_config(redis: crate::kv::Redis, config: &Config) -> Self {
         Self::with_quotas(redis, config.redis_key_prefix.clone(), config)
     }
 
-    fn with_quotas(redis: deadpool_redis::Pool, prefix: String, config: &Config) -> Self {
+    fn with_quotas(redis: crate::kv::Redis, prefix: String, config: &Config) -> Self {
         let quotas = Bucket::ALL
             .iter()
             .map(|bucket| (*bucket, bucket.quota(config)))
@@ -190,7 +182,6 @@ impl RateLimiter {
                 script: redis::Script::new(GCRA_LUA),
                 quotas,
                 local: LocalLimiter::default(),
-                redis_retry_at: Mutex::new(None),
                 last_warning: Mutex::new(None),
                 degraded: AtomicBool::new(false),
             }),
@@ -251,39 +242,21 @@ impl RateLimiter {
         hashed: &str,
         quota: Quota,
     ) -> Result<Decision, String> {
-        {
-            let retry_at = lock(&self.inner.redis_retry_at);
-            if retry_at.is_some_and(|at| Instant::now() < at) {
-                return Err("Redis failed a moment ago".into());
-            }
-        }
         let key = format!("{}rl:{bucket}:{hashed}", self.inner.prefix);
         let interval_us = u64::try_from(quota.emission_interval().as_micros()).unwrap_or(u64::MAX);
-        let call = async {
-            let mut conn = self.inner.redis.get().await.map_err(|e| e.to_string())?;
-            self.inner
-                .script
-                .key(&key)
-                .arg(interval_us)
-                .arg(quota.burst)
-                .invoke_async::<(i64, i64)>(&mut conn)
-                .await
-                .map_err(|e| e.to_string())
-        };
-        let result = match tokio::time::timeout(REDIS_TIMEOUT, call).await {
-            Ok(result) => result,
-            Err(_) => Err(format!("no answer within {REDIS_TIMEOUT:?}")),
-        };
-        match result {
+        let mut invocation = self.inner.script.key(&key);
+        invocation.arg(interval_us).arg(quota.burst);
+        match self
+            .inner
+            .redis
+            .script::<(i64, i64)>("rate_limit", &invocation)
+            .await
+        {
             Ok((1, _)) => Ok(Decision::Allowed),
             Ok((_, wait_us)) => Ok(Decision::Limited(Duration::from_micros(
                 wait_us.max(0).unsigned_abs(),
             ))),
-            Err(reason) => {
-                crate::metrics::redis_error("rate_limit");
-                *lock(&self.inner.redis_retry_at) = Some(Instant::now() + REDIS_RETRY_AFTER);
-                Err(reason)
-            }
+            Err(error) => Err(error.reason.to_string()),
         }
     }
 

@@ -250,9 +250,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let shares = db::Shares::new(config.db_company_share(), config.db_acquire_timeout());
     let passwords = crate::auth::password::Passwords::from_config(&config);
     refuse_unsafe_database(&pool, config.allow_rls_bypass).await?;
-    let redis = redis_pool(&redis_url, config.db_max_connections as usize)?;
+    let redis = crate::kv::Redis::connect(
+        &redis_url,
+        config.db_max_connections as usize,
+        crate::kv::RedisSettings::from_config(&config),
+    )?;
     let revoked_ttl = Duration::from_secs(jwt.access_ttl().as_secs() + config.jwt_leeway_secs + 60);
     let pubsub = crate::pubsub::PubSub::start(&redis_url, redis.clone(), &config.redis_key_prefix)?;
+    pubsub.fall_back_to_postgres(pool.clone(), &database_url);
     let sessions = SessionCache::new(
         redis.clone(),
         pool.clone(),
@@ -371,19 +376,6 @@ async fn refuse_unsafe_database(
 
 fn list(problems: &[db::safety::CatalogProblem]) -> String {
     problems.iter().map(|p| format!("\n  - {p}")).collect()
-}
-
-fn redis_pool(url: &str, max_size: usize) -> anyhow::Result<deadpool_redis::Pool> {
-    let mut config = deadpool_redis::Config::from_url(url);
-    let mut pool = deadpool_redis::PoolConfig::new(max_size.max(4));
-    // Never hang on Redis: every wait is bounded, and callers fall back or fail clearly.
-    pool.timeouts.wait = Some(Duration::from_secs(2));
-    pool.timeouts.create = Some(Duration::from_secs(2));
-    pool.timeouts.recycle = Some(Duration::from_secs(2));
-    config.pool = Some(pool);
-    config
-        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-        .context("create the Redis pool")
 }
 
 /// `server serve`: private services if needed, then serve until Ctrl-C or SIGTERM, drain (see

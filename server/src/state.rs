@@ -18,7 +18,8 @@ pub struct AppState {
     pub shares: crate::db::Shares,
     /// Password hashing, under its concurrency bound.
     pub passwords: crate::auth::password::Passwords,
-    pub redis: deadpool_redis::Pool,
+    /// Redis, every call bounded by `REDIS_TIMEOUT_MS` and guarded by a circuit breaker.
+    pub redis: crate::kv::Redis,
     pub jwt: JwtKeys,
     /// The Casbin enforcer (built-in and custom roles), reloadable at run time.
     pub authz: crate::authz::Authz,

@@ -7,6 +7,7 @@ pub mod fake_llm;
 mod gql;
 pub mod policy;
 pub mod process;
+pub mod restartable;
 pub mod ws;
 
 use std::{
@@ -119,9 +120,12 @@ impl TestApp {
         config.db_acquire_timeout_ms = 30_000;
         customize(&mut config);
         let server = server::start(config.clone()).await?;
-        let admin =
-            server::db::connect_pool(&cluster.admin_url(&db_name), 2, Duration::from_secs(30))
-                .await?;
+        // The database the server was given, which `customize` may have pointed elsewhere.
+        let admin_url = config
+            .database_admin_url
+            .clone()
+            .unwrap_or_else(|| cluster.admin_url(&db_name));
+        let admin = server::db::connect_pool(&admin_url, 2, Duration::from_secs(30)).await?;
         Ok(Self {
             addr: server.addr,
             db_name,

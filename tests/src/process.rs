@@ -81,7 +81,8 @@ impl ServerProcess {
         Ok(Self { addr, child, log })
     }
 
-    fn pid(&self) -> anyhow::Result<Pid> {
+    /// The process id.
+    pub fn pid(&self) -> anyhow::Result<Pid> {
         let pid = self.child.id().context("the server already exited")?;
         Ok(Pid::from_raw(i32::try_from(pid)?))
     }

@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use redis::AsyncCommands as _;
 use sea_orm::{DatabaseConnection, DbBackend, Statement};
 use uuid::Uuid;
 
@@ -13,13 +12,14 @@ use crate::error::{AppError, AppResult};
 
 /// How long an "active" answer is trusted before PostgreSQL is asked again.
 const ACTIVE_TTL: Duration = Duration::from_secs(30);
-/// Bound on every Redis call: a slow Redis must not slow requests down.
-const REDIS_TIMEOUT: Duration = Duration::from_millis(300);
+/// The component of this cache's Redis calls in the metrics.
+const COMPONENT: &str = "session_cache";
 
 /// See the module documentation.
 #[derive(Clone)]
 pub struct SessionCache {
-    redis: deadpool_redis::Pool,
+    /// Bounded by `REDIS_TIMEOUT_MS`: a slow Redis must not slow requests down.
+    redis: crate::kv::Redis,
     db: DatabaseConnection,
     prefix: String,
     /// How long a "revoked" answer is kept: as long as any access token of it may live.
@@ -36,7 +36,7 @@ impl std::fmt::Debug for SessionCache {
 
 impl SessionCache {
     pub fn new(
-        redis: deadpool_redis::Pool,
+        redis: crate::kv::Redis,
         db: DatabaseConnection,
         prefix: &str,
         revoked_ttl: Duration,
@@ -69,26 +69,22 @@ impl SessionCache {
     /// `Ok` when the session is live; `UNAUTHENTICATED` when revoked, expired or unknown.
     pub async fn check(&self, session: Uuid) -> AppResult<()> {
         let key = self.key(session);
-        let cached: Option<String> = match tokio::time::timeout(REDIS_TIMEOUT, async {
-            let mut conn = self.redis.get().await.ok()?;
-            conn.get::<_, Option<String>>(&key).await.ok()
-        })
-        .await
-        {
-            Ok(Some(value)) => value,
-            _ => {
-                crate::metrics::redis_error("session_cache");
-                crate::metrics::redis_fallback("session_cache");
-                None
-            }
-        };
-        let active = match cached.as_deref() {
-            Some("1") => true,
-            Some("0") => false,
-            _ => {
+        let cached = self
+            .redis
+            .cmd::<Option<String>>(COMPONENT, &redis::Cmd::get(&key))
+            .await;
+        let active = match cached.as_ref().map(Option::as_deref) {
+            Ok(Some("1")) => true,
+            Ok(Some("0")) => false,
+            Ok(_) => {
                 let active = self.state_from_db(session).await?;
                 self.store(session, active).await;
                 active
+            }
+            // Redis just failed: not asked again to store the answer.
+            Err(_) => {
+                crate::metrics::redis_fallback(COMPONENT);
+                self.state_from_db(session).await?
             }
         };
         if active {
@@ -125,16 +121,11 @@ impl SessionCache {
             ("0", self.revoked_ttl)
         };
         let key = self.key(session);
-        let stored = tokio::time::timeout(REDIS_TIMEOUT, async {
-            let mut conn = self.redis.get().await.ok()?;
-            conn.set_ex::<_, _, ()>(&key, value, ttl.as_secs())
-                .await
-                .ok()
-        })
-        .await;
-        if !matches!(stored, Ok(Some(()))) {
-            crate::metrics::redis_error("session_cache");
-        }
+        // Best effort: a failure is counted, and the next check asks PostgreSQL again.
+        let _: Result<(), _> = self
+            .redis
+            .cmd(COMPONENT, &redis::Cmd::set_ex(&key, value, ttl.as_secs()))
+            .await;
     }
 
     /// Records revocations (after they are committed to PostgreSQL). Best effort: when Redis

@@ -30,6 +30,27 @@ pub struct MessageData {
     pub completion_tokens: Option<i32>,
 }
 
+/// The end of a stored reply as an event: `Failed` with the stored reason, else `Completed`.
+/// `None` while it still streams.
+pub fn final_event(message: messages::Model) -> Option<ChatEvent> {
+    match message.status.as_str() {
+        "streaming" => None,
+        "failed" => {
+            let reason = message
+                .error
+                .clone()
+                .unwrap_or_else(|| "the reply failed".to_owned());
+            Some(ChatEvent::Failed {
+                message: message.into(),
+                reason,
+            })
+        }
+        _ => Some(ChatEvent::Completed {
+            message: message.into(),
+        }),
+    }
+}
+
 impl From<messages::Model> for MessageData {
     fn from(m: messages::Model) -> Self {
         Self {
@@ -67,8 +88,81 @@ pub enum ChatEvent {
     },
 }
 
+impl crate::pubsub::Event for ChatEvent {
+    /// The end of a reply with a long text cannot travel as a PostgreSQL notification: a
+    /// [`Notice::Stored`] goes instead, and each subscription reads the message itself.
+    fn stand_in(&self) -> Option<String> {
+        match self {
+            Self::Completed { message } | Self::Failed { message, .. } => {
+                serde_json::to_string(&Notice::Stored {
+                    message_id: message.id,
+                })
+                .ok()
+            }
+            Self::Started { .. } | Self::Delta { .. } => None,
+        }
+    }
+}
+
+/// What stands in for an event too large to be carried (see [`ChatEvent::stand_in`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Notice {
+    /// The reply `message_id` ended and is stored; subscribers read it from the database.
+    Stored { message_id: Uuid },
+}
+
+/// Reads a message of the conversation as its subscriber (Row Level Security applies), for a
+/// [`Notice::Stored`]; `None` when it cannot be read.
+pub type LoadMessage = std::sync::Arc<
+    dyn Fn(Uuid) -> futures_util::future::BoxFuture<'static, Option<messages::Model>> + Send + Sync,
+>;
+
 /// Asks whichever instance runs a generation to stop it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CancelRequest {
     pub message_id: Uuid,
+}
+
+impl crate::pubsub::Event for CancelRequest {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(content: String) -> MessageData {
+        MessageData {
+            id: Uuid::now_v7(),
+            conversation_id: Uuid::now_v7(),
+            role: "assistant".into(),
+            content,
+            status: "complete".into(),
+            created_at: Utc::now(),
+            model: None,
+            prompt_tokens: None,
+            completion_tokens: None,
+        }
+    }
+
+    #[test]
+    fn the_end_of_a_reply_stands_in_as_a_stored_notice() {
+        use crate::pubsub::Event as _;
+        let message = message("long".repeat(5000));
+        let id = message.id;
+        let stand_in = ChatEvent::Completed { message }.stand_in();
+        let parsed: Option<Notice> = stand_in
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok());
+        assert_eq!(parsed, Some(Notice::Stored { message_id: id }));
+        // A notice is no event, and no event is a notice.
+        assert!(stand_in.is_some_and(|s| serde_json::from_str::<ChatEvent>(&s).is_err()));
+        let delta = ChatEvent::Delta {
+            message_id: id,
+            index: 0,
+            text: "x".into(),
+        };
+        assert_eq!(delta.stand_in(), None);
+        let json = serde_json::to_string(&delta).unwrap_or_default();
+        assert!(serde_json::from_str::<Notice>(&json).is_err());
+    }
 }

@@ -1,5 +1,5 @@
 //! One background generation: stream the reply from the provider, keep its text in Redis and
-//! publish every delta, then store the outcome with `app.chat_finish_message` (no request
+//! publish every delta (in PostgreSQL first, once Redis failed), then store the outcome with `app.chat_finish_message` (no request
 //! transaction: the user may be gone, or their session revoked; the reply is stored anyway)
 //! and announce it.
 //!
@@ -54,6 +54,9 @@ struct Reply {
     deltas: i64,
     model: Option<String>,
     usage: Option<(u32, u32)>,
+    /// A delta could not be written to Redis: from then on Redis' text of the reply stops
+    /// growing, and every delta is stored in PostgreSQL before it is published instead.
+    redis_lost: bool,
 }
 
 /// The reply as it streams, shared by the stream and the lease keeper of one generation.
@@ -152,7 +155,7 @@ impl Generation {
                         reply.text.push_str(&text);
                         index
                     };
-                    self.publish_delta(chat, index, text).await;
+                    self.publish_delta(chat, reply, index, text).await;
                 }
                 Ok(StreamEvent::Usage { prompt, completion }) => {
                     crate::metrics::chat_tokens(prompt, completion);
@@ -184,9 +187,10 @@ impl Generation {
             tick.tick().await;
             let renew_redis = leased.is_none_or(|at| at.elapsed() >= renew_every);
             let renew_slot = slot.elapsed() >= SLOT_LEASE / 3;
-            let text = {
+            let (text, deltas) = {
                 let reply = reply.lock();
-                (reply.text.len() != stored_len).then(|| reply.text.clone())
+                let text = (reply.text.len() != stored_len).then(|| reply.text.clone());
+                (text, reply.deltas)
             };
             let write_db = text.is_some() || heartbeat.elapsed() >= renew_every;
             let redis = async {
@@ -213,7 +217,16 @@ impl Generation {
             };
             let db = async {
                 if write_db {
-                    Some(progress(chat, self.company_id, self.message_id, text.as_deref()).await)
+                    Some(
+                        progress(
+                            chat,
+                            self.company_id,
+                            self.message_id,
+                            text.as_deref(),
+                            deltas,
+                        )
+                        .await,
+                    )
                 } else {
                     None
                 }
@@ -237,8 +250,11 @@ impl Generation {
     }
 
     /// Stores and publishes delta `index`: written before it is published (see `live`), in
-    /// one Redis round trip. Without Redis, subscribers on this instance still get it.
-    async fn publish_delta(&self, chat: &Chat, index: i64, text: String) {
+    /// one Redis round trip. Once Redis failed for this reply, the delta is stored in
+    /// PostgreSQL (with the whole text so far) before it is published instead, so a late
+    /// subscriber catches up from there; the event goes through `PubSub`, which falls back to
+    /// PostgreSQL too.
+    async fn publish_delta(&self, chat: &Chat, reply: &Shared, index: i64, text: String) {
         let topic = topic(self.message.conversation_id);
         let event = ChatEvent::Delta {
             message_id: self.message_id,
@@ -248,30 +264,43 @@ impl Generation {
         let ChatEvent::Delta { text, .. } = &event else {
             return;
         };
-        let sent = match serde_json::to_string(&event) {
-            Ok(payload) => {
-                chat.live()
-                    .append_and_publish(
-                        self.message_id,
-                        index,
-                        text,
-                        &chat.channel(&topic),
-                        &payload,
-                    )
-                    .await
-            }
-            Err(error) => Err(error.into()),
-        };
-        if let Err(error) = sent {
+        if !reply.lock().redis_lost {
+            let sent = match serde_json::to_string(&event) {
+                Ok(payload) => {
+                    chat.live()
+                        .append_and_publish(
+                            self.message_id,
+                            index,
+                            text,
+                            &chat.channel(&topic),
+                            &payload,
+                        )
+                        .await
+                }
+                Err(error) => Err(error.into()),
+            };
+            let Err(error) = sent else { return };
             // Subscribers drop a delta they already have, should this repeat one.
-            crate::metrics::redis_error("chat_live");
             crate::metrics::redis_fallback("chat_live");
-            tracing::warn!(%error, "redis unavailable: late subscribers miss the catch-up");
-            if let Err(error) = chat.live().append(self.message_id, index, text).await {
-                tracing::debug!(%error, "partial text not kept");
-            }
-            chat.pubsub().publish(&topic, &event).await;
+            tracing::warn!(%error, message_id = %self.message_id,
+                "redis unavailable: the reply's deltas are stored in postgresql first");
+            reply.lock().redis_lost = true;
         }
+        // The text so far is deltas 0..=index: this task appends to it and then publishes.
+        let so_far = reply.lock().text.clone();
+        if let Err(error) = progress(
+            chat,
+            self.company_id,
+            self.message_id,
+            Some(&so_far),
+            index + 1,
+        )
+        .await
+        {
+            tracing::warn!(%error, message_id = %self.message_id,
+                "could not store a delta: late subscribers may miss it");
+        }
+        chat.pubsub().publish(&topic, &event).await;
     }
 
     async fn finish(self, chat: &Chat, reply: Reply, outcome: Outcome) {
@@ -344,24 +373,27 @@ impl Generation {
     }
 }
 
-/// Stores the text so far of a streaming reply (unless `None`) and bumps its heartbeat;
-/// whether it still streams.
+/// Stores the text so far of a streaming reply (unless `None`), made of its first `deltas`
+/// deltas, and bumps its heartbeat; whether it still streams. A text of fewer deltas than
+/// the one stored is not stored (progress and deltas are written from two tasks).
 async fn progress(
     chat: &Chat,
     company: Uuid,
     message: Uuid,
     text: Option<&str>,
+    deltas: i64,
 ) -> Result<bool, sea_orm::DbErr> {
     let row = crate::db::query_one_as(
         &chat.inner.db,
         crate::db::SystemRole::Worker,
         Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT app.chat_progress_message($1, $2, $3) AS streaming",
+            "SELECT app.chat_progress_message($1, $2, $3, $4) AS streaming",
             [
                 company.into(),
                 message.into(),
                 text.map(str::to_owned).into(),
+                deltas.into(),
             ],
         ),
     )

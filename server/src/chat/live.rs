@@ -10,15 +10,18 @@
 
 use std::time::Duration;
 
-use redis::AsyncCommands as _;
 use uuid::Uuid;
+
+use crate::kv::Redis;
 
 /// How long the state of a streaming reply lives without a new delta.
 const STREAMING_TTL: Duration = Duration::from_secs(15 * 60);
 /// How long the state of a finished reply stays (late readers of the last events).
 const FINISHED_TTL: Duration = Duration::from_secs(60);
-/// Bound on every Redis round trip of the chat.
-const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+/// The components of the chat's Redis calls in the metrics: the live state and leases, and
+/// the company's slots.
+const LIVE: &str = "chat_live";
+const SLOTS: &str = "chat_slots";
 /// How long a generation's slot in the company's limit lasts unless renewed.
 pub const SLOT_LEASE: Duration = Duration::from_secs(120);
 
@@ -36,11 +39,13 @@ redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1
 ";
 
-/// The chat's Redis keys.
+/// The chat's Redis keys. Every call is bounded by `REDIS_TIMEOUT_MS` and fails at once while
+/// the Redis circuit breaker is open (see [`crate::kv`]).
 #[derive(Clone)]
 pub struct LiveStore {
-    redis: deadpool_redis::Pool,
+    redis: Redis,
     prefix: String,
+    acquire: redis::Script,
 }
 
 impl std::fmt::Debug for LiveStore {
@@ -54,10 +59,11 @@ fn now_ms() -> i64 {
 }
 
 impl LiveStore {
-    pub fn new(redis: deadpool_redis::Pool, prefix: &str) -> Self {
+    pub fn new(redis: Redis, prefix: &str) -> Self {
         Self {
             redis,
             prefix: prefix.to_owned(),
+            acquire: redis::Script::new(ACQUIRE_LUA),
         }
     }
 
@@ -77,13 +83,8 @@ impl LiveStore {
         format!("{}chat:slots:{company}", self.prefix)
     }
 
-    async fn conn(&self) -> anyhow::Result<deadpool_redis::Connection> {
-        Ok(tokio::time::timeout(REDIS_TIMEOUT, self.redis.get()).await??)
-    }
-
     /// Appends delta `index` to the reply's text.
     pub async fn append(&self, message: Uuid, index: i64, text: &str) -> anyhow::Result<()> {
-        let mut conn = self.conn().await?;
         let ttl = STREAMING_TTL.as_millis() as i64;
         let (text_key, index_key) = (self.text_key(message), self.index_key(message));
         let mut pipe = redis::pipe();
@@ -94,7 +95,7 @@ impl LiveStore {
             .ignore()
             .pexpire(&text_key, ttl)
             .ignore();
-        tokio::time::timeout(REDIS_TIMEOUT, pipe.query_async::<()>(&mut *conn)).await??;
+        self.redis.pipe::<()>(LIVE, &pipe).await?;
         Ok(())
     }
 
@@ -108,7 +109,6 @@ impl LiveStore {
         channel: &str,
         payload: &str,
     ) -> anyhow::Result<()> {
-        let mut conn = self.conn().await?;
         let ttl = STREAMING_TTL.as_millis() as i64;
         let (text_key, index_key) = (self.text_key(message), self.index_key(message));
         let mut pipe = redis::pipe();
@@ -121,22 +121,17 @@ impl LiveStore {
             .ignore()
             .publish(channel, payload)
             .ignore();
-        tokio::time::timeout(REDIS_TIMEOUT, pipe.query_async::<()>(&mut *conn)).await??;
+        self.redis.pipe::<()>(LIVE, &pipe).await?;
         Ok(())
     }
 
     /// The text so far and the index of its last delta; `None` before the first delta.
     pub async fn read(&self, message: Uuid) -> anyhow::Result<Option<(String, i64)>> {
-        let mut conn = self.conn().await?;
-        let (text, index): (Option<String>, Option<i64>) = tokio::time::timeout(
-            REDIS_TIMEOUT,
-            redis::pipe()
-                .atomic()
-                .get(self.text_key(message))
-                .get(self.index_key(message))
-                .query_async(&mut *conn),
-        )
-        .await??;
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .get(self.text_key(message))
+            .get(self.index_key(message));
+        let (text, index): (Option<String>, Option<i64>) = self.redis.pipe(LIVE, &pipe).await?;
         Ok(match (text, index) {
             (Some(text), Some(index)) => Some((text, index)),
             _ => None,
@@ -145,14 +140,13 @@ impl LiveStore {
 
     /// Keeps a finished reply's state for a short while only.
     pub async fn finish(&self, message: Uuid) -> anyhow::Result<()> {
-        let mut conn = self.conn().await?;
         let ttl = FINISHED_TTL.as_millis() as i64;
         let mut pipe = redis::pipe();
         pipe.pexpire(self.text_key(message), ttl)
             .ignore()
             .pexpire(self.index_key(message), ttl)
             .ignore();
-        tokio::time::timeout(REDIS_TIMEOUT, pipe.query_async::<()>(&mut *conn)).await??;
+        self.redis.pipe::<()>(LIVE, &pipe).await?;
         Ok(())
     }
 
@@ -164,16 +158,12 @@ impl LiveStore {
         holder: Uuid,
         ttl: Duration,
     ) -> anyhow::Result<()> {
-        let mut conn = self.conn().await?;
-        tokio::time::timeout(
-            REDIS_TIMEOUT,
-            conn.pset_ex::<_, _, ()>(
-                self.lease_key(message),
-                holder.to_string(),
-                ttl.as_millis() as u64,
-            ),
-        )
-        .await??;
+        let cmd = redis::Cmd::pset_ex(
+            self.lease_key(message),
+            holder.to_string(),
+            ttl.as_millis() as u64,
+        );
+        self.redis.cmd::<()>(LIVE, &cmd).await?;
         Ok(())
     }
 
@@ -185,25 +175,21 @@ impl LiveStore {
         claimer: Uuid,
         ttl: Duration,
     ) -> anyhow::Result<bool> {
-        let mut conn = self.conn().await?;
-        let taken: Option<String> = tokio::time::timeout(
-            REDIS_TIMEOUT,
-            redis::cmd("SET")
-                .arg(self.lease_key(message))
-                .arg(format!("sweep:{claimer}"))
-                .arg("NX")
-                .arg("PX")
-                .arg(ttl.as_millis() as u64)
-                .query_async(&mut *conn),
-        )
-        .await??;
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.lease_key(message))
+            .arg(format!("sweep:{claimer}"))
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis() as u64);
+        let taken: Option<String> = self.redis.cmd(LIVE, &cmd).await?;
         Ok(taken.is_some())
     }
 
     /// Drops the lease on a reply that ended.
     pub async fn release_lease(&self, message: Uuid) -> anyhow::Result<()> {
-        let mut conn = self.conn().await?;
-        tokio::time::timeout(REDIS_TIMEOUT, conn.del::<_, ()>(self.lease_key(message))).await??;
+        self.redis
+            .cmd::<()>(LIVE, &redis::Cmd::del(self.lease_key(message)))
+            .await?;
         Ok(())
     }
 
@@ -214,32 +200,23 @@ impl LiveStore {
         message: Uuid,
         limit: u32,
     ) -> anyhow::Result<bool> {
-        let mut conn = self.conn().await?;
         let now = now_ms();
         let lease = SLOT_LEASE.as_millis() as i64;
-        let taken: i64 = tokio::time::timeout(
-            REDIS_TIMEOUT,
-            redis::Script::new(ACQUIRE_LUA)
-                .key(self.slots_key(company))
-                .arg(now)
-                .arg(limit)
-                .arg(now + lease)
-                .arg(message.to_string())
-                .arg(lease)
-                .invoke_async(&mut *conn),
-        )
-        .await??;
+        let mut invocation = self.acquire.key(self.slots_key(company));
+        invocation
+            .arg(now)
+            .arg(limit)
+            .arg(now + lease)
+            .arg(message.to_string())
+            .arg(lease);
+        let taken: i64 = self.redis.script(SLOTS, &invocation).await?;
         Ok(taken == 1)
     }
 
     /// Gives a slot back.
     pub async fn release_slot(&self, company: Uuid, message: Uuid) -> anyhow::Result<()> {
-        let mut conn = self.conn().await?;
-        tokio::time::timeout(
-            REDIS_TIMEOUT,
-            conn.zrem::<_, _, ()>(self.slots_key(company), message.to_string()),
-        )
-        .await??;
+        let cmd = redis::Cmd::zrem(self.slots_key(company), message.to_string());
+        self.redis.cmd::<()>(SLOTS, &cmd).await?;
         Ok(())
     }
 }

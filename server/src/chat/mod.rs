@@ -101,7 +101,7 @@ impl Chat {
     pub fn start(
         config: &Config,
         db: DatabaseConnection,
-        redis: deadpool_redis::Pool,
+        redis: crate::kv::Redis,
         pubsub: PubSub,
         draining: CancellationToken,
     ) -> anyhow::Result<Self> {
@@ -167,7 +167,7 @@ impl Chat {
 
     /// Whether the circuit breaker refuses new replies now.
     pub fn breaker_open(&self) -> bool {
-        self.inner.breaker.check().is_err()
+        self.inner.breaker.is_open()
     }
 
     /// `UNAVAILABLE` once the server drains (it shuts down): a load balancer sends the
@@ -211,7 +211,6 @@ impl Chat {
                 })
             }
             Err(error) => {
-                crate::metrics::redis_error("chat_slots");
                 crate::metrics::redis_fallback("chat_slots");
                 tracing::warn!(%error, "redis unavailable: chat concurrency not limited");
                 Ok(())

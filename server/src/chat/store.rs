@@ -215,6 +215,7 @@ pub async fn insert_message(
         created_at: Set(now),
         updated_at: Set(now),
         heartbeat_at: NotSet,
+        content_deltas: NotSet,
     };
     Ok(messages::Entity::insert(row)
         .exec_with_returning(conn)

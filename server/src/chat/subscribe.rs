@@ -2,15 +2,19 @@
 //! `Started` and one delta holding the text so far), then the live events without the deltas
 //! the catch-up already holds. See `live` for why nothing is lost or repeated.
 
-use std::sync::Arc;
+use std::{collections::VecDeque, sync::Arc};
 
+use entity::messages;
 use futures_util::{Stream, StreamExt};
 use uuid::Uuid;
 
 use super::{
     Chat,
-    events::{ChatEvent, MessageData},
+    events::{ChatEvent, LoadMessage, MessageData, Notice, final_event},
 };
+
+/// Replies whose end a subscriber remembers, to drop a repeated end.
+const ENDED: usize = 16;
 
 /// What a subscriber has already been given of the streaming reply.
 #[derive(Debug, Default)]
@@ -18,23 +22,41 @@ struct Seen {
     /// The reply being followed, and the index of the last delta given (by the catch-up or
     /// live): a delta at or below it is a repeat.
     caught_up: Option<(Uuid, i64)>,
+    /// The replies whose end was given, latest last: anything more of them is a repeat.
+    ended: VecDeque<Uuid>,
 }
 
 impl Seen {
-    /// Whether to pass `event` on; remembers the deltas passed.
+    /// Whether to pass `event` on; remembers what it passes.
     fn pass(&mut self, event: &ChatEvent) -> bool {
         let keep = self.keeps(event);
-        if keep
-            && let ChatEvent::Delta {
-                message_id, index, ..
-            } = event
-        {
-            self.caught_up = Some((*message_id, *index));
+        if keep {
+            match event {
+                ChatEvent::Delta {
+                    message_id, index, ..
+                } => self.caught_up = Some((*message_id, *index)),
+                ChatEvent::Started { message } => self.caught_up = Some((message.id, -1)),
+                ChatEvent::Completed { message } | ChatEvent::Failed { message, .. } => {
+                    if self.ended.len() == ENDED {
+                        self.ended.pop_front();
+                    }
+                    self.ended.push_back(message.id);
+                }
+            }
         }
         keep
     }
 
     fn keeps(&self, event: &ChatEvent) -> bool {
+        let id = match event {
+            ChatEvent::Started { message }
+            | ChatEvent::Completed { message }
+            | ChatEvent::Failed { message, .. } => message.id,
+            ChatEvent::Delta { message_id, .. } => *message_id,
+        };
+        if self.ended.contains(&id) {
+            return false;
+        }
         let Some((message, index)) = self.caught_up else {
             return true;
         };
@@ -50,28 +72,66 @@ impl Seen {
     }
 }
 
+/// What arrives on a conversation's topic.
+enum Received {
+    Event(ChatEvent),
+    /// The end of a reply, to be read from the database.
+    Stored(Uuid),
+}
+
+fn decode(payload: &str) -> Option<Received> {
+    if let Ok(event) = serde_json::from_str::<ChatEvent>(payload) {
+        return Some(Received::Event(event));
+    }
+    match serde_json::from_str::<Notice>(payload).ok()? {
+        Notice::Stored { message_id } => Some(Received::Stored(message_id)),
+    }
+}
+
+/// The text so far of a streaming reply and the index of its last delta: the longer of what
+/// Redis holds and what the generator last stored in PostgreSQL (`streaming.content`, made of
+/// its first `content_deltas` deltas), or what PostgreSQL holds alone when Redis cannot be read.
+fn text_so_far(
+    from_redis: Option<(String, i64)>,
+    streaming: &messages::Model,
+) -> Option<(String, i64)> {
+    let persisted = streaming
+        .content_deltas
+        .filter(|deltas| *deltas > 0)
+        .map(|deltas| (streaming.content.clone(), deltas - 1));
+    match (from_redis, persisted) {
+        (Some(redis), Some(db)) => Some(if db.1 > redis.1 { db } else { redis }),
+        (redis, db) => redis.or(db),
+    }
+}
+
 /// The events of a conversation for one subscriber. `live` must have been subscribed to
-/// before `streaming` (the reply streaming, if any) was read from the database.
+/// before `streaming` (the reply streaming, if any) was read from the database; `load` reads
+/// the end of a reply that arrives as a [`Notice::Stored`].
 pub async fn conversation_events<L>(
     chat: &Chat,
     live: L,
-    streaming: Option<MessageData>,
+    streaming: Option<messages::Model>,
+    load: LoadMessage,
 ) -> impl Stream<Item = ChatEvent> + Send + 'static + use<L>
 where
     L: Stream<Item = Arc<str>> + Send + 'static,
 {
     let mut first = Vec::new();
     let mut seen = Seen::default();
-    if let Some(message) = streaming {
-        let id = message.id;
-        let so_far = match chat.live().read(id).await {
+    if let Some(row) = streaming {
+        let id = row.id;
+        let from_redis = match chat.live().read(id).await {
             Ok(so_far) => so_far,
             Err(error) => {
-                tracing::warn!(%error, "redis unavailable: no catch-up for a late subscriber");
+                tracing::warn!(%error, "redis unavailable: the catch-up of a late subscriber comes from postgresql");
                 None
             }
         };
-        first.push(ChatEvent::Started { message });
+        let so_far = text_so_far(from_redis, &row);
+        first.push(ChatEvent::Started {
+            message: MessageData::from(row),
+        });
         match so_far {
             Some((text, index)) => {
                 first.push(ChatEvent::Delta {
@@ -84,12 +144,20 @@ where
             None => seen.caught_up = Some((id, -1)),
         }
     }
-    let live = live.filter_map(move |payload| {
-        let event = serde_json::from_str::<ChatEvent>(&payload)
-            .ok()
-            .filter(|event| seen.pass(event));
-        async move { event }
-    });
+    let live = live
+        .filter_map(move |payload| {
+            let load = Arc::clone(&load);
+            async move {
+                match decode(&payload)? {
+                    Received::Event(event) => Some(event),
+                    Received::Stored(id) => load(id).await.and_then(final_event),
+                }
+            }
+        })
+        .filter_map(move |event| {
+            let keep = seen.pass(&event);
+            async move { keep.then_some(event) }
+        });
     futures_util::stream::iter(first).chain(live)
 }
 
@@ -103,6 +171,7 @@ mod tests {
         let other = Uuid::now_v7();
         let seen = Seen {
             caught_up: Some((id, 3)),
+            ..Seen::default()
         };
         let delta = |message_id, index| ChatEvent::Delta {
             message_id,
@@ -129,5 +198,88 @@ mod tests {
         assert!(seen.pass(&delta(1)));
         assert!(!seen.pass(&delta(1)));
         assert!(seen.pass(&delta(2)));
+    }
+
+    fn message(id: Uuid) -> MessageData {
+        MessageData {
+            id,
+            conversation_id: Uuid::now_v7(),
+            role: "assistant".into(),
+            content: String::new(),
+            status: "complete".into(),
+            created_at: chrono::Utc::now(),
+            model: None,
+            prompt_tokens: None,
+            completion_tokens: None,
+        }
+    }
+
+    #[test]
+    fn a_repeated_start_or_end_is_dropped_and_nothing_follows_an_end() {
+        let id = Uuid::now_v7();
+        let mut seen = Seen::default();
+        let started = ChatEvent::Started {
+            message: message(id),
+        };
+        let completed = ChatEvent::Completed {
+            message: message(id),
+        };
+        let delta = |index| ChatEvent::Delta {
+            message_id: id,
+            index,
+            text: "x".into(),
+        };
+        assert!(seen.pass(&started));
+        assert!(!seen.pass(&started));
+        assert!(seen.pass(&delta(0)));
+        assert!(seen.pass(&completed));
+        assert!(!seen.pass(&completed));
+        assert!(!seen.pass(&delta(1)));
+        assert!(!seen.pass(&started));
+        let failed = ChatEvent::Failed {
+            message: message(id),
+            reason: "x".into(),
+        };
+        assert!(!seen.pass(&failed));
+        // The next reply goes through.
+        assert!(seen.pass(&ChatEvent::Started {
+            message: message(Uuid::now_v7())
+        }));
+    }
+
+    #[test]
+    fn the_catch_up_is_the_longer_of_redis_and_postgresql() {
+        let row = |content: &str, deltas: Option<i64>| messages::Model {
+            id: Uuid::now_v7(),
+            seq: 1,
+            company_id: Uuid::now_v7(),
+            user_id: Uuid::now_v7(),
+            conversation_id: Uuid::now_v7(),
+            role: "assistant".into(),
+            content: content.into(),
+            status: "streaming".into(),
+            model: None,
+            prompt_tokens: None,
+            completion_tokens: None,
+            error: None,
+            created_at: chrono::Utc::now().into(),
+            updated_at: chrono::Utc::now().into(),
+            heartbeat_at: chrono::Utc::now().into(),
+            content_deltas: deltas,
+        };
+        let redis = Some(("ab".to_owned(), 1));
+        assert_eq!(text_so_far(redis.clone(), &row("a", Some(1))), redis);
+        assert_eq!(
+            text_so_far(redis.clone(), &row("abc", Some(3))),
+            Some(("abc".to_owned(), 2))
+        );
+        assert_eq!(
+            text_so_far(None, &row("abc", Some(3))),
+            Some(("abc".to_owned(), 2))
+        );
+        // Nothing stored yet, or stored without its delta count: no catch-up from PostgreSQL.
+        assert_eq!(text_so_far(None, &row("", Some(0))), None);
+        assert_eq!(text_so_far(None, &row("abc", None)), None);
+        assert_eq!(text_so_far(redis.clone(), &row("abc", None)), redis);
     }
 }

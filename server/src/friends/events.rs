@@ -33,6 +33,8 @@ pub struct FriendEventPayload {
     pub occurred_at: DateTime<Utc>,
 }
 
+impl crate::pubsub::Event for FriendEventPayload {}
+
 /// An event for one recipient.
 #[derive(Debug, Clone)]
 pub struct FriendNotice {

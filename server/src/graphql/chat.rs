@@ -6,6 +6,8 @@
 mod mutation;
 mod types;
 
+use std::sync::Arc;
+
 use async_graphql::{Context, ID, Object, Subscription};
 use futures_util::{Stream, StreamExt};
 
@@ -18,7 +20,7 @@ use super::{
 };
 use crate::{
     authz::{Action, Object as Guarded, requires},
-    chat::{MessageData, events::topic, store},
+    chat::{events::topic, store},
     error::{AppError, AppResult},
     state::AppState,
 };
@@ -172,8 +174,31 @@ impl ChatSubscription {
         };
         // A subscription lives long: it must not keep a transaction (and a connection).
         scope(ctx)?.finish().await?;
-        let events =
-            crate::chat::conversation_events(chat, live, streaming.map(MessageData::from)).await;
+        // The end of a reply too long for a PostgreSQL notification is read here, as the
+        // subscriber, in a transaction of its own each time.
+        let load: crate::chat::events::LoadMessage = {
+            let scope = Arc::clone(scope(ctx)?);
+            let principal = principal.clone();
+            Arc::new(move |message| {
+                let scope = Arc::clone(&scope);
+                let principal = principal.clone();
+                Box::pin(async move {
+                    let row = match scope.read().await {
+                        Ok(tx) => store::message(tx.conn(), &principal, message).await,
+                        Err(error) => Err(error),
+                    };
+                    let _ = scope.finish().await;
+                    match row {
+                        Ok(row) => row,
+                        Err(error) => {
+                            tracing::warn!(?error, %message, "could not read the end of a reply");
+                            None
+                        }
+                    }
+                })
+            })
+        };
+        let events = crate::chat::conversation_events(chat, live, streaming, load).await;
         super::live::bounded(ctx, events.map(ConversationEvent::from))
     }
 }

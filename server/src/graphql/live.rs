@@ -1,7 +1,7 @@
 //! Long-lived connections and subscriptions end with the caller's credentials: when the access
 //! token expires (a WebSocket closes after the JWT leeway too), when the session is revoked
 //! (announced on pub/sub by every revocation, and re-checked periodically in case an
-//! announcement was lost), or when the user's role changes (announced on pub/sub: every token
+//! announcement was lost: every few seconds while pub/sub is not connected to Redis), or when the user's role changes (announced on pub/sub: every token
 //! of the user carries the old role).
 
 use std::{pin::Pin, sync::Arc, time::Duration};
@@ -18,6 +18,11 @@ use crate::{
 
 /// How often a live connection re-checks its session, as a safety net.
 const RECHECK: Duration = Duration::from_secs(30);
+/// How often while the pub/sub listener is not connected to Redis (announcements then come
+/// through PostgreSQL alone), plus up to [`RECHECK_JITTER`] so that connections spread their
+/// checks.
+const RECHECK_WITHOUT_REDIS: Duration = Duration::from_secs(3);
+const RECHECK_JITTER: Duration = Duration::from_secs(2);
 
 /// Why a connection's credentials ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,9 +112,20 @@ impl CredentialWatch {
                 None => std::future::pending::<()>().await,
             }
         };
+        let mut redis = state.pubsub.redis_connected();
         let recheck = async move {
             loop {
-                tokio::time::sleep(RECHECK).await;
+                let connected = *redis.borrow_and_update();
+                let wait = if connected {
+                    RECHECK
+                } else {
+                    RECHECK_WITHOUT_REDIS + RECHECK_JITTER.mul_f64(rand::random::<f64>())
+                };
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    // Redis was lost meanwhile: wait the shorter time from now.
+                    Ok(()) = redis.changed(), if connected => continue,
+                }
                 // Only a definite answer ends the connection, not Redis and PostgreSQL being
                 // briefly unavailable.
                 if let Err(AppError::Unauthenticated(_)) = state.sessions.check(session).await {

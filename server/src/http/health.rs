@@ -9,7 +9,7 @@ use poem::{
 };
 use serde_json::json;
 
-use crate::state::AppState;
+use crate::{breaker::Phase, state::AppState};
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -52,8 +52,8 @@ pub async fn ready(Data(state): Data<&AppState>) -> Response {
         Postgres::Down(e) => json!({ "status": "unavailable", "error": e }),
     };
     let redis = match &redis {
-        Ok(()) => json!({ "status": "ok" }),
-        Err(e) => json!({ "status": "unavailable", "error": e }),
+        Ok(()) => json!({ "status": "ok", "breaker": "closed" }),
+        Err(e) => json!({ "status": "unavailable", "error": e.error, "breaker": e.breaker }),
     };
     let body = json!({ "status": word, "postgres": postgres, "redis": redis });
     Json(body).with_status(status).into_response()
@@ -106,17 +106,32 @@ async fn check(mut conn: sea_orm::sqlx::pool::PoolConnection<sea_orm::sqlx::Post
     }
 }
 
-async fn probe_redis(state: &AppState) -> Result<(), String> {
-    let probe = async {
-        let mut conn = state.redis.get().await.map_err(|e| e.to_string())?;
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(())
-    };
-    match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
-        Ok(result) => result,
-        Err(_) => Err("timed out".into()),
+/// Why Redis counts as unavailable, and the state of its circuit breaker.
+struct RedisDown {
+    error: String,
+    breaker: &'static str,
+}
+
+/// `PING`, within `REDIS_TIMEOUT_MS` and whatever the circuit breaker says: an answer closes
+/// the breaker. While the breaker is open (or half-open), requests go on without Redis, so
+/// Redis counts as unavailable.
+async fn probe_redis(state: &AppState) -> Result<(), RedisDown> {
+    let pinged = state.redis.ping().await;
+    let phase = state.redis.breaker_phase();
+    let breaker = phase.as_str();
+    match (pinged, phase) {
+        (Ok(()), Phase::Closed) => Ok(()),
+        (Ok(()), _) => Err(RedisDown {
+            error: "circuit open".into(),
+            breaker,
+        }),
+        (Err(e), Phase::Closed) => Err(RedisDown {
+            error: e.reason.to_string(),
+            breaker,
+        }),
+        (Err(e), _) => Err(RedisDown {
+            error: format!("circuit open; PING: {}", e.reason),
+            breaker,
+        }),
     }
 }

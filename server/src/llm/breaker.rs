@@ -1,84 +1,60 @@
-//! A circuit breaker: after `threshold` failed generations in a row, new ones are refused at
-//! once for `cool_down`, instead of piling up requests on a provider that is down. After the
-//! cool-down, requests go through again; one more failure opens it again at once, a success
-//! closes it. Per server instance (each one learns about the provider on its own).
+//! The provider's circuit breaker: after `threshold` failed generations in a row, new ones are
+//! refused at once for `cool_down`, instead of piling up requests on a provider that is down.
+//! After the cool-down, requests go through again; one more failure opens it again at once, a
+//! success closes it. Per server instance (each one learns about the provider on its own). The
+//! state machine is [`crate::breaker::Breaker`]; this adds the provider's error, log and
+//! metrics.
 
-use std::{
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
 use super::LlmError;
+use crate::breaker::{Breaker, Phase, Transition};
 
 /// Shared by every generation of the instance.
 #[derive(Debug)]
 pub struct CircuitBreaker {
-    threshold: u32,
+    breaker: Breaker,
     cool_down: Duration,
-    state: Mutex<State>,
-}
-
-#[derive(Debug, Default)]
-struct State {
-    failures: u32,
-    open_until: Option<Instant>,
 }
 
 impl CircuitBreaker {
     /// A threshold of 0 disables the breaker.
     pub fn new(threshold: u32, cool_down: Duration) -> Self {
         Self {
-            threshold,
+            // A reply takes seconds to tell whether the provider is back: once the cool-down
+            // is over every request goes through (a zero probe window), each a probe.
+            breaker: Breaker::new(threshold, cool_down, Duration::ZERO),
             cool_down,
-            state: Mutex::new(State::default()),
         }
     }
 
     /// `CircuitOpen` (with the seconds left) while the breaker is open.
     pub fn check(&self) -> Result<(), LlmError> {
-        let Ok(state) = self.state.lock() else {
-            return Ok(());
-        };
-        match state.open_until {
-            Some(until) => {
-                let now = Instant::now();
-                if until > now {
-                    Err(LlmError::CircuitOpen(
-                        (until - now).as_secs_f64().ceil().max(1.0) as u64,
-                    ))
-                } else {
-                    Ok(())
-                }
-            }
-            None => Ok(()),
-        }
+        self.breaker.admit().map_err(|refused| {
+            LlmError::CircuitOpen(refused.retry_after.as_secs_f64().ceil().max(1.0) as u64)
+        })
+    }
+
+    /// Whether new replies are refused now (for the metrics; changes nothing).
+    pub fn is_open(&self) -> bool {
+        self.breaker.phase() == Phase::Open
     }
 
     /// A generation reached the provider and finished.
     pub fn record_success(&self) {
-        if let Ok(mut state) = self.state.lock() {
-            *state = State::default();
+        if self.breaker.record_success() == Some(Transition::Closed) {
+            tracing::info!("AI provider answers again: circuit breaker closed");
         }
     }
 
     /// A generation failed because of the provider.
     pub fn record_failure(&self) {
-        if self.threshold == 0 {
-            return;
-        }
-        if let Ok(mut state) = self.state.lock() {
-            state.failures = state.failures.saturating_add(1);
-            if state.failures >= self.threshold {
-                if state.open_until.is_none_or(|t| t <= Instant::now()) {
-                    crate::metrics::breaker_opened();
-                    tracing::warn!(
-                        failures = state.failures,
-                        cool_down = ?self.cool_down,
-                        "AI provider keeps failing: circuit breaker open"
-                    );
-                }
-                state.open_until = Some(Instant::now() + self.cool_down);
-            }
+        if let Some(Transition::Opened | Transition::Reopened) = self.breaker.record_failure() {
+            crate::metrics::breaker_opened();
+            tracing::warn!(
+                cool_down = ?self.cool_down,
+                "AI provider keeps failing: circuit breaker open"
+            );
         }
     }
 }
@@ -95,14 +71,17 @@ mod tests {
         assert!(breaker.check().is_ok());
         breaker.record_failure();
         assert!(matches!(breaker.check(), Err(LlmError::CircuitOpen(s)) if s > 0 && s <= 60));
+        assert!(breaker.is_open());
         breaker.record_success();
         assert!(breaker.check().is_ok());
+        assert!(!breaker.is_open());
     }
 
     #[test]
     fn lets_requests_through_after_the_cool_down() {
         let breaker = CircuitBreaker::new(1, Duration::ZERO);
         breaker.record_failure();
+        assert!(breaker.check().is_ok());
         assert!(breaker.check().is_ok());
     }
 

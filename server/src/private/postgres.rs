@@ -110,6 +110,19 @@ impl PrivatePostgres {
         superuser_password: &str,
         mode: PgMode,
     ) -> Result<Self, PrivateError> {
+        Self::start_on_port(data_dir, bin_dir, superuser_password, mode, free_port()?).await
+    }
+
+    /// The same on `port`: a cluster stopped and started again there keeps its URLs, as a
+    /// restarted database server does. With [`PgMode::Ephemeral`] the data goes when it stops,
+    /// so a cluster to start again is [`PgMode::Persistent`].
+    pub async fn start_on_port(
+        data_dir: &Path,
+        bin_dir: Option<&Path>,
+        superuser_password: &str,
+        mode: PgMode,
+        port: u16,
+    ) -> Result<Self, PrivateError> {
         let bin = find_bin_dir(bin_dir)?;
         let user = run_as()?;
         let parent = data_dir
@@ -122,7 +135,6 @@ impl PrivatePostgres {
         if !data_dir.join("PG_VERSION").exists() {
             init_cluster(&bin, &user, &data_dir, superuser_password)?;
         }
-        let port = free_port()?;
         let mut command = command_as(bin.join("postgres"), &user, &data_dir);
         command
             .arg("-D")

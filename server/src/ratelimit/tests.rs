@@ -4,10 +4,13 @@ use std::time::Duration;
 
 use super::*;
 
-fn unreachable_redis() -> anyhow::Result<deadpool_redis::Pool> {
+fn unreachable_redis() -> anyhow::Result<crate::kv::Redis> {
     // Port 1 on loopback: nothing listens, connections are refused at once.
-    Ok(deadpool_redis::Config::from_url("redis://127.0.0.1:1")
-        .create_pool(Some(deadpool_redis::Runtime::Tokio1))?)
+    crate::kv::Redis::connect(
+        "redis://127.0.0.1:1",
+        4,
+        crate::kv::RedisSettings::default(),
+    )
 }
 
 fn retry_after(result: Result<(), AppError>) -> Option<u64> {
@@ -153,9 +156,12 @@ async fn a_redis_that_never_answers_does_not_hang_the_limiter() -> anyhow::Resul
             held.push(socket);
         }
     });
-    let pool = deadpool_redis::Config::from_url(format!("redis://127.0.0.1:{port}"))
-        .create_pool(Some(deadpool_redis::Runtime::Tokio1))?;
-    let limiter = RateLimiter::new(pool, "t:".into());
+    let redis = crate::kv::Redis::connect(
+        &format!("redis://127.0.0.1:{port}"),
+        4,
+        crate::kv::RedisSettings::default(),
+    )?;
+    let limiter = RateLimiter::new(redis, "t:".into());
     let quota = Quota::new(1, Duration::from_secs(60));
     let (first, second) = tokio::time::timeout(Duration::from_secs(10), async {
         (
