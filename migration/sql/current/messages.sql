@@ -50,14 +50,15 @@ DROP POLICY IF EXISTS messages_definer_finish ON messages;
 CREATE POLICY messages_definer_finish ON messages FOR UPDATE TO app_auth
     USING (status = 'streaming') WITH CHECK (status IN ('complete', 'failed', 'cancelled'));
 
--- A request never chooses a heartbeat: every new message starts with one of now (a placeholder
--- stamped far in the future would otherwise never be swept).
+-- A request never chooses a heartbeat nor a delta count: every new message starts with a
+-- heartbeat of now and no delta.
 CREATE OR REPLACE FUNCTION app.messages_stamp_heartbeat() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, public, pg_temp
     AS $$
 BEGIN
     NEW.heartbeat_at := now();
+    NEW.content_deltas := 0;
     RETURN NEW;
 END
 $$;
@@ -93,9 +94,35 @@ ALTER FUNCTION app.chat_finish_message(uuid, uuid, text, text, text, integer, in
 REVOKE ALL ON FUNCTION app.chat_finish_message(uuid, uuid, text, text, text, integer, integer, text) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
 GRANT EXECUTE ON FUNCTION app.chat_finish_message(uuid, uuid, text, text, text, integer, integer, text) TO app_worker;
 
--- The generator of a streaming reply is alive: stores the text so far (unless NULL) and a
--- fresh heartbeat. Returns whether the reply still streams; false when it was finalised
--- elsewhere, cancelled or deleted, and the generator stops.
+-- The generator of a streaming reply is alive: stores the text so far (unless NULL), made of
+-- its first p_deltas deltas, unless the stored text holds more already, and a fresh heartbeat.
+-- Returns whether the reply still streams; false when it was finalised elsewhere, cancelled or
+-- deleted, and the generator stops.
+CREATE OR REPLACE FUNCTION app.chat_progress_message(p_company uuid, p_message uuid, p_content text,
+                                                     p_deltas bigint)
+    RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp
+    AS $$
+BEGIN
+    UPDATE messages
+       SET content = CASE WHEN p_content IS NOT NULL
+                           AND (content_deltas IS NULL OR content_deltas <= p_deltas)
+                          THEN p_content ELSE content END,
+           content_deltas = CASE WHEN p_content IS NOT NULL
+                                  AND (content_deltas IS NULL OR content_deltas <= p_deltas)
+                                 THEN p_deltas ELSE content_deltas END,
+           heartbeat_at = now()
+     WHERE company_id = p_company AND id = p_message AND status = 'streaming';
+    RETURN FOUND;
+END
+$$;
+ALTER FUNCTION app.chat_progress_message(uuid, uuid, text, bigint) OWNER TO app_auth;
+REVOKE ALL ON FUNCTION app.chat_progress_message(uuid, uuid, text, bigint) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
+GRANT EXECUTE ON FUNCTION app.chat_progress_message(uuid, uuid, text, bigint) TO app_worker;
+
+-- The form older generators call (during a rolling deploy): their text comes without a delta
+-- count, so the count becomes unknown and no subscriber catches up from it.
 CREATE OR REPLACE FUNCTION app.chat_progress_message(p_company uuid, p_message uuid, p_content text)
     RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
@@ -103,7 +130,9 @@ CREATE OR REPLACE FUNCTION app.chat_progress_message(p_company uuid, p_message u
     AS $$
 BEGIN
     UPDATE messages
-       SET content = COALESCE(p_content, content), heartbeat_at = now()
+       SET content = COALESCE(p_content, content),
+           content_deltas = CASE WHEN p_content IS NULL THEN content_deltas END,
+           heartbeat_at = now()
      WHERE company_id = p_company AND id = p_message AND status = 'streaming';
     RETURN FOUND;
 END
