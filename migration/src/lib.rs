@@ -3,6 +3,21 @@
 
 pub use sea_orm_migration::prelude::*;
 
+/// The SQL of migration `$name` going `$direction` (`"up"` or `"down"`):
+/// `migration/sql/<name>.<direction>.sql`.
+macro_rules! sql_file {
+    ($name:ident, $direction:literal) => {
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/sql/",
+            stringify!($name),
+            ".",
+            $direction,
+            ".sql"
+        ))
+    };
+}
+
 /// A migration whose SQL is `migration/sql/<name>.up.sql` and `<name>.down.sql`, run as they
 /// are (several statements each); sea-orm records it by `<name>`.
 macro_rules! sql_migration {
@@ -21,32 +36,14 @@ macro_rules! sql_migration {
                 &self,
                 manager: &sea_orm_migration::SchemaManager,
             ) -> Result<(), sea_orm_migration::DbErr> {
-                $crate::run_sql(
-                    manager,
-                    include_str!(concat!(
-                        env!("CARGO_MANIFEST_DIR"),
-                        "/sql/",
-                        stringify!($name),
-                        ".up.sql"
-                    )),
-                )
-                .await
+                $crate::run_sql(manager, sql_file!($name, "up")).await
             }
 
             async fn down(
                 &self,
                 manager: &sea_orm_migration::SchemaManager,
             ) -> Result<(), sea_orm_migration::DbErr> {
-                $crate::run_sql(
-                    manager,
-                    include_str!(concat!(
-                        env!("CARGO_MANIFEST_DIR"),
-                        "/sql/",
-                        stringify!($name),
-                        ".down.sql"
-                    )),
-                )
-                .await
+                $crate::run_sql(manager, sql_file!($name, "down")).await
             }
         }
     };
