@@ -29,6 +29,7 @@ mod login_memory;
 mod managed_pg;
 mod migrations;
 mod observability;
+mod pagination;
 mod presets;
 mod privacy_columns;
 mod pubsub;
