@@ -27,6 +27,7 @@ mod jwks;
 mod limits;
 mod login_memory;
 mod managed_pg;
+mod migrations;
 mod observability;
 mod pagination;
 mod presets;
