@@ -4,6 +4,7 @@
 
 mod cancel;
 pub mod catalog;
+pub mod constraints;
 pub mod safety;
 mod scope;
 mod share;
