@@ -58,10 +58,7 @@ impl User {
         after: Option<String>,
     ) -> AppResult<UserConnection> {
         let other = parse_id("id", &self.id)?;
-        let condition = Expr::cust_with_values(
-            "id IN (SELECT app.mutual_friend_ids($1))",
-            [sea_orm::Value::from(other)],
-        );
+        let condition = crate::db::functions::in_mutual_friend_ids("id", other);
         paging::users_page(ctx, condition, None, first, after).await
     }
 
