@@ -17,10 +17,12 @@ pub mod http;
 pub mod kv;
 pub mod llm;
 pub mod metrics;
+pub mod paging;
 pub mod private;
 pub mod pubsub;
 pub mod ratelimit;
 pub mod seed;
+pub mod services;
 pub mod state;
 pub mod telemetry;
 
