@@ -1,9 +1,12 @@
 //! The database: the request pool, migrations, the start-up safety checks (the pool's role, and
 //! the catalog in [`safety`]), the printed catalog ([`catalog`]), and the request transaction
-//! that carries the caller's identity into Row Level Security.
+//! that carries the caller's identity into Row Level Security; [`functions`] is the typed seam to
+//! the `app.*` SQL functions.
 
 mod cancel;
 pub mod catalog;
+pub mod constraints;
+pub mod functions;
 pub mod safety;
 mod scope;
 mod share;

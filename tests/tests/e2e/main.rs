@@ -38,6 +38,7 @@ mod redis_breaker;
 mod redis_down;
 mod redis_outage_fanout;
 mod schema;
+mod sql_functions;
 mod startup;
 mod tokens;
 mod users_admin;
