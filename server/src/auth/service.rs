@@ -3,11 +3,11 @@
 //! anonymous transactions (`app_anon`, whose only powers are those functions).
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use uuid::Uuid;
 
 use super::{AccessClaims, Principal, RequestMeta, password, tokens};
 use crate::{
+    caller::{BuiltInRole, RoleName},
     db::functions::{self as sql, RefreshOutcome},
     error::{AppError, AppResult},
     state::AppState,
@@ -29,6 +29,11 @@ fn wrong_credentials() -> AppError {
 
 fn invalid_refresh() -> AppError {
     AppError::Unauthenticated("the refresh token is invalid or has expired".into())
+}
+
+/// A role read from the database: a name that is no role is an error, never a default.
+fn stored_role(name: String) -> AppResult<RoleName> {
+    name.parse().map_err(AppError::internal)
 }
 
 /// Checks an e-mail address's shape (the mailer proves it exists); returns it trimmed.
@@ -68,7 +73,7 @@ pub fn access_token(state: &AppState, principal: &Principal) -> AppResult<(Strin
     let claims = AccessClaims {
         sub: principal.user_id,
         company: principal.company_id,
-        role: principal.role.clone(),
+        role: principal.role.to_string(),
         sid: principal.session_id,
         iat: now.timestamp() as u64,
         nbf: Some(now.timestamp() as u64),
@@ -85,7 +90,7 @@ async fn start_session(
     meta: &RequestMeta,
     user: Uuid,
     company: Uuid,
-    role: String,
+    role: RoleName,
 ) -> AppResult<Issued> {
     let config = &state.config;
     let session = Uuid::now_v7();
@@ -159,7 +164,7 @@ pub async fn sign_up(state: &AppState, meta: &RequestMeta, input: SignUp) -> App
         },
     )
     .await?;
-    start_session(state, meta, user, company, "admin".into()).await
+    start_session(state, meta, user, company, BuiltInRole::Admin.into()).await
 }
 
 /// Proves an e-mail and password. Unknown e-mail, wrong password and inactive user give the
@@ -185,7 +190,14 @@ pub async fn login(
     let Some(found) = found else {
         return Err(wrong_credentials());
     };
-    start_session(state, meta, found.user_id, found.company_id, found.role).await
+    start_session(
+        state,
+        meta,
+        found.user_id,
+        found.company_id,
+        stored_role(found.role)?,
+    )
+    .await
 }
 
 /// Rotates a refresh token: returns fresh credentials for the same session.
@@ -222,7 +234,7 @@ pub async fn refresh(state: &AppState, meta: &RequestMeta, token: &str) -> AppRe
             let principal = Principal {
                 user_id,
                 company_id,
-                role,
+                role: stored_role(role)?,
                 session_id,
             };
             let (access_token, access_expires_at) = access_token(state, &principal)?;
@@ -370,12 +382,11 @@ pub async fn accept_invitation(
         meta,
         accepted.user_id,
         accepted.company_id,
-        accepted.role,
+        stored_role(accepted.role)?,
     )
     .await
 }
 
-/// Whether a user with this e-mail exists (for invitations; admins only).
 /// The company of the user with this e-mail address, if there is one.
 pub async fn email_company(state: &AppState, email: &str) -> AppResult<Option<Uuid>> {
     Ok(sql::login_lookup(&state.db, email)
@@ -386,56 +397,4 @@ pub async fn email_company(state: &AppState, email: &str) -> AppResult<Option<Uu
 /// The link an invitation e-mail carries.
 pub fn invitation_link(state: &AppState, token: &str) -> String {
     format!("{}/accept-invitation?token={token}", public_url(state))
-}
-
-/// Roles every company has.
-pub const BUILT_IN_ROLES: &[&str] = &["admin", "manager", "member"];
-
-/// `BAD_USER_INPUT` at `input.role` unless `role` is a built-in role or one of the company's
-/// custom roles.
-pub async fn check_role_exists(scope: &crate::db::RequestScope, role: &str) -> AppResult<()> {
-    if BUILT_IN_ROLES.contains(&role) {
-        return Ok(());
-    }
-    let principal = scope.viewer().principal()?;
-    let tx = scope.read_guard().await?;
-    let found = tx
-        .conn()
-        .query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT 1 AS one FROM roles WHERE company_id = $1 AND name = $2",
-            [principal.company_id.into(), role.to_owned().into()],
-        ))
-        .await?;
-    match found {
-        Some(_) => Ok(()),
-        None => Err(AppError::bad_input(
-            "input.role",
-            format!("unknown role `{role}`"),
-        )),
-    }
-}
-
-/// Revokes every live session of a user inside the caller's transaction (the caller must be
-/// the user or an admin of the company, as RLS requires), returning their ids. After the
-/// transaction commits, pass them to `state.sessions.revoked`.
-pub async fn revoke_user_sessions(
-    tx: &crate::db::RequestTx,
-    company: Uuid,
-    user: Uuid,
-    reason: &str,
-) -> AppResult<Vec<Uuid>> {
-    let rows = tx
-        .conn()
-        .query_all_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "UPDATE sessions SET revoked_at = now(), revoked_reason = $3 \
-             WHERE company_id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING id",
-            [company.into(), user.into(), reason.into()],
-        ))
-        .await?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| r.try_get::<Uuid>("", "id").ok())
-        .collect())
 }

@@ -7,7 +7,7 @@ use sea_orm::{
 
 use super::{SharePermit, TxConn, cancel::Mark};
 use crate::{
-    auth::Viewer,
+    caller::Viewer,
     error::{AppError, AppResult},
 };
 

@@ -14,6 +14,7 @@ mod cookies;
 mod cost;
 mod db_layer;
 mod db_matrix;
+mod entity_columns;
 mod enumeration;
 mod faults;
 mod friends;
