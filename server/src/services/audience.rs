@@ -227,3 +227,22 @@ pub async fn define_field(
         description: row.description,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::ActiveEnum as _;
+
+    use super::FieldType;
+
+    #[test]
+    fn field_types_are_stored_under_their_filter_names_and_unknown_ones_are_errors() {
+        for ty in FieldType::ALL {
+            assert_eq!(ty.to_value(), ty.as_str());
+            assert_eq!(FieldType::try_from_value(&ty.to_value()).ok(), Some(ty));
+            assert_eq!(FieldType::parse(ty.as_str()), Some(ty));
+        }
+        assert!(FieldType::try_from_value(&"text".to_owned()).is_err());
+        assert!(FieldType::try_from_value(&"String".to_owned()).is_err());
+        assert_eq!(FieldType::parse("text"), None);
+    }
+}

@@ -200,3 +200,24 @@ pub async fn duplicate(
 fn not_yours() -> AppError {
     AppError::Forbidden("only its owner, managers and admins may change this preset".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::ActiveEnum as _;
+
+    use super::Visibility;
+
+    #[test]
+    fn visibility_is_stored_as_today_and_unknown_values_are_errors() {
+        assert_eq!(Visibility::Private.to_value(), "private");
+        assert_eq!(Visibility::Company.to_value(), "company");
+        for visibility in [Visibility::Private, Visibility::Company] {
+            assert_eq!(
+                Visibility::try_from_value(&visibility.to_value()).ok(),
+                Some(visibility)
+            );
+        }
+        assert!(Visibility::try_from_value(&"public".to_owned()).is_err());
+        assert!(Visibility::try_from_value(&String::new()).is_err());
+    }
+}
