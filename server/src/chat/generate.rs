@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use super::{
     Chat, Stop,
-    events::{ChatEvent, MessageData, topic},
+    events::{ChatEvent, MessageData, MessageStatus, topic},
     live::SLOT_LEASE,
     sweep::SHUT_DOWN,
 };
@@ -305,11 +305,12 @@ impl Generation {
 
     async fn finish(self, chat: &Chat, reply: Reply, outcome: Outcome) {
         let (status, error) = match &outcome {
-            Outcome::Complete => ("complete", None),
-            Outcome::Cancelled => ("cancelled", None),
-            Outcome::Failed(error) => ("failed", Some(error.reason())),
-            Outcome::Interrupted => ("failed", Some(SHUT_DOWN.to_owned())),
-            Outcome::Lost => ("", None),
+            Outcome::Complete => (MessageStatus::Complete, None),
+            Outcome::Cancelled => (MessageStatus::Cancelled, None),
+            Outcome::Failed(error) => (MessageStatus::Failed, Some(error.reason())),
+            Outcome::Interrupted => (MessageStatus::Failed, Some(SHUT_DOWN.to_owned())),
+            // Neither stored nor announced.
+            Outcome::Lost => (MessageStatus::Streaming, None),
         };
         let model = reply
             .model
@@ -353,11 +354,14 @@ impl Generation {
             // Deleted, cleared or finalised meanwhile: nothing to announce.
             Ok(false) => return,
             // Subscribers must not wait for an end that never comes.
-            Err(()) => ("failed", Some("the reply could not be stored".to_owned())),
+            Err(()) => (
+                MessageStatus::Failed,
+                Some("the reply could not be stored".to_owned()),
+            ),
         };
         let message = MessageData {
             content: reply.text,
-            status: status.to_owned(),
+            status,
             model: Some(model),
             prompt_tokens: prompt,
             completion_tokens: completion,
@@ -369,7 +373,7 @@ impl Generation {
             None => ChatEvent::Completed { message },
         };
         chat.pubsub().publish(&topic, &event).await;
-        tracing::info!(message_id = %self.message_id, status, deltas = reply.deltas, "reply stored");
+        tracing::info!(message_id = %self.message_id, ?status, deltas = reply.deltas, "reply stored");
     }
 }
 
@@ -412,7 +416,7 @@ async fn store(
     company: Uuid,
     message: Uuid,
     text: &str,
-    status: &str,
+    status: MessageStatus,
     model: &str,
     (prompt, completion): (Option<i32>, Option<i32>),
     error: Option<&str>,

@@ -165,7 +165,7 @@ fn interrupted_message(id: Uuid, row: &QueryResult) -> Result<(Uuid, MessageData
             conversation_id: row.try_get("", "conversation_id")?,
             role: row.try_get("", "role")?,
             content: row.try_get("", "content")?,
-            status: "failed".to_owned(),
+            status: super::events::MessageStatus::Failed,
             created_at: created_at.with_timezone(&chrono::Utc),
             model: row.try_get("", "model")?,
             prompt_tokens: row.try_get("", "prompt_tokens")?,
