@@ -74,7 +74,12 @@ async fn probe_postgres(state: &AppState) -> Postgres {
         // A saturated pool is busy, not down: do not wait in line for a connection.
         let Some(mut conn) = pool.try_acquire() else {
             if pool.size() >= pool.options().get_max_connections() {
-                return Postgres::Busy;
+                // Every slot is taken: by requests (busy), or by attempts to reach a
+                // PostgreSQL that is down. One connection of the probe's own tells which.
+                return match reach_directly(pool).await {
+                    Ok(()) => Postgres::Busy,
+                    Err(e) => Postgres::Down(e.to_string()),
+                };
             }
             return match pool.acquire().await {
                 Ok(conn) => check(conn).await,
@@ -90,6 +95,13 @@ async fn probe_postgres(state: &AppState) -> Postgres {
         Ok(result) => result,
         Err(_) => Postgres::Down("timed out".into()),
     }
+}
+
+/// Opens (and closes) one connection outside the pool, with the pool's options.
+async fn reach_directly(pool: &sea_orm::sqlx::PgPool) -> Result<(), sea_orm::sqlx::Error> {
+    use sea_orm::sqlx::{ConnectOptions as _, Connection as _};
+    let conn = pool.connect_options().connect().await?;
+    conn.close().await
 }
 
 async fn check(mut conn: sea_orm::sqlx::pool::PoolConnection<sea_orm::sqlx::Postgres>) -> Postgres {
