@@ -450,7 +450,7 @@ pub async fn delete_knowledge(
 
 /// What `sendMessage` needs besides the caller and the message.
 #[derive(Clone, Copy)]
-pub struct Send<'a> {
+pub struct SendContext<'a> {
     pub chat: &'a Chat,
     pub limiter: &'a RateLimiter,
     /// `CHAT_HISTORY_BUDGET`.
@@ -464,7 +464,7 @@ pub struct Send<'a> {
 /// provider keeps failing and once the server drains.
 pub async fn send_message(
     scope: &RequestScope,
-    send: Send<'_>,
+    send: SendContext<'_>,
     principal: &Principal,
     conversation_id: Uuid,
     content: String,

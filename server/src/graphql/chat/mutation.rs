@@ -10,7 +10,7 @@ use crate::{
     authz::{Action, Object as Guarded, requires},
     error::{AppError, AppResult},
     graphql::{connection::parse_id, principal, scope},
-    services::chat::{self as service, Send},
+    services::chat::{self as service, SendContext},
 };
 
 /// Longest knowledge note, in characters.
@@ -134,7 +134,7 @@ impl ChatMutation {
         let state = state(ctx)?;
         let conversation_id = parse_id("conversationId", &conversation_id)?;
         let content = text_between("content", &content, state.config.chat_max_message_chars)?;
-        let send = Send {
+        let send = SendContext {
             chat: &state.chat,
             limiter: &state.ratelimit,
             history_budget: state.config.chat_history_budget,
