@@ -122,9 +122,11 @@ pub async fn insert(
     match roles::Entity::insert(model).exec_with_returning(conn).await {
         Ok(model) => Ok(model.into()),
         Err(error) => match AppError::from(error) {
-            AppError::Conflict(_) => Err(AppError::Conflict(format!(
-                "a role named `{name}` already exists"
-            ))),
+            refused @ (AppError::Conflict(_) | AppError::Refused { .. })
+                if refused.code() == crate::error::code::CONFLICT =>
+            {
+                Err(refused.reworded(format!("a role named `{name}` already exists")))
+            }
             other => Err(other),
         },
     }

@@ -349,20 +349,18 @@ impl AuthMutation {
         // come from a definer function and the caller's own (unmasked) profile.
         let (hash, email) = {
             let tx = scope(ctx)?.read_guard().await?;
-            let row = tx
+            let hash = crate::db::functions::current_password_hash(tx.conn()).await?;
+            let email = tx
                 .conn()
                 .query_one_raw(Statement::from_sql_and_values(
                     DbBackend::Postgres,
-                    "SELECT app.current_password_hash() AS hash, \
-                            (SELECT email FROM user_profiles WHERE id = $1 AND company_id = $2) AS email",
+                    "SELECT email FROM user_profiles WHERE id = $1 AND company_id = $2",
                     [principal.user_id.into(), principal.company_id.into()],
                 ))
                 .await?
-                .ok_or_else(|| {
-                    AppError::Unauthenticated("the signed-in user no longer exists".into())
-                })?;
-            let hash: Option<String> = row.try_get("", "hash")?;
-            let email: Option<String> = row.try_get("", "email")?;
+                .map(|row| row.try_get::<Option<String>>("", "email"))
+                .transpose()?
+                .flatten();
             (hash, email.unwrap_or_default())
         };
         // No connection is held while hashing.

@@ -371,10 +371,7 @@ impl People {
         match self {
             Self::Friends => Expr::cust("relation = 'friends'"),
             Self::Blocked => Expr::cust("relation = 'blocked'"),
-            Self::MutualFriends(other) => Expr::cust_with_values(
-                "id IN (SELECT app.mutual_friend_ids($1))",
-                [sea_orm::Value::from(other)],
-            ),
+            Self::MutualFriends(other) => crate::db::functions::in_mutual_friend_ids("id", other),
         }
     }
 }
