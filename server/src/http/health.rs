@@ -79,7 +79,7 @@ async fn probe_postgres(state: &AppState) -> Postgres {
                 // PostgreSQL that is down. One connection of the probe's own tells which.
                 return match reach_directly(pool).await {
                     Ok(()) => Postgres::Busy,
-                    Err(e) => Postgres::Down(e.to_string()),
+                    Err(e) => postgres_down(&e),
                 };
             }
             return match pool.acquire().await {
