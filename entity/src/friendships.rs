@@ -3,6 +3,21 @@
 
 use sea_orm::entity::prelude::*;
 
+/// Where a pair stands (`text` in the database).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum FriendshipStatus {
+    /// One asked the other; no answer yet.
+    #[sea_orm(string_value = "pending")]
+    Pending,
+    /// Friends.
+    #[sea_orm(string_value = "accepted")]
+    Accepted,
+    /// One blocked the other (`blocked_by`).
+    #[sea_orm(string_value = "blocked")]
+    Blocked,
+}
+
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "friendships")]
 pub struct Model {
@@ -11,8 +26,7 @@ pub struct Model {
     pub company_id: Uuid,
     pub user_a: Uuid,
     pub user_b: Uuid,
-    /// `pending`, `accepted` or `blocked`.
-    pub status: String,
+    pub status: FriendshipStatus,
     pub requested_by: Uuid,
     pub blocked_by: Option<Uuid>,
     pub message: Option<String>,

@@ -1,6 +1,46 @@
 //! A message of a conversation: the user's, or the assistant's reply (streamed, then stored).
 
 use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Who wrote a message (`text` in the database).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+#[serde(rename_all = "lowercase")]
+pub enum MessageRole {
+    /// Instructions for the assistant.
+    #[sea_orm(string_value = "system")]
+    System,
+    /// The user.
+    #[sea_orm(string_value = "user")]
+    User,
+    /// The AI assistant.
+    #[sea_orm(string_value = "assistant")]
+    Assistant,
+}
+
+/// Where a message stands (`text` in the database).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+#[serde(rename_all = "lowercase")]
+pub enum MessageStatus {
+    /// A reply being generated.
+    #[sea_orm(string_value = "streaming")]
+    Streaming,
+    /// Finished and stored.
+    #[sea_orm(string_value = "complete")]
+    Complete,
+    /// The provider failed (or the reply was interrupted); the text until then is stored.
+    #[sea_orm(string_value = "failed")]
+    Failed,
+    /// Stopped by the user; the text until then is stored.
+    #[sea_orm(string_value = "cancelled")]
+    Cancelled,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "messages")]
@@ -12,11 +52,9 @@ pub struct Model {
     pub company_id: Uuid,
     pub user_id: Uuid,
     pub conversation_id: Uuid,
-    /// `system`, `user` or `assistant`.
-    pub role: String,
+    pub role: MessageRole,
     pub content: String,
-    /// `streaming`, `complete`, `failed` or `cancelled`.
-    pub status: String,
+    pub status: MessageStatus,
     pub model: Option<String>,
     pub prompt_tokens: Option<i32>,
     pub completion_tokens: Option<i32>,

@@ -410,6 +410,20 @@ impl<T> Page<T> {
     }
 }
 
+/// Escapes `%`, `_` and `\` so user text matches literally inside `LIKE` patterns.
+pub fn like_pattern(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('%');
+    for ch in text.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out.push('%');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use sea_orm::{DbBackend, QueryTrait, sea_query::Alias};

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::messages;
+pub use entity::messages::{MessageRole, MessageStatus};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -19,11 +20,9 @@ pub const CANCEL_TOPIC: &str = "chat:cancel";
 pub struct MessageData {
     pub id: Uuid,
     pub conversation_id: Uuid,
-    /// `system`, `user` or `assistant`.
-    pub role: String,
+    pub role: MessageRole,
     pub content: String,
-    /// `streaming`, `complete`, `failed` or `cancelled`.
-    pub status: String,
+    pub status: MessageStatus,
     pub created_at: DateTime<Utc>,
     pub model: Option<String>,
     pub prompt_tokens: Option<i32>,
@@ -33,9 +32,9 @@ pub struct MessageData {
 /// The end of a stored reply as an event: `Failed` with the stored reason, else `Completed`.
 /// `None` while it still streams.
 pub fn final_event(message: messages::Model) -> Option<ChatEvent> {
-    match message.status.as_str() {
-        "streaming" => None,
-        "failed" => {
+    match message.status {
+        MessageStatus::Streaming => None,
+        MessageStatus::Failed => {
             let reason = message
                 .error
                 .clone()
@@ -45,9 +44,20 @@ pub fn final_event(message: messages::Model) -> Option<ChatEvent> {
                 reason,
             })
         }
-        _ => Some(ChatEvent::Completed {
+        MessageStatus::Complete | MessageStatus::Cancelled => Some(ChatEvent::Completed {
             message: message.into(),
         }),
+    }
+}
+
+impl From<crate::db::functions::FinalStatus> for MessageStatus {
+    fn from(status: crate::db::functions::FinalStatus) -> Self {
+        use crate::db::functions::FinalStatus;
+        match status {
+            FinalStatus::Complete => Self::Complete,
+            FinalStatus::Failed => Self::Failed,
+            FinalStatus::Cancelled => Self::Cancelled,
+        }
     }
 }
 
@@ -134,9 +144,9 @@ mod tests {
         MessageData {
             id: Uuid::now_v7(),
             conversation_id: Uuid::now_v7(),
-            role: "assistant".into(),
+            role: MessageRole::Assistant,
             content,
-            status: "complete".into(),
+            status: MessageStatus::Complete,
             created_at: Utc::now(),
             model: None,
             prompt_tokens: None,

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::{
     Chat, Stop,
-    events::{ChatEvent, MessageData, topic},
+    events::{ChatEvent, MessageData, MessageStatus, topic},
     live::SLOT_LEASE,
     sweep::SHUT_DOWN,
 };
@@ -351,18 +351,18 @@ impl Generation {
             tracing::debug!(%error, "could not release a reply's lease; it expires by itself");
         }
         let (status, error) = match (stored, status) {
-            (Ok(true), Some(status)) => (status.as_str(), error),
+            (Ok(true), Some(status)) => (MessageStatus::from(status), error),
             // Deleted, cleared or finalised meanwhile (or lost): nothing to announce.
             (Ok(_), _) => return,
             // Subscribers must not wait for an end that never comes.
             (Err(()), _) => (
-                FinalStatus::Failed.as_str(),
+                MessageStatus::Failed,
                 Some("the reply could not be stored".to_owned()),
             ),
         };
         let message = MessageData {
             content: reply.text,
-            status: status.to_owned(),
+            status,
             model: Some(model),
             prompt_tokens: prompt,
             completion_tokens: completion,
@@ -374,7 +374,7 @@ impl Generation {
             None => ChatEvent::Completed { message },
         };
         chat.pubsub().publish(&topic, &event).await;
-        tracing::info!(message_id = %self.message_id, status, deltas = reply.deltas, "reply stored");
+        tracing::info!(message_id = %self.message_id, ?status, deltas = reply.deltas, "reply stored");
     }
 }
 

@@ -2,13 +2,12 @@
 //! recent history within a budget), the background generation that streams a reply to every
 //! instance and stores it, the cancel registry, the catch-up for late subscribers, the limits,
 //! the leases that keep a reply from being stranded by a lost instance, and the drain on
-//! shutdown.
+//! shutdown. Its reads and writes on behalf of a request are `crate::services::chat`.
 
 pub mod events;
 mod generate;
 pub mod live;
 pub mod prompt;
-pub mod store;
 mod subscribe;
 mod sweep;
 
@@ -35,6 +34,9 @@ use crate::{
     pubsub::PubSub,
     ratelimit::{Quota, RateLimiter},
 };
+
+/// How long `cancelReply` waits for the generating instance to store the partial reply.
+const CANCEL_WAIT: Duration = Duration::from_secs(10);
 
 /// The chat machinery of one instance. Cheap to clone.
 #[derive(Clone)]
@@ -306,6 +308,36 @@ impl Chat {
             .pubsub
             .publish(events::CANCEL_TOPIC, &events::CancelRequest { message_id })
             .await;
+    }
+
+    /// Resolves with the stored reply once `message` ends (or `None` after a while).
+    /// Subscribed at once, so the end cannot slip past between the call and the first poll.
+    pub fn wait_for_end(
+        &self,
+        conversation: Uuid,
+        message: Uuid,
+    ) -> impl std::future::Future<Output = Option<MessageData>> + use<> {
+        let mut events = Box::pin(self.pubsub().subscribe(&events::topic(conversation)));
+        async move {
+            let ended = async {
+                while let Some(payload) = events.next().await {
+                    match serde_json::from_str::<ChatEvent>(&payload) {
+                        Ok(
+                            ChatEvent::Completed { message: m }
+                            | ChatEvent::Failed { message: m, .. },
+                        ) if m.id == message => {
+                            return Some(m);
+                        }
+                        _ => {}
+                    }
+                }
+                None
+            };
+            tokio::time::timeout(CANCEL_WAIT, ended)
+                .await
+                .ok()
+                .flatten()
+        }
     }
 
     /// Whether this instance runs the generation of `message_id`.

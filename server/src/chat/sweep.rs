@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::{
     Chat,
-    events::{ChatEvent, MessageData, topic},
+    events::{ChatEvent, MessageData, MessageRole, MessageStatus, topic},
 };
 use crate::db::functions::{self as sql, Interrupted};
 
@@ -108,7 +108,13 @@ impl Chat {
             // Finalised elsewhere meanwhile, or its generator spoke again.
             return false;
         };
-        let (company, message) = interrupted_message(id, row);
+        let (company, message) = match interrupted_message(id, row) {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                tracing::error!(message_id = %id, %error, "a finalised reply could not be read back");
+                return true;
+            }
+        };
         let _ = live.finish(id).await;
         let _ = live.release_slot(company, id).await;
         let _ = live.release_lease(id).await;
@@ -129,19 +135,19 @@ impl Chat {
 }
 
 /// The company and the message `app.chat_interrupt_message` returned.
-fn interrupted_message(id: Uuid, row: Interrupted) -> (Uuid, MessageData) {
-    (
+fn interrupted_message(id: Uuid, row: Interrupted) -> Result<(Uuid, MessageData), sea_orm::DbErr> {
+    Ok((
         row.company_id,
         MessageData {
             id,
             conversation_id: row.conversation_id,
-            role: row.role,
+            role: <MessageRole as sea_orm::ActiveEnum>::try_from_value(&row.role)?,
             content: row.content,
-            status: sql::FinalStatus::Failed.as_str().to_owned(),
+            status: MessageStatus::Failed,
             created_at: row.created_at,
             model: row.model,
             prompt_tokens: row.prompt_tokens,
             completion_tokens: row.completion_tokens,
         },
-    )
+    ))
 }

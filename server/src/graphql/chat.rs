@@ -1,6 +1,7 @@
 //! Chat with streamed AI replies: `conversations`, `conversation`, `knowledge`, their
 //! mutations, `sendMessage` / `cancelReply`, and the `conversationEvents` subscription.
-//! The machinery lives in `crate::chat`; resolvers authorize, validate and convert. Mutations
+//! The machinery lives in `crate::chat`, the reads and writes in `crate::services::chat`;
+//! resolvers authorize, validate and convert. Mutations
 //! are in `mutation.rs`, output types in `types.rs`.
 
 mod mutation;
@@ -20,19 +21,15 @@ use super::{
 };
 use crate::{
     authz::{Action, Object as Guarded, requires},
-    chat::{events::topic, store},
+    chat::events::topic,
     error::{AppError, AppResult},
-    paging::DefaultSize,
+    services::chat as service,
     state::AppState,
 };
 
 fn state<'a>(ctx: &Context<'a>) -> AppResult<&'a AppState> {
     ctx.data::<AppState>()
         .map_err(|_| AppError::internal(anyhow::anyhow!("no AppState in the GraphQL schema")))
-}
-
-fn not_found() -> AppError {
-    AppError::NotFound("no such conversation".into())
 }
 
 /// Trims `text` and checks it has 1 to `max` characters.
@@ -71,20 +68,15 @@ impl ChatQuery {
         before: Option<String>,
         search: Option<String>,
     ) -> AppResult<ConversationConnection> {
-        let principal = principal(ctx)?;
-        let request = page_args(ctx, Defaulted::First, first, after, last, before)
-            .validate(store::CONVERSATIONS, DefaultSize::First(20))?;
-        let search = search
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty());
-        if search.as_ref().is_some_and(|s| s.chars().count() > 200) {
-            return Err(AppError::bad_input(
-                "search",
-                "`search` is longer than 200 characters",
-            ));
-        }
-        let tx = scope(ctx)?.read_guard().await?;
-        let page = store::conversations(tx.conn(), principal, &request, search.as_deref()).await?;
+        let principal = principal(ctx)?.clone();
+        let args = page_args(ctx, Defaulted::First, first, after, last, before);
+        let page = scope(ctx)?
+            .read(|tx| {
+                Box::pin(async move {
+                    service::conversations(tx.conn(), &principal, args, search).await
+                })
+            })
+            .await?;
         Ok(ConversationConnection::from_page(
             page.map(Conversation::from),
         ))
@@ -94,12 +86,14 @@ impl ChatQuery {
     /// conversations do not exist, as far as the caller can tell).
     #[graphql(directive = requires::apply(Guarded::Conversation, Action::Read))]
     async fn conversation(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Conversation>> {
-        let principal = principal(ctx)?;
+        let principal = principal(ctx)?.clone();
         let id = parse_id("id", &id)?;
-        let tx = scope(ctx)?.read_guard().await?;
-        Ok(store::conversation(tx.conn(), principal, id)
-            .await?
-            .map(Conversation::from))
+        let row = scope(ctx)?
+            .read(|tx| {
+                Box::pin(async move { service::conversation(tx.conn(), &principal, id).await })
+            })
+            .await?;
+        Ok(row.map(Conversation::from))
     }
 
     /// The caller's knowledge notes, newest first.
@@ -115,11 +109,13 @@ impl ChatQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> AppResult<KnowledgeConnection> {
-        let principal = principal(ctx)?;
-        let request = page_args(ctx, Defaulted::First, first, after, last, before)
-            .validate(store::KNOWLEDGE, DefaultSize::First(20))?;
-        let tx = scope(ctx)?.read_guard().await?;
-        let page = store::knowledge_page(tx.conn(), principal, &request).await?;
+        let principal = principal(ctx)?.clone();
+        let args = page_args(ctx, Defaulted::First, first, after, last, before);
+        let page = scope(ctx)?
+            .read(|tx| {
+                Box::pin(async move { service::knowledge_page(tx.conn(), &principal, args).await })
+            })
+            .await?;
         Ok(KnowledgeConnection::from_page(page.map(Knowledge::from)))
     }
 }
@@ -145,13 +141,12 @@ impl ChatSubscription {
         let id = parse_id("conversationId", &conversation_id)?;
         // Subscribed before the streaming reply is read: see `chat::live`.
         let live = chat.pubsub().subscribe(&topic(id));
-        let streaming = {
-            let tx = scope(ctx)?.read_guard().await?;
-            store::conversation(tx.conn(), principal, id)
-                .await?
-                .ok_or_else(not_found)?;
-            store::streaming_message(tx.conn(), principal, id).await?
-        };
+        let caller = principal.clone();
+        let streaming = scope(ctx)?
+            .read(|tx| {
+                Box::pin(async move { service::subscription_start(tx.conn(), &caller, id).await })
+            })
+            .await?;
         // A subscription lives long: it must not keep a transaction (and a connection).
         scope(ctx)?.finish().await?;
         // The end of a reply too long for a PostgreSQL notification is read here, as the
@@ -163,10 +158,13 @@ impl ChatSubscription {
                 let scope = Arc::clone(&scope);
                 let principal = principal.clone();
                 Box::pin(async move {
-                    let row = match scope.read_guard().await {
-                        Ok(tx) => store::message(tx.conn(), &principal, message).await,
-                        Err(error) => Err(error),
-                    };
+                    let row = scope
+                        .read(|tx| {
+                            Box::pin(async move {
+                                service::message(tx.conn(), &principal, message).await
+                            })
+                        })
+                        .await;
                     let _ = scope.finish().await;
                     match row {
                         Ok(row) => row,

@@ -177,19 +177,8 @@ pub fn parse_id(path: &str, id: &async_graphql::ID) -> AppResult<Uuid> {
         .map_err(|_| AppError::bad_input(path, format!("`{path}` is not a valid id")))
 }
 
-/// Escapes `%`, `_` and `\` so user text matches literally inside `LIKE` patterns.
-pub fn like_pattern(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('%');
-    for ch in text.chars() {
-        if matches!(ch, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(ch);
-    }
-    out.push('%');
-    out
-}
+/// See [`crate::paging::like_pattern`]: it belongs to the queries, below GraphQL.
+pub use crate::paging::like_pattern;
 
 #[cfg(test)]
 mod tests {

@@ -1,17 +1,13 @@
 //! Friendships and privacy: `friends`, `friendRequests`, `blockedUsers`, the request and block
 //! mutations, `updatePrivacy`, the `friendEvents` subscription, and the per-viewer fields of
 //! `User` (`friendshipStatus`, `mutualFriends`, `privacy`). The state machine lives in
-//! `crate::friends`; people are read through the `user_profiles` view, which masks e-mail and
-//! attributes in PostgreSQL.
+//! `crate::friends`, its reads and writes in `crate::services::friends`.
 
-mod paging;
 mod types;
 
 use async_graphql::{ComplexObject, Context, ID, Object, Subscription};
-use futures_util::{Stream, StreamExt};
-use sea_orm::{ConnectionTrait, DbBackend, Statement, sea_query::Expr};
+use futures_util::{Stream, StreamExt, future::BoxFuture};
 
-use paging::People;
 use types::{
     FriendEvent, FriendRequest, FriendRequestConnection, FriendRequestDirection, FriendshipStatus,
     Privacy, PrivacyInput,
@@ -24,8 +20,11 @@ use super::{
 };
 use crate::{
     authz::{Action, Object as Obj, requires},
+    db::RequestTx,
     error::{AppError, AppResult},
-    friends::{self, Actor, MAX_MESSAGE_CHARS, Transition, events},
+    friends::{Actor, Transition, events},
+    paging::PageArgs,
+    services::friends::{self as service, People},
     state::AppState,
 };
 
@@ -61,9 +60,8 @@ impl User {
         before: Option<String>,
     ) -> AppResult<UserConnection> {
         let other = parse_id("id", &self.id)?;
-        let condition = crate::db::functions::in_mutual_friend_ids("id", other);
         let args = page_args(ctx, Defaulted::First, first, after, last, before);
-        paging::users_page(ctx, People::MutualFriends, condition, None, args).await
+        people_page(ctx, People::MutualFriends(other), None, args).await
     }
 
     /// Who may see this user's e-mail and attributes; only for the user themselves and admins.
@@ -96,9 +94,8 @@ impl FriendQuery {
         before: Option<String>,
         search: Option<String>,
     ) -> AppResult<UserConnection> {
-        let condition = Expr::cust("relation = 'friends'");
         let args = page_args(ctx, Defaulted::First, first, after, last, before);
-        paging::users_page(ctx, People::Friends, condition, search, args).await
+        people_page(ctx, People::Friends, search, args).await
     }
 
     /// Pending friend requests the caller received (`INCOMING`) or sent (`OUTGOING`), newest
@@ -116,8 +113,21 @@ impl FriendQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> AppResult<FriendRequestConnection> {
+        let actor = actor(ctx)?;
         let args = page_args(ctx, Defaulted::First, first, after, last, before);
-        paging::requests_page(ctx, direction, args).await
+        let page = scope(ctx)?
+            .read(|tx| {
+                Box::pin(service::requests_page(
+                    tx.conn(),
+                    actor,
+                    direction.into(),
+                    args,
+                ))
+            })
+            .await?;
+        Ok(FriendRequestConnection::from_page(
+            page.map(|row| FriendRequest::from_row(&row, false)),
+        ))
     }
 
     /// Users the caller has blocked, by display name.
@@ -133,21 +143,40 @@ impl FriendQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> AppResult<UserConnection> {
-        let condition = Expr::cust("relation = 'blocked'");
         let args = page_args(ctx, Defaulted::First, first, after, last, before);
-        paging::users_page(ctx, People::Blocked, condition, None, args).await
+        people_page(ctx, People::Blocked, None, args).await
     }
+}
+
+/// A page of `people` (see [`service::people_page`]).
+async fn people_page(
+    ctx: &Context<'_>,
+    people: People,
+    search: Option<String>,
+    args: PageArgs,
+) -> AppResult<UserConnection> {
+    let company = principal(ctx)?.company_id;
+    let (page, condition) = scope(ctx)?
+        .read(|tx| {
+            Box::pin(service::people_page(
+                tx.conn(),
+                company,
+                people,
+                search,
+                args,
+            ))
+        })
+        .await?;
+    Ok(UserConnection::of(page.map(User::from), company, condition))
 }
 
 /// Runs one friendship transition in its own transaction and announces it once committed.
 async fn transition<F>(ctx: &Context<'_>, run: F) -> AppResult<Transition>
 where
-    F: AsyncFnOnce(&crate::db::TxConn, Actor) -> AppResult<Transition>,
+    F: for<'t> FnOnce(&'t RequestTx, Actor) -> BoxFuture<'t, AppResult<Transition>>,
 {
     let actor = actor(ctx)?;
-    let tx = scope(ctx)?.begin_write().await?;
-    let done = run(tx.conn(), actor).await?;
-    tx.commit().await?;
+    let done = scope(ctx)?.write(|tx| run(tx, actor)).await?;
     events::publish(&state(ctx)?.pubsub, &done.notices).await;
     Ok(done)
 }
@@ -171,20 +200,8 @@ impl FriendMutation {
         message: Option<String>,
     ) -> AppResult<FriendRequest> {
         let to = parse_id("userId", &user_id)?;
-        let message = message
-            .map(|m| m.trim().to_owned())
-            .filter(|m| !m.is_empty());
-        if message
-            .as_ref()
-            .is_some_and(|m| m.chars().count() > MAX_MESSAGE_CHARS)
-        {
-            return Err(AppError::bad_input(
-                "message",
-                format!("the message must have at most {MAX_MESSAGE_CHARS} characters"),
-            ));
-        }
-        let done = transition(ctx, async move |conn, actor| {
-            friends::send_request(conn, actor, to, message).await
+        let done = transition(ctx, |tx, actor| {
+            Box::pin(service::send_request(tx.conn(), actor, to, message))
         })
         .await?;
         Ok(FriendRequest::from_transition(done, false))
@@ -201,8 +218,8 @@ impl FriendMutation {
         accept: bool,
     ) -> AppResult<FriendRequest> {
         let id = parse_id("requestId", &request_id)?;
-        let done = transition(ctx, async move |conn, actor| {
-            friends::respond(conn, actor, id, accept).await
+        let done = transition(ctx, |tx, actor| {
+            Box::pin(service::respond(tx.conn(), actor, id, accept))
         })
         .await?;
         Ok(FriendRequest::from_transition(done, !accept))
@@ -213,8 +230,8 @@ impl FriendMutation {
     #[graphql(directive = requires::apply(Obj::Friendship, Action::Delete))]
     async fn cancel_friend_request(&self, ctx: &Context<'_>, request_id: ID) -> AppResult<bool> {
         let id = parse_id("requestId", &request_id)?;
-        transition(ctx, async move |conn, actor| {
-            friends::cancel(conn, actor, id).await
+        transition(ctx, |tx, actor| {
+            Box::pin(service::cancel(tx.conn(), actor, id))
         })
         .await?;
         Ok(true)
@@ -224,8 +241,8 @@ impl FriendMutation {
     #[graphql(directive = requires::apply(Obj::Friendship, Action::Delete))]
     async fn remove_friend(&self, ctx: &Context<'_>, user_id: ID) -> AppResult<bool> {
         let user = parse_id("userId", &user_id)?;
-        transition(ctx, async move |conn, actor| {
-            friends::remove(conn, actor, user).await
+        transition(ctx, |tx, actor| {
+            Box::pin(service::remove(tx.conn(), actor, user))
         })
         .await?;
         Ok(true)
@@ -237,8 +254,8 @@ impl FriendMutation {
     #[graphql(directive = requires::apply(Obj::Friendship, Action::Update))]
     async fn block_user(&self, ctx: &Context<'_>, user_id: ID) -> AppResult<bool> {
         let user = parse_id("userId", &user_id)?;
-        transition(ctx, async move |conn, actor| {
-            friends::block(conn, actor, user).await
+        transition(ctx, |tx, actor| {
+            Box::pin(service::block(tx.conn(), actor, user))
         })
         .await?;
         Ok(true)
@@ -248,8 +265,8 @@ impl FriendMutation {
     #[graphql(directive = requires::apply(Obj::Friendship, Action::Update))]
     async fn unblock_user(&self, ctx: &Context<'_>, user_id: ID) -> AppResult<bool> {
         let user = parse_id("userId", &user_id)?;
-        transition(ctx, async move |conn, actor| {
-            friends::unblock(conn, actor, user).await
+        transition(ctx, |tx, actor| {
+            Box::pin(service::unblock(tx.conn(), actor, user))
         })
         .await?;
         Ok(true)
@@ -260,28 +277,9 @@ impl FriendMutation {
     async fn update_privacy(&self, ctx: &Context<'_>, input: PrivacyInput) -> AppResult<User> {
         let actor = actor(ctx)?;
         let changes = input.validate()?;
-        let tx = scope(ctx)?.begin_write().await?;
-        // Raw SQL: the privacy columns are not part of the `users` entity other modules share.
-        let stmt = Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "UPDATE users SET profile_visibility = COALESCE($3, profile_visibility), \
-             visible_attributes = CASE WHEN $4 THEN $5 ELSE visible_attributes END \
-             WHERE company_id = $1 AND id = $2",
-            [
-                actor.company_id.into(),
-                actor.user_id.into(),
-                changes.visibility.map(|v| v.as_str().to_owned()).into(),
-                changes.visible_attributes.is_some().into(),
-                changes.visible_attributes.flatten().into(),
-            ],
-        );
-        tx.conn().execute_raw(stmt).await?;
-        let user = paging::profile(tx.conn(), actor.company_id, actor.user_id)
-            .await?
-            .ok_or_else(|| {
-                AppError::Unauthenticated("the signed-in user no longer exists".into())
-            })?;
-        tx.commit().await?;
+        let user = scope(ctx)?
+            .write(|tx| Box::pin(service::update_privacy(tx.conn(), actor, changes)))
+            .await?;
         Ok(user.into())
     }
 }

@@ -2,7 +2,6 @@
 
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, SimpleObject, Union};
 use chrono::{DateTime, Utc};
-use entity::{conversations, knowledge, messages};
 use uuid::Uuid;
 
 use super::super::{
@@ -10,9 +9,10 @@ use super::super::{
     principal, scope,
 };
 use crate::{
-    chat::{ChatEvent, MessageData, store},
+    chat::{ChatEvent, MessageData, events as stored},
     error::AppResult,
-    paging::{self, DefaultSize},
+    paging,
+    services::chat::{self as service, ConversationRecord, KnowledgeRecord},
 };
 
 /// Who wrote a message.
@@ -60,20 +60,24 @@ pub struct Message {
     pub completion_tokens: Option<i32>,
 }
 
-fn role(text: &str) -> MessageRole {
-    match text {
-        "system" => MessageRole::System,
-        "assistant" => MessageRole::Assistant,
-        _ => MessageRole::User,
+impl From<stored::MessageRole> for MessageRole {
+    fn from(role: stored::MessageRole) -> Self {
+        match role {
+            stored::MessageRole::System => Self::System,
+            stored::MessageRole::User => Self::User,
+            stored::MessageRole::Assistant => Self::Assistant,
+        }
     }
 }
 
-fn status(text: &str) -> MessageStatus {
-    match text {
-        "streaming" => MessageStatus::Streaming,
-        "failed" => MessageStatus::Failed,
-        "cancelled" => MessageStatus::Cancelled,
-        _ => MessageStatus::Complete,
+impl From<stored::MessageStatus> for MessageStatus {
+    fn from(status: stored::MessageStatus) -> Self {
+        match status {
+            stored::MessageStatus::Streaming => Self::Streaming,
+            stored::MessageStatus::Complete => Self::Complete,
+            stored::MessageStatus::Failed => Self::Failed,
+            stored::MessageStatus::Cancelled => Self::Cancelled,
+        }
     }
 }
 
@@ -81,20 +85,14 @@ impl From<MessageData> for Message {
     fn from(m: MessageData) -> Self {
         Self {
             id: ID(m.id.to_string()),
-            role: role(&m.role),
+            role: m.role.into(),
             content: m.content,
-            status: status(&m.status),
+            status: m.status.into(),
             created_at: m.created_at,
             model: m.model,
             prompt_tokens: m.prompt_tokens,
             completion_tokens: m.completion_tokens,
         }
-    }
-}
-
-impl From<messages::Model> for Message {
-    fn from(m: messages::Model) -> Self {
-        MessageData::from(m).into()
     }
 }
 
@@ -116,8 +114,8 @@ pub struct Conversation {
     pub uuid: Uuid,
 }
 
-impl From<conversations::Model> for Conversation {
-    fn from(m: conversations::Model) -> Self {
+impl From<ConversationRecord> for Conversation {
+    fn from(m: ConversationRecord) -> Self {
         Self {
             id: ID(m.id.to_string()),
             uuid: m.id,
@@ -185,12 +183,19 @@ impl Conversation {
         first: Option<i32>,
         after: Option<String>,
     ) -> AppResult<MessageConnection> {
-        let principal = principal(ctx)?;
-        let request = page_args(ctx, Defaulted::Last, first, after, last, before)
-            .validate(store::MESSAGES, DefaultSize::Last(50))?;
-        let tx = scope(ctx)?.read_guard().await?;
-        let page = store::messages_page(tx.conn(), principal, self.uuid, &request).await?;
-        Ok(MessageConnection::from_page(page.map(Message::from)))
+        let principal = principal(ctx)?.clone();
+        let conversation = self.uuid;
+        let args = page_args(ctx, Defaulted::Last, first, after, last, before);
+        let page = scope(ctx)?
+            .read(|tx| {
+                Box::pin(async move {
+                    service::messages_page(tx.conn(), &principal, conversation, args).await
+                })
+            })
+            .await?;
+        Ok(MessageConnection::from_page(
+            page.map(|m| Message::from(MessageData::from(m))),
+        ))
     }
 }
 
@@ -222,8 +227,8 @@ pub struct Knowledge {
     pub created_at: DateTime<Utc>,
 }
 
-impl From<knowledge::Model> for Knowledge {
-    fn from(m: knowledge::Model) -> Self {
+impl From<KnowledgeRecord> for Knowledge {
+    fn from(m: KnowledgeRecord) -> Self {
         Self {
             id: ID(m.id.to_string()),
             content: m.content,

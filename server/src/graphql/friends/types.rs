@@ -2,18 +2,17 @@
 
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, MaybeUndefined, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::friendships;
 use uuid::Uuid;
 
-use super::paging;
 use crate::{
     error::{AppError, AppResult},
-    friends::{ACCEPTED, FriendEventKind, Transition, events::FriendEventPayload},
+    friends::{FriendEventKind, Transition, events::FriendEventPayload},
     graphql::{
         connection::{PageInfo, connection},
         principal, scope,
         users::User,
     },
+    services::friends::{self as service, Direction, Friendship, PairStatus, PrivacyChanges},
 };
 
 /// The caller's relation to another user.
@@ -80,6 +79,15 @@ pub enum FriendRequestDirection {
     Outgoing,
 }
 
+impl From<FriendRequestDirection> for Direction {
+    fn from(direction: FriendRequestDirection) -> Self {
+        match direction {
+            FriendRequestDirection::Incoming => Self::Incoming,
+            FriendRequestDirection::Outgoing => Self::Outgoing,
+        }
+    }
+}
+
 /// Where a friend request stands.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FriendRequestStatus {
@@ -119,12 +127,6 @@ pub struct PrivacyInput {
     pub visible_attributes: MaybeUndefined<Vec<String>>,
 }
 
-/// Validated privacy changes: `visible_attributes` is `Some(None)` to show all keys.
-pub struct PrivacyChanges {
-    pub visibility: Option<ProfileVisibility>,
-    pub visible_attributes: Option<Option<Vec<String>>>,
-}
-
 impl PrivacyInput {
     pub fn validate(self) -> AppResult<PrivacyChanges> {
         let visible_attributes = match self.visible_attributes {
@@ -145,7 +147,7 @@ impl PrivacyInput {
             }
         };
         Ok(PrivacyChanges {
-            visibility: self.profile_visibility,
+            visibility: self.profile_visibility.map(ProfileVisibility::as_str),
             visible_attributes,
         })
     }
@@ -172,10 +174,10 @@ pub struct FriendRequest {
 }
 
 impl FriendRequest {
-    pub fn from_row(row: &friendships::Model, declined: bool) -> Self {
+    pub fn from_row(row: &Friendship, declined: bool) -> Self {
         let status = if declined {
             FriendRequestStatus::Declined
-        } else if row.status == ACCEPTED {
+        } else if row.status == PairStatus::Accepted {
             FriendRequestStatus::Accepted
         } else {
             FriendRequestStatus::Pending
@@ -211,10 +213,10 @@ impl FriendRequest {
 
 async fn user(ctx: &Context<'_>, id: Uuid) -> AppResult<Option<User>> {
     let company = principal(ctx)?.company_id;
-    let tx = scope(ctx)?.read_guard().await?;
-    Ok(paging::profile(tx.conn(), company, id)
-        .await?
-        .map(User::from))
+    let profile = scope(ctx)?
+        .read(|tx| Box::pin(service::profile(tx.conn(), company, id)))
+        .await?;
+    Ok(profile.map(User::from))
 }
 
 connection! {
