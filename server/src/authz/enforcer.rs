@@ -229,10 +229,12 @@ impl Authz {
         if !self.is_built_in(&principal.role).await
             && let Some(version) = self.stale(principal.company_id).await
         {
-            let custom = {
-                let tx = scope.read_guard().await?;
-                roles::custom_roles(tx.conn(), principal.company_id).await?
-            };
+            let company = principal.company_id;
+            let custom = scope
+                .read(move |tx| {
+                    Box::pin(async move { roles::custom_roles(tx.conn(), company).await })
+                })
+                .await?;
             self.install_company(principal.company_id, version, &custom)
                 .await;
         }

@@ -79,7 +79,7 @@ impl RequestScope {
     /// across a write.
     ///
     /// ```ignore
-    /// let user = scope.read(|tx| Box::pin(services::users::find(tx.conn(), &viewer, id))).await?;
+    /// let user = scope.read(move |tx| Box::pin(services::users::find(tx.conn(), viewer, id))).await?;
     /// ```
     pub async fn read<T, F>(&self, work: F) -> AppResult<T>
     where
@@ -89,10 +89,10 @@ impl RequestScope {
         work(&tx).await
     }
 
-    /// The shared read-only transaction as a guard. Prefer [`RequestScope::read`]; a guard
-    /// held while the same operation writes makes [`RequestScope::write`] fail (it never
+    /// The shared read-only transaction as a guard, for [`RequestScope::read`] only: a guard
+    /// held while the same operation writes would make [`RequestScope::write`] fail (it never
     /// waits for it).
-    pub async fn read_guard(&self) -> AppResult<MappedMutexGuard<'_, RequestTx>> {
+    async fn read_guard(&self) -> AppResult<MappedMutexGuard<'_, RequestTx>> {
         let mut slot = self.read_tx.lock().await;
         if slot.is_none() {
             *slot = Some(self.begin(Access::ReadOnly).await?);
@@ -107,7 +107,7 @@ impl RequestScope {
     /// cache updates) goes after this returns.
     ///
     /// ```ignore
-    /// let preset = scope.write(|tx| Box::pin(services::presets::create(tx.conn(), &viewer, input))).await?;
+    /// let preset = scope.write(move |tx| Box::pin(services::presets::create(tx.conn(), viewer, input))).await?;
     /// ```
     pub async fn write<T, F>(&self, work: F) -> AppResult<T>
     where
@@ -119,9 +119,8 @@ impl RequestScope {
         Ok(value)
     }
 
-    /// A fresh read-write transaction that the caller commits. Prefer
-    /// [`RequestScope::write`], which cannot forget to.
-    pub async fn begin_write(&self) -> AppResult<RequestTx> {
+    /// A fresh read-write transaction, for [`RequestScope::write`] only, which commits it.
+    async fn begin_write(&self) -> AppResult<RequestTx> {
         self.end_read().await?;
         self.begin(Access::ReadWrite).await
     }
