@@ -19,8 +19,10 @@ pub mod http;
 pub mod kv;
 pub mod llm;
 pub mod metrics;
+pub mod paging;
 pub mod pubsub;
 pub mod ratelimit;
+pub mod services;
 pub mod state;
 pub mod telemetry;
 

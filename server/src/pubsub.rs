@@ -295,6 +295,11 @@ async fn listen(
         match connected {
             Ok(Ok(pubsub)) => {
                 backoff = Duration::from_millis(100);
+                // Redis answers again: let the publishing client's breaker know at once (its
+                // PING counts for the breaker), so events go through Redis from now on.
+                if let Some(inner) = inner.upgrade() {
+                    let _ = inner.redis.ping().await;
+                }
                 set_redis_up(&inner, true);
                 let (mut sink, mut messages) = pubsub.split();
                 let mut ping = tokio::time::interval(PING_EVERY);

@@ -5,12 +5,16 @@ use chrono::Utc;
 use entity::{audience_fields, audience_users};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, sea_query::Alias,
+    QuerySelect, QueryTrait,
+    sea_query::{Alias, Expr},
 };
 use uuid::Uuid;
 
 use super::{FieldType, Filter, Registry, compile::compile, parse};
-use crate::error::AppResult;
+use crate::{
+    error::AppResult,
+    paging::{self, Page, PageRequest, Sort},
+};
 
 /// The built-in fields plus those `company` declared.
 pub async fn registry(conn: &impl ConnectionTrait, company: Uuid) -> AppResult<Registry> {
@@ -75,24 +79,22 @@ pub async fn count(
     Ok(ids(admin, company, filter).count(conn).await?)
 }
 
-/// Up to `limit` users of `company` the filter selects, by id, after `after`.
+/// The list name audience cursors carry.
+pub const LIST: &str = "audience";
+
+/// The page `request` asks for of the users of `company` the filter selects, by id.
 pub async fn page(
     conn: &impl ConnectionTrait,
     admin: bool,
     company: Uuid,
     filter: &Filter,
-    after: Option<Uuid>,
-    limit: u64,
-) -> AppResult<Vec<Uuid>> {
+    request: &PageRequest<(Uuid,)>,
+) -> AppResult<Page<Uuid>> {
     plan_for_values(conn).await?;
-    let mut query = ids(admin, company, filter);
-    if let Some(after) = after {
-        query = query.filter(audience_users::Column::Id.gt(after));
-    }
-    Ok(query
-        .order_by_asc(audience_users::Column::Id)
-        .limit(limit)
+    let sort = Sort::asc([Expr::col(audience_users::Column::Id)]);
+    let rows = paging::keyset(ids(admin, company, filter), &sort, request)
         .into_tuple::<Uuid>()
         .all(conn)
-        .await?)
+        .await?;
+    Ok(Page::build(rows, request, LIST, |id| (*id,)))
 }

@@ -495,7 +495,7 @@ pub async fn check_role_exists(scope: &crate::db::RequestScope, role: &str) -> A
         return Ok(());
     }
     let principal = scope.viewer().principal()?;
-    let tx = scope.read().await?;
+    let tx = scope.read_guard().await?;
     let found = tx
         .conn()
         .query_one_raw(Statement::from_sql_and_values(

@@ -230,7 +230,7 @@ impl Authz {
             && let Some(version) = self.stale(principal.company_id).await
         {
             let custom = {
-                let tx = scope.read().await?;
+                let tx = scope.read_guard().await?;
                 roles::custom_roles(tx.conn(), principal.company_id).await?
             };
             self.install_company(principal.company_id, version, &custom)

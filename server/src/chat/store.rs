@@ -11,7 +11,20 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::prompt::HistoryMessage;
-use crate::{auth::Principal, error::AppResult, graphql::connection::like_pattern, llm::Role};
+use crate::{
+    auth::Principal,
+    error::AppResult,
+    graphql::connection::like_pattern,
+    llm::Role,
+    paging::{self, Page, PageRequest, Sort},
+};
+
+/// The list names the chat's cursors carry.
+pub const CONVERSATIONS: &str = "conversations";
+/// See [`CONVERSATIONS`].
+pub const KNOWLEDGE: &str = "knowledge";
+/// See [`CONVERSATIONS`].
+pub const MESSAGES: &str = "messages";
 
 /// Most history messages read to build a prompt (the budget usually stops earlier).
 const HISTORY_ROWS: u64 = 200;
@@ -65,14 +78,13 @@ pub async fn conversation_for_update(
     .await?)
 }
 
-/// A page of the caller's conversations, newest first, plus whether more follow.
+/// The page `request` asks for of the caller's conversations, newest first.
 pub async fn conversations(
     conn: &impl ConnectionTrait,
     principal: &Principal,
-    limit: u64,
-    after: Option<TimeKey>,
+    request: &PageRequest<TimeKey>,
     search: Option<&str>,
-) -> AppResult<(Vec<conversations::Model>, bool)> {
+) -> AppResult<Page<conversations::Model>> {
     let mut select = owned(
         conversations::Entity::find(),
         conversations::Column::CompanyId,
@@ -85,44 +97,14 @@ pub async fn conversations(
             [like_pattern(search)],
         ));
     }
-    newest_first(
-        conn,
-        select,
-        (conversations::Column::CreatedAt, conversations::Column::Id),
-        after,
-        limit,
-    )
+    let sort = Sort::desc([
+        Expr::col(conversations::Column::CreatedAt),
+        Expr::col(conversations::Column::Id),
+    ]);
+    paging::fetch(conn, select, &sort, CONVERSATIONS, request, |c| {
+        (c.created_at.to_utc(), c.id)
+    })
     .await
-}
-
-/// One page of `select` ordered by `(created_at DESC, id DESC)`, after the keyset position
-/// `after`, and whether more rows follow.
-async fn newest_first<E>(
-    conn: &impl ConnectionTrait,
-    mut select: sea_orm::Select<E>,
-    (created_at, id): (E::Column, E::Column),
-    after: Option<TimeKey>,
-    limit: u64,
-) -> AppResult<(Vec<E::Model>, bool)>
-where
-    E: EntityTrait,
-    E::Model: Send + Sync,
-{
-    if let Some((at, after_id)) = after {
-        select = select.filter(Expr::cust_with_values(
-            "(created_at, id) < ($1, $2)",
-            [sea_orm::Value::from(at.fixed_offset()), after_id.into()],
-        ));
-    }
-    let mut rows = select
-        .order_by(created_at, Order::Desc)
-        .order_by(id, Order::Desc)
-        .limit(limit + 1)
-        .all(conn)
-        .await?;
-    let more = rows.len() as u64 > limit;
-    rows.truncate(limit as usize);
-    Ok((rows, more))
 }
 
 /// The reply of the conversation that is streaming, if one is.
@@ -159,33 +141,22 @@ pub async fn message(
     .await?)
 }
 
-/// The `last` messages before `before` (a `seq`), oldest first, plus whether older ones exist.
+/// The page `request` asks for of a conversation's messages, by `seq`: oldest first.
 pub async fn messages_page(
     conn: &impl ConnectionTrait,
     principal: &Principal,
     conversation: Uuid,
-    last: u64,
-    before: Option<i64>,
-) -> AppResult<(Vec<messages::Model>, bool)> {
-    let mut select = owned(
+    request: &PageRequest<(i64,)>,
+) -> AppResult<Page<messages::Model>> {
+    let select = owned(
         messages::Entity::find(),
         messages::Column::CompanyId,
         messages::Column::UserId,
         principal,
     )
     .filter(messages::Column::ConversationId.eq(conversation));
-    if let Some(before) = before {
-        select = select.filter(messages::Column::Seq.lt(before));
-    }
-    let mut rows = select
-        .order_by(messages::Column::Seq, Order::Desc)
-        .limit(last + 1)
-        .all(conn)
-        .await?;
-    let more = rows.len() as u64 > last;
-    rows.truncate(last as usize);
-    rows.reverse();
-    Ok((rows, more))
+    let sort = Sort::asc([Expr::col(messages::Column::Seq)]);
+    paging::fetch(conn, select, &sort, MESSAGES, request, |m| (m.seq,)).await
 }
 
 /// Inserts message `id` of the caller's conversation.
@@ -273,26 +244,25 @@ pub async fn knowledge_for_prompt(
     Ok(rows.into_iter().map(|k| k.content).collect())
 }
 
-/// A page of the caller's knowledge, newest first, plus whether more follow.
+/// The page `request` asks for of the caller's knowledge, newest first.
 pub async fn knowledge_page(
     conn: &impl ConnectionTrait,
     principal: &Principal,
-    limit: u64,
-    after: Option<TimeKey>,
-) -> AppResult<(Vec<knowledge::Model>, bool)> {
+    request: &PageRequest<TimeKey>,
+) -> AppResult<Page<knowledge::Model>> {
     let select = owned(
         knowledge::Entity::find(),
         knowledge::Column::CompanyId,
         knowledge::Column::UserId,
         principal,
     );
-    newest_first(
-        conn,
-        select,
-        (knowledge::Column::CreatedAt, knowledge::Column::Id),
-        after,
-        limit,
-    )
+    let sort = Sort::desc([
+        Expr::col(knowledge::Column::CreatedAt),
+        Expr::col(knowledge::Column::Id),
+    ]);
+    paging::fetch(conn, select, &sort, KNOWLEDGE, request, |k| {
+        (k.created_at.to_utc(), k.id)
+    })
     .await
 }
 

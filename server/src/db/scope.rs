@@ -12,6 +12,7 @@
 
 use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
 use sea_orm::DatabaseConnection;
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard, OwnedSemaphorePermit, Semaphore};
 
@@ -73,9 +74,25 @@ impl RequestScope {
         &self.viewer
     }
 
-    /// The shared read-only transaction, begun on first use. Do not hold the guard across a
-    /// call to [`RequestScope::write`].
-    pub async fn read(&self) -> AppResult<MappedMutexGuard<'_, RequestTx>> {
+    /// Runs `work` in the operation's shared read-only transaction (begun on first use).
+    /// The transaction is lent for the duration of `work` only, so no resolver can hold it
+    /// across a write.
+    ///
+    /// ```ignore
+    /// let user = scope.read(|tx| Box::pin(services::users::find(tx.conn(), &viewer, id))).await?;
+    /// ```
+    pub async fn read<T, F>(&self, work: F) -> AppResult<T>
+    where
+        F: for<'t> FnOnce(&'t RequestTx) -> BoxFuture<'t, AppResult<T>>,
+    {
+        let tx = self.read_guard().await?;
+        work(&tx).await
+    }
+
+    /// The shared read-only transaction as a guard. Prefer [`RequestScope::read`]; a guard
+    /// held while the same operation writes makes [`RequestScope::write`] fail (it never
+    /// waits for it).
+    pub async fn read_guard(&self) -> AppResult<MappedMutexGuard<'_, RequestTx>> {
         let mut slot = self.read_tx.lock().await;
         if slot.is_none() {
             *slot = Some(self.begin(Access::ReadOnly).await?);
@@ -84,8 +101,27 @@ impl RequestScope {
             .map_err(|_| AppError::internal(anyhow::anyhow!("read transaction vanished")))
     }
 
-    /// A fresh read-write transaction for one mutation field; the caller commits it.
-    pub async fn write(&self) -> AppResult<RequestTx> {
+    /// Runs `work` in a fresh read-write transaction of its own, after ending the shared
+    /// read-only one: commits it when `work` returns `Ok`, rolls it back when `work` returns
+    /// an error (or is dropped). What must happen only once the write is durable (events,
+    /// cache updates) goes after this returns.
+    ///
+    /// ```ignore
+    /// let preset = scope.write(|tx| Box::pin(services::presets::create(tx.conn(), &viewer, input))).await?;
+    /// ```
+    pub async fn write<T, F>(&self, work: F) -> AppResult<T>
+    where
+        F: for<'t> FnOnce(&'t RequestTx) -> BoxFuture<'t, AppResult<T>>,
+    {
+        let tx = self.begin_write().await?;
+        let value = work(&tx).await?;
+        tx.commit().await?;
+        Ok(value)
+    }
+
+    /// A fresh read-write transaction that the caller commits. Prefer
+    /// [`RequestScope::write`], which cannot forget to.
+    pub async fn begin_write(&self) -> AppResult<RequestTx> {
         self.end_read().await?;
         self.begin(Access::ReadWrite).await
     }
@@ -99,7 +135,17 @@ impl RequestScope {
     }
 
     async fn end_read(&self) -> AppResult<()> {
-        let tx = self.read_tx.lock().await.take();
+        // Mutation fields run one after another, so the shared read transaction is idle when
+        // a write begins; a guard still held is a bug, answered at once rather than waited on.
+        let tx = self
+            .read_tx
+            .try_lock()
+            .map_err(|_| {
+                AppError::internal(anyhow::anyhow!(
+                    "a write began while this operation still held its read transaction"
+                ))
+            })?
+            .take();
         match tx {
             Some(tx) => tx.commit().await,
             None => Ok(()),

@@ -3,16 +3,15 @@
 
 use std::sync::Arc;
 
+use std::collections::HashMap;
+
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Json, Object, SimpleObject};
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use entity::{audience_fields, user_profiles};
-use sea_orm::{
-    ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
-};
+use sea_orm::{ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::{
-    connection::{PageInfo, page_size},
+    connection::{Defaulted, PageInfo, connection, page_args, page_cost},
     presets::resolve_filter,
     principal, scope,
     users::User,
@@ -21,6 +20,7 @@ use crate::{
     audience::{self, Field, FieldType, Filter, Source, cost, store},
     authz::{Action, Object as PermissionObject, requires},
     error::{AppError, AppResult},
+    paging::DefaultSize,
 };
 
 /// The type of an audience field.
@@ -112,18 +112,28 @@ pub struct AudienceFieldInput {
     pub description: String,
 }
 
-/// A page of an audience.
-#[derive(Debug, Clone, SimpleObject)]
-#[graphql(complex)]
-pub struct AudienceConnection {
-    /// The users of this page, by id (shown as their privacy settings allow).
-    pub users: Vec<User>,
-    /// Where the page ends.
-    pub page_info: PageInfo,
-    #[graphql(skip)]
-    company_id: Uuid,
-    #[graphql(skip)]
-    filter: Filter,
+connection! {
+    /// A page of an audience.
+    #[graphql(complex)]
+    pub struct AudienceConnection {
+        /// The users of this page with their cursors, by id.
+        edges,
+        /// Where the page ends.
+        page_info: PageInfo,
+        /// The users of this page, by id (shown as their privacy settings allow).
+        pub users: Vec<User>,
+        #[graphql(skip)]
+        company_id: Uuid,
+        #[graphql(skip)]
+        filter: Filter,
+    }
+    /// An item of an [`AudienceConnection`].
+    pub struct AudienceEdge {
+        /// Pass it as `after` (or `before`) to page on from this user.
+        cursor,
+        /// The user.
+        node: User,
+    }
 }
 
 #[ComplexObject]
@@ -131,21 +141,9 @@ impl AudienceConnection {
     /// How many users the audience has, over all pages. Counted only when asked for.
     async fn total_count(&self, ctx: &Context<'_>) -> AppResult<u64> {
         let admin = principal(ctx)?.role == crate::authz::roles::ADMIN;
-        let tx = scope(ctx)?.read().await?;
+        let tx = scope(ctx)?.read_guard().await?;
         store::count(tx.conn(), admin, self.company_id, &self.filter).await
     }
-}
-
-fn encode_cursor(id: Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(id.as_bytes())
-}
-
-fn decode_cursor(text: &str) -> AppResult<Uuid> {
-    URL_SAFE_NO_PAD
-        .decode(text)
-        .ok()
-        .and_then(|bytes| Uuid::from_slice(&bytes).ok())
-        .ok_or_else(|| AppError::bad_input("after", "`after` is not a cursor returned by this API"))
 }
 
 /// What a filter argument weighs in the complexity limit: its values.
@@ -171,7 +169,7 @@ impl AudienceQuery {
     #[graphql(directive = requires::apply(PermissionObject::Audience, Action::Read))]
     async fn audience_fields(&self, ctx: &Context<'_>) -> AppResult<Vec<AudienceField>> {
         let principal = principal(ctx)?;
-        let tx = scope(ctx)?.read().await?;
+        let tx = scope(ctx)?.read_guard().await?;
         let registry = store::registry(tx.conn(), principal.company_id).await?;
         Ok(registry.fields().map(AudienceField::from).collect())
     }
@@ -182,50 +180,53 @@ impl AudienceQuery {
     /// query's complexity and towards the request's bound on audience values.
     #[graphql(
         directive = requires::apply(PermissionObject::Audience, Action::Read),
-        complexity = "filter_cost(&filter) + first.max(0) as usize * child_complexity + 1"
+        complexity = "filter_cost(&filter) + page_cost(last, first, 20, child_complexity)"
     )]
+    #[allow(clippy::too_many_arguments)]
     async fn audience(
         &self,
         ctx: &Context<'_>,
         filter: Option<Json<serde_json::Value>>,
         preset_id: Option<ID>,
-        #[graphql(default = 20)] first: i32,
+        #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> AppResult<AudienceConnection> {
         let principal = principal(ctx)?;
-        let limit = page_size(first)?;
-        let after = after.as_deref().map(decode_cursor).transpose()?;
-        let tx = scope(ctx)?.read().await?;
+        let request = page_args(ctx, Defaulted::First, first, after, last, before)
+            .validate(store::LIST, DefaultSize::First(20))?;
+        let tx = scope(ctx)?.read_guard().await?;
         let filter =
             resolve_filter(ctx, tx.conn(), principal.company_id, filter, preset_id).await?;
-        let mut rows = store::page(
+        let page = store::page(
             tx.conn(),
             principal.role == crate::authz::roles::ADMIN,
             principal.company_id,
             &filter,
-            after,
-            limit + 1,
+            &request,
         )
         .await?;
-        let has_next_page = rows.len() as u64 > limit;
-        rows.truncate(limit as usize);
-        let ids: Vec<Uuid> = rows;
+        let ids: Vec<Uuid> = page.nodes().copied().collect();
         // Shown through `user_profiles`, so privacy settings mask e-mails and attributes.
-        let users = user_profiles::Entity::find()
+        let mut profiles: HashMap<Uuid, User> = user_profiles::Entity::find()
             .filter(user_profiles::Column::CompanyId.eq(principal.company_id))
-            .filter(user_profiles::Column::Id.is_in(ids.clone()))
-            .order_by_asc(user_profiles::Column::Id)
+            .filter(user_profiles::Column::Id.is_in(ids))
             .all(tx.conn())
-            .await?;
-        Ok(AudienceConnection {
-            users: users.into_iter().map(User::from).collect(),
-            page_info: PageInfo {
-                has_next_page,
-                end_cursor: ids.last().copied().map(encode_cursor),
-            },
-            company_id: principal.company_id,
+            .await?
+            .into_iter()
+            .map(|u| (u.id, User::from(u)))
+            .collect();
+        // A user the profiles no longer show (gone since) is left out; the page's cursors
+        // still continue where the audience's ids ended.
+        let page = page.filter_map(|id| profiles.remove(&id));
+        let users = page.nodes().cloned().collect();
+        Ok(AudienceConnection::from_page(
+            page,
+            users,
+            principal.company_id,
             filter,
-        })
+        ))
     }
 
     /// How many users of the caller's company a filter (or a saved preset) selects. The
@@ -242,7 +243,7 @@ impl AudienceQuery {
         preset_id: Option<ID>,
     ) -> AppResult<u64> {
         let principal = principal(ctx)?;
-        let tx = scope(ctx)?.read().await?;
+        let tx = scope(ctx)?.read_guard().await?;
         let filter =
             resolve_filter(ctx, tx.conn(), principal.company_id, filter, preset_id).await?;
         let admin = principal.role == crate::authz::roles::ADMIN;
@@ -288,7 +289,7 @@ impl AudienceMutation {
             ));
         }
         let ty = FieldType::from(input.ty);
-        let tx = scope(ctx)?.write().await?;
+        let tx = scope(ctx)?.begin_write().await?;
         let row = audience_fields::ActiveModel {
             company_id: Set(principal.company_id),
             name: Set(name),

@@ -178,7 +178,7 @@ async fn revoke_own(
     extra: Option<Uuid>,
 ) -> AppResult<Vec<Uuid>> {
     let principal = principal(ctx)?;
-    let tx = scope(ctx)?.write().await?;
+    let tx = scope(ctx)?.begin_write().await?;
     let sql = format!(
         "UPDATE sessions SET revoked_at = now(), revoked_reason = $4 \
          WHERE user_id = $1 AND company_id = $2 AND revoked_at IS NULL AND ({condition}) RETURNING id"
@@ -215,7 +215,7 @@ impl AuthQuery {
     #[graphql(directive = requires::apply(Obj::Session, Action::Read))]
     async fn sessions(&self, ctx: &Context<'_>) -> AppResult<Vec<Session>> {
         let principal = principal(ctx)?;
-        let tx = scope(ctx)?.read().await?;
+        let tx = scope(ctx)?.read_guard().await?;
         let rows = sessions::Entity::find()
             .filter(sessions::Column::CompanyId.eq(principal.company_id))
             .filter(sessions::Column::UserId.eq(principal.user_id))
@@ -348,7 +348,7 @@ impl AuthMutation {
         // Request roles cannot read password hashes (or e-mails) from `users`: the caller's own
         // come from a definer function and the caller's own (unmasked) profile.
         let (hash, email) = {
-            let tx = scope(ctx)?.read().await?;
+            let tx = scope(ctx)?.read_guard().await?;
             let row = tx
                 .conn()
                 .query_one_raw(Statement::from_sql_and_values(
@@ -375,7 +375,7 @@ impl AuthMutation {
         }
         password::check_policy("newPassword", &new_password, &email)?;
         let hash = state.passwords.hash(new_password).await?;
-        let tx = scope(ctx)?.write().await?;
+        let tx = scope(ctx)?.begin_write().await?;
         tx.conn()
             .execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
@@ -443,7 +443,7 @@ impl AuthMutation {
         let body = format!(
             "You are invited to join your team as {role}.\n\nAccept within {days} days:\n{link}\n"
         );
-        let tx = scope(ctx)?.write().await?;
+        let tx = scope(ctx)?.begin_write().await?;
         tx.conn()
             .execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,

@@ -15,13 +15,14 @@ pub use mutation::ChatMutation;
 pub use types::*;
 
 use super::{
-    connection::{PageInfo, page_size, parse_id},
+    connection::{Defaulted, page_args, page_cost, parse_id},
     principal, scope,
 };
 use crate::{
     authz::{Action, Object as Guarded, requires},
     chat::{events::topic, store},
     error::{AppError, AppResult},
+    paging::DefaultSize,
     state::AppState,
 };
 
@@ -59,18 +60,20 @@ impl ChatQuery {
     /// The caller's conversations, newest first; `search` matches titles.
     #[graphql(
         directive = requires::apply(Guarded::Conversation, Action::Read),
-        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1"
+        complexity = "page_cost(last, first, 20, child_complexity)"
     )]
     async fn conversations(
         &self,
         ctx: &Context<'_>,
         #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
         search: Option<String>,
     ) -> AppResult<ConversationConnection> {
         let principal = principal(ctx)?;
-        let limit = page_size(first.unwrap_or(20))?;
-        let after = after.as_deref().map(decode_time_key).transpose()?;
+        let request = page_args(ctx, Defaulted::First, first, after, last, before)
+            .validate(store::CONVERSATIONS, DefaultSize::First(20))?;
         let search = search
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty());
@@ -80,23 +83,11 @@ impl ChatQuery {
                 "`search` is longer than 200 characters",
             ));
         }
-        let tx = scope(ctx)?.read().await?;
-        let (rows, more) =
-            store::conversations(tx.conn(), principal, limit, after, search.as_deref()).await?;
-        let edges: Vec<ConversationEdge> = rows
-            .into_iter()
-            .map(|c| ConversationEdge {
-                cursor: encode_time_key(c.created_at.to_utc(), c.id),
-                node: c.into(),
-            })
-            .collect();
-        Ok(ConversationConnection {
-            page_info: PageInfo {
-                has_next_page: more,
-                end_cursor: edges.last().map(|e| e.cursor.clone()),
-            },
-            edges,
-        })
+        let tx = scope(ctx)?.read_guard().await?;
+        let page = store::conversations(tx.conn(), principal, &request, search.as_deref()).await?;
+        Ok(ConversationConnection::from_page(
+            page.map(Conversation::from),
+        ))
     }
 
     /// One of the caller's conversations; null when there is none (other people's
@@ -105,7 +96,7 @@ impl ChatQuery {
     async fn conversation(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Conversation>> {
         let principal = principal(ctx)?;
         let id = parse_id("id", &id)?;
-        let tx = scope(ctx)?.read().await?;
+        let tx = scope(ctx)?.read_guard().await?;
         Ok(store::conversation(tx.conn(), principal, id)
             .await?
             .map(Conversation::from))
@@ -114,33 +105,22 @@ impl ChatQuery {
     /// The caller's knowledge notes, newest first.
     #[graphql(
         directive = requires::apply(Guarded::Conversation, Action::Read),
-        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1"
+        complexity = "page_cost(last, first, 20, child_complexity)"
     )]
     async fn knowledge(
         &self,
         ctx: &Context<'_>,
         #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> AppResult<KnowledgeConnection> {
         let principal = principal(ctx)?;
-        let limit = page_size(first.unwrap_or(20))?;
-        let after = after.as_deref().map(decode_time_key).transpose()?;
-        let tx = scope(ctx)?.read().await?;
-        let (rows, more) = store::knowledge_page(tx.conn(), principal, limit, after).await?;
-        let edges: Vec<KnowledgeEdge> = rows
-            .into_iter()
-            .map(|k| KnowledgeEdge {
-                cursor: encode_time_key(k.created_at.to_utc(), k.id),
-                node: k.into(),
-            })
-            .collect();
-        Ok(KnowledgeConnection {
-            page_info: PageInfo {
-                has_next_page: more,
-                end_cursor: edges.last().map(|e| e.cursor.clone()),
-            },
-            edges,
-        })
+        let request = page_args(ctx, Defaulted::First, first, after, last, before)
+            .validate(store::KNOWLEDGE, DefaultSize::First(20))?;
+        let tx = scope(ctx)?.read_guard().await?;
+        let page = store::knowledge_page(tx.conn(), principal, &request).await?;
+        Ok(KnowledgeConnection::from_page(page.map(Knowledge::from)))
     }
 }
 
@@ -166,7 +146,7 @@ impl ChatSubscription {
         // Subscribed before the streaming reply is read: see `chat::live`.
         let live = chat.pubsub().subscribe(&topic(id));
         let streaming = {
-            let tx = scope(ctx)?.read().await?;
+            let tx = scope(ctx)?.read_guard().await?;
             store::conversation(tx.conn(), principal, id)
                 .await?
                 .ok_or_else(not_found)?;
@@ -183,7 +163,7 @@ impl ChatSubscription {
                 let scope = Arc::clone(&scope);
                 let principal = principal.clone();
                 Box::pin(async move {
-                    let row = match scope.read().await {
+                    let row = match scope.read_guard().await {
                         Ok(tx) => store::message(tx.conn(), &principal, message).await,
                         Err(error) => Err(error),
                     };
@@ -191,7 +171,7 @@ impl ChatSubscription {
                     match row {
                         Ok(row) => row,
                         Err(error) => {
-                            tracing::warn!(?error, %message, "could not read the end of a reply");
+                            tracing::warn!(?error, message_id = %message, "could not read the end of a reply");
                             None
                         }
                     }

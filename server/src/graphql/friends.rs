@@ -11,13 +11,14 @@ use async_graphql::{ComplexObject, Context, ID, Object, Subscription};
 use futures_util::{Stream, StreamExt};
 use sea_orm::{ConnectionTrait, DbBackend, Statement, sea_query::Expr};
 
+use paging::People;
 use types::{
     FriendEvent, FriendRequest, FriendRequestConnection, FriendRequestDirection, FriendshipStatus,
     Privacy, PrivacyInput,
 };
 
 use super::{
-    connection::parse_id,
+    connection::{Defaulted, page_args, page_cost, parse_id},
     principal, scope,
     users::{User, UserConnection},
 };
@@ -50,19 +51,22 @@ impl User {
 
     /// Friends the caller and this user have in common, by display name. Empty for a blocked
     /// pair.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1")]
+    #[graphql(complexity = "page_cost(last, first, 20, child_complexity)")]
     async fn mutual_friends(
         &self,
         ctx: &Context<'_>,
         #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> AppResult<UserConnection> {
         let other = parse_id("id", &self.id)?;
         let condition = Expr::cust_with_values(
             "id IN (SELECT app.mutual_friend_ids($1))",
             [sea_orm::Value::from(other)],
         );
-        paging::users_page(ctx, condition, None, first, after).await
+        let args = page_args(ctx, Defaulted::First, first, after, last, before);
+        paging::users_page(ctx, People::MutualFriends, condition, None, args).await
     }
 
     /// Who may see this user's e-mail and attributes; only for the user themselves and admins.
@@ -84,24 +88,27 @@ impl FriendQuery {
     /// or visible e-mail.
     #[graphql(
         directive = requires::apply(Obj::Friendship, Action::Read),
-        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1"
+        complexity = "page_cost(last, first, 20, child_complexity)"
     )]
     async fn friends(
         &self,
         ctx: &Context<'_>,
         #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
         search: Option<String>,
     ) -> AppResult<UserConnection> {
         let condition = Expr::cust("relation = 'friends'");
-        paging::users_page(ctx, condition, search, first, after).await
+        let args = page_args(ctx, Defaulted::First, first, after, last, before);
+        paging::users_page(ctx, People::Friends, condition, search, args).await
     }
 
     /// Pending friend requests the caller received (`INCOMING`) or sent (`OUTGOING`), newest
     /// first.
     #[graphql(
         directive = requires::apply(Obj::Friendship, Action::Read),
-        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1"
+        complexity = "page_cost(last, first, 20, child_complexity)"
     )]
     async fn friend_requests(
         &self,
@@ -109,23 +116,29 @@ impl FriendQuery {
         direction: FriendRequestDirection,
         #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> AppResult<FriendRequestConnection> {
-        paging::requests_page(ctx, direction, first, after).await
+        let args = page_args(ctx, Defaulted::First, first, after, last, before);
+        paging::requests_page(ctx, direction, args).await
     }
 
     /// Users the caller has blocked, by display name.
     #[graphql(
         directive = requires::apply(Obj::Friendship, Action::Read),
-        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1"
+        complexity = "page_cost(last, first, 20, child_complexity)"
     )]
     async fn blocked_users(
         &self,
         ctx: &Context<'_>,
         #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> AppResult<UserConnection> {
         let condition = Expr::cust("relation = 'blocked'");
-        paging::users_page(ctx, condition, None, first, after).await
+        let args = page_args(ctx, Defaulted::First, first, after, last, before);
+        paging::users_page(ctx, People::Blocked, condition, None, args).await
     }
 }
 
@@ -135,7 +148,7 @@ where
     F: AsyncFnOnce(&crate::db::TxConn, Actor) -> AppResult<Transition>,
 {
     let actor = actor(ctx)?;
-    let tx = scope(ctx)?.write().await?;
+    let tx = scope(ctx)?.begin_write().await?;
     let done = run(tx.conn(), actor).await?;
     tx.commit().await?;
     events::publish(&state(ctx)?.pubsub, &done.notices).await;
@@ -250,7 +263,7 @@ impl FriendMutation {
     async fn update_privacy(&self, ctx: &Context<'_>, input: PrivacyInput) -> AppResult<User> {
         let actor = actor(ctx)?;
         let changes = input.validate()?;
-        let tx = scope(ctx)?.write().await?;
+        let tx = scope(ctx)?.begin_write().await?;
         // Raw SQL: the privacy columns are not part of the `users` entity other modules share.
         let stmt = Statement::from_sql_and_values(
             DbBackend::Postgres,

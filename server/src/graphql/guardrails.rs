@@ -164,14 +164,6 @@ impl Extension for Guardrails {
         next: NextExecute<'_>,
     ) -> Response {
         let mut response = next.run(ctx, operation_name).await;
-        // End the shared read-only transaction of this operation, if any field began one.
-        if let Some(scope) = ctx.data_opt::<Arc<RequestScope>>()
-            && let Err(error) = scope.finish().await
-        {
-            response
-                .errors
-                .push(async_graphql::Error::from(error).into_server_error(Pos::default()));
-        }
         if let Some(RequestId(id)) = ctx.data_opt::<RequestId>() {
             tag_internal_errors(&mut response.errors, id);
         }

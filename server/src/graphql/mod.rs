@@ -10,6 +10,7 @@ pub mod live;
 mod observe;
 mod presets;
 mod roles;
+mod scope_end;
 mod storable;
 mod users;
 
@@ -84,6 +85,8 @@ pub fn build_schema(state: AppState) -> AppSchema {
         // First, so it sees every operation's final codes: metrics, access log, spans.
         .extension(observe::Observe)
         .extension(Guardrails::new(limits))
+        // Inside the guardrails: ends each operation's database scope once its fields ran.
+        .extension(scope_end::ScopeEnd)
         // Strings PostgreSQL cannot store are refused before anything runs.
         .extension(storable::StorableInput)
         // Every root field declares @requires or @public; this enforces them.

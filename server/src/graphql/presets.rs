@@ -9,7 +9,10 @@ use entity::presets;
 use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
-use super::{connection::PageInfo, principal, scope};
+use super::{
+    connection::{PageInfo, connection},
+    principal, scope,
+};
 use crate::{
     audience::{Filter, cost, store},
     error::{AppError, AppResult},
@@ -90,7 +93,7 @@ impl Preset {
     async fn size(&self, ctx: &Context<'_>) -> AppResult<u64> {
         let admin = super::principal(ctx)?.role == crate::authz::roles::ADMIN;
         super::audience::spend(ctx, cost::values(&self.filter.0), "size")?;
-        let tx = scope(ctx)?.read().await?;
+        let tx = scope(ctx)?.read_guard().await?;
         let filter = store::parse_for(tx.conn(), self.company_id, &self.filter.0).await?;
         store::count(tx.conn(), admin, self.company_id, &filter).await
     }
@@ -103,20 +106,19 @@ impl Preset {
     }
 }
 
-/// An item of a [`PresetConnection`].
-#[derive(Debug, Clone, SimpleObject)]
-pub struct PresetEdge {
-    pub cursor: String,
-    pub node: Preset,
-}
-
-/// A page of presets, by name.
-#[derive(Debug, Clone, SimpleObject)]
-pub struct PresetConnection {
-    pub edges: Vec<PresetEdge>,
-    pub page_info: PageInfo,
-    /// How many presets match, over all pages.
-    pub total_count: u64,
+connection! {
+    /// A page of presets, by name.
+    pub struct PresetConnection {
+        edges,
+        page_info: PageInfo,
+        /// How many presets match, over all pages.
+        pub total_count: u64,
+    }
+    /// An item of a [`PresetConnection`].
+    pub struct PresetEdge {
+        cursor,
+        node: Preset,
+    }
 }
 
 /// A new preset.

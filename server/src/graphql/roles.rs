@@ -114,7 +114,7 @@ impl RoleQuery {
                 created_at: None,
             });
         }
-        let tx = scope(ctx)?.read().await?;
+        let tx = scope(ctx)?.read_guard().await?;
         let custom = role_service::custom_roles(tx.conn(), principal.company_id).await?;
         roles.extend(custom.into_iter().map(Role::from));
         Ok(roles)
@@ -164,7 +164,7 @@ impl RoleMutation {
             ));
         }
         let grants = grantable(authz, principal.company_id, &input.grants).await?;
-        let tx = scope(ctx)?.write().await?;
+        let tx = scope(ctx)?.begin_write().await?;
         let role = role_service::insert(
             tx.conn(),
             principal.company_id,
@@ -192,7 +192,7 @@ impl RoleMutation {
                 format!("`{name}` is a built-in role and cannot be deleted"),
             ));
         }
-        let tx = scope(ctx)?.write().await?;
+        let tx = scope(ctx)?.begin_write().await?;
         // Serializes with role assignments (updateUser), so nobody is given the role while it
         // is being deleted.
         role_service::lock_company_for_admin(tx.conn(), principal).await?;

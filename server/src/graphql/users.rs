@@ -2,18 +2,17 @@
 //! (`updateProfile`, `updateUser`, `deactivateUser`, `updateCompany`).
 
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Json, Object, SimpleObject};
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use entity::{companies, user_profiles, users};
 use sea_orm::{
-    ColumnTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
     sea_query::{Expr, SimpleExpr},
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    connection::{PageInfo, like_pattern, page_size, parse_id},
+    connection::{Defaulted, PageInfo, connection, like_pattern, page_args, page_cost, parse_id},
     principal,
     roles::authz,
     scope,
@@ -24,6 +23,7 @@ use crate::{
         roles::{self as role_service, ADMIN},
     },
     error::{AppError, AppResult},
+    paging::{self, DefaultSize, Page, PageArgs, Sort, SortKey},
 };
 
 /// A person in the caller's company. `email` and `attributes` are shown as the person's privacy
@@ -94,36 +94,29 @@ impl From<companies::Model> for Company {
     }
 }
 
-/// An item of a [`UserConnection`].
-#[derive(Debug, Clone, SimpleObject)]
-pub struct UserEdge {
-    pub cursor: String,
-    pub node: User,
-}
-
-/// A page of users.
-#[derive(Debug, Clone, SimpleObject)]
-#[graphql(complex)]
-pub struct UserConnection {
-    pub edges: Vec<UserEdge>,
-    pub page_info: PageInfo,
-    #[graphql(skip)]
-    filter: UserFilter,
+connection! {
+    /// A page of users.
+    #[graphql(complex)]
+    pub struct UserConnection {
+        edges,
+        page_info: PageInfo,
+        #[graphql(skip)]
+        filter: UserFilter,
+    }
+    /// An item of a [`UserConnection`].
+    pub struct UserEdge {
+        cursor,
+        node: User,
+    }
 }
 
 impl UserConnection {
     /// A page of users of `company` that match `condition` (over `user_profiles`); the
     /// condition also counts `totalCount`.
-    pub(crate) fn of(
-        edges: Vec<UserEdge>,
-        page_info: PageInfo,
-        company_id: Uuid,
-        condition: SimpleExpr,
-    ) -> Self {
-        Self {
-            edges,
-            page_info,
-            filter: UserFilter {
+    pub(crate) fn of(page: Page<User>, company_id: Uuid, condition: SimpleExpr) -> Self {
+        Self::from_page(
+            page,
+            UserFilter {
                 company_id,
                 search: None,
                 role: None,
@@ -131,7 +124,7 @@ impl UserConnection {
                 hide_blocked: false,
                 extra: Some(condition),
             },
-        }
+        )
     }
 }
 
@@ -139,7 +132,7 @@ impl UserConnection {
 impl UserConnection {
     /// How many users match, over all pages. Counted only when asked for.
     async fn total_count(&self, ctx: &Context<'_>) -> AppResult<u64> {
-        let tx = scope(ctx)?.read().await?;
+        let tx = scope(ctx)?.read_guard().await?;
         Ok(self.filter.select().count(tx.conn()).await?)
     }
 }
@@ -184,98 +177,74 @@ impl Default for UserOrder {
     }
 }
 
-/// A keyset position: the ordering it belongs to, the sort key of the last row, and its id.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Cursor {
-    field: UserOrderField,
-    direction: OrderDirection,
-    /// Microseconds since the epoch for `CREATED_AT`, the text otherwise.
-    key: CursorKey,
-    id: Uuid,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-enum CursorKey {
-    Micros(i64),
-    Text(String),
-}
-
-impl Cursor {
-    fn of(order: UserOrder, user: &user_profiles::Model) -> Self {
-        let key = match order.field {
-            UserOrderField::CreatedAt => CursorKey::Micros(user.created_at.timestamp_micros()),
-            UserOrderField::DisplayName => CursorKey::Text(user.display_name.clone()),
-            UserOrderField::Email => CursorKey::Text(user.email.clone().unwrap_or_default()),
-        };
-        Self {
-            field: order.field,
-            direction: order.direction,
-            key,
-            id: user.id,
+impl UserOrder {
+    /// The list name its cursors carry: a cursor is valid only in the ordering it came from.
+    fn list(self) -> &'static str {
+        use {OrderDirection::*, UserOrderField::*};
+        match (self.field, self.direction) {
+            (CreatedAt, Asc) => "users/created_at/asc",
+            (CreatedAt, Desc) => "users/created_at/desc",
+            (DisplayName, Asc) => "users/display_name/asc",
+            (DisplayName, Desc) => "users/display_name/desc",
+            (Email, Asc) => "users/email/asc",
+            (Email, Desc) => "users/email/desc",
         }
     }
 
-    fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
-    }
-
-    /// Decodes a cursor of `order`; `BAD_USER_INPUT` at `after` for anything else.
-    fn decode(text: &str, order: UserOrder) -> AppResult<Self> {
-        let cursor = URL_SAFE_NO_PAD
-            .decode(text)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<Self>(&bytes).ok())
-            .ok_or_else(|| {
-                AppError::bad_input("after", "`after` is not a cursor returned by this API")
-            })?;
-        if cursor.field != order.field || cursor.direction != order.direction {
-            return Err(AppError::bad_input(
-                "after",
-                "`after` belongs to another `orderBy`; start again without it",
-            ));
+    /// The sort columns, ending with the id. Masked e-mails sort as empty text.
+    fn sort(self) -> Sort {
+        let column: SimpleExpr = match self.field {
+            UserOrderField::CreatedAt => Expr::col(user_profiles::Column::CreatedAt),
+            UserOrderField::DisplayName => Expr::col(user_profiles::Column::DisplayName),
+            UserOrderField::Email => Expr::cust("COALESCE(email, '')"),
+        };
+        let columns = [column, Expr::col(user_profiles::Column::Id)];
+        match self.direction {
+            OrderDirection::Asc => Sort::asc(columns),
+            OrderDirection::Desc => Sort::desc(columns),
         }
-        Ok(cursor)
     }
+}
 
-    /// `(sort key, id)` past this cursor, in the cursor's direction.
-    fn condition(&self) -> AppResult<SimpleExpr> {
-        let op = match self.direction {
-            OrderDirection::Asc => ">",
-            OrderDirection::Desc => "<",
-        };
-        let (column, key): (&str, sea_orm::Value) = match (&self.field, &self.key) {
-            (UserOrderField::CreatedAt, CursorKey::Micros(micros)) => {
-                let at = DateTime::<Utc>::from_timestamp_micros(*micros).ok_or_else(|| {
-                    AppError::bad_input("after", "`after` is not a cursor returned by this API")
-                })?;
-                ("created_at", at.fixed_offset().into())
-            }
-            (UserOrderField::DisplayName, CursorKey::Text(text)) => {
-                ("display_name", text.clone().into())
-            }
-            // Masked e-mails sort as empty text.
-            (UserOrderField::Email, CursorKey::Text(text)) => {
-                ("COALESCE(email, '')", text.clone().into())
-            }
-            _ => {
-                return Err(AppError::bad_input(
-                    "after",
-                    "`after` is not a cursor returned by this API",
-                ));
-            }
-        };
-        // A row comparison, so PostgreSQL walks the (company_id, key, id) index.
-        Ok(Expr::cust_with_values(
-            format!("({column}, id) {op} ($1, $2)"),
-            [key, self.id.into()],
-        ))
+/// A page of `select` in `order`; its cursors carry the ordering's sort key.
+async fn page_in_order(
+    conn: &impl ConnectionTrait,
+    select: sea_orm::Select<user_profiles::Entity>,
+    order: UserOrder,
+    args: PageArgs,
+) -> AppResult<Page<user_profiles::Model>> {
+    async fn run<K: SortKey>(
+        conn: &impl ConnectionTrait,
+        select: sea_orm::Select<user_profiles::Entity>,
+        order: UserOrder,
+        args: PageArgs,
+        key: impl Fn(&user_profiles::Model) -> K,
+    ) -> AppResult<Page<user_profiles::Model>> {
+        let request = args.validate::<K>(order.list(), DefaultSize::First(20))?;
+        paging::fetch(conn, select, &order.sort(), order.list(), &request, key).await
+    }
+    match order.field {
+        UserOrderField::CreatedAt => {
+            run(conn, select, order, args, |u| (u.created_at.to_utc(), u.id)).await
+        }
+        UserOrderField::DisplayName => {
+            run(conn, select, order, args, |u| {
+                (u.display_name.clone(), u.id)
+            })
+            .await
+        }
+        UserOrderField::Email => {
+            run(conn, select, order, args, |u| {
+                (u.email.clone().unwrap_or_default(), u.id)
+            })
+            .await
+        }
     }
 }
 
 /// Which users a `users` query asks for.
 #[derive(Debug, Clone)]
-struct UserFilter {
+pub(crate) struct UserFilter {
     company_id: Uuid,
     search: Option<String>,
     role: Option<String>,
@@ -318,24 +287,6 @@ impl UserFilter {
     }
 }
 
-fn ordered(
-    select: sea_orm::Select<user_profiles::Entity>,
-    order: UserOrder,
-) -> sea_orm::Select<user_profiles::Entity> {
-    let direction = match order.direction {
-        OrderDirection::Asc => Order::Asc,
-        OrderDirection::Desc => Order::Desc,
-    };
-    let column: SimpleExpr = match order.field {
-        UserOrderField::CreatedAt => Expr::col(user_profiles::Column::CreatedAt),
-        UserOrderField::DisplayName => Expr::col(user_profiles::Column::DisplayName),
-        UserOrderField::Email => Expr::cust("COALESCE(email, '')"),
-    };
-    select
-        .order_by(column, direction.clone())
-        .order_by(user_profiles::Column::Id, direction)
-}
-
 /// Queries about users and the company.
 #[derive(Default)]
 pub struct UserQuery;
@@ -346,7 +297,7 @@ impl UserQuery {
     #[graphql(directive = requires::apply(Object::User, Action::Read))]
     async fn me(&self, ctx: &Context<'_>) -> AppResult<User> {
         let principal = principal(ctx)?;
-        let tx = scope(ctx)?.read().await?;
+        let tx = scope(ctx)?.read_guard().await?;
         user_profiles::Entity::find_by_id(principal.user_id)
             .filter(user_profiles::Column::CompanyId.eq(principal.company_id))
             .one(tx.conn())
@@ -359,7 +310,7 @@ impl UserQuery {
     #[graphql(directive = requires::apply(Object::Company, Action::Read))]
     async fn company(&self, ctx: &Context<'_>) -> AppResult<Company> {
         let principal = principal(ctx)?;
-        let tx = scope(ctx)?.read().await?;
+        let tx = scope(ctx)?.read_guard().await?;
         companies::Entity::find_by_id(principal.company_id)
             .one(tx.conn())
             .await?
@@ -374,7 +325,7 @@ impl UserQuery {
     /// blocked pair with the caller are left out (except for admins).
     #[graphql(
         directive = requires::apply(Object::User, Action::Read),
-        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1"
+        complexity = "page_cost(last, first, 20, child_complexity)"
     )]
     #[allow(clippy::too_many_arguments)]
     async fn users(
@@ -382,6 +333,8 @@ impl UserQuery {
         ctx: &Context<'_>,
         #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
         search: Option<String>,
         role: Option<String>,
         is_active: Option<bool>,
@@ -389,11 +342,7 @@ impl UserQuery {
     ) -> AppResult<UserConnection> {
         let order_by = order_by.unwrap_or_default();
         let principal = principal(ctx)?;
-        let limit = page_size(first.unwrap_or(20))?;
-        let after = after
-            .as_deref()
-            .map(|text| Cursor::decode(text, order_by))
-            .transpose()?;
+        let args = page_args(ctx, Defaulted::First, first, after, last, before);
         let search = search
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty());
@@ -412,33 +361,9 @@ impl UserQuery {
             hide_blocked: principal.role != ADMIN,
             extra: None,
         };
-        let mut select = filter.select();
-        if let Some(after) = &after {
-            select = select.filter(after.condition()?);
-        }
-        let tx = scope(ctx)?.read().await?;
-        let mut rows = ordered(select, order_by)
-            .limit(limit + 1)
-            .all(tx.conn())
-            .await?;
-        let has_next_page = rows.len() as u64 > limit;
-        rows.truncate(limit as usize);
-        let edges: Vec<UserEdge> = rows
-            .into_iter()
-            .map(|u| UserEdge {
-                cursor: Cursor::of(order_by, &u).encode(),
-                node: u.into(),
-            })
-            .collect();
-        let end_cursor = edges.last().map(|e| e.cursor.clone());
-        Ok(UserConnection {
-            edges,
-            page_info: PageInfo {
-                has_next_page,
-                end_cursor,
-            },
-            filter,
-        })
+        let tx = scope(ctx)?.read_guard().await?;
+        let page = page_in_order(tx.conn(), filter.select(), order_by, args).await?;
+        Ok(UserConnection::from_page(page.map(User::from), filter))
     }
 
     /// A user of the caller's company by id; null when there is none (users of other
@@ -447,7 +372,7 @@ impl UserQuery {
     async fn user(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<User>> {
         let principal = principal(ctx)?;
         let id = parse_id("id", &id)?;
-        let tx = scope(ctx)?.read().await?;
+        let tx = scope(ctx)?.read_guard().await?;
         Ok(user_profiles::Entity::find_by_id(id)
             .filter(user_profiles::Column::CompanyId.eq(principal.company_id))
             .one(tx.conn())
@@ -504,7 +429,7 @@ impl UserMutation {
             attributes: valid_attributes(input.attributes)?,
             ..UserChanges::default()
         };
-        let tx = scope(ctx)?.write().await?;
+        let tx = scope(ctx)?.begin_write().await?;
         let user = changes
             .apply(tx.conn(), principal.company_id, principal.user_id)
             .await?;
@@ -567,7 +492,7 @@ impl UserMutation {
                 }
             })
             .transpose()?;
-        let tx = scope(ctx)?.write().await?;
+        let tx = scope(ctx)?.begin_write().await?;
         let company = match name {
             Some(name) => companies::Entity::update_many()
                 .filter(companies::Column::Id.eq(principal.company_id))
@@ -648,7 +573,7 @@ async fn administer(
     let principal = principal(ctx)?;
     let authz = authz(ctx)?;
     let company = principal.company_id;
-    let tx = scope(ctx)?.write().await?;
+    let tx = scope(ctx)?.begin_write().await?;
     let conn = tx.conn();
     let membership_change = changes.role.is_some() || changes.is_active.is_some();
     if membership_change {
@@ -739,41 +664,16 @@ fn valid_attributes(
 mod tests {
     use super::*;
 
-    fn user(name: &str) -> user_profiles::Model {
-        let now = Utc::now().fixed_offset();
-        user_profiles::Model {
-            id: Uuid::now_v7(),
-            company_id: Uuid::new_v4(),
-            email: Some(format!("{name}@example.com")),
-            display_name: name.into(),
-            role: "member".into(),
-            attributes: serde_json::json!({}),
-            is_active: true,
-            created_at: now,
-            updated_at: now,
-            last_active_at: None,
-            relation: "none".into(),
-            profile_visibility: None,
-            visible_attributes: None,
-        }
-    }
-
     #[test]
-    fn cursors_round_trip_with_their_ordering_only() {
-        let by_name = UserOrder {
-            field: UserOrderField::DisplayName,
-            direction: OrderDirection::Desc,
-        };
-        let cursor = Cursor::of(by_name, &user("Zoë | \"quoted\""));
-        let decoded = Cursor::decode(&cursor.encode(), by_name);
-        assert_eq!(decoded.ok(), Some(cursor.clone()));
-        let other = Cursor::decode(&cursor.encode(), UserOrder::default());
-        assert!(matches!(other, Err(AppError::BadUserInput { path, .. }) if path == "after"));
-        assert!(Cursor::decode("garbage!", by_name).is_err());
-
-        let created = Cursor::of(UserOrder::default(), &user("ann"));
-        assert!(matches!(created.key, CursorKey::Micros(_)));
-        assert!(created.condition().is_ok());
+    fn every_ordering_has_a_list_of_its_own() {
+        use {OrderDirection::*, UserOrderField::*};
+        let mut lists: Vec<&str> = [CreatedAt, DisplayName, Email]
+            .into_iter()
+            .flat_map(|field| [Asc, Desc].map(|direction| UserOrder { field, direction }.list()))
+            .collect();
+        lists.sort();
+        lists.dedup();
+        assert_eq!(lists.len(), 6);
     }
 
     #[test]

@@ -28,6 +28,7 @@ mod limits;
 mod login_memory;
 mod managed_pg;
 mod observability;
+mod pagination;
 mod presets;
 mod privacy_columns;
 mod pubsub;

@@ -58,7 +58,7 @@ impl ChatMutation {
             ));
         }
         let now = chrono::Utc::now().fixed_offset();
-        let tx = scope(ctx)?.write().await?;
+        let tx = scope(ctx)?.begin_write().await?;
         let row = conversations::ActiveModel {
             id: Set(Uuid::now_v7()),
             company_id: Set(principal.company_id),
@@ -85,7 +85,7 @@ impl ChatMutation {
         let principal = principal(ctx)?;
         let id = parse_id("id", &id)?;
         let title = text_between("title", &title, 200)?;
-        let tx = scope(ctx)?.write().await?;
+        let tx = scope(ctx)?.begin_write().await?;
         let row = store::conversation(tx.conn(), principal, id)
             .await?
             .ok_or_else(not_found)?;
@@ -102,7 +102,7 @@ impl ChatMutation {
     async fn clear_conversation(&self, ctx: &Context<'_>, id: ID) -> AppResult<Conversation> {
         let principal = principal(ctx)?;
         let id = parse_id("id", &id)?;
-        let tx = scope(ctx)?.write().await?;
+        let tx = scope(ctx)?.begin_write().await?;
         let row = store::conversation_for_update(tx.conn(), principal, id)
             .await?
             .ok_or_else(not_found)?;
@@ -125,7 +125,7 @@ impl ChatMutation {
     async fn delete_conversation(&self, ctx: &Context<'_>, id: ID) -> AppResult<bool> {
         let principal = principal(ctx)?;
         let id = parse_id("id", &id)?;
-        let tx = scope(ctx)?.write().await?;
+        let tx = scope(ctx)?.begin_write().await?;
         store::conversation_for_update(tx.conn(), principal, id)
             .await?
             .ok_or_else(not_found)?;
@@ -208,7 +208,7 @@ impl ChatMutation {
         let chat = &state(ctx)?.chat;
         let id = parse_id("messageId", &message_id)?;
         let message = {
-            let tx = scope(ctx)?.read().await?;
+            let tx = scope(ctx)?.read_guard().await?;
             store::message(tx.conn(), principal, id).await?
         }
         .ok_or_else(|| AppError::NotFound("no such message".into()))?;
@@ -223,7 +223,7 @@ impl ChatMutation {
             return Ok(message.into());
         }
         // Nobody generates it any more (its instance stopped): cancel it here.
-        let tx = scope(ctx)?.write().await?;
+        let tx = scope(ctx)?.begin_write().await?;
         let row = store::message(tx.conn(), principal, id)
             .await?
             .ok_or_else(|| AppError::NotFound("no such message".into()))?;
@@ -252,7 +252,7 @@ impl ChatMutation {
         let principal = principal(ctx)?;
         let content = text_between("content", &content, MAX_KNOWLEDGE_CHARS)?;
         let now = chrono::Utc::now().fixed_offset();
-        let tx = scope(ctx)?.write().await?;
+        let tx = scope(ctx)?.begin_write().await?;
         let row = knowledge::ActiveModel {
             id: Set(Uuid::now_v7()),
             company_id: Set(principal.company_id),
@@ -272,7 +272,7 @@ impl ChatMutation {
     async fn delete_knowledge(&self, ctx: &Context<'_>, id: ID) -> AppResult<bool> {
         let principal = principal(ctx)?;
         let id = parse_id("id", &id)?;
-        let tx = scope(ctx)?.write().await?;
+        let tx = scope(ctx)?.begin_write().await?;
         let deleted = knowledge::Entity::delete_many()
             .filter(knowledge::Column::CompanyId.eq(principal.company_id))
             .filter(knowledge::Column::UserId.eq(principal.user_id))
@@ -298,7 +298,7 @@ async fn prepare(
 ) -> AppResult<(messages::Model, messages::Model, crate::llm::ChatRequest)> {
     let principal = principal(ctx)?;
     let budget = state(ctx)?.config.chat_history_budget;
-    let tx = scope(ctx)?.write().await?;
+    let tx = scope(ctx)?.begin_write().await?;
     let conversation = store::conversation_for_update(tx.conn(), principal, conversation_id)
         .await?
         .ok_or_else(not_found)?;

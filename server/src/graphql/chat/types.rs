@@ -1,15 +1,18 @@
-//! Output and input types of the chat, converted from entities and events, and their cursors.
+//! Output and input types of the chat, converted from entities and events.
 
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, SimpleObject, Union};
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use entity::{conversations, knowledge, messages};
 use uuid::Uuid;
 
-use super::super::{connection::PageInfo, principal, scope};
+use super::super::{
+    connection::{Defaulted, PageInfo, connection, page_args, page_cost},
+    principal, scope,
+};
 use crate::{
     chat::{ChatEvent, MessageData, store},
-    error::{AppError, AppResult},
+    error::AppResult,
+    paging::{self, DefaultSize},
 };
 
 /// Who wrote a message.
@@ -126,15 +129,6 @@ impl From<conversations::Model> for Conversation {
     }
 }
 
-/// An item of a [`MessageConnection`].
-#[derive(Debug, Clone, SimpleObject)]
-pub struct MessageEdge {
-    /// Pass it as `before` for older messages.
-    pub cursor: String,
-    /// The message.
-    pub node: Message,
-}
-
 /// Where a page of messages starts.
 #[derive(Debug, Clone, SimpleObject)]
 pub struct MessagePageInfo {
@@ -142,107 +136,79 @@ pub struct MessagePageInfo {
     pub has_previous_page: bool,
     /// Cursor of the oldest message of this page; pass it as `before` for older ones.
     pub start_cursor: Option<String>,
+    /// Whether newer messages exist. Exact for a forward page (`first`); for a backward one,
+    /// whether it ends before a cursor.
+    pub has_next_page: bool,
+    /// Cursor of the newest message of this page; pass it as `after` for newer ones.
+    pub end_cursor: Option<String>,
 }
 
-/// The newest messages of a conversation (or those before a cursor), oldest first.
-#[derive(Debug, Clone, SimpleObject)]
-pub struct MessageConnection {
-    /// The messages, oldest first.
-    pub edges: Vec<MessageEdge>,
-    /// Where the page starts.
-    pub page_info: MessagePageInfo,
+impl From<paging::PageInfo> for MessagePageInfo {
+    fn from(info: paging::PageInfo) -> Self {
+        Self {
+            has_previous_page: info.has_previous_page,
+            start_cursor: info.start_cursor,
+            has_next_page: info.has_next_page,
+            end_cursor: info.end_cursor,
+        }
+    }
+}
+
+connection! {
+    /// The newest messages of a conversation (or those before a cursor), oldest first.
+    pub struct MessageConnection {
+        /// The messages, oldest first.
+        edges,
+        /// Where the page starts.
+        page_info: MessagePageInfo,
+    }
+    /// An item of a [`MessageConnection`].
+    pub struct MessageEdge {
+        /// Pass it as `before` for older messages.
+        cursor,
+        /// The message.
+        node: Message,
+    }
 }
 
 #[ComplexObject]
 impl Conversation {
     /// The last `last` messages (1 to 100), or the last ones before the cursor `before`,
     /// oldest first.
-    #[graphql(complexity = "last.unwrap_or(50).max(0) as usize * child_complexity + 1")]
+    /// With `first` (and `after`) instead: the first `first` messages (after the cursor).
+    #[graphql(complexity = "page_cost(first, last, 50, child_complexity)")]
     async fn messages(
         &self,
         ctx: &Context<'_>,
         #[graphql(default = 50)] last: Option<i32>,
         before: Option<String>,
+        first: Option<i32>,
+        after: Option<String>,
     ) -> AppResult<MessageConnection> {
         let principal = principal(ctx)?;
-        let last = last.unwrap_or(50);
-        if !(1..=100).contains(&last) {
-            return Err(AppError::bad_input(
-                "last",
-                format!("`last` must be between 1 and 100, got {last}"),
-            ));
-        }
-        let before = before.as_deref().map(decode_seq).transpose()?;
-        let tx = scope(ctx)?.read().await?;
-        let (rows, more) =
-            store::messages_page(tx.conn(), principal, self.uuid, last as u64, before).await?;
-        let edges: Vec<MessageEdge> = rows
-            .into_iter()
-            .map(|m| MessageEdge {
-                cursor: URL_SAFE_NO_PAD.encode(m.seq.to_string()),
-                node: m.into(),
-            })
-            .collect();
-        Ok(MessageConnection {
-            page_info: MessagePageInfo {
-                has_previous_page: more,
-                start_cursor: edges.first().map(|e| e.cursor.clone()),
-            },
-            edges,
-        })
+        let request = page_args(ctx, Defaulted::Last, first, after, last, before)
+            .validate(store::MESSAGES, DefaultSize::Last(50))?;
+        let tx = scope(ctx)?.read_guard().await?;
+        let page = store::messages_page(tx.conn(), principal, self.uuid, &request).await?;
+        Ok(MessageConnection::from_page(page.map(Message::from)))
     }
 }
 
-fn decode_seq(text: &str) -> AppResult<i64> {
-    URL_SAFE_NO_PAD
-        .decode(text)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| {
-            AppError::bad_input("before", "`before` is not a cursor returned by this API")
-        })
-}
-
-/// The cursor of a row in a list ordered by `(created_at DESC, id DESC)`.
-pub fn encode_time_key(at: DateTime<Utc>, id: Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}:{id}", at.timestamp_micros()))
-}
-
-/// Decodes [`encode_time_key`]; `BAD_USER_INPUT` at `after` for anything else.
-pub fn decode_time_key(text: &str) -> AppResult<store::TimeKey> {
-    let bad = || AppError::bad_input("after", "`after` is not a cursor returned by this API");
-    let decoded = URL_SAFE_NO_PAD
-        .decode(text)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(bad)?;
-    let (micros, id) = decoded.split_once(':').ok_or_else(bad)?;
-    let at = micros
-        .parse()
-        .ok()
-        .and_then(DateTime::<Utc>::from_timestamp_micros)
-        .ok_or_else(bad)?;
-    let id = Uuid::parse_str(id).map_err(|_| bad())?;
-    Ok((at, id))
-}
-
-/// An item of a [`ConversationConnection`].
-#[derive(Debug, Clone, SimpleObject)]
-pub struct ConversationEdge {
-    /// Pass it as `after` for the next page.
-    pub cursor: String,
-    /// The conversation.
-    pub node: Conversation,
-}
-
-/// A page of the caller's conversations, newest first.
-#[derive(Debug, Clone, SimpleObject)]
-pub struct ConversationConnection {
-    /// The conversations.
-    pub edges: Vec<ConversationEdge>,
-    /// Where the page ends.
-    pub page_info: PageInfo,
+connection! {
+    /// A page of the caller's conversations, newest first.
+    pub struct ConversationConnection {
+        /// The conversations.
+        edges,
+        /// Where the page ends.
+        page_info: PageInfo,
+    }
+    /// An item of a [`ConversationConnection`].
+    pub struct ConversationEdge {
+        /// Pass it as `after` for the next page.
+        cursor,
+        /// The conversation.
+        node: Conversation,
+    }
 }
 
 /// A note of the caller's, given to the assistant as context in their conversations.
@@ -266,22 +232,21 @@ impl From<knowledge::Model> for Knowledge {
     }
 }
 
-/// An item of a [`KnowledgeConnection`].
-#[derive(Debug, Clone, SimpleObject)]
-pub struct KnowledgeEdge {
-    /// Pass it as `after` for the next page.
-    pub cursor: String,
-    /// The note.
-    pub node: Knowledge,
-}
-
-/// A page of the caller's knowledge, newest first.
-#[derive(Debug, Clone, SimpleObject)]
-pub struct KnowledgeConnection {
-    /// The notes.
-    pub edges: Vec<KnowledgeEdge>,
-    /// Where the page ends.
-    pub page_info: PageInfo,
+connection! {
+    /// A page of the caller's knowledge, newest first.
+    pub struct KnowledgeConnection {
+        /// The notes.
+        edges,
+        /// Where the page ends.
+        page_info: PageInfo,
+    }
+    /// An item of a [`KnowledgeConnection`].
+    pub struct KnowledgeEdge {
+        /// Pass it as `after` for the next page.
+        cursor,
+        /// The note.
+        node: Knowledge,
+    }
 }
 
 /// A new conversation.

@@ -2,40 +2,46 @@
 //! cursors, read through `user_profiles` and the caller's own `friendships` rows.
 
 use async_graphql::Context;
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use entity::{friendships, user_profiles};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
     sea_query::{Expr, ExprTrait, SimpleExpr},
 };
-use serde::{Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
-use super::types::{
-    FriendRequest, FriendRequestConnection, FriendRequestDirection, FriendRequestEdge,
-};
+use super::types::{FriendRequest, FriendRequestConnection, FriendRequestDirection};
 use crate::{
     error::{AppError, AppResult},
     friends::PENDING,
     graphql::{
-        connection::{PageInfo, like_pattern, page_size},
+        connection::like_pattern,
         principal, scope,
-        users::{UserConnection, UserEdge},
+        users::{User, UserConnection},
     },
+    paging::{self, DefaultSize, PageArgs, Sort},
 };
 
-fn encode(key: &impl Serialize) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(key).unwrap_or_default())
+/// Which list of people a page is of; their cursors are not interchangeable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum People {
+    Friends,
+    Blocked,
+    MutualFriends,
 }
 
-fn decode<T: DeserializeOwned>(text: &str) -> AppResult<T> {
-    URL_SAFE_NO_PAD
-        .decode(text)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .ok_or_else(|| AppError::bad_input("after", "`after` is not a cursor returned by this API"))
+impl People {
+    fn list(self) -> &'static str {
+        match self {
+            Self::Friends => "friends",
+            Self::Blocked => "blocked_users",
+            Self::MutualFriends => "mutual_friends",
+        }
+    }
 }
+
+/// Friend requests, newest first.
+const REQUESTS: &str = "friend_requests";
 
 /// One person as the caller may see them.
 pub async fn profile(
@@ -52,13 +58,13 @@ pub async fn profile(
 /// A page of people matching `condition` (SQL over `user_profiles`), by display name.
 pub async fn users_page(
     ctx: &Context<'_>,
+    people: People,
     condition: SimpleExpr,
     search: Option<String>,
-    first: Option<i32>,
-    after: Option<String>,
+    args: PageArgs,
 ) -> AppResult<UserConnection> {
     let company = principal(ctx)?.company_id;
-    let limit = page_size(first.unwrap_or(20))?;
+    let request = args.validate::<(String, Uuid)>(people.list(), DefaultSize::First(20))?;
     let mut condition = condition;
     if let Some(search) = search
         .map(|s| s.trim().to_owned())
@@ -75,54 +81,30 @@ pub async fn users_page(
             [like_pattern(&search)],
         ));
     }
-    let mut select = user_profiles::Entity::find()
+    let select = user_profiles::Entity::find()
         .filter(user_profiles::Column::CompanyId.eq(company))
         .filter(condition.clone());
-    if let Some(after) = after {
-        let (name, id): (String, Uuid) = decode(&after)?;
-        select = select.filter(Expr::cust_with_values(
-            "(display_name, id) > ($1, $2)",
-            [sea_orm::Value::from(name), id.into()],
-        ));
-    }
-    let tx = scope(ctx)?.read().await?;
-    let mut rows = select
-        .order_by(user_profiles::Column::DisplayName, Order::Asc)
-        .order_by(user_profiles::Column::Id, Order::Asc)
-        .limit(limit + 1)
-        .all(tx.conn())
-        .await?;
-    let has_next_page = rows.len() as u64 > limit;
-    rows.truncate(limit as usize);
-    let edges: Vec<UserEdge> = rows
-        .into_iter()
-        .map(|u| UserEdge {
-            cursor: encode(&(&u.display_name, u.id)),
-            node: u.into(),
-        })
-        .collect();
-    let end_cursor = edges.last().map(|e| e.cursor.clone());
-    Ok(UserConnection::of(
-        edges,
-        PageInfo {
-            has_next_page,
-            end_cursor,
-        },
-        company,
-        condition,
-    ))
+    let sort = Sort::asc([
+        Expr::col(user_profiles::Column::DisplayName),
+        Expr::col(user_profiles::Column::Id),
+    ]);
+    let tx = scope(ctx)?.read_guard().await?;
+    let page = paging::fetch(tx.conn(), select, &sort, people.list(), &request, |u| {
+        (u.display_name.clone(), u.id)
+    })
+    .await?;
+    Ok(UserConnection::of(page.map(User::from), company, condition))
 }
 
 /// A page of the caller's pending requests in `direction`, newest first.
 pub async fn requests_page(
     ctx: &Context<'_>,
     direction: FriendRequestDirection,
-    first: Option<i32>,
-    after: Option<String>,
+    args: PageArgs,
 ) -> AppResult<FriendRequestConnection> {
     let principal = principal(ctx)?;
     let me = principal.user_id;
-    let limit = page_size(first.unwrap_or(20))?;
+    let request = args.validate::<(DateTime<Utc>, Uuid)>(REQUESTS, DefaultSize::First(20))?;
     let mut select = friendships::Entity::find()
         .filter(friendships::Column::CompanyId.eq(principal.company_id))
         .filter(friendships::Column::Status.eq(PENDING))
@@ -131,38 +113,16 @@ pub async fn requests_page(
         FriendRequestDirection::Outgoing => select.filter(friendships::Column::RequestedBy.eq(me)),
         FriendRequestDirection::Incoming => select.filter(friendships::Column::RequestedBy.ne(me)),
     };
-    if let Some(after) = after {
-        let (micros, id): (i64, Uuid) = decode(&after)?;
-        let at = DateTime::<Utc>::from_timestamp_micros(micros).ok_or_else(|| {
-            AppError::bad_input("after", "`after` is not a cursor returned by this API")
-        })?;
-        select = select.filter(Expr::cust_with_values(
-            "(created_at, id) < ($1, $2)",
-            [sea_orm::Value::from(at.fixed_offset()), id.into()],
-        ));
-    }
-    let tx = scope(ctx)?.read().await?;
-    let mut rows = select
-        .order_by(friendships::Column::CreatedAt, Order::Desc)
-        .order_by(friendships::Column::Id, Order::Desc)
-        .limit(limit + 1)
-        .all(tx.conn())
-        .await?;
-    let has_next_page = rows.len() as u64 > limit;
-    rows.truncate(limit as usize);
-    let edges: Vec<FriendRequestEdge> = rows
-        .iter()
-        .map(|row| FriendRequestEdge {
-            cursor: encode(&(row.created_at.timestamp_micros(), row.id)),
-            node: FriendRequest::from_row(row, false),
-        })
-        .collect();
-    let end_cursor = edges.last().map(|e| e.cursor.clone());
-    Ok(FriendRequestConnection {
-        edges,
-        page_info: PageInfo {
-            has_next_page,
-            end_cursor,
-        },
+    let sort = Sort::desc([
+        Expr::col(friendships::Column::CreatedAt),
+        Expr::col(friendships::Column::Id),
+    ]);
+    let tx = scope(ctx)?.read_guard().await?;
+    let page = paging::fetch(tx.conn(), select, &sort, REQUESTS, &request, |row| {
+        (row.created_at.to_utc(), row.id)
     })
+    .await?;
+    Ok(FriendRequestConnection::from_page(
+        page.map(|row| FriendRequest::from_row(&row, false)),
+    ))
 }

@@ -9,7 +9,11 @@ use super::paging;
 use crate::{
     error::{AppError, AppResult},
     friends::{ACCEPTED, FriendEventKind, Transition, events::FriendEventPayload},
-    graphql::{connection::PageInfo, principal, scope, users::User},
+    graphql::{
+        connection::{PageInfo, connection},
+        principal, scope,
+        users::User,
+    },
 };
 
 /// The caller's relation to another user.
@@ -207,28 +211,27 @@ impl FriendRequest {
 
 async fn user(ctx: &Context<'_>, id: Uuid) -> AppResult<Option<User>> {
     let company = principal(ctx)?.company_id;
-    let tx = scope(ctx)?.read().await?;
+    let tx = scope(ctx)?.read_guard().await?;
     Ok(paging::profile(tx.conn(), company, id)
         .await?
         .map(User::from))
 }
 
-/// An item of a [`FriendRequestConnection`].
-#[derive(SimpleObject, Debug, Clone)]
-pub struct FriendRequestEdge {
-    /// Pass as `after` to continue after this item.
-    pub cursor: String,
-    /// The request.
-    pub node: FriendRequest,
-}
-
-/// A page of friend requests.
-#[derive(SimpleObject, Debug, Clone)]
-pub struct FriendRequestConnection {
-    /// The requests of this page.
-    pub edges: Vec<FriendRequestEdge>,
-    /// Where the page ends.
-    pub page_info: PageInfo,
+connection! {
+    /// A page of friend requests.
+    pub struct FriendRequestConnection {
+        /// The requests of this page.
+        edges,
+        /// Where the page ends.
+        page_info: PageInfo,
+    }
+    /// An item of a [`FriendRequestConnection`].
+    pub struct FriendRequestEdge {
+        /// Pass as `after` to continue after this item.
+        cursor,
+        /// The request.
+        node: FriendRequest,
+    }
 }
 
 /// Something that happened to one of the caller's friendships.

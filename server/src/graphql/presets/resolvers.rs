@@ -1,23 +1,23 @@
 //! The preset fields of Query and Mutation.
 
 use async_graphql::{Context, ID, Json, Object};
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use entity::presets;
 use sea_orm::{ActiveModelTrait as _, ActiveValue::Set, ConnectionTrait};
 use uuid::Uuid;
 
 use super::{
     super::{
-        connection::{PageInfo, page_size, parse_id},
+        connection::{Defaulted, page_args, page_cost, parse_id},
         principal, scope,
     },
-    CreatePresetInput, Preset, PresetConnection, PresetEdge, PresetVisibility, UpdatePresetInput,
+    CreatePresetInput, Preset, PresetConnection, PresetVisibility, UpdatePresetInput,
     service::{self, NewPreset},
 };
 use crate::{
     audience::{cost, store},
     authz::{Action, Object as PermissionObject, requires},
     error::{AppError, AppResult},
+    paging::DefaultSize,
     state::AppState,
 };
 
@@ -65,19 +65,6 @@ async fn check_filter(
     store::parse_for(conn, company, doc).await.map(|_| ())
 }
 
-fn encode_cursor(preset: &presets::Model) -> String {
-    let key = serde_json::json!([preset.name, preset.id]);
-    URL_SAFE_NO_PAD.encode(key.to_string())
-}
-
-fn decode_cursor(text: &str) -> AppResult<(String, Uuid)> {
-    URL_SAFE_NO_PAD
-        .decode(text)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice::<(String, Uuid)>(&bytes).ok())
-        .ok_or_else(|| AppError::bad_input("after", "`after` is not a cursor returned by this API"))
-}
-
 /// Preset queries.
 #[derive(Default)]
 pub struct PresetQuery;
@@ -86,39 +73,30 @@ pub struct PresetQuery;
 impl PresetQuery {
     /// The presets the caller sees (their own, company-visible ones, and for managers and
     /// admins every preset of the company), by name; `search` matches name or description.
-    #[graphql(directive = requires::apply(PermissionObject::Preset, Action::Read))]
+    #[graphql(
+        directive = requires::apply(PermissionObject::Preset, Action::Read),
+        complexity = "page_cost(last, first, 20, child_complexity)"
+    )]
     async fn presets(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 20)] first: i32,
+        #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
         search: Option<String>,
     ) -> AppResult<PresetConnection> {
         let principal = principal(ctx)?;
-        let limit = page_size(first)?;
-        let after = after.as_deref().map(decode_cursor).transpose()?;
-        let tx = scope(ctx)?.read().await?;
+        let request = page_args(ctx, Defaulted::First, first, after, last, before)
+            .validate(service::LIST, DefaultSize::First(20))?;
+        let tx = scope(ctx)?.read_guard().await?;
         let company = principal.company_id;
-        let mut rows =
-            service::list(tx.conn(), company, search.as_deref(), after, limit + 1).await?;
+        let page = service::list(tx.conn(), company, search.as_deref(), &request).await?;
         let total_count = service::count(tx.conn(), company, search.as_deref()).await?;
-        let has_next_page = rows.len() as u64 > limit;
-        rows.truncate(limit as usize);
-        let end_cursor = rows.last().map(encode_cursor);
-        Ok(PresetConnection {
-            edges: rows
-                .into_iter()
-                .map(|row| PresetEdge {
-                    cursor: encode_cursor(&row),
-                    node: row.into(),
-                })
-                .collect(),
-            page_info: PageInfo {
-                has_next_page,
-                end_cursor,
-            },
+        Ok(PresetConnection::from_page(
+            page.map(Preset::from),
             total_count,
-        })
+        ))
     }
 
     /// One preset the caller sees; null otherwise.
@@ -126,7 +104,7 @@ impl PresetQuery {
     async fn preset(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Preset>> {
         let principal = principal(ctx)?;
         let id = parse_id("id", &id)?;
-        let tx = scope(ctx)?.read().await?;
+        let tx = scope(ctx)?.read_guard().await?;
         let row = service::find(tx.conn(), principal.company_id, id).await?;
         Ok(row.map(Preset::from))
     }
@@ -150,7 +128,7 @@ impl PresetMutation {
         let name = check_name("input.name", &input.name)?;
         let description = check_description("input.description", &input.description)?;
         check_values(ctx, &input.filter.0)?;
-        let tx = scope(ctx)?.write().await?;
+        let tx = scope(ctx)?.begin_write().await?;
         check_filter(tx.conn(), principal.company_id, &input.filter.0).await?;
         let new = NewPreset {
             name,
@@ -186,7 +164,7 @@ impl PresetMutation {
         if let Some(Json(filter)) = &input.filter {
             check_values(ctx, filter)?;
         }
-        let tx = scope(ctx)?.write().await?;
+        let tx = scope(ctx)?.begin_write().await?;
         let company = principal.company_id;
         let Some(current) = service::find(tx.conn(), company, id).await? else {
             return Err(AppError::NotFound("no such preset".into()));
@@ -210,7 +188,7 @@ impl PresetMutation {
     async fn delete_preset(&self, ctx: &Context<'_>, id: ID) -> AppResult<bool> {
         let principal = principal(ctx)?;
         let id = parse_id("id", &id)?;
-        let tx = scope(ctx)?.write().await?;
+        let tx = scope(ctx)?.begin_write().await?;
         if service::find(tx.conn(), principal.company_id, id)
             .await?
             .is_none()
@@ -230,7 +208,7 @@ impl PresetMutation {
         let principal = principal(ctx)?;
         let id = parse_id("id", &id)?;
         let name = check_name("name", &name)?;
-        let tx = scope(ctx)?.write().await?;
+        let tx = scope(ctx)?.begin_write().await?;
         let source = service::find(tx.conn(), principal.company_id, id)
             .await?
             .ok_or_else(|| AppError::NotFound("no such preset".into()))?;

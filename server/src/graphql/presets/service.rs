@@ -4,12 +4,21 @@
 use entity::presets;
 use sea_orm::{
     ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
+    PaginatorTrait, QueryFilter, sea_query::Expr,
 };
 use uuid::Uuid;
 
 use super::super::connection::like_pattern;
-use crate::error::AppResult;
+use crate::{
+    error::AppResult,
+    paging::{self, Page, PageRequest, Sort},
+};
+
+/// The list name preset cursors carry.
+pub const LIST: &str = "presets";
+
+/// A preset's sort key: its name, then its id.
+pub type Key = (String, Uuid);
 
 /// The preset `id` of `company`, if the caller sees it.
 pub async fn find(
@@ -34,27 +43,21 @@ fn visible(company: Uuid, search: Option<&str>) -> sea_orm::Select<presets::Enti
     query
 }
 
-/// Up to `limit` presets the caller sees, by name then id, after `(name, id)`.
+/// The page `request` asks for of the presets the caller sees, by name then id.
 pub async fn list(
     conn: &impl ConnectionTrait,
     company: Uuid,
     search: Option<&str>,
-    after: Option<(String, Uuid)>,
-    limit: u64,
-) -> AppResult<Vec<presets::Model>> {
-    let mut query = visible(company, search);
-    if let Some((name, id)) = after {
-        query = query.filter(Expr::cust_with_values(
-            "(name, id) > ($1, $2)",
-            [sea_orm::Value::from(name), sea_orm::Value::from(id)],
-        ));
-    }
-    Ok(query
-        .order_by_asc(presets::Column::Name)
-        .order_by_asc(presets::Column::Id)
-        .limit(limit)
-        .all(conn)
-        .await?)
+    request: &PageRequest<Key>,
+) -> AppResult<Page<presets::Model>> {
+    let sort = Sort::asc([
+        Expr::col(presets::Column::Name),
+        Expr::col(presets::Column::Id),
+    ]);
+    paging::fetch(conn, visible(company, search), &sort, LIST, request, |p| {
+        (p.name.clone(), p.id)
+    })
+    .await
 }
 
 /// How many presets the caller sees that match `search`.

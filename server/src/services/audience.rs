@@ -1,0 +1,1 @@
+//! The audience service (see the module documentation of `services`).

@@ -1,0 +1,1 @@
+//! The auth service (see the module documentation of `services`).

@@ -1,0 +1,1 @@
+//! The chat service (see the module documentation of `services`).

@@ -1,0 +1,1 @@
+//! The friends service (see the module documentation of `services`).

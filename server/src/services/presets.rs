@@ -1,0 +1,1 @@
+//! The presets service (see the module documentation of `services`).

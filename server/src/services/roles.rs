@@ -1,0 +1,1 @@
+//! The roles service (see the module documentation of `services`).

@@ -1,0 +1,1 @@
+//! The users service (see the module documentation of `services`).
