@@ -9,16 +9,16 @@
 
 pub mod catalog;
 mod postgres;
+mod private_mode;
 mod redis;
 mod secrets;
 pub mod seed;
 mod serve;
-mod services;
 mod supervisor;
 
 pub use postgres::{PgMode, PrivatePostgres};
+pub use private_mode::{PrivateServices, ensure_database, grant_login, prepare_private};
 pub use redis::PrivateRedis;
 pub use secrets::Secrets;
 pub use serve::serve;
-pub use services::{PrivateServices, ensure_database, grant_login, prepare_private};
 pub use supervisor::{PrivateError, free_port};
