@@ -12,10 +12,22 @@ pub struct Model {
     pub name: String,
     pub description: String,
     pub filter: Json,
-    /// `private` or `company`.
-    pub visibility: String,
+    pub visibility: Visibility,
     pub created_at: DateTimeWithTimeZone,
     pub updated_at: DateTimeWithTimeZone,
+}
+
+/// Who sees a preset, stored as `private` or `company`. A stored value outside these is an
+/// error when the row is read, never a default.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum Visibility {
+    /// Its owner (and whoever may manage audiences).
+    #[sea_orm(string_value = "private")]
+    Private,
+    /// Everyone in the company.
+    #[sea_orm(string_value = "company")]
+    Company,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

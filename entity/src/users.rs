@@ -1,4 +1,7 @@
-//! A person in one company. `password_hash` never leaves the server.
+//! A person in one company, as a request may read it: only the columns the request role
+//! `app_user` may select. `email` and `attributes` are read through `user_profiles` (which
+//! masks them by the person's privacy settings); `password_hash` only by definer functions.
+//! Writes of columns this entity does not map name them explicitly.
 
 use sea_orm::entity::prelude::*;
 
@@ -8,15 +11,16 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     pub company_id: Uuid,
-    pub email: String,
-    pub password_hash: Option<String>,
     pub display_name: String,
     pub role: String,
-    pub attributes: Json,
     pub is_active: bool,
     pub created_at: DateTimeWithTimeZone,
     pub updated_at: DateTimeWithTimeZone,
     pub last_active_at: Option<DateTimeWithTimeZone>,
+    /// `company`, `friends` or `private`.
+    pub profile_visibility: String,
+    /// Attribute keys others may see (`None`: all).
+    pub visible_attributes: Option<Vec<String>>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

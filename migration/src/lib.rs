@@ -3,6 +3,63 @@
 
 pub use sea_orm_migration::prelude::*;
 
+/// The SQL of migration `$name` going `$direction` (`"up"` or `"down"`):
+/// `migration/sql/<name>.<direction>.sql`.
+macro_rules! sql_file {
+    ($name:ident, $direction:literal) => {
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/sql/",
+            stringify!($name),
+            ".",
+            $direction,
+            ".sql"
+        ))
+    };
+}
+
+/// A migration whose SQL is `migration/sql/<name>.up.sql` and `<name>.down.sql`, run as they
+/// are (several statements each); sea-orm records it by `<name>`.
+macro_rules! sql_migration {
+    ($name:ident) => {
+        pub struct Migration;
+
+        impl sea_orm_migration::MigrationName for Migration {
+            fn name(&self) -> &str {
+                stringify!($name)
+            }
+        }
+
+        #[sea_orm_migration::async_trait::async_trait]
+        impl sea_orm_migration::MigrationTrait for Migration {
+            async fn up(
+                &self,
+                manager: &sea_orm_migration::SchemaManager,
+            ) -> Result<(), sea_orm_migration::DbErr> {
+                $crate::run_sql(manager, sql_file!($name, "up")).await
+            }
+
+            async fn down(
+                &self,
+                manager: &sea_orm_migration::SchemaManager,
+            ) -> Result<(), sea_orm_migration::DbErr> {
+                $crate::run_sql(manager, sql_file!($name, "down")).await
+            }
+        }
+    };
+}
+
+/// Runs `sql`, one or more statements, on the migration's connection.
+async fn run_sql(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
+    manager
+        .get_connection()
+        .execute_unprepared(sql)
+        .await
+        .map(|_| ())
+}
+
+pub mod current;
+
 mod m20261123_000001_create_roles_and_helpers;
 mod m20261123_000002_create_companies_and_users;
 mod m20261123_000003_create_auth_tables;

@@ -7,55 +7,7 @@
 //! (only resource limits), so marking it LEAKPROOF reveals nothing through errors. Only a
 //! superuser may do so; otherwise a warning says what to run, and queries stay correct, only
 //! slower.
+//!
+//! The SQL is in `migration/sql/m20261123_000501_mark_jsonb_contains_leakproof.{up,down}.sql`.
 
-use sea_orm_migration::prelude::*;
-
-pub struct Migration;
-
-impl MigrationName for Migration {
-    fn name(&self) -> &str {
-        "m20261123_000501_mark_jsonb_contains_leakproof"
-    }
-}
-
-const UP: &str = r#"
-DO $$
-BEGIN
-    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
-        ALTER FUNCTION pg_catalog.jsonb_contains(jsonb, jsonb) LEAKPROOF;
-    ELSE
-        RAISE WARNING 'audience filters on attributes cannot use their GIN index under Row Level '
-            'Security until a superuser runs: ALTER FUNCTION pg_catalog.jsonb_contains(jsonb, jsonb) LEAKPROOF';
-    END IF;
-END
-$$;
-"#;
-
-const DOWN: &str = r#"
-DO $$
-BEGIN
-    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
-        ALTER FUNCTION pg_catalog.jsonb_contains(jsonb, jsonb) NOT LEAKPROOF;
-    END IF;
-END
-$$;
-"#;
-
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .get_connection()
-            .execute_unprepared(UP)
-            .await
-            .map(|_| ())
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .get_connection()
-            .execute_unprepared(DOWN)
-            .await
-            .map(|_| ())
-    }
-}
+sql_migration!(m20261123_000501_mark_jsonb_contains_leakproof);

@@ -32,6 +32,14 @@ pub enum AppError {
     },
     NotFound(String),
     Conflict(String),
+    /// A constraint of the database refused the input in `field` (`extensions.field`):
+    /// `CONFLICT` for a taken unique value, `BAD_USER_INPUT` for a reference to nothing or a
+    /// value a check refuses. See [`crate::db::constraints`].
+    Refused {
+        code: &'static str,
+        field: &'static str,
+        message: String,
+    },
     RateLimited {
         retry_after_secs: u64,
     },
@@ -60,6 +68,33 @@ impl AppError {
         Self::Internal(Arc::new(error.into()))
     }
 
+    /// The answer to a violation of `constraint`.
+    pub fn refused(constraint: &crate::db::constraints::Constraint) -> Self {
+        use crate::db::constraints::Kind;
+        Self::Refused {
+            code: match constraint.kind {
+                Kind::Unique => code::CONFLICT,
+                Kind::ForeignKey | Kind::Check => code::BAD_USER_INPUT,
+            },
+            field: constraint.field,
+            message: constraint.message.to_owned(),
+        }
+    }
+
+    /// The same error saying `message` instead, when it is one a client can act on (not
+    /// `INTERNAL`): for callers that know more than the database, e.g. the value that clashed.
+    pub fn reworded(self, message: impl Into<String>) -> Self {
+        match self {
+            Self::Refused { code, field, .. } => Self::Refused {
+                code,
+                field,
+                message: message.into(),
+            },
+            Self::Conflict(_) => Self::Conflict(message.into()),
+            other => other,
+        }
+    }
+
     /// The client-facing message.
     pub fn message(&self) -> String {
         match self {
@@ -68,9 +103,9 @@ impl AppError {
             | Self::NotFound(m)
             | Self::Conflict(m)
             | Self::Unavailable(m) => m.clone(),
-            Self::BadUserInput { message, .. } | Self::Overloaded { message, .. } => {
-                message.clone()
-            }
+            Self::BadUserInput { message, .. }
+            | Self::Overloaded { message, .. }
+            | Self::Refused { message, .. } => message.clone(),
             Self::RateLimited { retry_after_secs } => {
                 format!("too many requests; retry in {retry_after_secs} s")
             }
@@ -86,6 +121,7 @@ impl AppError {
             Self::BadUserInput { .. } => code::BAD_USER_INPUT,
             Self::NotFound(_) => code::NOT_FOUND,
             Self::Conflict(_) => code::CONFLICT,
+            Self::Refused { code, .. } => code,
             Self::RateLimited { .. } => code::RATE_LIMITED,
             Self::Unavailable(_) | Self::Overloaded { .. } => code::UNAVAILABLE,
             Self::Internal(_) => code::INTERNAL,
@@ -112,7 +148,18 @@ impl From<sea_orm::DbErr> for AppError {
                 Self::Unavailable("the database is unavailable; retry shortly".into())
             }
             DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
-                match e.as_database_error().and_then(|d| d.code()) {
+                let database = e.as_database_error();
+                let mapped = database.and_then(|d| {
+                    crate::db::constraints::lookup(d.code()?.as_ref(), d.constraint()?)
+                });
+                if let Some(constraint) = mapped {
+                    tracing::debug!(
+                        constraint = constraint.name,
+                        "input refused by a constraint"
+                    );
+                    return Self::refused(constraint);
+                }
+                match database.and_then(|d| d.code()) {
                     Some(code) if code == "23505" => {
                         Self::Conflict("a record with the same unique value already exists".into())
                     }
@@ -203,6 +250,7 @@ impl From<AppError> for async_graphql::Error {
             ext.set("code", error.code());
             match &error {
                 AppError::BadUserInput { path, .. } => ext.set("path", path.as_str()),
+                AppError::Refused { field, .. } => ext.set("field", *field),
                 AppError::RateLimited { retry_after_secs }
                 | AppError::Overloaded {
                     retry_after_secs, ..

@@ -9,6 +9,7 @@ pub mod audience;
 pub mod auth;
 pub mod authz;
 pub mod breaker;
+pub mod caller;
 pub mod chat;
 pub mod config;
 pub mod db;

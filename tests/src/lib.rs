@@ -396,7 +396,10 @@ impl TestApp {
         let viewer = server::auth::Viewer::User(server::auth::Principal {
             user_id: user.id,
             company_id: user.company_id,
-            role: user.role.clone(),
+            role: user
+                .role
+                .parse()
+                .map_err(|e| anyhow::anyhow!("the test user's role: {e}"))?,
             session_id: user.session_id,
         });
         server::db::RequestTx::begin(&self.state().db, &viewer, access)

@@ -15,7 +15,6 @@ pub mod compile;
 pub mod cost;
 pub mod eval;
 pub mod parse;
-pub mod store;
 
 #[cfg(test)]
 mod tests;
@@ -23,7 +22,6 @@ mod tests;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
 
 pub use parse::parse;
 
@@ -38,45 +36,17 @@ pub const MAX_STRING_CHARS: usize = 500;
 /// Largest `within_last_days`.
 pub const MAX_DAYS: i64 = 36_500;
 
-/// The type of a field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FieldType {
-    String,
-    Number,
-    Boolean,
-    Date,
-    StringList,
+/// The type of a field: the one stored in `audience_fields.type`, defined with its table.
+pub use entity::audience_fields::FieldType;
+
+/// The operators each [`FieldType`] takes.
+pub trait Operators {
+    /// The operators valid on this type.
+    fn operators(self) -> &'static [Op];
 }
 
-impl FieldType {
-    /// Every type, in documentation order.
-    pub const ALL: [Self; 5] = [
-        Self::String,
-        Self::Number,
-        Self::Boolean,
-        Self::Date,
-        Self::StringList,
-    ];
-
-    /// The name used in filters and in `audience_fields.type`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::String => "string",
-            Self::Number => "number",
-            Self::Boolean => "boolean",
-            Self::Date => "date",
-            Self::StringList => "string_list",
-        }
-    }
-
-    /// Parses a type name; `None` for anything unknown.
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.as_str() == name)
-    }
-
-    /// The operators valid on this type.
-    pub fn operators(self) -> &'static [Op] {
+impl Operators for FieldType {
+    fn operators(self) -> &'static [Op] {
         use Op::*;
         match self {
             Self::String => &[Eq, Neq, In, NotIn, StartsWith, Exists, NotExists],

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::{
     Cmp, Condition, Field, FieldType, Filter, MAX_CONDITIONS, MAX_DAYS, MAX_DEPTH, MAX_LIST_VALUES,
-    MAX_STRING_CHARS, Node, Op, Registry, Scalar, Source, Test,
+    MAX_STRING_CHARS, Node, Op, Operators as _, Registry, Scalar, Source, Test,
 };
 use crate::error::AppError;
 

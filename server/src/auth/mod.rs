@@ -11,10 +11,10 @@ pub mod session_cache;
 pub mod tokens;
 pub mod viewer;
 
+pub use crate::caller::{BuiltInRole, Principal, RoleName, Viewer};
 pub use jwt::{AccessClaims, JwtKeys};
 pub use meta::RequestMeta;
 pub use session_cache::SessionCache;
-pub use viewer::{Principal, Viewer};
 
 /// The session a cookie request's CSRF token was signed for, when its access cookie did not
 /// already name one (a refresh with the refresh cookie alone).

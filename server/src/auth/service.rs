@@ -3,12 +3,12 @@
 //! anonymous transactions (`app_anon`, whose only powers are those functions).
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Value};
 use uuid::Uuid;
 
 use super::{AccessClaims, Principal, RequestMeta, password, tokens};
 use crate::{
-    db::{self, SystemRole},
+    caller::{BuiltInRole, RoleName},
+    db::functions::{self as sql, RefreshOutcome},
     error::{AppError, AppResult},
     state::AppState,
 };
@@ -31,26 +31,9 @@ fn invalid_refresh() -> AppError {
     AppError::Unauthenticated("the refresh token is invalid or has expired".into())
 }
 
-async fn call_one(
-    state: &AppState,
-    sql: &str,
-    values: Vec<Value>,
-) -> AppResult<Option<QueryResult>> {
-    Ok(db::query_one_as(
-        &state.db,
-        SystemRole::Anonymous,
-        Statement::from_sql_and_values(DbBackend::Postgres, sql, values),
-    )
-    .await?)
-}
-
-async fn call_all(state: &AppState, sql: &str, values: Vec<Value>) -> AppResult<Vec<QueryResult>> {
-    Ok(db::query_all_as(
-        &state.db,
-        SystemRole::Anonymous,
-        Statement::from_sql_and_values(DbBackend::Postgres, sql, values),
-    )
-    .await?)
+/// A role read from the database: a name that is no role is an error, never a default.
+fn stored_role(name: String) -> AppResult<RoleName> {
+    name.parse().map_err(AppError::internal)
 }
 
 /// Checks an e-mail address's shape (the mailer proves it exists); returns it trimmed.
@@ -90,7 +73,7 @@ pub fn access_token(state: &AppState, principal: &Principal) -> AppResult<(Strin
     let claims = AccessClaims {
         sub: principal.user_id,
         company: principal.company_id,
-        role: principal.role.clone(),
+        role: principal.role.to_string(),
         sid: principal.session_id,
         iat: now.timestamp() as u64,
         nbf: Some(now.timestamp() as u64),
@@ -107,7 +90,7 @@ async fn start_session(
     meta: &RequestMeta,
     user: Uuid,
     company: Uuid,
-    role: String,
+    role: RoleName,
 ) -> AppResult<Issued> {
     let config = &state.config;
     let session = Uuid::now_v7();
@@ -115,27 +98,22 @@ async fn start_session(
     let now = Utc::now();
     let absolute = now + ChronoDuration::seconds(config.session_absolute_ttl_secs as i64);
     let expires = (now + ChronoDuration::seconds(config.session_ttl_secs as i64)).min(absolute);
-    let row = call_one(
-        state,
-        "SELECT app.create_session($1, $2, $3, $4, $5, $6, $7, $8, $9) AS ok",
-        vec![
-            session.into(),
-            user.into(),
-            company.into(),
-            tokens::hash(&refresh).into(),
-            expires.into(),
-            absolute.into(),
-            meta.user_agent.clone().into(),
-            meta.ip.clone().into(),
-            meta.fingerprint().into(),
-        ],
+    let created = sql::create_session(
+        &state.db,
+        &sql::NewSession {
+            session,
+            user,
+            company,
+            token_hash: &tokens::hash(&refresh),
+            expires_at: expires,
+            absolute_expires_at: absolute,
+            user_agent: meta.user_agent.as_deref(),
+            ip: meta.ip.as_deref(),
+            fingerprint: &meta.fingerprint(),
+        },
     )
     .await?;
-    if !row
-        .map(|r| r.try_get::<bool>("", "ok"))
-        .transpose()?
-        .unwrap_or(false)
-    {
+    if !created {
         return Err(wrong_credentials());
     }
     let principal = Principal {
@@ -173,29 +151,20 @@ pub async fn sign_up(state: &AppState, meta: &RequestMeta, input: SignUp) -> App
     super::limits::sign_up(state, meta).await?;
     let hash = state.passwords.hash(input.password).await?;
     let (company, user) = (Uuid::now_v7(), Uuid::now_v7());
-    let result = call_one(
-        state,
-        "SELECT app.sign_up($1, $2, $3, $4, $5, $6)::text AS done",
-        vec![
-            company.into(),
-            company_name.into(),
-            user.into(),
-            email.into(),
-            hash.into(),
-            display_name.into(),
-        ],
+    // A taken e-mail address is `CONFLICT` on `email` (the constraint's mapping).
+    sql::sign_up(
+        &state.db,
+        &sql::NewCompany {
+            company,
+            company_name: &company_name,
+            user,
+            email: &email,
+            password_hash: &hash,
+            display_name: &display_name,
+        },
     )
-    .await;
-    match result {
-        Ok(_) => {}
-        Err(AppError::Conflict(_)) => {
-            return Err(AppError::Conflict(
-                "an account with this e-mail address already exists".into(),
-            ));
-        }
-        Err(other) => return Err(other),
-    }
-    start_session(state, meta, user, company, "admin".into()).await
+    .await?;
+    start_session(state, meta, user, company, BuiltInRole::Admin.into()).await
 }
 
 /// Proves an e-mail and password. Unknown e-mail, wrong password and inactive user give the
@@ -207,32 +176,28 @@ pub async fn login(
     password: String,
 ) -> AppResult<Issued> {
     super::limits::login(state, meta, email).await?;
-    let row = call_one(
-        state,
-        "SELECT user_id, company_id, role, password_hash, is_active FROM app.login_lookup($1)",
-        vec![email.trim().to_owned().into()],
-    )
-    .await?;
-    let found = match row {
-        Some(r) => Some((
-            r.try_get::<Uuid>("", "user_id")?,
-            r.try_get::<Uuid>("", "company_id")?,
-            r.try_get::<String>("", "role")?,
-            r.try_get::<Option<String>>("", "password_hash")?,
-            r.try_get::<bool>("", "is_active")?,
-        )),
-        None => None,
-    };
-    let stored = found
-        .as_ref()
-        .and_then(|(.., hash, active)| if *active { hash.clone() } else { None });
+    let found = sql::login_lookup(&state.db, email.trim()).await?;
+    let stored = found.as_ref().and_then(|f| {
+        if f.is_active {
+            f.password_hash.clone()
+        } else {
+            None
+        }
+    });
     if !state.passwords.verify(password, stored).await? {
         return Err(wrong_credentials());
     }
-    let Some((user, company, role, ..)) = found else {
+    let Some(found) = found else {
         return Err(wrong_credentials());
     };
-    start_session(state, meta, user, company, role).await
+    start_session(
+        state,
+        meta,
+        found.user_id,
+        found.company_id,
+        stored_role(found.role)?,
+    )
+    .await
 }
 
 /// Rotates a refresh token: returns fresh credentials for the same session.
@@ -242,32 +207,38 @@ pub async fn refresh(state: &AppState, meta: &RequestMeta, token: &str) -> AppRe
         return Err(invalid_refresh());
     }
     let next = tokens::successor(&state.refresh_key, token);
-    let row = call_one(
-        state,
-        "SELECT outcome, session_id, user_id, company_id, role, expires_at \
-         FROM app.refresh_session($1, $2, $3, make_interval(secs => $4), make_interval(secs => $5))",
-        vec![
-            tokens::hash(token).into(),
-            tokens::hash(&next).into(),
-            meta.fingerprint().into(),
-            (state.config.refresh_grace_secs as f64).into(),
-            (state.config.session_ttl_secs as f64).into(),
-        ],
+    let row = sql::refresh_session(
+        &state.db,
+        &tokens::hash(token),
+        &tokens::hash(&next),
+        &meta.fingerprint(),
+        std::time::Duration::from_secs(state.config.refresh_grace_secs),
+        std::time::Duration::from_secs(state.config.session_ttl_secs),
     )
     .await?
     .ok_or_else(invalid_refresh)?;
-    let outcome: String = row.try_get("", "outcome")?;
-    let session: Option<Uuid> = row.try_get("", "session_id")?;
-    match outcome.as_str() {
-        "rotated" | "replayed" => {
+    let session = row.session_id;
+    match row.outcome {
+        RefreshOutcome::Rotated | RefreshOutcome::Replayed => {
+            let (Some(user_id), Some(company_id), Some(role), Some(session_id), Some(expires_at)) = (
+                row.user_id,
+                row.company_id,
+                row.role,
+                session,
+                row.expires_at,
+            ) else {
+                return Err(AppError::internal(anyhow::anyhow!(
+                    "app.refresh_session rotated a token without its session"
+                )));
+            };
             let principal = Principal {
-                user_id: row.try_get("", "user_id")?,
-                company_id: row.try_get("", "company_id")?,
-                role: row.try_get("", "role")?,
-                session_id: session.ok_or_else(invalid_refresh)?,
+                user_id,
+                company_id,
+                role: stored_role(role)?,
+                session_id,
             };
             let (access_token, access_expires_at) = access_token(state, &principal)?;
-            let refresh_expires_at: DateTime<Utc> = row.try_get("", "expires_at")?;
+            let refresh_expires_at: DateTime<Utc> = expires_at;
             Ok(Issued {
                 access_token,
                 access_expires_at,
@@ -276,7 +247,7 @@ pub async fn refresh(state: &AppState, meta: &RequestMeta, token: &str) -> AppRe
                 principal,
             })
         }
-        "reused" => {
+        RefreshOutcome::Reused => {
             tracing::warn!(security_event = "refresh_token_reuse", session = ?session, ip = ?meta.ip,
                 "a rotated refresh token was presented again: the whole session is revoked");
             state
@@ -287,7 +258,7 @@ pub async fn refresh(state: &AppState, meta: &RequestMeta, token: &str) -> AppRe
                 "refresh token reuse detected: the session has been revoked".into(),
             ))
         }
-        "fingerprint" => {
+        RefreshOutcome::Fingerprint => {
             tracing::warn!(security_event = "refresh_from_other_device", session = ?session, ip = ?meta.ip,
                 "refresh from a different device fingerprint: the session is revoked");
             state
@@ -298,7 +269,7 @@ pub async fn refresh(state: &AppState, meta: &RequestMeta, token: &str) -> AppRe
                 "this session belongs to another device; it has been revoked".into(),
             ))
         }
-        "inactive" => {
+        RefreshOutcome::Inactive => {
             state
                 .sessions
                 .revoked(&session.into_iter().collect::<Vec<_>>())
@@ -307,7 +278,9 @@ pub async fn refresh(state: &AppState, meta: &RequestMeta, token: &str) -> AppRe
                 "the account is deactivated".into(),
             ))
         }
-        _ => Err(invalid_refresh()),
+        RefreshOutcome::Invalid | RefreshOutcome::Revoked | RefreshOutcome::Expired => {
+            Err(invalid_refresh())
+        }
     }
 }
 
@@ -336,43 +309,19 @@ pub async fn request_password_reset(
     let body = format!(
         "Someone asked to reset the password of this account.\n\nSet a new password here (valid {minutes} minutes, once):\n{link}\n\nIf it was not you, ignore this e-mail."
     );
-    let row = call_one(
-        state,
-        "SELECT app.create_password_reset($1, $2, $3, $4, $5) AS created",
-        vec![
-            email.trim().to_owned().into(),
-            tokens::hash(&token).into(),
-            expires.into(),
-            "Reset your password".into(),
-            body.into(),
-        ],
+    let created = sql::create_password_reset(
+        &state.db,
+        email.trim(),
+        &tokens::hash(&token),
+        expires,
+        "Reset your password",
+        &body,
     )
     .await?;
-    let created = row
-        .map(|r| r.try_get::<bool>("", "created"))
-        .transpose()?
-        .unwrap_or(false);
     if created && state.config.private_mode {
         tracing::info!(%link, "password reset link (private mode: a mailer would send it from outbound_emails)");
     }
     Ok(())
-}
-
-async fn pending_email(
-    state: &AppState,
-    function: &str,
-    token_hash: String,
-) -> AppResult<Option<String>> {
-    let row = call_one(
-        state,
-        &format!("SELECT {function}($1) AS email"),
-        vec![token_hash.into()],
-    )
-    .await?;
-    Ok(row
-        .map(|r| r.try_get::<Option<String>>("", "email"))
-        .transpose()?
-        .flatten())
 }
 
 /// Sets a new password with a reset token (once), and revokes every session of that user.
@@ -382,28 +331,16 @@ pub async fn reset_password(state: &AppState, token: &str, new_password: String)
         return Err(unusable());
     }
     let token_hash = tokens::hash(token);
-    let email = pending_email(state, "app.pending_password_reset", token_hash.clone())
+    let email = sql::pending_password_reset(&state.db, &token_hash)
         .await?
         .ok_or_else(unusable)?;
     password::check_policy("newPassword", &new_password, &email)?;
     let hash = state.passwords.hash(new_password).await?;
-    let rows = call_all(
-        state,
-        "SELECT user_id, revoked_session FROM app.consume_password_reset($1, $2)",
-        vec![token_hash.into(), hash.into()],
-    )
-    .await?;
+    let rows = sql::consume_password_reset(&state.db, &token_hash, &hash).await?;
     if rows.is_empty() {
         return Err(unusable());
     }
-    let revoked: Vec<Uuid> = rows
-        .iter()
-        .filter_map(|r| {
-            r.try_get::<Option<Uuid>>("", "revoked_session")
-                .ok()
-                .flatten()
-        })
-        .collect();
+    let revoked: Vec<Uuid> = rows.iter().filter_map(|r| r.revoked_session).collect();
     state.sessions.revoked(&revoked).await;
     tracing::info!(sessions_revoked = revoked.len(), "password reset");
     Ok(())
@@ -430,109 +367,34 @@ pub async fn accept_invitation(
     }
     let display_name = check_name("input.displayName", &input.display_name)?;
     let token_hash = tokens::hash(&input.token);
-    let email = pending_email(state, "app.pending_invitation", token_hash.clone())
+    let email = sql::pending_invitation(&state.db, &token_hash)
         .await?
         .ok_or_else(unusable)?;
     password::check_policy("input.password", &input.password, &email)?;
     let hash = state.passwords.hash(input.password).await?;
     let user = Uuid::now_v7();
-    let row = match call_one(
-        state,
-        "SELECT user_id, company_id, role FROM app.accept_invitation($1, $2, $3, $4)",
-        vec![
-            token_hash.into(),
-            user.into(),
-            hash.into(),
-            display_name.into(),
-        ],
-    )
-    .await
-    {
-        Err(AppError::Conflict(_)) => {
-            return Err(AppError::Conflict(
-                "an account with this e-mail address already exists".into(),
-            ));
-        }
-        other => other?,
-    };
-    let row = row.ok_or_else(unusable)?;
+    // A taken e-mail address is `CONFLICT` on `email` (the constraint's mapping).
+    let accepted = sql::accept_invitation(&state.db, &token_hash, user, &hash, &display_name)
+        .await?
+        .ok_or_else(unusable)?;
     start_session(
         state,
         meta,
-        row.try_get("", "user_id")?,
-        row.try_get("", "company_id")?,
-        row.try_get("", "role")?,
+        accepted.user_id,
+        accepted.company_id,
+        stored_role(accepted.role)?,
     )
     .await
 }
 
-/// Whether a user with this e-mail exists (for invitations; admins only).
 /// The company of the user with this e-mail address, if there is one.
 pub async fn email_company(state: &AppState, email: &str) -> AppResult<Option<Uuid>> {
-    let row = call_one(
-        state,
-        "SELECT company_id FROM app.login_lookup($1)",
-        vec![email.to_owned().into()],
-    )
-    .await?;
-    Ok(row
-        .map(|r| r.try_get::<Uuid>("", "company_id"))
-        .transpose()?)
+    Ok(sql::login_lookup(&state.db, email)
+        .await?
+        .map(|found| found.company_id))
 }
 
 /// The link an invitation e-mail carries.
 pub fn invitation_link(state: &AppState, token: &str) -> String {
     format!("{}/accept-invitation?token={token}", public_url(state))
-}
-
-/// Roles every company has.
-pub const BUILT_IN_ROLES: &[&str] = &["admin", "manager", "member"];
-
-/// `BAD_USER_INPUT` at `input.role` unless `role` is a built-in role or one of the company's
-/// custom roles.
-pub async fn check_role_exists(scope: &crate::db::RequestScope, role: &str) -> AppResult<()> {
-    if BUILT_IN_ROLES.contains(&role) {
-        return Ok(());
-    }
-    let principal = scope.viewer().principal()?;
-    let tx = scope.read_guard().await?;
-    let found = tx
-        .conn()
-        .query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT 1 AS one FROM roles WHERE company_id = $1 AND name = $2",
-            [principal.company_id.into(), role.to_owned().into()],
-        ))
-        .await?;
-    match found {
-        Some(_) => Ok(()),
-        None => Err(AppError::bad_input(
-            "input.role",
-            format!("unknown role `{role}`"),
-        )),
-    }
-}
-
-/// Revokes every live session of a user inside the caller's transaction (the caller must be
-/// the user or an admin of the company, as RLS requires), returning their ids. After the
-/// transaction commits, pass them to `state.sessions.revoked`.
-pub async fn revoke_user_sessions(
-    tx: &crate::db::RequestTx,
-    company: Uuid,
-    user: Uuid,
-    reason: &str,
-) -> AppResult<Vec<Uuid>> {
-    let rows = tx
-        .conn()
-        .query_all_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "UPDATE sessions SET revoked_at = now(), revoked_reason = $3 \
-             WHERE company_id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING id",
-            [company.into(), user.into(), reason.into()],
-        ))
-        .await?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| r.try_get::<Uuid>("", "id").ok())
-        .collect())
 }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use sea_orm::{DatabaseConnection, DbBackend, Statement};
+use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
@@ -97,21 +97,8 @@ impl SessionCache {
     }
 
     async fn state_from_db(&self, session: Uuid) -> AppResult<bool> {
-        let row = crate::db::query_one_as(
-            &self.db,
-            crate::db::SystemRole::Anonymous,
-            Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT app.session_state($1) AS state",
-                [session.into()],
-            ),
-        )
-        .await?;
-        let state: String = match row {
-            Some(row) => row.try_get("", "state")?,
-            None => "missing".to_owned(),
-        };
-        Ok(state == "active")
+        let state = crate::db::functions::session_state(&self.db, session).await?;
+        Ok(state == crate::db::functions::SessionState::Active)
     }
 
     async fn store(&self, session: Uuid, active: bool) {

@@ -1,27 +1,31 @@
-//! The caller of a request, resolved once from its credentials. Anonymous is a real value.
-
-use uuid::Uuid;
+//! Resolving the caller of a request ([`Viewer`], defined in [`crate::caller`]) once from its
+//! credentials. Anonymous is a real value.
 
 use super::{AccessClaims, JwtKeys};
-use crate::error::AppError;
+pub use crate::caller::{Principal, Viewer};
+use crate::{caller::NotSignedIn, error::AppError};
 
-/// A signed-in user, as proven by a valid access token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    pub user_id: Uuid,
-    pub company_id: Uuid,
-    pub role: String,
-    pub session_id: Uuid,
+impl From<NotSignedIn> for AppError {
+    fn from(error: NotSignedIn) -> Self {
+        AppError::Unauthenticated(error.to_string())
+    }
 }
 
-impl From<AccessClaims> for Principal {
-    fn from(claims: AccessClaims) -> Self {
-        Self {
+impl TryFrom<AccessClaims> for Principal {
+    type Error = AppError;
+
+    /// A signed token naming something that is not a role is refused, never defaulted.
+    fn try_from(claims: AccessClaims) -> Result<Self, Self::Error> {
+        let role = claims
+            .role
+            .parse()
+            .map_err(|_| AppError::Unauthenticated("the token names an invalid role".into()))?;
+        Ok(Self {
             user_id: claims.sub,
             company_id: claims.company,
-            role: claims.role,
+            role,
             session_id: claims.sid,
-        }
+        })
     }
 }
 
@@ -41,13 +45,6 @@ fn bearer_token(value: &str) -> Result<&str, AppError> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AccessExpiry(pub u64);
 
-/// Who is calling.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Viewer {
-    Anonymous,
-    User(Principal),
-}
-
 impl Viewer {
     /// Resolves the caller from an `Authorization` header value, if any. A header that is
     /// present but not a valid bearer token is an error, never a silent anonymous request.
@@ -55,23 +52,7 @@ impl Viewer {
         let Some(value) = header else {
             return Ok(Self::Anonymous);
         };
-        Ok(Self::User(keys.verify(bearer_token(value)?)?.into()))
-    }
-
-    /// The signed-in user, or `UNAUTHENTICATED`.
-    pub fn principal(&self) -> Result<&Principal, AppError> {
-        match self {
-            Self::User(principal) => Ok(principal),
-            Self::Anonymous => Err(AppError::Unauthenticated("sign in first".into())),
-        }
-    }
-
-    /// The caller's company; `None` when anonymous.
-    pub fn company_id(&self) -> Option<Uuid> {
-        match self {
-            Self::User(principal) => Some(principal.company_id),
-            Self::Anonymous => None,
-        }
+        Ok(Self::User(keys.verify(bearer_token(value)?)?.try_into()?))
     }
 }
 
@@ -101,7 +82,7 @@ pub async fn resolve_with_expiry(
             let token = bearer_token(header)?;
             let claims = state.jwt.verify(token)?;
             let expires = claims.exp;
-            let principal: Principal = claims.into();
+            let principal = Principal::try_from(claims)?;
             state.sessions.check(principal.session_id).await?;
             Ok((Viewer::User(principal), Some(expires)))
         }
@@ -109,7 +90,9 @@ pub async fn resolve_with_expiry(
         (None, Some(token)) => match state.jwt.verify(token) {
             Ok(claims) => {
                 let expires = claims.exp;
-                let principal: Principal = claims.into();
+                let Ok(principal) = Principal::try_from(claims) else {
+                    return Ok((Viewer::Anonymous, None));
+                };
                 match state.sessions.check(principal.session_id).await {
                     Ok(()) => Ok((Viewer::User(principal), Some(expires))),
                     Err(AppError::Unauthenticated(_)) => Ok((Viewer::Anonymous, None)),

@@ -380,12 +380,12 @@ mod tests {
     }
 
     fn as_role(query: &str, role: Option<&str>) -> Request {
-        let viewer = match role {
-            None => Viewer::Anonymous,
-            Some(role) => Viewer::User(Principal {
+        let viewer = match role.map(str::parse) {
+            None | Some(Err(_)) => Viewer::Anonymous,
+            Some(Ok(role)) => Viewer::User(Principal {
                 user_id: Uuid::new_v4(),
                 company_id: Uuid::new_v4(),
-                role: role.into(),
+                role,
                 session_id: Uuid::new_v4(),
             }),
         };

@@ -6,10 +6,15 @@ use anyhow::{Context as _, bail};
 use casbin::{CoreApi, DefaultModel, Enforcer, StringAdapter, function_map::key_match};
 
 use super::{Action, Object, Permission};
+use crate::caller::BuiltInRole;
 
 /// The role names the database and RLS policies know about; `policy.csv` must define them, and
 /// custom roles may not take their names.
-pub const BUILT_IN_ROLES: [&str; 3] = ["admin", "manager", "member"];
+pub const BUILT_IN_ROLES: [&str; 3] = [
+    BuiltInRole::Admin.as_str(),
+    BuiltInRole::Manager.as_str(),
+    BuiltInRole::Member.as_str(),
+];
 
 /// The domain of built-in rules: every company.
 pub(crate) const ANY_COMPANY: &str = "*";

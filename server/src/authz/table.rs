@@ -3,6 +3,7 @@
 use uuid::Uuid;
 
 use super::{Action, Authz, Object, Permission};
+use crate::caller::BuiltInRole;
 
 /// A Markdown table: one row per object, one column per built-in role, each cell the actions
 /// that role may take (`all` when it may `manage` the object, `—` for none).
@@ -10,9 +11,10 @@ pub async fn permissions_table(authz: &Authz) -> String {
     // Least powerful first, the way people read such tables.
     let mut roles = authz.built_in_roles().await;
     let rank = |role: &String| {
-        ["member", "manager", "admin"]
+        BuiltInRole::ALL
             .iter()
-            .position(|r| r == role)
+            .rev()
+            .position(|r| r.as_str() == role)
     };
     roles.sort_by_key(|role| (rank(role).unwrap_or(usize::MAX), role.clone()));
     // Built-in roles hold in every company: any company id gives the same answers.

@@ -14,7 +14,6 @@ use std::{
 };
 
 use futures_util::StreamExt;
-use sea_orm::{DbBackend, Statement};
 use tokio::{sync::watch, time::Instant};
 use uuid::Uuid;
 
@@ -24,7 +23,10 @@ use super::{
     live::SLOT_LEASE,
     sweep::SHUT_DOWN,
 };
-use crate::llm::{ChatRequest, LlmError, StreamEvent};
+use crate::{
+    db::functions::{self as sql, FinalStatus},
+    llm::{ChatRequest, LlmError, StreamEvent},
+};
 
 /// What a generation needs, prepared (and committed) by `sendMessage`.
 #[derive(Debug, Clone)]
@@ -305,11 +307,11 @@ impl Generation {
 
     async fn finish(self, chat: &Chat, reply: Reply, outcome: Outcome) {
         let (status, error) = match &outcome {
-            Outcome::Complete => ("complete", None),
-            Outcome::Cancelled => ("cancelled", None),
-            Outcome::Failed(error) => ("failed", Some(error.reason())),
-            Outcome::Interrupted => ("failed", Some(SHUT_DOWN.to_owned())),
-            Outcome::Lost => ("", None),
+            Outcome::Complete => (Some(FinalStatus::Complete), None),
+            Outcome::Cancelled => (Some(FinalStatus::Cancelled), None),
+            Outcome::Failed(error) => (Some(FinalStatus::Failed), Some(error.reason())),
+            Outcome::Interrupted => (Some(FinalStatus::Failed), Some(SHUT_DOWN.to_owned())),
+            Outcome::Lost => (None, None),
         };
         let model = reply
             .model
@@ -319,20 +321,20 @@ impl Generation {
             Some((p, c)) => (Some(p as i32), Some(c as i32)),
             None => (None, None),
         };
-        let stored = match outcome {
-            Outcome::Lost => Ok(false),
-            _ => {
-                store(
-                    chat,
-                    self.company_id,
-                    self.message_id,
-                    &reply.text,
+        let stored = match status {
+            None => Ok(false),
+            Some(status) => {
+                let finished = sql::FinishedReply {
+                    company: self.company_id,
+                    message: self.message_id,
+                    content: &reply.text,
                     status,
-                    &model,
-                    (prompt, completion),
-                    error.as_deref(),
-                )
-                .await
+                    model: &model,
+                    prompt_tokens: prompt,
+                    completion_tokens: completion,
+                    error: error.as_deref(),
+                };
+                store(chat, &finished).await
             }
         };
         if let Err(error) = chat.live().finish(self.message_id).await {
@@ -348,12 +350,15 @@ impl Generation {
         if let Err(error) = chat.live().release_lease(self.message_id).await {
             tracing::debug!(%error, "could not release a reply's lease; it expires by itself");
         }
-        let (status, error) = match stored {
-            Ok(true) => (status, error),
-            // Deleted, cleared or finalised meanwhile: nothing to announce.
-            Ok(false) => return,
+        let (status, error) = match (stored, status) {
+            (Ok(true), Some(status)) => (status.as_str(), error),
+            // Deleted, cleared or finalised meanwhile (or lost): nothing to announce.
+            (Ok(_), _) => return,
             // Subscribers must not wait for an end that never comes.
-            Err(()) => ("failed", Some("the reply could not be stored".to_owned())),
+            (Err(()), _) => (
+                FinalStatus::Failed.as_str(),
+                Some("the reply could not be stored".to_owned()),
+            ),
         };
         let message = MessageData {
             content: reply.text,
@@ -383,68 +388,17 @@ async fn progress(
     text: Option<&str>,
     deltas: i64,
 ) -> Result<bool, sea_orm::DbErr> {
-    let row = crate::db::query_one_as(
-        &chat.inner.db,
-        crate::db::SystemRole::Worker,
-        Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT app.chat_progress_message($1, $2, $3, $4) AS streaming",
-            [
-                company.into(),
-                message.into(),
-                text.map(str::to_owned).into(),
-                deltas.into(),
-            ],
-        ),
-    )
-    .await?;
-    match row {
-        Some(row) => row.try_get::<bool>("", "streaming"),
-        None => Ok(false),
-    }
+    sql::chat_progress_message(&chat.inner.db, company, message, text, deltas).await
 }
 
 /// Stores the outcome, retrying briefly if the database is unavailable. Whether the message
 /// was still streaming (and so changed); `Err` when it could not be stored at all.
-#[allow(clippy::too_many_arguments)]
-async fn store(
-    chat: &Chat,
-    company: Uuid,
-    message: Uuid,
-    text: &str,
-    status: &str,
-    model: &str,
-    (prompt, completion): (Option<i32>, Option<i32>),
-    error: Option<&str>,
-) -> Result<bool, ()> {
+async fn store(chat: &Chat, reply: &sql::FinishedReply<'_>) -> Result<bool, ()> {
     for attempt in 0..5u32 {
-        let result = crate::db::query_one_as(
-            &chat.inner.db,
-            crate::db::SystemRole::Worker,
-            Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT app.chat_finish_message($1, $2, $3, $4, $5, $6, $7, $8) AS changed",
-                [
-                    company.into(),
-                    message.into(),
-                    text.into(),
-                    status.into(),
-                    model.into(),
-                    prompt.into(),
-                    completion.into(),
-                    error.map(str::to_owned).into(),
-                ],
-            ),
-        )
-        .await
-        .and_then(|row| match row {
-            Some(row) => row.try_get::<bool>("", "changed"),
-            None => Ok(false),
-        });
-        match result {
+        match sql::chat_finish_message(&chat.inner.db, reply).await {
             Ok(changed) => return Ok(changed),
             Err(err) => {
-                tracing::error!(message_id = %message, error = %err, attempt, "could not store a reply");
+                tracing::error!(message_id = %reply.message, error = %err, attempt, "could not store a reply");
                 tokio::time::sleep(Duration::from_millis(200) * 2u32.pow(attempt)).await;
             }
         }

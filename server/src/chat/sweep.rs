@@ -12,14 +12,13 @@
 
 use std::sync::Arc;
 
-use sea_orm::{DbBackend, QueryResult, Statement};
 use uuid::Uuid;
 
 use super::{
     Chat,
     events::{ChatEvent, MessageData, topic},
 };
-use crate::db::{SystemRole, query_all_as};
+use crate::db::functions::{self as sql, Interrupted};
 
 /// The reason stored with a reply whose generator stopped showing signs of life.
 pub const INTERRUPTED: &str =
@@ -50,29 +49,16 @@ impl Chat {
 
     /// Finalises the replies whose lease lapsed; how many it finalised.
     pub async fn sweep(&self) -> usize {
-        let lease = self.inner.lease.as_secs_f64();
-        let silent = query_all_as(
-            &self.inner.db,
-            SystemRole::Worker,
-            Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT id FROM app.chat_silent_replies(make_interval(secs => $1), $2)",
-                [lease.into(), BATCH.into()],
-            ),
-        )
-        .await;
+        let silent = sql::chat_silent_replies(&self.inner.db, self.inner.lease, BATCH).await;
         let silent = match silent {
-            Ok(rows) => rows,
+            Ok(ids) => ids,
             Err(error) => {
                 tracing::warn!(%error, "could not look for stranded replies");
                 return 0;
             }
         };
         let mut finalised = 0;
-        for row in silent {
-            let Ok(id) = row.try_get::<Uuid>("", "id") else {
-                continue;
-            };
+        for id in silent {
             if self.finalise(id).await {
                 finalised += 1;
             }
@@ -103,23 +89,16 @@ impl Chat {
                 None
             }
         };
-        let row = query_all_as(
+        let row = sql::chat_interrupt_message(
             &self.inner.db,
-            SystemRole::Worker,
-            Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT * FROM app.chat_interrupt_message($1, $2, $3, make_interval(secs => $4))",
-                [
-                    id.into(),
-                    text.into(),
-                    INTERRUPTED.into(),
-                    self.inner.lease.as_secs_f64().into(),
-                ],
-            ),
+            id,
+            text.as_deref(),
+            INTERRUPTED,
+            self.inner.lease,
         )
         .await;
         let row = match row {
-            Ok(rows) => rows.into_iter().next(),
+            Ok(row) => row,
             Err(error) => {
                 tracing::warn!(message_id = %id, %error, "could not finalise a stranded reply");
                 return false;
@@ -129,13 +108,7 @@ impl Chat {
             // Finalised elsewhere meanwhile, or its generator spoke again.
             return false;
         };
-        let (company, message) = match interrupted_message(id, &row) {
-            Ok(parsed) => parsed,
-            Err(error) => {
-                tracing::error!(message_id = %id, %error, "a finalised reply could not be read back");
-                return true;
-            }
-        };
+        let (company, message) = interrupted_message(id, row);
         let _ = live.finish(id).await;
         let _ = live.release_slot(company, id).await;
         let _ = live.release_lease(id).await;
@@ -156,20 +129,19 @@ impl Chat {
 }
 
 /// The company and the message `app.chat_interrupt_message` returned.
-fn interrupted_message(id: Uuid, row: &QueryResult) -> Result<(Uuid, MessageData), sea_orm::DbErr> {
-    let created_at: chrono::DateTime<chrono::FixedOffset> = row.try_get("", "created_at")?;
-    Ok((
-        row.try_get("", "company_id")?,
+fn interrupted_message(id: Uuid, row: Interrupted) -> (Uuid, MessageData) {
+    (
+        row.company_id,
         MessageData {
             id,
-            conversation_id: row.try_get("", "conversation_id")?,
-            role: row.try_get("", "role")?,
-            content: row.try_get("", "content")?,
-            status: "failed".to_owned(),
-            created_at: created_at.with_timezone(&chrono::Utc),
-            model: row.try_get("", "model")?,
-            prompt_tokens: row.try_get("", "prompt_tokens")?,
-            completion_tokens: row.try_get("", "completion_tokens")?,
+            conversation_id: row.conversation_id,
+            role: row.role,
+            content: row.content,
+            status: sql::FinalStatus::Failed.as_str().to_owned(),
+            created_at: row.created_at,
+            model: row.model,
+            prompt_tokens: row.prompt_tokens,
+            completion_tokens: row.completion_tokens,
         },
-    ))
+    )
 }

@@ -1,9 +1,12 @@
 //! The database: the request pool, migrations, the start-up safety checks (the pool's role, and
 //! the catalog in [`safety`]), the printed catalog ([`catalog`]), and the request transaction
-//! that carries the caller's identity into Row Level Security.
+//! that carries the caller's identity into Row Level Security; [`functions`] is the typed seam to
+//! the `app.*` SQL functions.
 
 mod cancel;
 pub mod catalog;
+pub mod constraints;
+pub mod functions;
 pub mod safety;
 mod scope;
 mod share;
@@ -15,6 +18,7 @@ use anyhow::Context as _;
 use migration::MigratorTrait as _;
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
+    TransactionTrait,
 };
 
 pub use cancel::TxConn;
@@ -109,29 +113,62 @@ pub async fn migrate(admin_url: &str) -> anyhow::Result<()> {
     // Two instances starting at once must not both migrate: serialize on an advisory lock.
     db.execute_unprepared("SELECT pg_advisory_lock(727274001)")
         .await?;
-    let mut result = migration::Migrator::up(&db, None)
-        .await
-        .context("apply migrations");
-    if result.is_ok() {
-        // Readiness probes run as the pool's role, which may read no table: they compare this
-        // note with the newest migration the server knows.
-        result = db
-            .execute_unprepared(&format!(
-                "COMMENT ON SCHEMA app IS '{MIGRATED_TO}{}'",
-                newest_migration()
-            ))
-            .await
-            .map(|_| ())
-            .context("note the newest migration");
-    }
+    let result = apply_migrations(&db).await;
     db.execute_unprepared("SELECT pg_advisory_unlock(727274001)")
         .await?;
     let _ = db.close().await;
     result
 }
 
+/// Applies the pending versioned migrations, then the current definitions
+/// (`migration/sql/current/`) when a versioned migration ran or the definitions changed since
+/// they were last applied, and notes both in the comment on schema `app`.
+async fn apply_migrations(db: &DatabaseConnection) -> anyhow::Result<()> {
+    let pending = migration::Migrator::get_pending_migrations(db)
+        .await
+        .context("list pending migrations")?
+        .len();
+    migration::Migrator::up(db, None)
+        .await
+        .context("apply migrations")?;
+    let note = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT obj_description('app'::regnamespace, 'pg_namespace') AS note",
+        ))
+        .await
+        .context("read the migration note")?
+        .and_then(|row| row.try_get::<Option<String>>("", "note").ok().flatten());
+    if pending == 0 && note.as_deref() == Some(current_note().as_str()) {
+        return Ok(());
+    }
+    let tx = db.begin().await?;
+    migration::current::apply(&tx)
+        .await
+        .context("apply the current definitions")?;
+    // Readiness probes run as the pool's role, which may read no table: they compare this
+    // note with what the server knows.
+    tx.execute_unprepared(&format!("COMMENT ON SCHEMA app IS '{}'", current_note()))
+        .await
+        .context("note the newest migration")?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// How the comment on schema `app` names the newest migration applied.
 const MIGRATED_TO: &str = "migrated to ";
+/// How it names the checksum of the current definitions applied.
+const DEFINITIONS: &str = "; definitions ";
+
+/// The comment on schema `app` once this server's migrations and current definitions are
+/// applied.
+fn current_note() -> String {
+    format!(
+        "{MIGRATED_TO}{}{DEFINITIONS}{}",
+        newest_migration(),
+        migration::current::checksum()
+    )
+}
 
 /// The name of the newest migration this server knows.
 pub fn newest_migration() -> String {
@@ -141,10 +178,11 @@ pub fn newest_migration() -> String {
         .unwrap_or_default()
 }
 
-/// Whether `note`, the comment on schema `app`, names the newest migration this server knows
-/// ([`migrate`] leaves it; readiness probes run as the pool's role, which may read no table).
+/// Whether `note`, the comment on schema `app`, names the newest migration and the current
+/// definitions this server knows ([`migrate`] leaves it; readiness probes run as the pool's
+/// role, which may read no table).
 pub fn is_current_note(note: &str) -> bool {
-    note.strip_prefix(MIGRATED_TO) == Some(newest_migration().as_str())
+    note == current_note()
 }
 
 /// What the pool's role is allowed, as far as Row Level Security is concerned.

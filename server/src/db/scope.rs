@@ -18,7 +18,7 @@ use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard, OwnedSemaphorePermit, Sem
 
 use super::{Access, RequestTx, Shares};
 use crate::{
-    auth::Viewer,
+    caller::Viewer,
     error::{AppError, AppResult},
 };
 

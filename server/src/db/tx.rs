@@ -7,7 +7,7 @@ use sea_orm::{
 
 use super::{SharePermit, TxConn, cancel::Mark};
 use crate::{
-    auth::Viewer,
+    caller::Viewer,
     error::{AppError, AppResult},
 };
 
@@ -133,12 +133,15 @@ impl RequestTx {
                     ));
                 }
                 format!(
-                    "SET LOCAL ROLE app_user; SELECT app.begin_request('{}'::uuid, '{}'::uuid, '{}', '{}'::uuid, {})",
-                    p.user_id,
-                    p.company_id,
-                    p.role,
-                    p.session_id,
-                    access == Access::ReadOnly
+                    "SET LOCAL ROLE {}; {}",
+                    super::functions::BEGIN_REQUEST.caller.role(),
+                    super::functions::begin_request_sql(
+                        p.user_id,
+                        p.company_id,
+                        &p.role,
+                        p.session_id,
+                        access == Access::ReadOnly,
+                    )
                 )
             }
         };

@@ -3,24 +3,21 @@
 
 use std::sync::Arc;
 
-use std::collections::HashMap;
-
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Json, Object, SimpleObject};
-use entity::{audience_fields, user_profiles};
-use sea_orm::{ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
-use uuid::Uuid;
 
 use super::{
     connection::{Defaulted, PageInfo, connection, page_args, page_cost},
-    presets::resolve_filter,
+    presets::filter_source,
     principal, scope,
     users::User,
 };
 use crate::{
-    audience::{self, Field, FieldType, Filter, Source, cost, store},
-    authz::{Action, Object as PermissionObject, requires},
+    audience::{self, Field, FieldType, Filter, Operators as _, Source, cost},
+    authz::{Action, Object as PermissionObject, Permission, requires},
     error::{AppError, AppResult},
     paging::DefaultSize,
+    services::audience::{self as service, NewField},
+    state::AppState,
 };
 
 /// The type of an audience field.
@@ -123,8 +120,6 @@ connection! {
         /// The users of this page, by id (shown as their privacy settings allow).
         pub users: Vec<User>,
         #[graphql(skip)]
-        company_id: Uuid,
-        #[graphql(skip)]
         filter: Filter,
     }
     /// An item of an [`AudienceConnection`].
@@ -140,9 +135,13 @@ connection! {
 impl AudienceConnection {
     /// How many users the audience has, over all pages. Counted only when asked for.
     async fn total_count(&self, ctx: &Context<'_>) -> AppResult<u64> {
-        let admin = principal(ctx)?.role == crate::authz::roles::ADMIN;
-        let tx = scope(ctx)?.read_guard().await?;
-        store::count(tx.conn(), admin, self.company_id, &self.filter).await
+        let caller = principal(ctx)?.clone();
+        let filter = self.filter.clone();
+        scope(ctx)?
+            .read(move |tx| {
+                Box::pin(async move { service::count(tx.conn(), &caller, &filter).await })
+            })
+            .await
     }
 }
 
@@ -151,12 +150,28 @@ fn filter_cost(filter: &Option<Json<serde_json::Value>>) -> usize {
     filter.as_ref().map_or(0, |Json(doc)| cost::values(doc))
 }
 
-/// Spends `values` of the request's audience budget for the filter at `path` (a preset's:
-/// filters written into the document were paid for when it was parsed).
-pub(super) fn spend(ctx: &Context<'_>, values: usize, path: &str) -> AppResult<()> {
+/// The request's audience budget: what presets' filters spend (filters written into the
+/// document were paid for when it was parsed).
+pub(super) fn budget(ctx: &Context<'_>) -> AppResult<Arc<cost::Budget>> {
     ctx.data::<Arc<cost::Budget>>()
-        .map_err(|_| AppError::internal(anyhow::anyhow!("no audience budget in the context")))?
-        .spend(values, path)
+        .cloned()
+        .map_err(|_| AppError::internal(anyhow::anyhow!("no audience budget in the context")))
+}
+
+/// Whether Casbin lets the caller's role do `action` on `object` in their company (custom
+/// roles by their grants).
+pub(super) async fn may(
+    ctx: &Context<'_>,
+    object: PermissionObject,
+    action: Action,
+) -> AppResult<bool> {
+    let state = ctx
+        .data::<AppState>()
+        .map_err(|_| AppError::internal(anyhow::anyhow!("no state in the GraphQL context")))?;
+    state
+        .authz
+        .authorize(scope(ctx)?, principal(ctx)?, Permission { object, action })
+        .await
 }
 
 /// Audience queries.
@@ -168,10 +183,11 @@ impl AudienceQuery {
     /// Every field audience filters may use: the built-in ones, then the company's own.
     #[graphql(directive = requires::apply(PermissionObject::Audience, Action::Read))]
     async fn audience_fields(&self, ctx: &Context<'_>) -> AppResult<Vec<AudienceField>> {
-        let principal = principal(ctx)?;
-        let tx = scope(ctx)?.read_guard().await?;
-        let registry = store::registry(tx.conn(), principal.company_id).await?;
-        Ok(registry.fields().map(AudienceField::from).collect())
+        let caller = principal(ctx)?.clone();
+        let fields = scope(ctx)?
+            .read(move |tx| Box::pin(async move { service::fields(tx.conn(), &caller).await }))
+            .await?;
+        Ok(fields.iter().map(AudienceField::from).collect())
     }
 
     /// The users of the caller's company a filter selects (or a saved preset's filter; with
@@ -193,40 +209,24 @@ impl AudienceQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> AppResult<AudienceConnection> {
-        let principal = principal(ctx)?;
+        let caller = principal(ctx)?.clone();
         let request = page_args(ctx, Defaulted::First, first, after, last, before)
-            .validate(store::LIST, DefaultSize::First(20))?;
-        let tx = scope(ctx)?.read_guard().await?;
-        let filter =
-            resolve_filter(ctx, tx.conn(), principal.company_id, filter, preset_id).await?;
-        let page = store::page(
-            tx.conn(),
-            principal.role == crate::authz::roles::ADMIN,
-            principal.company_id,
-            &filter,
-            &request,
-        )
-        .await?;
-        let ids: Vec<Uuid> = page.nodes().copied().collect();
-        // Shown through `user_profiles`, so privacy settings mask e-mails and attributes.
-        let mut profiles: HashMap<Uuid, User> = user_profiles::Entity::find()
-            .filter(user_profiles::Column::CompanyId.eq(principal.company_id))
-            .filter(user_profiles::Column::Id.is_in(ids))
-            .all(tx.conn())
-            .await?
-            .into_iter()
-            .map(|u| (u.id, User::from(u)))
-            .collect();
-        // A user the profiles no longer show (gone since) is left out; the page's cursors
-        // still continue where the audience's ids ended.
-        let page = page.filter_map(|id| profiles.remove(&id));
+            .validate(service::LIST, DefaultSize::First(20))?;
+        let source = filter_source(filter, preset_id)?;
+        let budget = budget(ctx)?;
+        let (filter, page) = scope(ctx)?
+            .read(move |tx| {
+                Box::pin(async move {
+                    let filter =
+                        service::resolve_filter(tx.conn(), &caller, source, &budget).await?;
+                    let page = service::members(tx.conn(), &caller, &filter, &request).await?;
+                    Ok((filter, page))
+                })
+            })
+            .await?;
+        let page = page.map(User::from);
         let users = page.nodes().cloned().collect();
-        Ok(AudienceConnection::from_page(
-            page,
-            users,
-            principal.company_id,
-            filter,
-        ))
+        Ok(AudienceConnection::from_page(page, users, filter))
     }
 
     /// How many users of the caller's company a filter (or a saved preset) selects. The
@@ -242,12 +242,18 @@ impl AudienceQuery {
         filter: Option<Json<serde_json::Value>>,
         preset_id: Option<ID>,
     ) -> AppResult<u64> {
-        let principal = principal(ctx)?;
-        let tx = scope(ctx)?.read_guard().await?;
-        let filter =
-            resolve_filter(ctx, tx.conn(), principal.company_id, filter, preset_id).await?;
-        let admin = principal.role == crate::authz::roles::ADMIN;
-        store::count(tx.conn(), admin, principal.company_id, &filter).await
+        let caller = principal(ctx)?.clone();
+        let source = filter_source(filter, preset_id)?;
+        let budget = budget(ctx)?;
+        scope(ctx)?
+            .read(move |tx| {
+                Box::pin(async move {
+                    let filter =
+                        service::resolve_filter(tx.conn(), &caller, source, &budget).await?;
+                    service::count(tx.conn(), &caller, &filter).await
+                })
+            })
+            .await
     }
 }
 
@@ -265,10 +271,9 @@ impl AudienceMutation {
         ctx: &Context<'_>,
         input: AudienceFieldInput,
     ) -> AppResult<AudienceField> {
-        let principal = principal(ctx)?;
-        // Managers may manage audiences but company fields are an admin's: Row Level Security
-        // refuses the insert too; saying so first keeps the answer (and the log) clear.
-        if principal.role != "admin" {
+        // Company fields are the company's settings: managing audiences is not enough, the
+        // caller's role must also manage the company (admins, and custom roles granted it).
+        if !may(ctx, PermissionObject::Company, Action::Manage).await? {
             return Err(AppError::Forbidden(
                 "only admins define audience fields".into(),
             ));
@@ -288,24 +293,24 @@ impl AudienceMutation {
                 "the description is longer than 500 characters",
             ));
         }
-        let ty = FieldType::from(input.ty);
-        let tx = scope(ctx)?.begin_write().await?;
-        let row = audience_fields::ActiveModel {
-            company_id: Set(principal.company_id),
-            name: Set(name),
-            r#type: Set(ty.as_str().to_owned()),
-            description: Set(description),
-            ..Default::default()
-        }
-        .insert(tx.conn())
-        .await?;
-        tx.commit().await?;
+        let caller = principal(ctx)?.clone();
+        let new = NewField {
+            name,
+            ty: FieldType::from(input.ty),
+            description,
+        };
+        let field = scope(ctx)?
+            .write(move |tx| {
+                Box::pin(async move { service::define_field(tx.conn(), &caller, new).await })
+            })
+            .await?;
         Ok(AudienceField {
-            name: row.name,
-            ty: input.ty,
+            name: field.name,
+            ty: field.ty.into(),
             built_in: false,
-            description: row.description,
-            operators: ty
+            description: field.description,
+            operators: field
+                .ty
                 .operators()
                 .iter()
                 .map(|o| o.as_str().to_owned())

@@ -3,22 +3,21 @@
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use entity::{sessions, user_profiles};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, Statement,
-};
 use uuid::Uuid;
 
 use super::{connection::parse_id, principal, scope, users::User};
 use crate::{
     auth::{
-        Principal, RequestMeta, Viewer, cookies, password,
+        RequestMeta, cookies, password,
         service::{self, Issued},
         tokens,
     },
     authz::{Action, Object as Obj, public, requires},
-    db::{Access, RequestTx},
     error::{AppError, AppResult},
+    services::{
+        auth::{self as auth_service, NewInvitation, OwnSessions},
+        roles as role_service,
+    },
     state::AppState,
 };
 
@@ -117,7 +116,9 @@ fn cookie_secure(state: &AppState) -> bool {
 /// Turns issued credentials into the payload, setting cookies in cookie mode.
 async fn payload(ctx: &Context<'_>, issued: Issued, cookie_mode: bool) -> AppResult<AuthPayload> {
     let state = state(ctx)?;
-    let user = load_user(state, &issued.principal).await?;
+    let user = auth_service::signed_in_profile(state, &issued.principal)
+        .await?
+        .into();
     if cookie_mode {
         // A fresh token bound to this session: never one the browser brought along.
         let csrf = cookies::csrf_token(&crate::auth::csrf_key(state), issued.principal.session_id);
@@ -150,57 +151,21 @@ async fn payload(ctx: &Context<'_>, issued: Issued, cookie_mode: bool) -> AppRes
     })
 }
 
-/// Reads the freshly signed-in user as that user, through RLS.
-async fn load_user(state: &AppState, principal: &Principal) -> AppResult<User> {
-    let share = state.shares.acquire(Some(principal.company_id)).await?;
-    let mut tx = RequestTx::begin(
-        &state.db,
-        &Viewer::User(principal.clone()),
-        Access::ReadOnly,
-    )
-    .await?;
-    tx.hold(share);
-    let user = user_profiles::Entity::find_by_id(principal.user_id)
-        .filter(user_profiles::Column::CompanyId.eq(principal.company_id))
-        .one(tx.conn())
-        .await?
-        .ok_or_else(|| AppError::internal(anyhow::anyhow!("signed-in user not readable")))?;
-    tx.commit().await?;
-    Ok(user.into())
-}
-
-/// Revokes sessions of the caller matching `condition` (SQL over `sessions`, `$1` = user,
-/// `$2` = company, `$3` = current session), returning the revoked ids.
+/// Revokes the caller's sessions that `which` names, returning the revoked ids; their
+/// cached state ends once the revocation is committed.
 async fn revoke_own(
     ctx: &Context<'_>,
-    condition: &str,
-    reason: &str,
-    extra: Option<Uuid>,
+    which: OwnSessions,
+    reason: &'static str,
 ) -> AppResult<Vec<Uuid>> {
-    let principal = principal(ctx)?;
-    let tx = scope(ctx)?.begin_write().await?;
-    let sql = format!(
-        "UPDATE sessions SET revoked_at = now(), revoked_reason = $4 \
-         WHERE user_id = $1 AND company_id = $2 AND revoked_at IS NULL AND ({condition}) RETURNING id"
-    );
-    let rows = tx
-        .conn()
-        .query_all_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            &sql,
-            [
-                principal.user_id.into(),
-                principal.company_id.into(),
-                extra.unwrap_or(principal.session_id).into(),
-                reason.into(),
-            ],
-        ))
+    let principal = principal(ctx)?.clone();
+    let ids = scope(ctx)?
+        .write(move |tx| {
+            Box::pin(
+                async move { auth_service::revoke_own(tx.conn(), &principal, which, reason).await },
+            )
+        })
         .await?;
-    tx.commit().await?;
-    let ids: Vec<Uuid> = rows
-        .iter()
-        .filter_map(|r| r.try_get::<Uuid>("", "id").ok())
-        .collect();
     state(ctx)?.sessions.revoked(&ids).await;
     Ok(ids)
 }
@@ -215,22 +180,23 @@ impl AuthQuery {
     #[graphql(directive = requires::apply(Obj::Session, Action::Read))]
     async fn sessions(&self, ctx: &Context<'_>) -> AppResult<Vec<Session>> {
         let principal = principal(ctx)?;
-        let tx = scope(ctx)?.read_guard().await?;
-        let rows = sessions::Entity::find()
-            .filter(sessions::Column::CompanyId.eq(principal.company_id))
-            .filter(sessions::Column::UserId.eq(principal.user_id))
-            .filter(sessions::Column::RevokedAt.is_null())
-            .filter(sessions::Column::AbsoluteExpiresAt.gt(Utc::now()))
-            .order_by_desc(sessions::Column::CreatedAt)
-            .all(tx.conn())
+        let sessions = scope(ctx)?
+            .read({
+                let principal = principal.clone();
+                move |tx| {
+                    Box::pin(
+                        async move { auth_service::live_sessions(tx.conn(), &principal).await },
+                    )
+                }
+            })
             .await?;
-        Ok(rows
+        Ok(sessions
             .into_iter()
             .map(|s| Session {
                 id: ID(s.id.to_string()),
-                created_at: s.created_at.with_timezone(&Utc),
-                last_used_at: s.last_used_at.with_timezone(&Utc),
-                expires_at: s.expires_at.with_timezone(&Utc),
+                created_at: s.created_at,
+                last_used_at: s.last_used_at,
+                expires_at: s.expires_at,
                 user_agent: s.user_agent,
                 ip: s.ip,
                 current: s.id == principal.session_id,
@@ -305,7 +271,7 @@ impl AuthMutation {
     /// Revokes the current session (and clears the auth cookies).
     #[graphql(directive = requires::apply(Obj::Session, Action::Delete))]
     async fn logout(&self, ctx: &Context<'_>) -> AppResult<bool> {
-        revoke_own(ctx, "id = $3", "logout", None).await?;
+        revoke_own(ctx, OwnSessions::Current, "logout").await?;
         let state = state(ctx)?;
         if meta(ctx).access_cookie.is_some() || meta(ctx).refresh_cookie.is_some() {
             for value in cookies::clear(cookie_secure(state)) {
@@ -318,7 +284,7 @@ impl AuthMutation {
     /// Revokes every session of the caller, this one included; returns how many.
     #[graphql(directive = requires::apply(Obj::Session, Action::Delete))]
     async fn logout_all(&self, ctx: &Context<'_>) -> AppResult<i32> {
-        let revoked = revoke_own(ctx, "true", "logout_all", None).await?;
+        let revoked = revoke_own(ctx, OwnSessions::All, "logout_all").await?;
         Ok(revoked.len() as i32)
     }
 
@@ -326,7 +292,7 @@ impl AuthMutation {
     #[graphql(directive = requires::apply(Obj::Session, Action::Delete))]
     async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> AppResult<bool> {
         let id = parse_id("id", &id)?;
-        let revoked = revoke_own(ctx, "id = $3", "revoked", Some(id)).await?;
+        let revoked = revoke_own(ctx, OwnSessions::One(id), "revoked").await?;
         if revoked.is_empty() {
             return Err(AppError::NotFound("no such live session".into()));
         }
@@ -345,26 +311,16 @@ impl AuthMutation {
         let state = state(ctx)?;
         // Every call is a guess of the current password: they are counted per user.
         crate::auth::limits::change_password(state, principal.user_id).await?;
-        // Request roles cannot read password hashes (or e-mails) from `users`: the caller's own
-        // come from a definer function and the caller's own (unmasked) profile.
-        let (hash, email) = {
-            let tx = scope(ctx)?.read_guard().await?;
-            let row = tx
-                .conn()
-                .query_one_raw(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "SELECT app.current_password_hash() AS hash, \
-                            (SELECT email FROM user_profiles WHERE id = $1 AND company_id = $2) AS email",
-                    [principal.user_id.into(), principal.company_id.into()],
-                ))
-                .await?
-                .ok_or_else(|| {
-                    AppError::Unauthenticated("the signed-in user no longer exists".into())
-                })?;
-            let hash: Option<String> = row.try_get("", "hash")?;
-            let email: Option<String> = row.try_get("", "email")?;
-            (hash, email.unwrap_or_default())
-        };
+        let (hash, email) = scope(ctx)?
+            .read({
+                let principal = principal.clone();
+                move |tx| {
+                    Box::pin(
+                        async move { auth_service::own_credentials(tx.conn(), &principal).await },
+                    )
+                }
+            })
+            .await?;
         // No connection is held while hashing.
         scope(ctx)?.finish().await?;
         if !state.passwords.verify(current_password, hash).await? {
@@ -375,20 +331,17 @@ impl AuthMutation {
         }
         password::check_policy("newPassword", &new_password, &email)?;
         let hash = state.passwords.hash(new_password).await?;
-        let tx = scope(ctx)?.begin_write().await?;
-        tx.conn()
-            .execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "UPDATE users SET password_hash = $1 WHERE id = $2 AND company_id = $3",
-                [
-                    hash.into(),
-                    principal.user_id.into(),
-                    principal.company_id.into(),
-                ],
-            ))
+        scope(ctx)?
+            .write({
+                let principal = principal.clone();
+                move |tx| {
+                    Box::pin(async move {
+                        auth_service::set_own_password(tx.conn(), &principal, hash).await
+                    })
+                }
+            })
             .await?;
-        tx.commit().await?;
-        revoke_own(ctx, "id <> $3", "password_changed", None).await?;
+        revoke_own(ctx, OwnSessions::Others, "password_changed").await?;
         Ok(true)
     }
 
@@ -425,7 +378,16 @@ impl AuthMutation {
         let email = service::check_email("input.email", &input.email)?;
         let role = input.role.trim().to_owned();
         crate::auth::limits::invite(state, principal.company_id).await?;
-        service::check_role_exists(scope(ctx)?, &role).await?;
+        scope(ctx)?
+            .read({
+                let (company, role) = (principal.company_id, role.clone());
+                move |tx| {
+                    Box::pin(
+                        async move { role_service::check_exists(tx.conn(), company, &role).await },
+                    )
+                }
+            })
+            .await?;
         // A colleague already: the admin sees their people anyway. An address of another
         // company is answered like an unknown one (the invitee, who owns the address, learns
         // on accepting that it has an account): inviting reveals nothing about other companies.
@@ -443,36 +405,24 @@ impl AuthMutation {
         let body = format!(
             "You are invited to join your team as {role}.\n\nAccept within {days} days:\n{link}\n"
         );
-        let tx = scope(ctx)?.begin_write().await?;
-        tx.conn()
-            .execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "INSERT INTO invitations (id, company_id, email, role, token_hash, invited_by, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                [
-                    id.into(),
-                    principal.company_id.into(),
-                    email.clone().into(),
-                    role.clone().into(),
-                    tokens::hash(&token).into(),
-                    principal.user_id.into(),
-                    expires_at.into(),
-                ],
-            ))
+        let invitation = NewInvitation {
+            id,
+            email: email.clone(),
+            role: role.clone(),
+            token_hash: tokens::hash(&token),
+            expires_at,
+            body,
+        };
+        scope(ctx)?
+            .write({
+                let principal = principal.clone();
+                move |tx| {
+                    Box::pin(async move {
+                        auth_service::create_invitation(tx.conn(), &principal, invitation).await
+                    })
+                }
+            })
             .await?;
-        tx.conn()
-            .execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "INSERT INTO outbound_emails (company_id, recipient, template, subject, body) \
-                 VALUES ($1, $2, 'invitation', 'You are invited', $3)",
-                [
-                    principal.company_id.into(),
-                    email.clone().into(),
-                    body.into(),
-                ],
-            ))
-            .await?;
-        tx.commit().await?;
         if state.config.private_mode {
             tracing::info!(%link, "invitation link (private mode: a mailer would send it from outbound_emails)");
         }

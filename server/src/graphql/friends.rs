@@ -61,10 +61,7 @@ impl User {
         before: Option<String>,
     ) -> AppResult<UserConnection> {
         let other = parse_id("id", &self.id)?;
-        let condition = Expr::cust_with_values(
-            "id IN (SELECT app.mutual_friend_ids($1))",
-            [sea_orm::Value::from(other)],
-        );
+        let condition = crate::db::functions::in_mutual_friend_ids("id", other);
         let args = page_args(ctx, Defaulted::First, first, after, last, before);
         paging::users_page(ctx, People::MutualFriends, condition, None, args).await
     }

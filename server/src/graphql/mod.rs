@@ -12,7 +12,7 @@ mod presets;
 mod roles;
 mod scope_end;
 mod storable;
-mod users;
+pub(crate) mod users;
 
 use std::sync::Arc;
 
@@ -103,5 +103,5 @@ pub(crate) fn scope<'a>(ctx: &Context<'a>) -> AppResult<&'a Arc<RequestScope>> {
 
 /// The signed-in caller, or `UNAUTHENTICATED`.
 pub(crate) fn principal<'a>(ctx: &Context<'a>) -> AppResult<&'a Principal> {
-    scope(ctx)?.viewer().principal()
+    Ok(scope(ctx)?.viewer().principal()?)
 }

@@ -5,21 +5,24 @@
 
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Json, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::presets;
-use sea_orm::ConnectionTrait;
-use uuid::Uuid;
 
 use super::{
+    audience::{budget, may},
     connection::{PageInfo, connection},
     principal, scope,
 };
 use crate::{
-    audience::{Filter, cost, store},
+    audience::cost,
+    authz::{Action, Object},
     error::{AppError, AppResult},
+    services::{
+        self,
+        audience::FilterSource,
+        presets::{self as service, Visibility},
+    },
 };
 
 mod resolvers;
-mod service;
 
 pub use resolvers::{PresetMutation, PresetQuery};
 
@@ -32,19 +35,20 @@ pub enum PresetVisibility {
     Company,
 }
 
-impl PresetVisibility {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Private => "private",
-            Self::Company => "company",
+impl From<Visibility> for PresetVisibility {
+    fn from(visibility: Visibility) -> Self {
+        match visibility {
+            Visibility::Private => Self::Private,
+            Visibility::Company => Self::Company,
         }
     }
+}
 
-    fn parse(text: &str) -> Self {
-        if text == "company" {
-            Self::Company
-        } else {
-            Self::Private
+impl From<PresetVisibility> for Visibility {
+    fn from(visibility: PresetVisibility) -> Self {
+        match visibility {
+            PresetVisibility::Private => Self::Private,
+            PresetVisibility::Company => Self::Company,
         }
     }
 }
@@ -66,22 +70,19 @@ pub struct Preset {
     pub owner_id: ID,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    #[graphql(skip)]
-    company_id: Uuid,
 }
 
-impl From<presets::Model> for Preset {
-    fn from(m: presets::Model) -> Self {
+impl From<service::Preset> for Preset {
+    fn from(m: service::Preset) -> Self {
         Self {
             id: ID(m.id.to_string()),
             name: m.name,
             description: m.description,
             filter: Json(m.filter),
-            visibility: PresetVisibility::parse(&m.visibility),
+            visibility: m.visibility.into(),
             owner_id: ID(m.owner_id.to_string()),
             created_at: m.created_at.with_timezone(&Utc),
             updated_at: m.updated_at.with_timezone(&Utc),
-            company_id: m.company_id,
         }
     }
 }
@@ -91,18 +92,26 @@ impl Preset {
     /// How many users the preset's filter selects now. Its values count towards the
     /// request's bound on audience values.
     async fn size(&self, ctx: &Context<'_>) -> AppResult<u64> {
-        let admin = super::principal(ctx)?.role == crate::authz::roles::ADMIN;
-        super::audience::spend(ctx, cost::values(&self.filter.0), "size")?;
-        let tx = scope(ctx)?.read_guard().await?;
-        let filter = store::parse_for(tx.conn(), self.company_id, &self.filter.0).await?;
-        store::count(tx.conn(), admin, self.company_id, &filter).await
+        let caller = principal(ctx)?.clone();
+        budget(ctx)?.spend(cost::values(&self.filter.0), "size")?;
+        let doc = self.filter.0.clone();
+        scope(ctx)?
+            .read(move |tx| {
+                Box::pin(async move {
+                    services::audience::count_document(tx.conn(), &caller, &doc).await
+                })
+            })
+            .await
     }
 
     /// Whether the caller may change or delete it.
     async fn can_edit(&self, ctx: &Context<'_>) -> AppResult<bool> {
+        // Its owner, and whoever may manage audiences: what Row Level Security lets change it.
         let principal = principal(ctx)?;
-        Ok(self.owner_id.as_str() == principal.user_id.to_string()
-            || matches!(principal.role.as_str(), "admin" | "manager"))
+        if self.owner_id.as_str() == principal.user_id.to_string() {
+            return Ok(true);
+        }
+        may(ctx, Object::Audience, Action::Manage).await
     }
 }
 
@@ -149,33 +158,21 @@ pub struct UpdatePresetInput {
     pub visibility: Option<PresetVisibility>,
 }
 
-/// The filter an audience query asks for: `filter`, or the filter of the visible preset
-/// `preset_id` (its values spent from the request's audience budget), or (neither) everyone.
-/// Both at once is `BAD_USER_INPUT`.
-pub(super) async fn resolve_filter(
-    ctx: &Context<'_>,
-    conn: &impl ConnectionTrait,
-    company: Uuid,
+/// Where the filter of an audience query comes from: `filter`, or the visible preset
+/// `preset_id`, or (neither) everyone. Both at once is `BAD_USER_INPUT`.
+pub(super) fn filter_source(
     filter: Option<Json<serde_json::Value>>,
     preset_id: Option<ID>,
-) -> AppResult<Filter> {
+) -> AppResult<FilterSource> {
     match (filter, preset_id) {
         (Some(_), Some(_)) => Err(AppError::bad_input(
             "presetId",
             "give `filter` or `presetId`, not both",
         )),
-        (Some(Json(doc)), None) => store::parse_for(conn, company, &doc).await,
-        (None, Some(id)) => {
-            let id = super::connection::parse_id("presetId", &id)?;
-            let preset = service::find(conn, company, id)
-                .await?
-                .ok_or_else(|| AppError::NotFound("no such preset".into()))?;
-            super::audience::spend(ctx, cost::values(&preset.filter), "presetId")?;
-            store::parse_for(conn, company, &preset.filter).await
-        }
-        (None, None) => Ok(Filter {
-            include: None,
-            exclude: None,
-        }),
+        (Some(Json(doc)), None) => Ok(FilterSource::Document(doc)),
+        (None, Some(id)) => Ok(FilterSource::Preset(super::connection::parse_id(
+            "presetId", &id,
+        )?)),
+        (None, None) => Ok(FilterSource::Everyone),
     }
 }

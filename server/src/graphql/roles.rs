@@ -8,11 +8,10 @@ use chrono::{DateTime, Utc};
 
 use super::{principal, scope};
 use crate::{
-    authz::{
-        Action, Authz, BUILT_IN_ROLES, Object as PermissionObject, Permission, requires,
-        roles::{self as role_service, CustomRole},
-    },
+    authz::{Action, Authz, Object as PermissionObject, Permission, requires},
+    caller::{BuiltInRole, RoleName},
     error::{AppError, AppResult},
+    services::roles::{self as role_service, CustomRole},
     state::AppState,
 };
 
@@ -114,19 +113,20 @@ impl RoleQuery {
                 created_at: None,
             });
         }
-        let tx = scope(ctx)?.read_guard().await?;
-        let custom = role_service::custom_roles(tx.conn(), principal.company_id).await?;
+        let company = principal.company_id;
+        let custom = scope(ctx)?
+            .read(move |tx| Box::pin(role_service::custom_roles(tx.conn(), company)))
+            .await?;
         roles.extend(custom.into_iter().map(Role::from));
         Ok(roles)
     }
 }
 
 fn built_in_description(name: &str) -> &'static str {
-    match name {
-        "admin" => "Everything, including people, roles, invitations and the company itself.",
-        "manager" => "What members may, plus audiences and pending invitations.",
-        "member" => "Reads the company and its people; keeps their own things.",
-        _ => "Defined in the server's policy files.",
+    match name.parse::<BuiltInRole>() {
+        Ok(role) => role.description(),
+        // A role `policy.csv` defines beyond the ones the database knows.
+        Err(_) => "Defined in the server's policy files.",
     }
 }
 
@@ -143,37 +143,27 @@ impl RoleMutation {
         let principal = principal(ctx)?;
         let authz = authz(ctx)?;
         let name = input.name.trim().to_owned();
-        if BUILT_IN_ROLES.contains(&name.as_str()) || authz.is_built_in(&name).await {
+        if matches!(name.parse::<RoleName>(), Ok(RoleName::BuiltIn(_)))
+            || authz.is_built_in(&name).await
+        {
             return Err(AppError::bad_input(
                 "input.name",
                 format!("`{name}` is a built-in role"),
             ));
         }
-        if !role_service::valid_name(&name) {
-            return Err(AppError::bad_input(
-                "input.name",
-                "a role name has 2 to 40 characters: lowercase letters, digits, `-` and `_`, \
-                 starting with a letter",
-            ));
-        }
-        let description = input.description.trim().to_owned();
-        if description.chars().count() > 500 {
-            return Err(AppError::bad_input(
-                "input.description",
-                "the description is longer than 500 characters",
-            ));
-        }
+        let description = role_service::check_new(&name, &input.description)?;
         let grants = grantable(authz, principal.company_id, &input.grants).await?;
-        let tx = scope(ctx)?.begin_write().await?;
-        let role = role_service::insert(
-            tx.conn(),
-            principal.company_id,
-            &name,
-            &description,
-            &grants,
-        )
-        .await?;
-        tx.commit().await?;
+        let role = scope(ctx)?
+            .write({
+                let name = name.clone();
+                let company = principal.company_id;
+                move |tx| {
+                    Box::pin(async move {
+                        role_service::insert(tx.conn(), company, &name, &description, &grants).await
+                    })
+                }
+            })
+            .await?;
         authz.invalidate_company(principal.company_id).await;
         tracing::info!(company = %principal.company_id, role = %name, "custom role created");
         Ok(role.into())
@@ -192,30 +182,16 @@ impl RoleMutation {
                 format!("`{name}` is a built-in role and cannot be deleted"),
             ));
         }
-        let tx = scope(ctx)?.begin_write().await?;
-        // Serializes with role assignments (updateUser), so nobody is given the role while it
-        // is being deleted.
-        role_service::lock_company_for_admin(tx.conn(), principal).await?;
-        let holders = role_service::holders(tx.conn(), principal.company_id, &name).await?;
-        if holders > 0 {
-            return Err(AppError::Conflict(format!(
-                "`{name}` is held by {holders} user(s); give them another role first"
-            )));
-        }
-        let invited =
-            role_service::pending_invitations(tx.conn(), principal.company_id, &name).await?;
-        if invited > 0 {
-            return Err(AppError::Conflict(format!(
-                "`{name}` is offered by {invited} pending invitation(s); try again once they \
-                 are accepted or expired"
-            )));
-        }
-        if !role_service::delete(tx.conn(), principal.company_id, &name).await? {
-            return Err(AppError::NotFound(format!(
-                "there is no custom role `{name}`"
-            )));
-        }
-        tx.commit().await?;
+        scope(ctx)?
+            .write({
+                let (principal, name) = (principal.clone(), name.clone());
+                move |tx| {
+                    Box::pin(async move {
+                        role_service::delete_custom(tx.conn(), &principal, &name).await
+                    })
+                }
+            })
+            .await?;
         authz.invalidate_company(principal.company_id).await;
         tracing::info!(company = %principal.company_id, role = %name, "custom role deleted");
         Ok(true)
@@ -236,7 +212,10 @@ async fn grantable(
             object: grant.object,
             action: grant.action,
         };
-        if !authz.enforce("manager", company, permission).await {
+        if !authz
+            .enforce(BuiltInRole::Manager.as_str(), company, permission)
+            .await
+        {
             return Err(AppError::bad_input(
                 format!("input.grants.{index}"),
                 format!(

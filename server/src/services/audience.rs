@@ -1,1 +1,248 @@
-//! The audience service (see the module documentation of `services`).
+//! The audience service (see the module documentation of `services`): the company's field
+//! registry, the filter an audience query asks for, and counting or listing the users a filter
+//! selects, always scoped to the caller's company (and to Row Level Security underneath). The
+//! filter language itself ([`crate::audience`]: parse, compile, eval, cost) stays pure.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use entity::{audience_fields, audience_users, user_profiles};
+use sea_orm::{
+    ActiveModelTrait as _,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait,
+    sea_query::{Alias, Expr},
+};
+use uuid::Uuid;
+
+use super::presets;
+use crate::{
+    audience::{Field, FieldType, Filter, Registry, compile::compile, cost::Budget, parse},
+    auth::Principal,
+    authz::roles::ADMIN,
+    error::{AppError, AppResult},
+    paging::{self, Page, PageRequest, Sort},
+};
+
+/// A user of an audience, as `user_profiles` shows them (privacy settings mask e-mails and
+/// attributes).
+pub type Member = user_profiles::Model;
+
+/// The built-in fields plus those `company` declared. A declared field whose stored type is
+/// unknown is an error, never skipped.
+pub async fn registry(conn: &impl ConnectionTrait, company: Uuid) -> AppResult<Registry> {
+    let declared = audience_fields::Entity::find()
+        .filter(audience_fields::Column::CompanyId.eq(company))
+        .order_by_asc(audience_fields::Column::Name)
+        .all(conn)
+        .await?;
+    Ok(Registry::with_attributes(
+        declared
+            .into_iter()
+            .map(|f| (f.name, f.r#type, f.description)),
+    ))
+}
+
+/// Every field the caller's filters may use: the built-in ones, then the company's own.
+pub async fn fields(conn: &impl ConnectionTrait, caller: &Principal) -> AppResult<Vec<Field>> {
+    let registry = registry(conn, caller.company_id).await?;
+    Ok(registry.fields().cloned().collect())
+}
+
+/// Validates `doc` against the fields of `company`.
+pub async fn parse_for(
+    conn: &impl ConnectionTrait,
+    company: Uuid,
+    doc: &serde_json::Value,
+) -> AppResult<Filter> {
+    let registry = registry(conn, company).await?;
+    Ok(parse(doc, &registry, Utc::now())?)
+}
+
+/// Where an audience query's filter comes from.
+#[derive(Debug, Clone)]
+pub enum FilterSource {
+    /// Everyone.
+    Everyone,
+    /// A filter document given with the query (its values were paid for when it was parsed).
+    Document(serde_json::Value),
+    /// The filter of the visible preset of this id; its values are spent from the request's
+    /// audience budget under `presetId`.
+    Preset(Uuid),
+}
+
+/// The filter `source` stands for, validated against the caller's company's fields. An unknown
+/// or invisible preset is `NOT_FOUND`.
+pub async fn resolve_filter(
+    conn: &impl ConnectionTrait,
+    caller: &Principal,
+    source: FilterSource,
+    budget: &Budget,
+) -> AppResult<Filter> {
+    let company = caller.company_id;
+    match source {
+        FilterSource::Everyone => Ok(Filter {
+            include: None,
+            exclude: None,
+        }),
+        FilterSource::Document(doc) => parse_for(conn, company, &doc).await,
+        FilterSource::Preset(id) => {
+            let preset = presets::find(conn, caller, id)
+                .await?
+                .ok_or_else(|| AppError::NotFound("no such preset".into()))?;
+            budget.spend(crate::audience::cost::values(&preset.filter), "presetId")?;
+            parse_for(conn, company, &preset.filter).await
+        }
+    }
+}
+
+/// Plans the next statements for their actual values. Prepared statements otherwise switch to a
+/// generic plan after a few runs, and a generic plan cannot know how many rows `attributes @>
+/// $1` matches (it assumes few): broad filters would get index scans slower than a scan.
+async fn plan_for_values(conn: &impl ConnectionTrait) -> AppResult<()> {
+    conn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
+        .await?;
+    Ok(())
+}
+
+/// The people an audience is drawn from: everyone for admins (`audience_users_admin`), else
+/// those who share their whole profile with the company (`audience_users`), so a filter cannot
+/// probe attributes their owners keep private. Both views re-check the caller in PostgreSQL,
+/// which knows admins by their role: the view is chosen the same way here.
+fn ids(caller: &Principal, filter: &Filter) -> sea_orm::Select<audience_users::Entity> {
+    let view = if caller.role == ADMIN {
+        "audience_users_admin"
+    } else {
+        "audience_users"
+    };
+    let mut select = audience_users::Entity::find()
+        .select_only()
+        .column(audience_users::Column::Id)
+        .filter(audience_users::Column::CompanyId.eq(caller.company_id))
+        .filter(compile(filter));
+    // Keep the entity's table name as the alias: the selected columns are qualified with it.
+    QueryTrait::query(&mut select)
+        .from_clear()
+        .from_as(Alias::new(view), Alias::new("audience_users"));
+    select
+}
+
+/// How many users of the caller's company the filter selects.
+pub async fn count(
+    conn: &impl ConnectionTrait,
+    caller: &Principal,
+    filter: &Filter,
+) -> AppResult<u64> {
+    plan_for_values(conn).await?;
+    Ok(ids(caller, filter).count(conn).await?)
+}
+
+/// How many users of the caller's company the filter document `doc` selects.
+pub async fn count_document(
+    conn: &impl ConnectionTrait,
+    caller: &Principal,
+    doc: &serde_json::Value,
+) -> AppResult<u64> {
+    let filter = parse_for(conn, caller.company_id, doc).await?;
+    count(conn, caller, &filter).await
+}
+
+/// The list name audience cursors carry.
+pub const LIST: &str = "audience";
+
+/// The page `request` asks for of the users of the caller's company the filter selects, by id.
+pub async fn page(
+    conn: &impl ConnectionTrait,
+    caller: &Principal,
+    filter: &Filter,
+    request: &PageRequest<(Uuid,)>,
+) -> AppResult<Page<Uuid>> {
+    plan_for_values(conn).await?;
+    let sort = Sort::asc([Expr::col(audience_users::Column::Id)]);
+    let rows = paging::keyset(ids(caller, filter), &sort, request)
+        .into_tuple::<Uuid>()
+        .all(conn)
+        .await?;
+    Ok(Page::build(rows, request, LIST, |id| (*id,)))
+}
+
+/// The page `request` asks for of the audience, its users shown through `user_profiles`. A user
+/// the profiles no longer show (gone since) is left out; the page's cursors still continue
+/// where the audience's ids ended.
+pub async fn members(
+    conn: &impl ConnectionTrait,
+    caller: &Principal,
+    filter: &Filter,
+    request: &PageRequest<(Uuid,)>,
+) -> AppResult<Page<Member>> {
+    let page = page(conn, caller, filter, request).await?;
+    let ids: Vec<Uuid> = page.nodes().copied().collect();
+    let mut profiles: HashMap<Uuid, Member> = user_profiles::Entity::find()
+        .filter(user_profiles::Column::CompanyId.eq(caller.company_id))
+        .filter(user_profiles::Column::Id.is_in(ids))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u))
+        .collect();
+    Ok(page.filter_map(|id| profiles.remove(&id)))
+}
+
+/// A company field the caller declares.
+#[derive(Debug, Clone)]
+pub struct NewField {
+    pub name: String,
+    pub ty: FieldType,
+    pub description: String,
+}
+
+/// A declared company field, as stored.
+#[derive(Debug, Clone)]
+pub struct DeclaredField {
+    pub name: String,
+    pub ty: FieldType,
+    pub description: String,
+}
+
+/// Declares a company field stored in `users.attributes`; one that exists is `CONFLICT`
+/// (primary key), and Row Level Security refuses callers who may not manage audiences.
+pub async fn define_field(
+    conn: &impl ConnectionTrait,
+    caller: &Principal,
+    new: NewField,
+) -> AppResult<DeclaredField> {
+    let row = audience_fields::ActiveModel {
+        company_id: Set(caller.company_id),
+        name: Set(new.name),
+        r#type: Set(new.ty),
+        description: Set(new.description),
+        ..Default::default()
+    }
+    .insert(conn)
+    .await?;
+    Ok(DeclaredField {
+        name: row.name,
+        ty: row.r#type,
+        description: row.description,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::ActiveEnum as _;
+
+    use super::FieldType;
+
+    #[test]
+    fn field_types_are_stored_under_their_filter_names_and_unknown_ones_are_errors() {
+        for ty in FieldType::ALL {
+            assert_eq!(ty.to_value(), ty.as_str());
+            assert_eq!(FieldType::try_from_value(&ty.to_value()).ok(), Some(ty));
+            assert_eq!(FieldType::parse(ty.as_str()), Some(ty));
+        }
+        assert!(FieldType::try_from_value(&"text".to_owned()).is_err());
+        assert!(FieldType::try_from_value(&"String".to_owned()).is_err());
+        assert_eq!(FieldType::parse("text"), None);
+    }
+}

@@ -1,1 +1,542 @@
-//! The users service (see the module documentation of `services`).
+//! Users and their company: profiles (read through `user_profiles`, which masks what the
+//! target's privacy settings hide), the `users` list, and the administration of users with its
+//! rules on roles and the last admin.
+
+use chrono::{DateTime, Utc};
+use entity::{companies, user_profiles, users};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    sea_query::{Alias, Expr},
+};
+use uuid::Uuid;
+
+/// A further condition on `user_profiles` (friends, mutual friends, blocked users).
+pub use sea_orm::sea_query::SimpleExpr as Condition;
+
+use super::{auth as auth_service, roles as role_service};
+use crate::{
+    caller::{BuiltInRole, Principal, RoleName},
+    error::{AppError, AppResult},
+    graphql::connection::like_pattern,
+    paging::{self, DefaultSize, Page, PageArgs, Sort, SortKey},
+};
+
+/// A person as the caller may see them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    pub id: Uuid,
+    pub company_id: Uuid,
+    /// `None` when the person's privacy settings hide it from the caller.
+    pub email: Option<String>,
+    pub display_name: String,
+    pub role: String,
+    /// Only the keys the caller may see (`{}` when none).
+    pub attributes: serde_json::Value,
+    pub is_active: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_active_at: Option<DateTime<Utc>>,
+    /// The caller's relation to this person, as `user_profiles` computes it.
+    pub relation: String,
+    pub profile_visibility: Option<String>,
+    pub visible_attributes: Option<Vec<String>>,
+}
+
+impl From<user_profiles::Model> for Profile {
+    fn from(m: user_profiles::Model) -> Self {
+        Self {
+            id: m.id,
+            company_id: m.company_id,
+            email: m.email,
+            display_name: m.display_name,
+            role: m.role,
+            attributes: m.attributes,
+            is_active: m.is_active,
+            created_at: m.created_at.with_timezone(&Utc),
+            updated_at: m.updated_at.with_timezone(&Utc),
+            last_active_at: m.last_active_at.map(|t| t.with_timezone(&Utc)),
+            relation: m.relation,
+            profile_visibility: m.profile_visibility,
+            visible_attributes: m.visible_attributes,
+        }
+    }
+}
+
+/// For the modules that still read `user_profiles` themselves (friends, audience).
+impl From<user_profiles::Model> for crate::graphql::users::User {
+    fn from(m: user_profiles::Model) -> Self {
+        Profile::from(m).into()
+    }
+}
+
+/// A tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Company {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<companies::Model> for Company {
+    fn from(m: companies::Model) -> Self {
+        Self {
+            id: m.id,
+            name: m.name,
+            created_at: m.created_at.with_timezone(&Utc),
+            updated_at: m.updated_at.with_timezone(&Utc),
+        }
+    }
+}
+
+/// What the `users` list sorts by; ties are broken by id, so every order is total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortField {
+    CreatedAt,
+    DisplayName,
+    Email,
+}
+
+/// An ordering of the `users` list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Order {
+    pub field: SortField,
+    pub descending: bool,
+}
+
+impl Order {
+    /// The list name its cursors carry: a cursor is valid only in the ordering it came from.
+    pub fn list(self) -> &'static str {
+        use SortField::*;
+        match (self.field, self.descending) {
+            (CreatedAt, false) => "users/created_at/asc",
+            (CreatedAt, true) => "users/created_at/desc",
+            (DisplayName, false) => "users/display_name/asc",
+            (DisplayName, true) => "users/display_name/desc",
+            (Email, false) => "users/email/asc",
+            (Email, true) => "users/email/desc",
+        }
+    }
+
+    /// The sort columns, ending with the id. Masked e-mails sort as empty text.
+    fn sort(self) -> Sort {
+        let column: Condition = match self.field {
+            SortField::CreatedAt => Expr::col(user_profiles::Column::CreatedAt),
+            SortField::DisplayName => Expr::col(user_profiles::Column::DisplayName),
+            SortField::Email => Expr::cust("COALESCE(email, '')"),
+        };
+        let columns = [column, Expr::col(user_profiles::Column::Id)];
+        if self.descending {
+            Sort::desc(columns)
+        } else {
+            Sort::asc(columns)
+        }
+    }
+}
+
+/// Which users a list asks for.
+#[derive(Debug, Clone)]
+pub struct UserFilter {
+    company_id: Uuid,
+    search: Option<String>,
+    role: Option<String>,
+    is_active: Option<bool>,
+    /// Leave out users in a blocked pair with the caller.
+    hide_blocked: bool,
+    /// Any further condition (friends, mutual friends, blocked users).
+    extra: Option<Condition>,
+}
+
+impl UserFilter {
+    /// Users of `company` matching `condition`.
+    pub fn matching(company_id: Uuid, condition: Condition) -> Self {
+        Self {
+            company_id,
+            search: None,
+            role: None,
+            is_active: None,
+            hide_blocked: false,
+            extra: Some(condition),
+        }
+    }
+
+    /// The `users` query's filter. `search` is trimmed (at most 200 characters, else
+    /// `BAD_USER_INPUT`); `hide_blocked` leaves out the other half of a blocked pair.
+    pub fn search(
+        company_id: Uuid,
+        search: Option<String>,
+        role: Option<String>,
+        is_active: Option<bool>,
+        hide_blocked: bool,
+    ) -> AppResult<Self> {
+        let search = search
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty());
+        if search.as_ref().is_some_and(|s| s.chars().count() > 200) {
+            return Err(AppError::bad_input(
+                "search",
+                "`search` is longer than 200 characters",
+            ));
+        }
+        Ok(Self {
+            company_id,
+            search,
+            role: role.map(|r| r.trim().to_owned()),
+            is_active,
+            hide_blocked,
+            extra: None,
+        })
+    }
+
+    /// People are read through `user_profiles`, which masks what privacy settings hide, so
+    /// neither results nor search matches nor orderings reveal a hidden e-mail.
+    fn select(&self) -> sea_orm::Select<user_profiles::Entity> {
+        // The explicit company filter duplicates RLS on purpose: it lets the planner use the
+        // (company_id, ...) indexes and routes the query in a sharded deployment.
+        let mut select = user_profiles::Entity::find()
+            .filter(user_profiles::Column::CompanyId.eq(self.company_id));
+        if let Some(search) = &self.search {
+            let matches: Condition = Expr::cust_with_values(
+                "(display_name || ' ' || COALESCE(email, '')) ILIKE $1",
+                [like_pattern(search)],
+            );
+            select = select.filter(matches);
+        }
+        if let Some(role) = &self.role {
+            select = select.filter(user_profiles::Column::Role.eq(role.as_str()));
+        }
+        if let Some(active) = self.is_active {
+            select = select.filter(user_profiles::Column::IsActive.eq(active));
+        }
+        if self.hide_blocked {
+            select =
+                select.filter(user_profiles::Column::Relation.is_not_in(["blocked", "blocked_by"]));
+        }
+        if let Some(extra) = &self.extra {
+            select = select.filter(extra.clone());
+        }
+        select
+    }
+}
+
+/// How many users match `filter`, over all pages.
+pub async fn count(conn: &impl ConnectionTrait, filter: &UserFilter) -> AppResult<u64> {
+    Ok(filter.select().count(conn).await?)
+}
+
+/// A page of the users matching `filter` in `order`; its cursors carry the ordering's key.
+pub async fn page(
+    conn: &impl ConnectionTrait,
+    filter: &UserFilter,
+    order: Order,
+    args: PageArgs,
+) -> AppResult<Page<Profile>> {
+    async fn run<K: SortKey>(
+        conn: &impl ConnectionTrait,
+        select: sea_orm::Select<user_profiles::Entity>,
+        order: Order,
+        args: PageArgs,
+        key: impl Fn(&user_profiles::Model) -> K,
+    ) -> AppResult<Page<user_profiles::Model>> {
+        let request = args.validate::<K>(order.list(), DefaultSize::First(20))?;
+        paging::fetch(conn, select, &order.sort(), order.list(), &request, key).await
+    }
+    let select = filter.select();
+    let page = match order.field {
+        SortField::CreatedAt => {
+            run(conn, select, order, args, |u| (u.created_at.to_utc(), u.id)).await?
+        }
+        SortField::DisplayName => {
+            run(conn, select, order, args, |u| {
+                (u.display_name.clone(), u.id)
+            })
+            .await?
+        }
+        SortField::Email => {
+            run(conn, select, order, args, |u| {
+                (u.email.clone().unwrap_or_default(), u.id)
+            })
+            .await?
+        }
+    };
+    Ok(page.map(Profile::from))
+}
+
+/// User `id` of `company`, as the caller may see them.
+pub async fn profile(
+    conn: &impl ConnectionTrait,
+    company: Uuid,
+    id: Uuid,
+) -> AppResult<Option<Profile>> {
+    Ok(user_profiles::Entity::find_by_id(id)
+        .filter(user_profiles::Column::CompanyId.eq(company))
+        .one(conn)
+        .await?
+        .map(Profile::from))
+}
+
+/// The caller's own profile; `UNAUTHENTICATED` when they no longer exist.
+pub async fn me(conn: &impl ConnectionTrait, principal: &Principal) -> AppResult<Profile> {
+    profile(conn, principal.company_id, principal.user_id)
+        .await?
+        .ok_or_else(|| AppError::Unauthenticated("the signed-in user no longer exists".into()))
+}
+
+/// The caller's company.
+pub async fn company(conn: &impl ConnectionTrait, principal: &Principal) -> AppResult<Company> {
+    companies::Entity::find_by_id(principal.company_id)
+        .one(conn)
+        .await?
+        .map(Company::from)
+        .ok_or_else(|| AppError::NotFound("company not found".into()))
+}
+
+/// Renames the caller's company (RLS lets only admins); `None` leaves it as it is.
+pub async fn update_company(
+    conn: &impl ConnectionTrait,
+    principal: &Principal,
+    name: Option<String>,
+) -> AppResult<Company> {
+    let name = name
+        .map(|name| name.trim().to_owned())
+        .map(|name| {
+            if (1..=200).contains(&name.chars().count()) {
+                Ok(name)
+            } else {
+                Err(AppError::bad_input(
+                    "input.name",
+                    "the company name must have 1 to 200 characters",
+                ))
+            }
+        })
+        .transpose()?;
+    match name {
+        Some(name) => companies::Entity::update_many()
+            .filter(companies::Column::Id.eq(principal.company_id))
+            .col_expr(companies::Column::Name, Expr::value(name))
+            .exec_with_returning(conn)
+            .await?
+            .into_iter()
+            .next(),
+        None => {
+            companies::Entity::find_by_id(principal.company_id)
+                .one(conn)
+                .await?
+        }
+    }
+    .map(Company::from)
+    .ok_or_else(|| AppError::NotFound("company not found".into()))
+}
+
+/// Validated changes to a user row.
+#[derive(Debug, Clone, Default)]
+pub struct UserChanges {
+    pub role: Option<String>,
+    pub is_active: Option<bool>,
+    pub display_name: Option<String>,
+    pub attributes: Option<serde_json::Value>,
+}
+
+impl UserChanges {
+    /// Display name and attributes, checked (the rest left as it is).
+    pub fn profile(
+        display_name: Option<String>,
+        attributes: Option<serde_json::Value>,
+    ) -> AppResult<Self> {
+        Ok(Self {
+            display_name: valid_display_name(display_name)?,
+            attributes: valid_attributes(attributes)?,
+            ..Self::default()
+        })
+    }
+
+    /// Updates user `id` of `company` (RLS decides whether the caller may) and returns it.
+    async fn apply(
+        self,
+        conn: &impl ConnectionTrait,
+        company: Uuid,
+        id: Uuid,
+    ) -> AppResult<Profile> {
+        let mut update = users::Entity::update_many()
+            .filter(users::Column::CompanyId.eq(company))
+            .filter(users::Column::Id.eq(id));
+        let mut changed = false;
+        if let Some(role) = self.role {
+            update = update.col_expr(users::Column::Role, Expr::value(role));
+            changed = true;
+        }
+        if let Some(active) = self.is_active {
+            update = update.col_expr(users::Column::IsActive, Expr::value(active));
+            changed = true;
+        }
+        if let Some(name) = self.display_name {
+            update = update.col_expr(users::Column::DisplayName, Expr::value(name));
+            changed = true;
+        }
+        if let Some(attributes) = self.attributes {
+            // Request roles may write `attributes` but not read it, so the request entity does
+            // not map it: the column is named here.
+            update = update.col_expr(Alias::new("attributes"), Expr::value(attributes));
+            changed = true;
+        }
+        if changed && update.exec(conn).await?.rows_affected == 0 {
+            return Err(AppError::NotFound("no such user".into()));
+        }
+        // Read back through the view, which masks what the caller may not see.
+        profile(conn, company, id)
+            .await?
+            .ok_or_else(|| AppError::NotFound("no such user".into()))
+    }
+}
+
+/// The caller's change to their own profile.
+pub async fn update_own_profile(
+    conn: &impl ConnectionTrait,
+    principal: &Principal,
+    changes: UserChanges,
+) -> AppResult<Profile> {
+    changes
+        .apply(conn, principal.company_id, principal.user_id)
+        .await
+}
+
+/// What an administrative change did, for what must follow its commit.
+#[derive(Debug, Clone)]
+pub struct Administered {
+    pub user: Profile,
+    /// Sessions revoked by a deactivation.
+    pub revoked_sessions: Vec<Uuid>,
+    /// Whether the user's role changed (their tokens carry the old one).
+    pub role_changed: bool,
+}
+
+/// An admin's change to user `id`, with the rules on roles and the last admin. Role and
+/// activity changes lock the company row first (see [`role_service::lock_company_for_admin`]),
+/// so concurrent changes are checked one after another. `role_is_built_in`: whether the
+/// requested role (if any) is one of the policy's built-in roles.
+pub async fn administer(
+    conn: &impl ConnectionTrait,
+    principal: &Principal,
+    id: Uuid,
+    changes: UserChanges,
+    role_is_built_in: bool,
+) -> AppResult<Administered> {
+    let company = principal.company_id;
+    let membership_change = changes.role.is_some() || changes.is_active.is_some();
+    if membership_change {
+        role_service::lock_company_for_admin(conn, principal).await?;
+    }
+    let target = profile(conn, company, id)
+        .await?
+        .ok_or_else(|| AppError::NotFound("no such user".into()))?;
+    let new_role = changes.role.as_deref().filter(|role| *role != target.role);
+    let deactivating = changes.is_active == Some(false) && target.is_active;
+    if id == principal.user_id && new_role.is_some() {
+        return Err(AppError::Forbidden(
+            "nobody can change their own role".into(),
+        ));
+    }
+    if let Some(role) = new_role
+        && !role_is_built_in
+        && role_service::find(conn, company, role).await?.is_none()
+    {
+        return Err(AppError::bad_input(
+            "input.role",
+            format!("unknown role `{role}`: use a built-in role or create it first"),
+        ));
+    }
+    let target_is_admin = target
+        .role
+        .parse::<RoleName>()
+        .is_ok_and(|r| r == BuiltInRole::Admin);
+    if target_is_admin && target.is_active && (new_role.is_some() || deactivating) {
+        role_service::ensure_another_admin(conn, company, id).await?;
+    }
+    let role_changed = new_role.is_some();
+    let user = changes.apply(conn, company, id).await?;
+    // A deactivated user's sessions end at once, not when their tokens expire.
+    let revoked_sessions = if deactivating {
+        auth_service::revoke_user_sessions(conn, company, id, "deactivated").await?
+    } else {
+        Vec::new()
+    };
+    Ok(Administered {
+        user,
+        revoked_sessions,
+        role_changed,
+    })
+}
+
+/// 1 to 200 characters once trimmed.
+pub fn valid_display_name(name: Option<String>) -> AppResult<Option<String>> {
+    let Some(name) = name else {
+        return Ok(None);
+    };
+    let name = name.trim().to_owned();
+    if (1..=200).contains(&name.chars().count()) {
+        Ok(Some(name))
+    } else {
+        Err(AppError::bad_input(
+            "input.displayName",
+            "the display name must have 1 to 200 characters",
+        ))
+    }
+}
+
+/// A JSON object of at most 16 KiB.
+pub fn valid_attributes(
+    attributes: Option<serde_json::Value>,
+) -> AppResult<Option<serde_json::Value>> {
+    let Some(attributes) = attributes else {
+        return Ok(None);
+    };
+    if !attributes.is_object() {
+        return Err(AppError::bad_input(
+            "input.attributes",
+            "attributes must be a JSON object",
+        ));
+    }
+    if attributes.to_string().len() > 16 * 1024 {
+        return Err(AppError::bad_input(
+            "input.attributes",
+            "attributes must be at most 16 KiB of JSON",
+        ));
+    }
+    Ok(Some(attributes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_ordering_has_a_list_of_its_own() {
+        use SortField::*;
+        let mut lists: Vec<&str> = [CreatedAt, DisplayName, Email]
+            .into_iter()
+            .flat_map(|field| [false, true].map(|descending| Order { field, descending }.list()))
+            .collect();
+        lists.sort();
+        lists.dedup();
+        assert_eq!(lists.len(), 6);
+    }
+
+    #[test]
+    fn attributes_must_be_a_small_object() {
+        assert!(valid_attributes(Some(serde_json::json!([1]))).is_err());
+        assert!(valid_attributes(Some(serde_json::json!({"plan": "pro"}))).is_ok());
+        let big = serde_json::json!({ "x": "y".repeat(17 * 1024) });
+        assert!(valid_attributes(Some(big)).is_err());
+        assert_eq!(valid_attributes(None).ok(), Some(None));
+    }
+
+    #[test]
+    fn display_names_are_trimmed_and_bounded() {
+        assert_eq!(
+            valid_display_name(Some("  Ann ".into())).ok(),
+            Some(Some("Ann".to_owned()))
+        );
+        assert!(valid_display_name(Some("   ".into())).is_err());
+        assert!(valid_display_name(Some("x".repeat(201))).is_err());
+    }
+}

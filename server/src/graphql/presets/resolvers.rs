@@ -1,23 +1,20 @@
 //! The preset fields of Query and Mutation.
 
 use async_graphql::{Context, ID, Json, Object};
-use entity::presets;
-use sea_orm::{ActiveModelTrait as _, ActiveValue::Set, ConnectionTrait};
-use uuid::Uuid;
 
 use super::{
     super::{
         connection::{Defaulted, page_args, page_cost, parse_id},
         principal, scope,
     },
-    CreatePresetInput, Preset, PresetConnection, PresetVisibility, UpdatePresetInput,
-    service::{self, NewPreset},
+    CreatePresetInput, Preset, PresetConnection, UpdatePresetInput,
 };
 use crate::{
-    audience::{cost, store},
+    audience::cost,
     authz::{Action, Object as PermissionObject, requires},
     error::{AppError, AppResult},
     paging::DefaultSize,
+    services::presets::{self as service, NewPreset, PresetChanges, Visibility},
     state::AppState,
 };
 
@@ -56,15 +53,6 @@ fn check_values(ctx: &Context<'_>, doc: &serde_json::Value) -> AppResult<()> {
     )
 }
 
-/// Validates a filter document before it is saved.
-async fn check_filter(
-    conn: &impl ConnectionTrait,
-    company: Uuid,
-    doc: &serde_json::Value,
-) -> AppResult<()> {
-    store::parse_for(conn, company, doc).await.map(|_| ())
-}
-
 /// Preset queries.
 #[derive(Default)]
 pub struct PresetQuery;
@@ -86,13 +74,16 @@ impl PresetQuery {
         before: Option<String>,
         search: Option<String>,
     ) -> AppResult<PresetConnection> {
-        let principal = principal(ctx)?;
+        let caller = principal(ctx)?.clone();
         let request = page_args(ctx, Defaulted::First, first, after, last, before)
             .validate(service::LIST, DefaultSize::First(20))?;
-        let tx = scope(ctx)?.read_guard().await?;
-        let company = principal.company_id;
-        let page = service::list(tx.conn(), company, search.as_deref(), &request).await?;
-        let total_count = service::count(tx.conn(), company, search.as_deref()).await?;
+        let (page, total_count) = scope(ctx)?
+            .read(move |tx| {
+                Box::pin(async move {
+                    service::list(tx.conn(), &caller, search.as_deref(), &request).await
+                })
+            })
+            .await?;
         Ok(PresetConnection::from_page(
             page.map(Preset::from),
             total_count,
@@ -102,10 +93,11 @@ impl PresetQuery {
     /// One preset the caller sees; null otherwise.
     #[graphql(directive = requires::apply(PermissionObject::Preset, Action::Read))]
     async fn preset(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Preset>> {
-        let principal = principal(ctx)?;
+        let caller = principal(ctx)?.clone();
         let id = parse_id("id", &id)?;
-        let tx = scope(ctx)?.read_guard().await?;
-        let row = service::find(tx.conn(), principal.company_id, id).await?;
+        let row = scope(ctx)?
+            .read(move |tx| Box::pin(async move { service::find(tx.conn(), &caller, id).await }))
+            .await?;
         Ok(row.map(Preset::from))
     }
 }
@@ -124,20 +116,21 @@ impl PresetMutation {
         ctx: &Context<'_>,
         input: CreatePresetInput,
     ) -> AppResult<Preset> {
-        let principal = principal(ctx)?;
+        let caller = principal(ctx)?.clone();
         let name = check_name("input.name", &input.name)?;
         let description = check_description("input.description", &input.description)?;
         check_values(ctx, &input.filter.0)?;
-        let tx = scope(ctx)?.begin_write().await?;
-        check_filter(tx.conn(), principal.company_id, &input.filter.0).await?;
         let new = NewPreset {
             name,
             description,
             filter: input.filter.0,
-            visibility: input.visibility.as_str(),
+            visibility: input.visibility.into(),
         };
-        let row = service::insert(tx.conn(), principal.company_id, principal.user_id, new).await?;
-        tx.commit().await?;
+        let row = scope(ctx)?
+            .write(move |tx| {
+                Box::pin(async move { service::create(tx.conn(), &caller, new).await })
+            })
+            .await?;
         Ok(row.into())
     }
 
@@ -149,81 +142,50 @@ impl PresetMutation {
         id: ID,
         input: UpdatePresetInput,
     ) -> AppResult<Preset> {
-        let principal = principal(ctx)?;
+        let caller = principal(ctx)?.clone();
         let id = parse_id("id", &id)?;
-        let mut changes = <presets::ActiveModel as Default>::default();
+        let mut changes = PresetChanges::default();
         if let Some(name) = &input.name {
-            changes.name = Set(check_name("input.name", name)?);
+            changes.name = Some(check_name("input.name", name)?);
         }
         if let Some(text) = &input.description {
-            changes.description = Set(check_description("input.description", text)?);
+            changes.description = Some(check_description("input.description", text)?);
         }
-        if let Some(visibility) = input.visibility {
-            changes.visibility = Set(visibility.as_str().to_owned());
-        }
-        if let Some(Json(filter)) = &input.filter {
-            check_values(ctx, filter)?;
-        }
-        let tx = scope(ctx)?.begin_write().await?;
-        let company = principal.company_id;
-        let Some(current) = service::find(tx.conn(), company, id).await? else {
-            return Err(AppError::NotFound("no such preset".into()));
-        };
+        changes.visibility = input.visibility.map(Visibility::from);
         if let Some(Json(filter)) = input.filter {
-            check_filter(tx.conn(), company, &filter).await?;
-            changes.filter = Set(filter);
+            check_values(ctx, &filter)?;
+            changes.filter = Some(filter);
         }
-        if !changes.is_changed() {
-            return Ok(current.into());
-        }
-        let row = service::update(tx.conn(), company, id, changes)
-            .await?
-            .ok_or_else(not_yours)?;
-        tx.commit().await?;
+        let row = scope(ctx)?
+            .write(move |tx| {
+                Box::pin(async move { service::update(tx.conn(), &caller, id, changes).await })
+            })
+            .await?;
         Ok(row.into())
     }
 
     /// Deletes a preset: members their own, managers and admins any of the company's.
     #[graphql(directive = requires::apply(PermissionObject::Preset, Action::Delete))]
     async fn delete_preset(&self, ctx: &Context<'_>, id: ID) -> AppResult<bool> {
-        let principal = principal(ctx)?;
+        let caller = principal(ctx)?.clone();
         let id = parse_id("id", &id)?;
-        let tx = scope(ctx)?.begin_write().await?;
-        if service::find(tx.conn(), principal.company_id, id)
-            .await?
-            .is_none()
-        {
-            return Err(AppError::NotFound("no such preset".into()));
-        }
-        if !service::delete(tx.conn(), principal.company_id, id).await? {
-            return Err(not_yours());
-        }
-        tx.commit().await?;
+        scope(ctx)?
+            .write(move |tx| Box::pin(async move { service::delete(tx.conn(), &caller, id).await }))
+            .await?;
         Ok(true)
     }
 
     /// Copies a preset the caller sees into a new private preset of theirs named `name`.
     #[graphql(directive = requires::apply(PermissionObject::Preset, Action::Create))]
     async fn duplicate_preset(&self, ctx: &Context<'_>, id: ID, name: String) -> AppResult<Preset> {
-        let principal = principal(ctx)?;
+        let caller = principal(ctx)?.clone();
         let id = parse_id("id", &id)?;
         let name = check_name("name", &name)?;
-        let tx = scope(ctx)?.begin_write().await?;
-        let source = service::find(tx.conn(), principal.company_id, id)
-            .await?
-            .ok_or_else(|| AppError::NotFound("no such preset".into()))?;
-        let new = NewPreset {
-            name,
-            description: source.description,
-            filter: source.filter,
-            visibility: PresetVisibility::Private.as_str(),
-        };
-        let row = service::insert(tx.conn(), principal.company_id, principal.user_id, new).await?;
-        tx.commit().await?;
+        let row = scope(ctx)?
+            .write(move |tx| {
+                Box::pin(async move { service::duplicate(tx.conn(), &caller, id, name).await })
+            })
+            .await?;
         Ok(row.into())
     }
-}
-
-fn not_yours() -> AppError {
-    AppError::Forbidden("only its owner, managers and admins may change this preset".into())
 }

@@ -1,0 +1,125 @@
+-- The `app` schema: who may use it, the per-transaction identity the policies read, what the
+-- built-in roles may do (app.may), and the opening of request transactions.
+-- Re-applied as a whole after the versioned migrations whenever a file of migration/sql/current/
+-- changes (see migration/src/current.rs): every statement must be re-runnable and leave the
+-- same catalog however often it runs.
+
+-- The login role reaches nothing: no function, no schema of the application, no TEMP.
+-- All it can do is SET ROLE to app_user, app_anon or app_worker.
+REVOKE ALL ON SCHEMA app FROM PUBLIC, app_authenticator;
+GRANT USAGE ON SCHEMA app TO app_user, app_anon, app_auth, app_profiles, app_worker;
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+GRANT USAGE ON SCHEMA public TO app_auth, app_profiles;
+ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+DO $$
+BEGIN
+    EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC, app_authenticator, app_user, app_anon, '
+                   'app_auth, app_profiles, app_worker', current_database());
+END
+$$;
+
+-- An unset or empty variable means NULL: no rows match, nothing errors.
+CREATE OR REPLACE FUNCTION app.current_user_id() RETURNS uuid
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT NULLIF(current_setting('app.user_id', true), '')::uuid $$;
+REVOKE ALL ON FUNCTION app.current_user_id() FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_auth, app_profiles;
+GRANT EXECUTE ON FUNCTION app.current_user_id() TO app_user, app_anon, app_auth, app_profiles, app_worker;
+
+CREATE OR REPLACE FUNCTION app.current_company_id() RETURNS uuid
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT NULLIF(current_setting('app.company_id', true), '')::uuid $$;
+REVOKE ALL ON FUNCTION app.current_company_id() FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_auth, app_profiles;
+GRANT EXECUTE ON FUNCTION app.current_company_id() TO app_user, app_anon, app_auth, app_profiles, app_worker;
+
+CREATE OR REPLACE FUNCTION app.current_role() RETURNS text
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT NULLIF(current_setting('app.role', true), '') $$;
+REVOKE ALL ON FUNCTION app.current_role() FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_auth, app_profiles;
+GRANT EXECUTE ON FUNCTION app.current_role() TO app_user, app_anon, app_auth, app_profiles, app_worker;
+
+-- Keeps updated_at current on every UPDATE.
+CREATE OR REPLACE FUNCTION app.touch_updated_at() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$ BEGIN NEW.updated_at := now(); RETURN NEW; END $$;
+REVOKE ALL ON FUNCTION app.touch_updated_at() FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_auth, app_profiles;
+
+-- Who may do what, as policies/policy.csv says for the built-in roles. Row rules that depend on
+-- a permission ask app.may(object, action) instead of naming roles, so custom roles get the same
+-- rows as the permissions they were granted. A test derives its expectations from
+-- policies/policy.csv and fails when this table and the file disagree.
+DELETE FROM app.builtin_grants;
+INSERT INTO app.builtin_grants (role, object, action)
+SELECT r.role, g.object, g.action
+FROM (VALUES ('member', 0), ('manager', 1), ('admin', 2)) r (role, rank)
+JOIN (VALUES
+    ('company', 'read', 0), ('user', 'read', 0), ('user', 'update', 0), ('preset', 'manage', 0),
+    ('audience', 'read', 0), ('friendship', 'manage', 0), ('conversation', 'manage', 0),
+    ('message', 'manage', 0), ('session', 'manage', 0),
+    ('audience', 'manage', 1), ('invitation', 'read', 1),
+    ('company', 'manage', 2), ('user', 'manage', 2), ('invitation', 'manage', 2)
+) g (object, action, rank) ON g.rank <= r.rank;
+
+REVOKE ALL ON app.builtin_grants FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_auth, app_profiles;
+GRANT SELECT ON app.builtin_grants TO app_user, app_auth;
+
+CREATE OR REPLACE FUNCTION app.may(p_object text, p_action text) RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp
+    AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM app.builtin_grants g
+        WHERE g.role = app.current_role() AND g.object = p_object AND g.action IN (p_action, 'manage')
+    ) OR EXISTS (
+        SELECT 1 FROM public.roles r CROSS JOIN LATERAL jsonb_array_elements(r.grants) e (grant_)
+        WHERE r.company_id = app.current_company_id() AND r.name = app.current_role()
+          AND e.grant_ ->> 'object' = p_object AND e.grant_ ->> 'action' IN (p_action, 'manage')
+    )
+$$;
+ALTER FUNCTION app.may(text, text) OWNER TO app_auth;
+REVOKE ALL ON FUNCTION app.may(text, text) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
+GRANT EXECUTE ON FUNCTION app.may(text, text) TO app_user;
+
+-- Whether a token's identity is live: an active member of that company with that role, with a
+-- live session. A definer, so that it holds whatever the role may read.
+CREATE OR REPLACE FUNCTION app.identity_is_live(p_user uuid, p_company uuid, p_role text, p_session uuid)
+    RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp
+    AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM users u
+        WHERE u.id = p_user AND u.company_id = p_company AND u.role = p_role AND u.is_active
+    ) AND EXISTS (
+        SELECT 1 FROM sessions s
+        WHERE s.id = p_session AND s.company_id = p_company AND s.user_id = p_user
+          AND s.revoked_at IS NULL AND s.absolute_expires_at > now()
+    )
+$$;
+ALTER FUNCTION app.identity_is_live(uuid, uuid, text, uuid) OWNER TO app_auth;
+REVOKE ALL ON FUNCTION app.identity_is_live(uuid, uuid, text, uuid) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
+GRANT EXECUTE ON FUNCTION app.identity_is_live(uuid, uuid, text, uuid) TO app_user;
+
+-- Request transactions: the server runs `SET LOCAL ROLE app_user` and then this, as app_user, in
+-- one round trip. It sets the identity the policies read and raises `28000` unless the token's
+-- user is an active member of that company with that role and its session is live. (Anonymous
+-- requests only `SET LOCAL ROLE app_anon`.) No SET clause on purpose: names are
+-- schema-qualified instead.
+CREATE OR REPLACE FUNCTION app.begin_request(p_user uuid, p_company uuid, p_role text, p_session uuid, p_read_only boolean)
+    RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF p_read_only THEN
+        PERFORM pg_catalog.set_config('transaction_read_only', 'on', true);
+    END IF;
+    PERFORM pg_catalog.set_config('app.user_id', p_user::text, true),
+            pg_catalog.set_config('app.company_id', p_company::text, true),
+            pg_catalog.set_config('app.role', p_role, true);
+    IF NOT app.identity_is_live(p_user, p_company, p_role, p_session) THEN
+        RAISE EXCEPTION 'the session has ended, or its user is no longer an active member of that company with that role'
+            USING ERRCODE = '28000';
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION app.begin_request(uuid, uuid, text, uuid, boolean) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_auth, app_profiles;
+GRANT EXECUTE ON FUNCTION app.begin_request(uuid, uuid, text, uuid, boolean) TO app_user;

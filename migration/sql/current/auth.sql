@@ -1,0 +1,228 @@
+-- Signing in, sessions, password resets and invitations: the SECURITY DEFINER functions (of the
+-- NOLOGIN role app_auth) that run before there is a user, for anonymous request transactions.
+-- Re-applied as a whole after the versioned migrations whenever a file of migration/sql/current/
+-- changes (see migration/src/current.rs): every statement must be re-runnable and leave the
+-- same catalog however often it runs.
+
+-- 'active', 'revoked' (or expired) or 'missing': what the session cache stores.
+CREATE OR REPLACE FUNCTION app.session_state(p_session uuid) RETURNS text
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+    AS $$
+    SELECT COALESCE((
+        SELECT CASE WHEN s.revoked_at IS NULL AND s.absolute_expires_at > now() AND u.is_active
+                    THEN 'active' ELSE 'revoked' END
+        FROM sessions s JOIN users u ON u.company_id = s.company_id AND u.id = s.user_id
+        WHERE s.id = p_session), 'missing')
+$$;
+ALTER FUNCTION app.session_state(uuid) OWNER TO app_auth;
+REVOKE ALL ON FUNCTION app.session_state(uuid) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
+GRANT EXECUTE ON FUNCTION app.session_state(uuid) TO app_anon;
+
+CREATE OR REPLACE FUNCTION app.login_lookup(p_email text)
+    RETURNS TABLE (user_id uuid, company_id uuid, role text, password_hash text, is_active boolean)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+    AS $$
+    SELECT u.id, u.company_id, u.role, u.password_hash, u.is_active
+    FROM users u WHERE lower(u.email) = lower(btrim(p_email))
+$$;
+ALTER FUNCTION app.login_lookup(text) OWNER TO app_auth;
+REVOKE ALL ON FUNCTION app.login_lookup(text) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
+GRANT EXECUTE ON FUNCTION app.login_lookup(text) TO app_anon;
+
+CREATE OR REPLACE FUNCTION app.sign_up(p_company uuid, p_company_name text, p_user uuid, p_email text,
+                                       p_password_hash text, p_display_name text)
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+    AS $$
+BEGIN
+    INSERT INTO companies (id, name) VALUES (p_company, btrim(p_company_name));
+    INSERT INTO users (id, company_id, email, password_hash, display_name, role)
+        VALUES (p_user, p_company, btrim(p_email), p_password_hash, btrim(p_display_name), 'admin');
+END
+$$;
+ALTER FUNCTION app.sign_up(uuid, text, uuid, text, text, text) OWNER TO app_auth;
+REVOKE ALL ON FUNCTION app.sign_up(uuid, text, uuid, text, text, text) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
+GRANT EXECUTE ON FUNCTION app.sign_up(uuid, text, uuid, text, text, text) TO app_anon;
+
+CREATE OR REPLACE FUNCTION app.create_session(p_session uuid, p_user uuid, p_company uuid, p_token_hash text,
+                                              p_expires_at timestamptz, p_absolute_expires_at timestamptz,
+                                              p_user_agent text, p_ip text, p_fingerprint text)
+    RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+    AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM users WHERE id = p_user AND company_id = p_company AND is_active) THEN
+        RETURN false;
+    END IF;
+    INSERT INTO sessions (id, company_id, user_id, expires_at, absolute_expires_at, user_agent, ip, fingerprint_hash)
+        VALUES (p_session, p_company, p_user, p_expires_at, p_absolute_expires_at, p_user_agent, p_ip, p_fingerprint);
+    INSERT INTO refresh_tokens (token_hash, company_id, session_id, user_id)
+        VALUES (p_token_hash, p_company, p_session, p_user);
+    RETURN true;
+END
+$$;
+ALTER FUNCTION app.create_session(uuid, uuid, uuid, text, timestamptz, timestamptz, text, text, text) OWNER TO app_auth;
+REVOKE ALL ON FUNCTION app.create_session(uuid, uuid, uuid, text, timestamptz, timestamptz, text, text, text) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
+GRANT EXECUTE ON FUNCTION app.create_session(uuid, uuid, uuid, text, timestamptz, timestamptz, text, text, text) TO app_anon;
+
+-- Rotates a refresh token. The successor of a token is derived from it (an HMAC the server
+-- computes), so p_next_hash is the same for every presentation of the same token: a retry of
+-- the direct predecessor within the grace window gets the same live family, never a second.
+-- outcome: rotated | replayed | invalid | revoked | expired | inactive | fingerprint | reused
+CREATE OR REPLACE FUNCTION app.refresh_session(p_token_hash text, p_next_hash text, p_fingerprint text,
+                                               p_grace interval, p_sliding interval)
+    RETURNS TABLE (outcome text, session_id uuid, user_id uuid, company_id uuid, role text, expires_at timestamptz)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+    AS $$
+DECLARE
+    t refresh_tokens%ROWTYPE;
+    s sessions%ROWTYPE;
+    u users%ROWTYPE;
+    next_expiry timestamptz;
+BEGIN
+    SELECT * INTO t FROM refresh_tokens WHERE token_hash = p_token_hash;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 'invalid'::text, NULL::uuid, NULL::uuid, NULL::uuid, NULL::text, NULL::timestamptz;
+        RETURN;
+    END IF;
+    -- Serialize refreshes of one family.
+    SELECT * INTO s FROM sessions WHERE id = t.session_id FOR UPDATE;
+    SELECT * INTO t FROM refresh_tokens WHERE token_hash = p_token_hash;
+    SELECT * INTO u FROM users WHERE id = s.user_id AND users.company_id = s.company_id;
+    IF s.revoked_at IS NOT NULL THEN
+        RETURN QUERY SELECT 'revoked'::text, s.id, s.user_id, s.company_id, u.role, s.expires_at;
+        RETURN;
+    END IF;
+    IF now() >= s.expires_at OR now() >= s.absolute_expires_at THEN
+        RETURN QUERY SELECT 'expired'::text, s.id, s.user_id, s.company_id, u.role, s.expires_at;
+        RETURN;
+    END IF;
+    IF NOT u.is_active THEN
+        UPDATE sessions SET revoked_at = now(), revoked_reason = 'inactive' WHERE id = s.id;
+        RETURN QUERY SELECT 'inactive'::text, s.id, s.user_id, s.company_id, u.role, s.expires_at;
+        RETURN;
+    END IF;
+    IF s.fingerprint_hash <> p_fingerprint THEN
+        UPDATE sessions SET revoked_at = now(), revoked_reason = 'fingerprint' WHERE id = s.id;
+        RETURN QUERY SELECT 'fingerprint'::text, s.id, s.user_id, s.company_id, u.role, s.expires_at;
+        RETURN;
+    END IF;
+    next_expiry := least(now() + p_sliding, s.absolute_expires_at);
+    IF t.superseded_at IS NULL THEN
+        UPDATE refresh_tokens SET superseded_at = now() WHERE token_hash = p_token_hash;
+        INSERT INTO refresh_tokens (token_hash, company_id, session_id, user_id)
+            VALUES (p_next_hash, s.company_id, s.id, s.user_id);
+        UPDATE sessions SET last_used_at = now(), expires_at = next_expiry WHERE id = s.id;
+        RETURN QUERY SELECT 'rotated'::text, s.id, s.user_id, s.company_id, u.role, next_expiry;
+        RETURN;
+    END IF;
+    IF now() - t.superseded_at <= p_grace AND EXISTS (
+        SELECT 1 FROM refresh_tokens r
+        WHERE r.session_id = s.id AND r.token_hash = p_next_hash AND r.superseded_at IS NULL
+    ) THEN
+        RETURN QUERY SELECT 'replayed'::text, s.id, s.user_id, s.company_id, u.role, s.expires_at;
+        RETURN;
+    END IF;
+    UPDATE sessions SET revoked_at = now(), revoked_reason = 'reuse' WHERE id = s.id;
+    RETURN QUERY SELECT 'reused'::text, s.id, s.user_id, s.company_id, u.role, s.expires_at;
+END
+$$;
+ALTER FUNCTION app.refresh_session(text, text, text, interval, interval) OWNER TO app_auth;
+REVOKE ALL ON FUNCTION app.refresh_session(text, text, text, interval, interval) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
+GRANT EXECUTE ON FUNCTION app.refresh_session(text, text, text, interval, interval) TO app_anon;
+
+CREATE OR REPLACE FUNCTION app.create_password_reset(p_email text, p_token_hash text, p_expires_at timestamptz,
+                                                     p_subject text, p_body text)
+    RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+    AS $$
+DECLARE u users%ROWTYPE;
+BEGIN
+    SELECT * INTO u FROM users WHERE lower(email) = lower(btrim(p_email)) AND is_active;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    INSERT INTO password_resets (company_id, user_id, token_hash, expires_at)
+        VALUES (u.company_id, u.id, p_token_hash, p_expires_at);
+    INSERT INTO outbound_emails (company_id, recipient, template, subject, body)
+        VALUES (u.company_id, u.email, 'password_reset', p_subject, p_body);
+    RETURN true;
+END
+$$;
+ALTER FUNCTION app.create_password_reset(text, text, timestamptz, text, text) OWNER TO app_auth;
+REVOKE ALL ON FUNCTION app.create_password_reset(text, text, timestamptz, text, text) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
+GRANT EXECUTE ON FUNCTION app.create_password_reset(text, text, timestamptz, text, text) TO app_anon;
+
+-- Uses a reset token once: sets the password and revokes every session of that user.
+-- Returns the revoked session ids (and the user) or nothing when the token is not usable.
+CREATE OR REPLACE FUNCTION app.consume_password_reset(p_token_hash text, p_password_hash text)
+    RETURNS TABLE (user_id uuid, company_id uuid, revoked_session uuid)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+    AS $$
+DECLARE r password_resets%ROWTYPE;
+BEGIN
+    SELECT * INTO r FROM password_resets
+        WHERE token_hash = p_token_hash AND used_at IS NULL AND expires_at > now() FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    UPDATE password_resets SET used_at = now() WHERE id = r.id;
+    UPDATE users SET password_hash = p_password_hash WHERE id = r.user_id AND users.company_id = r.company_id AND is_active;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+        WITH revoked AS (
+            UPDATE sessions SET revoked_at = now(), revoked_reason = 'password_reset'
+            WHERE sessions.user_id = r.user_id AND sessions.company_id = r.company_id AND revoked_at IS NULL
+            RETURNING sessions.id
+        )
+        SELECT r.user_id, r.company_id, revoked.id FROM revoked
+        UNION ALL SELECT r.user_id, r.company_id, NULL::uuid;
+END
+$$;
+ALTER FUNCTION app.consume_password_reset(text, text) OWNER TO app_auth;
+REVOKE ALL ON FUNCTION app.consume_password_reset(text, text) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
+GRANT EXECUTE ON FUNCTION app.consume_password_reset(text, text) TO app_anon;
+
+CREATE OR REPLACE FUNCTION app.accept_invitation(p_token_hash text, p_user uuid, p_password_hash text, p_display_name text)
+    RETURNS TABLE (user_id uuid, company_id uuid, role text)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+    AS $$
+DECLARE i invitations%ROWTYPE;
+BEGIN
+    SELECT * INTO i FROM invitations
+        WHERE token_hash = p_token_hash AND accepted_at IS NULL AND expires_at > now() FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    INSERT INTO users (id, company_id, email, password_hash, display_name, role)
+        VALUES (p_user, i.company_id, i.email, p_password_hash, btrim(p_display_name), i.role);
+    UPDATE invitations SET accepted_at = now(), accepted_user_id = p_user WHERE id = i.id;
+    RETURN QUERY SELECT p_user, i.company_id, i.role;
+END
+$$;
+ALTER FUNCTION app.accept_invitation(text, uuid, text, text) OWNER TO app_auth;
+REVOKE ALL ON FUNCTION app.accept_invitation(text, uuid, text, text) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
+GRANT EXECUTE ON FUNCTION app.accept_invitation(text, uuid, text, text) TO app_anon;
+
+-- The e-mail a usable reset token or invitation is for (to check the password policy first).
+CREATE OR REPLACE FUNCTION app.pending_password_reset(p_token_hash text) RETURNS text
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+    AS $$
+    SELECT u.email FROM password_resets r JOIN users u ON u.company_id = r.company_id AND u.id = r.user_id
+    WHERE r.token_hash = p_token_hash AND r.used_at IS NULL AND r.expires_at > now() AND u.is_active
+$$;
+ALTER FUNCTION app.pending_password_reset(text) OWNER TO app_auth;
+REVOKE ALL ON FUNCTION app.pending_password_reset(text) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
+GRANT EXECUTE ON FUNCTION app.pending_password_reset(text) TO app_anon;
+
+CREATE OR REPLACE FUNCTION app.pending_invitation(p_token_hash text) RETURNS text
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+    AS $$
+    SELECT i.email FROM invitations i
+    WHERE i.token_hash = p_token_hash AND i.accepted_at IS NULL AND i.expires_at > now()
+$$;
+ALTER FUNCTION app.pending_invitation(text) OWNER TO app_auth;
+REVOKE ALL ON FUNCTION app.pending_invitation(text) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
+GRANT EXECUTE ON FUNCTION app.pending_invitation(text) TO app_anon;

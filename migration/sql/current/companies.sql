@@ -1,0 +1,25 @@
+-- companies: members read their company; who manages it renames it. Created by app.sign_up.
+-- Re-applied as a whole after the versioned migrations whenever a file of migration/sql/current/
+-- changes (see migration/src/current.rs): every statement must be re-runnable and leave the
+-- same catalog however often it runs.
+
+ALTER TABLE companies ENABLE ROW LEVEL SECURITY;
+ALTER TABLE companies FORCE ROW LEVEL SECURITY;
+REVOKE ALL ON companies FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_auth, app_profiles;
+GRANT SELECT, INSERT, UPDATE ON companies TO app_auth;
+GRANT SELECT, UPDATE (name) ON companies TO app_user;
+
+DROP POLICY IF EXISTS companies_definer ON companies;
+CREATE POLICY companies_definer ON companies FOR ALL TO app_auth USING (true) WITH CHECK (true);
+
+DROP POLICY IF EXISTS companies_select ON companies;
+CREATE POLICY companies_select ON companies FOR SELECT TO app_user
+    USING (id = (SELECT app.current_company_id()) AND (SELECT app.may('company', 'read')));
+
+DROP POLICY IF EXISTS companies_update ON companies;
+CREATE POLICY companies_update ON companies FOR UPDATE TO app_user
+    USING (id = (SELECT app.current_company_id()) AND (SELECT app.may('company', 'update')))
+    WITH CHECK (id = (SELECT app.current_company_id()));
+
+CREATE OR REPLACE TRIGGER companies_touch_updated_at BEFORE UPDATE ON companies
+    FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();

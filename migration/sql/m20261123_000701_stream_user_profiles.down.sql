@@ -1,0 +1,41 @@
+
+CREATE OR REPLACE VIEW user_profiles WITH (security_barrier = true) AS
+SELECT u.id,
+       u.company_id,
+       CASE WHEN p.sees THEN u.email END AS email,
+       u.display_name,
+       u.role,
+       CASE WHEN p.full_view OR (p.sees AND u.visible_attributes IS NULL) THEN u.attributes
+            WHEN p.sees THEN (SELECT COALESCE(jsonb_object_agg(e.key, e.value), '{}'::jsonb)
+                              FROM jsonb_each(u.attributes) e
+                              WHERE e.key = ANY (u.visible_attributes))
+            ELSE '{}'::jsonb END AS attributes,
+       u.is_active,
+       u.created_at,
+       u.updated_at,
+       u.last_active_at,
+       p.relation,
+       CASE WHEN p.full_view THEN u.profile_visibility END AS profile_visibility,
+       CASE WHEN p.full_view THEN u.visible_attributes END AS visible_attributes
+FROM users u
+LEFT JOIN friendships f
+       ON f.company_id = u.company_id
+      AND f.user_a = LEAST(u.id, (SELECT app.current_user_id()))
+      AND f.user_b = GREATEST(u.id, (SELECT app.current_user_id()))
+CROSS JOIN LATERAL (
+    SELECT v.full_view,
+           v.full_view OR (COALESCE(f.status, '') <> 'blocked'
+                           AND (u.profile_visibility = 'company'
+                                OR (u.profile_visibility = 'friends' AND f.status = 'accepted'))) AS sees,
+           CASE WHEN u.id = (SELECT app.current_user_id()) THEN 'self'
+                WHEN f.status = 'accepted' THEN 'friends'
+                WHEN f.status = 'pending' AND f.requested_by = u.id THEN 'pending_incoming'
+                WHEN f.status = 'pending' THEN 'pending_outgoing'
+                WHEN f.status = 'blocked' AND f.blocked_by = u.id THEN 'blocked_by'
+                WHEN f.status = 'blocked' THEN 'blocked'
+                ELSE 'none' END AS relation
+    FROM (SELECT u.id = (SELECT app.current_user_id())
+                 OR (SELECT app.current_role()) = 'admin' AS full_view) v
+) p
+WHERE u.company_id = (SELECT app.current_company_id());;
+ALTER VIEW user_profiles SET (security_barrier = true);

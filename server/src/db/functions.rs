@@ -1,0 +1,995 @@
+//! The typed seam to the `app.*` SQL functions: one Rust function per SQL function the server
+//! calls, with typed arguments and a typed result.
+//!
+//! Each function is declared once, in [`DECLARED`]: its name, the SQL types of its arguments in
+//! order, its result type and the role that calls it. The SQL text of every call is built from
+//! that declaration (each argument cast to its declared type, so an overload is chosen by the
+//! declaration, and an interval passed as seconds), the call runs as the declared role, and the
+//! end-to-end test `sql_functions` compares the declaration with `pg_proc` (signature, result
+//! type, `EXECUTE` of the calling role): a changed signature fails the test, not a request.
+//!
+//! Outcome codes the functions answer as text become enums, parsed strictly: a code this
+//! server does not know is an error, never a default.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement, Value,
+    sea_query::{Expr, SimpleExpr},
+};
+use uuid::Uuid;
+
+use super::{SystemRole, query_all_as};
+
+/// The role a function is called as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// `app_user`, inside a signed-in request's transaction.
+    User,
+    /// `app_anon`: anonymous requests and the sign-in flows.
+    Anonymous,
+    /// `app_worker`: background work.
+    Worker,
+}
+
+impl Caller {
+    /// The database role.
+    pub fn role(self) -> &'static str {
+        match self {
+            Self::User => "app_user",
+            Self::Anonymous => "app_anon",
+            Self::Worker => "app_worker",
+        }
+    }
+
+    fn system_role(self) -> Option<SystemRole> {
+        match self {
+            Self::User => None,
+            Self::Anonymous => Some(SystemRole::Anonymous),
+            Self::Worker => Some(SystemRole::Worker),
+        }
+    }
+}
+
+/// What a function returns, in the SQL types `format_type` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Returns {
+    Void,
+    /// One value.
+    Scalar(&'static str),
+    /// `SETOF type`: rows of one value.
+    SetOf(&'static str),
+    /// `TABLE(name type, ...)`.
+    Table(&'static [(&'static str, &'static str)]),
+}
+
+impl Returns {
+    /// As `pg_get_function_result` writes it.
+    pub fn to_sql(self) -> String {
+        match self {
+            Self::Void => "void".to_owned(),
+            Self::Scalar(ty) => ty.to_owned(),
+            Self::SetOf(ty) => format!("SETOF {ty}"),
+            Self::Table(columns) => format!(
+                "TABLE({})",
+                columns
+                    .iter()
+                    .map(|(name, ty)| format!("{name} {ty}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+}
+
+/// One `app.*` SQL function as the server calls it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqlFunction {
+    /// Its name in schema `app`.
+    pub name: &'static str,
+    /// The SQL types of its arguments, in order, as `format_type` names them.
+    pub args: &'static [&'static str],
+    pub returns: Returns,
+    /// The role that calls it (and so must have `EXECUTE`).
+    pub caller: Caller,
+}
+
+/// The name of the single column scalar and set-of results are read from.
+const VALUE: &str = "value";
+
+impl SqlFunction {
+    /// `name(type, type)`, as `oidvectortypes` lists the argument types.
+    pub fn signature(&self) -> String {
+        format!("{}({})", self.name, self.args.join(", "))
+    }
+
+    /// The call with placeholders `$1`.., each cast to its declared type; an `interval` is
+    /// passed as its seconds.
+    fn call(&self) -> String {
+        let args: Vec<String> = self
+            .args
+            .iter()
+            .enumerate()
+            .map(|(i, ty)| match *ty {
+                "interval" => format!("make_interval(secs => ${})", i + 1),
+                ty => format!("${}::{ty}", i + 1),
+            })
+            .collect();
+        format!("app.{}({})", self.name, args.join(", "))
+    }
+
+    /// The statement that calls the function and returns its result.
+    fn select(&self) -> String {
+        let call = self.call();
+        match self.returns {
+            // A void value is read by no one: as text it is one the driver always decodes.
+            Returns::Void => format!("SELECT {call}::text AS {VALUE}"),
+            Returns::Scalar(_) => format!("SELECT {call} AS {VALUE}"),
+            Returns::SetOf(_) => format!("SELECT {VALUE} FROM {call} AS {VALUE}"),
+            Returns::Table(columns) => format!(
+                "SELECT {} FROM {call}",
+                columns
+                    .iter()
+                    .map(|(name, _)| *name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+
+    fn statement(&self, values: Vec<Value>) -> Result<Statement, DbErr> {
+        if values.len() != self.args.len() {
+            return Err(DbErr::Custom(format!(
+                "app.{} takes {} arguments, {} given",
+                self.name,
+                self.args.len(),
+                values.len()
+            )));
+        }
+        Ok(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            self.select(),
+            values,
+        ))
+    }
+
+    /// Runs the call on `conn` (a request's transaction: the caller is `app_user`).
+    async fn rows_on(
+        &self,
+        conn: &impl ConnectionTrait,
+        values: Vec<Value>,
+    ) -> Result<Vec<QueryResult>, DbErr> {
+        conn.query_all_raw(self.statement(values)?).await
+    }
+
+    /// Runs the call in a transaction of its own as the declared system role.
+    async fn rows(
+        &self,
+        db: &DatabaseConnection,
+        values: Vec<Value>,
+    ) -> Result<Vec<QueryResult>, DbErr> {
+        let role = self.caller.system_role().ok_or_else(|| {
+            DbErr::Custom(format!(
+                "app.{} is called inside a request transaction",
+                self.name
+            ))
+        })?;
+        query_all_as(db, role, self.statement(values)?).await
+    }
+
+    /// The single row of a scalar or void result.
+    async fn one(&self, db: &DatabaseConnection, values: Vec<Value>) -> Result<QueryResult, DbErr> {
+        self.rows(db, values)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| DbErr::Custom(format!("app.{} returned no row", self.name)))
+    }
+}
+
+// The declarations ---------------------------------------------------------------------------
+
+const TIMESTAMPTZ: &str = "timestamp with time zone";
+
+pub const ACCEPT_INVITATION: SqlFunction = SqlFunction {
+    name: "accept_invitation",
+    args: &["text", "uuid", "text", "text"],
+    returns: Returns::Table(&[
+        ("user_id", "uuid"),
+        ("company_id", "uuid"),
+        ("role", "text"),
+    ]),
+    caller: Caller::Anonymous,
+};
+pub const BEGIN_REQUEST: SqlFunction = SqlFunction {
+    name: "begin_request",
+    args: &["uuid", "uuid", "text", "uuid", "boolean"],
+    returns: Returns::Void,
+    caller: Caller::User,
+};
+pub const CHAT_FINISH_MESSAGE: SqlFunction = SqlFunction {
+    name: "chat_finish_message",
+    args: &[
+        "uuid", "uuid", "text", "text", "text", "integer", "integer", "text",
+    ],
+    returns: Returns::Scalar("boolean"),
+    caller: Caller::Worker,
+};
+pub const CHAT_INTERRUPT_MESSAGE: SqlFunction = SqlFunction {
+    name: "chat_interrupt_message",
+    args: &["uuid", "text", "text", "interval"],
+    returns: Returns::Table(&[
+        ("company_id", "uuid"),
+        ("conversation_id", "uuid"),
+        ("role", "text"),
+        ("content", "text"),
+        ("created_at", TIMESTAMPTZ),
+        ("model", "text"),
+        ("prompt_tokens", "integer"),
+        ("completion_tokens", "integer"),
+    ]),
+    caller: Caller::Worker,
+};
+pub const CHAT_PROGRESS_MESSAGE: SqlFunction = SqlFunction {
+    name: "chat_progress_message",
+    args: &["uuid", "uuid", "text", "bigint"],
+    returns: Returns::Scalar("boolean"),
+    caller: Caller::Worker,
+};
+pub const CHAT_SILENT_REPLIES: SqlFunction = SqlFunction {
+    name: "chat_silent_replies",
+    args: &["interval", "integer"],
+    returns: Returns::Table(&[("id", "uuid")]),
+    caller: Caller::Worker,
+};
+pub const CONSUME_PASSWORD_RESET: SqlFunction = SqlFunction {
+    name: "consume_password_reset",
+    args: &["text", "text"],
+    returns: Returns::Table(&[
+        ("user_id", "uuid"),
+        ("company_id", "uuid"),
+        ("revoked_session", "uuid"),
+    ]),
+    caller: Caller::Anonymous,
+};
+pub const CREATE_PASSWORD_RESET: SqlFunction = SqlFunction {
+    name: "create_password_reset",
+    args: &["text", "text", TIMESTAMPTZ, "text", "text"],
+    returns: Returns::Scalar("boolean"),
+    caller: Caller::Anonymous,
+};
+pub const CREATE_SESSION: SqlFunction = SqlFunction {
+    name: "create_session",
+    args: &[
+        "uuid",
+        "uuid",
+        "uuid",
+        "text",
+        TIMESTAMPTZ,
+        TIMESTAMPTZ,
+        "text",
+        "text",
+        "text",
+    ],
+    returns: Returns::Scalar("boolean"),
+    caller: Caller::Anonymous,
+};
+pub const CURRENT_PASSWORD_HASH: SqlFunction = SqlFunction {
+    name: "current_password_hash",
+    args: &[],
+    returns: Returns::Scalar("text"),
+    caller: Caller::User,
+};
+pub const LOGIN_LOOKUP: SqlFunction = SqlFunction {
+    name: "login_lookup",
+    args: &["text"],
+    returns: Returns::Table(&[
+        ("user_id", "uuid"),
+        ("company_id", "uuid"),
+        ("role", "text"),
+        ("password_hash", "text"),
+        ("is_active", "boolean"),
+    ]),
+    caller: Caller::Anonymous,
+};
+pub const MUTUAL_FRIEND_IDS: SqlFunction = SqlFunction {
+    name: "mutual_friend_ids",
+    args: &["uuid"],
+    returns: Returns::SetOf("uuid"),
+    caller: Caller::User,
+};
+pub const PENDING_INVITATION: SqlFunction = SqlFunction {
+    name: "pending_invitation",
+    args: &["text"],
+    returns: Returns::Scalar("text"),
+    caller: Caller::Anonymous,
+};
+pub const PENDING_PASSWORD_RESET: SqlFunction = SqlFunction {
+    name: "pending_password_reset",
+    args: &["text"],
+    returns: Returns::Scalar("text"),
+    caller: Caller::Anonymous,
+};
+pub const REFRESH_SESSION: SqlFunction = SqlFunction {
+    name: "refresh_session",
+    args: &["text", "text", "text", "interval", "interval"],
+    returns: Returns::Table(&[
+        ("outcome", "text"),
+        ("session_id", "uuid"),
+        ("user_id", "uuid"),
+        ("company_id", "uuid"),
+        ("role", "text"),
+        ("expires_at", TIMESTAMPTZ),
+    ]),
+    caller: Caller::Anonymous,
+};
+pub const SESSION_STATE: SqlFunction = SqlFunction {
+    name: "session_state",
+    args: &["uuid"],
+    returns: Returns::Scalar("text"),
+    caller: Caller::Anonymous,
+};
+pub const SIGN_UP: SqlFunction = SqlFunction {
+    name: "sign_up",
+    args: &["uuid", "text", "uuid", "text", "text", "text"],
+    returns: Returns::Void,
+    caller: Caller::Anonymous,
+};
+
+/// Every `app.*` function the server calls.
+pub const DECLARED: &[SqlFunction] = &[
+    ACCEPT_INVITATION,
+    BEGIN_REQUEST,
+    CHAT_FINISH_MESSAGE,
+    CHAT_INTERRUPT_MESSAGE,
+    CHAT_PROGRESS_MESSAGE,
+    CHAT_SILENT_REPLIES,
+    CONSUME_PASSWORD_RESET,
+    CREATE_PASSWORD_RESET,
+    CREATE_SESSION,
+    CURRENT_PASSWORD_HASH,
+    LOGIN_LOOKUP,
+    MUTUAL_FRIEND_IDS,
+    PENDING_INVITATION,
+    PENDING_PASSWORD_RESET,
+    REFRESH_SESSION,
+    SESSION_STATE,
+    SIGN_UP,
+];
+
+/// Functions granted to a role of the application that the server never calls itself: only
+/// SQL does (policies, views, other functions). By signature, with the reason.
+pub const CALLED_ONLY_BY_SQL: &[(&str, &str)] = &[
+    (
+        "current_user_id()",
+        "read by the policies and views: the caller's user",
+    ),
+    (
+        "current_company_id()",
+        "read by the policies and views: the caller's company",
+    ),
+    (
+        "current_role()",
+        "read by the policies and views: the caller's role",
+    ),
+    (
+        "may(text, text)",
+        "asked by every policy of app_user: the permissions of the caller's role",
+    ),
+    (
+        "identity_is_live(uuid, uuid, text, uuid)",
+        "called by app.begin_request",
+    ),
+    (
+        "chat_progress_message(uuid, uuid, text)",
+        "the form generators of the previous release call during a rolling deploy",
+    ),
+];
+
+// Outcomes -----------------------------------------------------------------------------------
+
+/// An outcome code the server does not know.
+fn unknown(function: &SqlFunction, code: &str) -> DbErr {
+    DbErr::Custom(format!(
+        "app.{} answered the unknown outcome `{code}`",
+        function.name
+    ))
+}
+
+/// What `app.refresh_session` did with a refresh token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// The token was live: its successor is now.
+    Rotated,
+    /// The token was rotated moments ago (within the grace): its successor again.
+    Replayed,
+    /// No such token.
+    Invalid,
+    /// Its session is revoked.
+    Revoked,
+    /// Its session is past its sliding or absolute lifetime.
+    Expired,
+    /// Its user is deactivated: the session is now revoked.
+    Inactive,
+    /// Presented from another device: the session is now revoked.
+    Fingerprint,
+    /// A rotated token presented again: the session is now revoked.
+    Reused,
+}
+
+impl RefreshOutcome {
+    fn parse(code: &str) -> Result<Self, DbErr> {
+        Ok(match code {
+            "rotated" => Self::Rotated,
+            "replayed" => Self::Replayed,
+            "invalid" => Self::Invalid,
+            "revoked" => Self::Revoked,
+            "expired" => Self::Expired,
+            "inactive" => Self::Inactive,
+            "fingerprint" => Self::Fingerprint,
+            "reused" => Self::Reused,
+            other => return Err(unknown(&REFRESH_SESSION, other)),
+        })
+    }
+}
+
+/// The state of a session, as `app.session_state` tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionState {
+    Active,
+    /// Revoked or expired, or its user deactivated.
+    Revoked,
+    Missing,
+}
+
+impl SessionState {
+    fn parse(code: &str) -> Result<Self, DbErr> {
+        Ok(match code {
+            "active" => Self::Active,
+            "revoked" => Self::Revoked,
+            "missing" => Self::Missing,
+            other => return Err(unknown(&SESSION_STATE, other)),
+        })
+    }
+}
+
+/// How a reply ends, as `app.chat_finish_message` stores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalStatus {
+    Complete,
+    Failed,
+    Cancelled,
+}
+
+impl FinalStatus {
+    /// The status as stored (`messages.status`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Complete => "complete",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+// Results ------------------------------------------------------------------------------------
+
+/// A row of `app.login_lookup`.
+#[derive(Debug, Clone)]
+pub struct LoginIdentity {
+    pub user_id: Uuid,
+    pub company_id: Uuid,
+    pub role: String,
+    pub password_hash: Option<String>,
+    pub is_active: bool,
+}
+
+/// The row of `app.refresh_session`. Every field but `outcome` is `None` for
+/// [`RefreshOutcome::Invalid`].
+#[derive(Debug, Clone)]
+pub struct Refreshed {
+    pub outcome: RefreshOutcome,
+    pub session_id: Option<Uuid>,
+    pub user_id: Option<Uuid>,
+    pub company_id: Option<Uuid>,
+    pub role: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A row of `app.consume_password_reset`: the user whose password changed, and one session of
+/// theirs it revoked.
+#[derive(Debug, Clone)]
+pub struct ConsumedReset {
+    pub user_id: Uuid,
+    pub company_id: Uuid,
+    pub revoked_session: Option<Uuid>,
+}
+
+/// The user `app.accept_invitation` created.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub user_id: Uuid,
+    pub company_id: Uuid,
+    pub role: String,
+}
+
+/// The reply `app.chat_interrupt_message` stored as failed.
+#[derive(Debug, Clone)]
+pub struct Interrupted {
+    pub company_id: Uuid,
+    pub conversation_id: Uuid,
+    pub role: String,
+    pub content: String,
+    pub created_at: DateTime<Utc>,
+    pub model: Option<String>,
+    pub prompt_tokens: Option<i32>,
+    pub completion_tokens: Option<i32>,
+}
+
+/// A new session, for `app.create_session`.
+#[derive(Debug, Clone)]
+pub struct NewSession<'a> {
+    pub session: Uuid,
+    pub user: Uuid,
+    pub company: Uuid,
+    pub token_hash: &'a str,
+    pub expires_at: DateTime<Utc>,
+    pub absolute_expires_at: DateTime<Utc>,
+    pub user_agent: Option<&'a str>,
+    pub ip: Option<&'a str>,
+    pub fingerprint: &'a str,
+}
+
+/// A new company and its first admin, for `app.sign_up`.
+#[derive(Debug, Clone)]
+pub struct NewCompany<'a> {
+    pub company: Uuid,
+    pub company_name: &'a str,
+    pub user: Uuid,
+    pub email: &'a str,
+    pub password_hash: &'a str,
+    pub display_name: &'a str,
+}
+
+/// The outcome of a reply, for `app.chat_finish_message`.
+#[derive(Debug, Clone)]
+pub struct FinishedReply<'a> {
+    pub company: Uuid,
+    pub message: Uuid,
+    pub content: &'a str,
+    pub status: FinalStatus,
+    pub model: &'a str,
+    pub prompt_tokens: Option<i32>,
+    pub completion_tokens: Option<i32>,
+    pub error: Option<&'a str>,
+}
+
+fn text(value: Option<&str>) -> Value {
+    value.map(str::to_owned).into()
+}
+
+fn secs(duration: Duration) -> Value {
+    duration.as_secs_f64().into()
+}
+
+// The calls ----------------------------------------------------------------------------------
+
+/// `app.accept_invitation`: creates the invited user, once, before the invitation expires.
+pub async fn accept_invitation(
+    db: &DatabaseConnection,
+    token_hash: &str,
+    user: Uuid,
+    password_hash: &str,
+    display_name: &str,
+) -> Result<Option<Accepted>, DbErr> {
+    let rows = ACCEPT_INVITATION
+        .rows(
+            db,
+            vec![
+                token_hash.into(),
+                user.into(),
+                password_hash.into(),
+                display_name.into(),
+            ],
+        )
+        .await?;
+    rows.first()
+        .map(|row| {
+            Ok(Accepted {
+                user_id: row.try_get("", "user_id")?,
+                company_id: row.try_get("", "company_id")?,
+                role: row.try_get("", "role")?,
+            })
+        })
+        .transpose()
+}
+
+/// The SQL text of `app.begin_request` for a simple-protocol round trip (which takes no bound
+/// values), each value a literal of its declared type. `role` must be a plain name; quotes in it
+/// are escaped all the same.
+pub fn begin_request_sql(
+    user: Uuid,
+    company: Uuid,
+    role: &str,
+    session: Uuid,
+    read_only: bool,
+) -> String {
+    let literals = [
+        format!("'{user}'"),
+        format!("'{company}'"),
+        format!("'{}'", role.replace('\'', "''")),
+        format!("'{session}'"),
+        read_only.to_string(),
+    ];
+    let args: Vec<String> = BEGIN_REQUEST
+        .args
+        .iter()
+        .zip(literals)
+        .map(|(ty, literal)| format!("{literal}::{ty}"))
+        .collect();
+    format!("SELECT app.{}({})", BEGIN_REQUEST.name, args.join(", "))
+}
+
+/// `app.chat_finish_message`: stores the outcome of a reply; whether it was still streaming
+/// (and so changed).
+pub async fn chat_finish_message(
+    db: &DatabaseConnection,
+    reply: &FinishedReply<'_>,
+) -> Result<bool, DbErr> {
+    CHAT_FINISH_MESSAGE
+        .one(
+            db,
+            vec![
+                reply.company.into(),
+                reply.message.into(),
+                reply.content.into(),
+                reply.status.as_str().into(),
+                reply.model.into(),
+                reply.prompt_tokens.into(),
+                reply.completion_tokens.into(),
+                text(reply.error),
+            ],
+        )
+        .await?
+        .try_get("", VALUE)
+}
+
+/// `app.chat_interrupt_message`: stores reply `message`, still streaming and silent longer than
+/// `silence`, as failed with `content` (else its stored text) and `reason`.
+pub async fn chat_interrupt_message(
+    db: &DatabaseConnection,
+    message: Uuid,
+    content: Option<&str>,
+    reason: &str,
+    silence: Duration,
+) -> Result<Option<Interrupted>, DbErr> {
+    let rows = CHAT_INTERRUPT_MESSAGE
+        .rows(
+            db,
+            vec![message.into(), text(content), reason.into(), secs(silence)],
+        )
+        .await?;
+    rows.first()
+        .map(|row| {
+            Ok(Interrupted {
+                company_id: row.try_get("", "company_id")?,
+                conversation_id: row.try_get("", "conversation_id")?,
+                role: row.try_get("", "role")?,
+                content: row.try_get("", "content")?,
+                created_at: row.try_get("", "created_at")?,
+                model: row.try_get("", "model")?,
+                prompt_tokens: row.try_get("", "prompt_tokens")?,
+                completion_tokens: row.try_get("", "completion_tokens")?,
+            })
+        })
+        .transpose()
+}
+
+/// `app.chat_progress_message`: stores the text so far (unless `None`) of a streaming reply,
+/// made of its first `deltas` deltas, and its heartbeat; whether it still streams.
+pub async fn chat_progress_message(
+    db: &DatabaseConnection,
+    company: Uuid,
+    message: Uuid,
+    content: Option<&str>,
+    deltas: i64,
+) -> Result<bool, DbErr> {
+    CHAT_PROGRESS_MESSAGE
+        .one(
+            db,
+            vec![company.into(), message.into(), text(content), deltas.into()],
+        )
+        .await?
+        .try_get("", VALUE)
+}
+
+/// `app.chat_silent_replies`: at most `limit` streaming replies silent longer than `silence`.
+pub async fn chat_silent_replies(
+    db: &DatabaseConnection,
+    silence: Duration,
+    limit: i32,
+) -> Result<Vec<Uuid>, DbErr> {
+    CHAT_SILENT_REPLIES
+        .rows(db, vec![secs(silence), limit.into()])
+        .await?
+        .iter()
+        .map(|row| row.try_get("", "id"))
+        .collect()
+}
+
+/// `app.consume_password_reset`: sets the new password with a reset token (once) and revokes
+/// the user's sessions; no row when the token is unusable.
+pub async fn consume_password_reset(
+    db: &DatabaseConnection,
+    token_hash: &str,
+    password_hash: &str,
+) -> Result<Vec<ConsumedReset>, DbErr> {
+    CONSUME_PASSWORD_RESET
+        .rows(db, vec![token_hash.into(), password_hash.into()])
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(ConsumedReset {
+                user_id: row.try_get("", "user_id")?,
+                company_id: row.try_get("", "company_id")?,
+                revoked_session: row.try_get("", "revoked_session")?,
+            })
+        })
+        .collect()
+}
+
+/// `app.create_password_reset`: stores a reset token for the user with this e-mail, if there
+/// is one, and queues the e-mail; whether there was.
+pub async fn create_password_reset(
+    db: &DatabaseConnection,
+    email: &str,
+    token_hash: &str,
+    expires_at: DateTime<Utc>,
+    subject: &str,
+    body: &str,
+) -> Result<bool, DbErr> {
+    CREATE_PASSWORD_RESET
+        .one(
+            db,
+            vec![
+                email.into(),
+                token_hash.into(),
+                expires_at.into(),
+                subject.into(),
+                body.into(),
+            ],
+        )
+        .await?
+        .try_get("", VALUE)
+}
+
+/// `app.create_session`: false when the user is not an active member of that company.
+pub async fn create_session(db: &DatabaseConnection, new: &NewSession<'_>) -> Result<bool, DbErr> {
+    CREATE_SESSION
+        .one(
+            db,
+            vec![
+                new.session.into(),
+                new.user.into(),
+                new.company.into(),
+                new.token_hash.into(),
+                new.expires_at.into(),
+                new.absolute_expires_at.into(),
+                text(new.user_agent),
+                text(new.ip),
+                new.fingerprint.into(),
+            ],
+        )
+        .await?
+        .try_get("", VALUE)
+}
+
+/// `app.current_password_hash`: the signed-in caller's password hash, in their request's
+/// transaction.
+pub async fn current_password_hash(conn: &impl ConnectionTrait) -> Result<Option<String>, DbErr> {
+    match CURRENT_PASSWORD_HASH
+        .rows_on(conn, Vec::new())
+        .await?
+        .first()
+    {
+        Some(row) => row.try_get("", VALUE),
+        None => Ok(None),
+    }
+}
+
+/// `app.login_lookup`: the user with this e-mail address, of whichever company.
+pub async fn login_lookup(
+    db: &DatabaseConnection,
+    email: &str,
+) -> Result<Option<LoginIdentity>, DbErr> {
+    let rows = LOGIN_LOOKUP.rows(db, vec![email.into()]).await?;
+    rows.first()
+        .map(|row| {
+            Ok(LoginIdentity {
+                user_id: row.try_get("", "user_id")?,
+                company_id: row.try_get("", "company_id")?,
+                role: row.try_get("", "role")?,
+                password_hash: row.try_get("", "password_hash")?,
+                is_active: row.try_get("", "is_active")?,
+            })
+        })
+        .transpose()
+}
+
+/// `<column> IN app.mutual_friend_ids(other)`: a condition for a query of a signed-in request.
+pub fn in_mutual_friend_ids(column: &str, other: Uuid) -> SimpleExpr {
+    Expr::cust_with_values(
+        format!(
+            "{column} IN (SELECT {VALUE} FROM {} AS {VALUE})",
+            MUTUAL_FRIEND_IDS.call()
+        ),
+        [Value::from(other)],
+    )
+}
+
+/// `app.pending_invitation`: the e-mail address of a live invitation.
+pub async fn pending_invitation(
+    db: &DatabaseConnection,
+    token_hash: &str,
+) -> Result<Option<String>, DbErr> {
+    PENDING_INVITATION
+        .one(db, vec![token_hash.into()])
+        .await?
+        .try_get("", VALUE)
+}
+
+/// `app.pending_password_reset`: the e-mail address of a live reset token's user.
+pub async fn pending_password_reset(
+    db: &DatabaseConnection,
+    token_hash: &str,
+) -> Result<Option<String>, DbErr> {
+    PENDING_PASSWORD_RESET
+        .one(db, vec![token_hash.into()])
+        .await?
+        .try_get("", VALUE)
+}
+
+/// `app.refresh_session`: rotates a refresh token to `next_hash`.
+pub async fn refresh_session(
+    db: &DatabaseConnection,
+    token_hash: &str,
+    next_hash: &str,
+    fingerprint: &str,
+    grace: Duration,
+    sliding: Duration,
+) -> Result<Option<Refreshed>, DbErr> {
+    let rows = REFRESH_SESSION
+        .rows(
+            db,
+            vec![
+                token_hash.into(),
+                next_hash.into(),
+                fingerprint.into(),
+                secs(grace),
+                secs(sliding),
+            ],
+        )
+        .await?;
+    rows.first()
+        .map(|row| {
+            let outcome: String = row.try_get("", "outcome")?;
+            Ok(Refreshed {
+                outcome: RefreshOutcome::parse(&outcome)?,
+                session_id: row.try_get("", "session_id")?,
+                user_id: row.try_get("", "user_id")?,
+                company_id: row.try_get("", "company_id")?,
+                role: row.try_get("", "role")?,
+                expires_at: row.try_get("", "expires_at")?,
+            })
+        })
+        .transpose()
+}
+
+/// `app.session_state`.
+pub async fn session_state(db: &DatabaseConnection, session: Uuid) -> Result<SessionState, DbErr> {
+    let state: String = SESSION_STATE
+        .one(db, vec![session.into()])
+        .await?
+        .try_get("", VALUE)?;
+    SessionState::parse(&state)
+}
+
+/// `app.sign_up`: creates a company and its first admin.
+pub async fn sign_up(db: &DatabaseConnection, new: &NewCompany<'_>) -> Result<(), DbErr> {
+    SIGN_UP
+        .one(
+            db,
+            vec![
+                new.company.into(),
+                new.company_name.into(),
+                new.user.into(),
+                new.email.into(),
+                new.password_hash.into(),
+                new.display_name.into(),
+            ],
+        )
+        .await
+        .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_cast_each_argument_to_its_declared_type() {
+        assert_eq!(
+            REFRESH_SESSION.select(),
+            "SELECT outcome, session_id, user_id, company_id, role, expires_at FROM \
+             app.refresh_session($1::text, $2::text, $3::text, make_interval(secs => $4), \
+             make_interval(secs => $5))"
+        );
+        assert_eq!(
+            SESSION_STATE.select(),
+            "SELECT app.session_state($1::uuid) AS value"
+        );
+        assert_eq!(
+            MUTUAL_FRIEND_IDS.select(),
+            "SELECT value FROM app.mutual_friend_ids($1::uuid) AS value"
+        );
+        assert_eq!(
+            SIGN_UP.select(),
+            "SELECT app.sign_up($1::uuid, $2::text, $3::uuid, $4::text, $5::text, $6::text)::text AS value"
+        );
+    }
+
+    #[test]
+    fn a_call_with_the_wrong_number_of_values_is_refused() {
+        assert!(SESSION_STATE.statement(Vec::new()).is_err());
+        assert!(SESSION_STATE.statement(vec![Uuid::nil().into()]).is_ok());
+    }
+
+    #[test]
+    fn begin_request_writes_typed_literals() {
+        let id = Uuid::nil();
+        assert_eq!(
+            begin_request_sql(id, id, "o'neil", id, true),
+            format!(
+                "SELECT app.begin_request('{id}'::uuid, '{id}'::uuid, 'o''neil'::text, \
+                 '{id}'::uuid, true::boolean)"
+            )
+        );
+    }
+
+    #[test]
+    fn outcome_codes_are_parsed_strictly() {
+        assert_eq!(
+            RefreshOutcome::parse("rotated").ok(),
+            Some(RefreshOutcome::Rotated)
+        );
+        assert!(RefreshOutcome::parse("Rotated").is_err());
+        assert!(RefreshOutcome::parse("").is_err());
+        assert_eq!(
+            SessionState::parse("missing").ok(),
+            Some(SessionState::Missing)
+        );
+        assert!(SessionState::parse("expired").is_err());
+    }
+
+    #[test]
+    fn results_are_written_as_postgresql_writes_them() {
+        assert_eq!(
+            ACCEPT_INVITATION.returns.to_sql(),
+            "TABLE(user_id uuid, company_id uuid, role text)"
+        );
+        assert_eq!(MUTUAL_FRIEND_IDS.returns.to_sql(), "SETOF uuid");
+        assert_eq!(
+            CHAT_PROGRESS_MESSAGE.signature(),
+            "chat_progress_message(uuid, uuid, text, bigint)"
+        );
+    }
+
+    #[test]
+    fn each_function_is_declared_once() {
+        let mut names: Vec<_> = DECLARED.iter().map(SqlFunction::signature).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), DECLARED.len());
+    }
+}
