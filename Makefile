@@ -12,7 +12,7 @@ deps:
 
 ## Start private PostgreSQL + Redis under DATA_DIR (unless DATABASE_URL / REDIS_URL are set) and serve.
 run: deps
-	$(CARGO) run --release -p server --bin server -- serve
+	$(CARGO) run --release -p server-cli --bin server -- serve
 
 ## Every test of the workspace, against real PostgreSQL and Redis started by the tests.
 test:
@@ -36,12 +36,12 @@ fmt:
 
 ## Regenerate schema.graphql from the code.
 schema:
-	$(CARGO) run -q -p server --bin server -- print-schema > schema.graphql
+	$(CARGO) run -q -p server-cli --bin server -- print-schema > schema.graphql
 
 ## Regenerate policies/database.sql: the authorization catalog of a freshly migrated database
 ## (a throw-away private PostgreSQL cluster is started for it).
 catalog: deps
-	$(CARGO) run -q -p server --bin server -- print-catalog --fresh > policies/database.sql.tmp
+	$(CARGO) run -q -p server-cli --bin server -- print-catalog --fresh > policies/database.sql.tmp
 	mv policies/database.sql.tmp policies/database.sql
 
 ## Release build, seeded data, load test and the pgbench ceiling; prints figures.

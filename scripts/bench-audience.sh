@@ -20,7 +20,7 @@ PSQL="${PG_BIN:+$PG_BIN/}psql"
 command -v python3 >/dev/null 2>&1 || die "python3 is missing"
 
 say "building the server (release)"
-(cd "$ROOT" && "$CARGO" build --release -p server)
+(cd "$ROOT" && "$CARGO" build --release -p server-cli)
 SERVER_BIN="$ROOT/target/release/server"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/bench-audience.XXXXXX")"

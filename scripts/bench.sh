@@ -60,7 +60,7 @@ command -v python3 >/dev/null 2>&1 || die "python3 is missing"
 # --- Build -------------------------------------------------------------------------------
 
 say "building the server (release)"
-(cd "$ROOT" && "$CARGO" build --release -p server)
+(cd "$ROOT" && "$CARGO" build --release -p server-cli)
 SERVER_BIN="$ROOT/target/release/server"
 [ -x "$SERVER_BIN" ] || die "no $SERVER_BIN after the build"
 

@@ -1,7 +1,9 @@
 //! GraphQL API server with a Postgres-native authorization layer.
 //!
-//! The binary (`main.rs`) parses the command line and calls [`run`]; the tests use
-//! [`start`] to run a server on a random port against databases of their own.
+//! [`start`] runs the server against the PostgreSQL and Redis its configuration names (the
+//! binary, in the `server-cli` crate, and the tests give them; `devservices` starts private
+//! ones for development) and [`RunningServer`] stops it gracefully. This library starts no
+//! database or Redis server of its own.
 
 pub mod audience;
 pub mod auth;
@@ -19,16 +21,12 @@ pub mod kv;
 pub mod llm;
 pub mod metrics;
 pub mod paging;
-pub mod private;
 pub mod pubsub;
 pub mod ratelimit;
-pub mod seed;
 pub mod services;
 pub mod state;
 pub mod telemetry;
 
 mod startup;
 
-pub use startup::{
-    PrivateServices, RunningServer, ensure_database, grant_login, prepare_private, run, start,
-};
+pub use startup::{RunningServer, Signals, start};

@@ -1,12 +1,13 @@
-//! Start-up: private services when no URLs are given, migrations, the RLS safety check, and
-//! the HTTP server with graceful shutdown: a drain of the replies streaming, then of the HTTP
-//! requests in flight.
+//! Start-up: migrations, the RLS safety check, and the HTTP server with graceful shutdown: a
+//! drain of the replies streaming, then of the HTTP requests in flight. PostgreSQL and Redis
+//! are given as URLs; this library starts no server of its own (`devservices` does, for
+//! development).
 
-use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::{Context as _, bail};
 use poem::IntoEndpoint as _;
-use sea_orm::{ConnectionTrait, DatabaseConnection};
+use sea_orm::DatabaseConnection;
 use tokio::{sync::oneshot, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
@@ -14,113 +15,9 @@ use crate::{
     auth::{JwtKeys, SessionCache},
     config::Config,
     db, graphql, http,
-    private::{PgMode, PrivatePostgres, PrivateRedis, Secrets},
     ratelimit::RateLimiter,
     state::AppState,
 };
-
-/// Name of the database in a private cluster.
-const PRIVATE_DB: &str = "app";
-
-/// The private servers started for this process, if any; they stop when this is dropped.
-#[derive(Debug, Default)]
-pub struct PrivateServices {
-    pub postgres: Option<PrivatePostgres>,
-    pub redis: Option<PrivateRedis>,
-}
-
-/// Starts private PostgreSQL / Redis for whichever of DATABASE_URL / REDIS_URL is unset, and
-/// fills the configuration in with their URLs (and the JWT secret kept in DATA_DIR).
-pub async fn prepare_private(config: &mut Config) -> anyhow::Result<PrivateServices> {
-    let mut services = PrivateServices::default();
-    if config.database_url.is_some() && config.redis_url.is_some() {
-        if config.jwt_secret.is_none() && config.jwt_private_key.is_none() {
-            bail!(
-                "JWT_SECRET (or JWT_PRIVATE_KEY) is required when DATABASE_URL and REDIS_URL are set"
-            );
-        }
-        return Ok(services);
-    }
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("create DATA_DIR {}", config.data_dir.display()))?;
-    let secrets = Secrets::load_or_create(&config.data_dir)?;
-    if config.database_url.is_none() {
-        let pg = PrivatePostgres::start(
-            &config.data_dir.join("postgres"),
-            config.pg_bin_dir.as_deref(),
-            &secrets.postgres_superuser_password,
-            PgMode::Persistent,
-        )
-        .await?;
-        ensure_database(&pg.admin_url("postgres"), PRIVATE_DB).await?;
-        let admin_url = pg.admin_url(PRIVATE_DB);
-        db::migrate(&admin_url).await?;
-        grant_login(&admin_url, &secrets.postgres_app_password).await?;
-        config.database_admin_url = Some(admin_url);
-        config.database_url = Some(pg.url(
-            "app_authenticator",
-            &secrets.postgres_app_password,
-            PRIVATE_DB,
-        ));
-        services.postgres = Some(pg);
-        config.private_mode = true;
-    }
-    if config.redis_url.is_none() {
-        let redis = PrivateRedis::start(
-            &config.data_dir.join("redis"),
-            &secrets.redis_password,
-            true,
-        )
-        .await?;
-        config.redis_url = Some(redis.url());
-        services.redis = Some(redis);
-        config.private_mode = true;
-    }
-    if config.jwt_secret.is_none() {
-        config.jwt_secret = Some(secrets.jwt_secret.clone());
-    }
-    Ok(services)
-}
-
-/// Creates database `name` unless it exists (connected as a superuser to another database).
-pub async fn ensure_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
-    let conn = db::connect_pool(admin_url, 1, Duration::from_secs(30)).await?;
-    let exists = conn
-        .query_one_raw(sea_orm::Statement::from_sql_and_values(
-            sea_orm::DbBackend::Postgres,
-            "SELECT 1 AS one FROM pg_database WHERE datname = $1",
-            [name.into()],
-        ))
-        .await?
-        .is_some();
-    if !exists {
-        conn.execute_unprepared(&format!("CREATE DATABASE {}", quote_ident(name)))
-            .await?;
-    }
-    let _ = conn.close().await;
-    Ok(())
-}
-
-/// Lets the pool's role log in with `password` (private mode; deployments do this themselves).
-pub async fn grant_login(admin_url: &str, password: &str) -> anyhow::Result<()> {
-    let conn = db::connect_pool(admin_url, 1, Duration::from_secs(30)).await?;
-    conn.execute_unprepared(&format!(
-        "ALTER ROLE app_authenticator WITH LOGIN PASSWORD {}",
-        quote_literal(password)
-    ))
-    .await
-    .context("let app_authenticator log in")?;
-    let _ = conn.close().await;
-    Ok(())
-}
-
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-fn quote_literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
 
 /// How long HTTP requests in flight may take to finish once the listener closes.
 const HTTP_GRACE: Duration = Duration::from_secs(10);
@@ -153,6 +50,18 @@ impl RunningServer {
     /// 10 s), and waits.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.shutdown_with(std::future::pending()).await
+    }
+
+    /// Serves until the next SIGTERM or Ctrl-C, then stops gracefully
+    /// ([`RunningServer::shutdown`]); a second signal cuts the drain short.
+    pub async fn serve_until_signalled(self, signals: &mut Signals) -> anyhow::Result<()> {
+        signals.next().await;
+        tracing::info!("shutting down");
+        self.shutdown_with(async {
+            signals.next().await;
+            tracing::warn!("second signal: stopping at once");
+        })
+        .await
     }
 
     /// [`RunningServer::shutdown`], cut short when `hurry` resolves (a second SIGTERM): the
@@ -378,119 +287,8 @@ fn list(problems: &[db::safety::CatalogProblem]) -> String {
     problems.iter().map(|p| format!("\n  - {p}")).collect()
 }
 
-/// `server serve`: private services if needed, then serve until Ctrl-C or SIGTERM, drain (see
-/// [`RunningServer::shutdown`]; a second signal cuts it short) and stop the private services.
-pub async fn run(mut config: Config) -> anyhow::Result<()> {
-    let mut signals = Signals::new()?;
-    let data_dir = config.data_dir.clone();
-    let starting = async {
-        let services = prepare_private(&mut config).await?;
-        let demo = seed_demo_if_fresh(&config, &services).await?;
-        let server = start(config).await?;
-        anyhow::Ok((services, demo, server))
-    };
-    // A signal during start-up stops it (and whatever private service it started) at once.
-    let (services, demo, server) = tokio::select! {
-        started = starting => started?,
-        () = signals.next() => {
-            tracing::info!("stopped during start-up");
-            return Ok(());
-        }
-    };
-    announce(&server, &services, &data_dir);
-    if let Some(demo) = &demo
-        && crate::telemetry::json()
-    {
-        tracing::info!(
-            users = demo.users,
-            admin = %demo.admin_email,
-            password = crate::seed::DEMO_PASSWORD,
-            "demo company \"Demo\" seeded on first start"
-        );
-    } else if let Some(demo) = demo {
-        println!(
-            "  Demo:       company \"Demo\" with {} users seeded on first start",
-            demo.users
-        );
-        println!(
-            "              admin {}  password {}",
-            demo.admin_email,
-            crate::seed::DEMO_PASSWORD
-        );
-    }
-    signals.next().await;
-    tracing::info!("shutting down");
-    let stopped = server
-        .shutdown_with(async {
-            signals.next().await;
-            tracing::warn!("second signal: stopping at once");
-        })
-        .await;
-    drop(services);
-    stopped
-}
-
-/// On the first start of a private cluster (no company yet), a small demo company.
-async fn seed_demo_if_fresh(
-    config: &Config,
-    services: &PrivateServices,
-) -> anyhow::Result<Option<crate::seed::Seeded>> {
-    let Some(url) = config.database_admin_url.as_deref() else {
-        return Ok(None);
-    };
-    if services.postgres.is_none() || !crate::seed::is_empty(url).await? {
-        return Ok(None);
-    }
-    let seeded = crate::seed::seed(url, "Demo", 1000, crate::seed::DEMO_PASSWORD).await?;
-    Ok(Some(seeded))
-}
-
-fn announce(server: &RunningServer, services: &PrivateServices, data_dir: &Path) {
-    let addr = server.addr;
-    if crate::telemetry::json() {
-        // One JSON object per line from the first: the banner is a log event.
-        let private = services.postgres.is_some() || services.redis.is_some();
-        tracing::info!(
-            addr = %addr,
-            graphql = %format_args!("http://{addr}/graphql"),
-            websocket = %format_args!("ws://{addr}/graphql/ws"),
-            metrics = server.metrics_addr.map(|a| format!("http://{a}/metrics")),
-            postgres_port = services.postgres.as_ref().map(|pg| pg.port()),
-            redis_port = services.redis.as_ref().map(|r| r.port()),
-            data_dir = private.then(|| data_dir.display().to_string()),
-            "GraphQL server ready"
-        );
-        return;
-    }
-    println!("GraphQL server ready");
-    println!("  GraphiQL:   http://{addr}/");
-    println!("  GraphQL:    http://{addr}/graphql  (WebSocket: ws://{addr}/graphql/ws)");
-    if let Some(metrics) = server.metrics_addr {
-        println!("  Metrics:    http://{metrics}/metrics");
-    }
-    if let Some(pg) = &services.postgres {
-        println!(
-            "  PostgreSQL: private cluster on 127.0.0.1:{} (data {})",
-            pg.port(),
-            pg.data_dir().display()
-        );
-    }
-    if let Some(redis) = &services.redis {
-        println!(
-            "  Redis:      private redis-server on 127.0.0.1:{}",
-            redis.port()
-        );
-    }
-    if services.postgres.is_some() || services.redis.is_some() {
-        println!(
-            "  Data dir:   {} (secrets in secrets.json)",
-            data_dir.display()
-        );
-    }
-}
-
 /// SIGTERM and Ctrl-C (SIGINT), listened for from start-up on, so that none is missed.
-struct Signals {
+pub struct Signals {
     #[cfg(unix)]
     term: tokio::signal::unix::Signal,
     #[cfg(unix)]
@@ -498,7 +296,8 @@ struct Signals {
 }
 
 impl Signals {
-    fn new() -> anyhow::Result<Self> {
+    /// Listens for both from now on.
+    pub fn new() -> anyhow::Result<Self> {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
@@ -512,7 +311,7 @@ impl Signals {
     }
 
     /// The next SIGTERM or Ctrl-C.
-    async fn next(&mut self) {
+    pub async fn next(&mut self) {
         #[cfg(unix)]
         tokio::select! {
             _ = self.term.recv() => {}

@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use devservices::{PgMode, PrivatePostgres, PrivateRedis, Secrets};
 use sea_orm::ConnectionTrait;
-use server::private::{PgMode, PrivatePostgres, PrivateRedis, Secrets};
 use tokio::sync::{Mutex, OnceCell};
 
 const TEMPLATE: &str = "app_template";
@@ -31,7 +31,7 @@ impl Cluster {
         let dir = std::env::temp_dir().join(format!(
             "gql-tests-{}-{}",
             std::process::id(),
-            server::private::free_port()?
+            devservices::free_port()?
         ));
         std::fs::create_dir_all(&dir)?;
         let secrets = Secrets::generate();
@@ -43,9 +43,9 @@ impl Cluster {
         )
         .await?;
         let redis = PrivateRedis::start(&dir.join("redis"), &secrets.redis_password, false).await?;
-        server::ensure_database(&postgres.admin_url("postgres"), TEMPLATE).await?;
+        devservices::ensure_database(&postgres.admin_url("postgres"), TEMPLATE).await?;
         server::db::migrate(&postgres.admin_url(TEMPLATE)).await?;
-        server::grant_login(
+        devservices::grant_login(
             &postgres.admin_url(TEMPLATE),
             &secrets.postgres_app_password,
         )

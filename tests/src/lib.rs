@@ -16,10 +16,11 @@ use std::{
 };
 
 use anyhow::Context as _;
+use devservices::PrivateRedis;
 use jsonwebtoken::{EncodingKey, Header};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use serde_json::{Value, json};
-use server::{RunningServer, config::Config, private::PrivateRedis};
+use server::{RunningServer, config::Config};
 use uuid::Uuid;
 
 pub use cluster::{Cluster, cluster};

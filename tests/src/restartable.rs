@@ -10,7 +10,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use server::private::{PgMode, PrivatePostgres, Secrets};
+use devservices::{PgMode, PrivatePostgres, Secrets};
 
 /// The migrated database of a [`RestartablePostgres`].
 const DATABASE: &str = "app";
@@ -47,9 +47,9 @@ impl RestartablePostgres {
             port,
             secrets,
         };
-        server::ensure_database(&this.admin_url_of("postgres"), DATABASE).await?;
+        devservices::ensure_database(&this.admin_url_of("postgres"), DATABASE).await?;
         server::db::migrate(&this.admin_url()).await?;
-        server::grant_login(&this.admin_url(), &this.secrets.postgres_app_password).await?;
+        devservices::grant_login(&this.admin_url(), &this.secrets.postgres_app_password).await?;
         Ok(this)
     }
 
@@ -127,7 +127,7 @@ impl RestartableRedis {
         let mut this = Self {
             child: None,
             dir,
-            port: server::private::free_port()?,
+            port: devservices::free_port()?,
         };
         this.start_again().await?;
         Ok(this)

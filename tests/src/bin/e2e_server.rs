@@ -9,7 +9,7 @@ async fn main() -> anyhow::Result<()> {
         &config.log_format,
         config.otel_exporter_otlp_endpoint.as_deref(),
     );
-    let served = server::run(config).await;
+    let served = devservices::serve(config).await;
     telemetry.shutdown().await;
     served
 }

@@ -262,8 +262,8 @@ async fn seeded_companies_are_deterministic_and_their_admin_can_segment() -> any
         .database_admin_url
         .clone()
         .ok_or_else(|| anyhow::anyhow!("no admin URL"))?;
-    let one = server::seed::seed(&admin_url, "Seeded one", 300, "seed-password-1").await?;
-    let two = server::seed::seed(&admin_url, "Seeded two", 300, "seed-password-1").await?;
+    let one = devservices::seed::seed(&admin_url, "Seeded one", 300, "seed-password-1").await?;
+    let two = devservices::seed::seed(&admin_url, "Seeded two", 300, "seed-password-1").await?;
     assert_eq!(one.users, 300);
     let login = app.login(&one.admin_email, "seed-password-1").await?;
     let token = login.data()?["login"]["accessToken"]

@@ -38,7 +38,7 @@ async fn policies_database_sql_matches_a_freshly_migrated_database() -> anyhow::
     assert!(
         checked_in == current,
         "policies/database.sql is out of date (first difference at line {first_difference}): \
-         run `make catalog` (cargo run -p server -- print-catalog --fresh > policies/database.sql)"
+         run `make catalog` (cargo run -p server-cli -- print-catalog --fresh > policies/database.sql)"
     );
     Ok(())
 }

@@ -57,7 +57,7 @@ fn first_difference(a: &str, b: &str) -> String {
 async fn every_down_runs_and_up_again_gives_the_same_catalog() -> anyhow::Result<()> {
     let cluster = cluster().await?;
     let name = format!("migrations_{}", uuid::Uuid::new_v4().simple());
-    server::ensure_database(&cluster.admin_url("postgres"), &name).await?;
+    devservices::ensure_database(&cluster.admin_url("postgres"), &name).await?;
     let url = cluster.admin_url(&name);
     let db = server::db::connect_pool(&url, 1, Duration::from_secs(30)).await?;
 

@@ -339,7 +339,7 @@ fn server_binary() -> anyhow::Result<PathBuf> {
     let binary = dir.join(format!("server{}", std::env::consts::EXE_SUFFIX));
     anyhow::ensure!(
         binary.is_file(),
-        "{} is missing: build it first (`cargo build -p server`; `make test` does)",
+        "{} is missing: build it first (`cargo build -p server-cli`; `make test` does)",
         binary.display()
     );
     Ok(binary)
@@ -615,7 +615,7 @@ async fn the_binary_logs_json_only_with_an_access_line_and_exports_the_request_t
     let cluster = cluster().await?;
     // An empty database: the child migrates it, with RUST_LOG=info.
     let db = format!("obs_json_{}", std::process::id());
-    server::ensure_database(&cluster.admin_url("postgres"), &db).await?;
+    devservices::ensure_database(&cluster.admin_url("postgres"), &db).await?;
     let receiver = Receiver::start().await?;
     let mut child = Child::spawn(&[
         ("LOG_FORMAT", "json".into()),

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
 use uuid::Uuid;
 
-use crate::auth::password;
+use server::auth::password;
 
 /// The password of the demo admin `make run` seeds on first start (development only).
 pub const DEMO_PASSWORD: &str = "demo-password-2026";
@@ -88,7 +88,7 @@ pub async fn seed(
         .hash(admin_password.to_owned())
         .await
         .map_err(|e| anyhow::anyhow!("hash the admin password: {}", e.message()))?;
-    let db = crate::db::connect_pool(admin_url, WORKERS as u32, Duration::from_secs(30)).await?;
+    let db = server::db::connect_pool(admin_url, WORKERS as u32, Duration::from_secs(30)).await?;
     let tx = db.begin().await.context("begin the seed transaction")?;
     let stmt = |sql: &str, values: Vec<sea_orm::Value>| {
         Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
@@ -185,7 +185,7 @@ async fn insert_users(
 
 /// Whether the database has no company yet (a fresh `make run`).
 pub async fn is_empty(admin_url: &str) -> anyhow::Result<bool> {
-    let db = crate::db::connect_pool(admin_url, 1, Duration::from_secs(30)).await?;
+    let db = server::db::connect_pool(admin_url, 1, Duration::from_secs(30)).await?;
     let row = db
         .query_one_raw(Statement::from_string(
             DbBackend::Postgres,
@@ -199,7 +199,7 @@ pub async fn is_empty(admin_url: &str) -> anyhow::Result<bool> {
 /// `server seed`: connects like `server migrate` does (DATABASE_ADMIN_URL, DATABASE_URL, or the
 /// private cluster), seeds, and prints the admin's credentials.
 pub async fn run(
-    mut config: crate::config::Config,
+    mut config: server::config::Config,
     company: &str,
     users: u64,
     admin_password: Option<String>,

@@ -1,4 +1,5 @@
 //! `server`: serve (default), migrate, seed, or print the schema or the database catalog.
+//! Without DATABASE_URL / REDIS_URL, private servers are started for it (`devservices`).
 
 use clap::Parser;
 use server::config::{Cli, Command};
@@ -25,7 +26,7 @@ async fn main() -> anyhow::Result<()> {
             }
             print!(
                 "{}",
-                server::db::catalog::generate(&cli.config, fresh).await?
+                devservices::catalog::generate(&cli.config, fresh).await?
             );
             Ok(())
         }
@@ -41,7 +42,7 @@ async fn main() -> anyhow::Result<()> {
                 Some(url) => server::db::migrate(&url).await,
                 // Private mode: starting the cluster applies the migrations.
                 None => {
-                    let services = server::prepare_private(&mut config).await?;
+                    let services = devservices::prepare_private(&mut config).await?;
                     drop(services);
                     Ok(())
                 }
@@ -60,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
         } => {
             server::telemetry::init(&cli.config.log_format, None);
             report_dotenv();
-            server::seed::run(cli.config, &company, users, admin_password).await
+            devservices::seed::run(cli.config, &company, users, admin_password).await
         }
         Command::Serve => {
             let telemetry = server::telemetry::init(
@@ -68,7 +69,7 @@ async fn main() -> anyhow::Result<()> {
                 cli.config.otel_exporter_otlp_endpoint.as_deref(),
             );
             report_dotenv();
-            let served = server::run(cli.config).await;
+            let served = devservices::serve(cli.config).await;
             telemetry.shutdown().await;
             served
         }

@@ -4,7 +4,7 @@ use std::{path::Path, process::Command, time::Duration};
 
 use nix::sys::signal::Signal;
 
-use super::{PrivateError, Supervised, free_port, wait_until};
+use crate::supervisor::{PrivateError, Supervised, free_port, wait_until};
 
 /// A running private redis-server; stopped when dropped.
 #[derive(Debug)]

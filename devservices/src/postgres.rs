@@ -14,7 +14,7 @@ use std::{
 use nix::sys::signal::Signal;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database};
 
-use super::{PrivateError, Supervised, free_port, wait_until};
+use crate::supervisor::{PrivateError, Supervised, free_port, wait_until};
 
 /// How a private cluster is run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use std::{fs, io::Write, os::unix::fs::OpenOptionsExt, path::Path};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use super::PrivateError;
+use crate::PrivateError;
 
 /// Passwords of the private servers and the JWT signing secret.
 #[derive(Clone, Serialize, Deserialize)]

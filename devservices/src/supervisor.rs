@@ -1,9 +1,5 @@
-//! Private PostgreSQL and Redis servers, started from the system's binaries for `make run` and
-//! for the tests: data under a directory of ours, their own loopback ports, stopped with us.
-
-mod postgres;
-mod redis;
-mod secrets;
+//! Child server processes we start and stop, each with a watchdog that stops it should this
+//! process die, and the errors of doing so.
 
 use std::{
     io::Write,
@@ -12,10 +8,6 @@ use std::{
     process::{Child, ChildStdin, Command, Stdio},
     time::{Duration, Instant},
 };
-
-pub use postgres::{PgMode, PrivatePostgres};
-pub use redis::PrivateRedis;
-pub use secrets::Secrets;
 
 /// Errors of starting or stopping private services; always fatal at start-up.
 #[derive(Debug, thiserror::Error)]
