@@ -3,6 +3,9 @@
 //! resolver begins or commits a transaction itself (`RequestScope::read` / `write` lend one);
 //! the caller module is a leaf.
 
+// A test: a source file that cannot be read fails it.
+#![allow(clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 
 fn sources(dir: &Path) -> Vec<PathBuf> {
