@@ -612,4 +612,9 @@ mod tests {
         assert!(sql.contains(r#"("seq") < (7)"#), "{sql}");
         assert!(sql.contains(r#"ORDER BY "seq" DESC LIMIT 2"#), "{sql}");
     }
+
+    #[test]
+    fn like_pattern_escapes_wildcards() {
+        assert_eq!(like_pattern("a%b_c\\"), "%a\\%b\\_c\\\\%");
+    }
 }

@@ -87,3 +87,18 @@ fn the_caller_module_is_a_leaf() {
         found.join("\n")
     );
 }
+
+#[test]
+fn nothing_below_graphql_imports_it() {
+    let mut files = Vec::new();
+    for dir in ["services", "db", "chat", "friends", "audience"] {
+        files.extend(sources(&src(dir)));
+    }
+    files.extend([src("paging.rs"), src("caller.rs")]);
+    let found = offending(&files, &["crate::graphql", "super::graphql"]);
+    assert!(
+        found.is_empty(),
+        "an import runs back up to graphql/:\n{}",
+        found.join("\n")
+    );
+}

@@ -224,7 +224,7 @@ impl AudienceQuery {
                 })
             })
             .await?;
-        let page = page.map(User::from);
+        let page = page.map(User::from_row);
         let users = page.nodes().cloned().collect();
         Ok(AudienceConnection::from_page(page, users, filter))
     }

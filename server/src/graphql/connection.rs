@@ -177,17 +177,9 @@ pub fn parse_id(path: &str, id: &async_graphql::ID) -> AppResult<Uuid> {
         .map_err(|_| AppError::bad_input(path, format!("`{path}` is not a valid id")))
 }
 
-/// See [`crate::paging::like_pattern`]: it belongs to the queries, below GraphQL.
-pub use crate::paging::like_pattern;
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn like_pattern_escapes_wildcards() {
-        assert_eq!(like_pattern("a%b_c\\"), "%a\\%b\\_c\\\\%");
-    }
 
     #[test]
     fn last_costs_like_first() {

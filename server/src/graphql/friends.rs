@@ -167,7 +167,11 @@ async fn people_page(
             ))
         })
         .await?;
-    Ok(UserConnection::of(page.map(User::from), company, condition))
+    Ok(UserConnection::of(
+        page.map(User::from_row),
+        company,
+        condition,
+    ))
 }
 
 /// Runs one friendship transition in its own transaction and announces it once committed.
@@ -280,7 +284,7 @@ impl FriendMutation {
         let user = scope(ctx)?
             .write(|tx| Box::pin(service::update_privacy(tx.conn(), actor, changes)))
             .await?;
-        Ok(user.into())
+        Ok(User::from_row(user))
     }
 }
 

@@ -51,6 +51,16 @@ pub struct User {
     pub(crate) visible_attributes: Option<Vec<String>>,
 }
 
+impl User {
+    /// A person from any row a service reads them as (a profile row of friends or audiences).
+    pub(crate) fn from_row<R>(row: R) -> Self
+    where
+        Profile: From<R>,
+    {
+        Profile::from(row).into()
+    }
+}
+
 impl From<Profile> for User {
     fn from(m: Profile) -> Self {
         Self {

@@ -14,7 +14,7 @@ use super::audience;
 use crate::{
     auth::Principal,
     error::{AppError, AppResult},
-    graphql::connection::like_pattern,
+    paging::like_pattern,
     paging::{self, Page, PageRequest, Sort},
 };
 

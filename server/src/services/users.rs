@@ -17,7 +17,7 @@ use super::{auth as auth_service, roles as role_service};
 use crate::{
     caller::{BuiltInRole, Principal, RoleName},
     error::{AppError, AppResult},
-    graphql::connection::like_pattern,
+    paging::like_pattern,
     paging::{self, DefaultSize, Page, PageArgs, Sort, SortKey},
 };
 
@@ -59,13 +59,6 @@ impl From<user_profiles::Model> for Profile {
             profile_visibility: m.profile_visibility,
             visible_attributes: m.visible_attributes,
         }
-    }
-}
-
-/// For the modules that still read `user_profiles` themselves (friends, audience).
-impl From<user_profiles::Model> for crate::graphql::users::User {
-    fn from(m: user_profiles::Model) -> Self {
-        Profile::from(m).into()
     }
 }
 

@@ -216,7 +216,7 @@ async fn user(ctx: &Context<'_>, id: Uuid) -> AppResult<Option<User>> {
     let profile = scope(ctx)?
         .read(|tx| Box::pin(service::profile(tx.conn(), company, id)))
         .await?;
-    Ok(profile.map(User::from))
+    Ok(profile.map(User::from_row))
 }
 
 connection! {
