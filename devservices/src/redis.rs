@@ -18,9 +18,18 @@ impl PrivateRedis {
     /// Starts redis-server with its data in `dir`. `persistent` keeps RDB snapshots there;
     /// otherwise nothing is written to disk.
     pub async fn start(dir: &Path, password: &str, persistent: bool) -> Result<Self, PrivateError> {
+        Self::start_on_port(dir, password, persistent, free_port()?).await
+    }
+
+    /// As [`PrivateRedis::start`], on `port` (to start a server again where it was).
+    pub async fn start_on_port(
+        dir: &Path,
+        password: &str,
+        persistent: bool,
+        port: u16,
+    ) -> Result<Self, PrivateError> {
         std::fs::create_dir_all(dir)
             .map_err(PrivateError::io(format!("create {}", dir.display())))?;
-        let port = free_port()?;
         let mut command = Command::new(redis_binary()?);
         command
             .arg("--port")

@@ -3,13 +3,8 @@
 //! when a database server restarts in production. Their data is kept across the restart; both
 //! are stopped, and their data removed, when dropped.
 
-use std::{
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::path::PathBuf;
 
-use anyhow::Context as _;
 use devservices::{PgMode, PrivatePostgres, Secrets};
 
 /// The migrated database of a [`RestartablePostgres`].
@@ -112,7 +107,7 @@ const REDIS_PASSWORD: &str = "restartable-redis-password";
 /// A redis-server restartable on its port. It snapshots its data when stopped and loads it
 /// when started again, as a Redis with persistence does.
 pub struct RestartableRedis {
-    child: Option<Child>,
+    redis: Option<devservices::PrivateRedis>,
     dir: PathBuf,
     port: u16,
 }
@@ -123,9 +118,8 @@ impl RestartableRedis {
             .await?
             .dir()
             .join(format!("redis-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir)?;
         let mut this = Self {
-            child: None,
+            redis: None,
             dir,
             port: devservices::free_port()?,
         };
@@ -135,37 +129,18 @@ impl RestartableRedis {
 
     /// Starts redis-server (again) on the port, with the data it saved when it stopped.
     pub async fn start_again(&mut self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.child.is_none(), "redis-server is running");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("redis.log"))?;
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--requirepass", REDIS_PASSWORD, "--appendonly", "no"])
-            .args(["--save", "3600 1", "--dbfilename", "dump.rdb"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("start redis-server")?;
-        self.child = Some(child);
-        let url = self.url();
-        crate::eventually(Duration::from_secs(30), "redis-server to answer", || {
-            let url = url.clone();
-            async move { ping(&url).await }
-        })
-        .await
+        anyhow::ensure!(self.redis.is_none(), "redis-server is running");
+        let redis =
+            devservices::PrivateRedis::start_on_port(&self.dir, REDIS_PASSWORD, true, self.port)
+                .await?;
+        self.redis = Some(redis);
+        Ok(())
     }
 
     /// Stops redis-server (SIGTERM: it saves its data and exits) and waits until it is gone.
     pub async fn stop(&mut self) -> anyhow::Result<()> {
-        if let Some(mut child) = self.child.take() {
-            let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id())?);
-            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)?;
-            tokio::task::spawn_blocking(move || child.wait()).await??;
+        if let Some(mut redis) = self.redis.take() {
+            tokio::task::spawn_blocking(move || redis.stop()).await?;
         }
         Ok(())
     }
@@ -177,23 +152,7 @@ impl RestartableRedis {
 
 impl Drop for RestartableRedis {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        drop(self.redis.take());
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-async fn ping(url: &str) -> bool {
-    let Ok(client) = redis::Client::open(url) else {
-        return false;
-    };
-    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
-        return false;
-    };
-    redis::cmd("PING")
-        .query_async::<String>(&mut conn)
-        .await
-        .is_ok()
 }
