@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the project needs beyond a Rust toolchain: PostgreSQL (15+) and Redis server
-# binaries. Debian/Ubuntu only (apt-get); elsewhere install them yourself (see README.md).
+# binaries; with --all (`make test`) also Chromium, which the GraphiQL test drives headless.
+# Debian/Ubuntu only (apt-get); elsewhere install them yourself (see README.md).
 set -euo pipefail
 
 have_postgres() {
@@ -23,6 +24,8 @@ if [ -z "${REDIS_URL:-}" ] && ! have_redis; then missing+=(redis-server); fi
 if [ "${1:-}" = "--all" ]; then
     have_postgres || missing+=(postgresql postgresql-contrib)
     have_redis || missing+=(redis-server)
+    # The GraphiQL test drives /usr/bin/chromium (Debian's package; Ubuntu's is a snap stub).
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then

@@ -1,8 +1,13 @@
 //! Typed configuration: command-line flags, each also read from an environment variable (and `.env`).
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    time::Duration,
+};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipnet::IpNet;
 
 /// GraphQL API server with a Postgres-native authorization layer.
 ///
@@ -232,6 +237,19 @@ apollographql-client-version,apollo-require-preflight"
     )]
     pub cors_allow_headers: Vec<String>,
 
+    /// Proxies and load balancers in front of the server, comma separated addresses or CIDR
+    /// ranges (e.g. `10.0.0.0/8,192.0.2.7`). A request whose TCP peer is one of them is taken to
+    /// come from the client its TRUSTED_PROXY_HEADER names (the rightmost address that is not a
+    /// trusted proxy); from any other peer the header is ignored. None by default: the client
+    /// is always the TCP peer.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_proxy)]
+    pub trusted_proxies: Vec<IpNet>,
+
+    /// The header the trusted proxies set: `x-forwarded-for` or `forwarded` (RFC 7239). Only
+    /// that one is read, since a proxy passes the other on as the client sent it.
+    #[arg(long, env = "TRUSTED_PROXY_HEADER", value_enum, default_value_t = ForwardedHeader::XForwardedFor)]
+    pub trusted_proxy_header: ForwardedHeader,
+
     /// Longest time a client may take to send a request's headers, in seconds.
     #[arg(long, env = "HTTP_HEADER_TIMEOUT_SECS", default_value_t = 10)]
     pub http_header_timeout_secs: u64,
@@ -440,6 +458,31 @@ apollographql-client-version,apollo-require-preflight"
     /// milliseconds (only when it grew).
     #[arg(long, env = "CHAT_PERSIST_INTERVAL_MS", default_value_t = 1_000)]
     pub chat_persist_interval_ms: u64,
+}
+
+/// The header that names the client behind a trusted proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1, proxy2`.
+    #[value(name = "x-forwarded-for")]
+    XForwardedFor,
+    /// `Forwarded: for=client, for=proxy1` (RFC 7239).
+    #[value(name = "forwarded")]
+    Forwarded,
+}
+
+/// One entry of TRUSTED_PROXIES: an address (one host) or a CIDR range.
+fn parse_proxy(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    if let Ok(net) = text.parse::<IpNet>() {
+        return Ok(net.trunc());
+    }
+    match text.parse::<IpAddr>() {
+        Ok(addr) => Ok(IpNet::from(addr)),
+        Err(_) => Err(format!(
+            "{text:?} is neither an IP address nor a CIDR range (such as 10.0.0.0/8 or fd00::/8)"
+        )),
+    }
 }
 
 impl Config {

@@ -1,10 +1,17 @@
 //! What a request tells about its sender: address, stable traits for the device fingerprint,
 //! and the auth cookies it carries.
 
+use std::net::IpAddr;
+
 use poem::{Request, http::header};
 use sha2::{Digest, Sha256};
 
 use super::cookies;
+
+/// The client's address, when the HTTP layer resolved it (behind trusted proxies, the one
+/// their header names); otherwise the TCP peer is the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
 
 /// Request traits the auth flows need, resolved once per HTTP request or WebSocket.
 #[derive(Debug, Clone, Default)]
@@ -37,10 +44,13 @@ impl RequestMeta {
     pub fn from_request(req: &Request, secure_cookies: bool) -> Self {
         let jar = cookies::parse(req, secure_cookies);
         Self {
-            ip: req
-                .remote_addr()
-                .as_socket_addr()
-                .map(|a| a.ip().to_string()),
+            ip: match req.extensions().get::<ClientIp>() {
+                Some(ClientIp(ip)) => Some(ip.to_string()),
+                None => req
+                    .remote_addr()
+                    .as_socket_addr()
+                    .map(|a| a.ip().to_string()),
+            },
             user_agent: header_value(req, header::USER_AGENT),
             accept_language: header_value(req, header::ACCEPT_LANGUAGE),
             device_id: header_value(req, "x-device-id"),

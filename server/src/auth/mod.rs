@@ -13,7 +13,7 @@ pub mod viewer;
 
 pub use crate::caller::{BuiltInRole, Principal, RoleName, Viewer};
 pub use jwt::{AccessClaims, JwtKeys};
-pub use meta::RequestMeta;
+pub use meta::{ClientIp, RequestMeta};
 pub use session_cache::SessionCache;
 
 /// The session a cookie request's CSRF token was signed for, when its access cookie did not

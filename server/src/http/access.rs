@@ -62,6 +62,7 @@ fn route(path: &str) -> &'static str {
         "/ready" => "/ready",
         "/metrics" => "/metrics",
         "/.well-known/jwks.json" => "/.well-known/jwks.json",
+        _ if path.starts_with("/graphiql/assets/") => "/graphiql/assets",
         _ => "other",
     }
 }

@@ -1,6 +1,8 @@
 //! HTTP routes and middleware: GraphiQL, GraphQL over HTTP and WebSocket, health and readiness.
 
 pub mod access;
+mod client_addr;
+mod graphiql;
 mod graphql;
 mod health;
 mod jwks;
@@ -9,7 +11,7 @@ mod request_id;
 mod serve;
 mod ws;
 
-use poem::{EndpointExt, IntoEndpoint, Route, get, handler, middleware::CatchPanic, web::Html};
+use poem::{EndpointExt, IntoEndpoint, Route, get, middleware::CatchPanic};
 
 use crate::{graphql::AppSchema, state::AppState};
 
@@ -19,7 +21,11 @@ pub use serve::{Timeouts, serve};
 /// The whole HTTP application.
 pub fn app(state: AppState, schema: AppSchema) -> impl IntoEndpoint {
     let route = Route::new()
-        .at("/", get(graphiql))
+        .at("/", get(graphiql::page))
+        .at(
+            format!("{}/:name", graphiql::ASSETS_PATH),
+            get(graphiql::asset_file),
+        )
         .at(
             "/graphql",
             get(graphql::graphql_get).post(graphql::graphql_post),
@@ -34,6 +40,10 @@ pub fn app(state: AppState, schema: AppSchema) -> impl IntoEndpoint {
             &state.config.cors_origins,
             &state.config.cors_allow_headers,
         ))
+        .with(client_addr::TrustedProxies::new(
+            &state.config.trusted_proxies,
+            state.config.trusted_proxy_header,
+        ))
         .with(CatchPanic::new())
         .with(access::AccessLog)
         .with(RequestIdMiddleware)
@@ -42,15 +52,4 @@ pub fn app(state: AppState, schema: AppSchema) -> impl IntoEndpoint {
         ))
         .data(schema)
         .data(state)
-}
-
-#[handler]
-fn graphiql() -> Html<String> {
-    Html(
-        async_graphql::http::GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .title("GraphiQL")
-            .finish(),
-    )
 }

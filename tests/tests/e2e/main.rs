@@ -20,6 +20,7 @@ mod faults;
 mod friends;
 mod friends_events;
 mod friends_privacy;
+mod graphiql;
 mod health;
 mod http;
 mod http_edges;
