@@ -538,3 +538,41 @@ impl Config {
             .expect("defaults parse")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trusted(value: &str) -> Result<Vec<IpNet>, String> {
+        Cli::try_parse_from(["server", "--trusted-proxies", value])
+            .map(|cli| cli.config.trusted_proxies)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_ranges() {
+        let nets = trusted("10.0.0.0/8, 192.0.2.7,fd00::/8,10.1.2.3/16").unwrap_or_default();
+        let shown: Vec<String> = nets.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            ["10.0.0.0/8", "192.0.2.7/32", "fd00::/8", "10.1.0.0/16"]
+        );
+        assert!(Config::defaults().trusted_proxies.is_empty());
+        assert_eq!(
+            Config::defaults().trusted_proxy_header,
+            ForwardedHeader::XForwardedFor
+        );
+    }
+
+    #[test]
+    fn a_bad_trusted_proxy_is_refused_by_name() {
+        for bad in ["10.0.0.0/33", "nonsense", "10.0.0.1,", "10.0.0.1 10.0.0.2"] {
+            let error = trusted(bad).err().unwrap_or_default();
+            assert!(error.contains("--trusted-proxies"), "{bad}: {error}");
+            assert!(
+                error.contains("is neither an IP address nor a CIDR range"),
+                "{bad}: {error}"
+            );
+        }
+    }
+}

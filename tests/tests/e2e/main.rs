@@ -34,6 +34,7 @@ mod observability;
 mod pagination;
 mod presets;
 mod privacy_columns;
+mod proxies;
 mod pubsub;
 mod ratelimit;
 mod redis_breaker;
