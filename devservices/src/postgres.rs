@@ -135,6 +135,9 @@ impl PrivatePostgres {
         if !data_dir.join("PG_VERSION").exists() {
             init_cluster(&bin, &user, &data_dir, superuser_password)?;
         }
+        if let Some(running) = running_postmaster(&data_dir) {
+            return Err(running);
+        }
         let mut command = command_as(bin.join("postgres"), &user, &data_dir);
         command
             .arg("-D")
@@ -257,6 +260,47 @@ fn init_cluster(
         )));
     }
     Ok(())
+}
+
+/// The PostgreSQL already running in `data_dir`, if its `postmaster.pid` names a live process
+/// (a stale file of a crashed cluster is PostgreSQL's own business: it replaces it).
+fn running_postmaster(data_dir: &Path) -> Option<PrivateError> {
+    let text = fs::read_to_string(data_dir.join("postmaster.pid")).ok()?;
+    let mut lines = text.lines();
+    let pid: i32 = lines.next()?.trim().parse().ok()?;
+    // Line 4 is the port.
+    let port = lines.nth(2).and_then(|line| line.trim().parse().ok());
+    let alive = match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(()) => true,
+        Err(errno) => errno == nix::errno::Errno::EPERM,
+    };
+    if !alive {
+        return None;
+    }
+    Some(PrivateError::ClusterRunning {
+        data_dir: data_dir.to_owned(),
+        pid,
+        port,
+        owner: parent_of(pid),
+    })
+}
+
+/// The parent of `pid` (the process that started the cluster) and its command line, unless
+/// that is init (the starter is gone).
+fn parent_of(pid: i32) -> Option<(i32, String)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let ppid: i32 = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+    if ppid <= 1 {
+        return None;
+    }
+    let cmdline = fs::read(format!("/proc/{ppid}/cmdline")).ok()?;
+    let command = cmdline
+        .split(|b| *b == 0)
+        .filter(|part| !part.is_empty())
+        .map(|part| String::from_utf8_lossy(part).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    (!command.is_empty()).then_some((ppid, command))
 }
 
 async fn can_connect(url: &str) -> bool {

@@ -7,7 +7,7 @@ use anyhow::{Context as _, bail};
 use sea_orm::ConnectionTrait;
 use server::{config::Config, db};
 
-use crate::{PgMode, PrivatePostgres, PrivateRedis, Secrets};
+use crate::{PgMode, PrivateError, PrivatePostgres, PrivateRedis, Secrets};
 
 /// Name of the database in a private cluster.
 const PRIVATE_DB: &str = "app";
@@ -48,7 +48,19 @@ pub async fn prepare_private(config: &mut Config) -> anyhow::Result<PrivateServi
             &secrets.postgres_superuser_password,
             PgMode::Persistent,
         )
-        .await?;
+        .await
+        .map_err(|error| match &error {
+            PrivateError::ClusterRunning {
+                port: Some(port), ..
+            } => anyhow::anyhow!(
+                "{error}. To run `server seed` or `server migrate` while it serves, connect to \
+                 its cluster instead: DATABASE_ADMIN_URL=postgres://postgres:PASSWORD@127.0.0.1:\
+                 {port}/{PRIVATE_DB} server ..., with PASSWORD the `postgres_superuser_password` \
+                 of {}",
+                config.data_dir.join("secrets.json").display()
+            ),
+            _ => anyhow::Error::new(error),
+        })?;
         ensure_database(&pg.admin_url("postgres"), PRIVATE_DB).await?;
         let admin_url = pg.admin_url(PRIVATE_DB);
         db::migrate(&admin_url).await?;

@@ -183,6 +183,51 @@ async fn insert_users(
     Ok(())
 }
 
+/// The demo company of `make run`, as the start-up banner tells it.
+#[derive(Debug, Clone)]
+pub struct Demo {
+    pub admin_email: String,
+    /// Its users besides the admin.
+    pub users: u64,
+    /// Seeded by this start.
+    pub seeded_now: bool,
+    /// The admin's password is still [`DEMO_PASSWORD`].
+    pub password_unchanged: bool,
+}
+
+/// The demo company seeded on the first start of a private cluster ("Demo", its first admin),
+/// if it is still there.
+pub async fn find_demo(admin_url: &str) -> anyhow::Result<Option<Demo>> {
+    let db = server::db::connect_pool(admin_url, 1, Duration::from_secs(30)).await?;
+    let row = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT u.email, u.password_hash, \
+                    (SELECT count(*) FROM users m WHERE m.company_id = c.id) - 1 AS users \
+             FROM companies c JOIN users u ON u.company_id = c.id \
+             WHERE c.name = 'Demo' AND u.role = 'admin' AND u.display_name = 'Admin' \
+             ORDER BY c.created_at, u.created_at LIMIT 1",
+        ))
+        .await?;
+    let _ = db.close().await;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let admin_email: String = row.try_get("", "email")?;
+    let hash: Option<String> = row.try_get("", "password_hash")?;
+    let users: i64 = row.try_get("", "users")?;
+    let password_unchanged = password::Passwords::new(1, Duration::from_secs(60))
+        .verify(DEMO_PASSWORD.to_owned(), hash)
+        .await
+        .unwrap_or(false);
+    Ok(Some(Demo {
+        admin_email,
+        users: u64::try_from(users).unwrap_or(0),
+        seeded_now: false,
+        password_unchanged,
+    }))
+}
+
 /// Whether the database has no company yet (a fresh `make run`).
 pub async fn is_empty(admin_url: &str) -> anyhow::Result<bool> {
     let db = server::db::connect_pool(admin_url, 1, Duration::from_secs(30)).await?;

@@ -27,44 +27,66 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
         }
     };
     announce(&server, &services, &data_dir);
-    if let Some(demo) = &demo
-        && server::telemetry::json()
-    {
-        tracing::info!(
-            users = demo.users,
-            admin = %demo.admin_email,
-            password = seed::DEMO_PASSWORD,
-            "demo company \"Demo\" seeded on first start"
-        );
-    } else if let Some(demo) = demo {
-        println!(
-            "  Demo:       company \"Demo\" with {} users seeded on first start",
-            demo.users
-        );
-        println!(
-            "              admin {}  password {}",
-            demo.admin_email,
-            seed::DEMO_PASSWORD
-        );
+    if let Some(demo) = &demo {
+        announce_demo(demo);
     }
     let stopped = server.serve_until_signalled(&mut signals).await;
     drop(services);
     stopped
 }
 
-/// On the first start of a private cluster (no company yet), a small demo company.
+/// The demo company of a private cluster: seeded on its first start (no company yet), and
+/// found again on every later start, so its admin's login is printed each time.
 async fn seed_demo_if_fresh(
     config: &Config,
     services: &PrivateServices,
-) -> anyhow::Result<Option<seed::Seeded>> {
+) -> anyhow::Result<Option<seed::Demo>> {
     let Some(url) = config.database_admin_url.as_deref() else {
         return Ok(None);
     };
-    if services.postgres.is_none() || !seed::is_empty(url).await? {
+    if services.postgres.is_none() {
         return Ok(None);
     }
-    let seeded = seed::seed(url, "Demo", 1000, seed::DEMO_PASSWORD).await?;
-    Ok(Some(seeded))
+    if seed::is_empty(url).await? {
+        let seeded = seed::seed(url, "Demo", 1000, seed::DEMO_PASSWORD).await?;
+        return Ok(Some(seed::Demo {
+            admin_email: seeded.admin_email,
+            users: seeded.users,
+            seeded_now: true,
+            password_unchanged: true,
+        }));
+    }
+    seed::find_demo(url).await
+}
+
+fn announce_demo(demo: &seed::Demo) {
+    let when = if demo.seeded_now {
+        "seeded on this first start"
+    } else {
+        "seeded on the first start"
+    };
+    let password = if demo.password_unchanged {
+        seed::DEMO_PASSWORD
+    } else {
+        "(changed since it was seeded)"
+    };
+    if server::telemetry::json() {
+        tracing::info!(
+            users = demo.users,
+            admin = %demo.admin_email,
+            password,
+            "demo company \"Demo\" {when}"
+        );
+    } else {
+        println!(
+            "  Demo:       company \"Demo\" with {} users, {when}",
+            demo.users
+        );
+        println!(
+            "              admin {}  password {password}",
+            demo.admin_email
+        );
+    }
 }
 
 fn announce(server: &RunningServer, services: &PrivateServices, data_dir: &Path) {

@@ -14,6 +14,24 @@ use std::{
 pub enum PrivateError {
     #[error("{0}")]
     Setup(String),
+    /// The private cluster's data directory is in use by a PostgreSQL that runs already,
+    /// most likely under a `server serve` of the same DATA_DIR.
+    #[error(
+        "the private PostgreSQL cluster in {} is already running (pid {pid}{}{}): stop that \
+         server first (Ctrl-C where it runs{}), then run this command again",
+        data_dir.display(),
+        port.map(|p| format!(", port {p}")).unwrap_or_default(),
+        owner.as_ref().map(|(pid, cmd)| format!(", started by `{cmd}`, pid {pid}")).unwrap_or_default(),
+        owner.as_ref().map(|(pid, _)| format!(", or `kill {pid}`")).unwrap_or_default(),
+    )]
+    ClusterRunning {
+        data_dir: std::path::PathBuf,
+        /// The postmaster's process id.
+        pid: i32,
+        port: Option<u16>,
+        /// The process that started it, when it is still its parent: pid and command line.
+        owner: Option<(i32, String)>,
+    },
     #[error("{context}: {source}")]
     Io {
         context: String,
