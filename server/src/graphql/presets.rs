@@ -81,8 +81,8 @@ impl From<service::Preset> for Preset {
             filter: Json(m.filter),
             visibility: m.visibility.into(),
             owner_id: ID(m.owner_id.to_string()),
-            created_at: m.created_at.with_timezone(&Utc),
-            updated_at: m.updated_at.with_timezone(&Utc),
+            created_at: m.created_at,
+            updated_at: m.updated_at,
         }
     }
 }
