@@ -17,10 +17,26 @@ pub struct Model {
     pub created_at: DateTimeWithTimeZone,
     pub updated_at: DateTimeWithTimeZone,
     pub last_active_at: Option<DateTimeWithTimeZone>,
-    /// `company`, `friends` or `private`.
-    pub profile_visibility: String,
+    pub profile_visibility: ProfileVisibility,
     /// Attribute keys others may see (`None`: all).
     pub visible_attributes: Option<Vec<String>>,
+}
+
+/// Who may see a person's e-mail and attributes (the person and the company's admins always
+/// may), stored as `company`, `friends` or `private`. A stored value outside these is an error
+/// when the row is read, never a default.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum ProfileVisibility {
+    /// Everyone in the company (the default).
+    #[sea_orm(string_value = "company")]
+    Company,
+    /// Friends only.
+    #[sea_orm(string_value = "friends")]
+    Friends,
+    /// Nobody but the person and the company's admins.
+    #[sea_orm(string_value = "private")]
+    Private,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

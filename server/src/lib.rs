@@ -21,6 +21,7 @@ pub mod kv;
 pub mod llm;
 pub mod metrics;
 pub mod paging;
+pub mod permissions;
 pub mod pubsub;
 pub mod ratelimit;
 pub mod services;

@@ -211,7 +211,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
-    let metrics_listener = crate::metrics::Listener::start(&state)?;
+    let metrics_listener = crate::http::metrics::Listener::start(&state)?;
     let metrics_addr = metrics_listener.as_ref().map(|m| m.addr);
     let timeouts = http::Timeouts {
         header: Duration::from_secs(state.config.http_header_timeout_secs.max(1)),

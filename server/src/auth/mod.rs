@@ -1,12 +1,12 @@
-//! Authentication: passwords, access tokens, sessions with rotating refresh tokens, cookie
-//! mode, and the typed caller (`Viewer`) every request resolves to.
+//! Authentication's building blocks: passwords, access tokens, opaque tokens, cookie mode, the
+//! session revocation cache, and resolving the typed caller (`Viewer`) of a request from its
+//! credentials. The flows that use them (sign-up, login, refresh, reset, their rate limits) are
+//! `crate::services::auth`; nothing here reaches the server's state.
 
 pub mod cookies;
 pub mod jwt;
-pub mod limits;
 pub mod meta;
 pub mod password;
-pub mod service;
 pub mod session_cache;
 pub mod tokens;
 pub mod viewer;
@@ -22,6 +22,6 @@ pub use session_cache::SessionCache;
 pub struct CsrfSession(pub uuid::Uuid);
 
 /// The key CSRF tokens are signed with, derived from the token-signing key.
-pub fn csrf_key(state: &crate::state::AppState) -> [u8; 32] {
-    state.jwt.derive_secret(b"csrf-token-key")
+pub fn csrf_key(keys: &JwtKeys) -> [u8; 32] {
+    keys.derive_secret(b"csrf-token-key")
 }

@@ -1,7 +1,7 @@
 //! Resolving the caller of a request ([`Viewer`], defined in [`crate::caller`]) once from its
 //! credentials. Anonymous is a real value.
 
-use super::{AccessClaims, JwtKeys};
+use super::{AccessClaims, JwtKeys, SessionCache};
 pub use crate::caller::{Principal, Viewer};
 use crate::{caller::NotSignedIn, error::AppError};
 
@@ -61,11 +61,12 @@ impl Viewer {
 /// (browsers keep sending them) makes the request anonymous, so the client can still refresh
 /// or sign in again.
 pub async fn resolve(
-    state: &crate::state::AppState,
+    keys: &JwtKeys,
+    sessions: &SessionCache,
     bearer: Option<&str>,
     cookie: Option<&str>,
 ) -> Result<Viewer, AppError> {
-    resolve_with_expiry(state, bearer, cookie)
+    resolve_with_expiry(keys, sessions, bearer, cookie)
         .await
         .map(|(viewer, _)| viewer)
 }
@@ -73,27 +74,28 @@ pub async fn resolve(
 /// [`resolve`], also giving when the access token expires (Unix seconds), for connections
 /// that must end then (subscriptions).
 pub async fn resolve_with_expiry(
-    state: &crate::state::AppState,
+    keys: &JwtKeys,
+    sessions: &SessionCache,
     bearer: Option<&str>,
     cookie: Option<&str>,
 ) -> Result<(Viewer, Option<u64>), AppError> {
     match (bearer, cookie) {
         (Some(header), _) => {
             let token = bearer_token(header)?;
-            let claims = state.jwt.verify(token)?;
+            let claims = keys.verify(token)?;
             let expires = claims.exp;
             let principal = Principal::try_from(claims)?;
-            state.sessions.check(principal.session_id).await?;
+            sessions.check(principal.session_id).await?;
             Ok((Viewer::User(principal), Some(expires)))
         }
         // A stale or revoked cookie must not lock the browser out of signing in again.
-        (None, Some(token)) => match state.jwt.verify(token) {
+        (None, Some(token)) => match keys.verify(token) {
             Ok(claims) => {
                 let expires = claims.exp;
                 let Ok(principal) = Principal::try_from(claims) else {
                     return Ok((Viewer::Anonymous, None));
                 };
-                match state.sessions.check(principal.session_id).await {
+                match sessions.check(principal.session_id).await {
                     Ok(()) => Ok((Viewer::User(principal), Some(expires))),
                     Err(AppError::Unauthenticated(_)) => Ok((Viewer::Anonymous, None)),
                     Err(other) => Err(other),

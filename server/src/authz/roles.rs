@@ -1,7 +1,4 @@
 //! Custom roles are stored and checked by [`crate::services::roles`]; re-exported here for
-//! the callers of the old path.
+//! the enforcer, which loads them from there.
 
 pub use crate::services::roles::*;
-
-/// The role RLS policies give administrative powers to.
-pub const ADMIN: &str = crate::caller::BuiltInRole::Admin.as_str();

@@ -50,17 +50,6 @@ pub fn final_event(message: messages::Model) -> Option<ChatEvent> {
     }
 }
 
-impl From<crate::db::functions::FinalStatus> for MessageStatus {
-    fn from(status: crate::db::functions::FinalStatus) -> Self {
-        use crate::db::functions::FinalStatus;
-        match status {
-            FinalStatus::Complete => Self::Complete,
-            FinalStatus::Failed => Self::Failed,
-            FinalStatus::Cancelled => Self::Cancelled,
-        }
-    }
-}
-
 impl From<messages::Model> for MessageData {
     fn from(m: messages::Model) -> Self {
         Self {

@@ -24,7 +24,7 @@ use super::{
     sweep::SHUT_DOWN,
 };
 use crate::{
-    db::functions::{self as sql, FinalStatus},
+    db::functions as sql,
     llm::{ChatRequest, LlmError, StreamEvent},
 };
 
@@ -307,10 +307,10 @@ impl Generation {
 
     async fn finish(self, chat: &Chat, reply: Reply, outcome: Outcome) {
         let (status, error) = match &outcome {
-            Outcome::Complete => (Some(FinalStatus::Complete), None),
-            Outcome::Cancelled => (Some(FinalStatus::Cancelled), None),
-            Outcome::Failed(error) => (Some(FinalStatus::Failed), Some(error.reason())),
-            Outcome::Interrupted => (Some(FinalStatus::Failed), Some(SHUT_DOWN.to_owned())),
+            Outcome::Complete => (Some(MessageStatus::Complete), None),
+            Outcome::Cancelled => (Some(MessageStatus::Cancelled), None),
+            Outcome::Failed(error) => (Some(MessageStatus::Failed), Some(error.reason())),
+            Outcome::Interrupted => (Some(MessageStatus::Failed), Some(SHUT_DOWN.to_owned())),
             Outcome::Lost => (None, None),
         };
         let model = reply
@@ -351,7 +351,7 @@ impl Generation {
             tracing::debug!(%error, "could not release a reply's lease; it expires by itself");
         }
         let (status, error) = match (stored, status) {
-            (Ok(true), Some(status)) => (MessageStatus::from(status), error),
+            (Ok(true), Some(status)) => (status, error),
             // Deleted, cleared or finalised meanwhile (or lost): nothing to announce.
             (Ok(_), _) => return,
             // Subscribers must not wait for an end that never comes.

@@ -14,8 +14,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use entity::messages::MessageStatus;
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement, Value,
+    ActiveEnum as _, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement,
+    Value,
     sea_query::{Expr, SimpleExpr},
 };
 use uuid::Uuid;
@@ -454,25 +456,6 @@ impl SessionState {
     }
 }
 
-/// How a reply ends, as `app.chat_finish_message` stores it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FinalStatus {
-    Complete,
-    Failed,
-    Cancelled,
-}
-
-impl FinalStatus {
-    /// The status as stored (`messages.status`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Complete => "complete",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-        }
-    }
-}
-
 // Results ------------------------------------------------------------------------------------
 
 /// A row of `app.login_lookup`.
@@ -558,7 +541,8 @@ pub struct FinishedReply<'a> {
     pub company: Uuid,
     pub message: Uuid,
     pub content: &'a str,
-    pub status: FinalStatus,
+    /// How it ended: `Complete`, `Failed` or `Cancelled` (a reply cannot end `Streaming`).
+    pub status: MessageStatus,
     pub model: &'a str,
     pub prompt_tokens: Option<i32>,
     pub completion_tokens: Option<i32>,
@@ -632,11 +616,17 @@ pub fn begin_request_sql(
 }
 
 /// `app.chat_finish_message`: stores the outcome of a reply; whether it was still streaming
-/// (and so changed).
+/// (and so changed). A reply cannot end `Streaming`: that is refused before the call, as the
+/// function refuses it.
 pub async fn chat_finish_message(
     db: &DatabaseConnection,
     reply: &FinishedReply<'_>,
 ) -> Result<bool, DbErr> {
+    if reply.status == MessageStatus::Streaming {
+        return Err(DbErr::Custom(
+            "app.chat_finish_message: a reply cannot end streaming".into(),
+        ));
+    }
     CHAT_FINISH_MESSAGE
         .one(
             db,
@@ -644,7 +634,7 @@ pub async fn chat_finish_message(
                 reply.company.into(),
                 reply.message.into(),
                 reply.content.into(),
-                reply.status.as_str().into(),
+                reply.status.to_value().into(),
                 reply.model.into(),
                 reply.prompt_tokens.into(),
                 reply.completion_tokens.into(),

@@ -6,6 +6,7 @@
 mod cancel;
 pub mod catalog;
 pub mod constraints;
+mod errors;
 pub mod functions;
 pub mod safety;
 mod scope;

@@ -2,10 +2,10 @@
 //! user's own topic through Redis pub/sub after the transaction commits.
 
 use chrono::{DateTime, Utc};
-use entity::friendships;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::Friendship;
 use crate::pubsub::PubSub;
 
 /// What happened.
@@ -43,12 +43,7 @@ pub struct FriendNotice {
 }
 
 impl FriendNotice {
-    pub fn new(
-        recipient: Uuid,
-        kind: FriendEventKind,
-        row: &friendships::Model,
-        actor: Uuid,
-    ) -> Self {
+    pub fn new(recipient: Uuid, kind: FriendEventKind, row: &Friendship, actor: Uuid) -> Self {
         Self {
             recipient,
             payload: FriendEventPayload {

@@ -11,9 +11,10 @@
 
 pub mod events;
 
-use entity::friendships::{self, FriendshipStatus};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+pub use entity::friendships::FriendshipStatus;
 pub use events::{FriendEventKind, FriendNotice};
 
 use crate::error::{AppError, AppResult};
@@ -28,11 +29,42 @@ pub struct Actor {
     pub user_id: Uuid,
 }
 
+/// A pair's friendship: one per unordered pair (`user_a < user_b`), pending, accepted or
+/// blocked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Friendship {
+    pub id: Uuid,
+    pub company_id: Uuid,
+    pub user_a: Uuid,
+    pub user_b: Uuid,
+    pub status: FriendshipStatus,
+    /// Who asked (who blocked, for a block).
+    pub requested_by: Uuid,
+    pub blocked_by: Option<Uuid>,
+    /// The message sent with the request.
+    pub message: Option<String>,
+    /// When it was accepted.
+    pub responded_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Friendship {
+    /// The member of the pair who is not `user`.
+    pub fn other(&self, user: Uuid) -> Uuid {
+        if self.user_a == user {
+            self.user_b
+        } else {
+            self.user_a
+        }
+    }
+}
+
 /// What a transition produced: the row (`deleted` when it was deleted, with the last state
 /// seen) and the events to publish after commit.
 #[derive(Debug)]
 pub struct Transition {
-    pub row: friendships::Model,
+    pub row: Friendship,
     pub deleted: bool,
     pub notices: Vec<FriendNotice>,
 }
@@ -77,7 +109,7 @@ pub fn not_oneself(actor: Actor, user: Uuid, why: &str) -> AppResult<()> {
 }
 
 /// A request to a user whose pair exists already: `Ok` when it accepts theirs.
-pub fn on_request(row: &friendships::Model, actor: Actor) -> AppResult<()> {
+pub fn on_request(row: &Friendship, actor: Actor) -> AppResult<()> {
     match row.status {
         FriendshipStatus::Blocked => Err(no_such_user()),
         FriendshipStatus::Accepted => Err(AppError::Conflict("you are already friends".into())),
@@ -98,7 +130,7 @@ pub enum Answer {
 }
 
 /// Answering request `row` (`accept` or decline).
-pub fn on_respond(row: &friendships::Model, actor: Actor, accept: bool) -> AppResult<Answer> {
+pub fn on_respond(row: &Friendship, actor: Actor, accept: bool) -> AppResult<Answer> {
     match row.status {
         FriendshipStatus::Pending if row.requested_by == actor.user_id => Err(AppError::Forbidden(
             "only the recipient may respond to a friend request; cancel your own instead".into(),
@@ -113,7 +145,7 @@ pub fn on_respond(row: &friendships::Model, actor: Actor, accept: bool) -> AppRe
 }
 
 /// Withdrawing request `row`: `Ok` when the caller may (it is then deleted).
-pub fn on_cancel(row: &friendships::Model, actor: Actor) -> AppResult<()> {
+pub fn on_cancel(row: &Friendship, actor: Actor) -> AppResult<()> {
     match row.status {
         FriendshipStatus::Pending if row.requested_by == actor.user_id => Ok(()),
         FriendshipStatus::Pending => Err(AppError::Forbidden(
@@ -127,7 +159,7 @@ pub fn on_cancel(row: &friendships::Model, actor: Actor) -> AppResult<()> {
 }
 
 /// Ending the friendship of the pair `row` (if any): `Ok` when it exists (it is then deleted).
-pub fn on_remove(row: Option<&friendships::Model>) -> AppResult<()> {
+pub fn on_remove(row: Option<&Friendship>) -> AppResult<()> {
     match row.map(|r| r.status) {
         Some(FriendshipStatus::Accepted) => Ok(()),
         Some(FriendshipStatus::Blocked) => Err(no_such_user()),
@@ -148,7 +180,7 @@ pub enum Block {
 }
 
 /// Blocking the other member of the existing pair `row`.
-pub fn on_block(row: &friendships::Model, actor: Actor) -> AppResult<Block> {
+pub fn on_block(row: &Friendship, actor: Actor) -> AppResult<Block> {
     match row.status {
         FriendshipStatus::Blocked if row.blocked_by == Some(actor.user_id) => Ok(Block::Already),
         FriendshipStatus::Blocked => Err(no_such_user()),
@@ -162,7 +194,7 @@ pub fn on_block(row: &friendships::Model, actor: Actor) -> AppResult<Block> {
 
 /// Lifting a block of the pair `row` (if any): `Ok` when the caller blocked (it is then
 /// deleted).
-pub fn on_unblock(row: Option<&friendships::Model>, actor: Actor) -> AppResult<()> {
+pub fn on_unblock(row: Option<&Friendship>, actor: Actor) -> AppResult<()> {
     match row {
         Some(row)
             if row.status == FriendshipStatus::Blocked && row.blocked_by == Some(actor.user_id) =>
@@ -177,13 +209,9 @@ pub fn on_unblock(row: Option<&friendships::Model>, actor: Actor) -> AppResult<(
 mod tests {
     use super::*;
 
-    fn row(
-        status: FriendshipStatus,
-        requested_by: Uuid,
-        blocked_by: Option<Uuid>,
-    ) -> friendships::Model {
-        let now = chrono::Utc::now().fixed_offset();
-        friendships::Model {
+    fn row(status: FriendshipStatus, requested_by: Uuid, blocked_by: Option<Uuid>) -> Friendship {
+        let now = chrono::Utc::now();
+        Friendship {
             id: Uuid::new_v4(),
             company_id: Uuid::new_v4(),
             user_a: requested_by,

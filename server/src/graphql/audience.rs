@@ -6,8 +6,7 @@ use std::sync::Arc;
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Json, Object, SimpleObject};
 
 use super::{
-    connection::{Defaulted, PageInfo, connection, page_args, page_cost},
-    presets::filter_source,
+    connection::{Defaulted, PageInfo, connection, page_args, page_cost, parse_id},
     principal, scope,
     users::User,
 };
@@ -16,7 +15,7 @@ use crate::{
     authz::{Action, Object as PermissionObject, Permission, requires},
     error::{AppError, AppResult},
     paging::DefaultSize,
-    services::audience::{self as service, NewField},
+    services::audience::{self as service, FilterSource, NewField},
     state::AppState,
 };
 
@@ -316,5 +315,22 @@ impl AudienceMutation {
                 .map(|o| o.as_str().to_owned())
                 .collect(),
         })
+    }
+}
+
+/// Where the filter of an audience query comes from: `filter`, or the visible preset
+/// `preset_id`, or (neither) everyone. Both at once is `BAD_USER_INPUT`.
+fn filter_source(
+    filter: Option<Json<serde_json::Value>>,
+    preset_id: Option<ID>,
+) -> AppResult<FilterSource> {
+    match (filter, preset_id) {
+        (Some(_), Some(_)) => Err(AppError::bad_input(
+            "presetId",
+            "give `filter` or `presetId`, not both",
+        )),
+        (Some(Json(doc)), None) => Ok(FilterSource::Document(doc)),
+        (None, Some(id)) => Ok(FilterSource::Preset(parse_id("presetId", &id)?)),
+        (None, None) => Ok(FilterSource::Everyone),
     }
 }

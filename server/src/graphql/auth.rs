@@ -7,15 +7,11 @@ use uuid::Uuid;
 
 use super::{connection::parse_id, principal, scope, users::User};
 use crate::{
-    auth::{
-        RequestMeta, cookies, password,
-        service::{self, Issued},
-        tokens,
-    },
+    auth::{RequestMeta, cookies, password, tokens},
     authz::{Action, Object as Obj, public, requires},
     error::{AppError, AppResult},
     services::{
-        auth::{self as auth_service, NewInvitation, OwnSessions},
+        auth::{self as auth_service, AuthDeps, Issued, NewInvitation, OwnSessions, limits},
         roles as role_service,
     },
     state::AppState,
@@ -105,6 +101,20 @@ fn state<'a>(ctx: &Context<'a>) -> AppResult<&'a AppState> {
         .map_err(|_| AppError::internal(anyhow::anyhow!("no AppState in context")))
 }
 
+/// What the authentication flows reach of the server's state.
+fn deps(state: &AppState) -> AuthDeps<'_> {
+    AuthDeps {
+        db: &state.db,
+        shares: &state.shares,
+        passwords: &state.passwords,
+        jwt: &state.jwt,
+        sessions: &state.sessions,
+        refresh_key: &state.refresh_key,
+        ratelimit: &state.ratelimit,
+        config: &state.config,
+    }
+}
+
 fn meta<'a>(ctx: &Context<'a>) -> RequestMeta {
     ctx.data_opt::<RequestMeta>().cloned().unwrap_or_default()
 }
@@ -116,12 +126,15 @@ fn cookie_secure(state: &AppState) -> bool {
 /// Turns issued credentials into the payload, setting cookies in cookie mode.
 async fn payload(ctx: &Context<'_>, issued: Issued, cookie_mode: bool) -> AppResult<AuthPayload> {
     let state = state(ctx)?;
-    let user = auth_service::signed_in_profile(state, &issued.principal)
+    let user = auth_service::signed_in_profile(&deps(state), &issued.principal)
         .await?
         .into();
     if cookie_mode {
         // A fresh token bound to this session: never one the browser brought along.
-        let csrf = cookies::csrf_token(&crate::auth::csrf_key(state), issued.principal.session_id);
+        let csrf = cookies::csrf_token(
+            &crate::auth::csrf_key(&state.jwt),
+            issued.principal.session_id,
+        );
         let access_ttl = (issued.access_expires_at - Utc::now()).num_seconds().max(0);
         let refresh_ttl = (issued.refresh_expires_at - Utc::now())
             .num_seconds()
@@ -214,10 +227,10 @@ impl AuthMutation {
     /// Creates a company with the caller as its admin, and signs in.
     #[graphql(directive = public::apply())]
     async fn sign_up(&self, ctx: &Context<'_>, input: SignUpInput) -> AppResult<AuthPayload> {
-        let issued = service::sign_up(
-            state(ctx)?,
+        let issued = auth_service::sign_up(
+            &deps(state(ctx)?),
             &meta(ctx),
-            service::SignUp {
+            auth_service::SignUp {
                 company_name: input.company_name,
                 email: input.email,
                 password: input.password,
@@ -231,7 +244,9 @@ impl AuthMutation {
     /// Signs in with e-mail and password.
     #[graphql(directive = public::apply())]
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> AppResult<AuthPayload> {
-        let issued = service::login(state(ctx)?, &meta(ctx), &input.email, input.password).await?;
+        let issued =
+            auth_service::login(&deps(state(ctx)?), &meta(ctx), &input.email, input.password)
+                .await?;
         payload(ctx, issued, input.cookie).await
     }
 
@@ -254,7 +269,7 @@ impl AuthMutation {
                 ));
             }
         };
-        let issued = service::refresh(state(ctx)?, &meta, &token).await?;
+        let issued = auth_service::refresh(&deps(state(ctx)?), &meta, &token).await?;
         // A refresh riding on the refresh cookie must carry the CSRF token of the session it
         // rotates (the HTTP layer verified the token's signature).
         if cookie_mode
@@ -310,7 +325,7 @@ impl AuthMutation {
         let principal = principal(ctx)?;
         let state = state(ctx)?;
         // Every call is a guess of the current password: they are counted per user.
-        crate::auth::limits::change_password(state, principal.user_id).await?;
+        limits::change_password(&state.ratelimit, principal.user_id).await?;
         let (hash, email) = scope(ctx)?
             .read({
                 let principal = principal.clone();
@@ -349,7 +364,7 @@ impl AuthMutation {
     /// the answer does not tell whether the address exists.
     #[graphql(directive = public::apply())]
     async fn request_password_reset(&self, ctx: &Context<'_>, email: String) -> AppResult<bool> {
-        service::request_password_reset(state(ctx)?, &meta(ctx), &email).await?;
+        auth_service::request_password_reset(&deps(state(ctx)?), &meta(ctx), &email).await?;
         Ok(true)
     }
 
@@ -362,7 +377,7 @@ impl AuthMutation {
         token: String,
         new_password: String,
     ) -> AppResult<bool> {
-        service::reset_password(state(ctx)?, &token, new_password).await?;
+        auth_service::reset_password(&deps(state(ctx)?), &token, new_password).await?;
         Ok(true)
     }
 
@@ -375,9 +390,9 @@ impl AuthMutation {
     ) -> AppResult<Invitation> {
         let principal = principal(ctx)?;
         let state = state(ctx)?;
-        let email = service::check_email("input.email", &input.email)?;
+        let email = auth_service::check_email("input.email", &input.email)?;
         let role = input.role.trim().to_owned();
-        crate::auth::limits::invite(state, principal.company_id).await?;
+        limits::invite(&state.ratelimit, principal.company_id).await?;
         scope(ctx)?
             .read({
                 let (company, role) = (principal.company_id, role.clone());
@@ -391,13 +406,13 @@ impl AuthMutation {
         // A colleague already: the admin sees their people anyway. An address of another
         // company is answered like an unknown one (the invitee, who owns the address, learns
         // on accepting that it has an account): inviting reveals nothing about other companies.
-        if service::email_company(state, &email).await? == Some(principal.company_id) {
+        if auth_service::email_company(&deps(state), &email).await? == Some(principal.company_id) {
             return Err(AppError::Conflict(
                 "a user of your company already has this e-mail address".into(),
             ));
         }
         let token = tokens::generate(tokens::Kind::Invitation);
-        let link = service::invitation_link(state, &token);
+        let link = auth_service::invitation_link(&deps(state), &token);
         let id = Uuid::now_v7();
         let expires_at =
             Utc::now() + ChronoDuration::seconds(state.config.invitation_ttl_secs as i64);
@@ -443,10 +458,10 @@ impl AuthMutation {
         ctx: &Context<'_>,
         input: AcceptInvitationInput,
     ) -> AppResult<AuthPayload> {
-        let issued = service::accept_invitation(
-            state(ctx)?,
+        let issued = auth_service::accept_invitation(
+            &deps(state(ctx)?),
             &meta(ctx),
-            service::Acceptance {
+            auth_service::Acceptance {
                 token: input.token,
                 password: input.password,
                 display_name: input.display_name,

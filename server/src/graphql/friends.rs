@@ -45,7 +45,7 @@ fn state<'a>(ctx: &Context<'a>) -> AppResult<&'a AppState> {
 impl User {
     /// The caller's relation to this user. A user who blocked the caller shows as `NONE`.
     async fn friendship_status(&self) -> FriendshipStatus {
-        FriendshipStatus::from_relation(&self.relation)
+        self.relation.into()
     }
 
     /// Friends the caller and this user have in common, by display name. Empty for a blocked
@@ -66,10 +66,7 @@ impl User {
 
     /// Who may see this user's e-mail and attributes; only for the user themselves and admins.
     async fn privacy(&self) -> Option<Privacy> {
-        Privacy::from_parts(
-            self.profile_visibility.as_deref(),
-            self.visible_attributes.clone(),
-        )
+        Privacy::from_parts(self.profile_visibility, self.visible_attributes.clone())
     }
 }
 

@@ -1,10 +1,13 @@
 //! What every GraphQL operation leaves behind, over HTTP or a WebSocket: its metrics
 //! (`graphql_requests_total`, `graphql_request_duration_seconds`, subscriptions by root field),
-//! its access log line ([`crate::http::access`]) and its trace spans (`graphql` for the
+//! its access log line (handed to the HTTP access log, `crate::http::access`, through
+//! [`collecting_operations`], or logged here over a WebSocket) and its trace spans (`graphql` for the
 //! operation, `resolve` for each root field).
 
 use std::{
     any::TypeId,
+    cell::RefCell,
+    future::Future,
     pin::Pin,
     sync::{Arc, Mutex, PoisonError},
     task::{Context, Poll},
@@ -22,7 +25,60 @@ use async_graphql::{
 use futures_util::{Stream, stream::BoxStream};
 use tracing::{Instrument as _, field::Empty};
 
-use crate::{auth::Viewer, error::RequestId, http::access};
+use crate::{auth::Viewer, error::RequestId};
+
+/// What the GraphQL layer knows of one operation.
+#[derive(Debug, Clone)]
+pub struct FinishedOperation {
+    /// The operation's name in the document (a GraphQL name), `None` when anonymous or unknown.
+    pub name: Option<String>,
+    /// `query`, `mutation`, `subscription`, or `unknown` (not parsed).
+    pub kind: &'static str,
+    /// `ok`, or the `extensions.code` of its first error.
+    pub outcome: String,
+    /// The signed-in user's id, or `anonymous`.
+    pub caller: String,
+    pub request_id: Option<String>,
+    /// Parse to response (a subscription: its whole life), in milliseconds.
+    pub duration_ms: f64,
+}
+
+tokio::task_local! {
+    static OPERATIONS: RefCell<Vec<FinishedOperation>>;
+}
+
+/// Gives `operation` to the HTTP request being answered, if there is one; otherwise (a
+/// WebSocket) logs it at once.
+fn operation_done(operation: FinishedOperation) {
+    if OPERATIONS.try_with(|_| ()).is_ok() {
+        OPERATIONS.with(|ops| ops.borrow_mut().push(operation));
+    } else {
+        tracing::info!(
+            target: "access",
+            transport = %"websocket",
+            request_id = %operation.request_id.as_deref().unwrap_or("-"),
+            caller = %operation.caller,
+            operation = %operation.name.as_deref().unwrap_or("-"),
+            operation_type = %operation.kind,
+            outcome = %operation.outcome,
+            duration_ms = operation.duration_ms,
+            "graphql request"
+        );
+    }
+}
+
+/// Runs `request` (an HTTP request's handling), collecting the operations it finishes, for its
+/// access log lines to carry the HTTP status.
+pub async fn collecting_operations<T>(
+    request: impl Future<Output = T>,
+) -> (T, Vec<FinishedOperation>) {
+    OPERATIONS
+        .scope(RefCell::new(Vec::new()), async {
+            let result = request.await;
+            (result, OPERATIONS.with(|ops| ops.take()))
+        })
+        .await
+}
 
 /// The extension; register it first, so that it sees the final codes.
 #[derive(Debug, Clone, Copy)]
@@ -104,7 +160,7 @@ fn finish(op: &Operation, outcome: String, started: Instant) {
         label
     };
     crate::metrics::graphql_request(&label, kind, &outcome, elapsed);
-    access::operation_done(access::Operation {
+    operation_done(FinishedOperation {
         name: op.name.clone(),
         kind,
         outcome,

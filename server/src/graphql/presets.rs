@@ -14,10 +14,9 @@ use super::{
 use crate::{
     audience::cost,
     authz::{Action, Object},
-    error::{AppError, AppResult},
+    error::AppResult,
     services::{
         self,
-        audience::FilterSource,
         presets::{self as service, Visibility},
     },
 };
@@ -81,8 +80,8 @@ impl From<service::Preset> for Preset {
             filter: Json(m.filter),
             visibility: m.visibility.into(),
             owner_id: ID(m.owner_id.to_string()),
-            created_at: m.created_at.with_timezone(&Utc),
-            updated_at: m.updated_at.with_timezone(&Utc),
+            created_at: m.created_at,
+            updated_at: m.updated_at,
         }
     }
 }
@@ -156,23 +155,4 @@ pub struct UpdatePresetInput {
     pub filter: Option<Json<serde_json::Value>>,
     /// Who sees it.
     pub visibility: Option<PresetVisibility>,
-}
-
-/// Where the filter of an audience query comes from: `filter`, or the visible preset
-/// `preset_id`, or (neither) everyone. Both at once is `BAD_USER_INPUT`.
-pub(super) fn filter_source(
-    filter: Option<Json<serde_json::Value>>,
-    preset_id: Option<ID>,
-) -> AppResult<FilterSource> {
-    match (filter, preset_id) {
-        (Some(_), Some(_)) => Err(AppError::bad_input(
-            "presetId",
-            "give `filter` or `presetId`, not both",
-        )),
-        (Some(Json(doc)), None) => Ok(FilterSource::Document(doc)),
-        (None, Some(id)) => Ok(FilterSource::Preset(super::connection::parse_id(
-            "presetId", &id,
-        )?)),
-        (None, None) => Ok(FilterSource::Everyone),
-    }
 }

@@ -17,7 +17,8 @@ use crate::{
     error::AppResult,
     paging::Page,
     services::users::{
-        self as user_service, Administered, Condition, Profile, SortField, UserChanges, UserFilter,
+        self as user_service, Administered, Condition, Profile, ProfileVisibility, Relationship,
+        SortField, UserChanges, UserFilter,
     },
     state::AppState,
 };
@@ -42,10 +43,10 @@ pub struct User {
     pub last_active_at: Option<DateTime<Utc>>,
     /// The caller's relation to this user, as `user_profiles` computes it.
     #[graphql(skip)]
-    pub(crate) relation: String,
-    /// `company`, `friends` or `private`; only for the user themselves and admins.
+    pub(crate) relation: Relationship,
+    /// Only for the user themselves and admins.
     #[graphql(skip)]
-    pub(crate) profile_visibility: Option<String>,
+    pub(crate) profile_visibility: Option<ProfileVisibility>,
     /// Attribute keys others may see (`None`: all); only for the user themselves and admins.
     #[graphql(skip)]
     pub(crate) visible_attributes: Option<Vec<String>>,

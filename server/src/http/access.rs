@@ -3,54 +3,15 @@
 //! target, with the request id, the caller, the operation's name, type and outcome, the
 //! status and the duration. Health checks and scrapes log at debug.
 //!
-//! Operations over HTTP are handed to the middleware (through a task-local of the request) so
-//! that their line carries the HTTP status; operations over a WebSocket log on their own.
+//! Operations over HTTP are handed to the middleware (through a task-local of the request, see
+//! `crate::graphql::collecting_operations`) so that their line carries the HTTP status;
+//! operations over a WebSocket log on their own.
 
-use std::{cell::RefCell, time::Instant};
+use std::time::Instant;
 
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result};
 
-use crate::error::RequestId;
-
-/// What the GraphQL layer knows of one operation.
-#[derive(Debug, Clone)]
-pub struct Operation {
-    /// The operation's name in the document (a GraphQL name), `None` when anonymous or unknown.
-    pub name: Option<String>,
-    /// `query`, `mutation`, `subscription`, or `unknown` (not parsed).
-    pub kind: &'static str,
-    /// `ok`, or the `extensions.code` of its first error.
-    pub outcome: String,
-    /// The signed-in user's id, or `anonymous`.
-    pub caller: String,
-    pub request_id: Option<String>,
-    /// Parse to response (a subscription: its whole life), in milliseconds.
-    pub duration_ms: f64,
-}
-
-tokio::task_local! {
-    static OPERATIONS: RefCell<Vec<Operation>>;
-}
-
-/// Gives `operation` to the HTTP request being answered, if there is one; otherwise (a
-/// WebSocket) logs it at once.
-pub fn operation_done(operation: Operation) {
-    if OPERATIONS.try_with(|_| ()).is_ok() {
-        OPERATIONS.with(|ops| ops.borrow_mut().push(operation));
-    } else {
-        tracing::info!(
-            target: "access",
-            transport = %"websocket",
-            request_id = %operation.request_id.as_deref().unwrap_or("-"),
-            caller = %operation.caller,
-            operation = %operation.name.as_deref().unwrap_or("-"),
-            operation_type = %operation.kind,
-            outcome = %operation.outcome,
-            duration_ms = operation.duration_ms,
-            "graphql request"
-        );
-    }
-}
+use crate::{error::RequestId, graphql::collecting_operations};
 
 /// The `route` label: the server's own paths, else `other`.
 fn route(path: &str) -> &'static str {
@@ -146,12 +107,7 @@ impl<E: Endpoint> Endpoint for AccessLogEndpoint<E> {
                 .unwrap_or_else(|| "-".into()),
             answered: false,
         };
-        let (result, operations) = OPERATIONS
-            .scope(RefCell::new(Vec::new()), async {
-                let result = self.0.call(req).await;
-                (result, OPERATIONS.with(|ops| ops.take()))
-            })
-            .await;
+        let (result, operations) = collecting_operations(self.0.call(req)).await;
         let response = match result {
             Ok(output) => output.into_response(),
             Err(error) => error.into_response(),

@@ -200,7 +200,14 @@ async fn execute(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let viewer = match auth::viewer::resolve(state, bearer, meta.access_cookie.as_deref()).await {
+    let viewer = match auth::viewer::resolve(
+        &state.jwt,
+        &state.sessions,
+        bearer,
+        meta.access_cookie.as_deref(),
+    )
+    .await
+    {
         Ok(viewer) => viewer,
         // A bad token is 401; a busy dependency while checking it is 503, never 401 (a client
         // that refreshes on 401 would loop).
@@ -226,7 +233,7 @@ async fn execute(
             req,
             meta.csrf_cookie.as_deref(),
             meta.duplicate_csrf,
-            &auth::csrf_key(state),
+            &auth::csrf_key(&state.jwt),
         );
         let valid = match (&proof, &viewer) {
             (Some(session), Viewer::User(principal)) => *session == principal.session_id,

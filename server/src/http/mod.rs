@@ -6,6 +6,7 @@ mod graphiql;
 mod graphql;
 mod health;
 mod jwks;
+pub mod metrics;
 mod origin;
 mod request_id;
 mod serve;
@@ -34,7 +35,7 @@ pub fn app(state: AppState, schema: AppSchema) -> impl IntoEndpoint {
         .at("/health", get(health::health))
         .at("/ready", get(health::ready))
         .at("/.well-known/jwks.json", get(jwks::jwks))
-        .at("/metrics", get(crate::metrics::endpoint));
+        .at("/metrics", get(metrics::endpoint));
     route
         .with(origin::CrossOrigin::new(
             &state.config.cors_origins,

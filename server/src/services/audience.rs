@@ -20,14 +20,14 @@ use super::presets;
 use crate::{
     audience::{Field, FieldType, Filter, Registry, compile::compile, cost::Budget, parse},
     auth::Principal,
-    authz::roles::ADMIN,
+    caller::BuiltInRole,
     error::{AppError, AppResult},
     paging::{self, Page, PageRequest, Sort},
 };
 
 /// A user of an audience, as `user_profiles` shows them (privacy settings mask e-mails and
 /// attributes).
-pub type Member = user_profiles::Model;
+pub use super::users::Profile as Member;
 
 /// The built-in fields plus those `company` declared. A declared field whose stored type is
 /// unknown is an error, never skipped.
@@ -111,7 +111,7 @@ async fn plan_for_values(conn: &impl ConnectionTrait) -> AppResult<()> {
 /// probe attributes their owners keep private. Both views re-check the caller in PostgreSQL,
 /// which knows admins by their role: the view is chosen the same way here.
 fn ids(caller: &Principal, filter: &Filter) -> sea_orm::Select<audience_users::Entity> {
-    let view = if caller.role == ADMIN {
+    let view = if caller.role == BuiltInRole::Admin {
         "audience_users_admin"
     } else {
         "audience_users"
@@ -184,7 +184,7 @@ pub async fn members(
         .all(conn)
         .await?
         .into_iter()
-        .map(|u| (u.id, u))
+        .map(|u| (u.id, Member::from(u)))
         .collect();
     Ok(page.filter_map(|id| profiles.remove(&id)))
 }

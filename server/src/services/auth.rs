@@ -1,22 +1,52 @@
-//! Sessions, passwords and invitations on the request's transaction (the caller's own rows,
-//! as RLS allows). The flows that run before there is a caller — sign-up, login, refresh,
-//! password reset, accepting an invitation — go through `SECURITY DEFINER` functions in
-//! anonymous transactions and live in `crate::auth::service`.
+//! Authentication and sessions. Sessions, passwords and invitations on the request's
+//! transaction (the caller's own rows, as RLS allows) are here; the flows that run before there
+//! is a caller — sign-up, login, refresh, password reset, accepting an invitation — go through
+//! `SECURITY DEFINER` functions in anonymous transactions and are in [`sign_in`], under the rate
+//! limits of [`limits`]. They reach what they need through [`AuthDeps`], never the whole state
+//! of the server.
+
+pub mod limits;
+mod sign_in;
 
 use chrono::{DateTime, Utc};
 use entity::sessions;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, Statement,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, Statement,
 };
 use uuid::Uuid;
 
+pub use sign_in::{
+    Acceptance, Issued, SignUp, accept_invitation, access_token, check_email, check_name,
+    email_company, invitation_link, login, refresh, request_password_reset, reset_password,
+    sign_up,
+};
+
 use super::users::{self as user_service, Profile};
 use crate::{
+    auth::{JwtKeys, SessionCache, password::Passwords},
     caller::{Principal, Viewer},
-    db::{Access, RequestTx},
+    config::Config,
+    db::{Access, RequestTx, Shares},
     error::{AppError, AppResult},
-    state::AppState,
+    ratelimit::RateLimiter,
 };
+
+/// What the authentication flows reach, borrowed from the server's state: the pool with its
+/// shares, password hashing, the token keys, the session cache, the rate limits and the
+/// configuration.
+#[derive(Clone, Copy)]
+pub struct AuthDeps<'a> {
+    pub db: &'a DatabaseConnection,
+    pub shares: &'a Shares,
+    pub passwords: &'a Passwords,
+    pub jwt: &'a JwtKeys,
+    pub sessions: &'a SessionCache,
+    /// Key refresh-token successors are derived with (see `auth::tokens::successor`).
+    pub refresh_key: &'a [u8],
+    pub ratelimit: &'a RateLimiter,
+    pub config: &'a Config,
+}
 
 /// A live session of the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,14 +247,10 @@ pub async fn create_invitation(
 
 /// Reads a freshly signed-in user as that user, through RLS (there is no request scope yet:
 /// the request was anonymous).
-pub async fn signed_in_profile(state: &AppState, principal: &Principal) -> AppResult<Profile> {
-    let share = state.shares.acquire(Some(principal.company_id)).await?;
-    let mut tx = RequestTx::begin(
-        &state.db,
-        &Viewer::User(principal.clone()),
-        Access::ReadOnly,
-    )
-    .await?;
+pub async fn signed_in_profile(deps: &AuthDeps<'_>, principal: &Principal) -> AppResult<Profile> {
+    let share = deps.shares.acquire(Some(principal.company_id)).await?;
+    let mut tx =
+        RequestTx::begin(deps.db, &Viewer::User(principal.clone()), Access::ReadOnly).await?;
     tx.hold(share);
     let user = user_service::profile(tx.conn(), principal.company_id, principal.user_id)
         .await?

@@ -31,12 +31,46 @@ use crate::{
     ratelimit::RateLimiter,
 };
 
-/// A conversation row.
-pub type ConversationRecord = conversations::Model;
-/// A message row.
-pub type MessageRecord = messages::Model;
-/// A knowledge note row.
-pub type KnowledgeRecord = knowledge::Model;
+/// A conversation of the caller with the assistant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversation {
+    pub id: Uuid,
+    pub title: String,
+    /// Instructions given to the assistant first, if any.
+    pub system_prompt: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<conversations::Model> for Conversation {
+    fn from(m: conversations::Model) -> Self {
+        Self {
+            id: m.id,
+            title: m.title,
+            system_prompt: m.system_prompt,
+            created_at: m.created_at.with_timezone(&Utc),
+            updated_at: m.updated_at.with_timezone(&Utc),
+        }
+    }
+}
+
+/// A knowledge note of the caller's, given to the assistant as context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    pub id: Uuid,
+    pub content: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<knowledge::Model> for Note {
+    fn from(m: knowledge::Model) -> Self {
+        Self {
+            id: m.id,
+            content: m.content,
+            created_at: m.created_at.with_timezone(&Utc),
+        }
+    }
+}
 
 /// The list names the chat's cursors carry.
 pub const CONVERSATIONS: &str = "conversations";
@@ -66,6 +100,16 @@ fn owned<E: EntityTrait>(
 
 /// The caller's conversation `id`, if it is theirs.
 pub async fn conversation(
+    conn: &impl ConnectionTrait,
+    principal: &Principal,
+    id: Uuid,
+) -> AppResult<Option<Conversation>> {
+    Ok(conversation_row(conn, principal, id)
+        .await?
+        .map(Conversation::from))
+}
+
+async fn conversation_row(
     conn: &impl ConnectionTrait,
     principal: &Principal,
     id: Uuid,
@@ -104,7 +148,7 @@ pub async fn conversations(
     principal: &Principal,
     args: PageArgs,
     search: Option<String>,
-) -> AppResult<Page<conversations::Model>> {
+) -> AppResult<Page<Conversation>> {
     let request: PageRequest<TimeKey> = args.validate(CONVERSATIONS, DefaultSize::First(20))?;
     let search = search
         .map(|s| s.trim().to_owned())
@@ -131,10 +175,13 @@ pub async fn conversations(
         Expr::col(conversations::Column::CreatedAt),
         Expr::col(conversations::Column::Id),
     ]);
-    paging::fetch(conn, select, &sort, CONVERSATIONS, &request, |c| {
-        (c.created_at.to_utc(), c.id)
-    })
-    .await
+    Ok(
+        paging::fetch(conn, select, &sort, CONVERSATIONS, &request, |c| {
+            (c.created_at.to_utc(), c.id)
+        })
+        .await?
+        .map(Conversation::from),
+    )
 }
 
 /// The reply of the conversation that is streaming, if one is.
@@ -155,7 +202,8 @@ async fn streaming_message(
     .await?)
 }
 
-/// The caller's message `id`, if it is theirs.
+/// The caller's message `id` as stored, if it is theirs: the row the chat's machinery
+/// (`crate::chat`) resumes a subscription from.
 pub async fn message(
     conn: &impl ConnectionTrait,
     principal: &Principal,
@@ -178,7 +226,7 @@ pub async fn messages_page(
     principal: &Principal,
     conversation: Uuid,
     args: PageArgs,
-) -> AppResult<Page<messages::Model>> {
+) -> AppResult<Page<MessageData>> {
     let request: PageRequest<(i64,)> = args.validate(MESSAGES, DefaultSize::Last(50))?;
     let select = owned(
         messages::Entity::find(),
@@ -188,7 +236,11 @@ pub async fn messages_page(
     )
     .filter(messages::Column::ConversationId.eq(conversation));
     let sort = Sort::asc([Expr::col(messages::Column::Seq)]);
-    paging::fetch(conn, select, &sort, MESSAGES, &request, |m| (m.seq,)).await
+    Ok(
+        paging::fetch(conn, select, &sort, MESSAGES, &request, |m| (m.seq,))
+            .await?
+            .map(MessageData::from),
+    )
 }
 
 /// Inserts message `id` of the caller's conversation.
@@ -281,7 +333,7 @@ pub async fn knowledge_page(
     conn: &impl ConnectionTrait,
     principal: &Principal,
     args: PageArgs,
-) -> AppResult<Page<knowledge::Model>> {
+) -> AppResult<Page<Note>> {
     let request: PageRequest<TimeKey> = args.validate(KNOWLEDGE, DefaultSize::First(20))?;
     let select = owned(
         knowledge::Entity::find(),
@@ -293,10 +345,13 @@ pub async fn knowledge_page(
         Expr::col(knowledge::Column::CreatedAt),
         Expr::col(knowledge::Column::Id),
     ]);
-    paging::fetch(conn, select, &sort, KNOWLEDGE, &request, |k| {
-        (k.created_at.to_utc(), k.id)
-    })
-    .await
+    Ok(
+        paging::fetch(conn, select, &sort, KNOWLEDGE, &request, |k| {
+            (k.created_at.to_utc(), k.id)
+        })
+        .await?
+        .map(Note::from),
+    )
 }
 
 /// Deletes the messages of a conversation; how many.
@@ -328,7 +383,7 @@ pub async fn create_conversation(
     principal: &Principal,
     title: String,
     system_prompt: Option<String>,
-) -> AppResult<ConversationRecord> {
+) -> AppResult<Conversation> {
     let now = Utc::now().fixed_offset();
     Ok(conversations::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -340,7 +395,8 @@ pub async fn create_conversation(
         updated_at: Set(now),
     }
     .insert(conn)
-    .await?)
+    .await?
+    .into())
 }
 
 /// Renames one of the caller's conversations.
@@ -349,13 +405,13 @@ pub async fn rename_conversation(
     principal: &Principal,
     id: Uuid,
     title: String,
-) -> AppResult<ConversationRecord> {
-    let row = conversation(conn, principal, id)
+) -> AppResult<Conversation> {
+    let row = conversation_row(conn, principal, id)
         .await?
         .ok_or_else(not_found)?;
     let mut active = row.into_active_model();
     active.title = Set(title);
-    Ok(active.update(conn).await?)
+    Ok(active.update(conn).await?.into())
 }
 
 /// Deletes the messages of one of the caller's conversations and keeps the conversation;
@@ -364,7 +420,7 @@ pub async fn clear_conversation(
     conn: &impl ConnectionTrait,
     principal: &Principal,
     id: Uuid,
-) -> AppResult<ConversationRecord> {
+) -> AppResult<Conversation> {
     let row = conversation_for_update(conn, principal, id)
         .await?
         .ok_or_else(not_found)?;
@@ -374,7 +430,7 @@ pub async fn clear_conversation(
         ));
     }
     clear(conn, principal, id).await?;
-    Ok(row)
+    Ok(row.into())
 }
 
 /// Deletes one of the caller's conversations and its messages; the reply that was streaming
@@ -397,14 +453,15 @@ pub async fn delete_conversation(
     Ok(streaming.map(|m| m.id))
 }
 
-/// The reply streaming in one of the caller's conversations, if one is, for a subscription
-/// to catch up from; `NOT_FOUND` when the conversation is not the caller's.
+/// The reply streaming in one of the caller's conversations as stored, if one is, for the
+/// chat's machinery (`crate::chat`) to catch a subscription up from; `NOT_FOUND` when the
+/// conversation is not the caller's.
 pub async fn subscription_start(
     conn: &impl ConnectionTrait,
     principal: &Principal,
     id: Uuid,
-) -> AppResult<Option<MessageRecord>> {
-    conversation(conn, principal, id)
+) -> AppResult<Option<messages::Model>> {
+    conversation_row(conn, principal, id)
         .await?
         .ok_or_else(not_found)?;
     streaming_message(conn, principal, id).await
@@ -415,7 +472,7 @@ pub async fn add_knowledge(
     conn: &impl ConnectionTrait,
     principal: &Principal,
     content: String,
-) -> AppResult<KnowledgeRecord> {
+) -> AppResult<Note> {
     let now = Utc::now().fixed_offset();
     Ok(knowledge::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -426,7 +483,8 @@ pub async fn add_knowledge(
         updated_at: Set(now),
     }
     .insert(conn)
-    .await?)
+    .await?
+    .into())
 }
 
 /// Deletes a note of the caller's; `NOT_FOUND` when there is none.
@@ -516,8 +574,8 @@ pub async fn send_message(
 /// What [`prepare`] stored and read: the two messages, the history, the notes and the
 /// conversation's system prompt.
 type Prepared = (
-    MessageRecord,
-    MessageRecord,
+    messages::Model,
+    messages::Model,
     Vec<HistoryMessage>,
     Vec<String>,
     Option<String>,
@@ -623,7 +681,7 @@ async fn cancel_stranded(
     conn: &impl ConnectionTrait,
     principal: &Principal,
     id: Uuid,
-) -> AppResult<(MessageRecord, bool)> {
+) -> AppResult<(messages::Model, bool)> {
     let row = message(conn, principal, id)
         .await?
         .ok_or_else(no_such_message)?;

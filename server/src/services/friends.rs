@@ -9,11 +9,18 @@ use entity::{
     user_profiles,
 };
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement,
+    ActiveEnum as _, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement,
     sea_query::{Expr, ExprTrait, SimpleExpr},
 };
 use uuid::Uuid;
 
+/// A person as the caller may see them (read through the `user_profiles` view), the caller's
+/// relation to them, and who may see their e-mail and attributes.
+pub use super::users::{Profile, ProfileVisibility, Relationship};
+/// A pair's friendship, as transitions and pages of requests answer it.
+pub use crate::friends::Friendship;
+/// Where a pair stands (the GraphQL `FriendshipStatus` is the caller's [`Relationship`]).
+pub use crate::friends::FriendshipStatus as PairStatus;
 use crate::{
     error::{AppError, AppResult},
     friends::{
@@ -23,14 +30,23 @@ use crate::{
     paging::{self, DefaultSize, Page, PageArgs, Sort, like_pattern},
 };
 
-/// Where a pair stands (`FriendshipStatus` of the entity; the GraphQL one is the caller's
-/// relation to someone).
-pub use entity::friendships::FriendshipStatus as PairStatus;
-
-/// A friendship row, as transitions and pages of requests answer it.
-pub type Friendship = friendships::Model;
-/// A person as the caller may see them (the `user_profiles` view).
-pub type Profile = user_profiles::Model;
+impl From<friendships::Model> for Friendship {
+    fn from(m: friendships::Model) -> Self {
+        Self {
+            id: m.id,
+            company_id: m.company_id,
+            user_a: m.user_a,
+            user_b: m.user_b,
+            status: m.status,
+            requested_by: m.requested_by,
+            blocked_by: m.blocked_by,
+            message: m.message,
+            responded_at: m.responded_at.map(|t| t.with_timezone(&Utc)),
+            created_at: m.created_at.with_timezone(&Utc),
+            updated_at: m.updated_at.with_timezone(&Utc),
+        }
+    }
+}
 
 /// `NOT_FOUND` unless `user` is an active user of the caller's company other than the caller
 /// (`BAD_USER_INPUT` for the caller themselves).
@@ -63,7 +79,8 @@ async fn locked_pair(
     Ok(friendships::Entity::find()
         .from_raw_sql(stmt)
         .one(conn)
-        .await?)
+        .await?
+        .map(Friendship::from))
 }
 
 /// A row by id, locked, if the caller is part of it (RLS hides the others).
@@ -81,7 +98,8 @@ async fn locked_by_id(
     Ok(friendships::Entity::find()
         .from_raw_sql(stmt)
         .one(conn)
-        .await?)
+        .await?
+        .map(Friendship::from))
 }
 
 /// Inserts the pair with `status` unless it exists (a concurrent insert of the same pair makes
@@ -114,7 +132,8 @@ async fn insert_pair(
     Ok(friendships::Entity::find()
         .from_raw_sql(stmt)
         .one(conn)
-        .await?)
+        .await?
+        .map(Friendship::from))
 }
 
 fn changed_concurrently() -> AppError {
@@ -146,6 +165,7 @@ async fn update_status(
         .await?
         .into_iter()
         .next()
+        .map(Friendship::from)
         .ok_or_else(no_such_request)
 }
 
@@ -369,8 +389,8 @@ impl People {
     /// The people of the list, as SQL over `user_profiles`.
     fn condition(self) -> SimpleExpr {
         match self {
-            Self::Friends => Expr::cust("relation = 'friends'"),
-            Self::Blocked => Expr::cust("relation = 'blocked'"),
+            Self::Friends => Expr::col(user_profiles::Column::Relation).eq(Relationship::Friends),
+            Self::Blocked => Expr::col(user_profiles::Column::Relation).eq(Relationship::Blocked),
             Self::MutualFriends(other) => crate::db::functions::in_mutual_friend_ids("id", other),
         }
     }
@@ -397,7 +417,8 @@ pub async fn profile(
     Ok(user_profiles::Entity::find_by_id(id)
         .filter(user_profiles::Column::CompanyId.eq(company))
         .one(conn)
-        .await?)
+        .await?
+        .map(Profile::from))
 }
 
 /// A page of `people`, by display name, optionally those matching `search` in their name or
@@ -437,7 +458,7 @@ pub async fn people_page(
         (u.display_name.clone(), u.id)
     })
     .await?;
-    Ok((page, condition))
+    Ok((page.map(Profile::from), condition))
 }
 
 /// A page of the caller's pending requests in `direction`, newest first.
@@ -461,17 +482,19 @@ pub async fn requests_page(
         Expr::col(friendships::Column::CreatedAt),
         Expr::col(friendships::Column::Id),
     ]);
-    paging::fetch(conn, select, &sort, REQUESTS, &request, |row| {
-        (row.created_at.to_utc(), row.id)
-    })
-    .await
+    Ok(
+        paging::fetch(conn, select, &sort, REQUESTS, &request, |row| {
+            (row.created_at.to_utc(), row.id)
+        })
+        .await?
+        .map(Friendship::from),
+    )
 }
 
 /// Privacy changes: `visible_attributes` is `Some(None)` to show all keys, `None` to keep them.
 #[derive(Debug, Clone, Default)]
 pub struct PrivacyChanges {
-    /// `company`, `friends` or `private`.
-    pub visibility: Option<&'static str>,
+    pub visibility: Option<ProfileVisibility>,
     pub visible_attributes: Option<Option<Vec<String>>>,
 }
 
@@ -490,7 +513,7 @@ pub async fn update_privacy(
         [
             actor.company_id.into(),
             actor.user_id.into(),
-            changes.visibility.map(str::to_owned).into(),
+            changes.visibility.map(|v| v.to_value()).into(),
             changes.visible_attributes.is_some().into(),
             changes.visible_attributes.flatten().into(),
         ],
@@ -499,4 +522,41 @@ pub async fn update_privacy(
     profile(conn, actor.company_id, actor.user_id)
         .await?
         .ok_or_else(|| AppError::Unauthenticated("the signed-in user no longer exists".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::ActiveEnum as _;
+
+    use super::{ProfileVisibility, Relationship};
+
+    #[test]
+    fn relations_and_visibilities_are_stored_as_the_view_writes_them_and_unknown_ones_are_errors() {
+        for (relation, text) in [
+            (Relationship::Oneself, "self"),
+            (Relationship::None, "none"),
+            (Relationship::PendingOutgoing, "pending_outgoing"),
+            (Relationship::PendingIncoming, "pending_incoming"),
+            (Relationship::Friends, "friends"),
+            (Relationship::Blocked, "blocked"),
+            (Relationship::BlockedBy, "blocked_by"),
+        ] {
+            assert_eq!(relation.as_str(), text);
+            assert_eq!(Relationship::from_stored(text).ok(), Some(relation));
+        }
+        assert!(Relationship::from_stored("stranger").is_err());
+        assert!(Relationship::from_stored("").is_err());
+        for (visibility, text) in [
+            (ProfileVisibility::Company, "company"),
+            (ProfileVisibility::Friends, "friends"),
+            (ProfileVisibility::Private, "private"),
+        ] {
+            assert_eq!(visibility.to_value(), text);
+            assert_eq!(
+                ProfileVisibility::try_from_value(&text.to_owned()).ok(),
+                Some(visibility)
+            );
+        }
+        assert!(ProfileVisibility::try_from_value(&"public".to_owned()).is_err());
+    }
 }

@@ -3,6 +3,7 @@
 //! rows the caller sees and changes (their own and company-visible ones, and for whoever may
 //! manage audiences every preset of the company).
 
+use chrono::{DateTime, Utc};
 use entity::presets;
 use sea_orm::{
     ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait,
@@ -18,8 +19,37 @@ use crate::{
     paging::{self, Page, PageRequest, Sort},
 };
 
-/// A preset, as stored.
-pub type Preset = presets::Model;
+/// A saved audience filter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preset {
+    pub id: Uuid,
+    pub company_id: Uuid,
+    pub owner_id: Uuid,
+    /// Unique in the company, whatever its case.
+    pub name: String,
+    pub description: String,
+    /// The filter document (validated against the company's fields when it was saved).
+    pub filter: serde_json::Value,
+    pub visibility: Visibility,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<presets::Model> for Preset {
+    fn from(m: presets::Model) -> Self {
+        Self {
+            id: m.id,
+            company_id: m.company_id,
+            owner_id: m.owner_id,
+            name: m.name,
+            description: m.description,
+            filter: m.filter,
+            visibility: m.visibility,
+            created_at: m.created_at.with_timezone(&Utc),
+            updated_at: m.updated_at.with_timezone(&Utc),
+        }
+    }
+}
 
 /// Who sees a preset.
 pub use presets::Visibility;
@@ -39,7 +69,8 @@ pub async fn find(
     Ok(presets::Entity::find_by_id(id)
         .filter(presets::Column::CompanyId.eq(caller.company_id))
         .one(conn)
-        .await?)
+        .await?
+        .map(Preset::from))
 }
 
 /// The preset `id`, or `NOT_FOUND` when the caller does not see it.
@@ -78,7 +109,7 @@ pub async fn list(
     })
     .await?;
     let total = visible(company, search).count(conn).await?;
-    Ok((page, total))
+    Ok((page.map(Preset::from), total))
 }
 
 /// What a new preset holds (name and description already checked).
@@ -115,7 +146,8 @@ async fn insert(
         ..Default::default()
     }
     .insert(conn)
-    .await?)
+    .await?
+    .into())
 }
 
 /// Changes to a preset (name and description already checked); `None` keeps a value.
@@ -161,7 +193,11 @@ pub async fn update(
         .filter(presets::Column::Id.eq(id))
         .exec_with_returning(conn)
         .await?;
-    updated.into_iter().next().ok_or_else(not_yours)
+    updated
+        .into_iter()
+        .next()
+        .map(Preset::from)
+        .ok_or_else(not_yours)
 }
 
 /// Deletes preset `id`: `NOT_FOUND` when the caller does not see it, `FORBIDDEN` when Row

@@ -1,7 +1,8 @@
 //! Roles: a company's custom roles in the database, and the rules of role assignment (the
 //! company lock, the last admin). Services on a request transaction: Row Level Security applies
 //! to all of it, and every query also names the company. Whether a role may do something is
-//! Casbin's answer (`crate::authz`), which loads custom roles from here.
+//! Casbin's answer (`crate::authz`), which loads custom roles from here; grants are checked
+//! against the vocabulary of `crate::permissions`.
 
 use chrono::{DateTime, Utc};
 use entity::{companies, invitations, roles, users};
@@ -13,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
-    authz::{Action, Object, Permission},
     caller::{BuiltInRole, Principal, RoleName},
     error::{AppError, AppResult},
+    permissions::{Action, Object, Permission},
 };
 
 /// A company's custom role.

@@ -3,6 +3,8 @@
 //! rules on roles and the last admin.
 
 use chrono::{DateTime, Utc};
+/// The caller's relation to a person, and who may see a person's e-mail and attributes.
+pub use entity::user_profiles::{ProfileVisibility, Relationship};
 use entity::{companies, user_profiles, users};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
@@ -37,8 +39,9 @@ pub struct Profile {
     pub updated_at: DateTime<Utc>,
     pub last_active_at: Option<DateTime<Utc>>,
     /// The caller's relation to this person, as `user_profiles` computes it.
-    pub relation: String,
-    pub profile_visibility: Option<String>,
+    pub relation: Relationship,
+    /// Shown to the person themselves and admins only.
+    pub profile_visibility: Option<ProfileVisibility>,
     pub visible_attributes: Option<Vec<String>>,
 }
 

@@ -274,3 +274,120 @@ async fn a_taken_audience_field_is_a_conflict_on_name() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// How many rows `table` holds (read as the superuser: past Row Level Security).
+async fn rows_of(app: &TestApp, table: &str) -> anyhow::Result<i64> {
+    let row = app
+        .admin
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            format!("SELECT count(*) AS n FROM {table}"),
+        ))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no count"))?;
+    Ok(row.try_get("", "n")?)
+}
+
+/// `error` is the refusal of a constraint: `code`, `extensions.field` `field`, `message`.
+fn assert_constraint_refusal(
+    error: &server::error::AppError,
+    code: &str,
+    field: &str,
+    message: &str,
+) {
+    match error {
+        server::error::AppError::Refused {
+            code: refused_code,
+            field: refused_field,
+            message: refused_message,
+        } => {
+            assert_eq!(
+                (*refused_code, *refused_field, refused_message.as_str()),
+                (code, field, message),
+                "{error:?}"
+            );
+        }
+        other => panic!("not the refusal of a constraint: {other:?}"),
+    }
+}
+
+// Foreign keys and checks: the services check first (the resolvers validate every value those
+// checks hold, and the rows a request names are read and locked before it writes), so no
+// GraphQL operation reaches these constraints; the database stays the last word. These tests
+// hand the database what the services would refuse, as a request's role, and prove the
+// answer a client would get and that nothing was written.
+
+#[tokio::test]
+async fn a_friendship_with_nobody_is_refused_on_user_id() -> anyhow::Result<()> {
+    let app = TestApp::spawn().await?;
+    let (_, admin, _) = app.company_with_users("Acme", 0).await?;
+    let nobody = uuid::Uuid::now_v7();
+    let (user_a, user_b) = if admin.id < nobody {
+        (admin.id, nobody)
+    } else {
+        (nobody, admin.id)
+    };
+    let tx = app
+        .request_tx(&admin, server::db::Access::ReadWrite)
+        .await?;
+    let refused = tx
+        .conn()
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "INSERT INTO friendships (company_id, user_a, user_b, status, requested_by) \
+             VALUES ($1, $2, $3, 'pending', $4)",
+            [
+                admin.company_id.into(),
+                user_a.into(),
+                user_b.into(),
+                admin.id.into(),
+            ],
+        ))
+        .await
+        .err()
+        .map(server::error::AppError::from);
+    // Rolled back on drop, as a request's transaction whose statement failed.
+    drop(tx);
+    let error = refused.ok_or_else(|| anyhow::anyhow!("a friendship with nobody was stored"))?;
+    assert_constraint_refusal(&error, "BAD_USER_INPUT", "userId", "no such user");
+    assert_eq!(
+        rows_of(&app, "friendships").await?,
+        0,
+        "nothing is half-written"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_note_of_blanks_is_refused_on_content() -> anyhow::Result<()> {
+    let app = TestApp::spawn().await?;
+    let (_, admin, _) = app.company_with_users("Acme", 0).await?;
+    let principal = server::auth::Principal {
+        user_id: admin.id,
+        company_id: admin.company_id,
+        role: admin.role.parse().map_err(|e| anyhow::anyhow!("{e}"))?,
+        session_id: admin.session_id,
+    };
+    let tx = app
+        .request_tx(&admin, server::db::Access::ReadWrite)
+        .await?;
+    // `addKnowledge` trims and refuses an empty note before this.
+    let refused =
+        server::services::chat::add_knowledge(tx.conn(), &principal, "   ".to_owned()).await;
+    drop(tx);
+    let error = refused
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("a blank note was stored"))?;
+    assert_constraint_refusal(
+        &error,
+        "BAD_USER_INPUT",
+        "content",
+        "must be 1 to 20000 characters long",
+    );
+    assert_eq!(
+        rows_of(&app, "knowledge").await?,
+        0,
+        "nothing is half-written"
+    );
+    Ok(())
+}

@@ -1,4 +1,4 @@
-//! Output and input types of the chat, converted from entities and events.
+//! Output and input types of the chat, converted from the chat service's types and events.
 
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, SimpleObject, Union};
 use chrono::{DateTime, Utc};
@@ -12,7 +12,7 @@ use crate::{
     chat::{ChatEvent, MessageData, events as stored},
     error::AppResult,
     paging,
-    services::chat::{self as service, ConversationRecord, KnowledgeRecord},
+    services::chat::{self as service, Note},
 };
 
 /// Who wrote a message.
@@ -114,15 +114,15 @@ pub struct Conversation {
     pub uuid: Uuid,
 }
 
-impl From<ConversationRecord> for Conversation {
-    fn from(m: ConversationRecord) -> Self {
+impl From<service::Conversation> for Conversation {
+    fn from(m: service::Conversation) -> Self {
         Self {
             id: ID(m.id.to_string()),
             uuid: m.id,
             title: m.title,
             system_prompt: m.system_prompt,
-            created_at: m.created_at.with_timezone(&Utc),
-            updated_at: m.updated_at.with_timezone(&Utc),
+            created_at: m.created_at,
+            updated_at: m.updated_at,
         }
     }
 }
@@ -193,9 +193,7 @@ impl Conversation {
                 })
             })
             .await?;
-        Ok(MessageConnection::from_page(
-            page.map(|m| Message::from(MessageData::from(m))),
-        ))
+        Ok(MessageConnection::from_page(page.map(Message::from)))
     }
 }
 
@@ -227,12 +225,12 @@ pub struct Knowledge {
     pub created_at: DateTime<Utc>,
 }
 
-impl From<KnowledgeRecord> for Knowledge {
-    fn from(m: KnowledgeRecord) -> Self {
+impl From<Note> for Knowledge {
+    fn from(m: Note) -> Self {
         Self {
             id: ID(m.id.to_string()),
             content: m.content,
-            created_at: m.created_at.with_timezone(&Utc),
+            created_at: m.created_at,
         }
     }
 }

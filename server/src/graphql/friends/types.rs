@@ -12,7 +12,10 @@ use crate::{
         principal, scope,
         users::User,
     },
-    services::friends::{self as service, Direction, Friendship, PairStatus, PrivacyChanges},
+    services::{
+        friends::{self as service, Direction, Friendship, PairStatus, PrivacyChanges},
+        users::{self as stored, Relationship},
+    },
 };
 
 /// The caller's relation to another user.
@@ -30,15 +33,15 @@ pub enum FriendshipStatus {
     Blocked,
 }
 
-impl FriendshipStatus {
-    /// From the `relation` column of `user_profiles`.
-    pub fn from_relation(relation: &str) -> Self {
+impl From<Relationship> for FriendshipStatus {
+    /// The caller's relation as shown: who blocked the caller stays hidden (`None`).
+    fn from(relation: Relationship) -> Self {
         match relation {
-            "pending_outgoing" => Self::PendingOutgoing,
-            "pending_incoming" => Self::PendingIncoming,
-            "friends" => Self::Friends,
-            "blocked" => Self::Blocked,
-            _ => Self::None,
+            Relationship::PendingOutgoing => Self::PendingOutgoing,
+            Relationship::PendingIncoming => Self::PendingIncoming,
+            Relationship::Friends => Self::Friends,
+            Relationship::Blocked => Self::Blocked,
+            Relationship::Oneself | Relationship::None | Relationship::BlockedBy => Self::None,
         }
     }
 }
@@ -54,19 +57,23 @@ pub enum ProfileVisibility {
     Private,
 }
 
-impl ProfileVisibility {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Company => "company",
-            Self::Friends => "friends",
-            Self::Private => "private",
+impl From<stored::ProfileVisibility> for ProfileVisibility {
+    fn from(visibility: stored::ProfileVisibility) -> Self {
+        match visibility {
+            stored::ProfileVisibility::Company => Self::Company,
+            stored::ProfileVisibility::Friends => Self::Friends,
+            stored::ProfileVisibility::Private => Self::Private,
         }
     }
+}
 
-    fn parse(text: &str) -> Option<Self> {
-        [Self::Company, Self::Friends, Self::Private]
-            .into_iter()
-            .find(|v| v.as_str() == text)
+impl From<ProfileVisibility> for stored::ProfileVisibility {
+    fn from(visibility: ProfileVisibility) -> Self {
+        match visibility {
+            ProfileVisibility::Company => Self::Company,
+            ProfileVisibility::Friends => Self::Friends,
+            ProfileVisibility::Private => Self::Private,
+        }
     }
 }
 
@@ -109,9 +116,13 @@ pub struct Privacy {
 }
 
 impl Privacy {
-    pub fn from_parts(visibility: Option<&str>, keys: Option<Vec<String>>) -> Option<Self> {
+    /// The settings, when the view reveals them to the caller (to the person and admins).
+    pub fn from_parts(
+        visibility: Option<stored::ProfileVisibility>,
+        keys: Option<Vec<String>>,
+    ) -> Option<Self> {
         Some(Self {
-            profile_visibility: ProfileVisibility::parse(visibility?)?,
+            profile_visibility: visibility?.into(),
             visible_attributes: keys,
         })
     }
@@ -147,7 +158,7 @@ impl PrivacyInput {
             }
         };
         Ok(PrivacyChanges {
-            visibility: self.profile_visibility.map(ProfileVisibility::as_str),
+            visibility: self.profile_visibility.map(Into::into),
             visible_attributes,
         })
     }
@@ -266,25 +277,19 @@ mod tests {
 
     #[test]
     fn relations_map_to_statuses_and_hide_who_blocked_whom() {
+        let status = |relation: Relationship| FriendshipStatus::from(relation);
+        assert_eq!(status(Relationship::Friends), FriendshipStatus::Friends);
+        assert_eq!(status(Relationship::Blocked), FriendshipStatus::Blocked);
+        assert_eq!(status(Relationship::BlockedBy), FriendshipStatus::None);
+        assert_eq!(status(Relationship::Oneself), FriendshipStatus::None);
+        assert_eq!(status(Relationship::None), FriendshipStatus::None);
         assert_eq!(
-            FriendshipStatus::from_relation("friends"),
-            FriendshipStatus::Friends
-        );
-        assert_eq!(
-            FriendshipStatus::from_relation("blocked"),
-            FriendshipStatus::Blocked
-        );
-        assert_eq!(
-            FriendshipStatus::from_relation("blocked_by"),
-            FriendshipStatus::None
-        );
-        assert_eq!(
-            FriendshipStatus::from_relation("self"),
-            FriendshipStatus::None
-        );
-        assert_eq!(
-            FriendshipStatus::from_relation("pending_incoming"),
+            status(Relationship::PendingIncoming),
             FriendshipStatus::PendingIncoming
+        );
+        assert_eq!(
+            status(Relationship::PendingOutgoing),
+            FriendshipStatus::PendingOutgoing
         );
     }
 
@@ -322,7 +327,8 @@ mod tests {
     fn privacy_is_shown_only_when_the_view_reveals_it() {
         assert_eq!(Privacy::from_parts(None, None), None);
         assert_eq!(
-            Privacy::from_parts(Some("friends"), None).map(|p| p.profile_visibility),
+            Privacy::from_parts(Some(stored::ProfileVisibility::Friends), None)
+                .map(|p| p.profile_visibility),
             Some(ProfileVisibility::Friends)
         );
     }

@@ -254,7 +254,8 @@ impl Connection {
             .and_then(|v| v.as_str());
         let refuse = |error: AppError| socket.refuse(init_close_code(&error), error.message());
         let (viewer, expiry) = auth::viewer::resolve_with_expiry(
-            state,
+            &state.jwt,
+            &state.sessions,
             authorization,
             self.meta.access_cookie.as_deref(),
         )

@@ -1,16 +1,17 @@
-//! The authentication flows: sign-up, login, refresh rotation, password reset and invitations.
-//! Cross-tenant lookups go through the `SECURITY DEFINER` functions of the migrations, called in
-//! anonymous transactions (`app_anon`, whose only powers are those functions).
+//! The flows before there is a caller: sign-up, login, refresh rotation, password reset and
+//! accepting an invitation. Cross-tenant lookups go through the `SECURITY DEFINER` functions of
+//! the migrations, called in anonymous transactions (`app_anon`, whose only powers are those
+//! functions).
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use uuid::Uuid;
 
-use super::{AccessClaims, Principal, RequestMeta, password, tokens};
+use super::{AuthDeps, limits};
 use crate::{
-    caller::{BuiltInRole, RoleName},
+    auth::{AccessClaims, RequestMeta, password, tokens},
+    caller::{BuiltInRole, Principal, RoleName},
     db::functions::{self as sql, RefreshOutcome},
     error::{AppError, AppResult},
-    state::AppState,
 };
 
 /// Credentials issued to a client.
@@ -67,9 +68,12 @@ pub fn check_name(path: &str, name: &str) -> AppResult<String> {
 }
 
 /// Signs an access token for `principal`.
-pub fn access_token(state: &AppState, principal: &Principal) -> AppResult<(String, DateTime<Utc>)> {
+pub fn access_token(
+    deps: &AuthDeps<'_>,
+    principal: &Principal,
+) -> AppResult<(String, DateTime<Utc>)> {
     let now = Utc::now();
-    let expires_at = now + ChronoDuration::seconds(state.jwt.access_ttl().as_secs() as i64);
+    let expires_at = now + ChronoDuration::seconds(deps.jwt.access_ttl().as_secs() as i64);
     let claims = AccessClaims {
         sub: principal.user_id,
         company: principal.company_id,
@@ -78,28 +82,28 @@ pub fn access_token(state: &AppState, principal: &Principal) -> AppResult<(Strin
         iat: now.timestamp() as u64,
         nbf: Some(now.timestamp() as u64),
         exp: expires_at.timestamp() as u64,
-        iss: state.jwt.issuer().to_owned(),
-        aud: state.jwt.audience().to_owned(),
+        iss: deps.jwt.issuer().to_owned(),
+        aud: deps.jwt.audience().to_owned(),
     };
-    Ok((state.jwt.sign(&claims)?, expires_at))
+    Ok((deps.jwt.sign(&claims)?, expires_at))
 }
 
 /// Creates a session for a user whose credentials were just proven.
 async fn start_session(
-    state: &AppState,
+    deps: &AuthDeps<'_>,
     meta: &RequestMeta,
     user: Uuid,
     company: Uuid,
     role: RoleName,
 ) -> AppResult<Issued> {
-    let config = &state.config;
+    let config = deps.config;
     let session = Uuid::now_v7();
     let refresh = tokens::generate(tokens::Kind::Refresh);
     let now = Utc::now();
     let absolute = now + ChronoDuration::seconds(config.session_absolute_ttl_secs as i64);
     let expires = (now + ChronoDuration::seconds(config.session_ttl_secs as i64)).min(absolute);
     let created = sql::create_session(
-        &state.db,
+        deps.db,
         &sql::NewSession {
             session,
             user,
@@ -122,7 +126,7 @@ async fn start_session(
         role,
         session_id: session,
     };
-    let (access_token, access_expires_at) = access_token(state, &principal)?;
+    let (access_token, access_expires_at) = access_token(deps, &principal)?;
     tracing::info!(user = %user, session = %session, "session started");
     Ok(Issued {
         access_token,
@@ -143,17 +147,17 @@ pub struct SignUp {
 }
 
 /// Creates a company and its first admin, and signs them in.
-pub async fn sign_up(state: &AppState, meta: &RequestMeta, input: SignUp) -> AppResult<Issued> {
+pub async fn sign_up(deps: &AuthDeps<'_>, meta: &RequestMeta, input: SignUp) -> AppResult<Issued> {
     let company_name = check_name("input.companyName", &input.company_name)?;
     let email = check_email("input.email", &input.email)?;
     let display_name = check_name("input.displayName", &input.display_name)?;
     password::check_policy("input.password", &input.password, &email)?;
-    super::limits::sign_up(state, meta).await?;
-    let hash = state.passwords.hash(input.password).await?;
+    limits::sign_up(deps.ratelimit, meta).await?;
+    let hash = deps.passwords.hash(input.password).await?;
     let (company, user) = (Uuid::now_v7(), Uuid::now_v7());
     // A taken e-mail address is `CONFLICT` on `email` (the constraint's mapping).
     sql::sign_up(
-        &state.db,
+        deps.db,
         &sql::NewCompany {
             company,
             company_name: &company_name,
@@ -164,19 +168,19 @@ pub async fn sign_up(state: &AppState, meta: &RequestMeta, input: SignUp) -> App
         },
     )
     .await?;
-    start_session(state, meta, user, company, BuiltInRole::Admin.into()).await
+    start_session(deps, meta, user, company, BuiltInRole::Admin.into()).await
 }
 
 /// Proves an e-mail and password. Unknown e-mail, wrong password and inactive user give the
 /// same error after the same work.
 pub async fn login(
-    state: &AppState,
+    deps: &AuthDeps<'_>,
     meta: &RequestMeta,
     email: &str,
     password: String,
 ) -> AppResult<Issued> {
-    super::limits::login(state, meta, email).await?;
-    let found = sql::login_lookup(&state.db, email.trim()).await?;
+    limits::login(deps.ratelimit, meta, email).await?;
+    let found = sql::login_lookup(deps.db, email.trim()).await?;
     let stored = found.as_ref().and_then(|f| {
         if f.is_active {
             f.password_hash.clone()
@@ -184,14 +188,14 @@ pub async fn login(
             None
         }
     });
-    if !state.passwords.verify(password, stored).await? {
+    if !deps.passwords.verify(password, stored).await? {
         return Err(wrong_credentials());
     }
     let Some(found) = found else {
         return Err(wrong_credentials());
     };
     start_session(
-        state,
+        deps,
         meta,
         found.user_id,
         found.company_id,
@@ -201,19 +205,19 @@ pub async fn login(
 }
 
 /// Rotates a refresh token: returns fresh credentials for the same session.
-pub async fn refresh(state: &AppState, meta: &RequestMeta, token: &str) -> AppResult<Issued> {
-    super::limits::refresh(state, meta).await?;
+pub async fn refresh(deps: &AuthDeps<'_>, meta: &RequestMeta, token: &str) -> AppResult<Issued> {
+    limits::refresh(deps.ratelimit, meta).await?;
     if !tokens::is_kind(token, tokens::Kind::Refresh) {
         return Err(invalid_refresh());
     }
-    let next = tokens::successor(&state.refresh_key, token);
+    let next = tokens::successor(deps.refresh_key, token);
     let row = sql::refresh_session(
-        &state.db,
+        deps.db,
         &tokens::hash(token),
         &tokens::hash(&next),
         &meta.fingerprint(),
-        std::time::Duration::from_secs(state.config.refresh_grace_secs),
-        std::time::Duration::from_secs(state.config.session_ttl_secs),
+        std::time::Duration::from_secs(deps.config.refresh_grace_secs),
+        std::time::Duration::from_secs(deps.config.session_ttl_secs),
     )
     .await?
     .ok_or_else(invalid_refresh)?;
@@ -237,7 +241,7 @@ pub async fn refresh(state: &AppState, meta: &RequestMeta, token: &str) -> AppRe
                 role: stored_role(role)?,
                 session_id,
             };
-            let (access_token, access_expires_at) = access_token(state, &principal)?;
+            let (access_token, access_expires_at) = access_token(deps, &principal)?;
             let refresh_expires_at: DateTime<Utc> = expires_at;
             Ok(Issued {
                 access_token,
@@ -250,8 +254,7 @@ pub async fn refresh(state: &AppState, meta: &RequestMeta, token: &str) -> AppRe
         RefreshOutcome::Reused => {
             tracing::warn!(security_event = "refresh_token_reuse", session = ?session, ip = ?meta.ip,
                 "a rotated refresh token was presented again: the whole session is revoked");
-            state
-                .sessions
+            deps.sessions
                 .revoked(&session.into_iter().collect::<Vec<_>>())
                 .await;
             Err(AppError::Unauthenticated(
@@ -261,8 +264,7 @@ pub async fn refresh(state: &AppState, meta: &RequestMeta, token: &str) -> AppRe
         RefreshOutcome::Fingerprint => {
             tracing::warn!(security_event = "refresh_from_other_device", session = ?session, ip = ?meta.ip,
                 "refresh from a different device fingerprint: the session is revoked");
-            state
-                .sessions
+            deps.sessions
                 .revoked(&session.into_iter().collect::<Vec<_>>())
                 .await;
             Err(AppError::Unauthenticated(
@@ -270,8 +272,7 @@ pub async fn refresh(state: &AppState, meta: &RequestMeta, token: &str) -> AppRe
             ))
         }
         RefreshOutcome::Inactive => {
-            state
-                .sessions
+            deps.sessions
                 .revoked(&session.into_iter().collect::<Vec<_>>())
                 .await;
             Err(AppError::Unauthenticated(
@@ -284,12 +285,11 @@ pub async fn refresh(state: &AppState, meta: &RequestMeta, token: &str) -> AppRe
     }
 }
 
-fn public_url(state: &AppState) -> String {
-    state
-        .config
+fn public_url(deps: &AuthDeps<'_>) -> String {
+    deps.config
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{}", state.config.bind_addr))
+        .unwrap_or_else(|| format!("http://{}", deps.config.bind_addr))
         .trim_end_matches('/')
         .to_owned()
 }
@@ -297,20 +297,20 @@ fn public_url(state: &AppState) -> String {
 /// Starts a password reset: stores a one-time token and queues the e-mail with its link.
 /// Says nothing about whether the address exists.
 pub async fn request_password_reset(
-    state: &AppState,
+    deps: &AuthDeps<'_>,
     meta: &RequestMeta,
     email: &str,
 ) -> AppResult<()> {
-    super::limits::password_reset(state, meta, email).await?;
+    limits::password_reset(deps.ratelimit, meta, email).await?;
     let token = tokens::generate(tokens::Kind::PasswordReset);
-    let link = format!("{}/reset-password?token={token}", public_url(state));
-    let expires = Utc::now() + ChronoDuration::seconds(state.config.password_reset_ttl_secs as i64);
-    let minutes = state.config.password_reset_ttl_secs / 60;
+    let link = format!("{}/reset-password?token={token}", public_url(deps));
+    let expires = Utc::now() + ChronoDuration::seconds(deps.config.password_reset_ttl_secs as i64);
+    let minutes = deps.config.password_reset_ttl_secs / 60;
     let body = format!(
         "Someone asked to reset the password of this account.\n\nSet a new password here (valid {minutes} minutes, once):\n{link}\n\nIf it was not you, ignore this e-mail."
     );
     let created = sql::create_password_reset(
-        &state.db,
+        deps.db,
         email.trim(),
         &tokens::hash(&token),
         expires,
@@ -318,30 +318,34 @@ pub async fn request_password_reset(
         &body,
     )
     .await?;
-    if created && state.config.private_mode {
+    if created && deps.config.private_mode {
         tracing::info!(%link, "password reset link (private mode: a mailer would send it from outbound_emails)");
     }
     Ok(())
 }
 
 /// Sets a new password with a reset token (once), and revokes every session of that user.
-pub async fn reset_password(state: &AppState, token: &str, new_password: String) -> AppResult<()> {
+pub async fn reset_password(
+    deps: &AuthDeps<'_>,
+    token: &str,
+    new_password: String,
+) -> AppResult<()> {
     let unusable = || AppError::bad_input("token", "the reset token is invalid, used or expired");
     if !tokens::is_kind(token, tokens::Kind::PasswordReset) {
         return Err(unusable());
     }
     let token_hash = tokens::hash(token);
-    let email = sql::pending_password_reset(&state.db, &token_hash)
+    let email = sql::pending_password_reset(deps.db, &token_hash)
         .await?
         .ok_or_else(unusable)?;
     password::check_policy("newPassword", &new_password, &email)?;
-    let hash = state.passwords.hash(new_password).await?;
-    let rows = sql::consume_password_reset(&state.db, &token_hash, &hash).await?;
+    let hash = deps.passwords.hash(new_password).await?;
+    let rows = sql::consume_password_reset(deps.db, &token_hash, &hash).await?;
     if rows.is_empty() {
         return Err(unusable());
     }
     let revoked: Vec<Uuid> = rows.iter().filter_map(|r| r.revoked_session).collect();
-    state.sessions.revoked(&revoked).await;
+    deps.sessions.revoked(&revoked).await;
     tracing::info!(sessions_revoked = revoked.len(), "password reset");
     Ok(())
 }
@@ -356,7 +360,7 @@ pub struct Acceptance {
 
 /// Creates the invited user (once, before the invitation expires) and signs them in.
 pub async fn accept_invitation(
-    state: &AppState,
+    deps: &AuthDeps<'_>,
     meta: &RequestMeta,
     input: Acceptance,
 ) -> AppResult<Issued> {
@@ -367,18 +371,18 @@ pub async fn accept_invitation(
     }
     let display_name = check_name("input.displayName", &input.display_name)?;
     let token_hash = tokens::hash(&input.token);
-    let email = sql::pending_invitation(&state.db, &token_hash)
+    let email = sql::pending_invitation(deps.db, &token_hash)
         .await?
         .ok_or_else(unusable)?;
     password::check_policy("input.password", &input.password, &email)?;
-    let hash = state.passwords.hash(input.password).await?;
+    let hash = deps.passwords.hash(input.password).await?;
     let user = Uuid::now_v7();
     // A taken e-mail address is `CONFLICT` on `email` (the constraint's mapping).
-    let accepted = sql::accept_invitation(&state.db, &token_hash, user, &hash, &display_name)
+    let accepted = sql::accept_invitation(deps.db, &token_hash, user, &hash, &display_name)
         .await?
         .ok_or_else(unusable)?;
     start_session(
-        state,
+        deps,
         meta,
         accepted.user_id,
         accepted.company_id,
@@ -388,13 +392,13 @@ pub async fn accept_invitation(
 }
 
 /// The company of the user with this e-mail address, if there is one.
-pub async fn email_company(state: &AppState, email: &str) -> AppResult<Option<Uuid>> {
-    Ok(sql::login_lookup(&state.db, email)
+pub async fn email_company(deps: &AuthDeps<'_>, email: &str) -> AppResult<Option<Uuid>> {
+    Ok(sql::login_lookup(deps.db, email)
         .await?
         .map(|found| found.company_id))
 }
 
 /// The link an invitation e-mail carries.
-pub fn invitation_link(state: &AppState, token: &str) -> String {
-    format!("{}/accept-invitation?token={token}", public_url(state))
+pub fn invitation_link(deps: &AuthDeps<'_>, token: &str) -> String {
+    format!("{}/accept-invitation?token={token}", public_url(deps))
 }
