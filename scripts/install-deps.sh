@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the project needs beyond a Rust toolchain: PostgreSQL (15+) and Redis server
-# binaries; with --all (`make test`) also Chromium, which the GraphiQL test drives headless.
+# binaries; with --all (`make test`) also Chromium, which the GraphiQL test drives headless, and
+# the WebSocket client wscat (npm), which the README's examples use.
 # Debian/Ubuntu only (apt-get); elsewhere install them yourself (see README.md).
 set -euo pipefail
 
@@ -26,22 +27,36 @@ if [ "${1:-}" = "--all" ]; then
     have_redis || missing+=(redis-server)
     # The GraphiQL test drives /usr/bin/chromium (Debian's package; Ubuntu's is a snap stub).
     [ -x /usr/bin/chromium ] || missing+=(chromium)
-fi
-
-if [ ${#missing[@]} -eq 0 ]; then
-    exit 0
-fi
-
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "missing: ${missing[*]} -- install PostgreSQL 15+ and Redis 7 server binaries with your package manager" >&2
-    exit 1
+    if ! command -v wscat >/dev/null 2>&1; then
+        want_wscat=1
+        command -v npm >/dev/null 2>&1 || missing+=(npm)
+    fi
 fi
 
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+
+install_wscat() {
+    if [ -n "${want_wscat:-}" ]; then
+        echo "installing wscat (npm)"
+        $sudo npm install --global --no-fund --no-audit wscat@6.1.0 >/dev/null
+    fi
+}
+
+if [ ${#missing[@]} -eq 0 ]; then
+    install_wscat
+    exit 0
+fi
+
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "missing: ${missing[*]} -- install them with your package manager (PostgreSQL 15+ and Redis 7 server binaries; for the tests Chromium at /usr/bin/chromium and `npm install -g wscat`)" >&2
+    exit 1
+fi
+
 echo "installing ${missing[*]} (apt-get)"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The OS package may start its own servers; ours use other ports and data directories, so
 # they do not clash either way.
+install_wscat

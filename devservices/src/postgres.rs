@@ -289,7 +289,13 @@ fn running_postmaster(data_dir: &Path) -> Option<PrivateError> {
 /// that is init (the starter is gone).
 fn parent_of(pid: i32) -> Option<(i32, String)> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let ppid: i32 = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+    let ppid: i32 = stat
+        .rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
     if ppid <= 1 {
         return None;
     }

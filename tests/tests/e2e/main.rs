@@ -37,6 +37,7 @@ mod privacy_columns;
 mod proxies;
 mod pubsub;
 mod ratelimit;
+mod readme;
 mod redis_breaker;
 mod redis_down;
 mod redis_outage_fanout;
