@@ -34,6 +34,7 @@ mod observability;
 mod pagination;
 mod presets;
 mod privacy_columns;
+mod private_mode;
 mod proxies;
 mod pubsub;
 mod ratelimit;
