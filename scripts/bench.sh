@@ -66,13 +66,17 @@ die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 
 # --- Tools -------------------------------------------------------------------------------
 
-if ! command -v wrk >/dev/null 2>&1; then
-    command -v apt-get >/dev/null 2>&1 || die "wrk is missing; install it (https://github.com/wg/wrk)"
-    sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
-    say "installing wrk (apt-get)"
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk >/dev/null \
-        || { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk >/dev/null; }
-fi
+# Installs a Debian package when its command is missing (apt-get), or says what is missing.
+need() {
+    local command="$1" package="$2" why="$3"
+    command -v "$command" >/dev/null 2>&1 && return 0
+    command -v apt-get >/dev/null 2>&1 || die "$command is missing; install it ($why)"
+    local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    say "installing $package (apt-get)"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$package" >/dev/null \
+        || { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$package" >/dev/null; }
+}
+need wrk wrk "https://github.com/wg/wrk"
 # pgbench and psql of the newest installed PostgreSQL, else whatever is on PATH.
 PG_BIN=""
 for dir in /usr/lib/postgresql/*/bin; do
@@ -84,7 +88,7 @@ command -v "$PGBENCH" >/dev/null 2>&1 || die "pgbench is missing (apt-get instal
 command -v "$PSQL" >/dev/null 2>&1 || die "psql is missing (apt-get install postgresql-client)"
 command -v python3 >/dev/null 2>&1 || die "python3 is missing"
 if [ "$PROFILE" = "1" ]; then
-    command -v perf >/dev/null 2>&1 || die "BENCH_PROFILE=1 needs perf (apt-get install linux-perf)"
+    need perf linux-perf "linux-perf, for BENCH_PROFILE=1"
     if ! command -v inferno-flamegraph >/dev/null 2>&1 || ! command -v inferno-collapse-perf >/dev/null 2>&1; then
         say "installing inferno (cargo install), for the flame graph"
         "$CARGO" install --locked inferno
@@ -101,7 +105,7 @@ if [ "$POSTGRAPHILE" = "1" ]; then
     mkdir -p "$PG5_DIR"
     stamp="$(sha256sum "$HERE/postgraphile/package-lock.json" | cut -d' ' -f1)"
     if [ "$(cat "$PG5_DIR/.installed" 2>/dev/null)" != "$stamp" ] || [ ! -x "$PG5_NODE" ]; then
-        command -v npm >/dev/null 2>&1 || die "npm is missing (apt-get install npm), needed to install PostGraphile"
+        need npm npm "npm, to install PostGraphile; or BENCH_POSTGRAPHILE=0"
         say "installing PostGraphile 5 and Node 22 (npm ci) into $PG5_DIR"
         rm -rf "$PG5_DIR/node_modules" "$PG5_DIR/.installed"
         cp "$HERE/postgraphile/package.json" "$HERE/postgraphile/package-lock.json" "$PG5_DIR/"
@@ -482,9 +486,12 @@ if [ "$PROFILE" = "1" ]; then
         -- sleep "$PROFILE_DURATION" 2>"$WORK/perf-record.err" \
         || { cat "$WORK/perf-record.err" >&2; die "perf record failed"; }
     wait "$wrk_pid" || die "wrk failed during the profile"
-    perf script -i "$WORK/perf.data" 2>/dev/null | inferno-collapse-perf >"$OUT/flamegraph-users-$stamp.folded"
+    # --no-inline: resolving inlined frames runs addr2line per address, minutes per thousand
+    # samples; no debuginfod look-ups either (no network).
+    DEBUGINFOD_URLS="" perf script --no-inline -i "$WORK/perf.data" 2>/dev/null \
+        | inferno-collapse-perf >"$OUT/flamegraph-users-$stamp.folded"
     [ -s "$OUT/flamegraph-users-$stamp.folded" ] || die "perf recorded no stacks"
-    inferno-flamegraph --title "server, users page under wrk ($CONNECTIONS connections), $(date -u '+%Y-%m-%d %H:%M UTC')" \
+    inferno-flamegraph --countname ns --title "server, users page under wrk ($CONNECTIONS connections), $(date -u '+%Y-%m-%d %H:%M UTC')" \
         <"$OUT/flamegraph-users-$stamp.folded" >"$FLAMEGRAPH"
     rm -f "$WORK/perf.data"
     echo "  flame graph: $FLAMEGRAPH"

@@ -19,10 +19,18 @@ section written before that line existed gives its server and pgbench rows as pr
 
 import argparse
 import json
+import os
 import re
 import sys
 
-RUNS = ("server_users", "pg5_users", "server_presets", "pg5_presets", "pgbench_users", "limit")
+RUNS = {
+    "server_users": "server, users page",
+    "pg5_users": "PostGraphile, users page",
+    "server_presets": "server, presets page",
+    "pg5_presets": "PostGraphile, presets page",
+    "pgbench_users": "pgbench of the server's SQL",
+    "limit": "physical limit",
+}
 AIM_RATIO = 2.5      # server req/s / PostGraphile 5 req/s
 AIM_P99_MS = 25.0    # server p99 at 32 connections
 AIM_CEILING = 0.5    # server req/s / pgbench of the server's own SQL
@@ -193,9 +201,10 @@ class Report:
         idle = [k for k in RUNS if self.run(k) and self.run(k).get("idle_before", 100) < 90]
         if not busy and not idle:
             return ""
-        return ("WARNING: other processes were busy during or just before some runs ("
-                + ", ".join(sorted(set(busy + idle))) + "): these figures are not representative; "
-                "run again on a quiet machine.")
+        names = [RUNS[k] for k in RUNS if k in busy or k in idle]
+        return ("WARNING: the CPUs were busy with other work during or just before some runs ("
+                + ", ".join(names) + "): these figures are not representative; run again on a "
+                "quiet machine.")
 
     # Markdown.
     def table(self, rows) -> str:
@@ -269,9 +278,13 @@ class Report:
         statements = sum(1 for line in users_sql.splitlines() if line and not line.startswith(("--", "\\")))
         flame = ""
         if m.get("flamegraph"):
+            path = m["flamegraph"]
+            here = os.path.dirname(os.path.abspath(self.args.benchmarks))
+            if os.path.abspath(path).startswith(here + os.sep):
+                path = os.path.relpath(path, here)
             flame = (f"\n\nFlame graph of the server under this load (`BENCH_PROFILE=1`, perf "
                      f"`cpu-clock` at 999 Hz with DWARF call graphs, rendered by inferno): "
-                     f"`{m['flamegraph']}` on the machine that ran it (not committed).")
+                     f"`{path}` on the machine that ran it (not committed).")
         load = f"{self.conns} connections, {self.secs} s"
         table = self.table([
             ("run", f"server (wrk, {load})", "server_users", "req/s"),
@@ -399,7 +412,8 @@ The seed gives each company 60 presets shared with the company and 340 private o
 for 340 of its users); a member sees the shared ones and their own. The server answers
 `{self.args.presets_query}`,
 PostGraphile `{self.args.pg5_presets_query}`;
-Row Level Security (`presets_select`) decides the rows for both. Every token is checked on both
+Row Level Security (`presets_select`) decides the rows for both; neither page asks for
+`totalCount`, nor for the fields that run more queries (`size`, `canEdit`). Every token is checked on both
 and, for 20 users, both answers are checked to hold the same rows in the same order (visibility
 compared whatever its case, timestamps as instants) before measuring.
 
