@@ -350,11 +350,6 @@ RESULTS="$WORK/results.txt"   # "name value" lines, for report.py
 : >"$RESULTS"
 record() { printf '%s %s\n' "$1" "$2" >>"$RESULTS"; }
 
-# Counts the server's warnings and errors (pool timeouts, database errors...), and the errors
-# PostGraphile put into answers: answers that carry an error are still HTTP 200, so they must
-# not count as throughput.
-server_problems() { grep -cE 'WARN|ERROR' "$SERVER_LOG" || true; }
-pg5_problems() { grep -cE 'BENCH_PG5_ERROR|Error' "$PG5_LOG" || true; }
 
 # Idle share of all CPUs over one second, in percent.
 cpu_idle_pct() {
@@ -393,27 +388,36 @@ record_cpu() {
     done
 }
 
-# measure_http KEY LABEL PID URL BODY PROBLEMS_FUNCTION: wrk at CONNECTIONS connections for
-# DURATION seconds (after a WARMUP), a random user's token per request; PID is the process
-# answering (its CPU is the "server" share).
+# measure_http KEY LABEL PID URL BODY LOG: wrk at CONNECTIONS connections for DURATION seconds
+# (after a WARMUP), a random user's token per request; PID is the process answering (its CPU is
+# the "server" share). Fails on any non-2xx answer or socket error, and on any warning or error
+# that LOG (the server's, or PostGraphile's errors in answers) got during the run: answers that
+# carry an error are still HTTP 200, so they must not count as throughput.
 measure_http() {
-    local key="$1" label="$2" pid="$3" url="$4" body="$5" problems="$6" before after line
+    local key="$1" label="$2" pid="$3" url="$4" body="$5" log="$6" offset since until line problems
     say "$label: wrk, $CONNECTIONS connections, $THREADS threads, ${DURATION} s"
     wait_for_quiet
     record "$key.idle_before" "$IDLE_BEFORE"
     local args=(-t "$THREADS" -c "$CONNECTIONS" --timeout 5s -s "$HERE/users.lua" "$url" -- "$body" "$WORK/tokens.txt")
-    before="$($problems)"
     wrk -d "${WARMUP}s" "${args[@]}" >/dev/null
+    sleep 2   # the requests the warm-up left in flight are cancelled and rolled back meanwhile
+    offset="$(stat -c %s "$log")"
+    since="$(date +%s.%N)"
     python3 "$HERE/cpu_split.py" "$pid" "$DURATION" -- wrk -d "${DURATION}s" "${args[@]}" \
         | tee "$WORK/$key.out"
+    # wrk drops its connections when it stops, with requests in flight: what is logged about them
+    # then (the last second) is not a problem of the run.
+    until="$(awk -v now="$(date +%s.%N)" 'BEGIN { printf "%.3f", now - 1 }')"
     line="$(grep '^BENCH_WRK ' "$WORK/$key.out")" || die "no result line from wrk ($label)"
     field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$line"; }
     local f
     for f in non2xx connect_errors read_errors write_errors timeouts; do
         [ "$(field "$f")" = "0" ] || die "$label: wrk saw $f=$(field "$f") (must be 0)"
     done
-    after="$($problems)"
-    [ "$after" = "$before" ] || die "$label: $((after - before)) warnings/errors logged during the load test"
+    sleep 1   # for what the run's end makes the server log
+    problems="$(python3 "$HERE/log_problems.py" "$log" "$offset" "$since" "$until")"
+    problems="$(sed -n 's/^BENCH_PROBLEMS counted=\([0-9]*\).*/\1/p' <<<"$problems")"
+    [ "$problems" = "0" ] || die "$label: ${problems:-?} warnings/errors logged during the load test"
     [ "$(field requests)" -gt 0 ] || die "$label: wrk completed no request"
     record "$key.rps" "$(field rps)"
     record "$key.p50" "$(awk -v us="$(field p50_us)" 'BEGIN { printf "%.2f", us / 1000 }')"
@@ -457,13 +461,13 @@ measure_pgbench() {
     record_cpu "$key" "$WORK/$key.out"
 }
 
-measure_http server_users "server, users page" "$SERVER_PID" "$URL" "$WORK/users.json" server_problems
+measure_http server_users "server, users page" "$SERVER_PID" "$URL" "$WORK/users.json" "$SERVER_LOG"
 if [ "$POSTGRAPHILE" = "1" ]; then
-    measure_http pg5_users "PostGraphile, users page" "$PG5_PID" "$PG5_URL" "$WORK/pg5-users.json" pg5_problems
+    measure_http pg5_users "PostGraphile, users page" "$PG5_PID" "$PG5_URL" "$WORK/pg5-users.json" "$PG5_LOG"
 fi
-measure_http server_presets "server, presets page" "$SERVER_PID" "$URL" "$WORK/presets.json" server_problems
+measure_http server_presets "server, presets page" "$SERVER_PID" "$URL" "$WORK/presets.json" "$SERVER_LOG"
 if [ "$POSTGRAPHILE" = "1" ]; then
-    measure_http pg5_presets "PostGraphile, presets page" "$PG5_PID" "$PG5_URL" "$WORK/pg5-presets.json" pg5_problems
+    measure_http pg5_presets "PostGraphile, presets page" "$PG5_PID" "$PG5_URL" "$WORK/pg5-presets.json" "$PG5_LOG"
 fi
 measure_pgbench pgbench_users "ceiling: the server's SQL for a users page" "$WORK/users.sql"
 measure_pgbench limit "physical limit: the minimal transaction in one round trip" "$HERE/limit.sql"
@@ -475,27 +479,47 @@ if [ "$PROFILE" = "1" ]; then
     say "profiling the server under the users-page load: perf, ${PROFILE_DURATION} s"
     mkdir -p "$OUT"
     stamp="$(date -u '+%Y%m%d-%H%M%S')"
-    FLAMEGRAPH="$OUT/flamegraph-users-$stamp.svg"
-    # cpu-clock: a software event, there where hardware counters are not (VMs); DWARF call
-    # graphs, as the release build has line tables but no frame pointers.
+    base="$OUT/flamegraph-users-$stamp"
+    FLAMEGRAPH="$base.svg"
+    # cpu-clock: a software event, there where hardware counters are not (VMs). DWARF call
+    # graphs, as the release build has line tables but no frame pointers, with the largest stack
+    # copy perf takes (64 KiB; async stacks are deep): a 10 s profile of one busy core is ~600 MB
+    # of perf.data, removed once rendered. Stacks deeper than that still lose their outer frames
+    # ("[unknown]" at the bottom); the reversed graph groups by the function on the CPU instead.
     wrk -t "$THREADS" -c "$CONNECTIONS" --timeout 5s -s "$HERE/users.lua" -d "$((PROFILE_DURATION + 2))s" \
         "$URL" -- "$WORK/users.json" "$WORK/tokens.txt" >"$WORK/profile-wrk.out" &
     wrk_pid=$!
     sleep 1
-    perf record -e cpu-clock -F 999 -g --call-graph dwarf -p "$SERVER_PID" -o "$WORK/perf.data" \
+    perf record -e cpu-clock -F 999 -g --call-graph dwarf,65528 -p "$SERVER_PID" -o "$WORK/perf.data" \
         -- sleep "$PROFILE_DURATION" 2>"$WORK/perf-record.err" \
         || { cat "$WORK/perf-record.err" >&2; die "perf record failed"; }
     wait "$wrk_pid" || die "wrk failed during the profile"
     # --no-inline: resolving inlined frames runs addr2line per address, minutes per thousand
     # samples; no debuginfod look-ups either (no network).
     DEBUGINFOD_URLS="" perf script --no-inline -i "$WORK/perf.data" 2>/dev/null \
-        | inferno-collapse-perf >"$OUT/flamegraph-users-$stamp.folded"
-    [ -s "$OUT/flamegraph-users-$stamp.folded" ] || die "perf recorded no stacks"
-    inferno-flamegraph --countname ns --title "server, users page under wrk ($CONNECTIONS connections), $(date -u '+%Y-%m-%d %H:%M UTC')" \
-        <"$OUT/flamegraph-users-$stamp.folded" >"$FLAMEGRAPH"
+        | inferno-collapse-perf >"$base.folded"
     rm -f "$WORK/perf.data"
+    [ -s "$base.folded" ] || die "perf recorded no stacks"
+    title="server, users page under wrk ($CONNECTIONS connections), $(date -u '+%Y-%m-%d %H:%M UTC')"
+    inferno-flamegraph --countname ns --title "$title" <"$base.folded" >"$FLAMEGRAPH"
+    inferno-flamegraph --countname ns --reverse --title "$title, reversed (by the function on the CPU)" \
+        <"$base.folded" >"$base-reversed.svg"
+    # The functions on the CPU (self time), for the report.
+    python3 - "$base.folded" >"$WORK/profile-top.txt" <<'PY'
+import collections, sys
+self_time = collections.Counter()
+for line in open(sys.argv[1]):
+    stack, _, count = line.rstrip("\n").rpartition(" ")
+    self_time[stack.rsplit(";", 1)[-1]] += int(count)
+total = sum(self_time.values()) or 1
+for name, count in self_time.most_common(12):
+    print(f"{100 * count / total:5.1f} %  {name[:150]}")
+PY
     echo "  flame graph: $FLAMEGRAPH"
-    echo "  folded stacks: $OUT/flamegraph-users-$stamp.folded"
+    echo "  reversed:    $base-reversed.svg"
+    echo "  folded stacks: $base.folded"
+    echo "  on the CPU (self time):"
+    sed 's/^/    /' "$WORK/profile-top.txt"
 fi
 
 # --- Machine and report ------------------------------------------------------------------
@@ -528,6 +552,7 @@ fi
 
 say "result"
 report=(python3 "$HERE/report.py" --results "$RESULTS" --users-sql "$WORK/users.sql"
+        --profile-top "$WORK/profile-top.txt"
         --limit-sql "$HERE/limit.sql" --benchmarks "$ROOT/BENCHMARKS.md"
         --users-query "$USERS_QUERY" --presets-query "$PRESETS_QUERY"
         --pg5-users-query "$PG5_USERS_QUERY" --pg5-presets-query "$PG5_PRESETS_QUERY")

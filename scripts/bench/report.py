@@ -134,7 +134,7 @@ class Report:
         def row(label, key, unit):
             run = self.run(key)
             if not run:
-                lines.append(f"  {label:<44} not run")
+                lines.append(f"  {label:<44} {'not run':>7}")
                 return
             prev = self.prev(key)
             lines.append(
@@ -284,7 +284,15 @@ class Report:
                 path = os.path.relpath(path, here)
             flame = (f"\n\nFlame graph of the server under this load (`BENCH_PROFILE=1`, perf "
                      f"`cpu-clock` at 999 Hz with DWARF call graphs, rendered by inferno): "
-                     f"`{path}` on the machine that ran it (not committed).")
+                     f"`{path}` (and `{path.removesuffix('.svg')}-reversed.svg`, by the function "
+                     f"on the CPU) on the machine that ran it, not committed.")
+            try:
+                top = open(self.args.profile_top).read().rstrip("\n")
+            except OSError:
+                top = ""
+            if top:
+                flame += ("\n\nThe server's functions on the CPU (self time, share of the "
+                          f"server's samples; stacks without inlined frames):\n\n```\n{top}\n```")
         load = f"{self.conns} connections, {self.secs} s"
         table = self.table([
             ("run", f"server (wrk, {load})", "server_users", "req/s"),
@@ -490,6 +498,7 @@ def main() -> None:
     for name in ("results", "users-sql", "limit-sql", "benchmarks", "users-query", "presets-query",
                  "pg5-users-query", "pg5-presets-query"):
         parser.add_argument(f"--{name}", required=True)
+    parser.add_argument("--profile-top", default="")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
     meta, runs = load(args.results)

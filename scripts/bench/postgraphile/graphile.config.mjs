@@ -119,10 +119,10 @@ const preset = {
     port: Number(required("BENCH_PG5_PORT")),
     graphiql: false,
     watch: false,
-    // Every error that reaches an answer goes to the log too, which the bench checks after each
-    // run (an answer with errors is still HTTP 200).
+    // Every error that reaches an answer goes to the log too, timestamped like the server's
+    // log lines, which the bench checks after each run (an answer with errors is still HTTP 200).
     maskError(error) {
-      console.error(`BENCH_PG5_ERROR ${error.message}`);
+      console.error(`${new Date().toISOString()} ERROR BENCH_PG5_ERROR ${error.message}`);
       return defaultMaskError(error);
     },
   },
