@@ -1,5 +1,6 @@
-//! `server serve`: private services when no URLs are given (and the demo company on their
-//! first start), the server, the start-up banner, and the stop on Ctrl-C or SIGTERM.
+//! `server serve`: private services when no URLs are given (and the demo company: seeded on
+//! their first start, its admin's login printed on every start), the server, the start-up
+//! banner, and the stop on Ctrl-C or SIGTERM.
 
 use std::path::Path;
 
@@ -14,7 +15,7 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
     let data_dir = config.data_dir.clone();
     let starting = async {
         let services = prepare_private(&mut config).await?;
-        let demo = seed_demo_if_fresh(&config, &services).await?;
+        let demo = demo_company(&config, &services).await?;
         let server = server::start(config).await?;
         anyhow::Ok((services, demo, server))
     };
@@ -37,7 +38,7 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
 
 /// The demo company of a private cluster: seeded on its first start (no company yet), and
 /// found again on every later start, so its admin's login is printed each time.
-async fn seed_demo_if_fresh(
+async fn demo_company(
     config: &Config,
     services: &PrivateServices,
 ) -> anyhow::Result<Option<seed::Demo>> {
