@@ -31,6 +31,7 @@ mod managed_pg;
 mod migrations;
 mod observability;
 mod pagination;
+mod persisted;
 mod presets;
 mod privacy_columns;
 mod pubsub;
