@@ -29,6 +29,7 @@ mod limits;
 mod login_memory;
 mod managed_pg;
 mod migrations;
+mod node;
 mod observability;
 mod pagination;
 mod persisted;
