@@ -44,7 +44,9 @@ catalog: deps
 	$(CARGO) run -q -p server-cli --bin server -- print-catalog --fresh > policies/database.sql.tmp
 	mv policies/database.sql.tmp policies/database.sql
 
-## Release build, seeded data, load test and the pgbench ceiling; prints figures.
+## Release build, seeded data; the users and presets pages side by side with PostGraphile 5,
+## pgbench of the server's SQL and of the one-round-trip limit, audience and chat; prints the
+## figures and rewrites BENCHMARKS.md (BENCH_PROFILE=1: and a flame graph in .bench/).
 bench: deps
 	@bash scripts/bench.sh
 	@bash scripts/bench-audience.sh

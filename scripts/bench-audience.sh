@@ -20,8 +20,8 @@ PSQL="${PG_BIN:+$PG_BIN/}psql"
 command -v python3 >/dev/null 2>&1 || die "python3 is missing"
 
 say "building the server (release)"
-(cd "$ROOT" && "$CARGO" build --release -p server-cli)
-SERVER_BIN="$ROOT/target/release/server"
+(cd "$ROOT" && "$CARGO" build --release -p server-cli --bin server)
+SERVER_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/server"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/bench-audience.XXXXXX")"
 chmod 755 "$WORK"

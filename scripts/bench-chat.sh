@@ -13,8 +13,9 @@ printf '\n==> chat streaming: building (release)\n'
 # 500 WebSockets, their server side and the fake's connections: raise the descriptor limit.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 REPORT="$ROOT/BENCHMARKS.md"
 [ "${BENCH_NO_WRITE:-0}" = "1" ] && REPORT=""
 printf '\n==> chat streaming: running\n'
 cd "$ROOT"
-"$ROOT/target/release/bench_chat" "$ROOT/target/release/server" ${REPORT:+"$REPORT"}
+"$TARGET_DIR/release/bench_chat" "$TARGET_DIR/release/server" ${REPORT:+"$REPORT"}

@@ -1,4 +1,4 @@
--- Bench data: two companies with 10,000 users each. Ids are derived from the user number n
+-- Bench data: two companies with 10,000 users each, and saved presets. Ids are derived from the user number n
 -- (1..20000) so the token minter and the pgbench script can compute them on their own:
 --   company c (1 or 2):  md5('bench-company-' || c)::uuid
 --   user n:              md5('bench-user-' || n)::uuid, in company (n % 2) + 1
@@ -51,6 +51,27 @@ SELECT md5('bench-session-' || n)::uuid,
 FROM generate_series(1, 20000) AS n;
 \endif
 
+-- Saved audience filters, for the presets page: per company 60 shared with the company (owned
+-- by users 1..120) and 340 private ones (one each for users 121..800). A member's page shows
+-- the company's shared presets and their own, by name.
+INSERT INTO presets (id, company_id, owner_id, name, description, filter, visibility,
+                     created_at, updated_at)
+SELECT md5('bench-preset-' || k)::uuid,
+       md5('bench-company-' || (k % 2 + 1))::uuid,
+       md5('bench-user-' || k)::uuid,
+       CASE WHEN k <= 120 THEN 'Segment ' || lpad(k::text, 3, '0') ELSE 'Private ' || k END,
+       'Users on the ' || (ARRAY['free', 'pro', 'enterprise'])[k % 3 + 1] || ' plan in '
+           || (ARRAY['FR', 'DE', 'US', 'JP', 'BR', 'IN'])[k % 6 + 1],
+       jsonb_build_object('include', jsonb_build_object('all', jsonb_build_array(
+           jsonb_build_object('field', 'plan', 'op', 'eq',
+                              'value', (ARRAY['free', 'pro', 'enterprise'])[k % 3 + 1]),
+           jsonb_build_object('field', 'country', 'op', 'eq',
+                              'value', (ARRAY['FR', 'DE', 'US', 'JP', 'BR', 'IN'])[k % 6 + 1])))),
+       CASE WHEN k <= 120 THEN 'company' ELSE 'private' END,
+       now() - k * interval '1 hour',
+       now() - k * interval '1 minute'
+FROM generate_series(1, 800) AS k;
+
 COMMIT;
 
 -- Fresh statistics and visibility map / hint bits, as a long-lived table would have them.
@@ -59,3 +80,5 @@ VACUUM (ANALYZE);
 SELECT c.name, count(*) AS users
 FROM users u JOIN companies c ON c.id = u.company_id
 GROUP BY c.name ORDER BY c.name;
+
+SELECT visibility, count(*) AS presets FROM presets GROUP BY visibility ORDER BY visibility;
