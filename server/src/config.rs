@@ -458,6 +458,27 @@ apollographql-client-version,apollo-require-preflight"
     /// milliseconds (only when it grew).
     #[arg(long, env = "CHAT_PERSIST_INTERVAL_MS", default_value_t = 1_000)]
     pub chat_persist_interval_ms: u64,
+
+    /// How long a document registered by automatic persisted queries stays known (in Redis,
+    /// to every instance) after its last use, in seconds.
+    #[arg(long, env = "PERSISTED_QUERY_TTL_SECS", default_value_t = 86_400,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub persisted_query_ttl_secs: u64,
+
+    /// Largest document automatic persisted queries register, in bytes (larger ones still run,
+    /// sent in full each time).
+    #[arg(long, env = "PERSISTED_QUERY_MAX_BYTES", default_value_t = 64 * 1024)]
+    pub persisted_query_max_bytes: usize,
+
+    /// A JSON manifest of trusted documents, `{"<id>": "<document>"}` (graphql-codegen's
+    /// client preset, Relay's persisted queries): ids are the document's sha256, sha1 or md5.
+    #[arg(long, env = "TRUSTED_DOCUMENTS_FILE")]
+    pub trusted_documents_file: Option<PathBuf>,
+
+    /// `only`: refuse any document not in TRUSTED_DOCUMENTS_FILE; `allow` (the default with a
+    /// manifest): run manifest documents by id and others too; `off`: ignore the manifest.
+    #[arg(long, env = "TRUSTED_DOCUMENTS")]
+    pub trusted_documents: Option<String>,
 }
 
 /// The header that names the client behind a trusted proxy.

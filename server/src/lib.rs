@@ -13,6 +13,7 @@ pub mod caller;
 pub mod chat;
 pub mod config;
 pub mod db;
+pub mod documents;
 pub mod error;
 pub mod friends;
 pub mod graphql;

@@ -188,8 +188,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         pubsub.clone(),
         draining.clone(),
     )?;
+    let documents = Arc::new(crate::documents::Documents::load(
+        &config,
+        Some(redis.clone()),
+    )?);
     let state = AppState {
         chat,
+        documents,
         draining,
         db: pool,
         shares,

@@ -33,6 +33,8 @@ pub struct AppState {
     pub pubsub: crate::pubsub::PubSub,
     /// Chat: the LLM provider, background generations and their cancel registry.
     pub chat: crate::chat::Chat,
+    /// Persisted queries (in Redis) and the trusted documents' manifest.
+    pub documents: Arc<crate::documents::Documents>,
     /// Cancelled when the server begins to drain (SIGTERM, [`crate::RunningServer::shutdown`]):
     /// `/ready` answers 503 and `sendMessage` `UNAVAILABLE` from then on. Long-lived
     /// connections watch it to go away (WebSockets close with 1001), so that clients reconnect

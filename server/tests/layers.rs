@@ -121,7 +121,7 @@ const FLOORS: &[&[&str]] = &[
     // Domain logic and machinery beside the services: the chat's generation and streaming, the
     // friendship state machine, the building blocks of authentication.
     &["auth", "chat", "friends"],
-    &["pubsub", "ratelimit"],
+    &["pubsub", "ratelimit", "documents"],
     &["db", "kv", "llm", "paging", "audience"],
     &["metrics"],
     &[

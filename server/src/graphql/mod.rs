@@ -7,6 +7,7 @@ pub(crate) mod connection;
 mod friends;
 mod guardrails;
 pub mod live;
+mod node;
 mod observe;
 mod presets;
 mod roles;
@@ -39,6 +40,7 @@ pub struct QueryRoot(
     presets::PresetQuery,
     audience::AudienceQuery,
     chat::ChatQuery,
+    node::NodeQuery,
 );
 
 /// Root of all mutations.

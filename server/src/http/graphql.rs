@@ -74,7 +74,7 @@ pub async fn graphql_get(
     Data(schema): Data<&AppSchema>,
 ) -> Response {
     let format = Format::negotiate(req);
-    let request = match parse_query_string(req.uri().query().unwrap_or("")) {
+    let mut request = match parse_query_string(req.uri().query().unwrap_or("")) {
         Ok(request) => request,
         Err(error) => {
             return request_error(
@@ -82,6 +82,20 @@ pub async fn graphql_get(
                 StatusCode::BAD_REQUEST,
                 code::BAD_USER_INPUT,
                 &format!("the query string is not a GraphQL request: {error}"),
+            );
+        }
+    };
+    if let Err(response) = resolve_documents(format, state, &mut request).await {
+        return response;
+    }
+    let request = match request {
+        BatchRequest::Single(request) => request,
+        BatchRequest::Batch(_) => {
+            return request_error(
+                format,
+                StatusCode::BAD_REQUEST,
+                code::BAD_USER_INPUT,
+                "a batch cannot be sent with GET",
             );
         }
     };
@@ -152,7 +166,7 @@ pub async fn graphql_post(
             );
         }
     };
-    let batch: BatchRequest = match serde_json::from_slice(&bytes) {
+    let mut batch = match super::persisted::body_requests(&bytes) {
         Ok(batch) => batch,
         Err(error) => {
             return request_error(
@@ -185,7 +199,25 @@ pub async fn graphql_post(
             );
         }
     }
+    if let Err(response) = resolve_documents(format, state, &mut batch).await {
+        return response;
+    }
     execute(req, state, schema, format, batch).await
+}
+
+/// Persisted and trusted documents: each request gets the document it names, or the error.
+async fn resolve_documents(
+    format: Format,
+    state: &AppState,
+    batch: &mut BatchRequest,
+) -> Result<(), Response> {
+    super::persisted::resolve(&state.documents, batch)
+        .await
+        .map_err(|error| {
+            let status =
+                StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+            request_error(format, status, error.code, &error.message)
+        })
 }
 
 async fn execute(
@@ -417,11 +449,14 @@ fn json_response(format: Format, status: StatusCode, body: &Value) -> Response {
 
 /// `?query=...&operationName=...&variables=<json>&extensions=<json>`, with the parameter
 /// names of the GraphQL-over-HTTP specification.
-fn parse_query_string(query: &str) -> Result<GqlRequest, String> {
+fn parse_query_string(query: &str) -> Result<BatchRequest, String> {
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Params {
+        // Absent when a persisted document is named instead.
+        #[serde(default)]
         query: String,
+        document_id: Option<String>,
         operation_name: Option<String>,
         variables: Option<String>,
         extensions: Option<String>,
@@ -440,7 +475,21 @@ fn parse_query_string(query: &str) -> Result<GqlRequest, String> {
         request.extensions = serde_json::from_str(&extensions)
             .map_err(|e| format!("`extensions` is not a JSON object: {e}"))?;
     }
-    Ok(request)
+    if let Some(id) = params.document_id {
+        request.extensions.insert(
+            crate::documents::DOCUMENT_ID.to_owned(),
+            async_graphql::Value::String(id),
+        );
+    }
+    if request.query.is_empty()
+        && !request.extensions.contains_key("persistedQuery")
+        && !request
+            .extensions
+            .contains_key(crate::documents::DOCUMENT_ID)
+    {
+        return Err("it has no `query` (nor `documentId` or `extensions.persistedQuery`)".into());
+    }
+    Ok(BatchRequest::Single(request))
 }
 
 /// The type of the operation `request` runs, when its document says.

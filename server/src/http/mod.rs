@@ -8,6 +8,7 @@ mod health;
 mod jwks;
 pub mod metrics;
 mod origin;
+mod persisted;
 mod request_id;
 mod serve;
 mod ws;

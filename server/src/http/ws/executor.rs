@@ -88,6 +88,42 @@ impl Executor for SocketExecutor {
         request: Request,
         session_data: Option<Arc<Data>>,
     ) -> BoxStream<'static, Response> {
+        // Persisted and trusted documents first: what follows looks at the document.
+        if self.state.documents.applies_to(&request) {
+            let this = self.clone();
+            let mut request = request;
+            return stream::once(async move {
+                match this.state.documents.resolve(&mut request).await {
+                    Ok(()) => this.execute_document(request, session_data),
+                    Err(error) => {
+                        // The operation's id is given back with this stream.
+                        let id = data_of::<OperationId>(&request.data).map(|id| id.0);
+                        Released {
+                            inner: error_response(error.into_server_error()),
+                            _release: Release {
+                                socket: this.socket.clone(),
+                                id,
+                                subscription: false,
+                            },
+                        }
+                        .boxed()
+                    }
+                }
+            })
+            .flatten()
+            .boxed();
+        }
+        self.execute_document(request, session_data)
+    }
+}
+
+impl SocketExecutor {
+    /// Runs `request`, whose document is settled.
+    fn execute_document(
+        &self,
+        request: Request,
+        session_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, Response> {
         let mut release = Release {
             socket: self.socket.clone(),
             id: data_of::<OperationId>(&request.data).map(|id| id.0),
