@@ -38,6 +38,7 @@ mod ratelimit;
 mod redis_breaker;
 mod redis_down;
 mod redis_outage_fanout;
+mod request_path;
 mod schema;
 mod sql_functions;
 mod startup;
