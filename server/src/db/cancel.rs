@@ -125,7 +125,9 @@ pub(crate) async fn open(
                     }
                 }
             };
-            let conn = crate::metrics::db_acquire(opening).await?;
+            // Boxed: what taking a connection and beginning awaits is large, and the task's
+            // future would otherwise be copied at that size each time it is moved (spawning).
+            let conn = crate::metrics::db_acquire(Box::pin(opening)).await?;
             Ok(TxConn {
                 conn: Mutex::new(Some(conn)),
                 mark,
@@ -198,7 +200,7 @@ impl TxConn {
         }
         let share = self.share.take();
         let committed = tokio::spawn(tracing::Instrument::in_current_span(async move {
-            let result = PgTransactionManager::commit(&mut conn).await;
+            let result = Box::pin(PgTransactionManager::commit(&mut conn)).await;
             if result.is_err() {
                 // PostgreSQL ended the transaction (or the connection is gone), but sqlx still
                 // counts it: the connection must not go back to the pool.
