@@ -7,12 +7,15 @@
 # sent one after another over one keep-alive connection; then it prints the instructions per
 # request and the functions that account for most of them (inclusive), and keeps the
 # callgrind output in OUT (default: a temporary directory, removed; give OUT to keep it).
+# TOKENS users take turns, and the warm-up goes through all of them first, so their sessions
+# are cached in Redis, as in the benchmark's steady state (a session is read from PostgreSQL
+# once per 30 s).
 #
 #   bash scripts/profile-requests.sh                 # users(first: 20), 300 requests
 #   REQUESTS=200 QUERY='{ presets(first: 20) { edges { node { id name } } } }' \
 #       bash scripts/profile-requests.sh
 #
-# Knobs: REQUESTS (300), WARMUP (100), QUERY, SERVER_BIN (target/release/server, built when
+# Knobs: REQUESTS (300), WARMUP (100), TOKENS (50, at most WARMUP), QUERY, SERVER_BIN (target/release/server, built when
 # missing), OUT. Needs valgrind, psql, python3. Listens on 127.0.0.1 only; everything it
 # started is stopped on exit.
 set -euo pipefail
@@ -21,6 +24,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HERE="$ROOT/scripts/bench"
 REQUESTS="${REQUESTS:-300}"
 WARMUP="${WARMUP:-100}"
+TOKENS="${TOKENS:-50}"
+[ "$TOKENS" -le "$WARMUP" ] || TOKENS="$WARMUP"
 DEFAULT_QUERY='{ users(first: 20) { edges { node { id email displayName } } pageInfo { hasNextPage endCursor } } }'
 QUERY="${QUERY:-$DEFAULT_QUERY}"
 SERVER_BIN="${SERVER_BIN:-$ROOT/target/release/server}"
@@ -82,7 +87,7 @@ start_server "$SERVER_BIN" serve
 PG_PORT="$(sed -n 's/.*PostgreSQL: private cluster on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$WORK/server.log")"
 SUPER_PASSWORD="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["postgres_superuser_password"])' "$DATA_DIR/secrets.json")"
 PGPASSWORD="$SUPER_PASSWORD" "$PSQL" -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d app -f "$HERE/seed.sql" >/dev/null
-python3 "$HERE/mint_tokens.py" "$DATA_DIR/secrets.json" $((WARMUP + REQUESTS)) "$WORK/tokens.txt"
+python3 "$HERE/mint_tokens.py" "$DATA_DIR/secrets.json" "$TOKENS" "$WORK/tokens.txt"
 stop_server
 
 # Then under callgrind, counting nothing until the warm-up is over.
@@ -101,11 +106,11 @@ def send(token):
     raw = response.read()
     if response.status != 200 or b'"errors"' in raw:
         sys.exit(f"profile: bad answer {response.status}: {raw[:400]!r}")
-for token in tokens[:warmup]:
-    send(token)
+for i in range(warmup):
+    send(tokens[i % len(tokens)])
 subprocess.run(["callgrind_control", "--instr=on", pid], check=True, stdout=subprocess.DEVNULL)
-for token in tokens[warmup:warmup + requests]:
-    send(token)
+for i in range(requests):
+    send(tokens[i % len(tokens)])
 subprocess.run(["callgrind_control", "--instr=off", pid], check=True, stdout=subprocess.DEVNULL)
 subprocess.run(["callgrind_control", "--dump", pid], check=True, stdout=subprocess.DEVNULL)
 PY

@@ -195,12 +195,12 @@ impl KeyPart for DateTime<Utc> {
 }
 
 /// A sort key: the values of a list's sort columns, in order.
-pub trait SortKey: Serialize + DeserializeOwned {
+pub trait SortKey: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The values, one per sort column.
     fn values(&self) -> Vec<sea_orm::Value>;
 }
 
-impl<A: KeyPart + Serialize + DeserializeOwned> SortKey for (A,) {
+impl<A: KeyPart + Serialize + DeserializeOwned + Send + Sync + 'static> SortKey for (A,) {
     fn values(&self) -> Vec<sea_orm::Value> {
         vec![self.0.value()]
     }
@@ -208,8 +208,8 @@ impl<A: KeyPart + Serialize + DeserializeOwned> SortKey for (A,) {
 
 impl<A, B> SortKey for (A, B)
 where
-    A: KeyPart + Serialize + DeserializeOwned,
-    B: KeyPart + Serialize + DeserializeOwned,
+    A: KeyPart + Serialize + DeserializeOwned + Send + Sync + 'static,
+    B: KeyPart + Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     fn values(&self) -> Vec<sea_orm::Value> {
         vec![self.0.value(), self.1.value()]
@@ -318,7 +318,7 @@ pub async fn fetch<E, K>(
     conn: &impl ConnectionTrait,
     select: sea_orm::Select<E>,
     sort: &Sort,
-    list: &str,
+    list: &'static str,
     request: &PageRequest<K>,
     key: impl Fn(&E::Model) -> K,
 ) -> AppResult<Page<E::Model>>
@@ -338,7 +338,7 @@ pub async fn fetch_rows<E, K, T>(
     conn: &impl ConnectionTrait,
     select: sea_orm::Select<E>,
     sort: &Sort,
-    list: &str,
+    list: &'static str,
     request: &PageRequest<K>,
     decode: impl Fn(&QueryResult) -> Result<T, DbErr>,
     key: impl Fn(&T) -> K,
@@ -357,11 +357,42 @@ where
     Ok(Page::build(rows, request, list, key))
 }
 
+/// The cursor of an item, encoded ([`encode_cursor`]) only when it is read: a page's edges
+/// all have one, but answers seldom show more than the page's last.
+#[derive(Clone)]
+pub struct Cursor(std::sync::Arc<dyn Fn() -> String + Send + Sync>);
+
+impl Cursor {
+    /// The cursor of the item with sort key `key` in `list`.
+    pub fn new<K: Serialize + Send + Sync + 'static>(list: &'static str, key: K) -> Self {
+        Self(std::sync::Arc::new(move || encode_cursor(list, &key)))
+    }
+
+    /// The cursor as clients get it.
+    pub fn encode(&self) -> String {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Cursor").field(&self.encode()).finish()
+    }
+}
+
+impl PartialEq for Cursor {
+    fn eq(&self, other: &Self) -> bool {
+        self.encode() == other.encode()
+    }
+}
+
+impl Eq for Cursor {}
+
 /// An item of a page and its cursor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Edge<T> {
     /// Pass it as `after` or `before` to page on from this item.
-    pub cursor: String,
+    pub cursor: Cursor,
     /// The item.
     pub node: T,
 }
@@ -397,10 +428,10 @@ impl<T> Page<T> {
     /// The other side is not counted, as Relay allows: a forward page has a previous page
     /// when it starts after a cursor, a backward page a next page when it ends before one.
     /// That is exact unless the items on that side were deleted since the cursor was made.
-    pub fn build<K: Serialize>(
+    pub fn build<K: Serialize + Send + Sync + 'static>(
         mut rows: Vec<T>,
         request: &PageRequest<K>,
-        list: &str,
+        list: &'static str,
         key: impl Fn(&T) -> K,
     ) -> Self {
         let limit = usize::try_from(request.limit).unwrap_or(usize::MAX);
@@ -416,15 +447,15 @@ impl<T> Page<T> {
         let edges: Vec<Edge<T>> = rows
             .into_iter()
             .map(|row| Edge {
-                cursor: encode_cursor(list, &key(&row)),
+                cursor: Cursor::new(list, key(&row)),
                 node: row,
             })
             .collect();
         let info = PageInfo {
             has_next_page,
             has_previous_page,
-            start_cursor: edges.first().map(|e| e.cursor.clone()),
-            end_cursor: edges.last().map(|e| e.cursor.clone()),
+            start_cursor: edges.first().map(|e| e.cursor.encode()),
+            end_cursor: edges.last().map(|e| e.cursor.encode()),
         };
         Page { edges, info }
     }
@@ -610,7 +641,7 @@ mod tests {
         );
         assert_eq!(keys(&page), [8, 9]);
         assert!(!page.info.has_next_page && page.info.has_previous_page);
-        assert_eq!(page.edges[0].cursor, encode_cursor("l", &(8i64,)));
+        assert_eq!(page.edges[0].cursor.encode(), encode_cursor("l", &(8i64,)));
         let first = Page::build(vec![2, 1], &request(Direction::Backward, 5, true), "l", key);
         assert_eq!(keys(&first), [1, 2]);
         assert!(first.info.has_next_page && !first.info.has_previous_page);
