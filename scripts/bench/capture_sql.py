@@ -73,8 +73,9 @@ def main() -> None:
     log_path, n, out_script = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     c = n % 2 + 1
     statements = captured_statements(log_path)
-    verbs = [sql.split(None, 1)[0].upper() for _, sql, _ in statements if sql]
-    if "BEGIN" not in verbs or "COMMIT" not in verbs:
+    verbs = [sql.split(None, 1)[0].rstrip(";").upper() for _, sql, _ in statements if sql]
+    # A read-only transaction ends with a ROLLBACK (it has nothing to commit).
+    if "BEGIN" not in verbs or not ({"COMMIT", "ROLLBACK"} & set(verbs)):
         sys.exit("capture: no whole transaction among the captured statements:\n"
                  + "\n".join(sql for _, sql, _ in statements))
     # The ids of the captured request, and the pgbench expressions that yield them for :n.

@@ -1,30 +1,44 @@
 //! Every Redis call of the server (but the pub/sub listener's own connection) goes through
-//! [`Redis`]: bounded by one short timeout (`REDIS_TIMEOUT_MS`, taking a pooled connection
-//! included), and guarded by a circuit breaker ([`crate::breaker`]): after
-//! `REDIS_BREAKER_FAILURES` failed calls in a row, calls fail at once for
+//! [`Redis`]: one multiplexed connection that every call shares (commands of concurrent calls
+//! are pipelined on it, with no check before use), reopened by the next call after it broke or
+//! a call on it timed out. Each call is bounded by one short timeout (`REDIS_TIMEOUT_MS`,
+//! opening the connection included), and guarded by a circuit breaker ([`crate::breaker`]):
+//! after `REDIS_BREAKER_FAILURES` failed calls in a row, calls fail at once for
 //! `REDIS_BREAKER_COOLDOWN_MS`, then one call probes Redis; its success closes the breaker.
 //! So a Redis that is down, or frozen, costs a request at most one timeout per call, and
 //! nothing at all once the breaker is open. Callers decide what to do without Redis (and count
 //! that as a fallback); failed calls are counted here (`redis_errors_total` by component), and
 //! the breaker's state is the gauge `redis_breaker_open` (read when scraped).
+//!
+//! The connection is held by hand rather than by redis' `ConnectionManager`, which retries a
+//! broken connection with its own backoff inside the calls that wait for it and keeps a failed
+//! connection attempt's error for every later call unless it was an I/O error: here the
+//! timeout and the breaker alone decide when Redis is asked again, and a call never finds
+//! anything but a live connection or a fresh attempt. A multiplexed connection serves
+//! commands and atomic pipelines (`MULTI`/`EXEC`, sent as one block) only: nothing here uses
+//! `WATCH`, blocking commands or `SELECT`, which would need a connection of their own.
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use anyhow::Context as _;
-use redis::FromRedisValue;
+use redis::{AsyncConnectionConfig, FromRedisValue, aio::MultiplexedConnection};
 
 use crate::{
     breaker::{Breaker, Phase, Transition},
     config::Config,
 };
 
-/// Bound on each step of taking a pooled connection (waiting, connecting, checking).
-const POOL_TIMEOUT: Duration = Duration::from_secs(2);
-
 /// Timeout and breaker settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RedisSettings {
-    /// Longest one call may take, taking a pooled connection included.
+    /// Longest one call may take, opening the connection included.
     pub timeout: Duration,
     /// Failed calls in a row that open the breaker (0: never).
     pub breaker_failures: u32,
@@ -56,11 +70,11 @@ impl RedisSettings {
 /// Why a Redis call gave no answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
-    /// No answer within the timeout (taking a connection included).
+    /// No answer within the timeout (opening the connection included).
     Timeout(Duration),
     /// The circuit breaker is open: Redis was not asked.
     CircuitOpen,
-    /// No connection could be had.
+    /// No connection could be opened.
     Pool(String),
     /// Redis, or the connection to it, failed the command.
     Redis(String),
@@ -92,14 +106,14 @@ enum Call<'a> {
     Ping,
 }
 
-/// The pool, its timeout and its breaker. Cheap to clone: clones share the breaker.
+/// The shared connection, its timeout and its breaker. Cheap to clone: clones share all three.
 #[derive(Clone)]
 pub struct Redis {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    pool: deadpool_redis::Pool,
+    link: Link,
     timeout: Duration,
     breaker: Breaker,
 }
@@ -113,29 +127,78 @@ impl fmt::Debug for Redis {
     }
 }
 
-impl Redis {
-    /// A pool of up to `max_size` connections (at least 4) to `url`; connects lazily.
-    pub fn connect(url: &str, max_size: usize, settings: RedisSettings) -> anyhow::Result<Self> {
-        let mut config = deadpool_redis::Config::from_url(url);
-        let mut pool = deadpool_redis::PoolConfig::new(max_size.max(4));
-        // The pool is bounded on its own too, for what uses it directly (publishing): calls
-        // through `Redis` are cut short by their timeout before these.
-        let bound = POOL_TIMEOUT.max(settings.timeout);
-        pool.timeouts.wait = Some(bound);
-        pool.timeouts.create = Some(bound);
-        pool.timeouts.recycle = Some(bound);
-        config.pool = Some(pool);
-        let pool = config
-            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-            .context("create the Redis pool")?;
-        Ok(Self::new(pool, settings))
+/// The one connection every call shares, opened on first use and again after it was given up.
+struct Link {
+    client: redis::Client,
+    config: AsyncConnectionConfig,
+    /// The open connection and its number; `None` until opened, and once given up.
+    current: Mutex<Option<(u64, MultiplexedConnection)>>,
+    /// Held while a connection is being opened, so that one attempt serves every waiting call.
+    opening: tokio::sync::Mutex<()>,
+    opened: AtomicU64,
+}
+
+impl Link {
+    fn current(&self) -> Option<(u64, MultiplexedConnection)> {
+        self.current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
-    /// Calls over `pool`, bounded and guarded as `settings` say.
-    pub fn new(pool: deadpool_redis::Pool, settings: RedisSettings) -> Self {
-        Self {
+    /// The open connection, or a new one (one attempt at a time).
+    async fn get(&self) -> Result<(u64, MultiplexedConnection), Reason> {
+        if let Some(open) = self.current() {
+            return Ok(open);
+        }
+        let _opening = self.opening.lock().await;
+        if let Some(open) = self.current() {
+            return Ok(open);
+        }
+        let connection = self
+            .client
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await
+            .map_err(|e| Reason::Pool(e.to_string()))?;
+        let number = self.opened.fetch_add(1, Ordering::Relaxed) + 1;
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((number, connection.clone()));
+        Ok((number, connection))
+    }
+
+    /// Gives connection `number` up (if it is still the current one): the next call opens
+    /// another.
+    fn give_up(&self, number: u64) {
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        if current.as_ref().is_some_and(|(n, _)| *n == number) {
+            *current = None;
+        }
+    }
+}
+
+impl Redis {
+    /// Calls to `url` over one shared connection, opened on the first call, with at most
+    /// `max_in_flight` commands (at least 4) waiting for their answer at once.
+    pub fn connect(
+        url: &str,
+        max_in_flight: usize,
+        settings: RedisSettings,
+    ) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url).context("parse REDIS_URL")?;
+        // The timeout bounds whole calls; the connection's own bounds only back it up.
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(settings.timeout))
+            .set_response_timeout(None)
+            .set_concurrency_limit(max_in_flight.max(4));
+        Ok(Self {
             inner: Arc::new(Inner {
-                pool,
+                link: Link {
+                    client,
+                    config,
+                    current: Mutex::new(None),
+                    opening: tokio::sync::Mutex::new(()),
+                    opened: AtomicU64::new(0),
+                },
                 timeout: settings.timeout,
                 // A probe that has not answered within the timeout has failed.
                 breaker: Breaker::new(
@@ -144,12 +207,7 @@ impl Redis {
                     settings.timeout,
                 ),
             }),
-        }
-    }
-
-    /// The pool itself, for what holds a connection of its own (pub/sub).
-    pub fn pool(&self) -> &deadpool_redis::Pool {
-        &self.inner.pool
+        })
     }
 
     /// The bound on one call.
@@ -211,24 +269,35 @@ impl Redis {
                 reason: Reason::CircuitOpen,
             });
         }
+        let link = &self.inner.link;
+        // The connection the call used, once it had one.
+        let mut used = None;
         let attempt = async {
-            let mut conn = self
-                .inner
-                .pool
-                .get()
-                .await
-                .map_err(|e| Reason::Pool(e.to_string()))?;
+            let (number, mut conn) = link.get().await?;
+            used = Some(number);
             let result = match call {
                 Call::Cmd(cmd) => cmd.query_async(&mut conn).await,
                 Call::Pipe(pipe) => pipe.query_async(&mut conn).await,
                 Call::Script(invocation) => invocation.invoke_async(&mut conn).await,
                 Call::Ping => redis::cmd("PING").query_async(&mut conn).await,
             };
-            result.map_err(|e| Reason::Redis(e.to_string()))
+            result.map_err(|e| {
+                if e.is_unrecoverable_error() || e.is_connection_dropped() || e.is_io_error() {
+                    link.give_up(number);
+                }
+                Reason::Redis(e.to_string())
+            })
         };
         let result = match tokio::time::timeout(self.inner.timeout, attempt).await {
             Ok(result) => result,
-            Err(_) => Err(Reason::Timeout(self.inner.timeout)),
+            Err(_) => {
+                // A connection that does not answer may be dead without knowing it (no reset
+                // ever comes): the next call opens another.
+                if let Some(number) = used {
+                    link.give_up(number);
+                }
+                Err(Reason::Timeout(self.inner.timeout))
+            }
         };
         match result {
             Ok(value) => {

@@ -4,7 +4,8 @@
 //! a page with Relay's arguments ([`PageArgs`]: `first`/`after` forwards, `last`/`before`
 //! backwards), which [`PageArgs::validate`] checks once, decoding the cursors into sort keys.
 //! [`keyset`] turns the request into SQL (a row-value comparison past the cursors, the order,
-//! reversed for backward pages, and a limit of one more row than asked for), and
+//! reversed for backward pages, and a limit of one more row than asked for; [`fetch`] writes
+//! that limit into the SQL text, so PostgreSQL keeps one generic plan per list), and
 //! [`Page::build`] turns the rows into a page: in list order, each with its cursor, and
 //! Relay's `hasNextPage` / `hasPreviousPage`.
 //!
@@ -15,7 +16,8 @@
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect,
+    ConnectionTrait, DbBackend, DbErr, EntityTrait, Order, QueryFilter, QueryOrder, QueryResult,
+    QuerySelect, QueryTrait, Statement,
     sea_query::{Expr, ExprTrait, SimpleExpr},
 };
 use serde::{Serialize, de::DeserializeOwned};
@@ -193,12 +195,12 @@ impl KeyPart for DateTime<Utc> {
 }
 
 /// A sort key: the values of a list's sort columns, in order.
-pub trait SortKey: Serialize + DeserializeOwned {
+pub trait SortKey: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The values, one per sort column.
     fn values(&self) -> Vec<sea_orm::Value>;
 }
 
-impl<A: KeyPart + Serialize + DeserializeOwned> SortKey for (A,) {
+impl<A: KeyPart + Serialize + DeserializeOwned + Send + Sync + 'static> SortKey for (A,) {
     fn values(&self) -> Vec<sea_orm::Value> {
         vec![self.0.value()]
     }
@@ -206,8 +208,8 @@ impl<A: KeyPart + Serialize + DeserializeOwned> SortKey for (A,) {
 
 impl<A, B> SortKey for (A, B)
 where
-    A: KeyPart + Serialize + DeserializeOwned,
-    B: KeyPart + Serialize + DeserializeOwned,
+    A: KeyPart + Serialize + DeserializeOwned + Send + Sync + 'static,
+    B: KeyPart + Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     fn values(&self) -> Vec<sea_orm::Value> {
         vec![self.0.value(), self.1.value()]
@@ -260,7 +262,19 @@ impl Sort {
 /// Restricts `select` to the page `request` asks for: past `after`, before `before`, sorted
 /// by `sort` (reversed for backward pages) and limited to one row more than the page, which
 /// tells whether the page is the last in its direction. Give the rows to [`Page::build`].
+///
+/// The limit is a bind parameter here; [`fetch`] and [`fetch_rows`] write it into the SQL text
+/// instead (see [`keyset_statement`]).
 pub fn keyset<E: EntityTrait, K: SortKey>(
+    select: sea_orm::Select<E>,
+    sort: &Sort,
+    request: &PageRequest<K>,
+) -> sea_orm::Select<E> {
+    unlimited(select, sort, request).limit(request.limit + 1)
+}
+
+/// [`keyset`] without its limit.
+fn unlimited<E: EntityTrait, K: SortKey>(
     mut select: sea_orm::Select<E>,
     sort: &Sort,
     request: &PageRequest<K>,
@@ -278,15 +292,33 @@ pub fn keyset<E: EntityTrait, K: SortKey>(
     for column in &sort.columns {
         select = select.order_by(column.clone(), order.clone());
     }
-    select.limit(request.limit + 1)
+    select
 }
 
-/// Runs [`keyset`] and builds the page of its rows, `key` giving each row's sort key.
+/// [`keyset`] as one statement for `backend`, its limit written into the SQL text as a literal
+/// (a validated page size plus one, so a plain number): with the limit a bind parameter,
+/// PostgreSQL estimates the rows it returns at a tenth of the table, so a generic plan looks
+/// expensive next to a custom one and every execution is planned anew; with a literal limit the
+/// statement of each list is planned once per connection and its plan kept. `select` must end
+/// with its `ORDER BY` (no locking clause), as [`keyset`] leaves it.
+pub fn keyset_statement<E: EntityTrait, K: SortKey>(
+    backend: DbBackend,
+    select: sea_orm::Select<E>,
+    sort: &Sort,
+    request: &PageRequest<K>,
+) -> Statement {
+    let mut statement = unlimited(select, sort, request).build(backend);
+    statement.sql.push_str(" LIMIT ");
+    statement.sql.push_str(&(request.limit + 1).to_string());
+    statement
+}
+
+/// Runs [`keyset_statement`] and builds the page of its rows, `key` giving each row's sort key.
 pub async fn fetch<E, K>(
     conn: &impl ConnectionTrait,
     select: sea_orm::Select<E>,
     sort: &Sort,
-    list: &str,
+    list: &'static str,
     request: &PageRequest<K>,
     key: impl Fn(&E::Model) -> K,
 ) -> AppResult<Page<E::Model>>
@@ -295,15 +327,72 @@ where
     E::Model: Send + Sync,
     K: SortKey,
 {
-    let rows = keyset(select, sort, request).all(conn).await?;
+    let statement = keyset_statement(conn.get_database_backend(), select, sort, request);
+    let rows = E::find().from_raw_sql(statement).all(conn).await?;
     Ok(Page::build(rows, request, list, key))
 }
+
+/// [`fetch`] for a `select` of some of the entity's columns only: `decode` turns each row into
+/// an item.
+pub async fn fetch_rows<E, K, T>(
+    conn: &impl ConnectionTrait,
+    select: sea_orm::Select<E>,
+    sort: &Sort,
+    list: &'static str,
+    request: &PageRequest<K>,
+    decode: impl Fn(&QueryResult) -> Result<T, DbErr>,
+    key: impl Fn(&T) -> K,
+) -> AppResult<Page<T>>
+where
+    E: EntityTrait,
+    K: SortKey,
+{
+    let statement = keyset_statement(conn.get_database_backend(), select, sort, request);
+    let rows = conn
+        .query_all_raw(statement)
+        .await?
+        .iter()
+        .map(decode)
+        .collect::<Result<Vec<T>, DbErr>>()?;
+    Ok(Page::build(rows, request, list, key))
+}
+
+/// The cursor of an item, encoded ([`encode_cursor`]) only when it is read: a page's edges
+/// all have one, but answers seldom show more than the page's last.
+#[derive(Clone)]
+pub struct Cursor(std::sync::Arc<dyn Fn() -> String + Send + Sync>);
+
+impl Cursor {
+    /// The cursor of the item with sort key `key` in `list`.
+    pub fn new<K: Serialize + Send + Sync + 'static>(list: &'static str, key: K) -> Self {
+        Self(std::sync::Arc::new(move || encode_cursor(list, &key)))
+    }
+
+    /// The cursor as clients get it.
+    pub fn encode(&self) -> String {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Cursor").field(&self.encode()).finish()
+    }
+}
+
+impl PartialEq for Cursor {
+    fn eq(&self, other: &Self) -> bool {
+        self.encode() == other.encode()
+    }
+}
+
+impl Eq for Cursor {}
 
 /// An item of a page and its cursor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Edge<T> {
     /// Pass it as `after` or `before` to page on from this item.
-    pub cursor: String,
+    pub cursor: Cursor,
     /// The item.
     pub node: T,
 }
@@ -339,10 +428,10 @@ impl<T> Page<T> {
     /// The other side is not counted, as Relay allows: a forward page has a previous page
     /// when it starts after a cursor, a backward page a next page when it ends before one.
     /// That is exact unless the items on that side were deleted since the cursor was made.
-    pub fn build<K: Serialize>(
+    pub fn build<K: Serialize + Send + Sync + 'static>(
         mut rows: Vec<T>,
         request: &PageRequest<K>,
-        list: &str,
+        list: &'static str,
         key: impl Fn(&T) -> K,
     ) -> Self {
         let limit = usize::try_from(request.limit).unwrap_or(usize::MAX);
@@ -358,15 +447,15 @@ impl<T> Page<T> {
         let edges: Vec<Edge<T>> = rows
             .into_iter()
             .map(|row| Edge {
-                cursor: encode_cursor(list, &key(&row)),
+                cursor: Cursor::new(list, key(&row)),
                 node: row,
             })
             .collect();
         let info = PageInfo {
             has_next_page,
             has_previous_page,
-            start_cursor: edges.first().map(|e| e.cursor.clone()),
-            end_cursor: edges.last().map(|e| e.cursor.clone()),
+            start_cursor: edges.first().map(|e| e.cursor.encode()),
+            end_cursor: edges.last().map(|e| e.cursor.encode()),
         };
         Page { edges, info }
     }
@@ -552,7 +641,7 @@ mod tests {
         );
         assert_eq!(keys(&page), [8, 9]);
         assert!(!page.info.has_next_page && page.info.has_previous_page);
-        assert_eq!(page.edges[0].cursor, encode_cursor("l", &(8i64,)));
+        assert_eq!(page.edges[0].cursor.encode(), encode_cursor("l", &(8i64,)));
         let first = Page::build(vec![2, 1], &request(Direction::Backward, 5, true), "l", key);
         assert_eq!(keys(&first), [1, 2]);
         assert!(first.info.has_next_page && !first.info.has_previous_page);
@@ -611,6 +700,36 @@ mod tests {
             .to_string();
         assert!(sql.contains(r#"("seq") < (7)"#), "{sql}");
         assert!(sql.contains(r#"ORDER BY "seq" DESC LIMIT 2"#), "{sql}");
+    }
+
+    #[test]
+    fn fetched_pages_carry_their_limit_as_a_literal() {
+        use entity::presets;
+        let sort = Sort::asc([
+            Expr::col((Alias::new("presets"), Alias::new("name"))),
+            Expr::col((Alias::new("presets"), Alias::new("id"))),
+        ]);
+        let forward: PageRequest<(String, Uuid)> = PageRequest {
+            after: Some(("a".to_owned(), Uuid::nil())),
+            ..PageRequest::first(20)
+        };
+        let statement = keyset_statement(
+            DbBackend::Postgres,
+            presets::Entity::find(),
+            &sort,
+            &forward,
+        );
+        assert!(
+            statement
+                .sql
+                .ends_with(r#"ORDER BY "presets"."name" ASC, "presets"."id" ASC LIMIT 21"#),
+            "{}",
+            statement.sql
+        );
+        // The cursor's values stay bind parameters; only the limit is written in.
+        let values = statement.values.map(|v| v.0.len()).unwrap_or_default();
+        assert_eq!(values, 2, "{}", statement.sql);
+        assert!(!statement.sql.contains("LIMIT $"), "{}", statement.sql);
     }
 
     #[test]

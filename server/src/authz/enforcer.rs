@@ -7,9 +7,16 @@
 //! roles gets a small enforcer of its own (the built-in lines plus its roles) instead of one
 //! enforcer growing with the number of companies. Built-in roles are checked against the
 //! built-in enforcer only: custom role names never equal built-in ones.
+//!
+//! Casbin evaluates its matcher (a script) for every policy line, which made its check one of
+//! the costliest steps of a request. The built-in roles' decisions do not depend on the
+//! company (`policy.csv` may only use the domain `*`), and the roles, objects and actions are
+//! few: the built-in enforcer's answer to each of them is taken once, when the files are
+//! loaded, and checks of built-in roles read that table. Casbin stays the judge: the table is
+//! its answers, replaced whenever the files are.
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeSet, HashMap, HashSet},
     path::{Path, PathBuf},
     sync::{
         Arc,
@@ -52,6 +59,8 @@ struct State {
     /// The built-in roles, valid in every company.
     built_in_enforcer: Enforcer,
     built_in: BTreeSet<String>,
+    /// What the built-in enforcer allows each built-in role (in any company).
+    built_in_allowed: HashMap<String, HashSet<Permission>>,
     /// Companies whose custom roles are loaded.
     companies: HashMap<Uuid, CompanyRoles>,
     /// Bumped by every invalidation and reload, so a load that began before one is not cached.
@@ -70,6 +79,15 @@ struct CompanyRoles {
 
 impl State {
     /// The enforcer that decides for `role` in `company`, if any.
+    /// The decision for `role` in `company`.
+    fn decide(&self, role: &str, company: Uuid, permission: Permission) -> bool {
+        if let Some(allowed) = self.built_in_allowed.get(role) {
+            return allowed.contains(&permission);
+        }
+        self.enforcer_for(role, company)
+            .is_some_and(|enforcer| enforce(enforcer, role, company, permission))
+    }
+
     fn enforcer_for(&self, role: &str, company: Uuid) -> Option<&Enforcer> {
         if self.built_in.contains(role) {
             Some(&self.built_in_enforcer)
@@ -99,6 +117,7 @@ impl Authz {
                 state: RwLock::new(State {
                     model_text: loaded.model_text,
                     policy_text: loaded.policy_text,
+                    built_in_allowed: allowed_by(&loaded.enforcer, &loaded.built_in),
                     built_in_enforcer: loaded.enforcer,
                     built_in: loaded.built_in,
                     companies: HashMap::new(),
@@ -141,6 +160,7 @@ impl Authz {
         let mut state = self.inner.state.write().await;
         state.model_text = loaded.model_text;
         state.policy_text = loaded.policy_text;
+        state.built_in_allowed = allowed_by(&loaded.enforcer, &loaded.built_in);
         state.built_in_enforcer = loaded.enforcer;
         state.built_in = loaded.built_in;
         state.companies.clear();
@@ -186,10 +206,11 @@ impl Authz {
     /// The Casbin decision for `role` in `company`, with whatever custom roles are loaded.
     /// Errors of the enforcer deny (fail closed).
     pub async fn enforce(&self, role: &str, company: Uuid, permission: Permission) -> bool {
-        let state = self.inner.state.read().await;
-        state
-            .enforcer_for(role, company)
-            .is_some_and(|enforcer| enforce(enforcer, role, company, permission))
+        self.inner
+            .state
+            .read()
+            .await
+            .decide(role, company, permission)
     }
 
     /// Every permission `role` has in `company`, `manage` standing for the whole object.
@@ -311,6 +332,26 @@ impl Authz {
     }
 }
 
+/// Every permission `enforcer` grants each of the built-in `roles`. The company asked about
+/// does not matter: built-in lines hold in every company (`policy.csv` may only use `*`).
+fn allowed_by(
+    enforcer: &Enforcer,
+    roles: &BTreeSet<String>,
+) -> HashMap<String, HashSet<Permission>> {
+    let any_company = Uuid::nil();
+    roles
+        .iter()
+        .map(|role| {
+            let allowed = Object::ALL
+                .into_iter()
+                .flat_map(|object| Action::ALL.map(|action| Permission { object, action }))
+                .filter(|permission| enforce(enforcer, role, any_company, *permission))
+                .collect();
+            (role.clone(), allowed)
+        })
+        .collect()
+}
+
 fn enforce(enforcer: &Enforcer, role: &str, company: Uuid, permission: Permission) -> bool {
     let company = company.to_string();
     let request = (
@@ -378,6 +419,30 @@ mod tests {
                     .await
             );
         }
+    }
+
+    #[tokio::test]
+    async fn built_in_decisions_are_casbins_in_every_company() {
+        let authz = authz().await;
+        let state = authz.inner.state.read().await;
+        assert!(!state.built_in_allowed.is_empty());
+        for role in &state.built_in {
+            for company in [Uuid::nil(), Uuid::new_v4()] {
+                for object in Object::ALL {
+                    for action in Action::ALL {
+                        let permission = perm(object, action);
+                        assert_eq!(
+                            state.decide(role, company, permission),
+                            enforce(&state.built_in_enforcer, role, company, permission),
+                            "{role} {permission}"
+                        );
+                    }
+                }
+            }
+        }
+        // Not nothing, not everything.
+        assert!(state.decide("admin", Uuid::new_v4(), perm(Object::User, Action::Manage)));
+        assert!(!state.decide("member", Uuid::new_v4(), perm(Object::User, Action::Manage)));
     }
 
     #[tokio::test]

@@ -276,7 +276,9 @@ impl Extension for Guard {
             || registry.mutation_type.as_deref() == Some(info.parent_type);
         // `__schema` / `__type` are introspection, which the schema itself governs.
         if root && !info.name.starts_with("__") {
-            self.check(ctx, info.parent_type, info.field).await?;
+            // Boxed: this hook runs for every field of the answer, and the check's state would
+            // otherwise make each of their futures as large as its own.
+            Box::pin(self.check(ctx, info.parent_type, info.field)).await?;
         }
         next.run(ctx, info).await
     }

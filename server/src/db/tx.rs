@@ -1,11 +1,11 @@
 //! `RequestTx`: the only way resolvers reach the database.
 
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, QueryResult, RuntimeErr,
-    Statement, TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, QueryResult, RuntimeErr, Statement};
 
-use super::{SharePermit, TxConn, cancel::Mark};
+use super::{
+    SharePermit, TxConn,
+    cancel::{Ending, Mark, open},
+};
 use crate::{
     caller::Viewer,
     error::{AppError, AppResult},
@@ -25,26 +25,6 @@ pub enum SystemRole {
     Anonymous,
     /// `app_worker`: background work that belongs to no request.
     Worker,
-}
-
-/// Begins a transaction and runs its first round trip, `sql`, in a task of its own: a request
-/// abandoned while its transaction opens must not leave a `BEGIN` half-done on a pooled
-/// connection (sea-orm queues no rollback for a transaction whose `BEGIN` did not finish, and
-/// the next request would find the connection inside a transaction).
-async fn open(db: &DatabaseConnection, sql: String) -> Result<DatabaseTransaction, DbErr> {
-    use tracing::Instrument as _;
-    let db = db.clone();
-    // In the request's span, so that traces keep the opening under its request.
-    tokio::spawn(
-        async move {
-            let tx = crate::metrics::db_acquire(db.begin()).await?;
-            tx.execute_unprepared(&sql).await?;
-            Ok(tx)
-        }
-        .in_current_span(),
-    )
-    .await
-    .map_err(|e| DbErr::Custom(format!("opening a transaction failed: {e}")))?
 }
 
 /// The SQLSTATE `app.begin_request` raises when the caller is not live.
@@ -96,9 +76,10 @@ pub async fn query_all_as(
 
 /// A transaction opened for one caller: `SET LOCAL ROLE app_user` (or `app_anon`) and the
 /// `app.user_id` / `app.company_id` / `app.role` variables are set in the same round trip as
-/// the check that the caller is a live user of that company with a live session. All of it is transaction-local,
-/// so nothing outlives `commit` or the rollback on drop. Dropped while a statement runs (its
-/// request went away), the statement is cancelled first (see [`TxConn`]).
+/// `BEGIN` and the check that the caller is a live user of that company with a live session.
+/// All of it is transaction-local, so nothing outlives the transaction's end or the rollback
+/// on drop. A read-only transaction ends without a round trip of its own (see [`TxConn`]).
+/// Dropped while a statement runs (its request went away), the statement is cancelled first.
 #[derive(Debug)]
 pub struct RequestTx {
     tx: TxConn,
@@ -109,10 +90,10 @@ impl RequestTx {
     /// exists, is inactive, or has another company or role than the token says, or when its
     /// session is revoked or past its absolute lifetime.
     ///
-    /// The role switch and `app.begin_request` go in one simple-protocol round trip: the login
-    /// role may execute no function itself, so the role must change before the call. The values
-    /// are written into the SQL text: ids are UUIDs, and a role name is checked to be plain
-    /// first.
+    /// `BEGIN`, the backend's mark, the role switch and `app.begin_request` go in one
+    /// simple-protocol round trip: the login role may execute no function itself, so the role
+    /// must change before the call. The values are written into the SQL text: ids are UUIDs,
+    /// and a role name is checked to be plain first.
     pub async fn begin(
         db: &DatabaseConnection,
         viewer: &Viewer,
@@ -121,10 +102,13 @@ impl RequestTx {
         let mark = Mark::new();
         let sql = match viewer {
             Viewer::Anonymous => match access {
-                Access::ReadOnly => {
-                    "SET LOCAL ROLE app_anon; SET LOCAL transaction_read_only = on".to_owned()
+                Access::ReadOnly => format!(
+                    "BEGIN READ ONLY; {}; SET LOCAL ROLE app_anon",
+                    mark.statement()
+                ),
+                Access::ReadWrite => {
+                    format!("BEGIN; {}; SET LOCAL ROLE app_anon", mark.statement())
                 }
-                Access::ReadWrite => "SET LOCAL ROLE app_anon".to_owned(),
             },
             Viewer::User(p) => {
                 if !is_plain_role_name(&p.role) {
@@ -133,7 +117,8 @@ impl RequestTx {
                     ));
                 }
                 format!(
-                    "SET LOCAL ROLE {}; {}",
+                    "BEGIN; {}; SET LOCAL ROLE {}; {}",
+                    mark.statement(),
                     super::functions::BEGIN_REQUEST.caller.role(),
                     super::functions::begin_request_sql(
                         p.user_id,
@@ -145,11 +130,12 @@ impl RequestTx {
                 )
             }
         };
-        let sql = format!("{}; {sql}", mark.statement());
-        match open(db, sql).await {
-            Ok(tx) => Ok(Self {
-                tx: TxConn::new(tx, mark, db.clone()),
-            }),
+        let ending = match access {
+            Access::ReadOnly => Ending::Discard,
+            Access::ReadWrite => Ending::Commit,
+        };
+        match open(db, sql, mark, ending).await {
+            Ok(tx) => Ok(Self { tx }),
             Err(error) if sqlstate(&error).as_deref() == Some(NOT_LIVE) => {
                 Err(AppError::Unauthenticated(
                     "the session has ended, or its user is no longer an active member of that \
@@ -169,10 +155,9 @@ impl RequestTx {
             SystemRole::Anonymous => "app_anon",
             SystemRole::Worker => "app_worker",
         };
-        let tx = open(db, format!("{}; SET LOCAL ROLE {role}", mark.statement())).await?;
-        Ok(Self {
-            tx: TxConn::new(tx, mark, db.clone()),
-        })
+        let sql = format!("BEGIN; {}; SET LOCAL ROLE {role}", mark.statement());
+        let tx = open(db, sql, mark, Ending::Commit).await?;
+        Ok(Self { tx })
     }
 
     /// Counts the transaction's connection against a company's share of the pool.
@@ -185,7 +170,8 @@ impl RequestTx {
         &self.tx
     }
 
-    /// Commits the transaction.
+    /// Ends the transaction: commits a read-write one; a read-only one, which has nothing to
+    /// commit, is given back without waiting.
     pub async fn commit(self) -> AppResult<()> {
         self.tx.commit().await.map_err(Into::into)
     }
@@ -196,5 +182,19 @@ impl std::ops::Deref for RequestTx {
 
     fn deref(&self) -> &Self::Target {
         &self.tx
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_role_names_are_written_into_sql() {
+        assert!(is_plain_role_name("admin"));
+        assert!(is_plain_role_name("sales-lead_2"));
+        assert!(!is_plain_role_name(""));
+        assert!(!is_plain_role_name("x'; DROP TABLE users; --"));
+        assert!(!is_plain_role_name(&"r".repeat(65)));
     }
 }

@@ -72,7 +72,7 @@ macro_rules! connection {
         $(#[$edge_meta])*
         $edge_vis struct $edge {
             $(#[$cursor_meta])*
-            pub cursor: String,
+            pub cursor: $crate::paging::Cursor,
             $(#[$node_meta])*
             pub node: $node,
         }
@@ -101,6 +101,29 @@ macro_rules! connection {
     };
 }
 pub(crate) use connection;
+
+/// A cursor is a `String` in the schema, encoded when an answer shows it.
+impl async_graphql::OutputType for paging::Cursor {
+    fn type_name() -> std::borrow::Cow<'static, str> {
+        <String as async_graphql::OutputType>::type_name()
+    }
+
+    fn qualified_type_name() -> String {
+        <String as async_graphql::OutputType>::qualified_type_name()
+    }
+
+    fn create_type_info(registry: &mut async_graphql::registry::Registry) -> String {
+        <String as async_graphql::OutputType>::create_type_info(registry)
+    }
+
+    async fn resolve(
+        &self,
+        _ctx: &async_graphql::ContextSelectionSet<'_>,
+        _field: &async_graphql::Positioned<async_graphql::parser::types::Field>,
+    ) -> async_graphql::ServerResult<Value> {
+        Ok(Value::String(self.encode()))
+    }
+}
 
 /// Which page argument carries the schema's default size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,5 +1,7 @@
-//! Limits on every operation (depth, complexity, aliases) and the final touches on every
-//! response: error codes, request ids on internal errors, and ending the read transaction.
+//! Limits on every operation (depth, complexity, aliases), strings PostgreSQL cannot store
+//! refused before anything runs ([`super::storable`]), and the final touches on every
+//! response: error codes, request ids on internal errors, and ending each operation's database
+//! scope ([`super::scope_end`]).
 
 use std::{any::TypeId, collections::HashMap, sync::Arc};
 
@@ -119,7 +121,10 @@ impl Extension for Guardrails {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
+        // Strings PostgreSQL cannot store are refused before anything runs.
+        super::storable::check_variables(variables)?;
         let document = next.run(ctx, query, variables).await?;
+        super::storable::check_document(&document)?;
         let aliases = count_aliases(&document);
         if aliases > self.0.max_aliases {
             return Err(limit_error(format!(
@@ -164,6 +169,8 @@ impl Extension for Guardrails {
         next: NextExecute<'_>,
     ) -> Response {
         let mut response = next.run(ctx, operation_name).await;
+        // Each operation's database scope ends once its fields ran.
+        super::scope_end::end(ctx, &mut response).await;
         if let Some(RequestId(id)) = ctx.data_opt::<RequestId>() {
             tag_internal_errors(&mut response.errors, id);
         }

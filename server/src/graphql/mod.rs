@@ -87,11 +87,9 @@ pub fn build_schema(state: AppState) -> AppSchema {
         .limit_recursive_depth(64)
         // First, so it sees every operation's final codes: metrics, access log, spans.
         .extension(observe::Observe)
+        // Limits, unstorable strings, and the end of each operation's database scope: one
+        // extension, since every field of an answer passes through each extension's hook.
         .extension(Guardrails::new(limits))
-        // Inside the guardrails: ends each operation's database scope once its fields ran.
-        .extension(scope_end::ScopeEnd)
-        // Strings PostgreSQL cannot store are refused before anything runs.
-        .extension(storable::StorableInput)
         // Every root field declares @requires or @public; this enforces them.
         .extension(crate::authz::Guard::new(state.authz.clone()))
         .data(state)

@@ -116,16 +116,28 @@ impl Preset {
 
 connection! {
     /// A page of presets, by name.
+    #[graphql(complex)]
     pub struct PresetConnection {
         edges,
         page_info: PageInfo,
-        /// How many presets match, over all pages.
-        pub total_count: u64,
+        #[graphql(skip)]
+        filter: service::PresetFilter,
     }
     /// An item of a [`PresetConnection`].
     pub struct PresetEdge {
         cursor,
         node: Preset,
+    }
+}
+
+#[ComplexObject]
+impl PresetConnection {
+    /// How many presets match, over all pages. Counted only when asked for.
+    async fn total_count(&self, ctx: &Context<'_>) -> AppResult<u64> {
+        let filter = self.filter.clone();
+        scope(ctx)?
+            .read(move |tx| Box::pin(async move { service::count(tx.conn(), &filter).await }))
+            .await
     }
 }
 

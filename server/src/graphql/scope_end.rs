@@ -1,42 +1,21 @@
 //! The end of each operation's database scope: the shared read-only transaction is ended
 //! (and the operation's turn of the request's budget given back) once every field has run.
+//! [`super::Guardrails`] does it in its `execute` hook, before it tags the response's errors, so
+//! an error ending the scope is tagged and counted like any other.
 
 use std::sync::Arc;
 
-use async_graphql::{
-    Pos, Response,
-    extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute},
-};
+use async_graphql::{Pos, Response, extensions::ExtensionContext};
 
 use crate::db::RequestScope;
 
-/// See the module documentation. Registered inside [`super::guardrails::Guardrails`], so an
-/// error ending the scope is tagged and counted like any other.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ScopeEnd;
-
-impl ExtensionFactory for ScopeEnd {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(Self)
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for ScopeEnd {
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> Response {
-        let mut response = next.run(ctx, operation_name).await;
-        if let Some(scope) = ctx.data_opt::<Arc<RequestScope>>()
-            && let Err(error) = scope.finish().await
-        {
-            response
-                .errors
-                .push(async_graphql::Error::from(error).into_server_error(Pos::default()));
-        }
+/// Ends the operation's scope, if it has one; an error doing so joins the response's errors.
+pub(super) async fn end(ctx: &ExtensionContext<'_>, response: &mut Response) {
+    if let Some(scope) = ctx.data_opt::<Arc<RequestScope>>()
+        && let Err(error) = scope.finish().await
+    {
         response
+            .errors
+            .push(async_graphql::Error::from(error).into_server_error(Pos::default()));
     }
 }

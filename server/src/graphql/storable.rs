@@ -4,53 +4,40 @@
 //! error half-way through a resolver. (Rust strings are always valid UTF-8 and JSON cannot
 //! carry lone surrogates, so NUL is the one character PostgreSQL's `text` and `jsonb` reject.)
 
-use std::sync::Arc;
+//!
+//! Checked by [`super::Guardrails`] in its `parse_query` hook, around the parse: one extension
+//! fewer for every field of every answer to pass through.
 
 use async_graphql::{
     Positioned, ServerError, ServerResult, Value, Variables,
-    extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery},
     parser::types::{ExecutableDocument, Selection, SelectionSet},
 };
 
 use crate::error::code;
 
-/// The extension refusing unstorable strings.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct StorableInput;
-
-impl ExtensionFactory for StorableInput {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(*self)
+/// Before the parse: the first variable holding a NUL, refused.
+pub(super) fn check_variables(variables: &Variables) -> ServerResult<()> {
+    for (name, value) in variables.iter() {
+        if let Some(path) = nul_in(value, name.as_str()) {
+            return Err(refusal(&path));
+        }
     }
+    Ok(())
 }
 
-#[async_trait::async_trait]
-impl Extension for StorableInput {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        for (name, value) in variables.iter() {
-            if let Some(path) = nul_in(value, name.as_str()) {
-                return Err(refusal(&path));
-            }
+/// After the parse: the first literal argument holding a NUL, refused.
+pub(super) fn check_document(document: &ExecutableDocument) -> ServerResult<()> {
+    let sets = document
+        .operations
+        .iter()
+        .map(|(_, op)| &op.node.selection_set)
+        .chain(document.fragments.values().map(|f| &f.node.selection_set));
+    for set in sets {
+        if let Some(path) = nul_in_arguments(set) {
+            return Err(refusal(&path));
         }
-        let document = next.run(ctx, query, variables).await?;
-        let sets = document
-            .operations
-            .iter()
-            .map(|(_, op)| &op.node.selection_set)
-            .chain(document.fragments.values().map(|f| &f.node.selection_set));
-        for set in sets {
-            if let Some(path) = nul_in_arguments(set) {
-                return Err(refusal(&path));
-            }
-        }
-        Ok(document)
     }
+    Ok(())
 }
 
 fn refusal(path: &str) -> ServerError {

@@ -17,8 +17,8 @@ use crate::{
     error::AppResult,
     paging::Page,
     services::users::{
-        self as user_service, Administered, Condition, Profile, ProfileVisibility, Relationship,
-        SortField, UserChanges, UserFilter,
+        self as user_service, Administered, Condition, Profile, ProfileColumns, ProfileVisibility,
+        Relationship, SortField, UserChanges, UserFilter,
     },
     state::AppState,
 };
@@ -261,12 +261,14 @@ impl UserQuery {
             is_active,
             !manages_people,
         )?;
+        let columns = selected_columns(ctx);
         let page = scope(ctx)?
             .read({
                 let filter = filter.clone();
                 move |tx| {
                     Box::pin(async move {
-                        user_service::page(tx.conn(), &filter, order_by.into(), args).await
+                        user_service::page(tx.conn(), &filter, order_by.into(), args, &columns)
+                            .await
                     })
                 }
             })
@@ -286,6 +288,56 @@ impl UserQuery {
             .await?
             .map(User::from))
     }
+}
+
+/// The `user_profiles` columns the current field's selection of a [`UserConnection`] needs:
+/// those of the [`User`] fields under `edges { node }` (the id is always read). Every column
+/// when the selection holds a field not named here, so that a field added to these types is
+/// never answered from a column that was not read.
+fn selected_columns(ctx: &Context<'_>) -> ProfileColumns {
+    let mut columns = ProfileColumns::default();
+    for field in ctx.field().selection_set() {
+        match field.name() {
+            "pageInfo" | "totalCount" | "__typename" => {}
+            "edges" => {
+                for edge in field.selection_set() {
+                    match edge.name() {
+                        "cursor" | "__typename" => {}
+                        "node" => {
+                            for user in edge.selection_set() {
+                                if !needs(&mut columns, user.name()) {
+                                    return ProfileColumns::all();
+                                }
+                            }
+                        }
+                        _ => return ProfileColumns::all(),
+                    }
+                }
+            }
+            _ => return ProfileColumns::all(),
+        }
+    }
+    columns
+}
+
+/// Adds the columns the [`User`] field `field` is answered from; `false` for a field this
+/// does not know.
+fn needs(columns: &mut ProfileColumns, field: &str) -> bool {
+    match field {
+        "id" | "mutualFriends" | "__typename" => {}
+        "email" => columns.email = true,
+        "displayName" => columns.display_name = true,
+        "role" => columns.role = true,
+        "attributes" => columns.attributes = true,
+        "isActive" => columns.is_active = true,
+        "createdAt" => columns.created_at = true,
+        "updatedAt" => columns.updated_at = true,
+        "lastActiveAt" => columns.last_active_at = true,
+        "friendshipStatus" => columns.relation = true,
+        "privacy" => columns.privacy = true,
+        _ => return false,
+    }
+    true
 }
 
 /// Changes the caller makes to their own profile; omitted fields stay as they are.
@@ -426,7 +478,47 @@ async fn administer(ctx: &Context<'_>, id: Uuid, changes: UserChanges) -> AppRes
 
 #[cfg(test)]
 mod tests {
+    use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
+
     use super::*;
+
+    #[test]
+    fn every_field_of_a_user_is_answered_from_columns_that_are_read() -> anyhow::Result<()> {
+        // A field added to `User` must be named in `needs`, or lists would answer it from a
+        // placeholder.
+        let document = async_graphql::parser::parse_schema(crate::graphql::sdl())?;
+        let fields: Vec<String> = document
+            .definitions
+            .iter()
+            .filter_map(|definition| match definition {
+                TypeSystemDefinition::Type(ty) if ty.node.name.node == "User" => {
+                    match &ty.node.kind {
+                        TypeKind::Object(object) => Some(
+                            object
+                                .fields
+                                .iter()
+                                .map(|f| f.node.name.node.to_string())
+                                .collect::<Vec<_>>(),
+                        ),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert!(fields.len() >= 10, "{fields:?}");
+        for name in &fields {
+            let mut columns = ProfileColumns::default();
+            assert!(
+                needs(&mut columns, name),
+                "User.{name} is not mapped to its columns"
+            );
+        }
+        let mut columns = ProfileColumns::default();
+        assert!(!needs(&mut columns, "somethingNew"));
+        Ok(())
+    }
 
     #[test]
     fn every_ordering_has_a_list_of_its_own() {

@@ -5,11 +5,14 @@
 //! CSRF hardening: mutations are never accepted over GET (405), and POST bodies must be
 //! `application/json`, which a browser cannot send cross-site without a CORS preflight.
 
-use std::sync::Arc;
+use std::{
+    collections::HashMap,
+    sync::{Arc, LazyLock, Mutex, PoisonError},
+};
 
 use async_graphql::{
     BatchRequest, BatchResponse, Request as GqlRequest,
-    parser::types::{DocumentOperations, OperationType},
+    parser::types::{DocumentOperations, ExecutableDocument, OperationType},
 };
 use poem::{
     Body, Request, Response, handler,
@@ -297,6 +300,8 @@ async fn execute(
             connections.clone(),
             viewer.clone(),
         );
+        let mut request = request;
+        PARSED.attach(&mut request);
         let mut request = request
             .data(scope)
             .data(Arc::clone(&audience_values))
@@ -318,6 +323,55 @@ async fn execute(
     };
     let response = schema.execute_batch(batch).await;
     render(format, response)
+}
+
+/// Documents parsed before, by their text: clients send the same few queries over and over,
+/// and parsing one costs more than the rest of its validation. A copy of the document is handed
+/// to async-graphql with the request (`set_parsed_query`), which checks it (depth, directives,
+/// validation) as if it had just parsed it. Only the parse is kept, never anything of an answer.
+/// Bounded: queries up to `MAX_QUERY_BYTES`, at most `MAX_DOCUMENTS`, forgotten all at once when
+/// full (a hand-written bound: an LRU would keep a hot set through a flood of one-off queries,
+/// but the flood costs each of its requests one parse either way).
+struct ParsedQueries {
+    documents: Mutex<HashMap<String, ExecutableDocument>>,
+}
+
+static PARSED: LazyLock<ParsedQueries> = LazyLock::new(|| ParsedQueries {
+    documents: Mutex::new(HashMap::new()),
+});
+
+impl ParsedQueries {
+    const MAX_DOCUMENTS: usize = 512;
+    const MAX_QUERY_BYTES: usize = 16 * 1024;
+
+    /// Gives `request` its parsed document, from the cache or parsed now (and kept). A query that
+    /// does not parse is left to async-graphql, which reports the error.
+    fn attach(&self, request: &mut GqlRequest) {
+        if request.query.len() > Self::MAX_QUERY_BYTES {
+            return;
+        }
+        let lock = || {
+            self.documents
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
+        let cached = lock().get(&request.query).cloned();
+        let document = match cached {
+            Some(document) => document,
+            None => {
+                let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+                    return;
+                };
+                let mut documents = lock();
+                if documents.len() >= Self::MAX_DOCUMENTS {
+                    documents.clear();
+                }
+                documents.insert(request.query.clone(), document.clone());
+                document
+            }
+        };
+        request.set_parsed_query(document);
+    }
 }
 
 fn has_mutation(batch: &BatchRequest) -> bool {
@@ -381,41 +435,25 @@ fn render(format: Format, response: BatchResponse) -> Response {
         BatchResponse::Batch(rs) => rs.iter().flat_map(|r| r.errors.iter()).collect(),
     };
     let override_status = status_of(&errors);
-    let (status, body) = match response {
+    let (status, body) = match &response {
         BatchResponse::Single(response) => {
-            let request_error = is_request_error(&response);
-            let mut body = serde_json::to_value(&response).unwrap_or(Value::Null);
-            if request_error && let Value::Object(map) = &mut body {
-                // A request that never executed has no `data` entry at all.
-                map.remove("data");
-            }
-            let status = if request_error && format == Format::GraphqlResponse {
+            let status = if is_request_error(response) && format == Format::GraphqlResponse {
                 StatusCode::BAD_REQUEST
             } else {
                 StatusCode::OK
             };
-            (status, body)
+            (status, serde_json::to_vec(&ResponseBody(response)))
         }
         BatchResponse::Batch(responses) => {
-            let items = responses
-                .into_iter()
-                .map(|response| {
-                    let request_error = is_request_error(&response);
-                    let mut body = serde_json::to_value(&response).unwrap_or(Value::Null);
-                    if request_error && let Value::Object(map) = &mut body {
-                        map.remove("data");
-                    }
-                    body
-                })
-                .collect();
-            (StatusCode::OK, Value::Array(items))
+            let bodies: Vec<ResponseBody<'_>> = responses.iter().map(ResponseBody).collect();
+            (StatusCode::OK, serde_json::to_vec(&bodies))
         }
     };
     let (status, retry_after) = match override_status {
         Some((status, retry)) => (status, retry),
         None => (status, None),
     };
-    let mut http = json_response(format, status, &body);
+    let mut http = bytes_response(format, status, body.unwrap_or_default());
     mark_status(&mut http, status, retry_after);
     for (name, value) in headers.iter() {
         if let (Ok(name), Ok(value)) = (
@@ -426,6 +464,29 @@ fn render(format: Format, response: BatchResponse) -> Response {
         }
     }
     http
+}
+
+/// The JSON body of one GraphQL response, written straight from async-graphql's values: `data`
+/// keeps the order of the query's fields (its objects are ordered maps), and a request that
+/// never executed has no `data` entry at all.
+struct ResponseBody<'a>(&'a async_graphql::Response);
+
+impl serde::Serialize for ResponseBody<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let response = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        if !is_request_error(response) {
+            map.serialize_entry("data", &response.data)?;
+        }
+        if !response.errors.is_empty() {
+            map.serialize_entry("errors", &response.errors)?;
+        }
+        if !response.extensions.is_empty() {
+            map.serialize_entry("extensions", &response.extensions)?;
+        }
+        map.end()
+    }
 }
 
 /// An error of the request itself (syntax, validation, limits): no data, no error path.
@@ -441,10 +502,14 @@ fn request_error(format: Format, status: StatusCode, code: &str, message: &str) 
 }
 
 fn json_response(format: Format, status: StatusCode, body: &Value) -> Response {
+    bytes_response(format, status, serde_json::to_vec(body).unwrap_or_default())
+}
+
+fn bytes_response(format: Format, status: StatusCode, body: Vec<u8>) -> Response {
     Response::builder()
         .status(status)
         .content_type(format.content_type())
-        .body(serde_json::to_vec(body).unwrap_or_default())
+        .body(body)
 }
 
 /// `?query=...&operationName=...&variables=<json>&extensions=<json>`, with the parameter
@@ -505,5 +570,41 @@ pub(super) fn operation_type(request: &GqlRequest) -> Option<OperationType> {
             None if ops.len() == 1 => ops.values().next().map(|op| op.node.ty),
             None => None,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_query_sent_again_gets_the_document_it_parsed_to() -> anyhow::Result<()> {
+        let cache = ParsedQueries {
+            documents: Mutex::new(HashMap::new()),
+        };
+        let query = "query Q($n: Int) { users(first: $n) { edges { node { id } } } }";
+        let fresh = format!("{:?}", async_graphql::parser::parse_query(query)?);
+        for _ in 0..2 {
+            let mut request = GqlRequest::new(query);
+            cache.attach(&mut request);
+            let parsed = request
+                .parsed_query()
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            assert_eq!(format!("{parsed:?}"), fresh);
+        }
+        assert_eq!(cache.documents.lock().map(|d| d.len()).unwrap_or(0), 1);
+        // What does not parse is not kept: async-graphql reports it.
+        let mut broken = GqlRequest::new("{ users(");
+        cache.attach(&mut broken);
+        assert_eq!(cache.documents.lock().map(|d| d.len()).unwrap_or(0), 1);
+        assert!(broken.parsed_query().is_err());
+        // Bounded.
+        for i in 0..ParsedQueries::MAX_DOCUMENTS + 1 {
+            cache.attach(&mut GqlRequest::new(format!("{{ a{i}: me {{ id }} }}")));
+        }
+        assert!(
+            cache.documents.lock().map(|d| d.len()).unwrap_or(0) <= ParsedQueries::MAX_DOCUMENTS
+        );
+        Ok(())
     }
 }

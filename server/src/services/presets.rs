@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use entity::presets;
 use sea_orm::{
     ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait,
-    PaginatorTrait, QueryFilter, sea_query::Expr,
+    PaginatorTrait, QueryFilter, QuerySelect, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -80,36 +80,62 @@ async fn get(conn: &impl ConnectionTrait, caller: &Principal, id: Uuid) -> AppRe
         .ok_or_else(|| AppError::NotFound("no such preset".into()))
 }
 
-fn visible(company: Uuid, search: Option<&str>) -> sea_orm::Select<presets::Entity> {
-    let mut query = presets::Entity::find().filter(presets::Column::CompanyId.eq(company));
-    if let Some(search) = search.map(str::trim).filter(|s| !s.is_empty()) {
-        query = query.filter(Expr::cust_with_values(
-            "(name ILIKE $1 OR description ILIKE $1)",
-            [like_pattern(search)],
-        ));
-    }
-    query
+/// Which presets a list shows: those of the caller's company the caller sees, matching
+/// `search` (trimmed; empty matches all) in their name or description.
+#[derive(Debug, Clone)]
+pub struct PresetFilter {
+    company: Uuid,
+    search: Option<String>,
 }
 
-/// The page `request` asks for of the presets the caller sees, by name then id, with how many
-/// match over all pages.
+impl PresetFilter {
+    pub fn new(caller: &Principal, search: Option<&str>) -> Self {
+        Self {
+            company: caller.company_id,
+            search: search
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+        }
+    }
+
+    fn select(&self) -> sea_orm::Select<presets::Entity> {
+        let mut query = presets::Entity::find().filter(presets::Column::CompanyId.eq(self.company));
+        if let Some(search) = &self.search {
+            query = query.filter(Expr::cust_with_values(
+                "(name ILIKE $1 OR description ILIKE $1)",
+                [like_pattern(search)],
+            ));
+        }
+        query
+    }
+}
+
+/// The page `request` asks for of the presets `filter` shows, by name then id.
 pub async fn list(
     conn: &impl ConnectionTrait,
-    caller: &Principal,
-    search: Option<&str>,
+    filter: &PresetFilter,
     request: &PageRequest<Key>,
-) -> AppResult<(Page<Preset>, u64)> {
-    let company = caller.company_id;
+) -> AppResult<Page<Preset>> {
     let sort = Sort::asc([
         Expr::col(presets::Column::Name),
         Expr::col(presets::Column::Id),
     ]);
-    let page = paging::fetch(conn, visible(company, search), &sort, LIST, request, |p| {
+    paging::fetch(conn, filter.select(), &sort, LIST, request, |p| {
         (p.name.clone(), p.id)
     })
-    .await?;
-    let total = visible(company, search).count(conn).await?;
-    Ok((page.map(Preset::from), total))
+    .await
+    .map(|page| page.map(Preset::from))
+}
+
+/// How many presets `filter` shows, over all pages.
+pub async fn count(conn: &impl ConnectionTrait, filter: &PresetFilter) -> AppResult<u64> {
+    Ok(filter
+        .select()
+        .select_only()
+        .column(presets::Column::Id)
+        .count(conn)
+        .await?)
 }
 
 /// What a new preset holds (name and description already checked).

@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 pub use entity::user_profiles::{ProfileVisibility, Relationship};
 use entity::{companies, user_profiles, users};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryResult,
+    QuerySelect,
     sea_query::{Alias, Expr},
 };
 use uuid::Uuid;
@@ -215,47 +216,195 @@ impl UserFilter {
     }
 }
 
-/// How many users match `filter`, over all pages.
-pub async fn count(conn: &impl ConnectionTrait, filter: &UserFilter) -> AppResult<u64> {
-    Ok(filter.select().count(conn).await?)
+/// Which columns of `user_profiles` a list of people reads: the id always, the others when
+/// asked for. Reading only what an answer shows spares PostgreSQL the masking of columns nobody
+/// asked for (`email`, `attributes`) and the server their decoding. The fields of a
+/// [`Profile`] whose column was not read hold a placeholder (`None`, empty, `false`, the epoch,
+/// JSON `null`), so only what was asked for may be shown of it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProfileColumns {
+    pub company_id: bool,
+    pub email: bool,
+    pub display_name: bool,
+    pub role: bool,
+    pub attributes: bool,
+    pub is_active: bool,
+    pub created_at: bool,
+    pub updated_at: bool,
+    pub last_active_at: bool,
+    pub relation: bool,
+    /// `profile_visibility` and `visible_attributes`.
+    pub privacy: bool,
 }
 
-/// A page of the users matching `filter` in `order`; its cursors carry the ordering's key.
+impl ProfileColumns {
+    /// Every column.
+    pub fn all() -> Self {
+        Self {
+            company_id: true,
+            email: true,
+            display_name: true,
+            role: true,
+            attributes: true,
+            is_active: true,
+            created_at: true,
+            updated_at: true,
+            last_active_at: true,
+            relation: true,
+            privacy: true,
+        }
+    }
+
+    /// These and the sort key of `field` (cursors are made of it).
+    fn with_key_of(mut self, field: SortField) -> Self {
+        match field {
+            SortField::CreatedAt => self.created_at = true,
+            SortField::DisplayName => self.display_name = true,
+            SortField::Email => self.email = true,
+        }
+        self
+    }
+
+    /// `select` reading only these columns.
+    fn select(
+        &self,
+        select: sea_orm::Select<user_profiles::Entity>,
+    ) -> sea_orm::Select<user_profiles::Entity> {
+        use user_profiles::Column as C;
+        let wanted = [
+            (true, C::Id),
+            (self.company_id, C::CompanyId),
+            (self.email, C::Email),
+            (self.display_name, C::DisplayName),
+            (self.role, C::Role),
+            (self.attributes, C::Attributes),
+            (self.is_active, C::IsActive),
+            (self.created_at, C::CreatedAt),
+            (self.updated_at, C::UpdatedAt),
+            (self.last_active_at, C::LastActiveAt),
+            (self.relation, C::Relation),
+            (self.privacy, C::ProfileVisibility),
+            (self.privacy, C::VisibleAttributes),
+        ];
+        wanted
+            .into_iter()
+            .filter_map(|(read, column)| read.then_some(column))
+            .fold(select.select_only(), |select, column| select.column(column))
+    }
+
+    /// A profile from a row of [`Self::select`].
+    fn decode(&self, row: &QueryResult) -> Result<Profile, DbErr> {
+        fn read<T: sea_orm::TryGetable + Default>(
+            row: &QueryResult,
+            read: bool,
+            column: &str,
+        ) -> Result<T, DbErr> {
+            read_or(row, read, column, T::default())
+        }
+        /// A column the selection did not read holds `unread`, which no answer shows.
+        fn read_or<T: sea_orm::TryGetable>(
+            row: &QueryResult,
+            read: bool,
+            column: &str,
+            unread: T,
+        ) -> Result<T, DbErr> {
+            if read {
+                row.try_get("", column)
+            } else {
+                Ok(unread)
+            }
+        }
+        let time = |read: bool, column: &str| -> Result<DateTime<Utc>, DbErr> {
+            if read {
+                Ok(row
+                    .try_get::<sea_orm::prelude::DateTimeWithTimeZone>("", column)?
+                    .to_utc())
+            } else {
+                Ok(DateTime::<Utc>::UNIX_EPOCH)
+            }
+        };
+        Ok(Profile {
+            id: row.try_get("", "id")?,
+            company_id: read(row, self.company_id, "company_id")?,
+            email: read(row, self.email, "email")?,
+            display_name: read(row, self.display_name, "display_name")?,
+            role: read(row, self.role, "role")?,
+            attributes: read(row, self.attributes, "attributes")?,
+            is_active: read(row, self.is_active, "is_active")?,
+            created_at: time(self.created_at, "created_at")?,
+            updated_at: time(self.updated_at, "updated_at")?,
+            last_active_at: if self.last_active_at {
+                row.try_get::<Option<sea_orm::prelude::DateTimeWithTimeZone>>("", "last_active_at")?
+                    .map(|t| t.to_utc())
+            } else {
+                None
+            },
+            relation: read_or(row, self.relation, "relation", Relationship::None)?,
+            profile_visibility: read(row, self.privacy, "profile_visibility")?,
+            visible_attributes: read(row, self.privacy, "visible_attributes")?,
+        })
+    }
+}
+
+/// How many users match `filter`, over all pages.
+pub async fn count(conn: &impl ConnectionTrait, filter: &UserFilter) -> AppResult<u64> {
+    Ok(filter
+        .select()
+        .select_only()
+        .column(user_profiles::Column::Id)
+        .count(conn)
+        .await?)
+}
+
+/// A page of the users matching `filter` in `order`, of which `columns` are read (and the
+/// ordering's key, which its cursors carry).
 pub async fn page(
     conn: &impl ConnectionTrait,
     filter: &UserFilter,
     order: Order,
     args: PageArgs,
+    columns: &ProfileColumns,
 ) -> AppResult<Page<Profile>> {
     async fn run<K: SortKey>(
         conn: &impl ConnectionTrait,
-        select: sea_orm::Select<user_profiles::Entity>,
+        filter: &UserFilter,
         order: Order,
         args: PageArgs,
-        key: impl Fn(&user_profiles::Model) -> K,
-    ) -> AppResult<Page<user_profiles::Model>> {
+        columns: ProfileColumns,
+        key: impl Fn(&Profile) -> K,
+    ) -> AppResult<Page<Profile>> {
         let request = args.validate::<K>(order.list(), DefaultSize::First(20))?;
-        paging::fetch(conn, select, &order.sort(), order.list(), &request, key).await
+        let select = columns.select(filter.select());
+        let decode = |row: &QueryResult| columns.decode(row);
+        paging::fetch_rows(
+            conn,
+            select,
+            &order.sort(),
+            order.list(),
+            &request,
+            decode,
+            key,
+        )
+        .await
     }
-    let select = filter.select();
-    let page = match order.field {
+    let columns = columns.with_key_of(order.field);
+    match order.field {
         SortField::CreatedAt => {
-            run(conn, select, order, args, |u| (u.created_at.to_utc(), u.id)).await?
+            run(conn, filter, order, args, columns, |u| (u.created_at, u.id)).await
         }
         SortField::DisplayName => {
-            run(conn, select, order, args, |u| {
+            run(conn, filter, order, args, columns, |u| {
                 (u.display_name.clone(), u.id)
             })
-            .await?
+            .await
         }
         SortField::Email => {
-            run(conn, select, order, args, |u| {
+            run(conn, filter, order, args, columns, |u| {
                 (u.email.clone().unwrap_or_default(), u.id)
             })
-            .await?
+            .await
         }
-    };
-    Ok(page.map(Profile::from))
+    }
 }
 
 /// User `id` of `company`, as the caller may see them.
@@ -515,6 +664,42 @@ mod tests {
         lists.sort();
         lists.dedup();
         assert_eq!(lists.len(), 6);
+    }
+
+    #[test]
+    fn lists_read_the_columns_asked_for_and_their_sort_key() {
+        use sea_orm::{DbBackend, QueryTrait};
+        let filter = UserFilter::matching(Uuid::nil(), Expr::cust("true"));
+        let columns = ProfileColumns {
+            email: true,
+            ..ProfileColumns::default()
+        }
+        .with_key_of(SortField::DisplayName);
+        let sql = columns
+            .select(filter.select())
+            .build(DbBackend::Postgres)
+            .to_string();
+        assert!(
+            sql.starts_with(
+                r#"SELECT "user_profiles"."id", "user_profiles"."email", "user_profiles"."display_name" FROM"#
+            ),
+            "{sql}"
+        );
+        let all = ProfileColumns::all()
+            .select(filter.select())
+            .build(DbBackend::Postgres)
+            .to_string();
+        for column in [
+            "attributes",
+            "relation",
+            "visible_attributes",
+            "last_active_at",
+        ] {
+            assert!(
+                all.contains(&format!(r#""user_profiles"."{column}""#)),
+                "{all}"
+            );
+        }
     }
 
     #[test]

@@ -44,6 +44,7 @@ mod readme;
 mod redis_breaker;
 mod redis_down;
 mod redis_outage_fanout;
+mod request_path;
 mod schema;
 mod sql_functions;
 mod startup;

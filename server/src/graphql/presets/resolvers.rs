@@ -74,20 +74,16 @@ impl PresetQuery {
         before: Option<String>,
         search: Option<String>,
     ) -> AppResult<PresetConnection> {
-        let caller = principal(ctx)?.clone();
+        let filter = service::PresetFilter::new(principal(ctx)?, search.as_deref());
         let request = page_args(ctx, Defaulted::First, first, after, last, before)
             .validate(service::LIST, DefaultSize::First(20))?;
-        let (page, total_count) = scope(ctx)?
-            .read(move |tx| {
-                Box::pin(async move {
-                    service::list(tx.conn(), &caller, search.as_deref(), &request).await
-                })
+        let page = scope(ctx)?
+            .read({
+                let filter = filter.clone();
+                move |tx| Box::pin(async move { service::list(tx.conn(), &filter, &request).await })
             })
             .await?;
-        Ok(PresetConnection::from_page(
-            page.map(Preset::from),
-            total_count,
-        ))
+        Ok(PresetConnection::from_page(page.map(Preset::from), filter))
     }
 
     /// One preset the caller sees; null otherwise.
