@@ -51,6 +51,18 @@ ALTER TABLE app.builtin_grants OWNER TO <owner>;
 GRANT SELECT ON app.builtin_grants TO app_auth;
 GRANT SELECT ON app.builtin_grants TO app_user;
 
+-- audience_bits (tenant table)
+ALTER TABLE audience_bits OWNER TO <owner>;
+ALTER TABLE audience_bits ENABLE ROW LEVEL SECURITY;
+ALTER TABLE audience_bits FORCE ROW LEVEL SECURITY;
+GRANT SELECT, INSERT, UPDATE, DELETE ON audience_bits TO app_auth;
+GRANT SELECT ON audience_bits TO app_profiles;
+CREATE POLICY audience_bits_definer ON audience_bits AS PERMISSIVE FOR ALL TO app_auth
+    USING (true)
+    WITH CHECK (true);
+CREATE POLICY audience_bits_profiles ON audience_bits AS PERMISSIVE FOR SELECT TO app_profiles
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)));
+
 -- audience_fields (tenant table)
 ALTER TABLE audience_fields OWNER TO <owner>;
 ALTER TABLE audience_fields ENABLE ROW LEVEL SECURITY;
@@ -66,6 +78,18 @@ CREATE POLICY audience_fields_update ON audience_fields AS PERMISSIVE FOR UPDATE
     USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('audience'::text, 'manage'::text) AS may))
     WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)));
 CREATE TRIGGER audience_fields_touch_updated_at BEFORE UPDATE ON audience_fields FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
+
+-- audience_members (tenant table)
+ALTER TABLE audience_members OWNER TO <owner>;
+ALTER TABLE audience_members ENABLE ROW LEVEL SECURITY;
+ALTER TABLE audience_members FORCE ROW LEVEL SECURITY;
+GRANT SELECT, INSERT, UPDATE, DELETE ON audience_members TO app_auth;
+GRANT SELECT ON audience_members TO app_profiles;
+CREATE POLICY audience_members_definer ON audience_members AS PERMISSIVE FOR ALL TO app_auth
+    USING (true)
+    WITH CHECK (true);
+CREATE POLICY audience_members_profiles ON audience_members AS PERMISSIVE FOR SELECT TO app_profiles
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)));
 
 -- companies (tenant table)
 ALTER TABLE companies OWNER TO <owner>;
@@ -291,6 +315,9 @@ CREATE POLICY users_update_managed ON users AS PERMISSIVE FOR UPDATE TO app_user
 CREATE POLICY users_update_self ON users AS PERMISSIVE FOR UPDATE TO app_user
     USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND id = (( SELECT app.current_user_id() AS current_user_id)))
     WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND id = (( SELECT app.current_user_id() AS current_user_id)));
+CREATE TRIGGER audience_users_deleted AFTER DELETE ON users REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION app.audience_users_changed();
+CREATE TRIGGER audience_users_inserted AFTER INSERT ON users REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION app.audience_users_changed();
+CREATE TRIGGER audience_users_updated AFTER UPDATE ON users REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION app.audience_users_changed();
 CREATE TRIGGER users_guard BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION app.users_guard();
 CREATE TRIGGER users_touch_updated_at BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
@@ -298,6 +325,39 @@ CREATE TRIGGER users_touch_updated_at BEFORE UPDATE ON users FOR EACH ROW EXECUT
 ALTER SEQUENCE messages_seq_seq OWNER TO <owner>;
 
 -- Views: options, owner (whose privileges they read with), grants ==============================
+
+CREATE VIEW audience_bitmaps WITH (security_barrier = true, security_invoker = false) AS
+ SELECT b.company_id,
+    b.term,
+    b.seg,
+    b.bits & m.bits AS bits
+   FROM audience_bits b
+     JOIN ( SELECT e.seg,
+                CASE
+                    WHEN (( SELECT app."current_role"() AS "current_role")) = 'admin'::text THEN e.bits
+                    ELSE (COALESCE(s.bits, '0'::bit(1024)) & (~ COALESCE(k.bits, '0'::bit(1024)))) | (e.bits & COALESCE(me.bits, '0'::bit(1024)))
+                END AS bits
+           FROM audience_bits e
+             LEFT JOIN audience_bits s ON s.company_id = e.company_id AND s.term = '#shares'::text AND s.seg = e.seg
+             LEFT JOIN ( SELECT p.member / 1024 AS seg,
+                    bit_or(set_bit('0'::bit(1024), p.member % 1024, 1)) AS bits
+                   FROM audience_members p
+                  WHERE p.company_id = (( SELECT app.current_company_id() AS current_company_id)) AND (p.user_id IN ( SELECT
+                                CASE
+                                    WHEN f.user_a = (( SELECT app.current_user_id() AS current_user_id)) THEN f.user_b
+                                    ELSE f.user_a
+                                END AS user_a
+                           FROM friendships f
+                          WHERE f.company_id = (( SELECT app.current_company_id() AS current_company_id)) AND f.status = 'blocked'::text AND ((( SELECT app.current_user_id() AS current_user_id)) = f.user_a OR (( SELECT app.current_user_id() AS current_user_id)) = f.user_b)))
+                  GROUP BY (p.member / 1024)) k ON k.seg = e.seg
+             LEFT JOIN ( SELECT p.member / 1024 AS seg,
+                    set_bit('0'::bit(1024), p.member % 1024, 1) AS bits
+                   FROM audience_members p
+                  WHERE p.company_id = (( SELECT app.current_company_id() AS current_company_id)) AND p.user_id = (( SELECT app.current_user_id() AS current_user_id))) me ON me.seg = e.seg
+          WHERE e.company_id = (( SELECT app.current_company_id() AS current_company_id)) AND e.term = '*'::text) m ON m.seg = b.seg
+  WHERE b.company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('audience'::text, 'read'::text) AS may) AND (b.bits & m.bits) <> '0'::bit(1024);
+ALTER VIEW audience_bitmaps OWNER TO app_profiles;
+GRANT SELECT ON audience_bitmaps TO app_user;
 
 CREATE VIEW audience_users WITH (security_barrier = true, security_invoker = false) AS
  SELECT u.id,
@@ -391,6 +451,25 @@ CREATE FUNCTION app.accept_invitation(p_token_hash text, p_user uuid, p_password
     SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION app.accept_invitation(text,uuid,text,text) OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.accept_invitation(text,uuid,text,text) TO app_anon;
+
+CREATE FUNCTION app.audience_number(p_value double precision)
+    RETURNS text
+    LANGUAGE sql IMMUTABLE SECURITY INVOKER PARALLEL SAFE;
+ALTER FUNCTION app.audience_number(double precision) OWNER TO <owner>;
+GRANT EXECUTE ON FUNCTION app.audience_number(double precision) TO app_auth;
+
+CREATE FUNCTION app.audience_terms(p_attributes jsonb, p_role text, p_email text, p_is_active boolean, p_last_active_at timestamp with time zone, p_shares boolean)
+    RETURNS SETOF text
+    LANGUAGE sql IMMUTABLE SECURITY INVOKER PARALLEL SAFE;
+ALTER FUNCTION app.audience_terms(jsonb,text,text,boolean,timestamp with time zone,boolean) OWNER TO <owner>;
+GRANT EXECUTE ON FUNCTION app.audience_terms(jsonb,text,text,boolean,timestamp with time zone,boolean) TO app_auth;
+
+CREATE FUNCTION app.audience_users_changed()
+    RETURNS trigger
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.audience_users_changed() OWNER TO app_auth;
+-- EXECUTE: nobody but its owner
 
 CREATE FUNCTION app.begin_request(p_user uuid, p_company uuid, p_role text, p_session uuid, p_read_only boolean)
     RETURNS void

@@ -35,6 +35,7 @@ pub const FILES: &[(&str, &str)] = &[
     current!("roles.sql"),
     current!("presets.sql"),
     current!("audience_fields.sql"),
+    current!("audience_bits.sql"),
     current!("friendships.sql"),
     current!("conversations.sql"),
     current!("knowledge.sql"),

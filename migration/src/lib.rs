@@ -74,6 +74,7 @@ mod m20261123_000702_restrict_user_columns;
 mod m20261201_000800_hold_the_database_layer;
 mod m20261215_000900_replies_are_never_stranded;
 mod m20261216_001000_late_subscribers_catch_up_from_postgresql;
+mod m20261221_001100_count_audiences_with_bitmaps;
 
 /// Runs every migration of this crate, in order.
 pub struct Migrator;
@@ -96,6 +97,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000800_hold_the_database_layer::Migration),
             Box::new(m20261215_000900_replies_are_never_stranded::Migration),
             Box::new(m20261216_001000_late_subscribers_catch_up_from_postgresql::Migration),
+            Box::new(m20261221_001100_count_audiences_with_bitmaps::Migration),
         ]
     }
 }
@@ -117,4 +119,6 @@ pub const TENANT_TABLES: &[&str] = &[
     "conversations",
     "messages",
     "knowledge",
+    "audience_members",
+    "audience_bits",
 ];

@@ -30,3 +30,42 @@ WHERE u.company_id = (SELECT app.current_company_id())
 ALTER VIEW audience_users OWNER TO app_profiles;
 REVOKE ALL ON audience_users FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_auth;
 GRANT SELECT ON audience_users TO app_user;
+
+-- The bitmaps of audience counts (audience_bits), masked to the people the caller may segment,
+-- as the two views above draw them: admins the whole company; anyone else those who share their
+-- whole profile with the company (`#shares`), less both members of a blocked pair, plus
+-- themselves. A row shows only when some of those people hold its term, so no term is seen that
+-- only others hold.
+CREATE OR REPLACE VIEW audience_bitmaps WITH (security_barrier = true) AS
+SELECT b.company_id, b.term, b.seg, b.bits & m.bits AS bits
+FROM audience_bits b
+JOIN (
+    SELECT e.seg,
+           CASE WHEN (SELECT app.current_role()) = 'admin' THEN e.bits
+                ELSE (COALESCE(s.bits, B'0'::bit(1024)) & ~COALESCE(k.bits, B'0'::bit(1024)))
+                     | (e.bits & COALESCE(me.bits, B'0'::bit(1024)))
+           END AS bits
+    FROM audience_bits e
+    LEFT JOIN audience_bits s ON s.company_id = e.company_id AND s.term = '#shares' AND s.seg = e.seg
+    LEFT JOIN (SELECT p.member / 1024 AS seg, bit_or(set_bit(B'0'::bit(1024), p.member % 1024, 1)) AS bits
+               FROM audience_members p
+               WHERE p.company_id = (SELECT app.current_company_id())
+                 AND p.user_id IN (SELECT CASE WHEN f.user_a = (SELECT app.current_user_id()) THEN f.user_b
+                                               ELSE f.user_a END
+                                   FROM friendships f
+                                   WHERE f.company_id = (SELECT app.current_company_id())
+                                     AND f.status = 'blocked'
+                                     AND (SELECT app.current_user_id()) IN (f.user_a, f.user_b))
+               GROUP BY 1) k ON k.seg = e.seg
+    LEFT JOIN (SELECT p.member / 1024 AS seg, set_bit(B'0'::bit(1024), p.member % 1024, 1) AS bits
+               FROM audience_members p
+               WHERE p.company_id = (SELECT app.current_company_id())
+                 AND p.user_id = (SELECT app.current_user_id())) me ON me.seg = e.seg
+    WHERE e.company_id = (SELECT app.current_company_id()) AND e.term = '*'
+) m ON m.seg = b.seg
+WHERE b.company_id = (SELECT app.current_company_id())
+  AND (SELECT app.may('audience', 'read'))
+  AND (b.bits & m.bits) <> B'0'::bit(1024);
+ALTER VIEW audience_bitmaps OWNER TO app_profiles;
+REVOKE ALL ON audience_bitmaps FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_auth;
+GRANT SELECT ON audience_bitmaps TO app_user;

@@ -3,8 +3,11 @@
 //! Every value is a bound parameter; the only names written into the SQL are column names and
 //! attribute keys from the registry (checked by [`super::valid_field_name`] and a CHECK
 //! constraint). Every fragment is two-valued (never NULL), so `NOT (exclude)` removes exactly
-//! who matches `exclude`. Equality and list membership on attributes use `attributes @> $1`,
-//! which the GIN index (`jsonb_path_ops`) serves; built-in fields use btree indexes.
+//! who matches `exclude`. Equality and list membership on string, boolean and list attributes
+//! use `attributes @> $1`, which the GIN index (`jsonb_path_ops`) serves; numbers compare as
+//! `float8` (as [`super::bits`] and the evaluator do), guarded so that no cast can fail; built-in
+//! fields use btree indexes. This is how audiences are listed, and how those are counted that
+//! [`super::bits`] cannot count.
 
 use sea_orm::sea_query::{Expr, ExprTrait as _, SimpleExpr, Value};
 use serde_json::json;
@@ -160,16 +163,15 @@ fn any_of(parts: impl Iterator<Item = SimpleExpr>) -> SimpleExpr {
 fn attribute(key: &str, test: &Test) -> SimpleExpr {
     let at = format!("attributes -> '{key}'");
     let text = format!("attributes ->> '{key}'");
-    let json_type = |test: &Test| match test {
-        Test::Compare(_, Scalar::Num(_)) | Test::Between(Scalar::Num(_), _) => "number",
-        _ => "string",
-    };
     let typed = |ty: &str| {
         sql(
             format!("COALESCE(jsonb_typeof({at}) = '{ty}', false)"),
             vec![],
         )
     };
+    if let Some(sql) = number(&at, &text, test) {
+        return sql;
+    }
     match test {
         // Handled by `attribute_exists`, which knows the field's type.
         Test::Exists | Test::NotExists => constant(false),
@@ -187,11 +189,48 @@ fn attribute(key: &str, test: &Test) -> SimpleExpr {
         ),
         Test::ContainsAll(items) => contains(key, json!(items)),
         Test::ContainsAny(items) => any_of(items.iter().map(|i| contains(key, json!([i])))),
-        Test::Compare(cmp, v) => ordered(&at, &text, json_type(test), &[(op(*cmp), v)]),
-        Test::Between(low, high) => {
-            ordered(&at, &text, json_type(test), &[(">=", low), ("<=", high)])
-        }
+        Test::Compare(cmp, v) => ordered(&at, &text, &[(op(*cmp), v)]),
+        Test::Between(low, high) => ordered(&at, &text, &[(">=", low), ("<=", high)]),
     }
+}
+
+/// Whether the JSON number `text` has a value: one `float8` holds (0, or a magnitude from
+/// 1e-307 to 1e308), as `app.audience_terms` and [`super::eval`] decide it. Only for a number.
+fn number_holds(text: &str) -> String {
+    format!("(({text})::numeric = 0 OR abs(({text})::numeric) BETWEEN 1e-307 AND 1e308)")
+}
+
+/// `test` on a number attribute, compared as `float8` once its JSON type and range are checked
+/// (nested `CASE`s fix that order); `None` for a test of something else.
+fn number(at: &str, text: &str, test: &Test) -> Option<SimpleExpr> {
+    let (cmp, values): (String, Vec<&Scalar>) = match test {
+        Test::Eq(v @ Scalar::Num(_)) => ("= $1".into(), vec![v]),
+        Test::Neq(v @ Scalar::Num(_)) => ("<> $1".into(), vec![v]),
+        Test::In(vs) | Test::NotIn(vs) if matches!(vs.first(), Some(Scalar::Num(_))) => {
+            let not = if matches!(test, Test::NotIn(_)) {
+                "NOT "
+            } else {
+                ""
+            };
+            (
+                format!("{not}IN ({})", placeholders(vs.len())),
+                vs.iter().collect(),
+            )
+        }
+        Test::Compare(c, v @ Scalar::Num(_)) => (format!("{} $1", op(*c)), vec![v]),
+        Test::Between(low @ Scalar::Num(_), high) => {
+            ("BETWEEN $1 AND $2".into(), vec![low, high])
+        }
+        _ => return None,
+    };
+    Some(sql(
+        format!(
+            "CASE WHEN jsonb_typeof({at}) = 'number' THEN CASE WHEN {} THEN ({text})::float8 {cmp} \
+             ELSE false END ELSE false END",
+            number_holds(text)
+        ),
+        values.into_iter().map(value).collect(),
+    ))
 }
 
 /// The JSON type a value of this scalar is stored as.
@@ -203,25 +242,18 @@ fn json_kind(scalar: &Scalar) -> &'static str {
     }
 }
 
-/// Ordered comparisons: numbers as float8, days as `YYYY-MM-DD` text (byte order), each
-/// guarded by the JSON type (and, for days, the shape) so no cast can fail on odd data.
-fn ordered(at: &str, text: &str, ty: &str, bounds: &[(&str, &Scalar)]) -> SimpleExpr {
-    let (lhs, guard) = if ty == "number" {
-        (format!("({text})::float8"), String::new())
-    } else {
-        (
-            format!("({text}) COLLATE \"C\""),
-            format!(" AND {}", day_shape(text)),
-        )
-    };
+/// Ordered comparisons of days, as `YYYY-MM-DD` text (byte order), guarded by the JSON type and
+/// the shape (numbers are compared by [`number`]).
+fn ordered(at: &str, text: &str, bounds: &[(&str, &Scalar)]) -> SimpleExpr {
     let tests: Vec<String> = bounds
         .iter()
         .enumerate()
-        .map(|(i, (op, _))| format!("{lhs} {op} ${}", i + 1))
+        .map(|(i, (op, _))| format!("({text}) COLLATE \"C\" {op} ${}", i + 1))
         .collect();
     sql(
         format!(
-            "CASE WHEN jsonb_typeof({at}) = '{ty}'{guard} THEN {} ELSE false END",
+            "CASE WHEN jsonb_typeof({at}) = 'string' AND {} THEN {} ELSE false END",
+            day_shape(text),
             tests.join(" AND ")
         ),
         bounds.iter().map(|(_, v)| value(v)).collect(),
@@ -234,7 +266,10 @@ fn attribute_exists(key: &str, ty: FieldType, exists: bool) -> SimpleExpr {
     let at = format!("attributes -> '{key}'");
     let text = match ty {
         FieldType::String => format!("COALESCE(jsonb_typeof({at}) = 'string', false)"),
-        FieldType::Number => format!("COALESCE(jsonb_typeof({at}) = 'number', false)"),
+        FieldType::Number => format!(
+            "CASE WHEN jsonb_typeof({at}) = 'number' THEN {} ELSE false END",
+            number_holds(&format!("attributes ->> '{key}'"))
+        ),
         FieldType::Boolean => format!("COALESCE(jsonb_typeof({at}) = 'boolean', false)"),
         FieldType::StringList => format!("COALESCE(jsonb_typeof({at}) = 'array', false)"),
         FieldType::Date => format!(

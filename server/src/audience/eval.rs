@@ -62,7 +62,7 @@ fn get<'a>(condition: &Condition, subject: &'a Subject) -> Option<Got<'a>> {
             let value = subject.attributes.get(key)?;
             match (condition.field.ty, value) {
                 (FieldType::String, Value::String(s)) => Some(Got::Str(s.clone())),
-                (FieldType::Number, Value::Number(n)) => n.as_f64().map(Got::Num),
+                (FieldType::Number, Value::Number(n)) => n.as_f64().filter(|n| number_holds(*n)).map(Got::Num),
                 (FieldType::Boolean, Value::Bool(b)) => Some(Got::Bool(*b)),
                 (FieldType::Date, Value::String(s)) if is_day_shape(s) => Some(Got::Day(s)),
                 (FieldType::StringList, Value::Array(items)) => Some(Got::List(items)),
@@ -70,6 +70,12 @@ fn get<'a>(condition: &Condition, subject: &'a Subject) -> Option<Got<'a>> {
             }
         }
     }
+}
+
+/// Whether a number has a value: 0, or a magnitude from 1e-307 to 1e308 (what the SQL checks
+/// before it compares a JSON number as `float8`).
+fn number_holds(n: f64) -> bool {
+    n == 0.0 || (1e-307..=1e308).contains(&n.abs())
 }
 
 fn cond(condition: &Condition, subject: &Subject) -> bool {

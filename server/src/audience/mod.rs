@@ -1,16 +1,19 @@
 //! The audience filter language: a JSON document of `all` / `any` groups of typed conditions
 //! (`include`, minus `exclude`), validated against the company's field registry
 //! ([`parse`]), compiled to parameterized SQL with sea-query ([`compile`]) and, for tests and
-//! previews, evaluated in memory with exactly the same semantics ([`eval`]).
+//! previews, evaluated in memory with exactly the same semantics ([`eval`]). Counts of filters
+//! made of equality-type facts are taken from per-term bitmaps instead ([`bits`]).
 //!
 //! Semantics in one place (the compiler and the evaluator both follow them):
 //! - a field has a value only when it is present with its declared JSON type (a string for
 //!   `string` and `date`, a number, a boolean, an array for `string_list`); attribute dates
-//!   are `YYYY-MM-DD` strings;
+//!   are `YYYY-MM-DD` strings; a number has a value when `float8` holds it (0, or a magnitude
+//!   from 1e-307 to 1e308) and compares as that `float8`;
 //! - every operator but `not_exists` is false for a field without a value (so `neq` and
 //!   `not_in` never match users lacking the field; add `not_exists` in an `any` for that);
 //! - an absent `include` means everyone; `exclude` removes whoever matches it.
 
+pub mod bits;
 pub mod compile;
 pub mod cost;
 pub mod eval;

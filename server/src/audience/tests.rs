@@ -267,3 +267,108 @@ fn field_names_that_could_escape_are_not_registered() {
         Registry::with_attributes([("a'b".to_owned(), FieldType::String, String::new())]);
     assert!(registry.get("a'b").is_none());
 }
+
+#[test]
+fn number_terms_sort_as_the_numbers_do_and_zero_is_one_term() {
+    let numbers = [
+        f64::MIN,
+        -1e300,
+        -70.5,
+        -1.0,
+        -1e-300,
+        0.0,
+        1e-300,
+        0.1,
+        1.0,
+        50.0,
+        70.5,
+        1e300,
+        f64::MAX,
+    ];
+    let keys: Vec<String> = numbers.iter().map(|n| super::bits::number_key(*n)).collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted);
+    assert!(keys.iter().all(|k| k.len() == 16));
+    assert_eq!(super::bits::number_key(-0.0), super::bits::number_key(0.0));
+    // The digits app.audience_number writes (checked against PostgreSQL end to end).
+    assert_eq!(super::bits::number_key(1.0), "bff0000000000000");
+    assert_eq!(super::bits::number_key(-1.5), "4007ffffffffffff");
+}
+
+fn counted_with_bitmaps(doc: Value) -> bool {
+    super::bits::count(&ok(doc), uuid::Uuid::nil()).is_some()
+}
+
+#[test]
+fn equality_type_filters_are_counted_with_bitmaps_and_the_rest_from_rows() {
+    for doc in [
+        json!({}),
+        cond("plan", "eq", json!("pro")),
+        cond("plan", "neq", json!("pro")),
+        cond("plan", "in", json!(["pro", "free"])),
+        cond("plan", "not_in", json!(["pro"])),
+        cond("plan", "exists", Value::Null),
+        cond("score", "eq", json!(1.5)),
+        cond("score", "not_in", json!([1, 2])),
+        cond("vip", "neq", json!(false)),
+        cond("renewal", "not_exists", Value::Null),
+        cond("tags", "contains", json!("vip")),
+        cond("tags", "contains_any", json!(["a", "b"])),
+        cond("tags", "contains_all", json!(["a", "b"])),
+        cond("role", "not_in", json!(["admin"])),
+        cond("email_domain", "eq", json!("example.com")),
+        cond("is_active", "eq", json!(true)),
+        cond("last_active_at", "exists", Value::Null),
+        cond("created_at", "not_exists", Value::Null),
+        json!({"include": {"field": "plan", "op": "in", "value": ["pro", "enterprise"]},
+               "exclude": {"field": "tags", "op": "contains", "value": "churn-risk"}}),
+    ] {
+        assert!(counted_with_bitmaps(doc.clone()), "{doc}");
+    }
+    for doc in [
+        cond("plan", "starts_with", json!("pr")),
+        cond("score", "gt", json!(1)),
+        cond("score", "between", json!([1, 2])),
+        cond("renewal", "after", json!("2026-01-01")),
+        cond("renewal", "within_last_days", json!(30)),
+        cond("created_at", "after", json!("2026-01-01")),
+        cond("last_active_at", "within_last_days", json!(30)),
+        cond("role", "starts_with", json!("m")),
+        // One condition that needs the rows is enough, wherever it is.
+        json!({"include": {"field": "plan", "op": "eq", "value": "pro"},
+               "exclude": {"any": [{"field": "tags", "op": "contains", "value": "x"},
+                                   {"field": "score", "op": "lt", "value": 3}]}}),
+    ] {
+        assert!(!counted_with_bitmaps(doc.clone()), "{doc}");
+    }
+}
+
+#[test]
+fn bitmap_counts_bind_every_term_and_name_only_slots() {
+    let evil = "x' OR 1=1; DROP TABLE users; --";
+    let filter = ok(json!({
+        "include": {"any": [
+            {"field": "plan", "op": "eq", "value": evil},
+            {"field": "role", "op": "in", "value": [evil, "member"]},
+            {"field": "tags", "op": "contains_all", "value": [evil, evil, "b"]},
+            {"field": "score", "op": "neq", "value": 2}
+        ]},
+        "exclude": {"field": "plan", "op": "eq", "value": evil}
+    }));
+    let company = uuid::Uuid::new_v4();
+    let Some(statement) = super::bits::count(&filter, company) else {
+        panic!("countable with bitmaps");
+    };
+    let sql = statement.sql.clone();
+    assert!(!sql.contains("DROP"), "{sql}");
+    assert!(!sql.contains("plan"), "{sql}");
+    assert!(!sql.contains(&company.to_string()), "{sql}");
+    let values = statement.values.map(|v| v.0).unwrap_or_default();
+    // Distinct terms: *, plan:s=<evil>, #role=<evil>, #role=member, tags:a=<evil>, tags:a=b,
+    // score:n, score:n=<2>; then the company.
+    assert_eq!(values.len(), 9, "{sql}");
+    assert!(sql.contains("audience_bitmaps"), "{sql}");
+    assert!(sql.contains("CASE WHEN n"), "contains_all counts its terms: {sql}");
+    assert!(sql.contains("(~"), "exclusion and neq negate: {sql}");
+}

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::presets;
 use crate::{
-    audience::{Field, FieldType, Filter, Registry, compile::compile, cost::Budget, parse},
+    audience::{Field, FieldType, Filter, Registry, bits, compile::compile, cost::Budget, parse},
     auth::Principal,
     caller::BuiltInRole,
     error::{AppError, AppResult},
@@ -99,9 +99,10 @@ pub async fn resolve_filter(
 
 /// Plans the next statements for their actual values. Prepared statements otherwise switch to a
 /// generic plan after a few runs, and a generic plan cannot know how many rows `attributes @>
-/// $1` matches (it assumes few): broad filters would get index scans slower than a scan.
+/// $1` matches (it assumes few): broad filters would get index scans slower than a scan. And no
+/// JIT: compiling a scan of many users' rows takes longer than running it.
 async fn plan_for_values(conn: &impl ConnectionTrait) -> AppResult<()> {
-    conn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
+    conn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL jit = off")
         .await?;
     Ok(())
 }
@@ -128,14 +129,24 @@ fn ids(caller: &Principal, filter: &Filter) -> sea_orm::Select<audience_users::E
     select
 }
 
-/// How many users of the caller's company the filter selects.
+/// How many users of the caller's company the filter selects: from the bitmaps of its terms
+/// when every condition is one ([`bits`]), else from the users' rows. Both read only the people
+/// the caller may segment.
 pub async fn count(
     conn: &impl ConnectionTrait,
     caller: &Principal,
     filter: &Filter,
 ) -> AppResult<u64> {
     plan_for_values(conn).await?;
-    Ok(ids(caller, filter).count(conn).await?)
+    let Some(statement) = bits::count(filter, caller.company_id) else {
+        return Ok(ids(caller, filter).count(conn).await?);
+    };
+    let row = conn
+        .query_one_raw(statement)
+        .await?
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("an audience count gave no row")))?;
+    let n: i64 = row.try_get("", "n")?;
+    u64::try_from(n).map_err(AppError::internal)
 }
 
 /// How many users of the caller's company the filter document `doc` selects.

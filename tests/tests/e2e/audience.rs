@@ -1,12 +1,14 @@
 //! Audience segmentation end to end: injection attempts change nothing, other companies never
 //! leak in, mistakes carry their path, company fields are admin business, and seeding is
-//! deterministic. The property test (SQL = in-memory evaluation) is in `audience/property.rs`.
+//! deterministic. The property test (SQL and bitmaps = in-memory evaluation) is in
+//! `audience/property.rs`, the bitmaps' upkeep in `audience/bitmaps.rs`.
 
 use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 use tests::TestApp;
 
+mod bitmaps;
 mod property;
 
 const SIZE_AND_PAGE: &str = "query($f: JSON) {

@@ -682,6 +682,53 @@ fn cases(people: &People, perms: &Permissions) -> Vec<Case> {
                 own && may("message", "delete"),
             );
 
+            // audience_members and audience_bits: written by the users' trigger alone, read
+            // through the masked view audience_bitmaps alone.
+            for table in ["audience_members", "audience_bits"] {
+                add(
+                    format!("{table} select {r}"),
+                    format!("SELECT company_id FROM {table} WHERE company_id = '{c}'"),
+                    true,
+                    false,
+                );
+                add(
+                    format!("{table} delete {r}"),
+                    format!("DELETE FROM {table} WHERE company_id = '{c}'"),
+                    false,
+                    false,
+                );
+            }
+            add(
+                format!("audience_members renumber {r}"),
+                format!(
+                    "UPDATE audience_members SET member = member + 1000000 WHERE user_id = '{id}'"
+                ),
+                false,
+                false,
+            );
+            add(
+                format!("audience_bits flip {r}"),
+                format!("UPDATE audience_bits SET bits = ~bits WHERE company_id = '{c}'"),
+                false,
+                false,
+            );
+            add(
+                format!("audience_bits insert for {r}"),
+                format!(
+                    "INSERT INTO audience_bits (company_id, term, seg, bits) VALUES ('{c}', 'plan:s=forged', 0, B'1'::bit(1024))"
+                ),
+                false,
+                false,
+            );
+            add(
+                format!("audience_bitmaps select {r}"),
+                format!(
+                    "SELECT term FROM audience_bitmaps WHERE company_id = '{c}' AND term = '*'"
+                ),
+                true,
+                home && may("audience", "read"),
+            );
+
             // friendships: the caller's pending request from `third`; `other` and `third`'s
             // friendship; company B's friendship.
             let f = match row {

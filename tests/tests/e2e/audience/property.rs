@@ -1,5 +1,8 @@
-//! The property test: for random filters over users with odd data, the SQL the compiler
-//! writes selects exactly what the in-memory evaluation of the same filter selects.
+//! The property test: for random filters over users with odd data, what the server counts and
+//! lists selects exactly what the in-memory evaluation of the same filter selects, both ways of
+//! counting (the bitmaps of `audience_bits`, and the SQL over the users' rows), before and after
+//! writes of every kind, for an admin and for a member (who segments only those who share their
+//! profile, less a blocked pair).
 
 use std::collections::BTreeSet;
 
@@ -10,7 +13,7 @@ use proptest::{
 };
 use serde_json::{Value, json};
 use server::audience::{
-    FieldType, Registry,
+    FieldType, Registry, bits,
     eval::{Subject, matches},
     parse,
 };
@@ -51,14 +54,20 @@ fn registry() -> Registry {
     }))
 }
 
-async fn subjects(app: &TestApp, admin: &TestUser) -> anyhow::Result<Vec<(String, Subject)>> {
+/// The people `caller` may segment, as the audience views show them to the caller.
+async fn subjects(app: &TestApp, caller: &TestUser) -> anyhow::Result<Vec<(String, Subject)>> {
+    let view = if caller.role == "admin" {
+        "audience_users_admin"
+    } else {
+        "audience_users"
+    };
     let rows = app
         .query_as(
-            admin,
+            caller,
             &format!(
                 "SELECT id, role, email, created_at, last_active_at, is_active, attributes \
-                 FROM audience_users WHERE company_id = '{}'",
-                admin.company_id
+                 FROM {view} WHERE company_id = '{}'",
+                caller.company_id
             ),
         )
         .await?;
@@ -151,8 +160,20 @@ fn conditions() -> Vec<Value> {
     out
 }
 
-fn filters() -> impl Strategy<Value = Value> {
-    let leaf = prop::sample::select(conditions());
+/// The conditions the bitmaps count (every condition of the filter must be one of those).
+fn bitmap_conditions() -> Vec<Value> {
+    conditions()
+        .into_iter()
+        .filter(|c| {
+            let doc = json!({ "include": c });
+            parse(&doc, &registry(), Utc::now())
+                .is_ok_and(|f| bits::count(&f, uuid::Uuid::nil()).is_some())
+        })
+        .collect()
+}
+
+fn filters_of(conditions: Vec<Value>) -> impl Strategy<Value = Value> {
+    let leaf = prop::sample::select(conditions);
     let node = leaf.prop_recursive(3, 24, 4, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 1..4).prop_map(|v| json!({ "all": v })),
@@ -210,39 +231,155 @@ async fn check(
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn random_filters_select_exactly_what_in_memory_evaluation_selects() -> anyhow::Result<()> {
-    let app = TestApp::spawn().await?;
-    let (a, admin, _) = app.company_with_users("Acme", 0).await?;
-    let (b, _, _) = app.company_with_users("Globex", 0).await?;
-    for (company, prefix) in [(a, "a"), (b, "b")] {
-        declare_fields(&app, company).await?;
-        seed_odd_users(&app, company, prefix, 90).await?;
-    }
-    let people = subjects(&app, &admin).await?;
-    assert_eq!(
-        people.len(),
-        91,
-        "only Acme's users are visible to its admin"
-    );
-    let token = app.token_for(&admin);
-    check(&app, &token, &people, json!({}))
+/// `cases` random filters of `conditions` for `caller`, each checked against the evaluation of
+/// the people the caller may segment (as `audience_users` shows them to the caller).
+async fn property(
+    app: &TestApp,
+    caller: &TestUser,
+    conditions: Vec<Value>,
+    cases: u32,
+) -> anyhow::Result<()> {
+    let people = subjects(app, caller).await?;
+    let token = app.token_for(caller);
+    check(app, &token, &people, json!({}))
         .await
         .map_err(anyhow::Error::msg)?;
-
     let handle = tokio::runtime::Handle::current();
     let mut runner = TestRunner::new(PropConfig {
-        cases: 48,
+        cases,
         failure_persistence: None,
         ..PropConfig::default()
     });
     let outcome = tokio::task::block_in_place(|| {
-        runner.run(&filters(), |doc| {
+        runner.run(&filters_of(conditions), |doc| {
             handle
-                .block_on(check(&app, &token, &people, doc))
+                .block_on(check(app, &token, &people, doc))
                 .map_err(TestCaseError::fail)
         })
     });
-    outcome.map_err(|e| anyhow::anyhow!("{e}"))?;
+    outcome.map_err(|e| anyhow::anyhow!("{} ({}): {e}", caller.role, caller.email))
+}
+
+/// Writes of every kind to `company`'s users, each touching some of them (chosen by `id`, so
+/// different each run): attributes changed, removed, retyped; e-mail addresses, roles, active
+/// state and activity; privacy; users deleted and new ones inserted.
+async fn write_everything(app: &TestApp, company: uuid::Uuid, prefix: &str) -> anyhow::Result<()> {
+    let some = |k: u32, r: u32| {
+        // Never the callers of the test (they have sessions), whose tokens must stay valid.
+        format!(
+            "company_id = '{company}' AND abs(hashtext(id::text)) % {k} = {r} \
+             AND id NOT IN (SELECT user_id FROM sessions)"
+        )
+    };
+    app.sql(&format!(
+        r#"UPDATE users SET attributes = attributes || '{{"plan": "pro", "score": 50}}' WHERE {};
+           UPDATE users SET attributes = attributes - 'tags' WHERE {};
+           UPDATE users SET attributes = jsonb_set(attributes, '{{tags}}', '["vip", "vip", "churn-risk"]') WHERE {};
+           UPDATE users SET attributes = attributes || '{{"plan": ["pro"], "vip": "true", "renewal": "2026-06-01"}}' WHERE {};
+           UPDATE users SET email = 'moved-' || id || '@Other.NET' WHERE {};
+           UPDATE users SET role = CASE WHEN role = 'manager' THEN 'member' ELSE 'manager' END WHERE {};
+           UPDATE users SET is_active = NOT is_active, last_active_at = CASE WHEN last_active_at IS NULL THEN now() END WHERE {};
+           UPDATE users SET profile_visibility = 'private' WHERE {};
+           UPDATE users SET visible_attributes = ARRAY['plan'] WHERE {};
+           UPDATE users SET display_name = display_name || '.' WHERE {};
+           DELETE FROM users WHERE {};"#,
+        some(5, 0),
+        some(7, 1),
+        some(6, 2),
+        some(9, 3),
+        some(8, 4),
+        some(10, 5),
+        some(6, 1),
+        some(9, 6),
+        some(11, 7),
+        some(3, 0),
+        some(13, 8),
+    ))
+    .await?;
+    seed_odd_users(app, company, prefix, 6).await
+}
+
+/// The member numbers and bitmaps are exactly what `users` holds now: every user one number,
+/// every bitmap the terms `app.audience_terms` gives for the users of its segment.
+pub(super) async fn assert_bitmaps_match_users(app: &TestApp) -> anyhow::Result<()> {
+    let differences = sea_orm::ConnectionTrait::query_one_raw(
+        &app.admin,
+        sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "WITH expected AS (
+                 SELECT m.company_id, t.term, m.member / 1024 AS seg,
+                        bit_or(set_bit(B'0'::bit(1024), m.member % 1024, 1)) AS bits
+                 FROM users u
+                 JOIN audience_members m ON m.company_id = u.company_id AND m.user_id = u.id
+                 CROSS JOIN LATERAL app.audience_terms(u.attributes, u.role, u.email, u.is_active,
+                     u.last_active_at, u.profile_visibility = 'company' AND u.visible_attributes IS NULL) AS t (term)
+                 GROUP BY 1, 2, 3)
+             SELECT (SELECT count(*) FROM expected e FULL JOIN audience_bits b
+                         ON b.company_id = e.company_id AND b.term = e.term AND b.seg = e.seg
+                     WHERE e.bits IS DISTINCT FROM b.bits) AS bitmaps,
+                    (SELECT count(*) FROM users u FULL JOIN audience_members m
+                         ON m.company_id = u.company_id AND m.user_id = u.id
+                     WHERE u.id IS NULL OR m.user_id IS NULL) AS members",
+        ),
+    )
+    .await?
+        .ok_or_else(|| anyhow::anyhow!("no row"))?;
+    let bitmaps: i64 = differences.try_get("", "bitmaps")?;
+    let members: i64 = differences.try_get("", "members")?;
+    anyhow::ensure!(
+        bitmaps == 0 && members == 0,
+        "{bitmaps} bitmaps and {members} member numbers differ from users"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_filters_select_exactly_what_in_memory_evaluation_selects() -> anyhow::Result<()> {
+    let app = TestApp::spawn().await?;
+    let (a, admin, members) = app.company_with_users("Acme", 1).await?;
+    let (b, _, _) = app.company_with_users("Globex", 0).await?;
+    for (company, prefix) in [(a, "a"), (b, "b")] {
+        declare_fields(&app, company).await?;
+        seed_odd_users(&app, company, prefix, 80).await?;
+    }
+    let people = subjects(&app, &admin).await?;
+    assert_eq!(
+        people.len(),
+        82,
+        "only Acme's users are visible to its admin"
+    );
+    assert_bitmaps_match_users(&app).await?;
+    let countable = bitmap_conditions();
+    assert!(countable.len() >= 25, "{countable:?}");
+    property(&app, &admin, conditions(), 40).await?;
+    property(&app, &admin, countable.clone(), 32).await?;
+
+    // The member segments only those who share their whole profile, less a blocked pair.
+    let member = &members[0];
+    app.sql(&format!(
+        "UPDATE users SET profile_visibility = 'friends' WHERE company_id = '{a}' AND email LIKE 'a1%';
+         INSERT INTO friendships (company_id, user_a, user_b, status, requested_by, blocked_by)
+         SELECT '{a}', LEAST(u.id, '{m}'::uuid), GREATEST(u.id, '{m}'::uuid), 'blocked', u.id, u.id
+         FROM users u WHERE u.company_id = '{a}' AND u.email LIKE 'a2@%'",
+        m = member.id
+    ))
+    .await?;
+    let visible = subjects(&app, member).await?;
+    assert!(
+        visible.len() < people.len() - 5 && visible.iter().any(|(id, _)| *id == member.id.to_string()),
+        "{} of {}",
+        visible.len(),
+        people.len()
+    );
+    property(&app, member, conditions(), 24).await?;
+    property(&app, member, countable.clone(), 24).await?;
+
+    // After writes of every kind, in both companies, both ways of counting still agree.
+    write_everything(&app, a, "a-new").await?;
+    write_everything(&app, b, "b-new").await?;
+    assert_bitmaps_match_users(&app).await?;
+    property(&app, &admin, conditions(), 24).await?;
+    property(&app, &admin, countable.clone(), 24).await?;
+    property(&app, member, countable, 24).await?;
     Ok(())
 }
