@@ -2,9 +2,10 @@
 //! `LISTEN`/`NOTIFY` as the fallback.
 //!
 //! Every instance keeps one pub/sub connection subscribed to the pattern `{prefix}ev:*` and
-//! dispatches what arrives to local subscribers of that topic (tokio broadcast channels), so
-//! an event published on any instance reaches subscribers on all of them — its own included,
-//! by the same path. Every instance also `LISTEN`s on one PostgreSQL channel
+//! dispatches what arrives to local subscribers of that topic (each has a queue of its own,
+//! which holds memory only for the events it has not taken yet, and leaves the topic when
+//! dropped), so an event published on any instance reaches subscribers on all of them — its
+//! own included, by the same path. Every instance also `LISTEN`s on one PostgreSQL channel
 //! ([`notify_channel`]). When a Redis publish fails or times out, `publish` sends the event
 //! with `pg_notify` instead (an event too large for a notification is replaced by its
 //! [`Event::stand_in`]); only when PostgreSQL fails too is it delivered to this instance's
@@ -17,16 +18,22 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, OnceLock},
+    pin::Pin,
+    sync::{
+        Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak,
+        atomic::{AtomicU64, Ordering},
+    },
+    task::{Context, Poll},
     time::Duration,
 };
 
 use futures_util::{Stream, StreamExt};
 use sea_orm::{ConnectionTrait as _, DatabaseConnection, DbBackend, Statement};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{mpsc, watch};
 
-/// Events buffered per topic for a slow subscriber before it starts missing some.
+/// Events queued for a slow subscriber before it starts missing some. The queue grows with
+/// what it holds (in blocks of a few dozen events), not to this bound at once.
 const CAPACITY: usize = 1024;
 /// Bound on a notification sent through PostgreSQL.
 const NOTIFY_TIMEOUT: Duration = Duration::from_secs(3);
@@ -108,7 +115,7 @@ pub struct PubSub {
 struct Inner {
     redis: crate::kv::Redis,
     prefix: String,
-    topics: Mutex<HashMap<String, broadcast::Sender<Arc<str>>>>,
+    local: Arc<Local>,
     /// The fallback through PostgreSQL, once started.
     postgres: OnceLock<DatabaseConnection>,
     /// Whether the Redis listener is connected (and its server answers).
@@ -122,22 +129,161 @@ impl std::fmt::Debug for PubSub {
     }
 }
 
+/// This instance's subscribers, by topic. A topic is held only while someone subscribes to it.
+#[derive(Default)]
+struct Topics {
+    by_name: HashMap<String, Vec<Subscriber>>,
+    /// Subscriptions held, over all topics.
+    subscribers: usize,
+    next_id: u64,
+}
+
+/// One subscription's end of its queue.
+struct Subscriber {
+    id: u64,
+    queue: mpsc::Sender<Arc<str>>,
+    /// Events dropped because the queue was full, until the subscription notices.
+    missed: Arc<AtomicU64>,
+}
+
 impl Inner {
     fn channel_prefix(&self) -> String {
         format!("{}ev:", self.prefix)
     }
 
-    /// Hands a payload to this instance's subscribers of `topic`.
-    fn dispatch(&self, topic: &str, payload: Arc<str>) {
-        let Ok(mut topics) = self.topics.lock() else {
+    fn dispatch(&self, topic: &str, payload: &str) {
+        self.local.dispatch(topic, payload);
+    }
+}
+
+/// The subscriptions of this instance. Only [`Inner`] holds it: once the [`PubSub`] is gone,
+/// their queues close and their streams end.
+#[derive(Default)]
+struct Local {
+    topics: Mutex<Topics>,
+}
+
+impl Local {
+    fn topics(&self) -> MutexGuard<'_, Topics> {
+        // Nothing panics while holding it; should something, the map is still consistent.
+        self.topics.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Hands a payload to this instance's subscribers of `topic`: one allocation shared by all
+    /// of them, none when nobody here subscribes.
+    fn dispatch(&self, topic: &str, payload: &str) {
+        let mut topics = self.topics();
+        let Some(subscribers) = topics.by_name.get_mut(topic) else {
             return;
         };
-        if let Some(sender) = topics.get(topic)
-            && sender.send(payload).is_err()
-        {
-            // Nobody listens any more.
-            topics.remove(topic);
+        let payload: Arc<str> = payload.into();
+        let before = subscribers.len();
+        subscribers.retain(
+            |subscriber| match subscriber.queue.try_send(payload.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    subscriber.missed.fetch_add(1, Ordering::Relaxed);
+                    true
+                }
+                // Dropped without leaving (it cannot be, but a queue nobody reads is not kept).
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            },
+        );
+        let gone = before - subscribers.len();
+        if subscribers.is_empty() {
+            topics.by_name.remove(topic);
         }
+        topics.subscribers -= gone;
+    }
+
+    /// A subscription to `topic` from now on.
+    fn join(self: &Arc<Self>, topic: &str) -> Subscription {
+        let (queue, receiver) = mpsc::channel(CAPACITY);
+        let missed = Arc::new(AtomicU64::new(0));
+        let mut topics = self.topics();
+        let id = topics.next_id;
+        topics.next_id += 1;
+        topics.subscribers += 1;
+        topics
+            .by_name
+            .entry(topic.to_owned())
+            .or_default()
+            .push(Subscriber {
+                id,
+                queue,
+                missed: missed.clone(),
+            });
+        Subscription {
+            receiver,
+            missed,
+            left: Left {
+                local: Arc::downgrade(self),
+                topic: topic.to_owned(),
+                id,
+            },
+        }
+    }
+
+    /// Subscription `id` of `topic` ended: the topic goes once nobody here subscribes to it.
+    fn leave(&self, topic: &str, id: u64) {
+        let mut topics = self.topics();
+        let Some(subscribers) = topics.by_name.get_mut(topic) else {
+            return;
+        };
+        let before = subscribers.len();
+        subscribers.retain(|subscriber| subscriber.id != id);
+        let gone = before - subscribers.len();
+        if subscribers.is_empty() {
+            topics.by_name.remove(topic);
+        }
+        topics.subscribers -= gone;
+    }
+}
+
+/// The payloads published on one topic from the moment it was made; leaves the topic when
+/// dropped. Ends when the [`PubSub`] is gone.
+pub struct Subscription {
+    receiver: mpsc::Receiver<Arc<str>>,
+    missed: Arc<AtomicU64>,
+    left: Left,
+}
+
+/// Takes a subscription off its topic when dropped.
+struct Left {
+    local: Weak<Local>,
+    topic: String,
+    id: u64,
+}
+
+impl Drop for Left {
+    fn drop(&mut self) {
+        if let Some(local) = self.local.upgrade() {
+            local.leave(&self.topic, self.id);
+        }
+    }
+}
+
+impl Stream for Subscription {
+    type Item = Arc<str>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Arc<str>>> {
+        let missed = self.missed.swap(0, Ordering::Relaxed);
+        if missed > 0 {
+            tracing::warn!(
+                topic = self.left.topic,
+                missed,
+                "slow subscriber missed events"
+            );
+        }
+        self.receiver.poll_recv(cx)
+    }
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("topic", &self.left.topic)
+            .finish_non_exhaustive()
     }
 }
 
@@ -149,7 +295,7 @@ impl PubSub {
         let inner = Arc::new(Inner {
             redis,
             prefix: prefix.to_owned(),
-            topics: Mutex::new(HashMap::new()),
+            local: Arc::default(),
             postgres: OnceLock::new(),
             redis_up: watch::channel(false).0,
             shutdown: shutdown_tx,
@@ -205,7 +351,7 @@ impl PubSub {
                     %error,
                     "redis and postgresql unavailable: event delivered on this instance only"
                 );
-                self.inner.dispatch(topic, json.into());
+                self.inner.dispatch(topic, &json);
             }
         }
     }
@@ -248,31 +394,16 @@ impl PubSub {
         Ok(())
     }
 
-    /// A stream of the JSON payloads published on `topic` from now on.
-    pub fn subscribe(&self, topic: &str) -> impl Stream<Item = Arc<str>> + Send + 'static + use<> {
-        let receiver = match self.inner.topics.lock() {
-            Ok(mut topics) => topics
-                .entry(topic.to_owned())
-                .or_insert_with(|| broadcast::channel(CAPACITY).0)
-                .subscribe(),
-            // A poisoned lock means a panic elsewhere; give an empty stream rather than panic.
-            Err(_) => broadcast::channel(1).1,
-        };
-        let topic = topic.to_owned();
-        futures_util::stream::unfold(receiver, move |mut receiver| {
-            let topic = topic.clone();
-            async move {
-                loop {
-                    match receiver.recv().await {
-                        Ok(payload) => return Some((payload, receiver)),
-                        Err(broadcast::error::RecvError::Lagged(missed)) => {
-                            tracing::warn!(topic, missed, "slow subscriber missed events");
-                        }
-                        Err(broadcast::error::RecvError::Closed) => return None,
-                    }
-                }
-            }
-        })
+    /// A stream of the JSON payloads published on `topic` from now on; it leaves the topic
+    /// when dropped.
+    pub fn subscribe(&self, topic: &str) -> Subscription {
+        self.inner.local.join(topic)
+    }
+
+    /// Subscriptions held on this instance (over all topics), and the topics they are on.
+    pub fn held(&self) -> (usize, usize) {
+        let topics = self.inner.local.topics();
+        (topics.subscribers, topics.by_name.len())
     }
 }
 
@@ -319,7 +450,7 @@ async fn listen(
                             let Some(inner) = inner.upgrade() else { return };
                             let Some(topic) = message.get_channel_name().strip_prefix(&prefix) else { continue };
                             if let Ok(payload) = std::str::from_utf8(message.get_payload_bytes()) {
-                                inner.dispatch(topic, payload.into());
+                                inner.dispatch(topic, payload);
                             }
                         }
                     }
@@ -389,7 +520,7 @@ async fn listen_postgres(
                             let Some(inner) = inner.upgrade() else { return };
                             match serde_json::from_str::<Envelope>(notification.payload()) {
                                 Ok(envelope) => {
-                                    inner.dispatch(&envelope.topic, envelope.payload.into());
+                                    inner.dispatch(&envelope.topic, &envelope.payload);
                                 }
                                 Err(error) => {
                                     tracing::warn!(%error, "a notification that is no event");
@@ -438,6 +569,59 @@ mod tests {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         );
+    }
+
+    #[tokio::test]
+    async fn a_topic_is_held_while_someone_subscribes_and_each_subscriber_gets_every_event() {
+        let local = Arc::new(Local::default());
+        let mut first = local.join("t");
+        let mut second = local.join("t");
+        let other = local.join("u");
+        local.dispatch("t", "one");
+        local.dispatch("nobody", "lost");
+        assert_eq!(first.next().await.as_deref(), Some("one"));
+        assert_eq!(second.next().await.as_deref(), Some("one"));
+        {
+            let topics = local.topics();
+            assert_eq!((topics.subscribers, topics.by_name.len()), (3, 2));
+        }
+        drop(second);
+        drop(other);
+        local.dispatch("t", "two");
+        assert_eq!(first.next().await.as_deref(), Some("two"));
+        {
+            let topics = local.topics();
+            assert_eq!((topics.subscribers, topics.by_name.len()), (1, 1));
+        }
+        drop(first);
+        let topics = local.topics();
+        assert_eq!((topics.subscribers, topics.by_name.len()), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_falls_behind_misses_events_and_goes_on() {
+        let local = Arc::new(Local::default());
+        let mut slow = local.join("t");
+        for n in 0..CAPACITY + 3 {
+            local.dispatch("t", &n.to_string());
+        }
+        assert_eq!(slow.missed.load(Ordering::Relaxed), 3);
+        assert_eq!(slow.next().await.as_deref(), Some("0"));
+        assert_eq!(slow.missed.load(Ordering::Relaxed), 0);
+        local.dispatch("t", "later");
+        let mut last = None;
+        for _ in 0..CAPACITY {
+            last = slow.next().await;
+        }
+        assert_eq!(last.as_deref(), Some("later"));
+    }
+
+    #[tokio::test]
+    async fn subscriptions_end_when_the_pubsub_is_gone() {
+        let local = Arc::new(Local::default());
+        let mut subscription = local.join("t");
+        drop(local);
+        assert_eq!(subscription.next().await, None);
     }
 
     #[test]

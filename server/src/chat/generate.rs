@@ -50,6 +50,15 @@ enum Outcome {
     Lost,
 }
 
+/// The names a generation publishes and stores its deltas under, made once.
+struct Names {
+    /// The conversation's pub/sub topic, and its Redis channel.
+    topic: String,
+    channel: String,
+    /// The Redis list of the reply's deltas.
+    deltas: String,
+}
+
 #[derive(Default)]
 struct Reply {
     text: String,
@@ -138,6 +147,12 @@ impl Generation {
             Ok(events) => events,
             Err(error) => return Outcome::Failed(error),
         };
+        let topic = topic(self.message.conversation_id);
+        let names = Names {
+            channel: chat.channel(&topic),
+            deltas: chat.live().deltas_key(self.message_id),
+            topic,
+        };
         loop {
             let event = tokio::select! {
                 biased;
@@ -157,7 +172,7 @@ impl Generation {
                         reply.text.push_str(&text);
                         index
                     };
-                    self.publish_delta(chat, reply, index, text).await;
+                    self.publish_delta(chat, &names, reply, index, text).await;
                 }
                 Ok(StreamEvent::Usage { prompt, completion }) => {
                     crate::metrics::chat_tokens(prompt, completion);
@@ -256,8 +271,14 @@ impl Generation {
     /// PostgreSQL (with the whole text so far) before it is published instead, so a late
     /// subscriber catches up from there; the event goes through `PubSub`, which falls back to
     /// PostgreSQL too.
-    async fn publish_delta(&self, chat: &Chat, reply: &Shared, index: i64, text: String) {
-        let topic = topic(self.message.conversation_id);
+    async fn publish_delta(
+        &self,
+        chat: &Chat,
+        names: &Names,
+        reply: &Shared,
+        index: i64,
+        text: String,
+    ) {
         let event = ChatEvent::Delta {
             message_id: self.message_id,
             index,
@@ -270,13 +291,7 @@ impl Generation {
             let sent = match serde_json::to_string(&event) {
                 Ok(payload) => {
                     chat.live()
-                        .append_and_publish(
-                            self.message_id,
-                            index,
-                            text,
-                            &chat.channel(&topic),
-                            &payload,
-                        )
+                        .append_and_publish(&names.deltas, index, text, &names.channel, &payload)
                         .await
                 }
                 Err(error) => Err(error.into()),
@@ -302,7 +317,7 @@ impl Generation {
             tracing::warn!(%error, message_id = %self.message_id,
                 "could not store a delta: late subscribers may miss it");
         }
-        chat.pubsub().publish(&topic, &event).await;
+        chat.pubsub().publish(&names.topic, &event).await;
     }
 
     async fn finish(self, chat: &Chat, reply: Reply, outcome: Outcome) {

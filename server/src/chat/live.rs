@@ -1,12 +1,16 @@
-//! Redis state of replies while they stream: the text so far and the index of its last delta
-//! (for subscribers that join late, on any instance), the lease of the instance generating each
-//! reply (see `sweep`), and each company's running generations (for the concurrency limit across
-//! instances).
+//! Redis state of replies while they stream: the deltas so far (for subscribers that join
+//! late, on any instance), the lease of the instance generating each reply (see `sweep`), and
+//! each company's running generations (for the concurrency limit across instances).
 //!
 //! The generator writes a delta here *before* publishing it; a subscriber subscribes *before*
 //! reading here. So every delta with an index above the one read is published after the
 //! subscription began and arrives live, and the ones at or below it are in the text read:
 //! concatenating the catch-up and the live deltas gives exactly the reply.
+//!
+//! The deltas are a Redis list, so that the text and the index of its last delta (the list's
+//! length less one) are one value, read at once: a delta costs `RPUSH` and `PUBLISH` in one
+//! round trip, and the list's lifetime is renewed with the generator's lease rather than with
+//! every delta.
 
 use std::time::Duration;
 
@@ -14,7 +18,7 @@ use uuid::Uuid;
 
 use crate::kv::Redis;
 
-/// How long the state of a streaming reply lives without a new delta.
+/// How long the deltas of a streaming reply live without their generator renewing its lease.
 const STREAMING_TTL: Duration = Duration::from_secs(15 * 60);
 /// How long the state of a finished reply stays (late readers of the last events).
 const FINISHED_TTL: Duration = Duration::from_secs(60);
@@ -67,6 +71,13 @@ impl LiveStore {
         }
     }
 
+    /// The deltas of a reply.
+    pub fn deltas_key(&self, message: Uuid) -> String {
+        format!("{}chat:live:{message}:deltas", self.prefix)
+    }
+
+    /// Where an instance of an earlier version kept the text so far and its last index: read
+    /// too, so a reply it streamed still has its catch-up while both versions run.
     fn text_key(&self, message: Uuid) -> String {
         format!("{}chat:live:{message}:text", self.prefix)
     }
@@ -83,44 +94,25 @@ impl LiveStore {
         format!("{}chat:slots:{company}", self.prefix)
     }
 
-    /// Appends delta `index` to the reply's text.
-    pub async fn append(&self, message: Uuid, index: i64, text: &str) -> anyhow::Result<()> {
-        let ttl = STREAMING_TTL.as_millis() as i64;
-        let (text_key, index_key) = (self.text_key(message), self.index_key(message));
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .append(&text_key, text)
-            .ignore()
-            .pset_ex(&index_key, index, ttl as u64)
-            .ignore()
-            .pexpire(&text_key, ttl)
-            .ignore();
-        self.redis.pipe::<()>(LIVE, &pipe).await?;
-        Ok(())
-    }
-
-    /// Appends delta `index` to the reply's text and publishes `payload` on the pub/sub
-    /// `channel`, in one atomic round trip (the write lands before the event goes out).
+    /// Stores delta `index` of the reply whose deltas are at `deltas_key` and publishes
+    /// `payload` on the pub/sub `channel`, in one round trip: Redis runs a connection's
+    /// commands in order, so the delta is stored before the event goes out. The first delta
+    /// gives the list its lifetime (renewed with the lease, see [`LiveStore::renew_lease`]).
     pub async fn append_and_publish(
         &self,
-        message: Uuid,
+        deltas_key: &str,
         index: i64,
         text: &str,
         channel: &str,
         payload: &str,
     ) -> anyhow::Result<()> {
-        let ttl = STREAMING_TTL.as_millis() as i64;
-        let (text_key, index_key) = (self.text_key(message), self.index_key(message));
         let mut pipe = redis::pipe();
-        pipe.atomic()
-            .append(&text_key, text)
-            .ignore()
-            .pset_ex(&index_key, index, ttl as u64)
-            .ignore()
-            .pexpire(&text_key, ttl)
-            .ignore()
-            .publish(channel, payload)
-            .ignore();
+        pipe.rpush(deltas_key, text).ignore();
+        if index == 0 {
+            pipe.pexpire(deltas_key, STREAMING_TTL.as_millis() as i64)
+                .ignore();
+        }
+        pipe.publish(channel, payload).ignore();
         self.redis.pipe::<()>(LIVE, &pipe).await?;
         Ok(())
     }
@@ -129,12 +121,15 @@ impl LiveStore {
     pub async fn read(&self, message: Uuid) -> anyhow::Result<Option<(String, i64)>> {
         let mut pipe = redis::pipe();
         pipe.atomic()
+            .lrange(self.deltas_key(message), 0, -1)
             .get(self.text_key(message))
             .get(self.index_key(message));
-        let (text, index): (Option<String>, Option<i64>) = self.redis.pipe(LIVE, &pipe).await?;
-        Ok(match (text, index) {
-            (Some(text), Some(index)) => Some((text, index)),
-            _ => None,
+        let (deltas, text, index): (Vec<String>, Option<String>, Option<i64>) =
+            self.redis.pipe(LIVE, &pipe).await?;
+        Ok(match (deltas.len(), text, index) {
+            (0, Some(text), Some(index)) => Some((text, index)),
+            (0, _, _) => None,
+            (count, _, _) => Some((deltas.concat(), count as i64 - 1)),
         })
     }
 
@@ -142,7 +137,9 @@ impl LiveStore {
     pub async fn finish(&self, message: Uuid) -> anyhow::Result<()> {
         let ttl = FINISHED_TTL.as_millis() as i64;
         let mut pipe = redis::pipe();
-        pipe.pexpire(self.text_key(message), ttl)
+        pipe.pexpire(self.deltas_key(message), ttl)
+            .ignore()
+            .pexpire(self.text_key(message), ttl)
             .ignore()
             .pexpire(self.index_key(message), ttl)
             .ignore();
@@ -151,19 +148,23 @@ impl LiveStore {
     }
 
     /// Takes or renews the lease of `holder` (an instance) on the generation of `message`, for
-    /// `ttl`.
+    /// `ttl`, and keeps the reply's deltas for `STREAMING_TTL` from now.
     pub async fn renew_lease(
         &self,
         message: Uuid,
         holder: Uuid,
         ttl: Duration,
     ) -> anyhow::Result<()> {
-        let cmd = redis::Cmd::pset_ex(
+        let mut pipe = redis::pipe();
+        pipe.pset_ex(
             self.lease_key(message),
             holder.to_string(),
             ttl.as_millis() as u64,
-        );
-        self.redis.cmd::<()>(LIVE, &cmd).await?;
+        )
+        .ignore()
+        .pexpire(self.deltas_key(message), STREAMING_TTL.as_millis() as i64)
+        .ignore();
+        self.redis.pipe::<()>(LIVE, &pipe).await?;
         Ok(())
     }
 

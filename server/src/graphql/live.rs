@@ -4,10 +4,11 @@
 //! announcement was lost: every few seconds while pub/sub is not connected to Redis), or when the user's role changes (announced on pub/sub: every token
 //! of the user carries the old role).
 
-use std::{pin::Pin, sync::Arc, time::Duration};
+use std::{future::Future, pin::Pin, time::Duration};
 
 use async_graphql::Context;
 use futures_util::{Stream, StreamExt};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{
@@ -61,7 +62,7 @@ pub fn close_deadline_ms(state: &AppState, exp: u64) -> u64 {
         .saturating_mul(1000)
 }
 
-type Announcements = Pin<Box<dyn Stream<Item = Arc<str>> + Send>>;
+type Announcements = crate::pubsub::Subscription;
 
 /// Watches what ends a caller's credentials, from the moment it is started: a revocation or
 /// role change announced after [`CredentialWatch::start`] is never missed.
@@ -81,16 +82,12 @@ impl CredentialWatch {
             state: state.clone(),
             session: principal.session_id,
             deadline_ms,
-            revoked: Box::pin(
-                state
-                    .pubsub
-                    .subscribe(&SessionCache::topic(principal.session_id)),
-            ),
-            access: Box::pin(
-                state
-                    .pubsub
-                    .subscribe(&SessionCache::access_topic(principal.user_id)),
-            ),
+            revoked: state
+                .pubsub
+                .subscribe(&SessionCache::topic(principal.session_id)),
+            access: state
+                .pubsub
+                .subscribe(&SessionCache::access_topic(principal.user_id)),
         }
     }
 
@@ -103,15 +100,7 @@ impl CredentialWatch {
             mut revoked,
             mut access,
         } = self;
-        let until_expiry = async move {
-            match deadline_ms {
-                Some(deadline) => {
-                    let left = deadline.saturating_sub(now_ms());
-                    tokio::time::sleep(Duration::from_millis(left)).await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
+        let until_expiry = until_ms(deadline_ms);
         let mut redis = state.pubsub.redis_connected();
         let recheck = async move {
             loop {
@@ -144,7 +133,15 @@ impl CredentialWatch {
     }
 }
 
-/// Wraps a subscription's stream so it ends when the caller's credentials do. Call it in every
+/// Cancelled when the credentials of the connection an operation runs on end (revoked, role
+/// changed, found no longer live), by the transport that watches them for the whole connection
+/// (a WebSocket, with a [`CredentialWatch`] of its own): each of its subscriptions then ends
+/// with it, rather than watching the same announcements again.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionWatched(pub CancellationToken);
+
+/// Wraps a subscription's stream so it ends when the caller's credentials do: at the access
+/// token's expiry, or when its session is revoked or the user's role changes. Call it in every
 /// subscription resolver. (The WebSocket closes itself then too; this holds for any transport.)
 pub fn bounded<S>(ctx: &Context<'_>, stream: S) -> AppResult<impl Stream<Item = S::Item> + use<S>>
 where
@@ -155,6 +152,36 @@ where
         .data::<AppState>()
         .map_err(|_| AppError::internal(anyhow::anyhow!("no AppState in context")))?;
     let deadline = ctx.data_opt::<AccessExpiry>().map(|e| expiry_ms(e.0));
-    let watch = CredentialWatch::start(state, principal, deadline);
-    Ok(stream.take_until(watch.ended()))
+    let ended: Pin<Box<dyn Future<Output = ()> + Send>> = match ctx.data_opt::<ConnectionWatched>()
+    {
+        // The connection's watch holds the expiry only after the JWT leeway: the
+        // subscription ends at the expiry itself.
+        Some(ConnectionWatched(connection)) => {
+            let connection = connection.clone();
+            Box::pin(async move {
+                tokio::select! {
+                    () = connection.cancelled() => {}
+                    () = until_ms(deadline) => {}
+                }
+            })
+        }
+        None => {
+            let watch = CredentialWatch::start(state, principal, deadline);
+            Box::pin(async move {
+                watch.ended().await;
+            })
+        }
+    };
+    Ok(stream.take_until(ended))
+}
+
+/// Resolves at `deadline` (Unix milliseconds); never without one.
+async fn until_ms(deadline: Option<u64>) {
+    match deadline {
+        Some(deadline) => {
+            let left = deadline.saturating_sub(now_ms());
+            tokio::time::sleep(Duration::from_millis(left)).await;
+        }
+        None => std::future::pending::<()>().await,
+    }
 }

@@ -397,15 +397,13 @@ impl<S: Stream<Item = Response> + Unpin> Stream for OverWebSocket<S> {
         if this.done {
             return polled;
         }
-        let (is_subscription, valid, fields) = {
+        let (is_subscription, valid) = {
             let op = lock(&this.op);
-            (
-                op.kind == Some(OperationType::Subscription),
-                op.valid,
-                op.fields.clone(),
-            )
+            (op.kind == Some(OperationType::Subscription), op.valid)
         };
         if is_subscription && valid && this.subscribed.is_empty() && this.outcome.is_none() {
+            // Once, when the subscription starts (not for every event it sends).
+            let fields = lock(&this.op).fields.clone();
             for field in fields {
                 crate::metrics::subscription(&field, 1);
                 this.subscribed.push(field);

@@ -19,7 +19,8 @@ use crate::{
     state::AppState,
 };
 
-/// Gauges read when scraped: the pool's connections and the circuit breakers.
+/// Gauges read when scraped: the pool's connections, the circuit breakers and the pub/sub
+/// subscriptions held.
 fn observe_state(state: &AppState) {
     let pool = state.db.get_postgres_connection_pool();
     let size = f64::from(pool.size());
@@ -29,6 +30,9 @@ fn observe_state(state: &AppState) {
     gauge!("db_pool_connections", "state" => "in_use").set((size - idle).max(0.0));
     gauge!("llm_circuit_breaker_open").set(if state.chat.breaker_open() { 1.0 } else { 0.0 });
     gauge!("redis_breaker_open").set(if state.redis.breaker_open() { 1.0 } else { 0.0 });
+    let (subscriptions, topics) = state.pubsub.held();
+    gauge!("pubsub_subscriptions").set(subscriptions as f64);
+    gauge!("pubsub_topics").set(topics as f64);
 }
 
 /// Compares without an early exit, so the time taken does not tell how much of a guess was

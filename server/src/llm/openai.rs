@@ -9,7 +9,7 @@ use eventsource_stream::Eventsource as _;
 use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::time::{Instant, timeout, timeout_at};
+use tokio::time::{Instant, timeout_at};
 
 use super::{
     ChatRequest, EventStream, LlmError, Provider, StreamEvent, backoff, parse_retry_after,
@@ -148,11 +148,13 @@ impl Provider for OpenAiClient {
 }
 
 #[derive(Debug, Deserialize)]
-struct Chunk {
+struct Chunk<'a> {
     #[serde(default)]
     choices: Vec<Choice>,
     usage: Option<Usage>,
-    model: Option<String>,
+    /// Borrowed: every chunk names the model, only the first one's is kept.
+    #[serde(borrow)]
+    model: Option<std::borrow::Cow<'a, str>>,
     error: Option<serde_json::Value>,
     /// Groq puts usage here.
     x_groq: Option<XGroq>,
@@ -203,7 +205,7 @@ fn chunk_events(data: &str, model_seen: &mut bool) -> Result<Vec<StreamEvent>, L
         && !*model_seen
     {
         *model_seen = true;
-        events.push(StreamEvent::Model(model));
+        events.push(StreamEvent::Model(model.into_owned()));
     }
     for choice in chunk.choices {
         if let Some(text) = choice
@@ -299,22 +301,70 @@ where
     })
 }
 
-/// Ends the stream with `IdleTimeout` when no event arrives within `idle`.
+/// Ends the stream with `IdleTimeout` when no event arrives within `idle`. One timer serves
+/// the whole stream: an event only notes the time, and the timer, once it fires, is set again
+/// from the last event when one came meanwhile (rather than a timer set and cancelled for
+/// every token).
 fn idle_limited<S>(events: S, idle: Duration) -> impl Stream<Item = Result<StreamEvent, LlmError>>
 where
     S: Stream<Item = Result<StreamEvent, LlmError>> + Unpin,
 {
-    futures_util::stream::unfold(Some(events), move |events| async move {
-        let mut events = events?;
-        match timeout(idle, events.next()).await {
-            Ok(Some(item)) => {
-                let end = item.is_err();
-                Some((item, (!end).then_some(events)))
+    IdleLimited {
+        events: Some(events),
+        idle,
+        last: Instant::now(),
+        timer: Box::pin(tokio::time::sleep(idle)),
+    }
+}
+
+struct IdleLimited<S> {
+    /// `None` once ended.
+    events: Option<S>,
+    idle: Duration,
+    /// When the last event arrived.
+    last: Instant,
+    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<S> Stream for IdleLimited<S>
+where
+    S: Stream<Item = Result<StreamEvent, LlmError>> + Unpin,
+{
+    type Item = Result<StreamEvent, LlmError>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        let Some(events) = this.events.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match events.poll_next_unpin(cx) {
+            Poll::Ready(Some(item)) => {
+                this.last = Instant::now();
+                if item.is_err() {
+                    this.events = None;
+                }
+                return Poll::Ready(Some(item));
             }
-            Ok(None) => None,
-            Err(_) => Some((Err(LlmError::IdleTimeout(idle)), None)),
+            Poll::Ready(None) => {
+                this.events = None;
+                return Poll::Ready(None);
+            }
+            Poll::Pending => {}
         }
-    })
+        while this.timer.as_mut().poll(cx).is_ready() {
+            let due = this.last + this.idle;
+            if due <= Instant::now() {
+                this.events = None;
+                return Poll::Ready(Some(Err(LlmError::IdleTimeout(this.idle))));
+            }
+            this.timer.as_mut().reset(due);
+        }
+        Poll::Pending
+    }
 }
 
 #[cfg(test)]
@@ -379,6 +429,28 @@ mod tests {
             parse(body).await,
             vec![Err(LlmError::Provider("overloaded".into()))]
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn events_within_the_idle_time_go_on_and_silence_beyond_it_ends_the_stream() {
+        let idle = Duration::from_secs(10);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let received = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let mut events = Box::pin(idle_limited(received, idle));
+        // Three events, each 8 s after the last: 24 s in all, never 10 s of silence.
+        for n in 0..3 {
+            tokio::time::sleep(Duration::from_secs(8)).await;
+            let _ = tx.send(Ok(StreamEvent::Delta(n.to_string())));
+            assert_eq!(
+                events.next().await,
+                Some(Ok(StreamEvent::Delta(n.to_string())))
+            );
+        }
+        let silent_from = Instant::now();
+        assert_eq!(events.next().await, Some(Err(LlmError::IdleTimeout(idle))));
+        assert_eq!(silent_from.elapsed(), idle);
+        assert_eq!(events.next().await, None);
+        drop(tx);
     }
 
     #[test]

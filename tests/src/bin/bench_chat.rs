@@ -1,12 +1,18 @@
 //! `make bench`, chat streaming: STREAMS conversations stream replies at once from the fake
 //! provider at RATE tokens/s each, through a release server process of their own, to one
-//! WebSocket subscriber each. Prints the latency the server adds per delta (the fake's send
-//! time, carried in the token, to the subscriber's receive time: p50 / p99), the server's
-//! memory per open stream (peak RSS over the idle RSS with every subscriber connected) and
-//! its CPU.
+//! WebSocket subscriber each (in this process, apart from the server's). Prints the server's
+//! CPU time per delta, the latency it adds per delta (the fake's send time, carried in the
+//! token, to the subscriber's receive time: p50 / p99), the server's memory per open
+//! subscription (resident memory with every subscriber connected over that before the first
+//! one connected) and what is left of it once they closed, with the machine's CPUs and idle
+//! share before the run.
 //!
 //! Usage: `bench_chat <server binary> [BENCHMARKS.md to update]`. Knobs (environment):
-//! BENCH_CHAT_STREAMS (500), BENCH_CHAT_RATE (20), BENCH_CHAT_TOKENS (60).
+//! BENCH_CHAT_STREAMS (500), BENCH_CHAT_RATE (20), BENCH_CHAT_TOKENS (60),
+//! BENCH_CHAT_LOCKSTEP (0: the streams' first tokens are spread over one token interval, as
+//! independent streams are; 1: every stream sends its tokens at the same instants),
+//! BENCH_CHAT_CALLGRIND (1: the server runs under `valgrind --tool=callgrind`, whose counts
+//! are zeroed before the replies stream and dumped after, see `scripts/bench-chat.sh`).
 
 use std::{
     process::Stdio,
@@ -32,6 +38,60 @@ fn knob(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// The machine's CPUs and the share of their time idle over `over`, from /proc/stat.
+async fn machine(over: Duration) -> (usize, f64) {
+    fn sample() -> Option<(u64, u64)> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+        let fields: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        // idle + iowait, of all
+        let idle = fields.get(3)? + fields.get(4).copied().unwrap_or(0);
+        Some((idle, fields.iter().sum()))
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let before = sample();
+    tokio::time::sleep(over).await;
+    let share = match (before, sample()) {
+        (Some((idle0, all0)), Some((idle1, all1))) if all1 > all0 => {
+            100.0 * (idle1 - idle0) as f64 / (all1 - all0) as f64
+        }
+        _ => f64::NAN,
+    };
+    (cpus, share)
+}
+
+/// The sum of the samples of metric `name` whose labels contain `labels`, from the server's
+/// `/metrics`; `None` when it cannot be read or has no such metric.
+async fn metric(http: &reqwest::Client, url: &str, name: &str, labels: &str) -> Option<f64> {
+    let text = http.get(url).send().await.ok()?.text().await.ok()?;
+    let mut found = None;
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        let (series, value) = match rest.strip_prefix('{') {
+            Some(rest) => match rest.split_once("} ") {
+                Some((series, value)) => (series, value),
+                None => continue,
+            },
+            None => match rest.strip_prefix(' ') {
+                Some(value) => ("", value),
+                None => continue,
+            },
+        };
+        if series.contains(labels)
+            && let Ok(value) = value.trim().parse::<f64>()
+        {
+            *found.get_or_insert(0.0) += value;
+        }
+    }
+    found
 }
 
 /// (resident bytes, CPU seconds) of a process, from /proc.
@@ -119,30 +179,47 @@ async fn main() -> anyhow::Result<()> {
         .next()
         .context("usage: bench_chat <server binary> [BENCHMARKS.md]")?;
     let report = args.next();
-    let streams = knob("BENCH_CHAT_STREAMS", 500);
+    let streams = knob("BENCH_CHAT_STREAMS", 500).max(1);
     let rate = knob("BENCH_CHAT_RATE", 20).max(1);
     let tokens = knob("BENCH_CHAT_TOKENS", 60).max(1);
+    let lockstep = knob("BENCH_CHAT_LOCKSTEP", 0) == 1;
+    let callgrind = knob("BENCH_CHAT_CALLGRIND", 0) == 1;
+    let interval = Duration::from_micros(1_000_000 / rate as u64);
 
     // Databases, Redis and the fake provider; the in-process server only arranges data.
     let app = TestApp::spawn().await?;
     let script = StreamScript {
         stamp: true,
         ..StreamScript::tokens(vec!["x"; tokens])
-            .delay(Duration::from_micros(1_000_000 / rate as u64))
+            .delay(interval)
             .pause_after(0)
     };
     let fake = FakeLlm::start(Reply::Stream(script)).await?;
     let (_, _, members) = app.company_with_users("Bench", 1).await?;
     let token = app.token_for(&members[0]);
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let free_port = || -> anyhow::Result<u16> {
+        Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port())
+    };
+    let (port, metrics_port) = (free_port()?, free_port()?);
     let config = &app.config;
-    let mut child = tokio::process::Command::new(&server_bin)
+    let mut command = if callgrind {
+        let mut command = tokio::process::Command::new("valgrind");
+        command
+            .arg("--tool=callgrind")
+            .arg("--callgrind-out-file=target/callgrind.chat.%p")
+            .arg(&server_bin);
+        command
+    } else {
+        tokio::process::Command::new(&server_bin)
+    };
+    let mut child = command
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
         .env(
             "DATABASE_URL",
             config.database_url.clone().unwrap_or_default(),
@@ -161,6 +238,7 @@ async fn main() -> anyhow::Result<()> {
         .env("LLM_BASE_URL", fake.base_url())
         .env("CHAT_MESSAGES_PER_MINUTE", "0")
         .env("CHAT_MAX_CONCURRENT_PER_COMPANY", "0")
+        .env("WS_MAX_SOCKETS_PER_USER", "0")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .kill_on_drop(true)
@@ -169,15 +247,24 @@ async fn main() -> anyhow::Result<()> {
     let pid = child.id().context("server pid")?;
     let http = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/graphql");
-    tests::eventually(Duration::from_secs(60), "the server to answer", || async {
-        http.get(format!("http://127.0.0.1:{port}/health"))
-            .send()
-            .await
-            .is_ok()
-    })
+    let metrics = format!("http://127.0.0.1:{metrics_port}/metrics");
+    let started_within = if callgrind { 600 } else { 60 };
+    tests::eventually(
+        Duration::from_secs(started_within),
+        "the server to answer",
+        || async {
+            http.get(format!("http://127.0.0.1:{port}/health"))
+                .send()
+                .await
+                .is_ok()
+        },
+    )
     .await?;
 
-    println!("chat bench: {streams} streams x {tokens} tokens at {rate} tokens/s");
+    println!(
+        "chat bench: {streams} streams x {tokens} tokens at {rate} tokens/s{}",
+        if lockstep { ", in lockstep" } else { "" }
+    );
     let conversations: Vec<String> = stream::iter(0..streams)
         .map(|_| {
             let (http, url, token) = (&http, &url, &token);
@@ -203,6 +290,46 @@ async fn main() -> anyhow::Result<()> {
         .await
         .into_iter()
         .collect::<anyhow::Result<_>>()?;
+    // The socket and subscription machinery warmed by one subscriber, gone again.
+    {
+        let payload = json!({ "authorization": format!("Bearer {token}") });
+        let ws_url = format!("ws://127.0.0.1:{port}/graphql/ws");
+        if let WsOutcome::Acked(mut ws) = WsClient::connect(&ws_url, None, payload).await? {
+            ws.subscribe("1", EVENTS, json!({ "id": conversations[0] }))
+                .await?;
+            ws.close().await?;
+        }
+    }
+    let subscriptions = || {
+        metric(
+            &http,
+            &metrics,
+            "graphql_subscriptions",
+            "conversationEvents",
+        )
+    };
+    let sockets_open = || metric(&http, &metrics, "websocket_connections", "");
+    let settled = |want: f64| {
+        let (subscriptions, sockets_open) = (&subscriptions, &sockets_open);
+        async move {
+            let result = tests::eventually(
+                Duration::from_secs(60),
+                "the server to count the subscriptions",
+                || async move {
+                    let subs = subscriptions().await;
+                    let socks = sockets_open().await;
+                    // A server without these metrics is waited for a moment only.
+                    subs.is_none() || (subs == Some(want) && socks.is_none_or(|s| s == want))
+                },
+            )
+            .await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            result
+        }
+    };
+    settled(0.0).await?;
+    let (before_rss, _) = usage(pid)?;
+
     let ws_url = format!("ws://127.0.0.1:{port}/graphql/ws");
     let mut sockets = Vec::with_capacity(streams);
     for conversation in &conversations {
@@ -214,8 +341,9 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         sockets.push(*ws);
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let (idle_rss, _) = usage(pid)?;
+    settled(streams as f64).await?;
+    let (connected_rss, _) = usage(pid)?;
+    let topics_open = metric(&http, &metrics, "pubsub_topics", "").await;
 
     // Every reply starts and is held by the fake before its first token.
     let latencies = Arc::new(Mutex::new(Vec::new()));
@@ -235,40 +363,68 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
 
-    let peak = Arc::new(Mutex::new(idle_rss));
-    let sampler = {
-        let peak = peak.clone();
-        tokio::spawn(async move {
-            loop {
-                if let (Ok((rss, _)), Ok(mut p)) = (usage(pid), peak.lock()) {
-                    *p = (*p).max(rss);
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
-    };
+    let (cpus, idle) = machine(Duration::from_secs(1)).await;
+    if callgrind {
+        callgrind_control("-z", pid).await?;
+    }
     let (_, cpu_start) = usage(pid)?;
     let started = Instant::now();
-    for _ in 0..streams {
-        fake.release();
+    if lockstep {
+        for _ in 0..streams {
+            fake.release();
+        }
+    } else {
+        // The first tokens spread evenly over one token interval, in 1 ms steps.
+        let steps = (interval.as_millis() as usize).clamp(1, streams);
+        for step in 0..steps {
+            let due = started + interval * step as u32 / steps as u32;
+            tokio::time::sleep_until(due.into()).await;
+            for _ in (streams * step / steps)..(streams * (step + 1) / steps) {
+                fake.release();
+            }
+        }
     }
     for follower in followers {
         follower.await??;
     }
     let elapsed = started.elapsed().as_secs_f64();
     let (_, cpu_end) = usage(pid)?;
-    sampler.abort();
+    if callgrind {
+        callgrind_control("-d", pid).await?;
+    }
+
+    // The subscribers are gone (their sockets dropped): what the server still holds.
+    settled(0.0).await?;
+    let (closed_rss, _) = usage(pid)?;
+    let topics_closed = metric(&http, &metrics, "pubsub_topics", "").await;
     let _ = child.kill().await;
 
     let mut all = latencies.lock().map(|l| l.clone()).unwrap_or_default();
     all.sort_unstable();
-    let peak = peak.lock().map(|p| *p).unwrap_or(idle_rss);
-    let per_stream_kib = peak.saturating_sub(idle_rss) as f64 / 1024.0 / streams as f64;
+    let kib = |bytes: u64| bytes as f64 / 1024.0;
+    let per_subscription = kib(connected_rss.saturating_sub(before_rss)) / streams as f64;
+    let left_per_subscription = kib(closed_rss.saturating_sub(before_rss)) / streams as f64;
     let cpu = cpu_end - cpu_start;
+    let topics = match (topics_open, topics_closed) {
+        (Some(open), Some(closed)) => {
+            format!("; pub/sub topics held: {open:.0} open, {closed:.0} after")
+        }
+        _ => String::new(),
+    };
     let lines = [
         format!(
-            "- streams: {streams} at once, {tokens} tokens each at {rate} tokens/s ({} deltas in {elapsed:.1} s)",
+            "- machine before the run: {cpus} CPUs, {idle:.0} % idle; streams: {streams} at once{}, {tokens} tokens each at {rate} tokens/s ({} deltas in {elapsed:.1} s)",
+            if lockstep {
+                " in lockstep"
+            } else {
+                ", first tokens spread over one interval"
+            },
             all.len()
+        ),
+        format!(
+            "- server CPU per delta: {:.1} µs ({cpu:.2} s over {elapsed:.1} s, {:.0} % of one core)",
+            1e6 * cpu / all.len().max(1) as f64,
+            100.0 * cpu / elapsed,
         ),
         format!(
             "- added latency per delta (provider send to subscriber receive): p50 {:.2} ms, p99 {:.2} ms",
@@ -276,14 +432,10 @@ async fn main() -> anyhow::Result<()> {
             percentile(&all, 99.0)
         ),
         format!(
-            "- server memory per open stream: {per_stream_kib:.1} KiB (peak RSS {:.0} MiB over {:.0} MiB idle with every subscriber connected)",
-            peak as f64 / 1048576.0,
-            idle_rss as f64 / 1048576.0
-        ),
-        format!(
-            "- server CPU: {cpu:.2} s over {elapsed:.1} s ({:.0} % of one core; {:.1} ms per 1000 deltas)",
-            100.0 * cpu / elapsed,
-            1e6 * cpu / all.len().max(1) as f64
+            "- server memory per open subscription: {per_subscription:.1} KiB (RSS {:.1} MiB with every subscriber connected, {:.1} MiB before); after they closed: {left_per_subscription:.1} KiB each left in RSS ({:.1} MiB){topics}",
+            kib(connected_rss) / 1024.0,
+            kib(before_rss) / 1024.0,
+            kib(closed_rss) / 1024.0,
         ),
     ];
     println!("\n{}", lines.join("\n"));
@@ -293,21 +445,53 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Replaces (or appends) the "Chat streaming" section of BENCHMARKS.md, between its markers.
+async fn callgrind_control(action: &str, pid: u32) -> anyhow::Result<()> {
+    let status = tokio::process::Command::new("callgrind_control")
+        .arg(action)
+        .arg(pid.to_string())
+        .stdout(Stdio::null())
+        .status()
+        .await?;
+    anyhow::ensure!(status.success(), "callgrind_control {action} failed");
+    Ok(())
+}
+
+/// Replaces (or appends) the figures of the "Chat streaming" section of BENCHMARKS.md,
+/// between its markers: this run's, and the previous run's beside them. What the section says
+/// around the markers is left as it is.
 fn write_report(path: &str, lines: &[String]) -> anyhow::Result<()> {
     const BEGIN: &str = "<!-- chat:begin -->";
     const END: &str = "<!-- chat:end -->";
+    const THIS_RUN: &str = "This run";
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let old = match (text.find(BEGIN), text.find(END)) {
+        (Some(start), Some(end)) if end > start => Some((start, end)),
+        _ => None,
+    };
+    // The previous run: its heading line and figures, from the section being replaced.
+    let previous = old
+        .map(|(start, end)| {
+            let section = &text[start..end];
+            let heading = section
+                .lines()
+                .find(|l| l.starts_with(THIS_RUN))
+                .map(|l| l.replacen(THIS_RUN, "Previous run", 1))
+                .unwrap_or_else(|| "Previous run:".to_owned());
+            let figures: Vec<&str> = section
+                .lines()
+                .skip_while(|l| !l.starts_with(THIS_RUN))
+                .skip(1)
+                .take_while(|l| !l.starts_with("Previous run"))
+                .filter(|l| l.starts_with("- "))
+                .collect();
+            (heading, figures)
+        })
+        .filter(|(_, figures)| !figures.is_empty())
+        .map(|(heading, figures)| format!("\n\n{heading}\n\n{}", figures.join("\n")))
+        .unwrap_or_default();
     let section = format!(
-        "{BEGIN}\n## Chat streaming\n\n`scripts/bench-chat.sh` (part of `make bench`, \
-         tests/src/bin/bench_chat.rs), {} UTC, load average before the run {}: conversations \
-         stream replies at once from the fake provider on loopback, through a release server \
-         process, each to one `graphql-transport-ws` subscriber in the bench process (which also \
-         runs the fake). Latency is from the fake writing a token (the token is its timestamp) to \
-         the subscriber parsing it: the provider hop, the Redis write and publish (one round \
-         trip), the fan-out and the WebSocket. Aims: p99 under 5 ms, under 100 KiB per \
-         stream.\n\n{}\n{END}",
+        "{BEGIN}\n{THIS_RUN} ({} UTC, load average before it {}):\n\n{}{previous}\n{END}",
         chrono::Utc::now().format("%Y-%m-%d %H:%M"),
         load.split_whitespace()
             .take(3)
@@ -315,11 +499,11 @@ fn write_report(path: &str, lines: &[String]) -> anyhow::Result<()> {
             .join(" "),
         lines.join("\n")
     );
-    let updated = match (text.find(BEGIN), text.find(END)) {
-        (Some(start), Some(end)) if end > start => {
+    let updated = match old {
+        Some((start, end)) => {
             format!("{}{section}{}", &text[..start], &text[end + END.len()..])
         }
-        _ => format!("{}\n\n{section}\n", text.trim_end()),
+        None => format!("{}\n\n## Chat streaming\n\n{section}\n", text.trim_end()),
     };
     std::fs::write(path, updated)?;
     Ok(())

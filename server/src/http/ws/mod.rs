@@ -43,7 +43,7 @@ use crate::{
     error::{AppError, RequestId},
     graphql::{
         AppSchema,
-        live::{self, CredentialWatch},
+        live::{self, ConnectionWatched, CredentialWatch},
     },
     state::AppState,
 };
@@ -112,15 +112,25 @@ pub async fn graphql_ws(
     };
     websocket
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .config(
-            WebSocketConfig::default()
-                .max_message_size(Some(max_bytes))
-                .max_frame_size(Some(max_bytes)),
-        )
+        .config(socket_config(max_bytes))
         .on_upgrade(crate::metrics::websocket(move |stream| {
             connection.serve(stream)
         }))
         .into_response()
+}
+
+/// The WebSocket layer's buffers: the read buffer is allocated (and zeroed) whole for every
+/// socket, 128 KiB by default; clients send little (`connection_init`, `subscribe`, pings), so
+/// a few KiB do, and a larger message grows it for as long as it takes to read. What is sent
+/// is written out at once (every send flushes anyway), so the write buffer holds one frame.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+fn socket_config(max_bytes: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(0)
+        .max_message_size(Some(max_bytes))
+        .max_frame_size(Some(max_bytes))
 }
 
 /// What a socket is opened with.
@@ -137,8 +147,9 @@ struct Connection {
 struct Live {
     /// Its place among its user's sockets.
     slot: Option<SocketSlot>,
-    /// What ends its credentials (none for an anonymous socket).
-    watch: Option<CredentialWatch>,
+    /// What ends its credentials (none for an anonymous socket), and the token that tells its
+    /// subscriptions they ended.
+    watch: Option<(CredentialWatch, ConnectionWatched)>,
 }
 
 /// The next thing to send.
@@ -194,8 +205,10 @@ impl Connection {
                     if let Ok(live) = live {
                         _held = live.slot;
                         ending = match live.watch {
-                            Some(watch) => Box::pin(async move {
-                                (close::FORBIDDEN, watch.ended().await.message().to_owned())
+                            Some((watch, ConnectionWatched(ended))) => Box::pin(async move {
+                                let why = watch.ended().await;
+                                ended.cancel();
+                                (close::FORBIDDEN, why.message().to_owned())
                             }),
                             None => Box::pin(std::future::pending()),
                         };
@@ -297,9 +310,11 @@ impl Connection {
                 session_id: principal.session_id,
                 expires_ms: expiry.map(live::expiry_ms),
             });
+            let watched = ConnectionWatched::default();
+            data.insert(watched.clone());
             held = Live {
                 slot: Some(slot),
-                watch: Some(watch),
+                watch: Some((watch, watched)),
             };
         }
         if let Some(exp) = expiry {
