@@ -15,9 +15,9 @@
 #   REQUESTS=200 QUERY='{ presets(first: 20) { edges { node { id name } } } }' \
 #       bash scripts/profile-requests.sh
 #
-# Knobs: REQUESTS (300), WARMUP (100), TOKENS (50, at most WARMUP), QUERY, SERVER_BIN (target/release/server, built when
-# missing), OUT. Needs valgrind, psql, python3. Listens on 127.0.0.1 only; everything it
-# started is stopped on exit.
+# Knobs: REQUESTS (300), WARMUP (100), TOKENS (50, at most WARMUP), QUERY, SERVER_BIN
+# (target/release/server, built when missing), OUT. Needs valgrind, psql, python3. Listens on
+# 127.0.0.1 only; everything it started is stopped on exit.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -90,8 +90,11 @@ PGPASSWORD="$SUPER_PASSWORD" "$PSQL" -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgre
 python3 "$HERE/mint_tokens.py" "$DATA_DIR/secrets.json" "$TOKENS" "$WORK/tokens.txt"
 stop_server
 
-# Then under callgrind, counting nothing until the warm-up is over.
-start_server valgrind --tool=callgrind --instr-atstart=no --collect-systime=no \
+# Then under callgrind, counting nothing until the warm-up is over. One pooled connection to
+# PostgreSQL, so that none is opened while counting (SCRAM's key derivation alone costs more
+# than a request): sequential requests would otherwise open a second one now and then, when
+# the next request comes before the last one's connection is back in the pool.
+start_server env DB_MAX_CONNECTIONS=1 valgrind --tool=callgrind --instr-atstart=no --collect-systime=no \
     --callgrind-out-file="$OUT/callgrind.out" "$SERVER_BIN" serve
 python3 - "$PORT" "$QUERY" "$WORK/tokens.txt" "$WARMUP" "$REQUESTS" "$SERVER_PID" <<'PY'
 import http.client, json, subprocess, sys
