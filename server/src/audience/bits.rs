@@ -101,7 +101,10 @@ pub fn count(filter: &Filter, company: Uuid) -> Option<Statement> {
         None => Bits::Everyone,
     };
     let selected = match &filter.exclude {
-        Some(node) => Bits::And(vec![include, Bits::Not(Box::new(self::node(node, &mut slots)?))]),
+        Some(node) => Bits::And(vec![
+            include,
+            Bits::Not(Box::new(self::node(node, &mut slots)?)),
+        ]),
         None => include,
     };
     Some(statement(&selected, &slots, company))
@@ -272,12 +275,7 @@ fn statement(bits: &Bits, slots: &Slots, company: Uuid) -> Statement {
         .slots
         .iter()
         .enumerate()
-        .flat_map(|(i, slot)| {
-            slot.terms
-                .iter()
-                .map(move |t| (i, t))
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|(i, slot)| slot.terms.iter().map(move |t| (i, t)).collect::<Vec<_>>())
         .map(|(i, term)| format!("(${}, {i})", param(term)))
         .collect();
     let listed: Vec<String> = (1..=terms.len()).map(|i| format!("${i}")).collect();

@@ -218,9 +218,7 @@ fn number(at: &str, text: &str, test: &Test) -> Option<SimpleExpr> {
             )
         }
         Test::Compare(c, v @ Scalar::Num(_)) => (format!("{} $1", op(*c)), vec![v]),
-        Test::Between(low @ Scalar::Num(_), high) => {
-            ("BETWEEN $1 AND $2".into(), vec![low, high])
-        }
+        Test::Between(low @ Scalar::Num(_), high) => ("BETWEEN $1 AND $2".into(), vec![low, high]),
         _ => return None,
     };
     Some(sql(

@@ -62,7 +62,9 @@ fn get<'a>(condition: &Condition, subject: &'a Subject) -> Option<Got<'a>> {
             let value = subject.attributes.get(key)?;
             match (condition.field.ty, value) {
                 (FieldType::String, Value::String(s)) => Some(Got::Str(s.clone())),
-                (FieldType::Number, Value::Number(n)) => n.as_f64().filter(|n| number_holds(*n)).map(Got::Num),
+                (FieldType::Number, Value::Number(n)) => {
+                    n.as_f64().filter(|n| number_holds(*n)).map(Got::Num)
+                }
                 (FieldType::Boolean, Value::Bool(b)) => Some(Got::Bool(*b)),
                 (FieldType::Date, Value::String(s)) if is_day_shape(s) => Some(Got::Day(s)),
                 (FieldType::StringList, Value::Array(items)) => Some(Got::List(items)),

@@ -285,7 +285,10 @@ fn number_terms_sort_as_the_numbers_do_and_zero_is_one_term() {
         1e300,
         f64::MAX,
     ];
-    let keys: Vec<String> = numbers.iter().map(|n| super::bits::number_key(*n)).collect();
+    let keys: Vec<String> = numbers
+        .iter()
+        .map(|n| super::bits::number_key(*n))
+        .collect();
     let mut sorted = keys.clone();
     sorted.sort();
     assert_eq!(keys, sorted);
@@ -369,6 +372,9 @@ fn bitmap_counts_bind_every_term_and_name_only_slots() {
     // score:n, score:n=<2>; then the company.
     assert_eq!(values.len(), 9, "{sql}");
     assert!(sql.contains("audience_bitmaps"), "{sql}");
-    assert!(sql.contains("CASE WHEN n"), "contains_all counts its terms: {sql}");
+    assert!(
+        sql.contains("CASE WHEN n"),
+        "contains_all counts its terms: {sql}"
+    );
     assert!(sql.contains("(~"), "exclusion and neq negate: {sql}");
 }

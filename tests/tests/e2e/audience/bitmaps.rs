@@ -12,7 +12,9 @@ use super::{declare_fields, property::assert_bitmaps_match_users};
 const SIZE: &str = "query($f: JSON) { audienceSize(filter: $f) }";
 
 async fn size(app: &TestApp, token: &str, filter: Value) -> anyhow::Result<Value> {
-    let response = app.graphql(Some(token), SIZE, json!({ "f": filter })).await?;
+    let response = app
+        .graphql(Some(token), SIZE, json!({ "f": filter }))
+        .await?;
     Ok(response.data()?["audienceSize"].clone())
 }
 
@@ -23,7 +25,10 @@ async fn writes_through_the_api_keep_the_bitmaps_in_step() -> anyhow::Result<()>
     let signed = app
         .sign_up("Bits Inc", "founder@bits.example", "a long enough password")
         .await?;
-    let token = signed["accessToken"].as_str().unwrap_or_default().to_owned();
+    let token = signed["accessToken"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let company = app
         .graphql(Some(&token), "{ company { id } }", json!({}))
         .await?

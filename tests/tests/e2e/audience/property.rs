@@ -366,7 +366,8 @@ async fn random_filters_select_exactly_what_in_memory_evaluation_selects() -> an
     .await?;
     let visible = subjects(&app, member).await?;
     assert!(
-        visible.len() < people.len() - 5 && visible.iter().any(|(id, _)| *id == member.id.to_string()),
+        visible.len() < people.len() - 5
+            && visible.iter().any(|(id, _)| *id == member.id.to_string()),
         "{} of {}",
         visible.len(),
         people.len()
