@@ -338,7 +338,10 @@ CREATE VIEW audience_bitmaps WITH (security_barrier = true, security_invoker = f
                     ELSE (COALESCE(s.bits, '0'::bit(1024)) & (~ COALESCE(k.bits, '0'::bit(1024)))) | (e.bits & COALESCE(me.bits, '0'::bit(1024)))
                 END AS bits
            FROM audience_bits e
-             LEFT JOIN audience_bits s ON s.company_id = e.company_id AND s.term = '#shares'::text AND s.seg = e.seg
+             LEFT JOIN ( SELECT h.seg,
+                    h.bits
+                   FROM audience_bits h
+                  WHERE h.company_id = (( SELECT app.current_company_id() AS current_company_id)) AND h.term = '#shares'::text AND (( SELECT app."current_role"() AS "current_role")) IS DISTINCT FROM 'admin'::text) s ON s.seg = e.seg
              LEFT JOIN ( SELECT p.member / 1024 AS seg,
                     bit_or(set_bit('0'::bit(1024), p.member % 1024, 1)) AS bits
                    FROM audience_members p

@@ -99,8 +99,9 @@ $$;
 REVOKE ALL ON FUNCTION app.audience_terms(jsonb, text, text, boolean, timestamp with time zone, boolean) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_auth, app_profiles;
 GRANT EXECUTE ON FUNCTION app.audience_terms(jsonb, text, text, boolean, timestamp with time zone, boolean) TO app_auth;
 
--- The users there are, numbered by id in each company. users forces Row Level Security on its
--- owner too: the owner reads it whole for this one statement.
+-- The users there are, numbered by id in each company, and their bitmaps, written in key order
+-- so that the segments of a term lie together. users forces Row Level Security on its owner
+-- too: the owner reads it whole for these statements.
 ALTER TABLE users NO FORCE ROW LEVEL SECURITY;
 INSERT INTO audience_members (company_id, user_id, member)
 SELECT u.company_id, u.id, (row_number() OVER (PARTITION BY u.company_id ORDER BY u.id) - 1)::integer
@@ -111,7 +112,8 @@ FROM users u
 JOIN audience_members m ON m.company_id = u.company_id AND m.user_id = u.id
 CROSS JOIN LATERAL app.audience_terms(u.attributes, u.role, u.email, u.is_active, u.last_active_at,
                                      u.profile_visibility = 'company' AND u.visible_attributes IS NULL) AS t (term)
-GROUP BY 1, 2, 3;
+GROUP BY 1, 2, 3
+ORDER BY 1, 2, 3;
 ALTER TABLE users FORCE ROW LEVEL SECURITY;
 -- The numbers' foreign key is checked now, so that the tables can be altered below.
 SET CONSTRAINTS audience_members_user_fkey IMMEDIATE;
@@ -159,6 +161,19 @@ DECLARE
     v_terms text[];
     v_members integer[];
 BEGIN
+    -- Most updates of users change nothing audiences see (names, passwords): one look, and done.
+    -- (Nested: a statement naming old_rows cannot even be planned for an insert.)
+    IF TG_OP = 'UPDATE' THEN
+        IF NOT EXISTS (
+            SELECT 1 FROM old_rows o FULL JOIN new_rows n ON n.id = o.id
+            WHERE (o.company_id, o.attributes, o.role, o.email, o.is_active, o.last_active_at,
+                   o.profile_visibility, o.visible_attributes)
+                  IS DISTINCT FROM (n.company_id, n.attributes, n.role, n.email, n.is_active,
+                                    n.last_active_at, n.profile_visibility, n.visible_attributes)) THEN
+            RETURN NULL;
+        END IF;
+    END IF;
+
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
         FOR v_company IN
             SELECT DISTINCT n.company_id FROM new_rows n
@@ -281,7 +296,9 @@ JOIN (
                      | (e.bits & COALESCE(me.bits, B'0'::bit(1024)))
            END AS bits
     FROM audience_bits e
-    LEFT JOIN audience_bits s ON s.company_id = e.company_id AND s.term = '#shares' AND s.seg = e.seg
+    LEFT JOIN (SELECT h.seg, h.bits FROM audience_bits h
+               WHERE h.company_id = (SELECT app.current_company_id()) AND h.term = '#shares'
+                 AND (SELECT app.current_role()) IS DISTINCT FROM 'admin') s ON s.seg = e.seg
     LEFT JOIN (SELECT p.member / 1024 AS seg, bit_or(set_bit(B'0'::bit(1024), p.member % 1024, 1)) AS bits
                FROM audience_members p
                WHERE p.company_id = (SELECT app.current_company_id())

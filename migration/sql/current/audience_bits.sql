@@ -119,6 +119,19 @@ DECLARE
     v_terms text[];
     v_members integer[];
 BEGIN
+    -- Most updates of users change nothing audiences see (names, passwords): one look, and done.
+    -- (Nested: a statement naming old_rows cannot even be planned for an insert.)
+    IF TG_OP = 'UPDATE' THEN
+        IF NOT EXISTS (
+            SELECT 1 FROM old_rows o FULL JOIN new_rows n ON n.id = o.id
+            WHERE (o.company_id, o.attributes, o.role, o.email, o.is_active, o.last_active_at,
+                   o.profile_visibility, o.visible_attributes)
+                  IS DISTINCT FROM (n.company_id, n.attributes, n.role, n.email, n.is_active,
+                                    n.last_active_at, n.profile_visibility, n.visible_attributes)) THEN
+            RETURN NULL;
+        END IF;
+    END IF;
+
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
         FOR v_company IN
             SELECT DISTINCT n.company_id FROM new_rows n

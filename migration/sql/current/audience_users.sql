@@ -1,5 +1,5 @@
--- The audience views (users and friendships): security barriers of app_profiles, and a blocked
--- pair never reads each other.
+-- The audience views (users, friendships and the audience bitmaps): security barriers of
+-- app_profiles, and a blocked pair never reads each other.
 -- Re-applied as a whole after the versioned migrations whenever a file of migration/sql/current/
 -- changes (see migration/src/current.rs): every statement must be re-runnable and leave the
 -- same catalog however often it runs.
@@ -46,7 +46,9 @@ JOIN (
                      | (e.bits & COALESCE(me.bits, B'0'::bit(1024)))
            END AS bits
     FROM audience_bits e
-    LEFT JOIN audience_bits s ON s.company_id = e.company_id AND s.term = '#shares' AND s.seg = e.seg
+    LEFT JOIN (SELECT h.seg, h.bits FROM audience_bits h
+               WHERE h.company_id = (SELECT app.current_company_id()) AND h.term = '#shares'
+                 AND (SELECT app.current_role()) IS DISTINCT FROM 'admin') s ON s.seg = e.seg
     LEFT JOIN (SELECT p.member / 1024 AS seg, bit_or(set_bit(B'0'::bit(1024), p.member % 1024, 1)) AS bits
                FROM audience_members p
                WHERE p.company_id = (SELECT app.current_company_id())
