@@ -66,6 +66,30 @@ async fn machine(over: Duration) -> (usize, f64) {
     (cpus, share)
 }
 
+/// The samples of metric `name` by the value of its label `label` (`component="x"`: `x`),
+/// from the server's `/metrics`.
+async fn metric_by(
+    http: &reqwest::Client,
+    url: &str,
+    name: &str,
+    label: &str,
+) -> Vec<(String, f64)> {
+    let Ok(response) = http.get(url).send().await else {
+        return Vec::new();
+    };
+    let text = response.text().await.unwrap_or_default();
+    let key = format!("{label}=\"");
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(name)?.strip_prefix('{')?;
+            let (series, value) = rest.split_once("} ")?;
+            let start = series.find(&key)? + key.len();
+            let end = series[start..].find('"')? + start;
+            Some((series[start..end].to_owned(), value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
 /// The sum of the samples of metric `name` whose labels contain `labels`, from the server's
 /// `/metrics`; `None` when it cannot be read or has no such metric.
 async fn metric(http: &reqwest::Client, url: &str, name: &str, labels: &str) -> Option<f64> {
@@ -343,16 +367,20 @@ async fn main() -> anyhow::Result<()> {
     let (before_rss, _) = usage(pid)?;
 
     let ws_url = format!("ws://127.0.0.1:{port}/graphql/ws");
-    let mut sockets = Vec::with_capacity(streams);
-    for conversation in &conversations {
-        let payload = json!({ "authorization": format!("Bearer {token}") });
-        let WsOutcome::Acked(mut ws) = WsClient::connect(&ws_url, None, payload).await? else {
-            anyhow::bail!("socket not acknowledged");
-        };
-        ws.subscribe("1", EVENTS, json!({ "id": conversation }))
-            .await?;
-        sockets.push(*ws);
-    }
+    let subscribe_all = || async {
+        let mut sockets = Vec::with_capacity(streams);
+        for conversation in &conversations {
+            let payload = json!({ "authorization": format!("Bearer {token}") });
+            let WsOutcome::Acked(mut ws) = WsClient::connect(&ws_url, None, payload).await? else {
+                anyhow::bail!("socket not acknowledged");
+            };
+            ws.subscribe("1", EVENTS, json!({ "id": conversation }))
+                .await?;
+            sockets.push(*ws);
+        }
+        Ok::<_, anyhow::Error>(sockets)
+    };
+    let sockets = subscribe_all().await?;
     settled(streams as f64).await?;
     let (connected_rss, _) = usage(pid)?;
     let topics_open = metric(&http, &metrics, "pubsub_topics", "").await;
@@ -407,13 +435,19 @@ async fn main() -> anyhow::Result<()> {
 
     // Anything that went without Redis meanwhile (a call that failed or timed out sends a
     // reply's deltas through PostgreSQL from then on): the run did not measure the usual path.
-    let fallbacks = metric(&http, &metrics, "redis_fallbacks_total", "").await;
-    let redis_errors = metric(&http, &metrics, "redis_errors_total", "").await;
+    let fallbacks = metric_by(&http, &metrics, "redis_fallbacks_total", "component").await;
+    let redis_errors = metric_by(&http, &metrics, "redis_errors_total", "component").await;
 
     // The subscribers are gone (their sockets dropped): what the server still holds.
     settled(0.0).await?;
     let (closed_rss, _) = usage(pid)?;
     let topics_closed = metric(&http, &metrics, "pubsub_topics", "").await;
+    // As many subscribers again, then gone again: what the first ones freed is used again (the
+    // allocator keeps freed memory for the process rather than give it back at once), so the
+    // resident memory stays where it was.
+    drop(subscribe_all().await?);
+    settled(0.0).await?;
+    let (again_rss, _) = usage(pid)?;
     let _ = child.kill().await;
 
     let mut all = latencies.lock().map(|l| l.clone()).unwrap_or_default();
@@ -428,15 +462,17 @@ async fn main() -> anyhow::Result<()> {
         }
         _ => String::new(),
     };
-    let degraded = match (fallbacks, redis_errors) {
-        (None, None) | (Some(0.0), Some(0.0)) | (Some(0.0), None) | (None, Some(0.0)) => {
-            String::new()
-        }
-        (f, e) => format!(
-            " — degraded: {:.0} decisions without Redis, {:.0} failed Redis calls",
-            f.unwrap_or(0.0),
-            e.unwrap_or(0.0)
-        ),
+    let listed = |samples: &[(String, f64)]| {
+        samples
+            .iter()
+            .filter(|(_, n)| *n > 0.0)
+            .map(|(component, n)| format!("{n:.0} {component}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let degraded = match (listed(&fallbacks), listed(&redis_errors)) {
+        (f, e) if f.is_empty() && e.is_empty() => String::new(),
+        (f, e) => format!(" — degraded: decisions without Redis: {f}; failed Redis calls: {e}"),
     };
     let lines = [
         format!(
@@ -459,10 +495,11 @@ async fn main() -> anyhow::Result<()> {
             percentile(&all, 99.0)
         ),
         format!(
-            "- server memory per open subscription: {per_subscription:.1} KiB (RSS {:.1} MiB with every subscriber connected, {:.1} MiB before); after they closed: {left_per_subscription:.1} KiB each left in RSS ({:.1} MiB){topics}",
+            "- server memory per open subscription: {per_subscription:.1} KiB (RSS {:.1} MiB with every subscriber connected, {:.1} MiB before); after they closed: {left_per_subscription:.1} KiB each left in RSS ({:.1} MiB; {:.1} MiB after as many subscribers again, gone again){topics}",
             kib(connected_rss) / 1024.0,
             kib(before_rss) / 1024.0,
             kib(closed_rss) / 1024.0,
+            kib(again_rss) / 1024.0,
         ),
     ];
     println!("\n{}", lines.join("\n"));
