@@ -106,13 +106,19 @@ impl LiveStore {
         channel: &str,
         payload: &str,
     ) -> anyhow::Result<()> {
-        let mut pipe = redis::pipe();
-        pipe.rpush(deltas_key, text).ignore();
+        // This runs for every token: the commands are sized up front, and their answers (all
+        // read as `()`) need no list of the ones to ignore.
+        let command = |name: &str, key: &str, value: &str| {
+            let mut cmd = redis::Cmd::with_capacity(3, name.len() + key.len() + value.len());
+            cmd.arg(name).arg(key).arg(value);
+            cmd
+        };
+        let mut pipe = redis::Pipeline::with_capacity(3);
+        pipe.add_command(command("RPUSH", deltas_key, text));
         if index == 0 {
-            pipe.pexpire(deltas_key, STREAMING_TTL.as_millis() as i64)
-                .ignore();
+            pipe.pexpire(deltas_key, STREAMING_TTL.as_millis() as i64);
         }
-        pipe.publish(channel, payload).ignore();
+        pipe.add_command(command("PUBLISH", channel, payload));
         self.redis.pipe::<()>(LIVE, &pipe).await?;
         Ok(())
     }

@@ -79,7 +79,29 @@ enum Received {
     Stored(Uuid),
 }
 
+/// A delta as it travels (see [`ChatEvent`]), read as a plain struct: a reply's deltas are
+/// nearly all a subscriber receives, and an internally tagged enum is read through a buffer of
+/// its own.
+#[derive(serde::Deserialize)]
+struct DeltaPayload {
+    message_id: Uuid,
+    index: i64,
+    text: String,
+}
+
+/// How a delta's payload begins (`serde_json` writes the tag first).
+const DELTA_PREFIX: &str = r#"{"type":"delta","#;
+
 fn decode(payload: &str) -> Option<Received> {
+    if payload.starts_with(DELTA_PREFIX)
+        && let Ok(delta) = serde_json::from_str::<DeltaPayload>(payload)
+    {
+        return Some(Received::Event(ChatEvent::Delta {
+            message_id: delta.message_id,
+            index: delta.index,
+            text: delta.text,
+        }));
+    }
     if let Ok(event) = serde_json::from_str::<ChatEvent>(payload) {
         return Some(Received::Event(event));
     }
@@ -183,6 +205,39 @@ mod tests {
         assert!(seen.keeps(&delta(id, 4)));
         assert!(seen.keeps(&delta(other, 0)));
         assert!(Seen::default().keeps(&delta(id, 0)));
+    }
+
+    #[test]
+    fn every_event_decodes_as_it_was_published() {
+        let id = Uuid::now_v7();
+        let events = [
+            ChatEvent::Delta {
+                message_id: id,
+                index: 7,
+                text: "a \"quoted\" \u{e9} delta\n".into(),
+            },
+            ChatEvent::Started {
+                message: message(id),
+            },
+            ChatEvent::Completed {
+                message: message(id),
+            },
+            ChatEvent::Failed {
+                message: message(id),
+                reason: "x".into(),
+            },
+        ];
+        for event in events {
+            let payload = serde_json::to_string(&event).unwrap_or_default();
+            assert_eq!(
+                payload.starts_with(DELTA_PREFIX),
+                matches!(event, ChatEvent::Delta { .. })
+            );
+            assert!(matches!(decode(&payload), Some(Received::Event(e)) if e == event));
+        }
+        let notice = serde_json::to_string(&Notice::Stored { message_id: id }).unwrap_or_default();
+        assert!(matches!(decode(&notice), Some(Received::Stored(m)) if m == id));
+        assert!(decode(r#"{"type":"delta","index":"nonsense"}"#).is_none());
     }
 
     #[test]

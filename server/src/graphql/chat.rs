@@ -135,7 +135,7 @@ impl ChatSubscription {
         &self,
         ctx: &Context<'_>,
         conversation_id: ID,
-    ) -> Result<impl Stream<Item = ConversationEvent> + use<>, AppError> {
+    ) -> Result<impl Stream<Item = SubscribedEvent> + use<>, AppError> {
         let principal = principal(ctx)?;
         let chat = &state(ctx)?.chat;
         let id = parse_id("conversationId", &conversation_id)?;
@@ -177,6 +177,9 @@ impl ChatSubscription {
             })
         };
         let events = crate::chat::conversation_events(chat, live, streaming, load).await;
-        super::live::bounded(ctx, events.map(ConversationEvent::from))
+        super::live::bounded(
+            ctx,
+            DeltaTemplate::events(events.map(ConversationEvent::from)),
+        )
     }
 }

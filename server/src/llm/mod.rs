@@ -6,6 +6,7 @@ mod breaker;
 mod demo;
 mod openai;
 mod retry;
+mod sse;
 
 use std::{pin::Pin, sync::Arc, time::Duration};
 

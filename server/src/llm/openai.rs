@@ -1,11 +1,10 @@
 //! The OpenAI-compatible client: `POST {base}/chat/completions` with `stream: true`, reading
-//! the server-sent events with `eventsource-stream`. Connection errors, 429 and 5xx before
+//! the server-sent events as they arrive (see `sse`). Connection errors, 429 and 5xx before
 //! the first token are retried with backoff (honouring `Retry-After`); connect, first-token
 //! and idle (silence between tokens) timeouts are configurable.
 
 use std::{collections::VecDeque, time::Duration};
 
-use eventsource_stream::Eventsource as _;
 use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
@@ -13,6 +12,7 @@ use tokio::time::{Instant, timeout_at};
 
 use super::{
     ChatRequest, EventStream, LlmError, Provider, StreamEvent, backoff, parse_retry_after,
+    sse::{SseData, SseError},
 };
 
 /// How to reach the provider.
@@ -183,7 +183,11 @@ struct XGroq {
 }
 
 /// What one `data:` payload means.
-fn chunk_events(data: &str, model_seen: &mut bool) -> Result<Vec<StreamEvent>, LlmError> {
+fn chunk_events(
+    data: &str,
+    model_seen: &mut bool,
+    events: &mut VecDeque<StreamEvent>,
+) -> Result<(), LlmError> {
     let chunk: Chunk = serde_json::from_str(data).map_err(|e| {
         LlmError::Malformed(format!(
             "not a chat-completions chunk ({})",
@@ -200,12 +204,11 @@ fn chunk_events(data: &str, model_seen: &mut bool) -> Result<Vec<StreamEvent>, L
             .collect();
         return Err(LlmError::Provider(message));
     }
-    let mut events = Vec::new();
     if let Some(model) = chunk.model.filter(|m| !m.is_empty())
         && !*model_seen
     {
         *model_seen = true;
-        events.push(StreamEvent::Model(model.into_owned()));
+        events.push_back(StreamEvent::Model(model.into_owned()));
     }
     for choice in chunk.choices {
         if let Some(text) = choice
@@ -213,16 +216,16 @@ fn chunk_events(data: &str, model_seen: &mut bool) -> Result<Vec<StreamEvent>, L
             .and_then(|d| d.content)
             .filter(|t| !t.is_empty())
         {
-            events.push(StreamEvent::Delta(text));
+            events.push_back(StreamEvent::Delta(text));
         }
     }
     if let Some(usage) = chunk.usage.or(chunk.x_groq.and_then(|x| x.usage)) {
-        events.push(StreamEvent::Usage {
+        events.push_back(StreamEvent::Usage {
             prompt: usage.prompt_tokens,
             completion: usage.completion_tokens,
         });
     }
-    Ok(events)
+    Ok(())
 }
 
 trait ClassifyStr {
@@ -256,7 +259,7 @@ where
     E: std::fmt::Display + Send + 'static,
 {
     let state = ParseState {
-        events: body.eventsource(),
+        events: SseData::new(body),
         pending: VecDeque::new(),
         model_seen: false,
         finished: false,
@@ -275,12 +278,16 @@ where
                     state.finished = true;
                     return fail(state, LlmError::Truncated);
                 }
-                Some(Err(error)) => {
+                Some(Err(SseError::Body(error))) => {
                     state.finished = true;
                     return fail(state, LlmError::Broken(error.to_string()));
                 }
-                Some(Ok(event)) => {
-                    let data = event.data.trim();
+                Some(Err(SseError::Malformed(what))) => {
+                    state.finished = true;
+                    return fail(state, LlmError::Malformed(what.to_owned()));
+                }
+                Some(Ok(data)) => {
+                    let data = data.trim();
                     if data == "[DONE]" {
                         state.finished = true;
                         continue;
@@ -288,8 +295,8 @@ where
                     if data.is_empty() {
                         continue;
                     }
-                    match chunk_events(data, &mut state.model_seen) {
-                        Ok(events) => state.pending.extend(events),
+                    match chunk_events(data, &mut state.model_seen, &mut state.pending) {
+                        Ok(()) => {}
                         Err(error) => {
                             state.finished = true;
                             return fail(state, error);

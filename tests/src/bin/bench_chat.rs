@@ -11,8 +11,8 @@
 //! BENCH_CHAT_STREAMS (500), BENCH_CHAT_RATE (20), BENCH_CHAT_TOKENS (60),
 //! BENCH_CHAT_LOCKSTEP (0: the streams' first tokens are spread over one token interval, as
 //! independent streams are; 1: every stream sends its tokens at the same instants),
-//! BENCH_CHAT_CALLGRIND (1: the server runs under `valgrind --tool=callgrind`, whose counts
-//! are zeroed before the replies stream and dumped after, see `scripts/bench-chat.sh`).
+//! BENCH_CHAT_CALLGRIND (1: the server runs under `valgrind --tool=callgrind`, counting only
+//! while the replies stream, see `scripts/bench-chat.sh`).
 
 use std::{
     process::Stdio,
@@ -64,6 +64,30 @@ async fn machine(over: Duration) -> (usize, f64) {
         _ => f64::NAN,
     };
     (cpus, share)
+}
+
+/// The samples of metric `name` by the value of its label `label` (`component="x"`: `x`),
+/// from the server's `/metrics`.
+async fn metric_by(
+    http: &reqwest::Client,
+    url: &str,
+    name: &str,
+    label: &str,
+) -> Vec<(String, f64)> {
+    let Ok(response) = http.get(url).send().await else {
+        return Vec::new();
+    };
+    let text = response.text().await.unwrap_or_default();
+    let key = format!("{label}=\"");
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(name)?.strip_prefix('{')?;
+            let (series, value) = rest.split_once("} ")?;
+            let start = series.find(&key)? + key.len();
+            let end = series[start..].find('"')? + start;
+            Some((series[start..end].to_owned(), value.trim().parse().ok()?))
+        })
+        .collect()
 }
 
 /// The sum of the samples of metric `name` whose labels contain `labels`, from the server's
@@ -209,14 +233,26 @@ async fn main() -> anyhow::Result<()> {
         let mut command = tokio::process::Command::new("valgrind");
         command
             .arg("--tool=callgrind")
+            .arg("--instr-atstart=no")
             .arg("--callgrind-out-file=target/callgrind.chat.%p")
             .arg(&server_bin);
         command
     } else {
         tokio::process::Command::new(&server_bin)
     };
+    // Everything runs many times slower under the profiler: Redis calls must not time out
+    // (and send the replies down the PostgreSQL path, which is not what is measured).
+    let slow: &[(&str, &str)] = if callgrind {
+        &[
+            ("REDIS_TIMEOUT_MS", "30000"),
+            ("DB_ACQUIRE_TIMEOUT_MS", "60000"),
+        ]
+    } else {
+        &[]
+    };
     let mut child = command
         .env_clear()
+        .envs(slow.iter().copied())
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("BIND_ADDR", format!("127.0.0.1:{port}"))
         .env("METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
@@ -331,16 +367,20 @@ async fn main() -> anyhow::Result<()> {
     let (before_rss, _) = usage(pid)?;
 
     let ws_url = format!("ws://127.0.0.1:{port}/graphql/ws");
-    let mut sockets = Vec::with_capacity(streams);
-    for conversation in &conversations {
-        let payload = json!({ "authorization": format!("Bearer {token}") });
-        let WsOutcome::Acked(mut ws) = WsClient::connect(&ws_url, None, payload).await? else {
-            anyhow::bail!("socket not acknowledged");
-        };
-        ws.subscribe("1", EVENTS, json!({ "id": conversation }))
-            .await?;
-        sockets.push(*ws);
-    }
+    let subscribe_all = || async {
+        let mut sockets = Vec::with_capacity(streams);
+        for conversation in &conversations {
+            let payload = json!({ "authorization": format!("Bearer {token}") });
+            let WsOutcome::Acked(mut ws) = WsClient::connect(&ws_url, None, payload).await? else {
+                anyhow::bail!("socket not acknowledged");
+            };
+            ws.subscribe("1", EVENTS, json!({ "id": conversation }))
+                .await?;
+            sockets.push(*ws);
+        }
+        Ok::<_, anyhow::Error>(sockets)
+    };
+    let sockets = subscribe_all().await?;
     settled(streams as f64).await?;
     let (connected_rss, _) = usage(pid)?;
     let topics_open = metric(&http, &metrics, "pubsub_topics", "").await;
@@ -365,7 +405,7 @@ async fn main() -> anyhow::Result<()> {
 
     let (cpus, idle) = machine(Duration::from_secs(1)).await;
     if callgrind {
-        callgrind_control("-z", pid).await?;
+        callgrind_control(&["--instr=on"], pid).await?;
     }
     let (_, cpu_start) = usage(pid)?;
     let started = Instant::now();
@@ -390,13 +430,24 @@ async fn main() -> anyhow::Result<()> {
     let elapsed = started.elapsed().as_secs_f64();
     let (_, cpu_end) = usage(pid)?;
     if callgrind {
-        callgrind_control("-d", pid).await?;
+        callgrind_control(&["--dump", "--instr=off"], pid).await?;
     }
+
+    // Anything that went without Redis meanwhile (a call that failed or timed out sends a
+    // reply's deltas through PostgreSQL from then on): the run did not measure the usual path.
+    let fallbacks = metric_by(&http, &metrics, "redis_fallbacks_total", "component").await;
+    let redis_errors = metric_by(&http, &metrics, "redis_errors_total", "component").await;
 
     // The subscribers are gone (their sockets dropped): what the server still holds.
     settled(0.0).await?;
     let (closed_rss, _) = usage(pid)?;
     let topics_closed = metric(&http, &metrics, "pubsub_topics", "").await;
+    // As many subscribers again, then gone again: what the first ones freed is used again (the
+    // allocator keeps freed memory for the process rather than give it back at once), so the
+    // resident memory stays where it was.
+    drop(subscribe_all().await?);
+    settled(0.0).await?;
+    let (again_rss, _) = usage(pid)?;
     let _ = child.kill().await;
 
     let mut all = latencies.lock().map(|l| l.clone()).unwrap_or_default();
@@ -411,6 +462,18 @@ async fn main() -> anyhow::Result<()> {
         }
         _ => String::new(),
     };
+    let listed = |samples: &[(String, f64)]| {
+        samples
+            .iter()
+            .filter(|(_, n)| *n > 0.0)
+            .map(|(component, n)| format!("{n:.0} {component}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let degraded = match (listed(&fallbacks), listed(&redis_errors)) {
+        (f, e) if f.is_empty() && e.is_empty() => String::new(),
+        (f, e) => format!(" — degraded: decisions without Redis: {f}; failed Redis calls: {e}"),
+    };
     let lines = [
         format!(
             "- machine before the run: {cpus} CPUs, {idle:.0} % idle; streams: {streams} at once{}, {tokens} tokens each at {rate} tokens/s ({} deltas in {elapsed:.1} s)",
@@ -422,7 +485,7 @@ async fn main() -> anyhow::Result<()> {
             all.len()
         ),
         format!(
-            "- server CPU per delta: {:.1} µs ({cpu:.2} s over {elapsed:.1} s, {:.0} % of one core)",
+            "- server CPU per delta: {:.1} µs ({cpu:.2} s over {elapsed:.1} s, {:.0} % of one core){degraded}",
             1e6 * cpu / all.len().max(1) as f64,
             100.0 * cpu / elapsed,
         ),
@@ -432,10 +495,11 @@ async fn main() -> anyhow::Result<()> {
             percentile(&all, 99.0)
         ),
         format!(
-            "- server memory per open subscription: {per_subscription:.1} KiB (RSS {:.1} MiB with every subscriber connected, {:.1} MiB before); after they closed: {left_per_subscription:.1} KiB each left in RSS ({:.1} MiB){topics}",
+            "- server memory per open subscription: {per_subscription:.1} KiB (RSS {:.1} MiB with every subscriber connected, {:.1} MiB before); after they closed: {left_per_subscription:.1} KiB each left in RSS ({:.1} MiB; {:.1} MiB after as many subscribers again, gone again){topics}",
             kib(connected_rss) / 1024.0,
             kib(before_rss) / 1024.0,
             kib(closed_rss) / 1024.0,
+            kib(again_rss) / 1024.0,
         ),
     ];
     println!("\n{}", lines.join("\n"));
@@ -445,14 +509,16 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn callgrind_control(action: &str, pid: u32) -> anyhow::Result<()> {
-    let status = tokio::process::Command::new("callgrind_control")
-        .arg(action)
-        .arg(pid.to_string())
-        .stdout(Stdio::null())
-        .status()
-        .await?;
-    anyhow::ensure!(status.success(), "callgrind_control {action} failed");
+async fn callgrind_control(actions: &[&str], pid: u32) -> anyhow::Result<()> {
+    for action in actions {
+        let status = tokio::process::Command::new("callgrind_control")
+            .arg(action)
+            .arg(pid.to_string())
+            .stdout(Stdio::null())
+            .status()
+            .await?;
+        anyhow::ensure!(status.success(), "callgrind_control {action} failed");
+    }
     Ok(())
 }
 

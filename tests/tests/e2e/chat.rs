@@ -339,3 +339,46 @@ async fn a_revoked_session_ends_the_subscription_and_the_reply_is_still_stored()
     )
     .await
 }
+
+/// What this instance's pub/sub holds for local subscribers: (subscriptions, topics).
+fn held(app: &tests::TestApp) -> (usize, usize) {
+    app.state().pubsub.held()
+}
+
+#[tokio::test]
+async fn a_subscription_lets_go_of_what_it_held_when_it_ends() -> anyhow::Result<()> {
+    let fake = FakeLlm::start(paused(&["Hi"])).await?;
+    let app = chat_app(&fake, |_| {}).await?;
+    let (_, token) = member(&app, "Acme").await?;
+    let first = create_conversation(&app, &token, None).await?;
+    let second = create_conversation(&app, &token, None).await?;
+    let idle = held(&app);
+    let wait = Duration::from_secs(30);
+
+    // One socket (watching its session and its user's access) with one subscription.
+    let mut ws = subscribe(app.addr, &token, &first).await?;
+    tests::eventually(wait, "the subscription to start", || async {
+        held(&app) == (idle.0 + 3, idle.1 + 3)
+    })
+    .await?;
+    // A second subscription on the socket shares its watch of the credentials: it holds its
+    // conversation's topic only.
+    ws.subscribe("2", super::chat_support::EVENTS, json!({ "id": second }))
+        .await?;
+    tests::eventually(wait, "the second subscription to start", || async {
+        held(&app) == (idle.0 + 4, idle.1 + 4)
+    })
+    .await?;
+    ws.complete("2").await?;
+    tests::eventually(wait, "the completed subscription to let go", || async {
+        held(&app) == (idle.0 + 3, idle.1 + 3)
+    })
+    .await?;
+    // A socket dropped without a close frame lets go of everything too.
+    drop(ws);
+    tests::eventually(wait, "the closed socket to let go", || async {
+        held(&app) == idle
+    })
+    .await?;
+    Ok(())
+}

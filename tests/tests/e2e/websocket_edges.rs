@@ -196,6 +196,38 @@ async fn the_socket_closes_4403_when_its_token_expires_plus_the_leeway() -> anyh
 }
 
 #[tokio::test]
+async fn a_subscription_ends_when_its_token_expires_while_the_socket_waits_out_the_leeway()
+-> anyhow::Result<()> {
+    let app = TestApp::spawn_with(|c| c.jwt_leeway_secs = 120).await?;
+    let (_, _, members) = app.company_with_users("Acme", 1).await?;
+    let ann = &members[0];
+    let (token, exp) = token_expiring_in(&app, ann, 4);
+    let mut client = acked(app.addr, &token).await?;
+    client.subscribe("events", EVENTS, json!({})).await?;
+    until_live(&app, &mut client, ann, "events").await?;
+    // The subscription completes at the expiry; the socket stays open (for the leeway).
+    loop {
+        let message = tokio::time::timeout(PATIENCE, client.next_json()).await??;
+        if message["type"] == "complete" {
+            assert_eq!(message["id"], "events");
+            break;
+        }
+        assert_eq!(
+            message["payload"]["data"]["friendEvents"]["requestId"],
+            json!(uuid::Uuid::nil()),
+            "{message}"
+        );
+    }
+    assert!(
+        chrono::Utc::now().timestamp_millis() >= exp * 1000,
+        "the subscription ended before its token expired"
+    );
+    let refused = client.run("after", "{ me { id } }", json!({})).await?;
+    assert_eq!(error_code(&refused), "UNAUTHENTICATED", "{refused}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn logout_closes_every_socket_of_the_session_on_every_instance() -> anyhow::Result<()> {
     let app = TestApp::spawn().await?;
     let peer = app.spawn_peer().await?;

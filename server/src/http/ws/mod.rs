@@ -119,11 +119,13 @@ pub async fn graphql_ws(
         .into_response()
 }
 
-/// The WebSocket layer's buffers: the read buffer is allocated (and zeroed) whole for every
-/// socket, 128 KiB by default; clients send little (`connection_init`, `subscribe`, pings), so
-/// a few KiB do, and a larger message grows it for as long as it takes to read. What is sent
-/// is written out at once (every send flushes anyway), so the write buffer holds one frame.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// The WebSocket layer's buffers. The read buffer is allocated for every socket, and as much
+/// of it as one read may fill is zeroed every time the socket is polled (for every event it
+/// sends): 128 KiB by default. Clients send little (`connection_init`, `subscribe`, pings), so
+/// 1 KiB does; a larger message is read in several reads, into a buffer grown for it. What is
+/// sent is written out at once (every send flushes anyway), so the write buffer holds one
+/// frame.
+const READ_BUFFER_BYTES: usize = 1024;
 
 fn socket_config(max_bytes: usize) -> WebSocketConfig {
     WebSocketConfig::default()
