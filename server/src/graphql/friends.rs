@@ -8,9 +8,10 @@ mod types;
 use async_graphql::{ComplexObject, Context, ID, Object, Subscription};
 use futures_util::{Stream, StreamExt, future::BoxFuture};
 
+pub(super) use types::FriendRequest;
 use types::{
-    FriendEvent, FriendRequest, FriendRequestConnection, FriendRequestDirection, FriendshipStatus,
-    Privacy, PrivacyInput,
+    FriendEvent, FriendRequestConnection, FriendRequestDirection, FriendshipStatus, Privacy,
+    PrivacyInput,
 };
 
 use super::{

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use async_graphql::{Context, MergedObject, MergedSubscription, Schema, SchemaBuilder};
 
-pub use guardrails::{Guardrails, Limits};
+pub use guardrails::{Guardrails, Limits, give_codes};
 pub use observe::{FinishedOperation, collecting_operations};
 
 use crate::{

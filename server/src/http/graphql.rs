@@ -21,11 +21,12 @@ use poem::{
 };
 use serde_json::{Value, json};
 
+use super::{sse, ws::SocketRegistry};
 use crate::{
     audience,
     auth::{self, RequestMeta, Viewer, cookies},
     db::{RequestBudget, RequestScope},
-    error::{RequestId, code},
+    error::{AppError, RequestId, code},
     graphql::AppSchema,
     state::AppState,
 };
@@ -35,7 +36,7 @@ const JSON: &str = "application/json";
 
 /// The media type of the response, chosen from the request's `Accept`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
+pub(super) enum Format {
     /// `application/graphql-response+json`: request errors get 4xx statuses.
     GraphqlResponse,
     /// `application/json`: 200 for every well-formed request.
@@ -43,7 +44,7 @@ enum Format {
 }
 
 impl Format {
-    fn negotiate(req: &Request) -> Self {
+    pub(super) fn negotiate(req: &Request) -> Self {
         let accept = req
             .headers()
             .get(header::ACCEPT)
@@ -69,12 +70,60 @@ impl Format {
     }
 }
 
-/// `GET /graphql?query=...&variables=...&operationName=...`: queries only.
+/// `GET /graphql?query=...&variables=...&operationName=...`: queries only, or any operation
+/// but a mutation as an event stream (`Accept: text/event-stream`).
 #[handler]
 pub async fn graphql_get(
     req: &Request,
     Data(state): Data<&AppState>,
     Data(schema): Data<&AppSchema>,
+    Data(sockets): Data<&SocketRegistry>,
+) -> Response {
+    serve_get(req, state, schema, sockets, sse::wanted(req)).await
+}
+
+/// `POST /graphql` with an `application/json` body: one request or a batch (array); one
+/// request as an event stream with `Accept: text/event-stream`.
+#[handler]
+pub async fn graphql_post(
+    req: &Request,
+    body: Body,
+    Data(state): Data<&AppState>,
+    Data(schema): Data<&AppSchema>,
+    Data(sockets): Data<&SocketRegistry>,
+) -> Response {
+    serve_post(req, body, state, schema, sockets, sse::wanted(req)).await
+}
+
+/// `GET /graphql/stream`: as `GET /graphql`, always as an event stream.
+#[handler]
+pub async fn stream_get(
+    req: &Request,
+    Data(state): Data<&AppState>,
+    Data(schema): Data<&AppSchema>,
+    Data(sockets): Data<&SocketRegistry>,
+) -> Response {
+    serve_get(req, state, schema, sockets, true).await
+}
+
+/// `POST /graphql/stream`: as `POST /graphql`, always as an event stream.
+#[handler]
+pub async fn stream_post(
+    req: &Request,
+    body: Body,
+    Data(state): Data<&AppState>,
+    Data(schema): Data<&AppSchema>,
+    Data(sockets): Data<&SocketRegistry>,
+) -> Response {
+    serve_post(req, body, state, schema, sockets, true).await
+}
+
+async fn serve_get(
+    req: &Request,
+    state: &AppState,
+    schema: &AppSchema,
+    sockets: &SocketRegistry,
+    stream: bool,
 ) -> Response {
     let format = Format::negotiate(req);
     let mut request = match parse_query_string(req.uri().query().unwrap_or("")) {
@@ -102,30 +151,38 @@ pub async fn graphql_get(
             );
         }
     };
+    // A subscription changes nothing either, but only an event stream can carry it.
+    let allowed = |kind| {
+        kind == OperationType::Query || (stream && kind == OperationType::Subscription)
+    };
     if let Some(kind) = operation_type(&request)
-        && kind != OperationType::Query
+        && !allowed(kind)
     {
         let mut response = request_error(
             format,
             StatusCode::METHOD_NOT_ALLOWED,
             code::BAD_USER_INPUT,
-            "only queries may be sent with GET; send mutations and subscriptions with POST",
+            "only queries (and, as an event stream, subscriptions) may be sent with GET; send \
+             mutations with POST",
         );
         response
             .headers_mut()
             .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
         return response;
     }
+    if stream {
+        return sse::respond(req, state, schema, sockets, format, request).await;
+    }
     execute(req, state, schema, format, BatchRequest::Single(request)).await
 }
 
-/// `POST /graphql` with an `application/json` body: one request or a batch (array).
-#[handler]
-pub async fn graphql_post(
+async fn serve_post(
     req: &Request,
     body: Body,
-    Data(state): Data<&AppState>,
-    Data(schema): Data<&AppSchema>,
+    state: &AppState,
+    schema: &AppSchema,
+    sockets: &SocketRegistry,
+    stream: bool,
 ) -> Response {
     let format = Format::negotiate(req);
     let content_type = req
@@ -182,6 +239,14 @@ pub async fn graphql_post(
     };
     let max_batch = state.config.graphql_max_batch;
     if let BatchRequest::Batch(requests) = &batch {
+        if stream {
+            return request_error(
+                format,
+                StatusCode::BAD_REQUEST,
+                code::BAD_USER_INPUT,
+                "a batch cannot be sent as an event stream: send one operation per stream",
+            );
+        }
         if requests.len() > max_batch {
             return request_error(
                 format,
@@ -205,7 +270,12 @@ pub async fn graphql_post(
     if let Err(response) = resolve_documents(format, state, &mut batch).await {
         return response;
     }
-    execute(req, state, schema, format, batch).await
+    match batch {
+        BatchRequest::Single(request) if stream => {
+            sse::respond(req, state, schema, sockets, format, request).await
+        }
+        batch => execute(req, state, schema, format, batch).await,
+    }
 }
 
 /// Persisted and trusted documents: each request gets the document it names, or the error.
@@ -223,47 +293,46 @@ async fn resolve_documents(
         })
 }
 
-async fn execute(
+/// The caller of a GraphQL request over HTTP (plain or as an event stream), authenticated
+/// once for all its operations.
+pub(super) struct Caller {
+    pub viewer: Viewer,
+    /// When the access token expires (Unix seconds), for a signed-in caller.
+    pub expiry: Option<u64>,
+    meta: RequestMeta,
+    csrf_session: Option<auth::CsrfSession>,
+    request_id: Option<RequestId>,
+}
+
+/// Resolves the caller from the `Authorization` header or the access cookie, and applies the
+/// CSRF rule of cookie sign-in to requests that `write` (any operation but a query); the error
+/// is the HTTP response to give.
+pub(super) async fn authenticate(
     req: &Request,
     state: &AppState,
-    schema: &AppSchema,
     format: Format,
-    batch: BatchRequest,
-) -> Response {
+    write: bool,
+) -> Result<Caller, Response> {
     let meta = RequestMeta::from_request(req, state.config.cookies_secure());
     let bearer = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let viewer = match auth::viewer::resolve(
+    let (viewer, expiry) = auth::viewer::resolve_with_expiry(
         &state.jwt,
         &state.sessions,
         bearer,
         meta.access_cookie.as_deref(),
     )
     .await
-    {
-        Ok(viewer) => viewer,
-        // A bad token is 401; a busy dependency while checking it is 503, never 401 (a client
-        // that refreshes on 401 would loop).
-        Err(error) => {
-            let status = match error.code() {
-                code::UNAVAILABLE => StatusCode::SERVICE_UNAVAILABLE,
-                code::RATE_LIMITED => StatusCode::TOO_MANY_REQUESTS,
-                _ => StatusCode::UNAUTHORIZED,
-            };
-            let mut response = request_error(format, status, error.code(), &error.message());
-            mark_status(&mut response, status, None);
-            return response;
-        }
-    };
+    .map_err(|error| auth_error(format, &error))?;
     // Cookies are sent by the browser on its own, so a mutation riding on them must prove it
     // comes from our page: the CSRF cookie's value in the X-CSRF-Token header, a token the
     // server signed for the very session of those cookies.
     let cookie_credentials =
         bearer.is_none() && (meta.access_cookie.is_some() || meta.refresh_cookie.is_some());
     let mut csrf_session = None;
-    if cookie_credentials && has_mutation(&batch) {
+    if cookie_credentials && write {
         let proof = cookies::csrf_proof(
             req,
             meta.csrf_cookie.as_deref(),
@@ -277,51 +346,94 @@ async fn execute(
             (None, _) => false,
         };
         if !valid {
-            return request_error(
+            return Err(request_error(
                 format,
                 StatusCode::FORBIDDEN,
                 code::FORBIDDEN,
-                "cookie-authenticated mutations must send the session's CSRF token (the csrf \
-                 cookie's value) in X-CSRF-Token",
-            );
+                "cookie-authenticated mutations and subscriptions must send the session's CSRF \
+                 token (the csrf cookie's value) in X-CSRF-Token",
+            ));
         }
         csrf_session = proof.map(auth::CsrfSession);
     }
-    let request_id = req.extensions().get::<RequestId>().cloned();
-    // Shared by the operations of a batch: what the whole request may hold and spend.
-    let connections = RequestBudget::new(state.config.db_max_connections_per_request as usize);
-    let audience_values = Arc::new(audience::cost::Budget::new(
-        state.config.audience_max_values as usize,
-    ));
-    let prepare = |request: GqlRequest| {
-        let scope = RequestScope::new(
-            state.db.clone(),
-            state.shares.clone(),
-            connections.clone(),
-            viewer.clone(),
-        );
-        let mut request = request;
-        PARSED.attach(&mut request);
-        let mut request = request
-            .data(scope)
-            .data(Arc::clone(&audience_values))
-            .data(viewer.clone())
-            .data(meta.clone());
-        if let Some(session) = csrf_session {
-            request = request.data(session);
-        }
-        if let Some(id) = &request_id {
-            request = request.data(id.clone());
-        }
-        request
+    Ok(Caller {
+        viewer,
+        expiry,
+        meta,
+        csrf_session,
+        request_id: req.extensions().get::<RequestId>().cloned(),
+    })
+}
+
+/// The response to credentials that could not be accepted: a bad token is 401; a busy
+/// dependency while checking it is 503, never 401 (a client that refreshes on 401 would loop).
+pub(super) fn auth_error(format: Format, error: &AppError) -> Response {
+    let status = match error.code() {
+        code::UNAVAILABLE => StatusCode::SERVICE_UNAVAILABLE,
+        code::RATE_LIMITED => StatusCode::TOO_MANY_REQUESTS,
+        _ => StatusCode::UNAUTHORIZED,
     };
-    let batch = match batch {
+    let mut response = request_error(format, status, error.code(), &error.message());
+    mark_status(&mut response, status, None);
+    response
+}
+
+/// Gives the operations of one request what they run with: the caller, and the database
+/// scope and budgets that the whole request (every operation of a batch) shares.
+pub(super) fn prepare(state: &AppState, caller: &Caller, batch: BatchRequest) -> BatchRequest {
+    let prepare = preparer(state, caller);
+    match batch {
         BatchRequest::Single(request) => BatchRequest::Single(prepare(request)),
         BatchRequest::Batch(requests) => {
             BatchRequest::Batch(requests.into_iter().map(prepare).collect())
         }
+    }
+}
+
+/// What [`prepare`] does to each operation of one request.
+pub(super) fn preparer<'a>(
+    state: &'a AppState,
+    caller: &'a Caller,
+) -> impl Fn(GqlRequest) -> GqlRequest + 'a {
+    let connections = RequestBudget::new(state.config.db_max_connections_per_request as usize);
+    let audience_values = Arc::new(audience::cost::Budget::new(
+        state.config.audience_max_values as usize,
+    ));
+    move |mut request: GqlRequest| {
+        let scope = RequestScope::new(
+            state.db.clone(),
+            state.shares.clone(),
+            connections.clone(),
+            caller.viewer.clone(),
+        );
+        PARSED.attach(&mut request);
+        let mut request = request
+            .data(scope)
+            .data(Arc::clone(&audience_values))
+            .data(caller.viewer.clone())
+            .data(caller.meta.clone());
+        if let Some(session) = caller.csrf_session {
+            request = request.data(session);
+        }
+        if let Some(id) = &caller.request_id {
+            request = request.data(id.clone());
+        }
+        request
+    }
+}
+
+async fn execute(
+    req: &Request,
+    state: &AppState,
+    schema: &AppSchema,
+    format: Format,
+    batch: BatchRequest,
+) -> Response {
+    let caller = match authenticate(req, state, format, has_mutation(&batch)).await {
+        Ok(caller) => caller,
+        Err(response) => return response,
     };
-    let response = schema.execute_batch(batch).await;
+    let response = schema.execute_batch(prepare(state, &caller, batch)).await;
     render(format, response)
 }
 
@@ -375,11 +487,16 @@ impl ParsedQueries {
 }
 
 fn has_mutation(batch: &BatchRequest) -> bool {
-    let is_mutation = |r: &GqlRequest| operation_type(r) != Some(OperationType::Query);
     match batch {
-        BatchRequest::Single(request) => is_mutation(request),
-        BatchRequest::Batch(requests) => requests.iter().any(is_mutation),
+        BatchRequest::Single(request) => writes(request),
+        BatchRequest::Batch(requests) => requests.iter().any(writes),
     }
+}
+
+/// Whether `request` runs anything but a query (or its type cannot be told): cookie sign-in
+/// then needs the CSRF proof.
+pub(super) fn writes(request: &GqlRequest) -> bool {
+    operation_type(request) != Some(OperationType::Query)
 }
 
 /// What the errors of a response say about its HTTP status: any `UNAUTHENTICATED` makes it 401
@@ -410,7 +527,7 @@ fn status_of(errors: &[&async_graphql::ServerError]) -> Option<(StatusCode, Opti
 }
 
 /// Adds the headers that go with `status`.
-fn mark_status(response: &mut Response, status: StatusCode, retry_after: Option<u64>) {
+pub(super) fn mark_status(response: &mut Response, status: StatusCode, retry_after: Option<u64>) {
     match status {
         StatusCode::UNAUTHORIZED => {
             response.headers_mut().insert(
@@ -469,7 +586,7 @@ fn render(format: Format, response: BatchResponse) -> Response {
 /// The JSON body of one GraphQL response, written straight from async-graphql's values: `data`
 /// keeps the order of the query's fields (its objects are ordered maps), and a request that
 /// never executed has no `data` entry at all.
-struct ResponseBody<'a>(&'a async_graphql::Response);
+pub(super) struct ResponseBody<'a>(pub(super) &'a async_graphql::Response);
 
 impl serde::Serialize for ResponseBody<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -496,7 +613,12 @@ fn is_request_error(response: &async_graphql::Response) -> bool {
         && response.errors.iter().all(|e| e.path.is_empty())
 }
 
-fn request_error(format: Format, status: StatusCode, code: &str, message: &str) -> Response {
+pub(super) fn request_error(
+    format: Format,
+    status: StatusCode,
+    code: &str,
+    message: &str,
+) -> Response {
     let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
     json_response(format, status, &body)
 }

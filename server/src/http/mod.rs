@@ -1,4 +1,5 @@
-//! HTTP routes and middleware: GraphiQL, GraphQL over HTTP and WebSocket, health and readiness.
+//! HTTP routes and middleware: GraphiQL, GraphQL over HTTP, Server-Sent Events and WebSocket,
+//! health and readiness.
 
 pub mod access;
 mod client_addr;
@@ -11,6 +12,7 @@ mod origin;
 mod persisted;
 mod request_id;
 mod serve;
+mod sse;
 mod ws;
 
 use poem::{EndpointExt, IntoEndpoint, Route, get, middleware::CatchPanic};
@@ -31,6 +33,10 @@ pub fn app(state: AppState, schema: AppSchema) -> impl IntoEndpoint {
         .at(
             "/graphql",
             get(graphql::graphql_get).post(graphql::graphql_post),
+        )
+        .at(
+            "/graphql/stream",
+            get(graphql::stream_get).post(graphql::stream_post),
         )
         .at("/graphql/ws", get(ws::graphql_ws))
         .at("/health", get(health::health))

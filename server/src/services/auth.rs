@@ -245,6 +245,21 @@ pub async fn create_invitation(
     Ok(())
 }
 
+/// A pending invitation of the caller's company (neither accepted nor expired), by id.
+pub async fn pending_invitation(
+    conn: &impl ConnectionTrait,
+    principal: &Principal,
+    id: Uuid,
+) -> AppResult<Option<entity::invitations::Model>> {
+    use entity::invitations::{Column, Entity};
+    Ok(Entity::find_by_id(id)
+        .filter(Column::CompanyId.eq(principal.company_id))
+        .filter(Column::AcceptedAt.is_null())
+        .filter(Column::ExpiresAt.gt(Utc::now()))
+        .one(conn)
+        .await?)
+}
+
 /// Reads a freshly signed-in user as that user, through RLS (there is no request scope yet:
 /// the request was anonymous).
 pub async fn signed_in_profile(deps: &AuthDeps<'_>, principal: &Principal) -> AppResult<Profile> {

@@ -354,6 +354,23 @@ pub async fn knowledge_page(
     )
 }
 
+/// The caller's knowledge note `id`, if it is theirs.
+pub async fn note(
+    conn: &impl ConnectionTrait,
+    principal: &Principal,
+    id: Uuid,
+) -> AppResult<Option<Note>> {
+    Ok(owned(
+        knowledge::Entity::find_by_id(id),
+        knowledge::Column::CompanyId,
+        knowledge::Column::UserId,
+        principal,
+    )
+    .one(conn)
+    .await?
+    .map(Note::from))
+}
+
 /// Deletes the messages of a conversation; how many.
 async fn clear(
     conn: &impl ConnectionTrait,

@@ -491,6 +491,24 @@ pub async fn requests_page(
     )
 }
 
+/// The caller's pending request `id`, sent or received: one that `requests_page` lists.
+pub async fn pending_request(
+    conn: &impl ConnectionTrait,
+    actor: Actor,
+    id: Uuid,
+) -> AppResult<Option<Friendship>> {
+    Ok(friendships::Entity::find_by_id(id)
+        .filter(friendships::Column::CompanyId.eq(actor.company_id))
+        .filter(friendships::Column::Status.eq(FriendshipStatus::Pending))
+        .filter(Expr::cust_with_values(
+            "$1 IN (user_a, user_b)",
+            [actor.user_id],
+        ))
+        .one(conn)
+        .await?
+        .map(Friendship::from))
+}
+
 /// Privacy changes: `visible_attributes` is `Some(None)` to show all keys, `None` to keep them.
 #[derive(Debug, Clone, Default)]
 pub struct PrivacyChanges {

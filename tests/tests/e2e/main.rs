@@ -47,6 +47,7 @@ mod redis_outage_fanout;
 mod request_path;
 mod schema;
 mod sql_functions;
+mod sse;
 mod startup;
 mod tokens;
 mod users_admin;

@@ -180,3 +180,156 @@ async fn nodes_keeps_the_order_and_is_bounded() -> anyhow::Result<()> {
     assert!(refused.error_message().is_some_and(|m| m.contains("100")));
     Ok(())
 }
+
+const EVERY_TYPE: &str = "query($id: ID!) { node(id: $id) { __typename id \
+    ... on Message { content role } ... on Knowledge { content } \
+    ... on FriendRequest { status message } ... on Session { current } \
+    ... on Invitation { email role token } } }";
+
+/// `node(id:)` for `caller` with the fields of every type; fails on errors.
+async fn any_node(app: &TestApp, caller: &TestUser, id: &str) -> anyhow::Result<Value> {
+    let response = app
+        .graphql(Some(&app.token_for(caller)), EVERY_TYPE, json!({ "id": id }))
+        .await?;
+    Ok(response.data()?["node"].clone())
+}
+
+#[tokio::test]
+async fn messages_notes_requests_sessions_and_invitations_are_nodes_for_who_may_list_them()
+-> anyhow::Result<()> {
+    let fake = tests::fake_llm::FakeLlm::start(tests::fake_llm::Reply::Stream(
+        tests::fake_llm::StreamScript::tokens(["Hi."]),
+    ))
+    .await?;
+    let app = super::chat_support::chat_app(&fake, |_| {}).await?;
+    let (acme, admin, members) = app.company_with_users("Acme", 2).await?;
+    let (_, outsider, _) = app.company_with_users("Globex", 0).await?;
+    let (ann, bob) = (&members[0], &members[1]);
+    let manager = app
+        .create_user(acme, "manager@acme.example", "manager")
+        .await?;
+    let ann_token = app.token_for(ann);
+
+    let conversation =
+        super::chat_support::create_conversation(&app, &ann_token, None).await?;
+    let sent = super::chat_support::send(&app, &ann_token, &conversation, "Hello there").await?;
+    let message = sent.data()?["sendMessage"]["userMessage"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let note = create(
+        &app,
+        ann,
+        "mutation { addKnowledge(content: \"Ann likes tea.\") { id } }",
+        "addKnowledge",
+    )
+    .await?;
+    let request = app
+        .graphql(
+            Some(&ann_token),
+            "mutation($u: ID!) { sendFriendRequest(userId: $u, message: \"Hi Bob\") { id } }",
+            json!({ "u": bob.id.to_string() }),
+        )
+        .await?
+        .data()?["sendFriendRequest"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let invitation = app
+        .graphql(
+            Some(&app.token_for(&admin)),
+            "mutation { inviteUser(input: {email: \"new@acme.example\", role: \"member\"}) { id } }",
+            json!({}),
+        )
+        .await?
+        .data()?["inviteUser"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let session = ann.session_id.to_string();
+
+    // Each, for whom its list shows it.
+    let found = any_node(&app, ann, &message).await?;
+    assert_eq!(found["__typename"], "Message", "{found}");
+    assert_eq!(
+        (found["content"].clone(), found["role"].clone()),
+        (json!("Hello there"), json!("USER"))
+    );
+    let found = any_node(&app, ann, &note).await?;
+    assert_eq!(found["__typename"], "Knowledge", "{found}");
+    assert_eq!(found["content"], "Ann likes tea.");
+    for party in [ann, bob] {
+        let found = any_node(&app, party, &request).await?;
+        assert_eq!(found["__typename"], "FriendRequest", "{found}");
+        assert_eq!(
+            (found["status"].clone(), found["message"].clone()),
+            (json!("PENDING"), json!("Hi Bob"))
+        );
+    }
+    let found = any_node(&app, ann, &session).await?;
+    assert_eq!(found["__typename"], "Session", "{found}");
+    assert_eq!(found["current"], true);
+    for reader in [&admin, &manager] {
+        let found = any_node(&app, reader, &invitation).await?;
+        assert_eq!(found["__typename"], "Invitation", "{found}");
+        assert_eq!(found["email"], "new@acme.example");
+        assert_eq!(found["token"], Value::Null);
+    }
+
+    // Another company, someone else in the company, a role without the permission, or
+    // what the list no longer shows: null, as a random id.
+    let mut nulls = vec![
+        (outsider.clone(), message.clone()),
+        (outsider.clone(), note.clone()),
+        (outsider.clone(), request.clone()),
+        (outsider.clone(), session.clone()),
+        (outsider.clone(), invitation.clone()),
+        // Another member's message and note; a request between others; a session of
+        // another user, even for an admin, who may revoke it: `sessions` lists one's own.
+        (bob.clone(), message.clone()),
+        (bob.clone(), note.clone()),
+        (admin.clone(), message.clone()),
+        (admin.clone(), request.clone()),
+        (admin.clone(), session.clone()),
+        (bob.clone(), session.clone()),
+        // Members do not read invitations.
+        (ann.clone(), invitation.clone()),
+    ];
+    for (caller, id) in nulls.drain(..) {
+        let response = app
+            .graphql(Some(&app.token_for(&caller)), EVERY_TYPE, json!({ "id": id }))
+            .await?;
+        assert_eq!(
+            response.body["data"]["node"],
+            Value::Null,
+            "{} reading {id}",
+            caller.email
+        );
+        assert!(response.body.get("errors").is_none(), "{:?}", response.body);
+    }
+
+    // Answered, the request leaves the list of pending ones, and node follows it; a revoked
+    // session is no longer live, and neither is it a node.
+    app.graphql(
+        Some(&app.token_for(bob)),
+        "mutation($r: ID!) { respondToFriendRequest(requestId: $r, accept: true) { status } }",
+        json!({ "r": request }),
+    )
+    .await?
+    .data()?;
+    assert_eq!(any_node(&app, ann, &request).await?, Value::Null);
+    let other_session = app.create_session(acme, ann.id).await?;
+    assert_eq!(
+        any_node(&app, ann, &other_session.to_string()).await?["__typename"],
+        "Session"
+    );
+    app.sql(&format!(
+        "UPDATE sessions SET revoked_at = now() WHERE id = '{other_session}'"
+    ))
+    .await?;
+    assert_eq!(
+        any_node(&app, ann, &other_session.to_string()).await?,
+        Value::Null
+    );
+    Ok(())
+}

@@ -31,7 +31,7 @@ use poem::{
 };
 use tokio::sync::oneshot;
 
-pub use sockets::SocketRegistry;
+pub use sockets::{SocketRegistry, SocketSlot};
 
 use self::{
     executor::{SocketCredentials, SocketExecutor},
