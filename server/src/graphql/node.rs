@@ -25,7 +25,7 @@ use crate::{
     auth::Principal,
     authz::{Action, Object as Guarded, Permission, public},
     chat::MessageData,
-    db::RequestScope,
+    db::{RequestScope, TxConn},
     error::{AppError, AppResult},
     friends::{Actor, Friendship},
     services::{
@@ -64,7 +64,7 @@ enum Found {
     FriendRequest(Friendship),
     /// The caller's own session, and whether it is the one of this request.
     Session(auth_service::LiveSession, bool),
-    Invitation(entity::invitations::Model),
+    Invitation(auth_service::PendingInvitation),
 }
 
 impl From<Found> for Node {
@@ -92,7 +92,7 @@ impl From<Found> for Node {
                 id: ID(row.id.to_string()),
                 email: row.email,
                 role: row.role,
-                expires_at: row.expires_at.to_utc(),
+                expires_at: row.expires_at,
                 token: None,
                 link: None,
             }),
@@ -175,7 +175,7 @@ async fn resolve(ctx: &Context<'_>, ids: Vec<Option<Uuid>>) -> AppResult<Vec<Opt
 /// What `id` is among what the caller may read, trying each type in turn (each through the
 /// reads of its own service, with the conditions of its direct read or list).
 async fn find(
-    conn: &impl sea_orm::ConnectionTrait,
+    conn: &TxConn,
     caller: &Principal,
     readable: Readable,
     id: Uuid,

@@ -152,7 +152,7 @@ async fn serve_get(
         }
     };
     // A subscription changes nothing either, but only an event stream can carry it.
-    let allowed = |kind| {
+    let allowed = |kind: OperationType| {
         kind == OperationType::Query || (stream && kind == OperationType::Subscription)
     };
     if let Some(kind) = operation_type(&request)

@@ -245,19 +245,34 @@ pub async fn create_invitation(
     Ok(())
 }
 
+/// An invitation not yet accepted, as its readers see it (never its token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingInvitation {
+    pub id: Uuid,
+    pub email: String,
+    pub role: String,
+    pub expires_at: DateTime<Utc>,
+}
+
 /// A pending invitation of the caller's company (neither accepted nor expired), by id.
 pub async fn pending_invitation(
     conn: &impl ConnectionTrait,
     principal: &Principal,
     id: Uuid,
-) -> AppResult<Option<entity::invitations::Model>> {
+) -> AppResult<Option<PendingInvitation>> {
     use entity::invitations::{Column, Entity};
     Ok(Entity::find_by_id(id)
         .filter(Column::CompanyId.eq(principal.company_id))
         .filter(Column::AcceptedAt.is_null())
         .filter(Column::ExpiresAt.gt(Utc::now()))
         .one(conn)
-        .await?)
+        .await?
+        .map(|row| PendingInvitation {
+            id: row.id,
+            email: row.email,
+            role: row.role,
+            expires_at: row.expires_at.to_utc(),
+        }))
 }
 
 /// Reads a freshly signed-in user as that user, through RLS (there is no request scope yet:

@@ -278,7 +278,7 @@ async fn messages_notes_requests_sessions_and_invitations_are_nodes_for_who_may_
 
     // Another company, someone else in the company, a role without the permission, or
     // what the list no longer shows: null, as a random id.
-    let mut nulls = vec![
+    let nulls = [
         (outsider.clone(), message.clone()),
         (outsider.clone(), note.clone()),
         (outsider.clone(), request.clone()),
@@ -295,7 +295,7 @@ async fn messages_notes_requests_sessions_and_invitations_are_nodes_for_who_may_
         // Members do not read invitations.
         (ann.clone(), invitation.clone()),
     ];
-    for (caller, id) in nulls.drain(..) {
+    for (caller, id) in nulls {
         let response = app
             .graphql(Some(&app.token_for(&caller)), EVERY_TYPE, json!({ "id": id }))
             .await?;
