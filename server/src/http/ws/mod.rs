@@ -36,7 +36,6 @@ pub use sockets::{SocketRegistry, SocketSlot};
 use self::{
     executor::{SocketCredentials, SocketExecutor},
     protocol::{CloseFrame, Socket},
-    sockets::SocketSlot,
 };
 use crate::{
     auth::{self, RequestMeta, Viewer, viewer::AccessExpiry},
