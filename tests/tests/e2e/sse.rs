@@ -632,3 +632,70 @@ async fn a_draining_instance_ends_its_streams() -> anyhow::Result<()> {
     peer.shutdown().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn subscription_streams_count_with_sockets_against_the_per_user_limit() -> anyhow::Result<()>
+{
+    let app = TestApp::spawn_with(|c| c.ws_max_sockets_per_user = 1).await?;
+    let (_, _, members) = app.company_with_users("Acme", 2).await?;
+    let token = app.token_for(&members[0]);
+    let body = json!({ "query": FRIEND_EVENTS });
+    let mut first = open(stream_post(app.addr, "/graphql/stream", &body).bearer_auth(&token))
+        .await?
+        .stream()?;
+    until_live(&app, &mut first, members[0].id).await?;
+    let refused = open(stream_post(app.addr, "/graphql/stream", &body).bearer_auth(&token))
+        .await?
+        .refused()?;
+    assert_eq!(
+        (refused.status, refused.error_code()),
+        (429, Some("RATE_LIMITED")),
+        "{:?}",
+        refused.body
+    );
+    assert!(
+        refused
+            .error_message()
+            .unwrap_or("")
+            .contains("WS_MAX_SOCKETS_PER_USER")
+    );
+    // Queries do not hold a stream open, and other users have slots of their own.
+    let mut query = open(
+        stream_post(
+            app.addr,
+            "/graphql/stream",
+            &json!({ "query": "{ me { id } }" }),
+        )
+        .bearer_auth(&token),
+    )
+    .await?
+    .stream()?;
+    assert_eq!(
+        query.until_complete().await?[0]["data"]["me"]["id"],
+        json!(members[0].id)
+    );
+    let mut other = open(
+        stream_post(app.addr, "/graphql/stream", &body).bearer_auth(app.token_for(&members[1])),
+    )
+    .await?
+    .stream()?;
+    until_live(&app, &mut other, members[1].id).await?;
+    // Closing the stream gives its slot back, once the server notices (writing to it: the
+    // events published here, or the keep-alive).
+    drop(first);
+    let topic = server::friends::events::topic(members[0].id);
+    tests::eventually(PATIENCE, "the slot to be given back", || async {
+        app.state()
+            .pubsub
+            .publish(&topic, &friend_event(uuid::Uuid::nil()))
+            .await;
+        let Ok(Opened::Stream(mut again)) =
+            open(stream_post(app.addr, "/graphql/stream", &body).bearer_auth(&token)).await
+        else {
+            return false;
+        };
+        until_live(&app, &mut again, members[0].id).await.is_ok()
+    })
+    .await?;
+    Ok(())
+}
