@@ -164,7 +164,9 @@ pub(super) async fn respond(
         draining: state.draining.clone(),
         _slot: slot,
     };
-    SSE::new(events(live)).keep_alive(KEEP_ALIVE).into_response()
+    SSE::new(events(live))
+        .keep_alive(KEEP_ALIVE)
+        .into_response()
 }
 
 /// What ends a stream before its operation does.
@@ -277,10 +279,10 @@ mod tests {
 
     #[test]
     fn events_are_written_as_the_protocol_says() {
-        let response = GqlResponse::new(async_graphql::Value::from_json(
-            json!({ "me": { "id": "1" } }),
-        )
-        .unwrap_or(async_graphql::Value::Null));
+        let response = GqlResponse::new(
+            async_graphql::Value::from_json(json!({ "me": { "id": "1" } }))
+                .unwrap_or(async_graphql::Value::Null),
+        );
         assert_eq!(
             next(response).to_string(),
             "event: next\ndata: {\"data\":{\"me\":{\"id\":\"1\"}}}\n\n"

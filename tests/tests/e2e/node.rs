@@ -189,7 +189,11 @@ const EVERY_TYPE: &str = "query($id: ID!) { node(id: $id) { __typename id \
 /// `node(id:)` for `caller` with the fields of every type; fails on errors.
 async fn any_node(app: &TestApp, caller: &TestUser, id: &str) -> anyhow::Result<Value> {
     let response = app
-        .graphql(Some(&app.token_for(caller)), EVERY_TYPE, json!({ "id": id }))
+        .graphql(
+            Some(&app.token_for(caller)),
+            EVERY_TYPE,
+            json!({ "id": id }),
+        )
         .await?;
     Ok(response.data()?["node"].clone())
 }
@@ -210,8 +214,7 @@ async fn messages_notes_requests_sessions_and_invitations_are_nodes_for_who_may_
         .await?;
     let ann_token = app.token_for(ann);
 
-    let conversation =
-        super::chat_support::create_conversation(&app, &ann_token, None).await?;
+    let conversation = super::chat_support::create_conversation(&app, &ann_token, None).await?;
     let sent = super::chat_support::send(&app, &ann_token, &conversation, "Hello there").await?;
     let message = sent.data()?["sendMessage"]["userMessage"]["id"]
         .as_str()
@@ -297,7 +300,11 @@ async fn messages_notes_requests_sessions_and_invitations_are_nodes_for_who_may_
     ];
     for (caller, id) in nulls {
         let response = app
-            .graphql(Some(&app.token_for(&caller)), EVERY_TYPE, json!({ "id": id }))
+            .graphql(
+                Some(&app.token_for(&caller)),
+                EVERY_TYPE,
+                json!({ "id": id }),
+            )
             .await?;
         assert_eq!(
             response.body["data"]["node"],

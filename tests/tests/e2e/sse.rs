@@ -34,11 +34,9 @@ impl Opened {
     fn stream(self) -> anyhow::Result<EventStream> {
         match self {
             Self::Stream(stream) => Ok(stream),
-            Self::Refused(response) => anyhow::bail!(
-                "refused with {}: {}",
-                response.status,
-                response.body
-            ),
+            Self::Refused(response) => {
+                anyhow::bail!("refused with {}: {}", response.status, response.body)
+            }
         }
     }
 
@@ -61,7 +59,8 @@ async fn open(request: reqwest::RequestBuilder) -> anyhow::Result<Opened> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    if response.status() != reqwest::StatusCode::OK || !content_type.starts_with("text/event-stream")
+    if response.status() != reqwest::StatusCode::OK
+        || !content_type.starts_with("text/event-stream")
     {
         return Ok(Opened::Refused(GqlResponse::from_reqwest(response).await?));
     }
@@ -154,7 +153,11 @@ fn friend_event(request_id: uuid::Uuid) -> Value {
 /// Publishes warm-up friend events (request id nil) for `user` until the stream delivers one:
 /// nothing acknowledges that a subscription listens, and this also proves that the serving
 /// instance's pub/sub listener is up.
-async fn until_live(app: &TestApp, stream: &mut EventStream, user: uuid::Uuid) -> anyhow::Result<()> {
+async fn until_live(
+    app: &TestApp,
+    stream: &mut EventStream,
+    user: uuid::Uuid,
+) -> anyhow::Result<()> {
     let topic = server::friends::events::topic(user);
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
@@ -250,8 +253,12 @@ async fn queries_and_mutations_stream_one_result_then_complete() -> anyhow::Resu
 
     // The operation's own errors (syntax, limits) are results of the stream, with their codes.
     let mut stream = open(
-        stream_post(app.addr, "/graphql/stream", &json!({ "query": "{ me { id " }))
-            .bearer_auth(&token),
+        stream_post(
+            app.addr,
+            "/graphql/stream",
+            &json!({ "query": "{ me { id " }),
+        )
+        .bearer_auth(&token),
     )
     .await?
     .stream()?;
@@ -260,10 +267,17 @@ async fn queries_and_mutations_stream_one_result_then_complete() -> anyhow::Resu
     assert!(results[0].get("data").is_none(), "{results:?}");
 
     // What is not a request at all, a batch, or a mutation over GET: ordinary JSON errors.
-    let bad = open(stream_post(app.addr, "/graphql/stream", &json!({ "foo": 1 })))
-        .await?
-        .refused()?;
-    assert_eq!((bad.status, bad.error_code()), (400, Some("BAD_USER_INPUT")));
+    let bad = open(stream_post(
+        app.addr,
+        "/graphql/stream",
+        &json!({ "foo": 1 }),
+    ))
+    .await?
+    .refused()?;
+    assert_eq!(
+        (bad.status, bad.error_code()),
+        (400, Some("BAD_USER_INPUT"))
+    );
     let batch = json!([{ "query": "{ me { id } }" }, { "query": "{ me { id } }" }]);
     let refused = open(stream_post(app.addr, "/graphql/stream", &batch).bearer_auth(&token))
         .await?
@@ -496,11 +510,10 @@ async fn revocation_a_role_change_or_the_token_expiring_end_streams_on_every_ins
     );
 
     // The user's role changes.
-    let mut stream = open(
-        stream_post(peer.addr, "/graphql/stream", &body).bearer_auth(app.token_for(bob)),
-    )
-    .await?
-    .stream()?;
+    let mut stream =
+        open(stream_post(peer.addr, "/graphql/stream", &body).bearer_auth(app.token_for(bob)))
+            .await?
+            .stream()?;
     until_live(&app, &mut stream, bob.id).await?;
     let changed = app
         .graphql(
@@ -520,11 +533,10 @@ async fn revocation_a_role_change_or_the_token_expiring_end_streams_on_every_ins
     // The access token expires.
     let mut claims = app.claims_for(ann);
     claims["exp"] = json!(chrono::Utc::now().timestamp() + 5);
-    let mut stream = open(
-        stream_post(app.addr, "/graphql/stream", &body).bearer_auth(app.sign(&claims)),
-    )
-    .await?
-    .stream()?;
+    let mut stream =
+        open(stream_post(app.addr, "/graphql/stream", &body).bearer_auth(app.sign(&claims)))
+            .await?
+            .stream()?;
     let error = ended_with_error(&mut stream).await?;
     assert_eq!(error["extensions"]["code"], "UNAUTHENTICATED", "{error}");
     assert!(
@@ -566,7 +578,10 @@ async fn cookie_streams_follow_the_csrf_rule_and_end_at_logout() -> anyhow::Resu
     )
     .await?
     .stream()?;
-    assert_eq!(stream.until_complete().await?[0]["data"]["me"]["id"], user_id);
+    assert_eq!(
+        stream.until_complete().await?[0]["data"]["me"]["id"],
+        user_id
+    );
 
     // A subscription riding on the cookie must prove it comes from the page.
     let body = json!({ "query": FRIEND_EVENTS });
