@@ -17,17 +17,18 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::keyset::{self, Sort};
 use crate::{
     auth::Principal,
     chat::{
         Chat, ChatEvent, Generation, MessageData,
-        events::topic,
+        events::{StoredMessage, topic},
         prompt::{self, HistoryMessage},
     },
     db::RequestScope,
     error::{AppError, AppResult},
     llm::Role,
-    paging::{self, DefaultSize, Page, PageArgs, PageRequest, Sort, like_pattern},
+    paging::{DefaultSize, Page, PageArgs, PageRequest, like_pattern, search_text},
     ratelimit::RateLimiter,
 };
 
@@ -68,6 +69,34 @@ impl From<knowledge::Model> for Note {
             id: m.id,
             content: m.content,
             created_at: m.created_at.with_timezone(&Utc),
+        }
+    }
+}
+
+impl From<messages::Model> for MessageData {
+    fn from(m: messages::Model) -> Self {
+        Self {
+            id: m.id,
+            conversation_id: m.conversation_id,
+            role: m.role,
+            content: m.content,
+            status: m.status,
+            created_at: m.created_at.with_timezone(&Utc),
+            model: m.model,
+            prompt_tokens: m.prompt_tokens,
+            completion_tokens: m.completion_tokens,
+        }
+    }
+}
+
+impl From<messages::Model> for StoredMessage {
+    fn from(mut m: messages::Model) -> Self {
+        let error = m.error.take();
+        let content_deltas = m.content_deltas.take();
+        Self {
+            message: m.into(),
+            error,
+            content_deltas,
         }
     }
 }
@@ -150,15 +179,7 @@ pub async fn conversations(
     search: Option<String>,
 ) -> AppResult<Page<Conversation>> {
     let request: PageRequest<TimeKey> = args.validate(CONVERSATIONS, DefaultSize::First(20))?;
-    let search = search
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty());
-    if search.as_ref().is_some_and(|s| s.chars().count() > 200) {
-        return Err(AppError::bad_input(
-            "search",
-            "`search` is longer than 200 characters",
-        ));
-    }
+    let search = search_text(search)?;
     let mut select = owned(
         conversations::Entity::find(),
         conversations::Column::CompanyId,
@@ -176,7 +197,7 @@ pub async fn conversations(
         Expr::col(conversations::Column::Id),
     ]);
     Ok(
-        paging::fetch(conn, select, &sort, CONVERSATIONS, &request, |c| {
+        keyset::fetch(conn, select, &sort, CONVERSATIONS, &request, |c| {
             (c.created_at.to_utc(), c.id)
         })
         .await?
@@ -202,9 +223,20 @@ async fn streaming_message(
     .await?)
 }
 
-/// The caller's message `id` as stored, if it is theirs: the row the chat's machinery
-/// (`crate::chat`) resumes a subscription from.
+/// The caller's message `id` as stored, if it is theirs: how the chat's machinery
+/// (`crate::chat`) reads the end of a reply back for a subscription.
 pub async fn message(
+    conn: &impl ConnectionTrait,
+    principal: &Principal,
+    id: Uuid,
+) -> AppResult<Option<StoredMessage>> {
+    Ok(message_row(conn, principal, id)
+        .await?
+        .map(StoredMessage::from))
+}
+
+/// The caller's message `id` as stored, if it is theirs.
+async fn message_row(
     conn: &impl ConnectionTrait,
     principal: &Principal,
     id: Uuid,
@@ -237,7 +269,7 @@ pub async fn messages_page(
     .filter(messages::Column::ConversationId.eq(conversation));
     let sort = Sort::asc([Expr::col(messages::Column::Seq)]);
     Ok(
-        paging::fetch(conn, select, &sort, MESSAGES, &request, |m| (m.seq,))
+        keyset::fetch(conn, select, &sort, MESSAGES, &request, |m| (m.seq,))
             .await?
             .map(MessageData::from),
     )
@@ -346,7 +378,7 @@ pub async fn knowledge_page(
         Expr::col(knowledge::Column::Id),
     ]);
     Ok(
-        paging::fetch(conn, select, &sort, KNOWLEDGE, &request, |k| {
+        keyset::fetch(conn, select, &sort, KNOWLEDGE, &request, |k| {
             (k.created_at.to_utc(), k.id)
         })
         .await?
@@ -460,11 +492,13 @@ pub async fn subscription_start(
     conn: &impl ConnectionTrait,
     principal: &Principal,
     id: Uuid,
-) -> AppResult<Option<messages::Model>> {
+) -> AppResult<Option<StoredMessage>> {
     conversation_row(conn, principal, id)
         .await?
         .ok_or_else(not_found)?;
-    streaming_message(conn, principal, id).await
+    Ok(streaming_message(conn, principal, id)
+        .await?
+        .map(StoredMessage::from))
 }
 
 /// Adds a note of the caller's.
@@ -643,7 +677,7 @@ pub async fn cancel_reply(
 ) -> AppResult<MessageData> {
     let caller = principal.clone();
     let found = scope
-        .read(|tx| Box::pin(async move { message(tx.conn(), &caller, id).await }))
+        .read(|tx| Box::pin(async move { message_row(tx.conn(), &caller, id).await }))
         .await?
         .ok_or_else(no_such_message)?;
     scope.finish().await?;
@@ -682,7 +716,7 @@ async fn cancel_stranded(
     principal: &Principal,
     id: Uuid,
 ) -> AppResult<(messages::Model, bool)> {
-    let row = message(conn, principal, id)
+    let row = message_row(conn, principal, id)
         .await?
         .ok_or_else(no_such_message)?;
     if row.status != MessageStatus::Streaming {
