@@ -116,15 +116,25 @@ const KNOWLEDGE_ROWS: u64 = 100;
 /// A keyset position in a list ordered by `(created_at DESC, id DESC)`.
 pub type TimeKey = (DateTime<Utc>, Uuid);
 
-fn owned<E: EntityTrait>(
-    select: sea_orm::Select<E>,
-    company: impl ColumnTrait,
-    user: impl ColumnTrait,
-    principal: &Principal,
-) -> sea_orm::Select<E> {
-    select
-        .filter(company.eq(principal.company_id))
-        .filter(user.eq(principal.user_id))
+/// The caller's conversations.
+fn own_conversations(principal: &Principal) -> sea_orm::Select<conversations::Entity> {
+    conversations::Entity::find()
+        .filter(conversations::Column::CompanyId.eq(principal.company_id))
+        .filter(conversations::Column::UserId.eq(principal.user_id))
+}
+
+/// The caller's messages.
+fn own_messages(principal: &Principal) -> sea_orm::Select<messages::Entity> {
+    messages::Entity::find()
+        .filter(messages::Column::CompanyId.eq(principal.company_id))
+        .filter(messages::Column::UserId.eq(principal.user_id))
+}
+
+/// The caller's knowledge notes.
+fn own_knowledge(principal: &Principal) -> sea_orm::Select<knowledge::Entity> {
+    knowledge::Entity::find()
+        .filter(knowledge::Column::CompanyId.eq(principal.company_id))
+        .filter(knowledge::Column::UserId.eq(principal.user_id))
 }
 
 /// The caller's conversation `id`, if it is theirs.
@@ -143,14 +153,10 @@ async fn conversation_row(
     principal: &Principal,
     id: Uuid,
 ) -> AppResult<Option<conversations::Model>> {
-    Ok(owned(
-        conversations::Entity::find_by_id(id),
-        conversations::Column::CompanyId,
-        conversations::Column::UserId,
-        principal,
-    )
-    .one(conn)
-    .await?)
+    Ok(own_conversations(principal)
+        .filter(conversations::Column::Id.eq(id))
+        .one(conn)
+        .await?)
 }
 
 /// The same, locked for the rest of the transaction (serializes `sendMessage` per conversation).
@@ -159,15 +165,11 @@ async fn conversation_for_update(
     principal: &Principal,
     id: Uuid,
 ) -> AppResult<Option<conversations::Model>> {
-    Ok(owned(
-        conversations::Entity::find_by_id(id),
-        conversations::Column::CompanyId,
-        conversations::Column::UserId,
-        principal,
-    )
-    .lock_exclusive()
-    .one(conn)
-    .await?)
+    Ok(own_conversations(principal)
+        .filter(conversations::Column::Id.eq(id))
+        .lock_exclusive()
+        .one(conn)
+        .await?)
 }
 
 /// A page of the caller's conversations, newest first; `search` (at most 200 characters)
@@ -180,12 +182,7 @@ pub async fn conversations(
 ) -> AppResult<Page<Conversation>> {
     let request: PageRequest<TimeKey> = args.validate(CONVERSATIONS, DefaultSize::First(20))?;
     let search = search_text(search)?;
-    let mut select = owned(
-        conversations::Entity::find(),
-        conversations::Column::CompanyId,
-        conversations::Column::UserId,
-        principal,
-    );
+    let mut select = own_conversations(principal);
     if let Some(search) = search {
         select = select.filter(Expr::cust_with_values(
             "title ILIKE $1",
@@ -211,16 +208,11 @@ async fn streaming_message(
     principal: &Principal,
     conversation: Uuid,
 ) -> AppResult<Option<messages::Model>> {
-    Ok(owned(
-        messages::Entity::find(),
-        messages::Column::CompanyId,
-        messages::Column::UserId,
-        principal,
-    )
-    .filter(messages::Column::ConversationId.eq(conversation))
-    .filter(messages::Column::Status.eq(MessageStatus::Streaming))
-    .one(conn)
-    .await?)
+    Ok(own_messages(principal)
+        .filter(messages::Column::ConversationId.eq(conversation))
+        .filter(messages::Column::Status.eq(MessageStatus::Streaming))
+        .one(conn)
+        .await?)
 }
 
 /// The caller's message `id` as stored, if it is theirs: how the chat's machinery
@@ -241,14 +233,10 @@ async fn message_row(
     principal: &Principal,
     id: Uuid,
 ) -> AppResult<Option<messages::Model>> {
-    Ok(owned(
-        messages::Entity::find_by_id(id),
-        messages::Column::CompanyId,
-        messages::Column::UserId,
-        principal,
-    )
-    .one(conn)
-    .await?)
+    Ok(own_messages(principal)
+        .filter(messages::Column::Id.eq(id))
+        .one(conn)
+        .await?)
 }
 
 /// A page of a conversation's messages, by `seq`: the last 50 unless `args` say otherwise,
@@ -260,13 +248,7 @@ pub async fn messages_page(
     args: PageArgs,
 ) -> AppResult<Page<MessageData>> {
     let request: PageRequest<(i64,)> = args.validate(MESSAGES, DefaultSize::Last(50))?;
-    let select = owned(
-        messages::Entity::find(),
-        messages::Column::CompanyId,
-        messages::Column::UserId,
-        principal,
-    )
-    .filter(messages::Column::ConversationId.eq(conversation));
+    let select = own_messages(principal).filter(messages::Column::ConversationId.eq(conversation));
     let sort = Sort::asc([Expr::col(messages::Column::Seq)]);
     Ok(
         keyset::fetch(conn, select, &sort, MESSAGES, &request, |m| (m.seq,))
@@ -315,19 +297,14 @@ async fn history(
     principal: &Principal,
     conversation: Uuid,
 ) -> AppResult<Vec<HistoryMessage>> {
-    let rows = owned(
-        messages::Entity::find(),
-        messages::Column::CompanyId,
-        messages::Column::UserId,
-        principal,
-    )
-    .filter(messages::Column::ConversationId.eq(conversation))
-    .filter(messages::Column::Status.ne(MessageStatus::Streaming))
-    .filter(messages::Column::Content.ne(""))
-    .order_by(messages::Column::Seq, Order::Desc)
-    .limit(HISTORY_ROWS)
-    .all(conn)
-    .await?;
+    let rows = own_messages(principal)
+        .filter(messages::Column::ConversationId.eq(conversation))
+        .filter(messages::Column::Status.ne(MessageStatus::Streaming))
+        .filter(messages::Column::Content.ne(""))
+        .order_by(messages::Column::Seq, Order::Desc)
+        .limit(HISTORY_ROWS)
+        .all(conn)
+        .await?;
     Ok(rows
         .into_iter()
         .rev()
@@ -347,16 +324,11 @@ async fn knowledge_for_prompt(
     conn: &impl ConnectionTrait,
     principal: &Principal,
 ) -> AppResult<Vec<String>> {
-    let rows = owned(
-        knowledge::Entity::find(),
-        knowledge::Column::CompanyId,
-        knowledge::Column::UserId,
-        principal,
-    )
-    .order_by(knowledge::Column::CreatedAt, Order::Desc)
-    .limit(KNOWLEDGE_ROWS)
-    .all(conn)
-    .await?;
+    let rows = own_knowledge(principal)
+        .order_by(knowledge::Column::CreatedAt, Order::Desc)
+        .limit(KNOWLEDGE_ROWS)
+        .all(conn)
+        .await?;
     Ok(rows.into_iter().map(|k| k.content).collect())
 }
 
@@ -367,12 +339,7 @@ pub async fn knowledge_page(
     args: PageArgs,
 ) -> AppResult<Page<Note>> {
     let request: PageRequest<TimeKey> = args.validate(KNOWLEDGE, DefaultSize::First(20))?;
-    let select = owned(
-        knowledge::Entity::find(),
-        knowledge::Column::CompanyId,
-        knowledge::Column::UserId,
-        principal,
-    );
+    let select = own_knowledge(principal);
     let sort = Sort::desc([
         Expr::col(knowledge::Column::CreatedAt),
         Expr::col(knowledge::Column::Id),
