@@ -28,9 +28,10 @@ use std::{
 };
 
 use futures_util::{Stream, StreamExt};
-use sea_orm::{ConnectionTrait as _, DatabaseConnection, DbBackend, Statement};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
+
+use crate::db::DatabaseConnection;
 
 /// Events queued for a slow subscriber before it starts missing some. The queue grows with
 /// what it holds (in blocks of a few dozen events), not to this bound at once.
@@ -383,14 +384,8 @@ impl PubSub {
         let envelope = envelope(topic, payload, stand_in).ok_or_else(|| {
             anyhow::anyhow!("event too large for a notification, and without a stand-in")
         })?;
-        // `pg_notify` is a `pg_catalog` function any role may call: the login role needs no
-        // privilege of the application's for it.
-        let statement = Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT pg_notify($1, $2)",
-            [notify_channel(&self.inner.prefix).into(), envelope.into()],
-        );
-        tokio::time::timeout(NOTIFY_TIMEOUT, db.execute_raw(statement)).await??;
+        let channel = notify_channel(&self.inner.prefix);
+        tokio::time::timeout(NOTIFY_TIMEOUT, crate::db::notify(db, &channel, &envelope)).await??;
         Ok(())
     }
 

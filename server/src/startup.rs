@@ -7,14 +7,14 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::{Context as _, bail};
 use poem::IntoEndpoint as _;
-use sea_orm::DatabaseConnection;
 use tokio::{sync::oneshot, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     auth::{JwtKeys, SessionCache},
     config::Config,
-    db, graphql, http,
+    db::{self, DatabaseConnection},
+    graphql, http,
     ratelimit::RateLimiter,
     state::AppState,
 };

@@ -2,11 +2,10 @@
 
 use std::sync::Arc;
 
-use sea_orm::DatabaseConnection;
-
 use crate::{
     auth::{JwtKeys, SessionCache},
     config::Config,
+    db::DatabaseConnection,
     ratelimit::RateLimiter,
 };
 

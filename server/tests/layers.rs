@@ -1,8 +1,10 @@
-//! The import rules of the layers, checked on the source: GraphQL modules hold types and thin
-//! resolvers and reach the database only through `services` (no `entity`, no sea-orm); no
-//! resolver begins or commits a transaction itself (`RequestScope::read` / `write` lend one);
-//! the caller module is a leaf; and the modules of the server form a stack ([`FLOORS`]) in
-//! which no import runs back up, nothing under `auth/` reaching the server's state.
+//! The import rules of the layers, checked on the source: only `services/` and `db/` query the
+//! database (name `entity` or sea-orm; elsewhere only the glue of [`ORM_GLUE`]), GraphQL
+//! modules not even through the glue; the pure domain modules ([`PURE`]) name no sea-orm at
+//! all; no resolver begins or commits a transaction itself (`RequestScope::read` / `write`
+//! lend one); the caller module is a leaf; and the modules of the server form a stack
+//! ([`FLOORS`]) in which no import runs back up, nothing under `auth/` reaching the server's
+//! state.
 
 // A test: a source file that cannot be read fails it.
 #![allow(clippy::expect_used)]
@@ -64,6 +66,170 @@ fn graphql_modules_use_neither_entity_nor_sea_orm() {
     assert!(
         found.is_empty(),
         "graphql/ reaches the database around the services:\n{}",
+        found.join("\n")
+    );
+}
+
+/// Where code outside `services/` and `db/` may name `entity` or sea-orm, by file (under
+/// `src/`) and the path it names, and why. Nothing else there may: a query belongs in a
+/// service (or `db/`, for the typed SQL functions and the pool's machinery), and the layers
+/// above hold the pool as `db::DatabaseConnection`.
+const ORM_GLUE: &[(&str, &str, &str)] = &[
+    (
+        "chat/events.rs",
+        "entity::messages::{MessageRole, MessageStatus}",
+        "the closed enums of messages, defined once with their table",
+    ),
+    (
+        "friends/mod.rs",
+        "entity::friendships::FriendshipStatus",
+        "the closed enum of friendships, defined once with its table",
+    ),
+    (
+        "audience/mod.rs",
+        "entity::audience_fields::FieldType",
+        "the closed enum of audience field types, defined once with its table",
+    ),
+    (
+        "pubsub.rs",
+        "sea_orm::sqlx::postgres::PgListener",
+        "LISTEN of the PostgreSQL fallback of pub/sub: a driver connection, no query",
+    ),
+    (
+        "pubsub.rs",
+        "sea_orm::sqlx::Error",
+        "the error of that listener",
+    ),
+    (
+        "http/health.rs",
+        "sea_orm::sqlx::",
+        "the readiness probe: the driver's own connection and errors, to say which dependency \
+         is down without the driver's text",
+    ),
+];
+
+/// The pure domain modules (files or folders under `src/`): the audience language, the chat's
+/// prompt and generation, tokens. They name no sea-orm, not even through [`ORM_GLUE`].
+const PURE: &[&str] = &[
+    "audience",
+    "chat/generate.rs",
+    "chat/prompt.rs",
+    "auth/tokens.rs",
+    "auth/jwt.rs",
+    "auth/jwt",
+];
+
+/// Each place in `code` where a path starts at the crate `root` (`root::...`), as the rest of
+/// the code from there.
+fn path_roots<'a>(code: &'a str, root: &str) -> Vec<&'a str> {
+    code.match_indices(root)
+        .filter(|(at, _)| {
+            let before = code[..*at].chars().next_back();
+            !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':')
+                && code[at + root.len()..].starts_with("::")
+        })
+        .map(|(at, _)| &code[at..])
+        .collect()
+}
+
+/// `file:line: path` of every path that `file` (of `src/`) starts at `entity` or `sea_orm`,
+/// except those `allowed` (prefixes of what the path reads).
+fn orm_paths(src: &Path, file: &Path, allowed: &[&str]) -> Vec<String> {
+    let code = code_of(&std::fs::read_to_string(file).expect("read a source file"));
+    let relative = file.strip_prefix(src).unwrap_or(file);
+    let mut found = Vec::new();
+    for root in ["entity", "sea_orm"] {
+        for rest in path_roots(&code, root) {
+            if !allowed.iter().any(|allowed| rest.starts_with(allowed)) {
+                let line = code.len() - rest.len();
+                let number = code[..line].matches('\n').count() + 1;
+                let path: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+                found.push(format!("{}:{number}: {path}", relative.display()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_orm_path_reader_sees_uses_and_paths_and_skips_strings_and_other_crates() {
+    let code = code_of(
+        "use sea_orm::{EntityTrait, QueryFilter};\nuse entity::users;\n\
+         let x = entity::users::Entity::find(); // sea_orm::Statement\n\
+         const F: &str = \"info,sea_orm=warn\"; my_entity::f(); crate::db::DbErr;",
+    );
+    let entity: Vec<&str> = path_roots(&code, "entity")
+        .into_iter()
+        .map(|rest| rest.split_whitespace().next().unwrap_or_default())
+        .collect();
+    assert_eq!(entity, ["entity::users;", "entity::users::Entity::find();"]);
+    assert_eq!(path_roots(&code, "sea_orm").len(), 1);
+}
+
+#[test]
+fn only_services_and_db_query_the_database() {
+    let src = src("");
+    let mut found = Vec::new();
+    let mut used = BTreeSet::new();
+    for file in sources(&src) {
+        let relative = file.strip_prefix(&src).expect("a file under src/");
+        let relative = relative.to_string_lossy().replace('\\', "/");
+        if relative.starts_with("services/") || relative.starts_with("db/") {
+            continue;
+        }
+        let allowed: Vec<&str> = ORM_GLUE
+            .iter()
+            .filter(|(glue_file, _, _)| *glue_file == relative)
+            .map(|(_, path, _)| *path)
+            .collect();
+        let everything = orm_paths(&src, &file, &[]);
+        let offending = orm_paths(&src, &file, &allowed);
+        if everything.len() > offending.len() {
+            used.insert(relative.clone());
+        }
+        found.extend(offending);
+    }
+    assert!(
+        found.is_empty(),
+        "entity or sea-orm named outside services/ and db/ (move the query into a service, or \
+         name the glue in ORM_GLUE with its reason):\n{}",
+        found.join("\n")
+    );
+    let stale: Vec<&str> = ORM_GLUE
+        .iter()
+        .map(|(file, _, _)| *file)
+        .filter(|file| !used.contains(*file))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "ORM_GLUE names files that no longer need it: {stale:?}"
+    );
+}
+
+#[test]
+fn pure_domain_modules_name_no_sea_orm() {
+    let src = src("");
+    let mut files = Vec::new();
+    for place in PURE {
+        let path = src.join(place);
+        if path.is_dir() {
+            files.extend(sources(&path));
+        } else {
+            assert!(path.is_file(), "{place} of PURE is not a source file");
+            files.push(path);
+        }
+    }
+    assert!(files.len() > 5, "the pure modules were not found");
+    let mut found = Vec::new();
+    for file in &files {
+        let code = code_of(&std::fs::read_to_string(file).expect("read a source file"));
+        if !path_roots(&code, "sea_orm").is_empty() || code.contains("crate::services") {
+            found.push(file.display().to_string());
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "a pure domain module names sea-orm or the services:\n{}",
         found.join("\n")
     );
 }

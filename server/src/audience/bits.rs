@@ -11,12 +11,12 @@
 //! `starts_with`, ordered comparisons and dates in time) is counted as one aggregate over the
 //! bitmaps of its terms, segment by segment: `all` is `&`, `any` is `|`, what is excluded or
 //! negated is `~`, and the result is masked to the visible people (`*`) and popcounted.
-//! [`count`] writes that statement, or `None` for a filter that needs the rows; the property
-//! test holds the two ways of counting to the in-memory evaluation.
+//! [`count`] writes that statement (its SQL and its parameters, plain data the audience service
+//! runs), or `None` for a filter that needs the rows; the property test holds the two ways of
+//! counting to the in-memory evaluation.
 
 use std::collections::BTreeMap;
 
-use sea_orm::{DbBackend, Statement, Value};
 use uuid::Uuid;
 
 use super::{Condition, FieldType, Filter, Node, Scalar, Source, Test};
@@ -92,9 +92,21 @@ impl Slots {
     }
 }
 
-/// The statement counting `filter` in `company` with bitmaps (one `bigint` column `n`), or
-/// `None` when a condition of the filter needs the users' rows.
-pub fn count(filter: &Filter, company: Uuid) -> Option<Statement> {
+/// A statement counting an audience with bitmaps: one `bigint` column `n`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BitmapCount {
+    /// PostgreSQL's SQL, with parameters `$1` to `$n` for the terms, then `$n+1` for the
+    /// company.
+    pub sql: String,
+    /// The terms, in the order of their parameters.
+    pub terms: Vec<String>,
+    /// The company counted in.
+    pub company: Uuid,
+}
+
+/// The statement counting `filter` in `company` with bitmaps, or `None` when a condition of
+/// the filter needs the users' rows.
+pub fn count(filter: &Filter, company: Uuid) -> Option<BitmapCount> {
     let mut slots = Slots::new();
     let include = match &filter.include {
         Some(node) => self::node(node, &mut slots)?,
@@ -247,7 +259,7 @@ fn expression(bits: &Bits, slots: &Slots) -> String {
 /// One statement: the visible bitmaps of every term of the filter, aggregated per segment into
 /// one column per slot, combined, masked to everyone visible and counted. Terms and the company
 /// are bound parameters; the SQL holds only slot numbers.
-fn statement(bits: &Bits, slots: &Slots, company: Uuid) -> Statement {
+fn statement(bits: &Bits, slots: &Slots, company: Uuid) -> BitmapCount {
     let mut terms: Vec<&str> = slots
         .slots
         .iter()
@@ -292,7 +304,9 @@ fn statement(bits: &Bits, slots: &Slots, company: Uuid) -> Statement {
         pairs = pairs.join(", "),
         listed = listed.join(", "),
     );
-    let mut values: Vec<Value> = terms.iter().map(|t| Value::from(*t)).collect();
-    values.push(company.into());
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+    BitmapCount {
+        sql,
+        terms: terms.into_iter().map(str::to_owned).collect(),
+        company,
+    }
 }

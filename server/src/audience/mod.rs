@@ -1,8 +1,10 @@
 //! The audience filter language: a JSON document of `all` / `any` groups of typed conditions
 //! (`include`, minus `exclude`), validated against the company's field registry
-//! ([`parse`]), compiled to parameterized SQL with sea-query ([`compile`]) and, for tests and
-//! previews, evaluated in memory with exactly the same semantics ([`eval`]). Counts of filters
-//! made of equality-type facts are taken from per-term bitmaps instead ([`bits`]).
+//! ([`parse`]), compiled to parameterized SQL by the audience service
+//! (`services::audience::compile`) and, for tests and previews, evaluated in memory with exactly
+//! the same semantics ([`eval`]). Counts of filters made of equality-type facts are taken from
+//! per-term bitmaps instead ([`bits`] writes their SQL as plain text and parameters). A pure
+//! module: it imports no database code.
 //!
 //! Semantics in one place (the compiler and the evaluator both follow them):
 //! - a field has a value only when it is present with its declared JSON type (a string for
@@ -14,7 +16,6 @@
 //! - an absent `include` means everyone; `exclude` removes whoever matches it.
 
 pub mod bits;
-pub mod compile;
 pub mod cost;
 pub mod eval;
 pub mod parse;

@@ -5,10 +5,12 @@
 
 use std::time::Duration;
 
-use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
-use crate::error::{AppError, AppResult};
+use crate::{
+    db::DatabaseConnection,
+    error::{AppError, AppResult},
+};
 
 /// How long an "active" answer is trusted before PostgreSQL is asked again.
 const ACTIVE_TTL: Duration = Duration::from_secs(30);

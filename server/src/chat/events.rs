@@ -2,7 +2,6 @@
 //! subscribers on every instance.
 
 use chrono::{DateTime, Utc};
-use entity::messages;
 pub use entity::messages::{MessageRole, MessageStatus};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -29,39 +28,30 @@ pub struct MessageData {
     pub completion_tokens: Option<i32>,
 }
 
+/// A message as stored, as the chat service reads it for the streaming: what events carry, and
+/// what the stored row adds for a subscriber who joins while a reply streams or reads the end
+/// of a reply back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub message: MessageData,
+    /// The reason stored with a failed reply.
+    pub error: Option<String>,
+    /// How many deltas the stored text of a streaming reply is made of (`None`: not counted).
+    pub content_deltas: Option<i64>,
+}
+
 /// The end of a stored reply as an event: `Failed` with the stored reason, else `Completed`.
 /// `None` while it still streams.
-pub fn final_event(message: messages::Model) -> Option<ChatEvent> {
+pub fn final_event(stored: StoredMessage) -> Option<ChatEvent> {
+    let StoredMessage { message, error, .. } = stored;
     match message.status {
         MessageStatus::Streaming => None,
         MessageStatus::Failed => {
-            let reason = message
-                .error
-                .clone()
-                .unwrap_or_else(|| "the reply failed".to_owned());
-            Some(ChatEvent::Failed {
-                message: message.into(),
-                reason,
-            })
+            let reason = error.unwrap_or_else(|| "the reply failed".to_owned());
+            Some(ChatEvent::Failed { message, reason })
         }
-        MessageStatus::Complete | MessageStatus::Cancelled => Some(ChatEvent::Completed {
-            message: message.into(),
-        }),
-    }
-}
-
-impl From<messages::Model> for MessageData {
-    fn from(m: messages::Model) -> Self {
-        Self {
-            id: m.id,
-            conversation_id: m.conversation_id,
-            role: m.role,
-            content: m.content,
-            status: m.status,
-            created_at: m.created_at.with_timezone(&Utc),
-            model: m.model,
-            prompt_tokens: m.prompt_tokens,
-            completion_tokens: m.completion_tokens,
+        MessageStatus::Complete | MessageStatus::Cancelled => {
+            Some(ChatEvent::Completed { message })
         }
     }
 }
@@ -114,7 +104,7 @@ pub enum Notice {
 /// Reads a message of the conversation as its subscriber (Row Level Security applies), for a
 /// [`Notice::Stored`]; `None` when it cannot be read.
 pub type LoadMessage = std::sync::Arc<
-    dyn Fn(Uuid) -> futures_util::future::BoxFuture<'static, Option<messages::Model>> + Send + Sync,
+    dyn Fn(Uuid) -> futures_util::future::BoxFuture<'static, Option<StoredMessage>> + Send + Sync,
 >;
 
 /// Asks whichever instance runs a generation to stop it.

@@ -402,7 +402,7 @@ async fn progress(
     message: Uuid,
     text: Option<&str>,
     deltas: i64,
-) -> Result<bool, sea_orm::DbErr> {
+) -> Result<bool, crate::db::DbErr> {
     sql::chat_progress_message(&chat.inner.db, company, message, text, deltas).await
 }
 

@@ -18,7 +18,6 @@ use std::{
 };
 
 use futures_util::StreamExt;
-use sea_orm::DatabaseConnection;
 use tokio::{sync::watch, task::AbortHandle};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use uuid::Uuid;
@@ -29,6 +28,7 @@ pub use subscribe::conversation_events;
 
 use crate::{
     config::Config,
+    db::DatabaseConnection,
     error::{AppError, AppResult},
     llm::{CircuitBreaker, Provider},
     pubsub::PubSub,

@@ -4,13 +4,12 @@
 
 use std::{collections::VecDeque, sync::Arc};
 
-use entity::messages;
 use futures_util::{Stream, StreamExt};
 use uuid::Uuid;
 
 use super::{
     Chat,
-    events::{ChatEvent, LoadMessage, MessageData, Notice, final_event},
+    events::{ChatEvent, LoadMessage, Notice, StoredMessage, final_event},
 };
 
 /// Replies whose end a subscriber remembers, to drop a repeated end.
@@ -115,12 +114,12 @@ fn decode(payload: &str) -> Option<Received> {
 /// its first `content_deltas` deltas), or what PostgreSQL holds alone when Redis cannot be read.
 fn text_so_far(
     from_redis: Option<(String, i64)>,
-    streaming: &messages::Model,
+    streaming: &StoredMessage,
 ) -> Option<(String, i64)> {
     let persisted = streaming
         .content_deltas
         .filter(|deltas| *deltas > 0)
-        .map(|deltas| (streaming.content.clone(), deltas - 1));
+        .map(|deltas| (streaming.message.content.clone(), deltas - 1));
     match (from_redis, persisted) {
         (Some(redis), Some(db)) => Some(if db.1 > redis.1 { db } else { redis }),
         (redis, db) => redis.or(db),
@@ -133,7 +132,7 @@ fn text_so_far(
 pub async fn conversation_events<L>(
     chat: &Chat,
     live: L,
-    streaming: Option<messages::Model>,
+    streaming: Option<StoredMessage>,
     load: LoadMessage,
 ) -> impl Stream<Item = ChatEvent> + Send + 'static + use<L>
 where
@@ -142,7 +141,7 @@ where
     let mut first = Vec::new();
     let mut seen = Seen::default();
     if let Some(row) = streaming {
-        let id = row.id;
+        let id = row.message.id;
         let from_redis = match chat.live().read(id).await {
             Ok(so_far) => so_far,
             Err(error) => {
@@ -152,7 +151,7 @@ where
         };
         let so_far = text_so_far(from_redis, &row);
         first.push(ChatEvent::Started {
-            message: MessageData::from(row),
+            message: row.message,
         });
         match so_far {
             Some((text, index)) => {
@@ -186,6 +185,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chat::events::MessageData;
 
     #[test]
     fn drops_what_the_catch_up_holds_and_keeps_the_rest() {
@@ -304,22 +304,13 @@ mod tests {
 
     #[test]
     fn the_catch_up_is_the_longer_of_redis_and_postgresql() {
-        let row = |content: &str, deltas: Option<i64>| messages::Model {
-            id: Uuid::now_v7(),
-            seq: 1,
-            company_id: Uuid::now_v7(),
-            user_id: Uuid::now_v7(),
-            conversation_id: Uuid::now_v7(),
-            role: crate::chat::events::MessageRole::Assistant,
-            content: content.into(),
-            status: crate::chat::events::MessageStatus::Streaming,
-            model: None,
-            prompt_tokens: None,
-            completion_tokens: None,
+        let row = |content: &str, deltas: Option<i64>| StoredMessage {
+            message: MessageData {
+                content: content.into(),
+                status: crate::chat::events::MessageStatus::Streaming,
+                ..message(Uuid::now_v7())
+            },
             error: None,
-            created_at: chrono::Utc::now().into(),
-            updated_at: chrono::Utc::now().into(),
-            heartbeat_at: chrono::Utc::now().into(),
             content_deltas: deltas,
         };
         let redis = Some(("ab".to_owned(), 1));

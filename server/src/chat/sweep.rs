@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::{
     Chat,
-    events::{ChatEvent, MessageData, MessageRole, MessageStatus, topic},
+    events::{ChatEvent, MessageData, MessageStatus, topic},
 };
 use crate::db::functions::{self as sql, Interrupted};
 
@@ -108,13 +108,7 @@ impl Chat {
             // Finalised elsewhere meanwhile, or its generator spoke again.
             return false;
         };
-        let (company, message) = match interrupted_message(id, row) {
-            Ok(parsed) => parsed,
-            Err(error) => {
-                tracing::error!(message_id = %id, %error, "a finalised reply could not be read back");
-                return true;
-            }
-        };
+        let (company, message) = interrupted_message(id, row);
         let _ = live.finish(id).await;
         let _ = live.release_slot(company, id).await;
         let _ = live.release_lease(id).await;
@@ -135,13 +129,13 @@ impl Chat {
 }
 
 /// The company and the message `app.chat_interrupt_message` returned.
-fn interrupted_message(id: Uuid, row: Interrupted) -> Result<(Uuid, MessageData), sea_orm::DbErr> {
-    Ok((
+fn interrupted_message(id: Uuid, row: Interrupted) -> (Uuid, MessageData) {
+    (
         row.company_id,
         MessageData {
             id,
             conversation_id: row.conversation_id,
-            role: <MessageRole as sea_orm::ActiveEnum>::try_from_value(&row.role)?,
+            role: row.role,
             content: row.content,
             status: MessageStatus::Failed,
             created_at: row.created_at,
@@ -149,5 +143,5 @@ fn interrupted_message(id: Uuid, row: Interrupted) -> Result<(Uuid, MessageData)
             prompt_tokens: row.prompt_tokens,
             completion_tokens: row.completion_tokens,
         },
-    ))
+    )
 }

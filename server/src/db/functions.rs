@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use entity::messages::MessageStatus;
+use entity::messages::{MessageRole, MessageStatus};
 use sea_orm::{
     ActiveEnum as _, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement,
     Value,
@@ -502,7 +502,7 @@ pub struct Accepted {
 pub struct Interrupted {
     pub company_id: Uuid,
     pub conversation_id: Uuid,
-    pub role: String,
+    pub role: MessageRole,
     pub content: String,
     pub created_at: DateTime<Utc>,
     pub model: Option<String>,
@@ -665,7 +665,7 @@ pub async fn chat_interrupt_message(
             Ok(Interrupted {
                 company_id: row.try_get("", "company_id")?,
                 conversation_id: row.try_get("", "conversation_id")?,
-                role: row.try_get("", "role")?,
+                role: MessageRole::try_from_value(&row.try_get::<String>("", "role")?)?,
                 content: row.try_get("", "content")?,
                 created_at: row.try_get("", "created_at")?,
                 model: row.try_get("", "model")?,

@@ -17,13 +17,13 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use migration::MigratorTrait as _;
-use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
-    TransactionTrait,
-};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DbBackend, Statement, TransactionTrait};
 
 pub use cancel::TxConn;
 pub use scope::{RequestBudget, RequestScope};
+/// The pool of connections, and the error of a statement: what the layers above the services
+/// hold and pass down, without naming the ORM.
+pub use sea_orm::{DatabaseConnection, DbErr};
 pub use share::{SharePermit, Shares};
 pub use tx::{Access, RequestTx, SystemRole, query_all_as, query_one_as};
 
@@ -104,6 +104,19 @@ async fn connect(
     Database::connect(options)
         .await
         .context("connect to PostgreSQL")
+}
+
+/// Sends `payload` as a notification on the PostgreSQL channel `channel`. `pg_notify` is a
+/// `pg_catalog` function any role may call: the login role needs no privilege of the
+/// application's for it.
+pub async fn notify(db: &DatabaseConnection, channel: &str, payload: &str) -> Result<(), DbErr> {
+    let statement = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_notify($1, $2)",
+        [channel.into(), payload.into()],
+    );
+    db.execute_raw(statement).await?;
+    Ok(())
 }
 
 /// Applies pending migrations as the schema owner.

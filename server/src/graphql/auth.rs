@@ -393,7 +393,7 @@ impl AuthMutation {
         let email = auth_service::check_email("input.email", &input.email)?;
         let role = input.role.trim().to_owned();
         limits::invite(&state.ratelimit, principal.company_id).await?;
-        scope(ctx)?
+        let role = scope(ctx)?
             .read({
                 let (company, role) = (principal.company_id, role.clone());
                 move |tx| {
@@ -444,7 +444,7 @@ impl AuthMutation {
         Ok(Invitation {
             id: ID(id.to_string()),
             email,
-            role,
+            role: role.to_string(),
             expires_at,
             token: None,
             link: None,

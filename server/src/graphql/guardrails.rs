@@ -219,15 +219,7 @@ fn spend_audience_values(
         }
     }
     let mut filters = Vec::new();
-    let operations = document
-        .operations
-        .iter()
-        .map(|(_, op)| &op.node.selection_set);
-    let fragments = document
-        .fragments
-        .values()
-        .map(|fragment| &fragment.node.selection_set);
-    for set in operations.chain(fragments) {
+    for set in selection_sets(document) {
         audience_filters_in(set, &mut |field| {
             let Some(filter) = field.get_argument("filter") else {
                 return;
@@ -276,7 +268,10 @@ fn audience_filters_in(set: &Positioned<SelectionSet>, found: &mut impl FnMut(&F
     }
 }
 
-fn count_aliases(document: &ExecutableDocument) -> usize {
+/// The selection sets of every operation and fragment of `document`.
+fn selection_sets(
+    document: &ExecutableDocument,
+) -> impl Iterator<Item = &Positioned<SelectionSet>> {
     let operations = document
         .operations
         .iter()
@@ -285,7 +280,11 @@ fn count_aliases(document: &ExecutableDocument) -> usize {
         .fragments
         .values()
         .map(|fragment| &fragment.node.selection_set);
-    operations.chain(fragments).map(aliases_in).sum()
+    operations.chain(fragments)
+}
+
+fn count_aliases(document: &ExecutableDocument) -> usize {
+    selection_sets(document).map(aliases_in).sum()
 }
 
 fn aliases_in(set: &Positioned<SelectionSet>) -> usize {

@@ -68,7 +68,7 @@ impl From<Profile> for User {
             id: ID(m.id.to_string()),
             email: m.email,
             display_name: m.display_name,
-            role: m.role,
+            role: m.role.to_string(),
             attributes: Json(m.attributes),
             is_active: m.is_active,
             created_at: m.created_at,
@@ -406,7 +406,11 @@ impl UserMutation {
     ) -> AppResult<User> {
         let id = parse_id("id", &id)?;
         let changes = UserChanges {
-            role: input.role.map(|r| r.trim().to_owned()),
+            role: input
+                .role
+                .as_deref()
+                .map(user_service::requested_role)
+                .transpose()?,
             is_active: input.is_active,
             ..UserChanges::profile(input.display_name, input.attributes.map(|Json(a)| a))?
         };

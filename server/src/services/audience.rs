@@ -1,7 +1,10 @@
 //! The audience service (see the module documentation of `services`): the company's field
 //! registry, the filter an audience query asks for, and counting or listing the users a filter
 //! selects, always scoped to the caller's company (and to Row Level Security underneath). The
-//! filter language itself ([`crate::audience`]: parse, compile, eval, cost) stays pure.
+//! filter language itself ([`crate::audience`]: parse, eval, cost, bitmap terms) stays pure;
+//! its SQL is compiled here ([`compile`]).
+
+pub mod compile;
 
 use std::collections::HashMap;
 
@@ -10,19 +13,23 @@ use entity::{audience_fields, audience_users, user_profiles};
 use sea_orm::{
     ActiveModelTrait as _,
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, Statement,
     sea_query::{Alias, Expr},
 };
 use uuid::Uuid;
 
-use super::presets;
+use self::compile::compile;
+use super::{
+    keyset::{self, Sort},
+    presets,
+};
 use crate::{
-    audience::{Field, FieldType, Filter, Registry, bits, compile::compile, cost::Budget, parse},
+    audience::{Field, FieldType, Filter, Registry, bits, cost::Budget, parse},
     auth::Principal,
     caller::BuiltInRole,
     error::{AppError, AppResult},
-    paging::{self, Page, PageRequest, Sort},
+    paging::{Page, PageRequest},
 };
 
 /// A user of an audience, as `user_profiles` shows them (privacy settings mask e-mails and
@@ -138,9 +145,12 @@ pub async fn count(
     filter: &Filter,
 ) -> AppResult<u64> {
     plan_for_values(conn).await?;
-    let Some(statement) = bits::count(filter, caller.company_id) else {
+    let Some(counting) = bits::count(filter, caller.company_id) else {
         return Ok(ids(caller, filter).count(conn).await?);
     };
+    let mut values: Vec<sea_orm::Value> = counting.terms.into_iter().map(Into::into).collect();
+    values.push(counting.company.into());
+    let statement = Statement::from_sql_and_values(DbBackend::Postgres, counting.sql, values);
     let row = conn
         .query_one_raw(statement)
         .await?
@@ -171,7 +181,7 @@ pub async fn page(
 ) -> AppResult<Page<Uuid>> {
     plan_for_values(conn).await?;
     let sort = Sort::asc([Expr::col(audience_users::Column::Id)]);
-    let rows = paging::keyset(ids(caller, filter), &sort, request)
+    let rows = keyset::keyset(ids(caller, filter), &sort, request)
         .into_tuple::<Uuid>()
         .all(conn)
         .await?;
@@ -195,8 +205,8 @@ pub async fn members(
         .all(conn)
         .await?
         .into_iter()
-        .map(|u| (u.id, Member::from(u)))
-        .collect();
+        .map(|u| Ok((u.id, Member::try_from(u)?)))
+        .collect::<Result<_, sea_orm::DbErr>>()?;
     Ok(page.filter_map(|id| profiles.remove(&id)))
 }
 

@@ -25,7 +25,7 @@ pub use sign_in::{
 use super::users::{self as user_service, Profile};
 use crate::{
     auth::{JwtKeys, SessionCache, password::Passwords},
-    caller::{Principal, Viewer},
+    caller::{Principal, RoleName, Viewer},
     config::Config,
     db::{Access, RequestTx, Shares},
     error::{AppError, AppResult},
@@ -203,7 +203,7 @@ pub async fn set_own_password(
 pub struct NewInvitation {
     pub id: Uuid,
     pub email: String,
-    pub role: String,
+    pub role: RoleName,
     pub token_hash: String,
     pub expires_at: DateTime<Utc>,
     /// The invitation e-mail's body (with the link).
@@ -224,7 +224,7 @@ pub async fn create_invitation(
             invitation.id.into(),
             principal.company_id.into(),
             invitation.email.clone().into(),
-            invitation.role.into(),
+            invitation.role.to_string().into(),
             invitation.token_hash.into(),
             principal.user_id.into(),
             invitation.expires_at.into(),

@@ -17,17 +17,18 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::keyset::{self, Sort};
 use crate::{
     auth::Principal,
     chat::{
         Chat, ChatEvent, Generation, MessageData,
-        events::topic,
+        events::{StoredMessage, topic},
         prompt::{self, HistoryMessage},
     },
     db::RequestScope,
     error::{AppError, AppResult},
     llm::Role,
-    paging::{self, DefaultSize, Page, PageArgs, PageRequest, Sort, like_pattern},
+    paging::{DefaultSize, Page, PageArgs, PageRequest, like_pattern, search_text},
     ratelimit::RateLimiter,
 };
 
@@ -72,6 +73,34 @@ impl From<knowledge::Model> for Note {
     }
 }
 
+impl From<messages::Model> for MessageData {
+    fn from(m: messages::Model) -> Self {
+        Self {
+            id: m.id,
+            conversation_id: m.conversation_id,
+            role: m.role,
+            content: m.content,
+            status: m.status,
+            created_at: m.created_at.with_timezone(&Utc),
+            model: m.model,
+            prompt_tokens: m.prompt_tokens,
+            completion_tokens: m.completion_tokens,
+        }
+    }
+}
+
+impl From<messages::Model> for StoredMessage {
+    fn from(mut m: messages::Model) -> Self {
+        let error = m.error.take();
+        let content_deltas = m.content_deltas.take();
+        Self {
+            message: m.into(),
+            error,
+            content_deltas,
+        }
+    }
+}
+
 /// The list names the chat's cursors carry.
 pub const CONVERSATIONS: &str = "conversations";
 /// See [`CONVERSATIONS`].
@@ -87,15 +116,25 @@ const KNOWLEDGE_ROWS: u64 = 100;
 /// A keyset position in a list ordered by `(created_at DESC, id DESC)`.
 pub type TimeKey = (DateTime<Utc>, Uuid);
 
-fn owned<E: EntityTrait>(
-    select: sea_orm::Select<E>,
-    company: impl ColumnTrait,
-    user: impl ColumnTrait,
-    principal: &Principal,
-) -> sea_orm::Select<E> {
-    select
-        .filter(company.eq(principal.company_id))
-        .filter(user.eq(principal.user_id))
+/// The caller's conversations.
+fn own_conversations(principal: &Principal) -> sea_orm::Select<conversations::Entity> {
+    conversations::Entity::find()
+        .filter(conversations::Column::CompanyId.eq(principal.company_id))
+        .filter(conversations::Column::UserId.eq(principal.user_id))
+}
+
+/// The caller's messages.
+fn own_messages(principal: &Principal) -> sea_orm::Select<messages::Entity> {
+    messages::Entity::find()
+        .filter(messages::Column::CompanyId.eq(principal.company_id))
+        .filter(messages::Column::UserId.eq(principal.user_id))
+}
+
+/// The caller's knowledge notes.
+fn own_knowledge(principal: &Principal) -> sea_orm::Select<knowledge::Entity> {
+    knowledge::Entity::find()
+        .filter(knowledge::Column::CompanyId.eq(principal.company_id))
+        .filter(knowledge::Column::UserId.eq(principal.user_id))
 }
 
 /// The caller's conversation `id`, if it is theirs.
@@ -114,14 +153,10 @@ async fn conversation_row(
     principal: &Principal,
     id: Uuid,
 ) -> AppResult<Option<conversations::Model>> {
-    Ok(owned(
-        conversations::Entity::find_by_id(id),
-        conversations::Column::CompanyId,
-        conversations::Column::UserId,
-        principal,
-    )
-    .one(conn)
-    .await?)
+    Ok(own_conversations(principal)
+        .filter(conversations::Column::Id.eq(id))
+        .one(conn)
+        .await?)
 }
 
 /// The same, locked for the rest of the transaction (serializes `sendMessage` per conversation).
@@ -130,15 +165,11 @@ async fn conversation_for_update(
     principal: &Principal,
     id: Uuid,
 ) -> AppResult<Option<conversations::Model>> {
-    Ok(owned(
-        conversations::Entity::find_by_id(id),
-        conversations::Column::CompanyId,
-        conversations::Column::UserId,
-        principal,
-    )
-    .lock_exclusive()
-    .one(conn)
-    .await?)
+    Ok(own_conversations(principal)
+        .filter(conversations::Column::Id.eq(id))
+        .lock_exclusive()
+        .one(conn)
+        .await?)
 }
 
 /// A page of the caller's conversations, newest first; `search` (at most 200 characters)
@@ -150,21 +181,8 @@ pub async fn conversations(
     search: Option<String>,
 ) -> AppResult<Page<Conversation>> {
     let request: PageRequest<TimeKey> = args.validate(CONVERSATIONS, DefaultSize::First(20))?;
-    let search = search
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty());
-    if search.as_ref().is_some_and(|s| s.chars().count() > 200) {
-        return Err(AppError::bad_input(
-            "search",
-            "`search` is longer than 200 characters",
-        ));
-    }
-    let mut select = owned(
-        conversations::Entity::find(),
-        conversations::Column::CompanyId,
-        conversations::Column::UserId,
-        principal,
-    );
+    let search = search_text(search)?;
+    let mut select = own_conversations(principal);
     if let Some(search) = search {
         select = select.filter(Expr::cust_with_values(
             "title ILIKE $1",
@@ -176,7 +194,7 @@ pub async fn conversations(
         Expr::col(conversations::Column::Id),
     ]);
     Ok(
-        paging::fetch(conn, select, &sort, CONVERSATIONS, &request, |c| {
+        keyset::fetch(conn, select, &sort, CONVERSATIONS, &request, |c| {
             (c.created_at.to_utc(), c.id)
         })
         .await?
@@ -190,33 +208,35 @@ async fn streaming_message(
     principal: &Principal,
     conversation: Uuid,
 ) -> AppResult<Option<messages::Model>> {
-    Ok(owned(
-        messages::Entity::find(),
-        messages::Column::CompanyId,
-        messages::Column::UserId,
-        principal,
-    )
-    .filter(messages::Column::ConversationId.eq(conversation))
-    .filter(messages::Column::Status.eq(MessageStatus::Streaming))
-    .one(conn)
-    .await?)
+    Ok(own_messages(principal)
+        .filter(messages::Column::ConversationId.eq(conversation))
+        .filter(messages::Column::Status.eq(MessageStatus::Streaming))
+        .one(conn)
+        .await?)
 }
 
-/// The caller's message `id` as stored, if it is theirs: the row the chat's machinery
-/// (`crate::chat`) resumes a subscription from.
+/// The caller's message `id` as stored, if it is theirs: how the chat's machinery
+/// (`crate::chat`) reads the end of a reply back for a subscription.
 pub async fn message(
     conn: &impl ConnectionTrait,
     principal: &Principal,
     id: Uuid,
+) -> AppResult<Option<StoredMessage>> {
+    Ok(message_row(conn, principal, id)
+        .await?
+        .map(StoredMessage::from))
+}
+
+/// The caller's message `id` as stored, if it is theirs.
+async fn message_row(
+    conn: &impl ConnectionTrait,
+    principal: &Principal,
+    id: Uuid,
 ) -> AppResult<Option<messages::Model>> {
-    Ok(owned(
-        messages::Entity::find_by_id(id),
-        messages::Column::CompanyId,
-        messages::Column::UserId,
-        principal,
-    )
-    .one(conn)
-    .await?)
+    Ok(own_messages(principal)
+        .filter(messages::Column::Id.eq(id))
+        .one(conn)
+        .await?)
 }
 
 /// A page of a conversation's messages, by `seq`: the last 50 unless `args` say otherwise,
@@ -228,16 +248,10 @@ pub async fn messages_page(
     args: PageArgs,
 ) -> AppResult<Page<MessageData>> {
     let request: PageRequest<(i64,)> = args.validate(MESSAGES, DefaultSize::Last(50))?;
-    let select = owned(
-        messages::Entity::find(),
-        messages::Column::CompanyId,
-        messages::Column::UserId,
-        principal,
-    )
-    .filter(messages::Column::ConversationId.eq(conversation));
+    let select = own_messages(principal).filter(messages::Column::ConversationId.eq(conversation));
     let sort = Sort::asc([Expr::col(messages::Column::Seq)]);
     Ok(
-        paging::fetch(conn, select, &sort, MESSAGES, &request, |m| (m.seq,))
+        keyset::fetch(conn, select, &sort, MESSAGES, &request, |m| (m.seq,))
             .await?
             .map(MessageData::from),
     )
@@ -283,19 +297,14 @@ async fn history(
     principal: &Principal,
     conversation: Uuid,
 ) -> AppResult<Vec<HistoryMessage>> {
-    let rows = owned(
-        messages::Entity::find(),
-        messages::Column::CompanyId,
-        messages::Column::UserId,
-        principal,
-    )
-    .filter(messages::Column::ConversationId.eq(conversation))
-    .filter(messages::Column::Status.ne(MessageStatus::Streaming))
-    .filter(messages::Column::Content.ne(""))
-    .order_by(messages::Column::Seq, Order::Desc)
-    .limit(HISTORY_ROWS)
-    .all(conn)
-    .await?;
+    let rows = own_messages(principal)
+        .filter(messages::Column::ConversationId.eq(conversation))
+        .filter(messages::Column::Status.ne(MessageStatus::Streaming))
+        .filter(messages::Column::Content.ne(""))
+        .order_by(messages::Column::Seq, Order::Desc)
+        .limit(HISTORY_ROWS)
+        .all(conn)
+        .await?;
     Ok(rows
         .into_iter()
         .rev()
@@ -315,16 +324,11 @@ async fn knowledge_for_prompt(
     conn: &impl ConnectionTrait,
     principal: &Principal,
 ) -> AppResult<Vec<String>> {
-    let rows = owned(
-        knowledge::Entity::find(),
-        knowledge::Column::CompanyId,
-        knowledge::Column::UserId,
-        principal,
-    )
-    .order_by(knowledge::Column::CreatedAt, Order::Desc)
-    .limit(KNOWLEDGE_ROWS)
-    .all(conn)
-    .await?;
+    let rows = own_knowledge(principal)
+        .order_by(knowledge::Column::CreatedAt, Order::Desc)
+        .limit(KNOWLEDGE_ROWS)
+        .all(conn)
+        .await?;
     Ok(rows.into_iter().map(|k| k.content).collect())
 }
 
@@ -335,18 +339,13 @@ pub async fn knowledge_page(
     args: PageArgs,
 ) -> AppResult<Page<Note>> {
     let request: PageRequest<TimeKey> = args.validate(KNOWLEDGE, DefaultSize::First(20))?;
-    let select = owned(
-        knowledge::Entity::find(),
-        knowledge::Column::CompanyId,
-        knowledge::Column::UserId,
-        principal,
-    );
+    let select = own_knowledge(principal);
     let sort = Sort::desc([
         Expr::col(knowledge::Column::CreatedAt),
         Expr::col(knowledge::Column::Id),
     ]);
     Ok(
-        paging::fetch(conn, select, &sort, KNOWLEDGE, &request, |k| {
+        keyset::fetch(conn, select, &sort, KNOWLEDGE, &request, |k| {
             (k.created_at.to_utc(), k.id)
         })
         .await?
@@ -477,11 +476,13 @@ pub async fn subscription_start(
     conn: &impl ConnectionTrait,
     principal: &Principal,
     id: Uuid,
-) -> AppResult<Option<messages::Model>> {
+) -> AppResult<Option<StoredMessage>> {
     conversation_row(conn, principal, id)
         .await?
         .ok_or_else(not_found)?;
-    streaming_message(conn, principal, id).await
+    Ok(streaming_message(conn, principal, id)
+        .await?
+        .map(StoredMessage::from))
 }
 
 /// Adds a note of the caller's.
@@ -660,7 +661,7 @@ pub async fn cancel_reply(
 ) -> AppResult<MessageData> {
     let caller = principal.clone();
     let found = scope
-        .read(|tx| Box::pin(async move { message(tx.conn(), &caller, id).await }))
+        .read(|tx| Box::pin(async move { message_row(tx.conn(), &caller, id).await }))
         .await?
         .ok_or_else(no_such_message)?;
     scope.finish().await?;
@@ -699,7 +700,7 @@ async fn cancel_stranded(
     principal: &Principal,
     id: Uuid,
 ) -> AppResult<(messages::Model, bool)> {
-    let row = message(conn, principal, id)
+    let row = message_row(conn, principal, id)
         .await?
         .ok_or_else(no_such_message)?;
     if row.status != MessageStatus::Streaming {

@@ -16,7 +16,11 @@ use uuid::Uuid;
 
 /// A person as the caller may see them (read through the `user_profiles` view), the caller's
 /// relation to them, and who may see their e-mail and attributes.
-pub use super::users::{Profile, ProfileVisibility, Relationship};
+pub use super::users::{Profile, ProfileVisibility, Relationship, profile};
+use super::{
+    keyset::{self, Sort},
+    users::name_or_email_matches,
+};
 /// A pair's friendship, as transitions and pages of requests answer it.
 pub use crate::friends::Friendship;
 /// Where a pair stands (the GraphQL `FriendshipStatus` is the caller's [`Relationship`]).
@@ -27,7 +31,7 @@ use crate::{
         self, Actor, Answer, Block, FriendEventKind, FriendNotice, Transition, no_such_request,
         no_such_user, pair,
     },
-    paging::{self, DefaultSize, Page, PageArgs, Sort, like_pattern},
+    paging::{DefaultSize, Page, PageArgs, search_text},
 };
 
 impl From<friendships::Model> for Friendship {
@@ -408,19 +412,6 @@ pub enum Direction {
     Outgoing,
 }
 
-/// One person of the caller's company as the caller may see them.
-pub async fn profile(
-    conn: &impl ConnectionTrait,
-    company: Uuid,
-    id: Uuid,
-) -> AppResult<Option<Profile>> {
-    Ok(user_profiles::Entity::find_by_id(id)
-        .filter(user_profiles::Column::CompanyId.eq(company))
-        .one(conn)
-        .await?
-        .map(Profile::from))
-}
-
 /// A page of `people`, by display name, optionally those matching `search` in their name or
 /// visible e-mail; with the condition they were chosen by (it also counts them).
 pub async fn people_page(
@@ -432,20 +423,8 @@ pub async fn people_page(
 ) -> AppResult<(Page<Profile>, SimpleExpr)> {
     let request = args.validate::<(String, Uuid)>(people.list(), DefaultSize::First(20))?;
     let mut condition = people.condition();
-    if let Some(search) = search
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-    {
-        if search.chars().count() > 200 {
-            return Err(AppError::bad_input(
-                "search",
-                "`search` is longer than 200 characters",
-            ));
-        }
-        condition = condition.and(Expr::cust_with_values(
-            "(display_name || ' ' || COALESCE(email, '')) ILIKE $1",
-            [like_pattern(&search)],
-        ));
+    if let Some(search) = search_text(search)? {
+        condition = condition.and(name_or_email_matches(&search));
     }
     let select = user_profiles::Entity::find()
         .filter(user_profiles::Column::CompanyId.eq(company))
@@ -454,11 +433,11 @@ pub async fn people_page(
         Expr::col(user_profiles::Column::DisplayName),
         Expr::col(user_profiles::Column::Id),
     ]);
-    let page = paging::fetch(conn, select, &sort, people.list(), &request, |u| {
+    let page = keyset::fetch(conn, select, &sort, people.list(), &request, |u| {
         (u.display_name.clone(), u.id)
     })
     .await?;
-    Ok((page.map(Profile::from), condition))
+    Ok((page.try_map(Profile::try_from)?, condition))
 }
 
 /// A page of the caller's pending requests in `direction`, newest first.
@@ -483,7 +462,7 @@ pub async fn requests_page(
         Expr::col(friendships::Column::Id),
     ]);
     Ok(
-        paging::fetch(conn, select, &sort, REQUESTS, &request, |row| {
+        keyset::fetch(conn, select, &sort, REQUESTS, &request, |row| {
             (row.created_at.to_utc(), row.id)
         })
         .await?

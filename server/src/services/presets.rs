@@ -11,12 +11,15 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::audience;
+use super::{
+    audience,
+    keyset::{self, Sort},
+};
 use crate::{
     auth::Principal,
     error::{AppError, AppResult},
     paging::like_pattern,
-    paging::{self, Page, PageRequest, Sort},
+    paging::{Page, PageRequest},
 };
 
 /// A saved audience filter.
@@ -121,7 +124,7 @@ pub async fn list(
         Expr::col(presets::Column::Name),
         Expr::col(presets::Column::Id),
     ]);
-    paging::fetch(conn, filter.select(), &sort, LIST, request, |p| {
+    keyset::fetch(conn, filter.select(), &sort, LIST, request, |p| {
         (p.name.clone(), p.id)
     })
     .await

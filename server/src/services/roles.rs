@@ -283,16 +283,18 @@ pub async fn delete_custom(
     Ok(())
 }
 
-/// `BAD_USER_INPUT` at `input.role` unless `role` is a built-in role or one of the company's
-/// custom roles.
-pub async fn check_exists(conn: &impl ConnectionTrait, company: Uuid, role: &str) -> AppResult<()> {
-    if role.parse::<BuiltInRole>().is_ok() || find(conn, company, role).await?.is_some() {
-        return Ok(());
+/// `role` as a role of the company: a built-in role or one of the company's custom roles, else
+/// `BAD_USER_INPUT` at `input.role`.
+pub async fn check_exists(
+    conn: &impl ConnectionTrait,
+    company: Uuid,
+    role: &str,
+) -> AppResult<RoleName> {
+    let unknown = || AppError::bad_input("input.role", format!("unknown role `{role}`"));
+    match role.parse::<RoleName>().map_err(|_| unknown())? {
+        RoleName::Custom(name) if find(conn, company, &name).await?.is_none() => Err(unknown()),
+        known => Ok(known),
     }
-    Err(AppError::bad_input(
-        "input.role",
-        format!("unknown role `{role}`"),
-    ))
 }
 
 #[cfg(test)]

@@ -16,12 +16,15 @@ use uuid::Uuid;
 /// A further condition on `user_profiles` (friends, mutual friends, blocked users).
 pub use sea_orm::sea_query::SimpleExpr as Condition;
 
-use super::{auth as auth_service, roles as role_service};
+use super::{
+    auth as auth_service,
+    keyset::{self, Sort, SortKey},
+    roles as role_service,
+};
 use crate::{
-    caller::{BuiltInRole, Principal, RoleName},
+    caller::{BuiltInRole, Principal, RoleName, UnknownRole},
     error::{AppError, AppResult},
-    paging::like_pattern,
-    paging::{self, DefaultSize, Page, PageArgs, Sort, SortKey},
+    paging::{DefaultSize, Page, PageArgs, like_pattern, search_text},
 };
 
 /// A person as the caller may see them.
@@ -32,7 +35,8 @@ pub struct Profile {
     /// `None` when the person's privacy settings hide it from the caller.
     pub email: Option<String>,
     pub display_name: String,
-    pub role: String,
+    /// Built-in or custom; `RoleName::BuiltIn(BuiltInRole::Member)` where a list did not read it.
+    pub role: RoleName,
     /// Only the keys the caller may see (`{}` when none).
     pub attributes: serde_json::Value,
     pub is_active: bool,
@@ -46,14 +50,17 @@ pub struct Profile {
     pub visible_attributes: Option<Vec<String>>,
 }
 
-impl From<user_profiles::Model> for Profile {
-    fn from(m: user_profiles::Model) -> Self {
-        Self {
+impl TryFrom<user_profiles::Model> for Profile {
+    type Error = DbErr;
+
+    /// A stored role that is no role name is an error, never a default.
+    fn try_from(m: user_profiles::Model) -> Result<Self, DbErr> {
+        Ok(Self {
             id: m.id,
             company_id: m.company_id,
             email: m.email,
             display_name: m.display_name,
-            role: m.role,
+            role: stored_role(&m.role)?,
             attributes: m.attributes,
             is_active: m.is_active,
             created_at: m.created_at.with_timezone(&Utc),
@@ -62,8 +69,29 @@ impl From<user_profiles::Model> for Profile {
             relation: m.relation,
             profile_visibility: m.profile_visibility,
             visible_attributes: m.visible_attributes,
-        }
+        })
     }
+}
+
+/// The role stored in `users.role`; a name that is no role (the column's check refuses one) is
+/// an error.
+fn stored_role(name: &str) -> Result<RoleName, DbErr> {
+    name.parse()
+        .map_err(|e: UnknownRole| DbErr::Type(format!("users.role: {e}")))
+}
+
+/// A role asked for in `input.role`: a built-in role or a well-formed custom role name (whether
+/// the company has that custom role is [`administer`]'s check), else `BAD_USER_INPUT`.
+pub fn requested_role(name: &str) -> AppResult<RoleName> {
+    let name = name.trim();
+    name.parse().map_err(|_| unknown_role(name))
+}
+
+fn unknown_role(name: &str) -> AppError {
+    AppError::bad_input(
+        "input.role",
+        format!("unknown role `{name}`: use a built-in role or create it first"),
+    )
 }
 
 /// A tenant.
@@ -166,18 +194,9 @@ impl UserFilter {
         is_active: Option<bool>,
         hide_blocked: bool,
     ) -> AppResult<Self> {
-        let search = search
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty());
-        if search.as_ref().is_some_and(|s| s.chars().count() > 200) {
-            return Err(AppError::bad_input(
-                "search",
-                "`search` is longer than 200 characters",
-            ));
-        }
         Ok(Self {
             company_id,
-            search,
+            search: search_text(search)?,
             role: role.map(|r| r.trim().to_owned()),
             is_active,
             hide_blocked,
@@ -193,11 +212,7 @@ impl UserFilter {
         let mut select = user_profiles::Entity::find()
             .filter(user_profiles::Column::CompanyId.eq(self.company_id));
         if let Some(search) = &self.search {
-            let matches: Condition = Expr::cust_with_values(
-                "(display_name || ' ' || COALESCE(email, '')) ILIKE $1",
-                [like_pattern(search)],
-            );
-            select = select.filter(matches);
+            select = select.filter(name_or_email_matches(search));
         }
         if let Some(role) = &self.role {
             select = select.filter(user_profiles::Column::Role.eq(role.as_str()));
@@ -214,6 +229,15 @@ impl UserFilter {
         }
         select
     }
+}
+
+/// People of `user_profiles` whose display name or visible e-mail contains `search`: the
+/// e-mail the caller may not see does not match.
+pub(super) fn name_or_email_matches(search: &str) -> Condition {
+    Expr::cust_with_values(
+        "(display_name || ' ' || COALESCE(email, '')) ILIKE $1",
+        [like_pattern(search)],
+    )
 }
 
 /// Which columns of `user_profiles` a list of people reads: the id always, the others when
@@ -328,7 +352,11 @@ impl ProfileColumns {
             company_id: read(row, self.company_id, "company_id")?,
             email: read(row, self.email, "email")?,
             display_name: read(row, self.display_name, "display_name")?,
-            role: read(row, self.role, "role")?,
+            role: if self.role {
+                stored_role(&row.try_get::<String>("", "role")?)?
+            } else {
+                RoleName::BuiltIn(BuiltInRole::Member)
+            },
             attributes: read(row, self.attributes, "attributes")?,
             is_active: read(row, self.is_active, "is_active")?,
             created_at: time(self.created_at, "created_at")?,
@@ -376,7 +404,7 @@ pub async fn page(
         let request = args.validate::<K>(order.list(), DefaultSize::First(20))?;
         let select = columns.select(filter.select());
         let decode = |row: &QueryResult| columns.decode(row);
-        paging::fetch_rows(
+        keyset::fetch_rows(
             conn,
             select,
             &order.sort(),
@@ -417,7 +445,8 @@ pub async fn profile(
         .filter(user_profiles::Column::CompanyId.eq(company))
         .one(conn)
         .await?
-        .map(Profile::from))
+        .map(Profile::try_from)
+        .transpose()?)
 }
 
 /// The caller's own profile; `UNAUTHENTICATED` when they no longer exist.
@@ -476,7 +505,7 @@ pub async fn update_company(
 /// Validated changes to a user row.
 #[derive(Debug, Clone, Default)]
 pub struct UserChanges {
-    pub role: Option<String>,
+    pub role: Option<RoleName>,
     pub is_active: Option<bool>,
     pub display_name: Option<String>,
     pub attributes: Option<serde_json::Value>,
@@ -507,7 +536,7 @@ impl UserChanges {
             .filter(users::Column::Id.eq(id));
         let mut changed = false;
         if let Some(role) = self.role {
-            update = update.col_expr(users::Column::Role, Expr::value(role));
+            update = update.col_expr(users::Column::Role, Expr::value(role.to_string()));
             changed = true;
         }
         if let Some(active) = self.is_active {
@@ -574,7 +603,7 @@ pub async fn administer(
     let target = profile(conn, company, id)
         .await?
         .ok_or_else(|| AppError::NotFound("no such user".into()))?;
-    let new_role = changes.role.as_deref().filter(|role| *role != target.role);
+    let new_role = changes.role.as_ref().filter(|role| **role != target.role);
     let deactivating = changes.is_active == Some(false) && target.is_active;
     if id == principal.user_id && new_role.is_some() {
         return Err(AppError::Forbidden(
@@ -585,15 +614,9 @@ pub async fn administer(
         && !role_is_built_in
         && role_service::find(conn, company, role).await?.is_none()
     {
-        return Err(AppError::bad_input(
-            "input.role",
-            format!("unknown role `{role}`: use a built-in role or create it first"),
-        ));
+        return Err(unknown_role(role));
     }
-    let target_is_admin = target
-        .role
-        .parse::<RoleName>()
-        .is_ok_and(|r| r == BuiltInRole::Admin);
+    let target_is_admin = target.role == BuiltInRole::Admin;
     if target_is_admin && target.is_active && (new_role.is_some() || deactivating) {
         role_service::ensure_another_admin(conn, company, id).await?;
     }

@@ -1,18 +1,19 @@
-//! Compilation of a validated [`Filter`] into a sea-query boolean expression over `users`.
+//! Compilation of a validated audience [`Filter`] into a sea-query boolean expression over
+//! `users`: the SQL side of the filter language of [`crate::audience`], which stays pure.
 //!
 //! Every value is a bound parameter; the only names written into the SQL are column names and
-//! attribute keys from the registry (checked by [`super::valid_field_name`] and a CHECK
-//! constraint). Every fragment is two-valued (never NULL), so `NOT (exclude)` removes exactly
-//! who matches `exclude`. Equality and list membership on string, boolean and list attributes
-//! use `attributes @> $1`, which the GIN index (`jsonb_path_ops`) serves; numbers compare as
-//! `float8` (as [`super::bits`] and the evaluator do), guarded so that no cast can fail; built-in
-//! fields use btree indexes. This is how audiences are listed, and how those are counted that
-//! [`super::bits`] cannot count.
+//! attribute keys from the registry (checked by [`crate::audience::valid_field_name`] and a
+//! CHECK constraint). Every fragment is two-valued (never NULL), so `NOT (exclude)` removes
+//! exactly who matches `exclude`. Equality and list membership on string, boolean and list
+//! attributes use `attributes @> $1`, which the GIN index (`jsonb_path_ops`) serves; numbers
+//! compare as `float8` (as [`crate::audience::bits`] and the evaluator do), guarded so that no
+//! cast can fail; built-in fields use btree indexes. This is how audiences are listed, and how
+//! those are counted that [`crate::audience::bits`] cannot count.
 
 use sea_orm::sea_query::{Expr, ExprTrait as _, SimpleExpr, Value};
 use serde_json::json;
 
-use super::{Cmp, Condition, FieldType, Filter, Node, Scalar, Source, Test};
+use crate::audience::{Cmp, Condition, FieldType, Filter, Node, Scalar, Source, Test};
 
 /// The SQL of "is in the audience" for one user row; `TRUE` for an empty filter.
 pub fn compile(filter: &Filter) -> SimpleExpr {
@@ -283,4 +284,50 @@ fn attribute_exists(key: &str, ty: FieldType, exists: bool) -> SimpleExpr {
 /// A length test stands in for a `$` anchor, which custom sea-query SQL cannot hold.
 fn day_shape(text: &str) -> String {
     format!("({text}) ~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}' AND length({text}) = 10")
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone as _;
+    use sea_orm::sea_query::{PostgresQueryBuilder, Query};
+
+    use super::*;
+    use crate::audience::{Registry, parse};
+
+    #[test]
+    fn compiled_sql_binds_every_value() {
+        let registry = Registry::with_attributes([
+            ("plan".to_owned(), FieldType::String, String::new()),
+            ("score".to_owned(), FieldType::Number, String::new()),
+            ("renewal".to_owned(), FieldType::Date, String::new()),
+            ("tags".to_owned(), FieldType::StringList, String::new()),
+        ]);
+        let now = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 23, 12, 0, 0)
+            .single()
+            .unwrap_or_default();
+        let evil = "x' OR 1=1; DROP TABLE users; --";
+        let doc = json!({
+            "include": {"any": [
+                {"field": "plan", "op": "eq", "value": evil},
+                {"field": "plan", "op": "starts_with", "value": evil},
+                {"field": "role", "op": "in", "value": [evil]},
+                {"field": "score", "op": "between", "value": [1, 2]},
+                {"field": "renewal", "op": "after", "value": "2026-01-01"}
+            ]},
+            "exclude": {"field": "tags", "op": "contains_any", "value": [evil]}
+        });
+        let filter = match parse(&doc, &registry, now) {
+            Ok(filter) => filter,
+            Err(e) => panic!("{doc} should parse: {e:?}"),
+        };
+        let (sql, values) = Query::select()
+            .expr(compile(&filter))
+            .build(PostgresQueryBuilder);
+        assert!(!sql.contains("DROP"), "{sql}");
+        assert!(!sql.contains(evil), "{sql}");
+        assert!(sql.contains("attributes @> $1"), "{sql}");
+        assert!(sql.contains("'^[0-9]{4}-[0-9]{2}-[0-9]{2}'"), "{sql}");
+        assert_eq!(values.0.len(), 7, "{sql}");
+    }
 }
