@@ -114,18 +114,26 @@ pub fn callback_url(state: &AppState, provider: &str) -> String {
 /// origin or one of CORS_ORIGINS. Anything else (another site, `//host`, credentials in the
 /// URL) is refused: the callback never sends a browser, or a one-time code, elsewhere.
 fn allowed_redirect(state: &AppState, redirect_to: Option<&str>) -> AppResult<String> {
+    let base = callback_base(state);
+    let home = state.config.public_url.clone().unwrap_or_else(|| base.clone());
+    redirect_target(&home, &base, &state.config.cors_origins, redirect_to)
+}
+
+/// [`allowed_redirect`] with the origins given: `home` (relative targets resolve against it),
+/// this server's `base`, and the app origins.
+fn redirect_target(
+    home: &str,
+    base: &str,
+    app_origins: &[String],
+    redirect_to: Option<&str>,
+) -> AppResult<String> {
     let refused = || {
         AppError::bad_input(
             "redirect_to",
             "must be a path of this server or a URL of its own or a configured app origin",
         )
     };
-    let home = state
-        .config
-        .public_url
-        .clone()
-        .unwrap_or_else(|| callback_base(state));
-    let home = reqwest::Url::parse(&home).map_err(AppError::internal)?;
+    let home = reqwest::Url::parse(home).map_err(AppError::internal)?;
     let Some(target) = redirect_to.map(str::trim).filter(|t| !t.is_empty()) else {
         return Ok(home.join("/").map_err(AppError::internal)?.to_string());
     };
@@ -144,9 +152,9 @@ fn allowed_redirect(state: &AppState, redirect_to: Option<&str>) -> AppResult<St
         return Err(refused());
     }
     let origin = url.origin().ascii_serialization();
-    let allowed = [callback_base(state), home.to_string()]
+    let allowed = [base.to_owned(), home.to_string()]
         .iter()
-        .chain(state.config.cors_origins.iter())
+        .chain(app_origins.iter())
         .filter_map(|o| reqwest::Url::parse(o.trim()).ok())
         .any(|o| o.origin().ascii_serialization() == origin);
     if !allowed {
@@ -444,5 +452,44 @@ pub async fn callback(
     match finish_flow(req, &provider, state).await {
         Ok(response) => response,
         Err(error) => error_response(&error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(redirect_to: &str) -> Option<String> {
+        redirect_target(
+            "https://app.example.com",
+            "https://api.example.com",
+            &["https://admin.example.com".to_owned()],
+            Some(redirect_to),
+        )
+        .ok()
+    }
+
+    #[test]
+    fn flows_end_only_on_this_server_or_its_apps() {
+        assert_eq!(target("/home?x=1").as_deref(), Some("https://app.example.com/home?x=1"));
+        assert_eq!(
+            target("https://api.example.com/done").as_deref(),
+            Some("https://api.example.com/done")
+        );
+        assert!(target("https://admin.example.com/").is_some());
+        for bad in [
+            "//evil.example/x",
+            "/\\evil.example",
+            "https://evil.example/",
+            "https://app.example.com.evil.example/",
+            "https://user@app.example.com/",
+            "http://app.example.com/",
+            "javascript:alert(1)",
+            "/x\nSet-Cookie: a=b",
+        ] {
+            assert_eq!(target(bad), None, "{bad}");
+        }
+        let default = redirect_target("https://app.example.com", "https://api.example.com", &[], None);
+        assert_eq!(default.ok().as_deref(), Some("https://app.example.com/"));
     }
 }

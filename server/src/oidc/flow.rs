@@ -12,7 +12,6 @@ use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
 use crate::{
-    auth::tokens,
     error::{AppError, AppResult},
     kv::Redis,
 };
@@ -95,7 +94,11 @@ impl Flows {
     }
 
     fn key(&self, kind: &str, secret: &str) -> String {
-        format!("{}oidc:{kind}:{}", self.prefix, tokens::hash(secret))
+        format!(
+            "{}oidc:{kind}:{}",
+            self.prefix,
+            hex::encode(Sha256::digest(secret.as_bytes()))
+        )
     }
 
     async fn put(&self, key: String, value: String, ttl: Duration) -> AppResult<()> {

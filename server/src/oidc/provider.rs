@@ -218,7 +218,8 @@ impl Provider {
         discovery
             .id_token_signing_alg_values_supported
             .iter()
-            .filter_map(|name| asymmetric(name))
+            .map(String::as_str)
+            .filter_map(asymmetric)
             .collect()
     }
 
