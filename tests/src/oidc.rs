@@ -46,7 +46,9 @@ impl OidcProvider {
                     .status()
             })
             .await?
-            .context("run npm ci for the OpenID provider of the tests (Node.js and npm are needed)")?;
+            .context(
+                "run npm ci for the OpenID provider of the tests (Node.js and npm are needed)",
+            )?;
             anyhow::ensure!(
                 status.success(),
                 "npm ci in {} failed ({status}); run `make deps`",
@@ -75,9 +77,10 @@ impl OidcProvider {
                 }
             }
         });
-        let issuer = tokio::task::spawn_blocking(move || issuer.recv_timeout(Duration::from_secs(60)))
-            .await?
-            .context("the OpenID provider did not start within 60 s")?;
+        let issuer =
+            tokio::task::spawn_blocking(move || issuer.recv_timeout(Duration::from_secs(60)))
+                .await?
+                .context("the OpenID provider did not start within 60 s")?;
         Ok(Self {
             issuer,
             _child: child,
@@ -97,7 +100,11 @@ impl OidcProvider {
     }
 
     async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
-        let response = Self::http()?.post(self.url(path)).json(&body).send().await?;
+        let response = Self::http()?
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await?;
         let status = response.status();
         let body: Value = response.json().await?;
         anyhow::ensure!(status.is_success(), "{path}: {status} {body}");
@@ -117,7 +124,10 @@ impl OidcProvider {
             )
             .await?;
         Ok((
-            client["client_id"].as_str().context("client_id")?.to_owned(),
+            client["client_id"]
+                .as_str()
+                .context("client_id")?
+                .to_owned(),
             client["client_secret"]
                 .as_str()
                 .context("client_secret")?

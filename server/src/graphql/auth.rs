@@ -124,7 +124,11 @@ fn cookie_secure(state: &AppState) -> bool {
 }
 
 /// Turns issued credentials into the payload, setting cookies in cookie mode.
-pub(super) async fn payload(ctx: &Context<'_>, issued: Issued, cookie_mode: bool) -> AppResult<AuthPayload> {
+pub(super) async fn payload(
+    ctx: &Context<'_>,
+    issued: Issued,
+    cookie_mode: bool,
+) -> AppResult<AuthPayload> {
     let state = state(ctx)?;
     let user = auth_service::signed_in_profile(&deps(state), &issued.principal)
         .await?

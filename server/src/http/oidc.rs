@@ -76,7 +76,11 @@ fn read_flow_cookie(req: &Request, secure: bool) -> Option<String> {
 }
 
 fn equal(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 fn deps(state: &AppState) -> AuthDeps<'_> {
@@ -115,7 +119,11 @@ pub fn callback_url(state: &AppState, provider: &str) -> String {
 /// URL) is refused: the callback never sends a browser, or a one-time code, elsewhere.
 fn allowed_redirect(state: &AppState, redirect_to: Option<&str>) -> AppResult<String> {
     let base = callback_base(state);
-    let home = state.config.public_url.clone().unwrap_or_else(|| base.clone());
+    let home = state
+        .config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| base.clone());
     redirect_target(&home, &base, &state.config.cors_origins, redirect_to)
 }
 
@@ -238,8 +246,8 @@ async fn linking_caller(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let jar = cookies::parse(req, secure);
-    let viewer = auth::viewer::resolve(&state.jwt, &state.sessions, bearer, jar.access.as_deref())
-        .await?;
+    let viewer =
+        auth::viewer::resolve(&state.jwt, &state.sessions, bearer, jar.access.as_deref()).await?;
     let Viewer::User(principal) = viewer else {
         return Err(AppError::Unauthenticated(
             "sign in first to link a provider".into(),
@@ -334,8 +342,12 @@ async fn finish_flow(req: &Request, name: &str, state: &AppState) -> AppResult<R
         .ok_or_else(|| AppError::NotFound(format!("no sign-in provider {name}")))?;
     let params = query(req)?;
     let secure = state.config.cookies_secure();
-    let unknown_state =
-        || AppError::bad_input("state", "unknown, used or expired sign-in state; start again");
+    let unknown_state = || {
+        AppError::bad_input(
+            "state",
+            "unknown, used or expired sign-in state; start again",
+        )
+    };
     let state_token = params.get("state").ok_or_else(unknown_state)?;
     // Taken once, whatever follows: a second callback with this state finds nothing.
     let flow = state
@@ -380,9 +392,14 @@ async fn finish_flow(req: &Request, name: &str, state: &AppState) -> AppResult<R
     let identity = provider.verify(&id_token, &flow.nonce).await?;
     let deps = deps(state);
     let meta = RequestMeta::from_request(req, secure);
-    let completed =
-        identities::complete(&deps, &meta, &provider.config, &identity, flow.link.as_ref())
-            .await?;
+    let completed = identities::complete(
+        &deps,
+        &meta,
+        &provider.config,
+        &identity,
+        flow.link.as_ref(),
+    )
+    .await?;
     let clear = flow_cookie("", secure, 0);
     match completed {
         Completed::Linked => Ok(redirect(
@@ -413,7 +430,9 @@ async fn finish_flow(req: &Request, name: &str, state: &AppState) -> AppResult<R
                 let csrf =
                     cookies::csrf_token(&auth::csrf_key(&state.jwt), issued.principal.session_id);
                 let access_ttl = (issued.access_expires_at - Utc::now()).num_seconds().max(0);
-                let refresh_ttl = (issued.refresh_expires_at - Utc::now()).num_seconds().max(0);
+                let refresh_ttl = (issued.refresh_expires_at - Utc::now())
+                    .num_seconds()
+                    .max(0);
                 let mut set = cookies::set_session(
                     &issued.access_token,
                     access_ttl,
@@ -471,7 +490,10 @@ mod tests {
 
     #[test]
     fn flows_end_only_on_this_server_or_its_apps() {
-        assert_eq!(target("/home?x=1").as_deref(), Some("https://app.example.com/home?x=1"));
+        assert_eq!(
+            target("/home?x=1").as_deref(),
+            Some("https://app.example.com/home?x=1")
+        );
         assert_eq!(
             target("https://api.example.com/done").as_deref(),
             Some("https://api.example.com/done")
@@ -489,7 +511,12 @@ mod tests {
         ] {
             assert_eq!(target(bad), None, "{bad}");
         }
-        let default = redirect_target("https://app.example.com", "https://api.example.com", &[], None);
+        let default = redirect_target(
+            "https://app.example.com",
+            "https://api.example.com",
+            &[],
+            None,
+        );
         assert_eq!(default.ok().as_deref(), Some("https://app.example.com/"));
     }
 }

@@ -132,7 +132,9 @@ impl Flows {
     /// The flow of `state`, once: a second call finds nothing.
     pub async fn finish(&self, state: &str) -> AppResult<Option<Flow>> {
         match self.take(self.key("state", state)).await? {
-            Some(value) => Ok(Some(serde_json::from_str(&value).map_err(AppError::internal)?)),
+            Some(value) => Ok(Some(
+                serde_json::from_str(&value).map_err(AppError::internal)?,
+            )),
             None => Ok(None),
         }
     }
@@ -151,7 +153,9 @@ impl Flows {
             return Ok(None);
         }
         match self.take(self.key("code", code)).await? {
-            Some(value) => Ok(Some(serde_json::from_str(&value).map_err(AppError::internal)?)),
+            Some(value) => Ok(Some(
+                serde_json::from_str(&value).map_err(AppError::internal)?,
+            )),
             None => Ok(None),
         }
     }

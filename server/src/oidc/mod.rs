@@ -53,9 +53,7 @@ pub struct ProviderConfig {
 }
 
 fn default_scopes() -> Vec<String> {
-    ["openid", "email", "profile"]
-        .map(str::to_owned)
-        .to_vec()
+    ["openid", "email", "profile"].map(str::to_owned).to_vec()
 }
 
 fn default_role() -> String {
@@ -116,7 +114,11 @@ pub fn is_loopback(url: &reqwest::Url) -> bool {
 /// Parses the providers of OIDC_PROVIDERS and OIDC_PROVIDERS_FILE.
 pub fn configured(config: &Config) -> anyhow::Result<Vec<ProviderConfig>> {
     let mut providers: Vec<ProviderConfig> = Vec::new();
-    if let Some(json) = config.oidc_providers.as_deref().filter(|j| !j.trim().is_empty()) {
+    if let Some(json) = config
+        .oidc_providers
+        .as_deref()
+        .filter(|j| !j.trim().is_empty())
+    {
         providers.extend(
             serde_json::from_str::<Vec<ProviderConfig>>(json)
                 .context("OIDC_PROVIDERS is not a JSON array of providers")?,
@@ -126,9 +128,8 @@ pub fn configured(config: &Config) -> anyhow::Result<Vec<ProviderConfig>> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("read OIDC_PROVIDERS_FILE {}", path.display()))?;
         providers.extend(
-            serde_json::from_str::<Vec<ProviderConfig>>(&text).with_context(|| {
-                format!("{} is not a JSON array of providers", path.display())
-            })?,
+            serde_json::from_str::<Vec<ProviderConfig>>(&text)
+                .with_context(|| format!("{} is not a JSON array of providers", path.display()))?,
         );
     }
     let mut seen = std::collections::HashSet::new();

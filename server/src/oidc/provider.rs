@@ -235,7 +235,8 @@ impl Provider {
             Some(kid) => keys.set.find(kid).cloned(),
             // No key id: only a set with exactly one fitting key says which one.
             None => {
-                let fitting: Vec<&Jwk> = keys.set.keys.iter().filter(|k| key_fits(k, alg)).collect();
+                let fitting: Vec<&Jwk> =
+                    keys.set.keys.iter().filter(|k| key_fits(k, alg)).collect();
                 match fitting.as_slice() {
                     [one] => Some((*one).clone()),
                     _ => None,
@@ -260,14 +261,20 @@ impl Provider {
         if let Some(fetched) = fetched
             && !may_refresh(fetched, Instant::now(), self.refresh_interval)
         {
-            return Err(rejected("it is signed with a key the provider does not list"));
+            return Err(rejected(
+                "it is signed with a key the provider does not list",
+            ));
         }
         let jwks_uri = self.discovery().await?.jwks_uri.clone();
         let set: JwkSet = self
             .get_json(&jwks_uri)
             .await
             .map_err(|e| unreachable_provider(self.name(), e))?;
-        tracing::info!(provider = self.name(), keys = set.keys.len(), "OIDC provider keys fetched");
+        tracing::info!(
+            provider = self.name(),
+            keys = set.keys.len(),
+            "OIDC provider keys fetched"
+        );
         *self
             .keys
             .lock()
@@ -277,7 +284,9 @@ impl Provider {
         });
         match self.cached_key(kid, alg) {
             (Some(jwk), _) => Ok(jwk),
-            _ => Err(rejected("it is signed with a key the provider does not list")),
+            _ => Err(rejected(
+                "it is signed with a key the provider does not list",
+            )),
         }
     }
 
@@ -408,7 +417,8 @@ impl Provider {
         if !key_fits(&jwk, header.alg) {
             return Err(rejected("its key does not sign with that algorithm"));
         }
-        let key = DecodingKey::from_jwk(&jwk).map_err(|_| rejected("the provider's key is unusable"))?;
+        let key =
+            DecodingKey::from_jwk(&jwk).map_err(|_| rejected("the provider's key is unusable"))?;
         let mut validation = Validation::new(header.alg);
         validation.set_issuer(&[&self.config.issuer]);
         validation.set_audience(&[&self.config.client_id]);
@@ -468,9 +478,15 @@ impl Provider {
         Ok(VerifiedIdentity {
             issuer: claims.iss,
             subject: claims.sub,
-            email: claims.email.map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()),
+            email: claims
+                .email
+                .map(|e| e.trim().to_owned())
+                .filter(|e| !e.is_empty()),
             email_verified,
-            name: claims.name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()),
+            name: claims
+                .name
+                .map(|n| n.trim().to_owned())
+                .filter(|n| !n.is_empty()),
         })
     }
 }
@@ -499,7 +515,10 @@ mod tests {
             Provider::algorithms(&discovery(&["none", "HS256", "RS256"])),
             vec![Algorithm::RS256]
         );
-        assert_eq!(Provider::algorithms(&discovery(&[])), vec![Algorithm::RS256]);
+        assert_eq!(
+            Provider::algorithms(&discovery(&[])),
+            vec![Algorithm::RS256]
+        );
     }
 
     #[test]
@@ -509,7 +528,10 @@ mod tests {
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"))
         };
         assert!(key_fits(&jwk(""), Algorithm::RS256));
-        assert!(key_fits(&jwk(r#","alg":"RS256","use":"sig""#), Algorithm::RS256));
+        assert!(key_fits(
+            &jwk(r#","alg":"RS256","use":"sig""#),
+            Algorithm::RS256
+        ));
         assert!(!key_fits(&jwk(r#","alg":"RS256""#), Algorithm::PS256));
         assert!(!key_fits(&jwk(r#","use":"enc""#), Algorithm::RS256));
         let secret: Jwk = serde_json::from_str(r#"{"kty":"oct","k":"c2VjcmV0"}"#)
@@ -521,8 +543,16 @@ mod tests {
     fn keys_are_fetched_again_at_most_once_per_interval() {
         let fetched = Instant::now();
         let interval = Duration::from_secs(10);
-        assert!(!may_refresh(fetched, fetched + Duration::from_secs(3), interval));
-        assert!(may_refresh(fetched, fetched + Duration::from_secs(10), interval));
+        assert!(!may_refresh(
+            fetched,
+            fetched + Duration::from_secs(3),
+            interval
+        ));
+        assert!(may_refresh(
+            fetched,
+            fetched + Duration::from_secs(10),
+            interval
+        ));
         assert!(may_refresh(fetched, fetched, Duration::ZERO));
     }
 }

@@ -71,8 +71,14 @@ pub async fn complete(
     if let Some(link) = link {
         // The session that started the flow must still be live.
         deps.sessions.check(link.session).await?;
-        return match sql::oidc_link(deps.db, link.user, link.company, &new_identity, verified_email)
-            .await?
+        return match sql::oidc_link(
+            deps.db,
+            link.user,
+            link.company,
+            &new_identity,
+            verified_email,
+        )
+        .await?
         {
             LinkOutcome::Linked | LinkOutcome::Already => {
                 tracing::info!(user = %link.user, provider = %provider.name, "identity linked");

@@ -50,6 +50,13 @@ async fn spawn(extra: &[(&str, Value)]) -> anyhow::Result<(TestApp, &'static Oid
     Ok((app, idp))
 }
 
+/// `pairs` form-encoded, as a query string.
+fn query_string(pairs: &[(&str, &str)]) -> anyhow::Result<String> {
+    let mut url = reqwest::Url::parse("http://query.invalid/")?;
+    url.query_pairs_mut().extend_pairs(pairs);
+    Ok(url.query().unwrap_or_default().to_owned())
+}
+
 /// A fresh account at the provider: its id (the `login_hint`) and address.
 async fn account(idp: &OidcProvider, tamper: Option<Value>) -> anyhow::Result<(String, String)> {
     let id = format!("u{}", Uuid::new_v4().simple());
@@ -76,10 +83,7 @@ async fn to_callback(
         start.status,
         start.body
     );
-    let authorize = format!(
-        "{}&login_hint={login}",
-        start.location.unwrap_or_default()
-    );
+    let authorize = format!("{}&login_hint={login}", start.location.unwrap_or_default());
     browser
         .follow_until(
             &authorize,
@@ -120,13 +124,19 @@ async fn me(app: &TestApp, token: &str) -> anyhow::Result<Value> {
 }
 
 #[tokio::test]
-async fn a_browser_signs_in_with_the_session_cookies_as_a_new_company_s_admin()
--> anyhow::Result<()> {
+async fn a_browser_signs_in_with_the_session_cookies_as_a_new_company_s_admin() -> anyhow::Result<()>
+{
     let (app, idp) = spawn(&[]).await?;
     let (login, email) = account(idp, None).await?;
     let mut browser = Browser::new();
-    let callback =
-        to_callback(&app, &mut browser, "idp", "redirect_to=/welcome?tab=1", &login).await?;
+    let callback = to_callback(
+        &app,
+        &mut browser,
+        "idp",
+        "redirect_to=/welcome?tab=1",
+        &login,
+    )
+    .await?;
     assert!(
         browser.cookie(&app.url("/"), "__Host-oidc_flow").is_some(),
         "the flow is bound to the browser"
@@ -138,7 +148,11 @@ async fn a_browser_signs_in_with_the_session_cookies_as_a_new_company_s_admin()
     let token = browser
         .cookie(&app.url("/"), "__Host-access_token")
         .ok_or_else(|| anyhow::anyhow!("no access cookie"))?;
-    assert!(browser.cookie(&app.url("/"), "__Host-refresh_token").is_some());
+    assert!(
+        browser
+            .cookie(&app.url("/"), "__Host-refresh_token")
+            .is_some()
+    );
     assert!(browser.cookie(&app.url("/"), "__Host-csrf_token").is_some());
     let user = me(&app, &token).await?;
     assert_eq!(user["email"], json!(email));
@@ -161,15 +175,14 @@ async fn an_app_exchanges_a_one_time_code_for_credentials_once() -> anyhow::Resu
     let (login, email) = account(idp, None).await?;
     let mut browser = Browser::new();
     let redirect = app.url("/app/done");
-    let query = format!(
-        "mode=code&redirect_to={}",
-        serde_urlencoded::to_string([("", &redirect)])?.trim_start_matches('=')
-    );
+    let query = query_string(&[("mode", "code"), ("redirect_to", &redirect)])?;
     let callback = to_callback(&app, &mut browser, "idp", &query, &login).await?;
     let done = browser.get(&callback).await?;
     assert_eq!(done.status, 303, "{}", done.body);
     assert!(
-        browser.cookie(&app.url("/"), "__Host-access_token").is_none(),
+        browser
+            .cookie(&app.url("/"), "__Host-access_token")
+            .is_none(),
         "code mode sets no session cookies"
     );
     let location = reqwest::Url::parse(&done.location.unwrap_or_default())?;
@@ -185,7 +198,11 @@ async fn an_app_exchanges_a_one_time_code_for_credentials_once() -> anyhow::Resu
     assert_eq!(payload["user"]["email"], json!(email));
     let token = payload["accessToken"].as_str().unwrap_or_default();
     assert_eq!(me(&app, token).await?["email"], json!(email));
-    assert!(payload["refreshToken"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(
+        payload["refreshToken"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty())
+    );
 
     let replay = app.graphql(None, exchange, json!({ "code": code })).await?;
     assert_eq!(replay.error_code(), Some("BAD_USER_INPUT"));
@@ -206,7 +223,7 @@ async fn redirect_targets_are_limited_to_the_server_and_its_apps() -> anyhow::Re
         "http://user@127.0.0.1:1/x",
         "javascript:alert(1)",
     ] {
-        let query = serde_urlencoded::to_string([("redirect_to", bad)])?;
+        let query = query_string(&[("redirect_to", bad)])?;
         let hop = browser
             .get(&app.url(&format!("/auth/oidc/idp/start?{query}")))
             .await?;
@@ -284,7 +301,10 @@ async fn a_signed_in_user_links_a_provider_and_keeps_a_way_to_sign_in() -> anyho
         .await?;
     assert_eq!(refused.error_code(), Some("BAD_USER_INPUT"));
     let raw = app
-        .execute_as(&user, &format!("DELETE FROM identities WHERE id = '{identity}'"))
+        .execute_as(
+            &user,
+            &format!("DELETE FROM identities WHERE id = '{identity}'"),
+        )
         .await;
     assert!(
         raw.as_ref()
@@ -362,12 +382,20 @@ async fn a_verified_address_links_to_its_account_only_where_the_provider_allows_
     let identities = app
         .graphql(Some(&app.token_for(&existing)), IDENTITIES, json!({}))
         .await?;
-    assert_eq!(identities.data()?["identities"][0]["provider"], json!("trusting"));
+    assert_eq!(
+        identities.data()?["identities"][0]["provider"],
+        json!("trusting")
+    );
 
     // An address the provider does not vouch for signs nobody in for the first time.
     let unverified = format!("u{}", Uuid::new_v4().simple());
-    idp.account(&unverified, &format!("{unverified}@example.com"), false, None)
-        .await?;
+    idp.account(
+        &unverified,
+        &format!("{unverified}@example.com"),
+        false,
+        None,
+    )
+    .await?;
     let mut browser = Browser::new();
     let callback = to_callback(&app, &mut browser, "trusting", "", &unverified).await?;
     let refused = browser.get(&callback).await?;
@@ -417,14 +445,24 @@ async fn a_wrong_state_or_another_browser_is_refused_and_a_state_works_once() ->
 
     // A state the server never issued.
     let mut wrong = url.clone();
-    wrong.query_pairs_mut().clear().extend_pairs(
-        pairs
-            .iter()
-            .map(|(k, v)| if k == "state" { (k.as_str(), "forged") } else { (k.as_str(), v.as_str()) }),
-    );
+    wrong
+        .query_pairs_mut()
+        .clear()
+        .extend_pairs(pairs.iter().map(|(k, v)| {
+            if k == "state" {
+                (k.as_str(), "forged")
+            } else {
+                (k.as_str(), v.as_str())
+            }
+        }));
     let hop = browser.get(wrong.as_str()).await?;
     let (status, code, _) = error_of(&hop);
-    assert_eq!((status, code.as_str()), (400, "BAD_USER_INPUT"), "{}", hop.body);
+    assert_eq!(
+        (status, code.as_str()),
+        (400, "BAD_USER_INPUT"),
+        "{}",
+        hop.body
+    );
     assert!(hop.body.contains("\"field\":\"state\""), "{}", hop.body);
 
     // The right state from a browser that did not start the flow: refused, and used up.
@@ -462,19 +500,30 @@ async fn a_replayed_callback_or_nonce_is_refused() -> anyhow::Result<()> {
     let callback = to_callback(&app, &mut browser, "idp", "", &login).await?;
     let hop = browser.get(&callback).await?;
     let (status, code, message) = error_of(&hop);
-    assert_eq!((status, code.as_str()), (401, "UNAUTHENTICATED"), "{}", hop.body);
+    assert_eq!(
+        (status, code.as_str()),
+        (401, "UNAUTHENTICATED"),
+        "{}",
+        hop.body
+    );
     assert!(message.contains("nonce"), "{message}");
     Ok(())
 }
 
 /// Signs in as a fresh account whose ID tokens are altered by `tamper`: the callback's error.
-async fn tampered(app: &TestApp, idp: &OidcProvider, tamper: Value) -> anyhow::Result<(u16, String, String)> {
+async fn tampered(
+    app: &TestApp,
+    idp: &OidcProvider,
+    tamper: Value,
+) -> anyhow::Result<(u16, String, String)> {
     let (login, _) = account(idp, Some(tamper)).await?;
     let mut browser = Browser::new();
     let callback = to_callback(app, &mut browser, "idp", "", &login).await?;
     let hop = browser.get(&callback).await?;
     anyhow::ensure!(
-        browser.cookie(&app.url("/"), "__Host-access_token").is_none(),
+        browser
+            .cookie(&app.url("/"), "__Host-access_token")
+            .is_none(),
         "signed in with a bad ID token"
     );
     Ok(error_of(&hop))
@@ -513,8 +562,12 @@ async fn an_expired_id_token_is_refused() -> anyhow::Result<()> {
     assert_eq!((status, code.as_str()), (401, "UNAUTHENTICATED"));
     assert!(message.contains("expired"), "{message}");
     // Another issuer's token, signed by the same key, is refused as well.
-    let (status, _, message) =
-        tampered(&app, idp, json!({ "claims": { "iss": "https://evil.example" } })).await?;
+    let (status, _, message) = tampered(
+        &app,
+        idp,
+        json!({ "claims": { "iss": "https://evil.example" } }),
+    )
+    .await?;
     assert_eq!(status, 401);
     assert!(message.contains("issuer"), "{message}");
     Ok(())
