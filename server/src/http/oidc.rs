@@ -199,7 +199,7 @@ fn error_response(error: &AppError) -> Response {
     if let AppError::Internal(detail) = error {
         tracing::error!(error = %crate::error::one_line(detail), "OIDC request failed");
     } else {
-        tracing::info!(code = error.code(), message = %error.message(), "OIDC request refused");
+        tracing::info!(code = error.code(), reason = %error.message(), "OIDC request refused");
     }
     let mut body = json!({ "code": error.code(), "message": error.message() });
     match error {

