@@ -144,6 +144,21 @@ CREATE POLICY friendships_update ON friendships AS PERMISSIVE FOR UPDATE TO app_
 CREATE TRIGGER friendships_guard BEFORE INSERT OR DELETE OR UPDATE ON friendships FOR EACH ROW EXECUTE FUNCTION app.friendships_guard();
 CREATE TRIGGER friendships_touch_updated_at BEFORE UPDATE ON friendships FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
+-- identities (tenant table)
+ALTER TABLE identities OWNER TO <owner>;
+ALTER TABLE identities ENABLE ROW LEVEL SECURITY;
+ALTER TABLE identities FORCE ROW LEVEL SECURITY;
+GRANT SELECT, INSERT, UPDATE, DELETE ON identities TO app_auth;
+GRANT SELECT, DELETE ON identities TO app_user;
+CREATE POLICY identities_definer ON identities AS PERMISSIVE FOR ALL TO app_auth
+    USING (true)
+    WITH CHECK (true);
+CREATE POLICY identities_delete ON identities AS PERMISSIVE FOR DELETE TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('session'::text, 'delete'::text) AS may));
+CREATE POLICY identities_select ON identities AS PERMISSIVE FOR SELECT TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('session'::text, 'read'::text) AS may));
+CREATE TRIGGER identities_keep_a_way_in BEFORE DELETE ON identities FOR EACH ROW EXECUTE FUNCTION app.identities_guard();
+
 -- invitations (tenant table)
 ALTER TABLE invitations OWNER TO <owner>;
 ALTER TABLE invitations ENABLE ROW LEVEL SECURITY;
@@ -580,12 +595,26 @@ CREATE FUNCTION app.friendships_guard()
 ALTER FUNCTION app.friendships_guard() OWNER TO <owner>;
 -- EXECUTE: nobody but its owner
 
+CREATE FUNCTION app.identities_guard()
+    RETURNS trigger
+    LANGUAGE plpgsql VOLATILE SECURITY INVOKER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.identities_guard() OWNER TO <owner>;
+-- EXECUTE: nobody but its owner
+
 CREATE FUNCTION app.identity_is_live(p_user uuid, p_company uuid, p_role text, p_session uuid)
     RETURNS boolean
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION app.identity_is_live(uuid,uuid,text,uuid) OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.identity_is_live(uuid,uuid,text,uuid) TO app_user;
+
+CREATE FUNCTION app.keeps_a_way_in(p_user uuid, p_company uuid, p_removed uuid)
+    RETURNS boolean
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.keeps_a_way_in(uuid,uuid,uuid) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.keeps_a_way_in(uuid,uuid,uuid) TO app_user;
 
 CREATE FUNCTION app.login_lookup(p_email text)
     RETURNS TABLE(user_id uuid, company_id uuid, role text, password_hash text, is_active boolean)
@@ -614,6 +643,34 @@ CREATE FUNCTION app.mutual_friend_ids(p_other uuid)
     SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION app.mutual_friend_ids(uuid) OWNER TO app_profiles;
 GRANT EXECUTE ON FUNCTION app.mutual_friend_ids(uuid) TO app_user;
+
+CREATE FUNCTION app.oidc_identity(p_issuer text, p_subject text)
+    RETURNS TABLE(identity_id uuid, user_id uuid, company_id uuid, role text, is_active boolean)
+    LANGUAGE sql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.oidc_identity(text,text) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.oidc_identity(text,text) TO app_anon;
+
+CREATE FUNCTION app.oidc_join(p_company uuid, p_user uuid, p_email text, p_display_name text, p_role text, p_identity uuid, p_provider text, p_issuer text, p_subject text)
+    RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.oidc_join(uuid,uuid,text,text,text,uuid,text,text,text) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.oidc_join(uuid,uuid,text,text,text,uuid,text,text,text) TO app_anon;
+
+CREATE FUNCTION app.oidc_link(p_id uuid, p_user uuid, p_company uuid, p_provider text, p_issuer text, p_subject text, p_email text)
+    RETURNS text
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.oidc_link(uuid,uuid,uuid,text,text,text,text) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.oidc_link(uuid,uuid,uuid,text,text,text,text) TO app_anon;
+
+CREATE FUNCTION app.oidc_sign_up(p_company uuid, p_company_name text, p_user uuid, p_email text, p_display_name text, p_identity uuid, p_provider text, p_issuer text, p_subject text)
+    RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.oidc_sign_up(uuid,text,uuid,text,text,uuid,text,text,text) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.oidc_sign_up(uuid,text,uuid,text,text,uuid,text,text,text) TO app_anon;
 
 CREATE FUNCTION app.pending_invitation(p_token_hash text)
     RETURNS text

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the project needs beyond a Rust toolchain: PostgreSQL (15+) and Redis server
 # binaries; with --all (`make test`) also Chromium, which the GraphiQL test drives headless, and
-# the WebSocket client wscat (npm), which the README's examples use.
+# the WebSocket client wscat (npm), which the README's examples use, and the OpenID provider the
+# OIDC tests run (`npm ci` in tests/fixtures/oidc-provider, with Node.js).
 # Debian/Ubuntu only (apt-get); elsewhere install them yourself (see README.md).
 set -euo pipefail
 
@@ -21,6 +22,8 @@ missing=()
 # Only what will be started privately is needed.
 if [ -z "${DATABASE_URL:-}" ] && ! have_postgres; then missing+=(postgresql postgresql-contrib); fi
 if [ -z "${REDIS_URL:-}" ] && ! have_redis; then missing+=(redis-server); fi
+# Where Node.js is there already, the tests' OpenID provider comes along (it is small).
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then want_oidc_fixture=1; fi
 # Tests always start private servers, so `make test` needs both binaries.
 if [ "${1:-}" = "--all" ]; then
     have_postgres || missing+=(postgresql postgresql-contrib)
@@ -29,8 +32,10 @@ if [ "${1:-}" = "--all" ]; then
     [ -x /usr/bin/chromium ] || missing+=(chromium)
     if ! command -v wscat >/dev/null 2>&1; then
         want_wscat=1
-        command -v npm >/dev/null 2>&1 || missing+=(npm)
     fi
+    want_oidc_fixture=1
+    command -v node >/dev/null 2>&1 || missing+=(nodejs)
+    command -v npm >/dev/null 2>&1 || missing+=(npm)
 fi
 
 sudo=""
@@ -43,8 +48,22 @@ install_wscat() {
     fi
 }
 
+# The OpenID provider of the OIDC tests, exactly as package-lock.json pins it.
+install_oidc_fixture() {
+    if [ -n "${want_oidc_fixture:-}" ]; then
+        local dir
+        dir="$(dirname "$0")/../tests/fixtures/oidc-provider"
+        if [ ! -f "$dir/node_modules/.package-lock.json" ] \
+            || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+            echo "installing the OpenID provider of the tests (npm ci in tests/fixtures/oidc-provider)"
+            (cd "$dir" && npm ci --no-fund --no-audit --loglevel=error >/dev/null)
+        fi
+    fi
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
     install_wscat
+    install_oidc_fixture
     exit 0
 fi
 
@@ -60,3 +79,4 @@ $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The OS package may start its own servers; ours use other ports and data directories, so
 # they do not clash either way.
 install_wscat
+install_oidc_fixture

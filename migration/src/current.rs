@@ -31,6 +31,7 @@ pub const FILES: &[(&str, &str)] = &[
     current!("refresh_tokens.sql"),
     current!("password_resets.sql"),
     current!("invitations.sql"),
+    current!("identities.sql"),
     current!("outbound_emails.sql"),
     current!("roles.sql"),
     current!("presets.sql"),

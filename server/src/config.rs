@@ -210,6 +210,29 @@ pub struct Config {
     #[arg(long, env = "PUBLIC_URL")]
     pub public_url: Option<String>,
 
+    /// OpenID providers people may sign in with, as a JSON array (see README, "OpenID Connect
+    /// sign-in"): each with `name`, `issuer`, `client_id`, `client_secret` and optionally
+    /// `scopes`, `company_id`, `role`, `allowed_domains`, `link_verified_email`. None by default.
+    #[arg(long, env = "OIDC_PROVIDERS", hide_env_values = true)]
+    pub oidc_providers: Option<String>,
+
+    /// A file holding the OIDC_PROVIDERS JSON array instead (its providers come after those of
+    /// OIDC_PROVIDERS).
+    #[arg(long, env = "OIDC_PROVIDERS_FILE")]
+    pub oidc_providers_file: Option<PathBuf>,
+
+    /// Public base URL of this server for the OpenID providers' callbacks
+    /// (`<base>/auth/oidc/<provider>/callback`, the redirect URI to register at each provider).
+    /// Defaults to PUBLIC_URL, else http://BIND_ADDR.
+    #[arg(long, env = "OIDC_CALLBACK_BASE_URL")]
+    pub oidc_callback_base_url: Option<String>,
+
+    /// Shortest time between two fetches of a provider's JWKS when an ID token names a key it
+    /// does not hold (a rotation), in milliseconds: tokens with made-up key ids cannot make the
+    /// server hammer the provider.
+    #[arg(long, env = "OIDC_JWKS_REFRESH_INTERVAL_MS", default_value_t = 10_000)]
+    pub oidc_jwks_refresh_interval_ms: u64,
+
     /// Mark auth cookies `Secure` (HTTPS only). Default: on, except in private mode.
     #[arg(long, env = "COOKIE_SECURE", action = clap::ArgAction::Set,
           value_parser = clap::builder::BoolishValueParser::new())]

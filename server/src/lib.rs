@@ -21,6 +21,7 @@ pub mod http;
 pub mod kv;
 pub mod llm;
 pub mod metrics;
+pub mod oidc;
 pub mod paging;
 pub mod permissions;
 pub mod pubsub;

@@ -192,9 +192,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         &config,
         Some(redis.clone()),
     )?);
+    let oidc = crate::oidc::Oidc::from_config(&config)?;
+    let oidc_flows = crate::oidc::flow::Flows::new(redis.clone(), &config.redis_key_prefix);
     let state = AppState {
         chat,
         documents,
+        oidc,
+        oidc_flows,
         draining,
         db: pool,
         shares,

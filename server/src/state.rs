@@ -34,6 +34,9 @@ pub struct AppState {
     pub chat: crate::chat::Chat,
     /// Persisted queries (in Redis) and the trusted documents' manifest.
     pub documents: Arc<crate::documents::Documents>,
+    /// The OpenID providers people sign in with, and their flows' state in Redis.
+    pub oidc: crate::oidc::Oidc,
+    pub oidc_flows: crate::oidc::flow::Flows,
     /// Cancelled when the server begins to drain (SIGTERM, [`crate::RunningServer::shutdown`]):
     /// `/ready` answers 503 and `sendMessage` `UNAVAILABLE` from then on. Long-lived
     /// connections watch it to go away (WebSockets close with 1001), so that clients reconnect

@@ -286,7 +286,8 @@ const FLOORS: &[&[&str]] = &[
     &["services"],
     // Domain logic and machinery beside the services: the chat's generation and streaming, the
     // friendship state machine, the building blocks of authentication.
-    &["auth", "chat", "friends"],
+    // OpenID providers and the state of their flows.
+    &["auth", "chat", "friends", "oidc"],
     &["pubsub", "ratelimit", "documents"],
     &["db", "kv", "llm", "paging", "audience"],
     &["metrics"],

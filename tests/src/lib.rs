@@ -5,6 +5,7 @@
 mod cluster;
 pub mod fake_llm;
 mod gql;
+pub mod oidc;
 pub mod policy;
 pub mod process;
 pub mod restartable;

@@ -301,6 +301,40 @@ pub const MUTUAL_FRIEND_IDS: SqlFunction = SqlFunction {
     returns: Returns::SetOf("uuid"),
     caller: Caller::User,
 };
+pub const OIDC_IDENTITY: SqlFunction = SqlFunction {
+    name: "oidc_identity",
+    args: &["text", "text"],
+    returns: Returns::Table(&[
+        ("identity_id", "uuid"),
+        ("user_id", "uuid"),
+        ("company_id", "uuid"),
+        ("role", "text"),
+        ("is_active", "boolean"),
+    ]),
+    caller: Caller::Anonymous,
+};
+pub const OIDC_JOIN: SqlFunction = SqlFunction {
+    name: "oidc_join",
+    args: &[
+        "uuid", "uuid", "text", "text", "text", "uuid", "text", "text", "text",
+    ],
+    returns: Returns::Void,
+    caller: Caller::Anonymous,
+};
+pub const OIDC_LINK: SqlFunction = SqlFunction {
+    name: "oidc_link",
+    args: &["uuid", "uuid", "uuid", "text", "text", "text", "text"],
+    returns: Returns::Scalar("text"),
+    caller: Caller::Anonymous,
+};
+pub const OIDC_SIGN_UP: SqlFunction = SqlFunction {
+    name: "oidc_sign_up",
+    args: &[
+        "uuid", "text", "uuid", "text", "text", "uuid", "text", "text", "text",
+    ],
+    returns: Returns::Void,
+    caller: Caller::Anonymous,
+};
 pub const PENDING_INVITATION: SqlFunction = SqlFunction {
     name: "pending_invitation",
     args: &["text"],
@@ -353,6 +387,10 @@ pub const DECLARED: &[SqlFunction] = &[
     CURRENT_PASSWORD_HASH,
     LOGIN_LOOKUP,
     MUTUAL_FRIEND_IDS,
+    OIDC_IDENTITY,
+    OIDC_JOIN,
+    OIDC_LINK,
+    OIDC_SIGN_UP,
     PENDING_INVITATION,
     PENDING_PASSWORD_RESET,
     REFRESH_SESSION,
@@ -382,6 +420,10 @@ pub const CALLED_ONLY_BY_SQL: &[(&str, &str)] = &[
     (
         "identity_is_live(uuid, uuid, text, uuid)",
         "called by app.begin_request",
+    ),
+    (
+        "keeps_a_way_in(uuid, uuid, uuid)",
+        "called by app.identities_guard, the trigger that keeps a user a way to sign in",
     ),
     (
         "chat_progress_message(uuid, uuid, text)",
@@ -456,6 +498,31 @@ impl SessionState {
     }
 }
 
+/// What `app.oidc_link` did with an identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkOutcome {
+    /// It is now linked to the user.
+    Linked,
+    /// It was linked to that user already.
+    Already,
+    /// Another user has it.
+    Taken,
+    /// No such active user.
+    NoUser,
+}
+
+impl LinkOutcome {
+    fn parse(code: &str) -> Result<Self, DbErr> {
+        Ok(match code {
+            "linked" => Self::Linked,
+            "already" => Self::Already,
+            "taken" => Self::Taken,
+            "no_user" => Self::NoUser,
+            other => return Err(unknown(&OIDC_LINK, other)),
+        })
+    }
+}
+
 // Results ------------------------------------------------------------------------------------
 
 /// A row of `app.login_lookup`.
@@ -522,6 +589,26 @@ pub struct NewSession<'a> {
     pub user_agent: Option<&'a str>,
     pub ip: Option<&'a str>,
     pub fingerprint: &'a str,
+}
+
+/// The user `app.oidc_identity` found for an identity.
+#[derive(Debug, Clone)]
+pub struct LinkedUser {
+    pub identity_id: Uuid,
+    pub user_id: Uuid,
+    pub company_id: Uuid,
+    pub role: String,
+    pub is_active: bool,
+}
+
+/// An identity to link or create with a user, for `app.oidc_link`, `app.oidc_sign_up` and
+/// `app.oidc_join`.
+#[derive(Debug, Clone)]
+pub struct NewIdentity<'a> {
+    pub id: Uuid,
+    pub provider: &'a str,
+    pub issuer: &'a str,
+    pub subject: &'a str,
 }
 
 /// A new company and its first admin, for `app.sign_up`.
@@ -816,6 +903,112 @@ pub fn in_mutual_friend_ids(column: &str, other: Uuid) -> SimpleExpr {
         ),
         [Value::from(other)],
     )
+}
+
+/// `app.oidc_identity`: the user an identity is linked to, of whichever company.
+pub async fn oidc_identity(
+    db: &DatabaseConnection,
+    issuer: &str,
+    subject: &str,
+) -> Result<Option<LinkedUser>, DbErr> {
+    let rows = OIDC_IDENTITY
+        .rows(db, vec![issuer.into(), subject.into()])
+        .await?;
+    rows.first()
+        .map(|row| {
+            Ok(LinkedUser {
+                identity_id: row.try_get("", "identity_id")?,
+                user_id: row.try_get("", "user_id")?,
+                company_id: row.try_get("", "company_id")?,
+                role: row.try_get("", "role")?,
+                is_active: row.try_get("", "is_active")?,
+            })
+        })
+        .transpose()
+}
+
+/// `app.oidc_join`: a new member of `company` with `role` and no password, and the identity.
+pub async fn oidc_join(
+    db: &DatabaseConnection,
+    company: Uuid,
+    user: Uuid,
+    email: &str,
+    display_name: &str,
+    role: &str,
+    identity: &NewIdentity<'_>,
+) -> Result<(), DbErr> {
+    OIDC_JOIN
+        .one(
+            db,
+            vec![
+                company.into(),
+                user.into(),
+                email.into(),
+                display_name.into(),
+                role.into(),
+                identity.id.into(),
+                identity.provider.into(),
+                identity.issuer.into(),
+                identity.subject.into(),
+            ],
+        )
+        .await
+        .map(|_| ())
+}
+
+/// `app.oidc_link`: links an identity to an active user.
+pub async fn oidc_link(
+    db: &DatabaseConnection,
+    user: Uuid,
+    company: Uuid,
+    identity: &NewIdentity<'_>,
+    email: Option<&str>,
+) -> Result<LinkOutcome, DbErr> {
+    let outcome: String = OIDC_LINK
+        .one(
+            db,
+            vec![
+                identity.id.into(),
+                user.into(),
+                company.into(),
+                identity.provider.into(),
+                identity.issuer.into(),
+                identity.subject.into(),
+                text(email),
+            ],
+        )
+        .await?
+        .try_get("", VALUE)?;
+    LinkOutcome::parse(&outcome)
+}
+
+/// `app.oidc_sign_up`: a new company, its first admin with no password, and the identity.
+pub async fn oidc_sign_up(
+    db: &DatabaseConnection,
+    company: Uuid,
+    company_name: &str,
+    user: Uuid,
+    email: &str,
+    display_name: &str,
+    identity: &NewIdentity<'_>,
+) -> Result<(), DbErr> {
+    OIDC_SIGN_UP
+        .one(
+            db,
+            vec![
+                company.into(),
+                company_name.into(),
+                user.into(),
+                email.into(),
+                display_name.into(),
+                identity.id.into(),
+                identity.provider.into(),
+                identity.issuer.into(),
+                identity.subject.into(),
+            ],
+        )
+        .await
+        .map(|_| ())
 }
 
 /// `app.pending_invitation`: the e-mail address of a live invitation.

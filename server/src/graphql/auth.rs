@@ -96,13 +96,13 @@ pub struct AcceptInvitationInput {
     pub display_name: String,
 }
 
-fn state<'a>(ctx: &Context<'a>) -> AppResult<&'a AppState> {
+pub(super) fn state<'a>(ctx: &Context<'a>) -> AppResult<&'a AppState> {
     ctx.data::<AppState>()
         .map_err(|_| AppError::internal(anyhow::anyhow!("no AppState in context")))
 }
 
 /// What the authentication flows reach of the server's state.
-fn deps(state: &AppState) -> AuthDeps<'_> {
+pub(super) fn deps(state: &AppState) -> AuthDeps<'_> {
     AuthDeps {
         db: &state.db,
         shares: &state.shares,
@@ -115,7 +115,7 @@ fn deps(state: &AppState) -> AuthDeps<'_> {
     }
 }
 
-fn meta<'a>(ctx: &Context<'a>) -> RequestMeta {
+pub(super) fn meta<'a>(ctx: &Context<'a>) -> RequestMeta {
     ctx.data_opt::<RequestMeta>().cloned().unwrap_or_default()
 }
 
@@ -124,7 +124,11 @@ fn cookie_secure(state: &AppState) -> bool {
 }
 
 /// Turns issued credentials into the payload, setting cookies in cookie mode.
-async fn payload(ctx: &Context<'_>, issued: Issued, cookie_mode: bool) -> AppResult<AuthPayload> {
+pub(super) async fn payload(
+    ctx: &Context<'_>,
+    issued: Issued,
+    cookie_mode: bool,
+) -> AppResult<AuthPayload> {
     let state = state(ctx)?;
     let user = auth_service::signed_in_profile(&deps(state), &issued.principal)
         .await?

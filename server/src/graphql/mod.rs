@@ -6,6 +6,7 @@ mod chat;
 pub(crate) mod connection;
 mod friends;
 mod guardrails;
+mod identities;
 pub mod live;
 mod node;
 mod observe;
@@ -36,6 +37,7 @@ pub struct QueryRoot(
     users::UserQuery,
     roles::RoleQuery,
     auth::AuthQuery,
+    identities::IdentityQuery,
     friends::FriendQuery,
     presets::PresetQuery,
     audience::AudienceQuery,
@@ -50,6 +52,7 @@ pub struct MutationRoot(
     users::UserMutation,
     roles::RoleMutation,
     auth::AuthMutation,
+    identities::IdentityMutation,
     friends::FriendMutation,
     presets::PresetMutation,
     audience::AudienceMutation,

@@ -8,6 +8,7 @@ mod graphql;
 mod health;
 mod jwks;
 pub mod metrics;
+pub mod oidc;
 mod origin;
 mod persisted;
 mod request_id;
@@ -42,7 +43,9 @@ pub fn app(state: AppState, schema: AppSchema) -> impl IntoEndpoint {
         .at("/health", get(health::health))
         .at("/ready", get(health::ready))
         .at("/.well-known/jwks.json", get(jwks::jwks))
-        .at("/metrics", get(metrics::endpoint));
+        .at("/metrics", get(metrics::endpoint))
+        .at("/auth/oidc/:provider/start", get(oidc::start))
+        .at("/auth/oidc/:provider/callback", get(oidc::callback));
     route
         .with(origin::CrossOrigin::new(
             &state.config.cors_origins,

@@ -19,7 +19,7 @@ use uuid::Uuid;
 pub use sign_in::{
     Acceptance, Issued, SignUp, accept_invitation, access_token, check_email, check_name,
     email_company, invitation_link, login, refresh, request_password_reset, reset_password,
-    sign_up,
+    sign_up, start_session,
 };
 
 use super::users::{self as user_service, Profile};

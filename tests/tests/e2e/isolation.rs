@@ -135,6 +135,12 @@ async fn every_tenant_table_is_isolated_by_row_level_security() -> anyhow::Resul
         ))
         .await?;
         app.sql(&format!(
+            "INSERT INTO identities (id, company_id, user_id, provider, issuer, subject) \
+             VALUES (gen_random_uuid(), '{}', '{}', 'idp', 'https://idp.example', 'sub-{}')",
+            admin.company_id, admin.id, admin.id
+        ))
+        .await?;
+        app.sql(&format!(
             "INSERT INTO friendships (company_id, user_a, user_b, status, requested_by) \
              SELECT u.company_id, LEAST(u.id, '{a}'::uuid), GREATEST(u.id, '{a}'::uuid), 'accepted', '{a}' \
              FROM users u WHERE u.company_id = '{c}' AND u.id <> '{a}' LIMIT 1",

@@ -32,6 +32,7 @@ mod managed_pg;
 mod migrations;
 mod node;
 mod observability;
+mod oidc;
 mod pagination;
 mod persisted;
 mod presets;

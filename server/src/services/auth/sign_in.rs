@@ -89,7 +89,7 @@ pub fn access_token(
 }
 
 /// Creates a session for a user whose credentials were just proven.
-async fn start_session(
+pub async fn start_session(
     deps: &AuthDeps<'_>,
     meta: &RequestMeta,
     user: Uuid,
