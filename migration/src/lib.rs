@@ -75,6 +75,7 @@ mod m20261201_000800_hold_the_database_layer;
 mod m20261215_000900_replies_are_never_stranded;
 mod m20261216_001000_late_subscribers_catch_up_from_postgresql;
 mod m20261221_001100_count_audiences_with_bitmaps;
+mod m20261223_001300_seal_company_llm_providers;
 
 /// Runs every migration of this crate, in order.
 pub struct Migrator;
@@ -98,6 +99,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261215_000900_replies_are_never_stranded::Migration),
             Box::new(m20261216_001000_late_subscribers_catch_up_from_postgresql::Migration),
             Box::new(m20261221_001100_count_audiences_with_bitmaps::Migration),
+            Box::new(m20261223_001300_seal_company_llm_providers::Migration),
         ]
     }
 }
@@ -121,4 +123,5 @@ pub const TENANT_TABLES: &[&str] = &[
     "knowledge",
     "audience_members",
     "audience_bits",
+    "company_llm_providers",
 ];

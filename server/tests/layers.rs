@@ -122,7 +122,11 @@ const FLOORS: &[&[&str]] = &[
     // friendship state machine, the building blocks of authentication.
     &["auth", "chat", "friends"],
     &["pubsub", "ratelimit", "documents"],
-    &["db", "kv", "llm", "paging", "audience"],
+    // The LLM providers, a company's own among them, whose keys `secrets` opens.
+    &["llm"],
+    // Secrets sealed at rest, and their rotation over the database.
+    &["secrets"],
+    &["db", "kv", "paging", "audience"],
     &["metrics"],
     &[
         "caller",

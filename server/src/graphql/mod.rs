@@ -7,6 +7,7 @@ pub(crate) mod connection;
 mod friends;
 mod guardrails;
 pub mod live;
+mod llm_provider;
 mod node;
 mod observe;
 mod presets;
@@ -54,6 +55,7 @@ pub struct MutationRoot(
     presets::PresetMutation,
     audience::AudienceMutation,
     chat::ChatMutation,
+    llm_provider::LlmProviderMutation,
 );
 
 /// Root of all subscriptions.

@@ -11,6 +11,7 @@ pub mod audience;
 pub mod auth;
 pub mod chat;
 pub mod friends;
+pub mod llm_provider;
 pub mod presets;
 pub mod roles;
 pub mod users;
