@@ -120,7 +120,8 @@ pub fn row_aad(company: Uuid, row: Uuid) -> Vec<u8> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretsError {
     #[error(
-        "this server cannot store secrets: no encryption key is configured (set SECRETS_KEYS)"
+        "no encryption key is configured (SECRETS_KEYS is not set): secrets can be neither \
+         stored nor read"
     )]
     NoKey,
     #[error("the secret was sealed with key `{0}`, which SECRETS_KEYS does not hold")]

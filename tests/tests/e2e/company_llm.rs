@@ -320,5 +320,22 @@ async fn without_secrets_keys_a_key_is_refused_and_base_urls_are_checked() -> an
     let reply = finished_reply(&app, app.addr, &members[0]).await?;
     assert_eq!(reply["content"], "from own", "{reply}");
     assert_eq!(own.authorizations(), [None]);
+
+    // A key stored by a server that had one cannot be read by this one: the reply fails
+    // clearly, and the provider is not asked without it.
+    let sealed = Secrets::parse(&key("k1", 1))?.seal(
+        server::secrets::COMPANY_LLM_API_KEY,
+        &server::llm::company::api_key_aad(acme),
+        ACME_KEY.as_bytes(),
+    )?;
+    app.sql(&format!(
+        "UPDATE company_llm_providers SET api_key_sealed = '{sealed}' WHERE company_id = '{acme}'"
+    ))
+    .await?;
+    let failed = finished_reply(&app, app.addr, &members[0]).await?;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let reason = failed["error"].as_str().unwrap_or_default();
+    assert!(reason.contains("SECRETS_KEYS is not set"), "{reason}");
+    assert_eq!(own.requests().len(), 1);
     Ok(())
 }
