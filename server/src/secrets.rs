@@ -289,7 +289,7 @@ impl Secrets {
         let ciphertext = key
             .cipher
             .encrypt(
-                Nonce::from_slice(&nonce),
+                &Nonce::from(nonce),
                 Payload {
                     msg: plaintext,
                     aad: &bound,
@@ -326,10 +326,13 @@ impl Secrets {
             return Err(SecretsError::Malformed("too short"));
         }
         let (nonce, ciphertext) = blob.split_at(NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce
+            .try_into()
+            .map_err(|_| SecretsError::Malformed("too short"))?;
         let bound = bound_data(key_id, purpose, aad);
         key.cipher
             .decrypt(
-                Nonce::from_slice(nonce),
+                &Nonce::from(nonce),
                 Payload {
                     msg: ciphertext,
                     aad: &bound,
