@@ -3,6 +3,10 @@
 -- rotate-secrets read and re-seal it through. The current definitions are in
 -- migration/sql/current/company_llm_providers.sql.
 
+-- The definer functions are handed to app_auth, which must be allowed to create in the schema
+-- meanwhile (superusers skip that check; a CREATEROLE owner does not).
+GRANT CREATE ON SCHEMA app, public TO app_auth;
+
 CREATE TABLE IF NOT EXISTS company_llm_providers (
     company_id      uuid PRIMARY KEY REFERENCES companies (id) ON DELETE CASCADE,
     base_url        text NOT NULL CHECK (length(base_url) BETWEEN 1 AND 2000 AND base_url ~ '^https?://'),
@@ -101,3 +105,5 @@ $$;
 ALTER FUNCTION app.reseal_company_llm_key(uuid, uuid, text, text) OWNER TO app_auth;
 REVOKE ALL ON FUNCTION app.reseal_company_llm_key(uuid, uuid, text, text) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
 GRANT EXECUTE ON FUNCTION app.reseal_company_llm_key(uuid, uuid, text, text) TO app_worker;
+
+REVOKE CREATE ON SCHEMA app, public FROM app_auth;
