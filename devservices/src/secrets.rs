@@ -67,7 +67,9 @@ impl Secrets {
 /// The `SECRETS_KEYS` of private mode: read from `dir/secrets_keys`, created (mode 0600) with
 /// one fresh key on first use. Kept apart from `secrets.json` so that an operator can put a
 /// new key first there and run `server rotate-secrets`.
-pub fn load_or_create_secrets_keys(dir: &Path) -> Result<server::secrets::SecretText, PrivateError> {
+pub fn load_or_create_secrets_keys(
+    dir: &Path,
+) -> Result<server::secrets::SecretText, PrivateError> {
     let path = dir.join("secrets_keys");
     if path.exists() {
         let text = fs::read_to_string(&path)
@@ -107,6 +109,9 @@ mod tests {
         assert_eq!(second.ok(), Some(first.clone()));
         assert_eq!(mode.ok(), Some(0o600));
         let keys = server::secrets::Secrets::parse(&first);
-        assert_eq!(keys.map(|k| k.current_key_id().map(str::to_owned)), Ok(Some("local1".into())));
+        assert_eq!(
+            keys.map(|k| k.current_key_id().map(str::to_owned)),
+            Ok(Some("local1".into()))
+        );
     }
 }

@@ -249,11 +249,16 @@ impl Secrets {
     /// operators: `server` prints none, generate one with `openssl rand -base64 32`).
     pub fn generate_entry(id: &str) -> Result<Zeroizing<String>, SecretsError> {
         if !valid_key_id(id) {
-            return Err(SecretsError::Config(format!("`{id}` is not a valid key id")));
+            return Err(SecretsError::Config(format!(
+                "`{id}` is not a valid key id"
+            )));
         }
         let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
         rand::rng().fill_bytes(&mut bytes[..]);
-        Ok(Zeroizing::new(format!("{id}:{}", STANDARD.encode(&bytes[..]))))
+        Ok(Zeroizing::new(format!(
+            "{id}:{}",
+            STANDARD.encode(&bytes[..])
+        )))
     }
 
     /// Whether a key is configured (so secrets can be sealed).
@@ -299,7 +304,11 @@ impl Secrets {
         let mut blob = Vec::with_capacity(NONCE_LEN + ciphertext.len());
         blob.extend_from_slice(&nonce);
         blob.extend_from_slice(&ciphertext);
-        Ok(format!("{VERSION}:{}:{}", key.id, URL_SAFE_NO_PAD.encode(blob)))
+        Ok(format!(
+            "{VERSION}:{}:{}",
+            key.id,
+            URL_SAFE_NO_PAD.encode(blob)
+        ))
     }
 
     /// Opens what [`Secrets::seal`] made for the same purpose and row. The plaintext is
@@ -390,7 +399,12 @@ fn split(sealed: &str) -> Result<(&str, &str), SecretsError> {
 /// data, each length-prefixed so no two different triples give the same bytes.
 fn bound_data(key_id: &str, purpose: Purpose, aad: &[u8]) -> Vec<u8> {
     let mut bound = Vec::with_capacity(16 + key_id.len() + purpose.0.len() + aad.len());
-    for part in [VERSION.as_bytes(), key_id.as_bytes(), purpose.0.as_bytes(), aad] {
+    for part in [
+        VERSION.as_bytes(),
+        key_id.as_bytes(),
+        purpose.0.as_bytes(),
+        aad,
+    ] {
         bound.extend_from_slice(&(part.len() as u32).to_be_bytes());
         bound.extend_from_slice(part);
     }
@@ -422,7 +436,10 @@ mod tests {
         assert!(sealed.starts_with("v1:k1:"), "{sealed}");
         assert!(!sealed.contains("sk-live-123"));
         let opened = secrets.open(PURPOSE, a.as_bytes(), &sealed);
-        assert_eq!(opened.as_deref().map(Vec::as_slice), Ok(&b"sk-live-123"[..]));
+        assert_eq!(
+            opened.as_deref().map(Vec::as_slice),
+            Ok(&b"sk-live-123"[..])
+        );
         // Another row, another purpose, a tampered value: none opens.
         assert_eq!(
             secrets.open(PURPOSE, b.as_bytes(), &sealed),
@@ -454,7 +471,10 @@ mod tests {
         let rotated = keys(&format!("{}, {}", key("k2", 2), key("k1", 1)));
         assert_eq!(rotated.current_key_id(), Some("k2"));
         assert_eq!(
-            rotated.open_string(PURPOSE, b"row", &sealed).as_deref().map(String::as_str),
+            rotated
+                .open_string(PURPOSE, b"row", &sealed)
+                .as_deref()
+                .map(String::as_str),
             Ok("secret")
         );
         assert!(!rotated.is_current(&sealed));
@@ -490,7 +510,15 @@ mod tests {
     #[test]
     fn malformed_stored_values_are_errors_not_panics() {
         let secrets = keys(&key("k1", 1));
-        for bad in ["", "v1", "v1:k1", "v1:k1:", "v1:k1:!!!", "v2:k1:AAAA", "v1:bad id:AAAA"] {
+        for bad in [
+            "",
+            "v1",
+            "v1:k1",
+            "v1:k1:",
+            "v1:k1:!!!",
+            "v2:k1:AAAA",
+            "v1:bad id:AAAA",
+        ] {
             assert!(
                 matches!(
                     secrets.open(PURPOSE, b"", bad),
@@ -510,7 +538,10 @@ mod tests {
             (short.as_str(), "a key is 32 bytes, this one is 16"),
             ("k1:not*base64", "the key is not base64"),
         ] {
-            let error = Secrets::parse(text).map(|_| ()).err().map(|e| e.to_string());
+            let error = Secrets::parse(text)
+                .map(|_| ())
+                .err()
+                .map(|e| e.to_string());
             let error = error.unwrap_or_default();
             assert!(error.contains(expected), "{text}: {error}");
             if let Some((_, secret)) = text.split_once(':') {

@@ -150,10 +150,14 @@ impl CompanyProviders {
         db: &DatabaseConnection,
         company: Uuid,
     ) -> Result<Resolved, LlmError> {
-        let row = sql::company_llm_provider(db, company).await.map_err(|error| {
-            tracing::warn!(%error, %company, "could not read the company's LLM provider");
-            LlmError::Misconfigured("the company's AI provider settings could not be read".into())
-        })?;
+        let row = sql::company_llm_provider(db, company)
+            .await
+            .map_err(|error| {
+                tracing::warn!(%error, %company, "could not read the company's LLM provider");
+                LlmError::Misconfigured(
+                    "the company's AI provider settings could not be read".into(),
+                )
+            })?;
         let Some(row) = row else {
             if let Ok(mut clients) = self.clients.lock() {
                 clients.remove(&company);
@@ -233,12 +237,20 @@ mod tests {
 
     #[test]
     fn http_only_as_the_rule_allows() {
-        for url in ["http://127.0.0.1:11434/v1", "http://localhost/v1", "http://[::1]:80"] {
+        for url in [
+            "http://127.0.0.1:11434/v1",
+            "http://localhost/v1",
+            "http://[::1]:80",
+        ] {
             assert!(validate_base_url(url, HttpRule::Never).is_err(), "{url}");
             assert!(validate_base_url(url, HttpRule::Loopback).is_ok(), "{url}");
             assert!(validate_base_url(url, HttpRule::Any).is_ok(), "{url}");
         }
-        for url in ["http://10.0.0.1/v1", "http://169.254.169.254/latest", "http://example.com"] {
+        for url in [
+            "http://10.0.0.1/v1",
+            "http://169.254.169.254/latest",
+            "http://example.com",
+        ] {
             assert!(validate_base_url(url, HttpRule::Loopback).is_err(), "{url}");
             assert!(validate_base_url(url, HttpRule::Any).is_ok(), "{url}");
         }

@@ -107,7 +107,9 @@ pub async fn rotate(db: &DatabaseConnection, secrets: &Secrets) -> anyhow::Resul
         columns: Vec::new(),
     };
     for column in SEALED {
-        report.columns.push(rotate_column(db, secrets, column).await?);
+        report
+            .columns
+            .push(rotate_column(db, secrets, column).await?);
     }
     Ok(report)
 }

@@ -59,7 +59,10 @@ fn from_row(row: &sea_orm::QueryResult) -> AppResult<LlmProvider> {
 }
 
 /// The caller's company's provider, if it set one (RLS: only for who manages the company).
-pub async fn get(conn: &impl ConnectionTrait, principal: &Principal) -> AppResult<Option<LlmProvider>> {
+pub async fn get(
+    conn: &impl ConnectionTrait,
+    principal: &Principal,
+) -> AppResult<Option<LlmProvider>> {
     conn.query_one_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
         format!("SELECT {COLUMNS} FROM company_llm_providers WHERE company_id = $1"),

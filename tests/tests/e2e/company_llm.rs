@@ -128,10 +128,7 @@ async fn a_companys_replies_come_from_its_own_provider_with_its_key_and_others_f
     assert_eq!(globex_reply["status"], "complete", "{globex_reply}");
     assert_eq!(globex_reply["content"], "from default");
     // Each provider was asked once, with its own key and model.
-    assert_eq!(
-        own.authorizations(),
-        [Some(format!("Bearer {ACME_KEY}"))]
-    );
+    assert_eq!(own.authorizations(), [Some(format!("Bearer {ACME_KEY}"))]);
     assert_eq!(own.requests()[0]["model"], "model-own");
     assert_eq!(
         default.authorizations(),
@@ -157,9 +154,19 @@ async fn a_companys_replies_come_from_its_own_provider_with_its_key_and_others_f
     let refused = app
         .graphql(Some(&app.token_for(member)), SHOW, json!({}))
         .await?;
-    assert_eq!(refused.error_code(), Some("FORBIDDEN"), "{:?}", refused.body);
+    assert_eq!(
+        refused.error_code(),
+        Some("FORBIDDEN"),
+        "{:?}",
+        refused.body
+    );
     let refused = set_provider(&app, member, &own.base_url(), Some("sk-member")).await?;
-    assert_eq!(refused.error_code(), Some("FORBIDDEN"), "{:?}", refused.body);
+    assert_eq!(
+        refused.error_code(),
+        Some("FORBIDDEN"),
+        "{:?}",
+        refused.body
+    );
 
     // Row Level Security alone: a member's raw SQL neither reads nor changes the row, and no
     // request role, admins included, may select the sealed column.
@@ -186,7 +193,10 @@ async fn a_companys_replies_come_from_its_own_provider_with_its_key_and_others_f
         "a member inserted a provider"
     );
     let denied = app
-        .query_as(&acme_admin, "SELECT api_key_sealed FROM company_llm_providers")
+        .query_as(
+            &acme_admin,
+            "SELECT api_key_sealed FROM company_llm_providers",
+        )
         .await;
     assert!(
         denied.is_err_and(|e| format!("{e:?}").contains("permission denied")),
@@ -228,8 +238,7 @@ async fn a_companys_replies_come_from_its_own_provider_with_its_key_and_others_f
 }
 
 #[tokio::test]
-async fn rotate_secrets_reseals_under_the_new_key_and_replies_still_stream() -> anyhow::Result<()>
-{
+async fn rotate_secrets_reseals_under_the_new_key_and_replies_still_stream() -> anyhow::Result<()> {
     let default = FakeLlm::start(answers(&["from ", "default"])).await?;
     let own = FakeLlm::start(answers(&["from ", "own"])).await?;
     let app = app_with(&default, Some(key("k1", 1))).await?;
@@ -277,7 +286,12 @@ async fn without_secrets_keys_a_key_is_refused_and_base_urls_are_checked() -> an
     let (acme, admin, members) = app.company_with_users("Acme", 1).await?;
 
     let refused = set_provider(&app, &admin, &own.base_url(), Some(ACME_KEY)).await?;
-    assert_eq!(refused.error_code(), Some("UNAVAILABLE"), "{:?}", refused.body);
+    assert_eq!(
+        refused.error_code(),
+        Some("UNAVAILABLE"),
+        "{:?}",
+        refused.body
+    );
     assert!(
         refused
             .error_message()
@@ -298,7 +312,10 @@ async fn without_secrets_keys_a_key_is_refused_and_base_urls_are_checked() -> an
 
     for (url, expected) in [
         ("http://10.0.0.1/v1", "https://"),
-        ("https://user:secret@llm.example.com/v1", "user name or password"),
+        (
+            "https://user:secret@llm.example.com/v1",
+            "user name or password",
+        ),
         ("https://llm.example.com/v1?key=1", "query"),
         ("file:///etc/passwd", "https://"),
         ("not a url", "not a URL"),

@@ -302,13 +302,17 @@ fn cases(people: &People, perms: &Permissions) -> Vec<Case> {
                 let admins = home && may("company", "manage");
                 add(
                     format!("company_llm_providers select {r}"),
-                    format!("SELECT company_id FROM company_llm_providers WHERE company_id = '{c}'"),
+                    format!(
+                        "SELECT company_id FROM company_llm_providers WHERE company_id = '{c}'"
+                    ),
                     true,
                     admins,
                 );
                 add(
                     format!("company_llm_providers select sealed key {r}"),
-                    format!("SELECT api_key_sealed FROM company_llm_providers WHERE company_id = '{c}'"),
+                    format!(
+                        "SELECT api_key_sealed FROM company_llm_providers WHERE company_id = '{c}'"
+                    ),
                     true,
                     false,
                 );
