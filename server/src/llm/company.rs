@@ -99,10 +99,10 @@ pub fn validate_base_url(text: &str, http: HttpRule) -> Result<String, String> {
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
-/// The row a client was made from: a changed row makes a new client.
-#[derive(Clone, PartialEq, Eq)]
+/// A company's client and the row it was made from: a changed row makes a new client.
 struct Made {
     row: sql::CompanyLlmProvider,
+    provider: Arc<dyn Provider>,
 }
 
 /// The providers of the companies that have their own, and the server's default.
@@ -113,7 +113,7 @@ pub struct CompanyProviders {
     first_token_timeout: Duration,
     idle_timeout: Duration,
     max_retries: u32,
-    clients: Mutex<HashMap<Uuid, (Made, Arc<dyn Provider>)>>,
+    clients: Mutex<HashMap<Uuid, Made>>,
 }
 
 /// What answers a company's replies.
@@ -167,17 +167,16 @@ impl CompanyProviders {
                 is_default: true,
             });
         };
-        let made = Made { row };
         if let Ok(clients) = self.clients.lock()
-            && let Some((seen, provider)) = clients.get(&company)
-            && *seen == made
+            && let Some(made) = clients.get(&company)
+            && made.row == row
         {
             return Ok(Resolved {
-                provider: provider.clone(),
+                provider: made.provider.clone(),
                 is_default: false,
             });
         }
-        let api_key = match &made.row.api_key_sealed {
+        let api_key = match &row.api_key_sealed {
             None => None,
             Some(sealed) => Some(
                 self.secrets
@@ -191,9 +190,9 @@ impl CompanyProviders {
             ),
         };
         let client = OpenAiClient::new(OpenAiSettings {
-            base_url: made.row.base_url.trim_end_matches('/').to_owned(),
+            base_url: row.base_url.trim_end_matches('/').to_owned(),
             api_key,
-            model: made.row.model.clone(),
+            model: row.model.clone(),
             connect_timeout: self.connect_timeout,
             first_token_timeout: self.first_token_timeout,
             idle_timeout: self.idle_timeout,
@@ -210,7 +209,13 @@ impl CompanyProviders {
             if clients.len() >= CACHE_LIMIT {
                 clients.clear();
             }
-            clients.insert(company, (made, provider.clone()));
+            clients.insert(
+                company,
+                Made {
+                    row,
+                    provider: provider.clone(),
+                },
+            );
         }
         Ok(Resolved {
             provider,
