@@ -59,10 +59,13 @@ CREATE OR REPLACE TRIGGER company_llm_providers_touch_updated_at BEFORE UPDATE O
 -- The provider of the company a reply streams for, its key sealed: the server opens it.
 CREATE OR REPLACE FUNCTION app.company_llm_provider(p_company uuid)
     RETURNS TABLE (base_url text, model text, api_key_sealed text)
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, public, pg_temp
     AS $$
-    SELECT p.base_url, p.model, p.api_key_sealed FROM company_llm_providers p WHERE p.company_id = p_company
+BEGIN
+    RETURN QUERY
+    SELECT p.base_url, p.model, p.api_key_sealed FROM company_llm_providers p WHERE p.company_id = p_company;
+END
 $$;
 ALTER FUNCTION app.company_llm_provider(uuid) OWNER TO app_auth;
 REVOKE ALL ON FUNCTION app.company_llm_provider(uuid) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
@@ -72,16 +75,19 @@ GRANT EXECUTE ON FUNCTION app.company_llm_provider(uuid) TO app_worker;
 -- until the end of the caller's transaction. A company's row is the company: row_id = company_id.
 CREATE OR REPLACE FUNCTION app.sealed_company_llm_keys(p_after_company uuid, p_after_row uuid, p_limit integer)
     RETURNS TABLE (company_id uuid, row_id uuid, sealed text)
-    LANGUAGE sql VOLATILE SECURITY DEFINER
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, public, pg_temp
     AS $$
+BEGIN
+    RETURN QUERY
     SELECT p.company_id, p.company_id, p.api_key_sealed
       FROM company_llm_providers p
      WHERE p.api_key_sealed IS NOT NULL
        AND (p_after_company IS NULL OR p.company_id > p_after_company)
      ORDER BY p.company_id
      LIMIT p_limit
-       FOR UPDATE
+       FOR UPDATE;
+END
 $$;
 ALTER FUNCTION app.sealed_company_llm_keys(uuid, uuid, integer) OWNER TO app_auth;
 REVOKE ALL ON FUNCTION app.sealed_company_llm_keys(uuid, uuid, integer) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
