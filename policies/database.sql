@@ -543,7 +543,7 @@ GRANT EXECUTE ON FUNCTION app.chat_silent_replies(interval,integer) TO app_worke
 
 CREATE FUNCTION app.company_llm_provider(p_company uuid)
     RETURNS TABLE(base_url text, model text, api_key_sealed text)
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION app.company_llm_provider(uuid) OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.company_llm_provider(uuid) TO app_worker;
@@ -678,7 +678,7 @@ GRANT EXECUTE ON FUNCTION app.reseal_company_llm_key(uuid,uuid,text,text) TO app
 
 CREATE FUNCTION app.sealed_company_llm_keys(p_after_company uuid, p_after_row uuid, p_limit integer)
     RETURNS TABLE(company_id uuid, row_id uuid, sealed text)
-    LANGUAGE sql VOLATILE SECURITY DEFINER
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION app.sealed_company_llm_keys(uuid,uuid,integer) OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.sealed_company_llm_keys(uuid,uuid,integer) TO app_worker;
