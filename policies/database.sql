@@ -108,6 +108,32 @@ CREATE POLICY companies_update ON companies AS PERMISSIVE FOR UPDATE TO app_user
     WITH CHECK (id = (( SELECT app.current_company_id() AS current_company_id)));
 CREATE TRIGGER companies_touch_updated_at BEFORE UPDATE ON companies FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
+-- company_llm_providers (tenant table)
+ALTER TABLE company_llm_providers OWNER TO <owner>;
+ALTER TABLE company_llm_providers ENABLE ROW LEVEL SECURITY;
+ALTER TABLE company_llm_providers FORCE ROW LEVEL SECURITY;
+GRANT SELECT ON company_llm_providers TO app_auth;
+GRANT DELETE ON company_llm_providers TO app_user;
+GRANT UPDATE (api_key_sealed) ON company_llm_providers TO app_auth;
+GRANT SELECT (company_id, base_url, model, has_api_key, created_at, updated_at) ON company_llm_providers TO app_user;
+GRANT INSERT (company_id, base_url, model, api_key_sealed) ON company_llm_providers TO app_user;
+GRANT UPDATE (base_url, model, api_key_sealed) ON company_llm_providers TO app_user;
+CREATE POLICY company_llm_providers_definer_reseal ON company_llm_providers AS PERMISSIVE FOR UPDATE TO app_auth
+    USING (true)
+    WITH CHECK (true);
+CREATE POLICY company_llm_providers_definer_select ON company_llm_providers AS PERMISSIVE FOR SELECT TO app_auth
+    USING (true);
+CREATE POLICY company_llm_providers_delete ON company_llm_providers AS PERMISSIVE FOR DELETE TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('company'::text, 'manage'::text) AS may));
+CREATE POLICY company_llm_providers_insert ON company_llm_providers AS PERMISSIVE FOR INSERT TO app_user
+    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('company'::text, 'manage'::text) AS may));
+CREATE POLICY company_llm_providers_select ON company_llm_providers AS PERMISSIVE FOR SELECT TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('company'::text, 'manage'::text) AS may));
+CREATE POLICY company_llm_providers_update ON company_llm_providers AS PERMISSIVE FOR UPDATE TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('company'::text, 'manage'::text) AS may))
+    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)));
+CREATE TRIGGER company_llm_providers_touch_updated_at BEFORE UPDATE ON company_llm_providers FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
+
 -- conversations (tenant table)
 ALTER TABLE conversations OWNER TO <owner>;
 ALTER TABLE conversations ENABLE ROW LEVEL SECURITY;
@@ -530,6 +556,13 @@ CREATE FUNCTION app.chat_silent_replies(p_silence interval, p_limit integer)
 ALTER FUNCTION app.chat_silent_replies(interval,integer) OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.chat_silent_replies(interval,integer) TO app_worker;
 
+CREATE FUNCTION app.company_llm_provider(p_company uuid)
+    RETURNS TABLE(base_url text, model text, api_key_sealed text)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.company_llm_provider(uuid) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.company_llm_provider(uuid) TO app_worker;
+
 CREATE FUNCTION app.consume_password_reset(p_token_hash text, p_password_hash text)
     RETURNS TABLE(user_id uuid, company_id uuid, revoked_session uuid)
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -692,6 +725,20 @@ CREATE FUNCTION app.refresh_session(p_token_hash text, p_next_hash text, p_finge
     SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION app.refresh_session(text,text,text,interval,interval) OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.refresh_session(text,text,text,interval,interval) TO app_anon;
+
+CREATE FUNCTION app.reseal_company_llm_key(p_company uuid, p_row uuid, p_old text, p_new text)
+    RETURNS boolean
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.reseal_company_llm_key(uuid,uuid,text,text) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.reseal_company_llm_key(uuid,uuid,text,text) TO app_worker;
+
+CREATE FUNCTION app.sealed_company_llm_keys(p_after_company uuid, p_after_row uuid, p_limit integer)
+    RETURNS TABLE(company_id uuid, row_id uuid, sealed text)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.sealed_company_llm_keys(uuid,uuid,integer) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.sealed_company_llm_keys(uuid,uuid,integer) TO app_worker;
 
 CREATE FUNCTION app.session_state(p_session uuid)
     RETURNS text

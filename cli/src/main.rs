@@ -1,4 +1,5 @@
-//! `server`: serve (default), migrate, seed, or print the schema or the database catalog.
+//! `server`: serve (default), migrate, seed, rotate-secrets, or print the schema or the
+//! database catalog.
 //! Without DATABASE_URL / REDIS_URL, private servers are started for it (`devservices`).
 
 use clap::Parser;
@@ -60,6 +61,11 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::RotateSecrets => {
+            server::telemetry::init(&cli.config.log_format, None);
+            report_dotenv();
+            rotate_secrets(cli.config).await
+        }
         Command::Seed {
             company,
             users,
@@ -80,4 +86,45 @@ async fn main() -> anyhow::Result<()> {
             served
         }
     }
+}
+
+/// `server rotate-secrets`: every stored secret sealed again under the first key of
+/// SECRETS_KEYS, through the request pool's role (as `app_worker`). Fails when a secret could
+/// not be re-sealed (a key it needs is no longer listed), after re-sealing all the others.
+async fn rotate_secrets(mut config: server::config::Config) -> anyhow::Result<()> {
+    // Private mode: the private cluster (and the key generated into DATA_DIR).
+    let services = if config.database_url.is_none() {
+        Some(devservices::prepare_private(&mut config).await?)
+    } else {
+        None
+    };
+    let secrets = server::secrets::Secrets::from_config(&config)?;
+    let url = config
+        .database_url
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("DATABASE_URL is not set"))?;
+    let db = server::db::connect_request_pool(
+        &url,
+        2,
+        config.db_acquire_timeout(),
+        server::db::SessionLimits::from_config(&config),
+    )
+    .await?;
+    let report = server::secrets::rotate::rotate(&db, &secrets).await;
+    let _ = db.close().await;
+    drop(services);
+    let report = report?;
+    if server::telemetry::json() {
+        tracing::info!(key = %report.key_id, resealed = report.resealed(),
+            failed = report.failed(), "secrets rotated");
+    } else {
+        print!("{report}");
+    }
+    anyhow::ensure!(
+        report.failed() == 0,
+        "{} secret(s) could not be re-sealed: list every key they were sealed with in \
+         SECRETS_KEYS (after the new one) and run rotate-secrets again",
+        report.failed()
+    );
+    Ok(())
 }

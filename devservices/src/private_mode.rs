@@ -27,7 +27,8 @@ impl PrivateServices {
 }
 
 /// Starts private PostgreSQL / Redis for whichever of DATABASE_URL / REDIS_URL is unset, and
-/// fills the configuration in with their URLs (and the JWT secret kept in DATA_DIR).
+/// fills the configuration in with their URLs (and the JWT secret and the key secrets are
+/// sealed with, kept in DATA_DIR).
 pub async fn prepare_private(config: &mut Config) -> anyhow::Result<PrivateServices> {
     let mut services = PrivateServices::default();
     if config.database_url.is_some() && config.redis_url.is_some() {
@@ -87,6 +88,11 @@ pub async fn prepare_private(config: &mut Config) -> anyhow::Result<PrivateServi
     }
     if config.jwt_secret.is_none() {
         config.jwt_secret = Some(secrets.jwt_secret.clone());
+    }
+    if config.secrets_keys.is_none() {
+        config.secrets_keys = Some(crate::secrets::load_or_create_secrets_keys(
+            &config.data_dir,
+        )?);
     }
     Ok(services)
 }

@@ -63,3 +63,55 @@ impl Secrets {
         Ok(secrets)
     }
 }
+
+/// The `SECRETS_KEYS` of private mode: read from `dir/secrets_keys`, created (mode 0600) with
+/// one fresh key on first use. Kept apart from `secrets.json` so that an operator can put a
+/// new key first there and run `server rotate-secrets`.
+pub fn load_or_create_secrets_keys(
+    dir: &Path,
+) -> Result<server::secrets::SecretText, PrivateError> {
+    let path = dir.join("secrets_keys");
+    if path.exists() {
+        let text = fs::read_to_string(&path)
+            .map_err(PrivateError::io(format!("read {}", path.display())))?;
+        return Ok(server::secrets::SecretText::new(text.trim()));
+    }
+    let entry = server::secrets::Secrets::generate_entry("local1")
+        .map_err(|e| PrivateError::Setup(e.to_string()))?;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(PrivateError::io(format!("create {}", path.display())))?;
+    file.write_all(entry.as_bytes())
+        .and_then(|()| file.write_all(b"\n"))
+        .map_err(PrivateError::io(format!("write {}", path.display())))?;
+    Ok(server::secrets::SecretText::new(entry.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    #[test]
+    fn the_private_key_is_generated_once_readable_only_by_its_owner() {
+        let dir = std::env::temp_dir().join(format!("secrets-keys-{}", uuid::Uuid::new_v4()));
+        let made = fs::create_dir_all(&dir).map_err(|e| e.to_string());
+        assert_eq!(made, Ok(()));
+        let first = load_or_create_secrets_keys(&dir).map(|t| t.expose().to_owned());
+        let second = load_or_create_secrets_keys(&dir).map(|t| t.expose().to_owned());
+        let mode = fs::metadata(dir.join("secrets_keys")).map(|m| m.permissions().mode() & 0o777);
+        let _ = fs::remove_dir_all(&dir);
+        let first = first.unwrap_or_default();
+        assert_eq!(second.ok(), Some(first.clone()));
+        assert_eq!(mode.ok(), Some(0o600));
+        let keys = server::secrets::Secrets::parse(&first);
+        assert_eq!(
+            keys.map(|k| k.current_key_id().map(str::to_owned)),
+            Ok(Some("local1".into()))
+        );
+    }
+}

@@ -26,6 +26,7 @@ pub const FILES: &[(&str, &str)] = &[
     current!("app.sql"),
     current!("auth.sql"),
     current!("companies.sql"),
+    current!("company_llm_providers.sql"),
     current!("users.sql"),
     current!("sessions.sql"),
     current!("refresh_tokens.sql"),

@@ -76,6 +76,7 @@ mod m20261215_000900_replies_are_never_stranded;
 mod m20261216_001000_late_subscribers_catch_up_from_postgresql;
 mod m20261221_001100_count_audiences_with_bitmaps;
 mod m20261221_001150_plan_definer_functions_once;
+mod m20261223_001300_seal_company_llm_providers;
 mod m20261224_001400_link_sign_in_identities;
 
 /// Runs every migration of this crate, in order.
@@ -101,6 +102,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261216_001000_late_subscribers_catch_up_from_postgresql::Migration),
             Box::new(m20261221_001100_count_audiences_with_bitmaps::Migration),
             Box::new(m20261221_001150_plan_definer_functions_once::Migration),
+            Box::new(m20261223_001300_seal_company_llm_providers::Migration),
             Box::new(m20261224_001400_link_sign_in_identities::Migration),
         ]
     }
@@ -125,5 +127,6 @@ pub const TENANT_TABLES: &[&str] = &[
     "knowledge",
     "audience_members",
     "audience_bits",
+    "company_llm_providers",
     "identities",
 ];

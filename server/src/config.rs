@@ -31,6 +31,11 @@ pub enum Command {
     Migrate,
     /// Print the GraphQL schema (SDL) to stdout.
     PrintSchema,
+    /// Seal every stored secret (a company's LLM API key...) again under the first key of
+    /// SECRETS_KEYS, so that older keys can be retired; prints what it did. Idempotent: a
+    /// secret already under that key is left as it is. Connects as DATABASE_URL (a private
+    /// cluster under DATA_DIR when unset).
+    RotateSecrets,
     /// Print the database's authorization catalog (roles, grants, policies, views, functions)
     /// to stdout: of DATABASE_ADMIN_URL (else DATABASE_URL), or of a freshly migrated database
     /// in a throw-away private cluster when neither is set or with --fresh.
@@ -408,6 +413,19 @@ apollographql-client-version,apollo-require-preflight"
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otel_exporter_otlp_endpoint: Option<String>,
 
+    /// Keys that encrypt the secrets the server stores (AES-256-GCM): `id:base64-key`, comma
+    /// separated, each key 32 random bytes (`openssl rand -base64 32`). The first encrypts,
+    /// all decrypt. Generated once into DATA_DIR in private mode; unset otherwise, storing a
+    /// secret is refused.
+    #[arg(long, env = "SECRETS_KEYS", hide_env_values = true,
+          value_parser = SecretText::parse)]
+    pub secrets_keys: Option<SecretText>,
+
+    /// Where a company's own LLM provider may be reached over plain `http://`: `never` (only
+    /// `https://`), `loopback` (localhost, 127.0.0.0/8, ::1) or `any`.
+    #[arg(long, env = "COMPANY_LLM_HTTP", value_enum, default_value_t = HttpRule::Never)]
+    pub company_llm_http: HttpRule,
+
     /// Base URL of an OpenAI-compatible chat-completions API (Groq, OpenAI, Ollama, vLLM,
     /// llama.cpp server), e.g. `https://api.openai.com/v1`. Unset: the offline demo provider.
     #[arg(long, env = "LLM_BASE_URL")]
@@ -502,6 +520,45 @@ apollographql-client-version,apollo-require-preflight"
     /// manifest): run manifest documents by id and others too; `off`: ignore the manifest.
     #[arg(long, env = "TRUSTED_DOCUMENTS")]
     pub trusted_documents: Option<String>,
+}
+
+/// Where a company's own LLM provider may be reached over plain `http://`
+/// (`COMPANY_LLM_HTTP`; see `crate::llm::company`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum HttpRule {
+    /// Only `https://`.
+    #[default]
+    Never,
+    /// `http://` to loopback hosts too.
+    Loopback,
+    /// `http://` anywhere.
+    Any,
+}
+
+/// Text that holds secrets (`SECRETS_KEYS`): zeroized on drop, never shown by `Debug`.
+#[derive(Clone)]
+pub struct SecretText(zeroize::Zeroizing<String>);
+
+impl SecretText {
+    pub fn new(text: impl Into<String>) -> Self {
+        Self(zeroize::Zeroizing::new(text.into()))
+    }
+
+    /// For clap: any text is taken (`crate::secrets::Secrets::parse` checks it, and its
+    /// errors do not echo it, unlike clap's).
+    pub fn parse(text: &str) -> Result<Self, std::convert::Infallible> {
+        Ok(Self::new(text))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretText(redacted)")
+    }
 }
 
 /// The header that names the client behind a trusted proxy.

@@ -26,6 +26,7 @@ pub mod paging;
 pub mod permissions;
 pub mod pubsub;
 pub mod ratelimit;
+pub mod secrets;
 pub mod services;
 pub mod state;
 pub mod telemetry;

@@ -141,6 +141,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let redis_url = config.redis_url.clone().context("REDIS_URL is not set")?;
     // Early, so a bad key or a missing secret fails before anything else starts.
     let jwt = JwtKeys::from_config(&config)?;
+    // A malformed SECRETS_KEYS fails start-up; none at all only refuses storing secrets.
+    let secrets = crate::secrets::Secrets::from_config(&config)?;
+    match secrets.current_key_id() {
+        Some(key) => tracing::info!(key, keys = secrets.key_ids().len(), "secrets are sealed"),
+        None => tracing::warn!(
+            "SECRETS_KEYS is not set: storing secrets (a company's LLM API key) is refused"
+        ),
+    }
     crate::metrics::install(&config)?;
     if config.migrate_on_start {
         let admin = config
@@ -183,6 +191,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let draining = CancellationToken::new();
     let chat = crate::chat::Chat::start(
         &config,
+        secrets.clone(),
         pool.clone(),
         redis.clone(),
         pubsub.clone(),
@@ -195,6 +204,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let oidc = crate::oidc::Oidc::from_config(&config)?;
     let oidc_flows = crate::oidc::flow::Flows::new(redis.clone(), &config.redis_key_prefix);
     let state = AppState {
+        secrets,
         chat,
         documents,
         oidc,

@@ -30,6 +30,8 @@ pub struct AppState {
     pub refresh_key: Arc<Vec<u8>>,
     /// Event fan-out to subscribers on every instance.
     pub pubsub: crate::pubsub::PubSub,
+    /// The keys secrets are sealed with before they are stored (see `crate::secrets`).
+    pub secrets: crate::secrets::Secrets,
     /// Chat: the LLM provider, background generations and their cancel registry.
     pub chat: crate::chat::Chat,
     /// Persisted queries (in Redis) and the trusted documents' manifest.

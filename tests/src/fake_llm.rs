@@ -97,6 +97,8 @@ struct Shared {
     script: Mutex<VecDeque<Reply>>,
     fallback: Mutex<Option<Reply>>,
     requests: Mutex<Vec<Value>>,
+    /// The `Authorization` header of each request, in the order of `requests`.
+    authorizations: Mutex<Vec<Option<String>>>,
     gate: Semaphore,
     /// How many upcoming requests wait for a release before being answered.
     held: AtomicUsize,
@@ -127,6 +129,7 @@ impl FakeLlm {
             script: Mutex::new(VecDeque::new()),
             fallback: Mutex::new(Some(fallback)),
             requests: Mutex::new(Vec::new()),
+            authorizations: Mutex::new(Vec::new()),
             gate: Semaphore::new(0),
             held: AtomicUsize::new(0),
             aborted: AtomicUsize::new(0),
@@ -175,6 +178,15 @@ impl FakeLlm {
             .unwrap_or_default()
     }
 
+    /// The `Authorization` header of each request received so far (`None`: it had none).
+    pub fn authorizations(&self) -> Vec<Option<String>> {
+        self.shared
+            .authorizations
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or_default()
+    }
+
     /// How many streams the client abandoned (closed the connection) while paused.
     pub fn aborted(&self) -> usize {
         self.shared.aborted.load(Ordering::SeqCst)
@@ -201,7 +213,7 @@ impl FakeLlm {
 }
 
 async fn serve(mut socket: TcpStream, shared: Arc<Shared>) -> anyhow::Result<()> {
-    let body = read_request(&mut socket).await?;
+    let (authorization, body) = read_request(&mut socket).await?;
     let reply = {
         let next = shared
             .script
@@ -218,8 +230,11 @@ async fn serve(mut socket: TcpStream, shared: Arc<Shared>) -> anyhow::Result<()>
                 .ok_or_else(|| anyhow::anyhow!("no reply scripted"))?,
         }
     };
-    if let Ok(mut requests) = shared.requests.lock() {
+    if let (Ok(mut requests), Ok(mut authorizations)) =
+        (shared.requests.lock(), shared.authorizations.lock())
+    {
         requests.push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+        authorizations.push(authorization);
     }
     shared.changed.notify_waiters();
     let held = shared
@@ -248,7 +263,8 @@ async fn serve(mut socket: TcpStream, shared: Arc<Shared>) -> anyhow::Result<()>
     Ok(())
 }
 
-async fn read_request(socket: &mut TcpStream) -> anyhow::Result<Vec<u8>> {
+/// Reads one request: its `Authorization` header, if any, and its body.
+async fn read_request(socket: &mut TcpStream) -> anyhow::Result<(Option<String>, Vec<u8>)> {
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 4096];
     let header_end = loop {
@@ -259,7 +275,14 @@ async fn read_request(socket: &mut TcpStream) -> anyhow::Result<Vec<u8>> {
             break at + 4;
         }
     };
-    let head = String::from_utf8_lossy(&buffer[..header_end]).to_lowercase();
+    let original = String::from_utf8_lossy(&buffer[..header_end]).into_owned();
+    let authorization = original.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("authorization")
+            .then(|| value.trim().to_owned())
+    });
+    let head = original.to_lowercase();
     let length: usize = head
         .lines()
         .find_map(|l| l.strip_prefix("content-length:"))
@@ -270,7 +293,10 @@ async fn read_request(socket: &mut TcpStream) -> anyhow::Result<Vec<u8>> {
         anyhow::ensure!(n > 0, "client closed mid-request");
         buffer.extend_from_slice(&chunk[..n]);
     }
-    Ok(buffer[header_end..header_end + length].to_vec())
+    Ok((
+        authorization,
+        buffer[header_end..header_end + length].to_vec(),
+    ))
 }
 
 fn sse_chunk(data: &str) -> Vec<u8> {

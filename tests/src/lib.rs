@@ -429,10 +429,11 @@ impl TestApp {
             "company_id"
         };
         // `users` hides some columns from request roles (privacy): select the readable ones.
-        let star = if table == "users" {
-            "id, company_id, display_name, role"
-        } else {
-            "*"
+        // `company_llm_providers` hides its sealed key from every request role.
+        let star = match table {
+            "users" => "id, company_id, display_name, role",
+            "company_llm_providers" => "company_id, base_url, model, has_api_key",
+            _ => "*",
         };
         let owners = match self
             .query_as(owner, &format!("SELECT {star} FROM {table}"))

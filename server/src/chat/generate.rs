@@ -64,6 +64,11 @@ struct Reply {
     text: String,
     deltas: i64,
     model: Option<String>,
+    /// The model the reply was asked of (the company's provider's, or the default's).
+    asked_model: Option<String>,
+    /// Whether the server's default provider answers (the circuit breaker counts only its
+    /// outcomes: one company's broken provider must not refuse everyone's replies).
+    by_default: bool,
     usage: Option<(u32, u32)>,
     /// A delta could not be written to Redis: from then on Redis' text of the reply stops
     /// growing, and every delta is stored in PostgreSQL before it is published instead.
@@ -107,10 +112,13 @@ impl Generation {
         });
         let reply = reply.into_inner();
         match &outcome {
-            Outcome::Complete => chat.inner.breaker.record_success(),
+            Outcome::Complete if reply.by_default => chat.inner.breaker.record_success(),
+            Outcome::Complete => {}
             Outcome::Failed(error) => {
                 tracing::warn!(message_id = %self.message_id, %error, "reply failed");
-                chat.inner.breaker.record_failure();
+                if reply.by_default {
+                    chat.inner.breaker.record_failure();
+                }
             }
             Outcome::Interrupted => {
                 tracing::warn!(message_id = %self.message_id, deltas = reply.deltas,
@@ -139,8 +147,21 @@ impl Generation {
             Stop::Interrupt => Outcome::Interrupted,
             Stop::Cancel | Stop::No => Outcome::Cancelled,
         };
+        let resolved = tokio::select! {
+            resolved = chat.inner.providers.resolve(&chat.inner.db, self.company_id) => resolved,
+            Ok(s) = stop.wait_for(|s| *s != Stop::No) => return stopped(*s),
+        };
+        let provider = match resolved {
+            Ok(resolved) => {
+                let mut reply = reply.lock();
+                reply.by_default = resolved.is_default;
+                reply.asked_model = Some(resolved.provider.model().to_owned());
+                resolved.provider
+            }
+            Err(error) => return Outcome::Failed(error),
+        };
         let started = tokio::select! {
-            started = chat.inner.provider.stream(self.request.clone()) => started,
+            started = provider.stream(self.request.clone()) => started,
             Ok(s) = stop.wait_for(|s| *s != Stop::No) => return stopped(*s),
         };
         let mut events = match started {
@@ -331,6 +352,7 @@ impl Generation {
         let model = reply
             .model
             .clone()
+            .or_else(|| reply.asked_model.clone())
             .unwrap_or_else(|| chat.model().to_owned());
         let (prompt, completion) = match reply.usage {
             Some((p, c)) => (Some(p as i32), Some(c as i32)),

@@ -30,7 +30,7 @@ use crate::{
     config::Config,
     db::DatabaseConnection,
     error::{AppError, AppResult},
-    llm::{CircuitBreaker, Provider},
+    llm::{CircuitBreaker, company::CompanyProviders},
     pubsub::PubSub,
     ratelimit::{Quota, RateLimiter},
 };
@@ -45,7 +45,8 @@ pub struct Chat {
 }
 
 struct Inner {
-    provider: Arc<dyn Provider>,
+    /// The server's default provider, and each company's own (see `crate::llm::company`).
+    providers: CompanyProviders,
     breaker: CircuitBreaker,
     db: DatabaseConnection,
     pubsub: PubSub,
@@ -91,17 +92,19 @@ enum Stop {
 impl std::fmt::Debug for Chat {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Chat")
-            .field("model", &self.inner.provider.model())
+            .field("model", &self.model())
             .finish_non_exhaustive()
     }
 }
 
 impl Chat {
-    /// Builds the chat on the configured provider, starts listening for cancellations and
-    /// sweeping replies whose lease lapsed (at once, then every `CHAT_SWEEP_SECS`). `draining`
-    /// is cancelled when the server begins to drain.
+    /// Builds the chat on the configured provider (and the companies' own, whose keys
+    /// `secrets` opens), starts listening for cancellations and sweeping replies whose lease
+    /// lapsed (at once, then every `CHAT_SWEEP_SECS`). `draining` is cancelled when the server
+    /// begins to drain.
     pub fn start(
         config: &Config,
+        secrets: crate::secrets::Secrets,
         db: DatabaseConnection,
         redis: crate::kv::Redis,
         pubsub: PubSub,
@@ -110,7 +113,7 @@ impl Chat {
         let provider = crate::llm::from_config(config)?;
         let chat = Self {
             inner: Arc::new(Inner {
-                provider,
+                providers: CompanyProviders::new(config, provider, secrets),
                 breaker: CircuitBreaker::new(
                     config.llm_breaker_threshold,
                     Duration::from_secs(config.llm_breaker_cool_down_secs),
@@ -136,9 +139,9 @@ impl Chat {
         Ok(chat)
     }
 
-    /// The model replies are asked of.
+    /// The model the server's default provider is asked for.
     pub fn model(&self) -> &str {
-        self.inner.provider.model()
+        self.inner.providers.default_provider().model()
     }
 
     pub(crate) fn pubsub(&self) -> &PubSub {

@@ -245,6 +245,36 @@ pub const CHAT_SILENT_REPLIES: SqlFunction = SqlFunction {
     returns: Returns::Table(&[("id", "uuid")]),
     caller: Caller::Worker,
 };
+pub const COMPANY_LLM_PROVIDER: SqlFunction = SqlFunction {
+    name: "company_llm_provider",
+    args: &["uuid"],
+    returns: Returns::Table(&[
+        ("base_url", "text"),
+        ("model", "text"),
+        ("api_key_sealed", "text"),
+    ]),
+    caller: Caller::Worker,
+};
+/// Lists sealed values of one column for `server rotate-secrets`, locked, after a key.
+pub const SEALED_COMPANY_LLM_KEYS: SqlFunction = SqlFunction {
+    name: "sealed_company_llm_keys",
+    args: &["uuid", "uuid", "integer"],
+    returns: Returns::Table(SEALED_PAGE),
+    caller: Caller::Worker,
+};
+/// Replaces one sealed value by its re-sealed form, unless it changed meanwhile.
+pub const RESEAL_COMPANY_LLM_KEY: SqlFunction = SqlFunction {
+    name: "reseal_company_llm_key",
+    args: &["uuid", "uuid", "text", "text"],
+    returns: Returns::Scalar("boolean"),
+    caller: Caller::Worker,
+};
+/// The columns every function listing sealed values returns (see `crate::secrets::rotate`).
+pub const SEALED_PAGE: &[(&str, &str)] = &[
+    ("company_id", "uuid"),
+    ("row_id", "uuid"),
+    ("sealed", "text"),
+];
 pub const CONSUME_PASSWORD_RESET: SqlFunction = SqlFunction {
     name: "consume_password_reset",
     args: &["text", "text"],
@@ -381,6 +411,7 @@ pub const DECLARED: &[SqlFunction] = &[
     CHAT_INTERRUPT_MESSAGE,
     CHAT_PROGRESS_MESSAGE,
     CHAT_SILENT_REPLIES,
+    COMPANY_LLM_PROVIDER,
     CONSUME_PASSWORD_RESET,
     CREATE_PASSWORD_RESET,
     CREATE_SESSION,
@@ -394,6 +425,8 @@ pub const DECLARED: &[SqlFunction] = &[
     PENDING_INVITATION,
     PENDING_PASSWORD_RESET,
     REFRESH_SESSION,
+    RESEAL_COMPANY_LLM_KEY,
+    SEALED_COMPANY_LLM_KEYS,
     SESSION_STATE,
     SIGN_UP,
 ];
@@ -793,6 +826,102 @@ pub async fn chat_silent_replies(
         .iter()
         .map(|row| row.try_get("", "id"))
         .collect()
+}
+
+/// What `app.company_llm_provider` answers: a company's own LLM provider, its key sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompanyLlmProvider {
+    pub base_url: String,
+    pub model: String,
+    pub api_key_sealed: Option<String>,
+}
+
+/// `app.company_llm_provider`: the company's own LLM provider, if it set one.
+pub async fn company_llm_provider(
+    db: &DatabaseConnection,
+    company: Uuid,
+) -> Result<Option<CompanyLlmProvider>, DbErr> {
+    let rows = COMPANY_LLM_PROVIDER.rows(db, vec![company.into()]).await?;
+    rows.first()
+        .map(|row| {
+            Ok(CompanyLlmProvider {
+                base_url: row.try_get("", "base_url")?,
+                model: row.try_get("", "model")?,
+                api_key_sealed: row.try_get("", "api_key_sealed")?,
+            })
+        })
+        .transpose()
+}
+
+/// One sealed value listed for re-sealing: its company, its row and the stored text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedValue {
+    pub company_id: Uuid,
+    pub row_id: Uuid,
+    pub sealed: String,
+}
+
+/// Calls `list`, a function of [`SEALED_PAGE`] columns, in the worker transaction `conn`: at
+/// most `limit` sealed values after `(company, row)`, in that order, locked until the end of
+/// the transaction.
+pub async fn sealed_page(
+    conn: &impl ConnectionTrait,
+    list: &SqlFunction,
+    after: Option<(Uuid, Uuid)>,
+    limit: i32,
+) -> Result<Vec<SealedValue>, DbErr> {
+    if list.returns != Returns::Table(SEALED_PAGE) || list.caller != Caller::Worker {
+        return Err(DbErr::Custom(format!(
+            "app.{} does not list sealed values",
+            list.name
+        )));
+    }
+    let (company, row) = match after {
+        Some((company, row)) => (Some(company), Some(row)),
+        None => (None, None),
+    };
+    list.rows_on(conn, vec![company.into(), row.into(), limit.into()])
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(SealedValue {
+                company_id: row.try_get("", "company_id")?,
+                row_id: row.try_get("", "row_id")?,
+                sealed: row.try_get("", "sealed")?,
+            })
+        })
+        .collect()
+}
+
+/// Calls `replace` (company, row, old sealed text, new sealed text) in the worker transaction
+/// `conn`: whether the value was still `old` and is now `new`.
+pub async fn reseal_value(
+    conn: &impl ConnectionTrait,
+    replace: &SqlFunction,
+    value: &SealedValue,
+    new: &str,
+) -> Result<bool, DbErr> {
+    if replace.args != ["uuid", "uuid", "text", "text"] || replace.caller != Caller::Worker {
+        return Err(DbErr::Custom(format!(
+            "app.{} does not replace sealed values",
+            replace.name
+        )));
+    }
+    let rows = replace
+        .rows_on(
+            conn,
+            vec![
+                value.company_id.into(),
+                value.row_id.into(),
+                value.sealed.as_str().into(),
+                new.into(),
+            ],
+        )
+        .await?;
+    match rows.first() {
+        Some(row) => row.try_get("", VALUE),
+        None => Ok(false),
+    }
 }
 
 /// `app.consume_password_reset`: sets the new password with a reset token (once) and revokes

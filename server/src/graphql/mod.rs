@@ -8,6 +8,7 @@ mod friends;
 mod guardrails;
 mod identities;
 pub mod live;
+mod llm_provider;
 mod node;
 mod observe;
 mod presets;
@@ -57,6 +58,7 @@ pub struct MutationRoot(
     presets::PresetMutation,
     audience::AudienceMutation,
     chat::ChatMutation,
+    llm_provider::LlmProviderMutation,
 );
 
 /// Root of all subscriptions.

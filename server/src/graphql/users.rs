@@ -83,6 +83,7 @@ impl From<Profile> for User {
 
 /// A tenant: the caller's organisation.
 #[derive(Debug, Clone, SimpleObject)]
+#[graphql(complex)]
 pub struct Company {
     pub id: ID,
     pub name: String,

@@ -3,6 +3,7 @@
 //! circuit breaker that fails fast while the provider keeps failing.
 
 mod breaker;
+pub mod company;
 mod demo;
 mod openai;
 mod retry;
@@ -76,6 +77,10 @@ pub enum LlmError {
     Broken(String),
     #[error("the AI provider is failing; new replies are refused for {0} s")]
     CircuitOpen(u64),
+    /// The company's own provider cannot be used as it is set (its key does not open, its
+    /// settings cannot be read): never retried, and no fallback to the default provider.
+    #[error("{0}")]
+    Misconfigured(String),
 }
 
 impl LlmError {
@@ -125,12 +130,17 @@ pub fn from_config(config: &Config) -> anyhow::Result<Arc<dyn Provider>> {
     {
         Some(base_url) => Ok(Arc::new(OpenAiClient::new(OpenAiSettings {
             base_url: base_url.trim_end_matches('/').to_owned(),
-            api_key: config.llm_api_key.clone().filter(|k| !k.is_empty()),
+            api_key: config
+                .llm_api_key
+                .clone()
+                .filter(|k| !k.is_empty())
+                .map(zeroize::Zeroizing::new),
             model: config.llm_model.clone(),
             connect_timeout: Duration::from_millis(config.llm_connect_timeout_ms),
             first_token_timeout: Duration::from_millis(config.llm_first_token_timeout_ms),
             idle_timeout: Duration::from_millis(config.llm_idle_timeout_ms),
             max_retries: config.llm_max_retries,
+            follow_redirects: true,
         })?)),
         None => Ok(Arc::new(DemoProvider::new(Duration::from_millis(
             config.llm_demo_token_ms,

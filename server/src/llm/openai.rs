@@ -20,7 +20,8 @@ use super::{
 pub struct OpenAiSettings {
     /// E.g. `https://api.openai.com/v1`, without the trailing `/chat/completions`.
     pub base_url: String,
-    pub api_key: Option<String>,
+    /// Zeroized when the last client holding it is dropped.
+    pub api_key: Option<zeroize::Zeroizing<String>>,
     pub model: String,
     pub connect_timeout: Duration,
     /// From sending the request to the first token (response headers included).
@@ -29,6 +30,8 @@ pub struct OpenAiSettings {
     pub idle_timeout: Duration,
     /// Retries before the first token (so at most `max_retries + 1` attempts).
     pub max_retries: u32,
+    /// Whether redirects are followed (not for a company's own provider: see `company`).
+    pub follow_redirects: bool,
 }
 
 impl std::fmt::Debug for OpenAiSettings {
@@ -49,8 +52,14 @@ pub struct OpenAiClient {
 
 impl OpenAiClient {
     pub fn new(settings: OpenAiSettings) -> anyhow::Result<Self> {
+        let redirects = if settings.follow_redirects {
+            reqwest::redirect::Policy::default()
+        } else {
+            reqwest::redirect::Policy::none()
+        };
         let http = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
+            .redirect(redirects)
             .pool_idle_timeout(Duration::from_secs(60))
             .build()?;
         Ok(Self { http, settings })
@@ -69,7 +78,7 @@ impl OpenAiClient {
             .header("accept", "text/event-stream")
             .json(body);
         if let Some(key) = &self.settings.api_key {
-            request = request.bearer_auth(key);
+            request = request.bearer_auth(key.as_str());
         }
         let response = timeout_at(deadline, request.send())
             .await

@@ -13,6 +13,7 @@ pub mod chat;
 pub mod friends;
 pub mod identities;
 pub mod keyset;
+pub mod llm_provider;
 pub mod presets;
 pub mod roles;
 pub mod users;

@@ -161,6 +161,14 @@ async fn fixture(app: &TestApp) -> anyhow::Result<People> {
         ))
         .await?;
     }
+    // Each company has its own LLM provider, its key sealed.
+    for company in [a, b] {
+        app.sql(&format!(
+            "INSERT INTO company_llm_providers (company_id, base_url, model, api_key_sealed)
+             VALUES ('{company}', 'https://llm.example.com/v1', 'm', 'v1:k1:AAAA')"
+        ))
+        .await?;
+    }
     // Friendships: each caller has a pending request from `third`; `other` and `third` are
     // friends; so are the two people of company B.
     let mut pairs: Vec<(&TestUser, &TestUser, &str)> = people
@@ -285,6 +293,60 @@ fn cases(people: &People, perms: &Permissions) -> Vec<Case> {
                     format!("DELETE FROM companies WHERE id = '{c}'"),
                     false,
                     false,
+                );
+            }
+
+            // company_llm_providers: the company's row, read and written by whoever manages the
+            // company; the sealed key read by no request role, and the row's company fixed.
+            if row != Row::Other {
+                let admins = home && may("company", "manage");
+                add(
+                    format!("company_llm_providers select {r}"),
+                    format!(
+                        "SELECT company_id FROM company_llm_providers WHERE company_id = '{c}'"
+                    ),
+                    true,
+                    admins,
+                );
+                add(
+                    format!("company_llm_providers select sealed key {r}"),
+                    format!(
+                        "SELECT api_key_sealed FROM company_llm_providers WHERE company_id = '{c}'"
+                    ),
+                    true,
+                    false,
+                );
+                add(
+                    format!("company_llm_providers update {r}"),
+                    format!(
+                        "UPDATE company_llm_providers SET model = 'x', api_key_sealed = NULL WHERE company_id = '{c}'"
+                    ),
+                    false,
+                    admins,
+                );
+                add(
+                    format!("company_llm_providers move {r}"),
+                    format!(
+                        "UPDATE company_llm_providers SET company_id = '{company}' WHERE company_id = '{c}'"
+                    ),
+                    false,
+                    false,
+                );
+                add(
+                    format!("company_llm_providers delete {r}"),
+                    format!("DELETE FROM company_llm_providers WHERE company_id = '{c}'"),
+                    false,
+                    admins,
+                );
+                add(
+                    format!("company_llm_providers insert {r}"),
+                    format!(
+                        "DELETE FROM company_llm_providers WHERE company_id = '{c}'; \
+                         INSERT INTO company_llm_providers (company_id, base_url, model) \
+                         VALUES ('{c}', 'https://other.example/v1', 'm')"
+                    ),
+                    false,
+                    admins,
                 );
             }
 

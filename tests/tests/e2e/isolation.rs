@@ -141,6 +141,12 @@ async fn every_tenant_table_is_isolated_by_row_level_security() -> anyhow::Resul
         ))
         .await?;
         app.sql(&format!(
+            "INSERT INTO company_llm_providers (company_id, base_url, model, api_key_sealed) \
+             VALUES ('{}', 'https://llm.example.com/v1', 'm', 'v1:k1:AAAA')",
+            admin.company_id
+        ))
+        .await?;
+        app.sql(&format!(
             "INSERT INTO friendships (company_id, user_a, user_b, status, requested_by) \
              SELECT u.company_id, LEAST(u.id, '{a}'::uuid), GREATEST(u.id, '{a}'::uuid), 'accepted', '{a}' \
              FROM users u WHERE u.company_id = '{c}' AND u.id <> '{a}' LIMIT 1",

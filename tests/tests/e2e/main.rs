@@ -10,6 +10,7 @@ mod chat_crud;
 mod chat_failures;
 mod chat_stranded;
 mod chat_support;
+mod company_llm;
 mod cookies;
 mod cost;
 mod db_layer;

@@ -21,6 +21,17 @@ async fn a_second_start_of_a_running_private_cluster_says_what_to_do() -> anyhow
         .as_ref()
         .map(devservices::PrivatePostgres::port)
         .ok_or_else(|| anyhow::anyhow!("no private PostgreSQL"))?;
+    // The key secrets are sealed with was generated into DATA_DIR, for its owner only.
+    let keys = serving
+        .secrets_keys
+        .as_ref()
+        .map(|k| server::secrets::Secrets::parse(k.expose()))
+        .transpose()?;
+    assert!(keys.is_some_and(|k| k.can_seal()), "no key in private mode");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(data_dir.join("secrets_keys"))?.permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
 
     // What `server seed` / `server migrate` do first, on the same DATA_DIR.
     let mut second = Config::defaults();
