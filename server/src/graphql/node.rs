@@ -207,7 +207,7 @@ async fn find(
     if readable.message
         && let Some(row) = chat_service::message(conn, caller, id).await?
     {
-        return Ok(Some(Found::Message(row.into())));
+        return Ok(Some(Found::Message(row.message)));
     }
     // Knowledge is read with the permission to read conversations, as `knowledge` is.
     if readable.conversation

@@ -359,15 +359,11 @@ pub async fn note(
     principal: &Principal,
     id: Uuid,
 ) -> AppResult<Option<Note>> {
-    Ok(owned(
-        knowledge::Entity::find_by_id(id),
-        knowledge::Column::CompanyId,
-        knowledge::Column::UserId,
-        principal,
-    )
-    .one(conn)
-    .await?
-    .map(Note::from))
+    Ok(own_knowledge(principal)
+        .filter(knowledge::Column::Id.eq(id))
+        .one(conn)
+        .await?
+        .map(Note::from))
 }
 
 /// Deletes the messages of a conversation; how many.
