@@ -30,6 +30,7 @@ pub const FILES: &[(&str, &str)] = &[
     current!("sessions.sql"),
     current!("refresh_tokens.sql"),
     current!("password_resets.sql"),
+    current!("email_verifications.sql"),
     current!("invitations.sql"),
     current!("outbound_emails.sql"),
     current!("roles.sql"),

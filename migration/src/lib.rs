@@ -75,6 +75,8 @@ mod m20261201_000800_hold_the_database_layer;
 mod m20261215_000900_replies_are_never_stranded;
 mod m20261216_001000_late_subscribers_catch_up_from_postgresql;
 mod m20261221_001100_count_audiences_with_bitmaps;
+mod m20261222_001200_deliver_the_outbox;
+mod m20261222_001201_verify_email_addresses;
 
 /// Runs every migration of this crate, in order.
 pub struct Migrator;
@@ -98,6 +100,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261215_000900_replies_are_never_stranded::Migration),
             Box::new(m20261216_001000_late_subscribers_catch_up_from_postgresql::Migration),
             Box::new(m20261221_001100_count_audiences_with_bitmaps::Migration),
+            Box::new(m20261222_001200_deliver_the_outbox::Migration),
+            Box::new(m20261222_001201_verify_email_addresses::Migration),
         ]
     }
 }
@@ -110,6 +114,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "sessions",
     "refresh_tokens",
     "password_resets",
+    "email_verifications",
     "invitations",
     "outbound_emails",
     "roles",

@@ -33,6 +33,8 @@ pub struct AppState {
     pub pubsub: crate::pubsub::PubSub,
     /// Chat: the LLM provider, background generations and their cancel registry.
     pub chat: crate::chat::Chat,
+    /// Delivery of the outbox over SMTP (idle without `SMTP_URL`).
+    pub mail: crate::mail::Mailer,
     /// Persisted queries (in Redis) and the trusted documents' manifest.
     pub documents: Arc<crate::documents::Documents>,
     /// Cancelled when the server begins to drain (SIGTERM, [`crate::RunningServer::shutdown`]):

@@ -119,8 +119,8 @@ const FLOORS: &[&[&str]] = &[
     &["authz"],
     &["services"],
     // Domain logic and machinery beside the services: the chat's generation and streaming, the
-    // friendship state machine, the building blocks of authentication.
-    &["auth", "chat", "friends"],
+    // friendship state machine, the building blocks of authentication, the outbox's delivery.
+    &["auth", "chat", "friends", "mail"],
     &["pubsub", "ratelimit", "documents"],
     &["db", "kv", "llm", "paging", "audience"],
     &["metrics"],

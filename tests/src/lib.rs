@@ -8,6 +8,7 @@ mod gql;
 pub mod policy;
 pub mod process;
 pub mod restartable;
+pub mod smtp;
 pub mod ws;
 
 use std::{

@@ -153,7 +153,8 @@ ALTER FUNCTION app.create_password_reset(text, text, timestamptz, text, text) OW
 REVOKE ALL ON FUNCTION app.create_password_reset(text, text, timestamptz, text, text) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
 GRANT EXECUTE ON FUNCTION app.create_password_reset(text, text, timestamptz, text, text) TO app_anon;
 
--- Uses a reset token once: sets the password and revokes every session of that user.
+-- Uses a reset token once: sets the password and revokes every session of that user. The token
+-- came by e-mail, so the address is verified too.
 -- Returns the revoked session ids (and the user) or nothing when the token is not usable.
 CREATE OR REPLACE FUNCTION app.consume_password_reset(p_token_hash text, p_password_hash text)
     RETURNS TABLE (user_id uuid, company_id uuid, revoked_session uuid)
@@ -167,7 +168,8 @@ BEGIN
         RETURN;
     END IF;
     UPDATE password_resets SET used_at = now() WHERE id = r.id;
-    UPDATE users SET password_hash = p_password_hash WHERE id = r.user_id AND users.company_id = r.company_id AND is_active;
+    UPDATE users SET password_hash = p_password_hash, email_verified_at = COALESCE(email_verified_at, now())
+     WHERE id = r.user_id AND users.company_id = r.company_id AND is_active;
     IF NOT FOUND THEN
         RETURN;
     END IF;
@@ -196,8 +198,9 @@ BEGIN
     IF NOT FOUND THEN
         RETURN;
     END IF;
-    INSERT INTO users (id, company_id, email, password_hash, display_name, role)
-        VALUES (p_user, i.company_id, i.email, p_password_hash, btrim(p_display_name), i.role);
+    -- The invitation came to that address: it is verified.
+    INSERT INTO users (id, company_id, email, password_hash, display_name, role, email_verified_at)
+        VALUES (p_user, i.company_id, i.email, p_password_hash, btrim(p_display_name), i.role, now());
     UPDATE invitations SET accepted_at = now(), accepted_user_id = p_user WHERE id = i.id;
     RETURN QUERY SELECT p_user, i.company_id, i.role;
 END
@@ -226,3 +229,84 @@ $$;
 ALTER FUNCTION app.pending_invitation(text) OWNER TO app_auth;
 REVOKE ALL ON FUNCTION app.pending_invitation(text) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
 GRANT EXECUTE ON FUNCTION app.pending_invitation(text) TO app_anon;
+
+-- Stores a verification token for the current address of user p_user, unless it is verified,
+-- and queues the e-mail with its link; the user's earlier tokens stop working. Whether it did.
+CREATE OR REPLACE FUNCTION app.create_email_verification(p_user uuid, p_company uuid, p_token_hash text,
+                                                         p_expires_at timestamptz, p_subject text, p_body text)
+    RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+    AS $$
+DECLARE u users%ROWTYPE;
+BEGIN
+    SELECT * INTO u FROM users WHERE id = p_user AND company_id = p_company AND email_verified_at IS NULL;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    UPDATE email_verifications SET expires_at = now()
+     WHERE user_id = u.id AND company_id = u.company_id AND used_at IS NULL AND expires_at > now();
+    INSERT INTO email_verifications (company_id, user_id, email, token_hash, expires_at)
+        VALUES (u.company_id, u.id, u.email, p_token_hash, p_expires_at);
+    INSERT INTO outbound_emails (company_id, recipient, template, subject, body)
+        VALUES (u.company_id, u.email, 'email_verification', p_subject, p_body);
+    RETURN true;
+END
+$$;
+ALTER FUNCTION app.create_email_verification(uuid, uuid, text, timestamptz, text, text) OWNER TO app_auth;
+REVOKE ALL ON FUNCTION app.create_email_verification(uuid, uuid, text, timestamptz, text, text) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
+GRANT EXECUTE ON FUNCTION app.create_email_verification(uuid, uuid, text, timestamptz, text, text) TO app_anon;
+
+-- Uses a verification token once: while the address it was sent to is still its user's, that
+-- address is verified. The user, or no row.
+CREATE OR REPLACE FUNCTION app.verify_email(p_token_hash text)
+    RETURNS TABLE (user_id uuid, company_id uuid)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+    AS $$
+DECLARE v email_verifications%ROWTYPE;
+BEGIN
+    SELECT * INTO v FROM email_verifications
+     WHERE token_hash = p_token_hash AND used_at IS NULL AND expires_at > now() FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    UPDATE email_verifications SET used_at = now() WHERE id = v.id;
+    UPDATE users SET email_verified_at = COALESCE(email_verified_at, now())
+     WHERE id = v.user_id AND users.company_id = v.company_id AND lower(email) = lower(v.email);
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT v.user_id, v.company_id;
+END
+$$;
+ALTER FUNCTION app.verify_email(text) OWNER TO app_auth;
+REVOKE ALL ON FUNCTION app.verify_email(text) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
+GRANT EXECUTE ON FUNCTION app.verify_email(text) TO app_anon;
+
+-- User p_user (active) changes their address to p_email: it is unverified until the link
+-- queued to it is followed, and their pending password resets and verification links stop
+-- working. Whether the user was changed.
+CREATE OR REPLACE FUNCTION app.change_email(p_user uuid, p_company uuid, p_email text, p_token_hash text,
+                                            p_expires_at timestamptz, p_subject text, p_body text)
+    RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+    AS $$
+BEGIN
+    UPDATE users SET email = btrim(p_email), email_verified_at = NULL
+     WHERE id = p_user AND company_id = p_company AND is_active;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    UPDATE password_resets SET expires_at = now()
+     WHERE user_id = p_user AND company_id = p_company AND used_at IS NULL AND expires_at > now();
+    UPDATE email_verifications SET expires_at = now()
+     WHERE user_id = p_user AND company_id = p_company AND used_at IS NULL AND expires_at > now();
+    INSERT INTO email_verifications (company_id, user_id, email, token_hash, expires_at)
+        VALUES (p_company, p_user, btrim(p_email), p_token_hash, p_expires_at);
+    INSERT INTO outbound_emails (company_id, recipient, template, subject, body)
+        VALUES (p_company, btrim(p_email), 'email_verification', p_subject, p_body);
+    RETURN true;
+END
+$$;
+ALTER FUNCTION app.change_email(uuid, uuid, text, text, timestamptz, text, text) OWNER TO app_auth;
+REVOKE ALL ON FUNCTION app.change_email(uuid, uuid, text, text, timestamptz, text, text) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
+GRANT EXECUTE ON FUNCTION app.change_email(uuid, uuid, text, text, timestamptz, text, text) TO app_anon;

@@ -210,6 +210,12 @@ pub const BEGIN_REQUEST: SqlFunction = SqlFunction {
     returns: Returns::Void,
     caller: Caller::User,
 };
+pub const CHANGE_EMAIL: SqlFunction = SqlFunction {
+    name: "change_email",
+    args: &["uuid", "uuid", "text", "text", TIMESTAMPTZ, "text", "text"],
+    returns: Returns::Scalar("boolean"),
+    caller: Caller::Anonymous,
+};
 pub const CHAT_FINISH_MESSAGE: SqlFunction = SqlFunction {
     name: "chat_finish_message",
     args: &[
@@ -255,6 +261,12 @@ pub const CONSUME_PASSWORD_RESET: SqlFunction = SqlFunction {
     ]),
     caller: Caller::Anonymous,
 };
+pub const CREATE_EMAIL_VERIFICATION: SqlFunction = SqlFunction {
+    name: "create_email_verification",
+    args: &["uuid", "uuid", "text", TIMESTAMPTZ, "text", "text"],
+    returns: Returns::Scalar("boolean"),
+    caller: Caller::Anonymous,
+};
 pub const CREATE_PASSWORD_RESET: SqlFunction = SqlFunction {
     name: "create_password_reset",
     args: &["text", "text", TIMESTAMPTZ, "text", "text"],
@@ -294,6 +306,30 @@ pub const LOGIN_LOOKUP: SqlFunction = SqlFunction {
         ("is_active", "boolean"),
     ]),
     caller: Caller::Anonymous,
+};
+pub const MAIL_ATTEMPT_FAILED: SqlFunction = SqlFunction {
+    name: "mail_attempt_failed",
+    args: &["uuid", "text", "interval"],
+    returns: Returns::Scalar("text"),
+    caller: Caller::Worker,
+};
+pub const MAIL_CLAIM: SqlFunction = SqlFunction {
+    name: "mail_claim",
+    args: &["interval", "integer"],
+    returns: Returns::Table(&[
+        ("id", "uuid"),
+        ("recipient", "text"),
+        ("subject", "text"),
+        ("body", "text"),
+        ("attempts", "integer"),
+    ]),
+    caller: Caller::Worker,
+};
+pub const MAIL_SENT: SqlFunction = SqlFunction {
+    name: "mail_sent",
+    args: &["uuid"],
+    returns: Returns::Scalar("boolean"),
+    caller: Caller::Worker,
 };
 pub const MUTUAL_FRIEND_IDS: SqlFunction = SqlFunction {
     name: "mutual_friend_ids",
@@ -339,25 +375,38 @@ pub const SIGN_UP: SqlFunction = SqlFunction {
     caller: Caller::Anonymous,
 };
 
+pub const VERIFY_EMAIL: SqlFunction = SqlFunction {
+    name: "verify_email",
+    args: &["text"],
+    returns: Returns::Table(&[("user_id", "uuid"), ("company_id", "uuid")]),
+    caller: Caller::Anonymous,
+};
+
 /// Every `app.*` function the server calls.
 pub const DECLARED: &[SqlFunction] = &[
     ACCEPT_INVITATION,
     BEGIN_REQUEST,
+    CHANGE_EMAIL,
     CHAT_FINISH_MESSAGE,
     CHAT_INTERRUPT_MESSAGE,
     CHAT_PROGRESS_MESSAGE,
     CHAT_SILENT_REPLIES,
     CONSUME_PASSWORD_RESET,
+    CREATE_EMAIL_VERIFICATION,
     CREATE_PASSWORD_RESET,
     CREATE_SESSION,
     CURRENT_PASSWORD_HASH,
     LOGIN_LOOKUP,
+    MAIL_ATTEMPT_FAILED,
+    MAIL_CLAIM,
+    MAIL_SENT,
     MUTUAL_FRIEND_IDS,
     PENDING_INVITATION,
     PENDING_PASSWORD_RESET,
     REFRESH_SESSION,
     SESSION_STATE,
     SIGN_UP,
+    VERIFY_EMAIL,
 ];
 
 /// Functions granted to a role of the application that the server never calls itself: only
@@ -510,6 +559,26 @@ pub struct Interrupted {
     pub completion_tokens: Option<i32>,
 }
 
+/// A message `app.mail_claim` handed to this instance to send.
+#[derive(Debug, Clone)]
+pub struct ClaimedMail {
+    pub id: Uuid,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    /// Attempts at it so far, this one included.
+    pub attempts: i32,
+}
+
+/// A one-time e-mail, for the definer functions that store a token and queue its message.
+#[derive(Debug, Clone)]
+pub struct TokenMail<'a> {
+    pub token_hash: &'a str,
+    pub expires_at: DateTime<Utc>,
+    pub subject: &'a str,
+    pub body: &'a str,
+}
+
 /// A new session, for `app.create_session`.
 #[derive(Debug, Clone)]
 pub struct NewSession<'a> {
@@ -613,6 +682,56 @@ pub fn begin_request_sql(
         .map(|(ty, literal)| format!("{literal}::{ty}"))
         .collect();
     format!("SELECT app.{}({})", BEGIN_REQUEST.name, args.join(", "))
+}
+
+/// `app.change_email`: active user `user` of `company` changes their address to `email`,
+/// unverified until the link of `mail` (queued to it) is followed; whether the user changed.
+pub async fn change_email(
+    db: &DatabaseConnection,
+    user: Uuid,
+    company: Uuid,
+    email: &str,
+    mail: &TokenMail<'_>,
+) -> Result<bool, DbErr> {
+    CHANGE_EMAIL
+        .one(
+            db,
+            vec![
+                user.into(),
+                company.into(),
+                email.into(),
+                mail.token_hash.into(),
+                mail.expires_at.into(),
+                mail.subject.into(),
+                mail.body.into(),
+            ],
+        )
+        .await?
+        .try_get("", VALUE)
+}
+
+/// `app.create_email_verification`: stores a verification token for the current address of
+/// `user` and queues `mail` to it, unless the address is verified; whether it did.
+pub async fn create_email_verification(
+    db: &DatabaseConnection,
+    user: Uuid,
+    company: Uuid,
+    mail: &TokenMail<'_>,
+) -> Result<bool, DbErr> {
+    CREATE_EMAIL_VERIFICATION
+        .one(
+            db,
+            vec![
+                user.into(),
+                company.into(),
+                mail.token_hash.into(),
+                mail.expires_at.into(),
+                mail.subject.into(),
+                mail.body.into(),
+            ],
+        )
+        .await?
+        .try_get("", VALUE)
 }
 
 /// `app.chat_finish_message`: stores the outcome of a reply; whether it was still streaming
@@ -807,6 +926,59 @@ pub async fn login_lookup(
         .transpose()
 }
 
+/// `app.mail_attempt_failed`: an attempt at claimed message `id` failed with `error`; it is
+/// due again after `retry_in`, or `failed` when that is `None`. The message's status, `None`
+/// when it was no longer pending.
+pub async fn mail_attempt_failed(
+    db: &DatabaseConnection,
+    id: Uuid,
+    error: &str,
+    retry_in: Option<Duration>,
+) -> Result<Option<String>, DbErr> {
+    MAIL_ATTEMPT_FAILED
+        .one(
+            db,
+            vec![
+                id.into(),
+                error.into(),
+                retry_in.map(|d| d.as_secs_f64()).into(),
+            ],
+        )
+        .await?
+        .try_get("", VALUE)
+}
+
+/// `app.mail_claim`: at most `limit` due messages, each not due again for `lease`.
+pub async fn mail_claim(
+    db: &DatabaseConnection,
+    lease: Duration,
+    limit: i32,
+) -> Result<Vec<ClaimedMail>, DbErr> {
+    MAIL_CLAIM
+        .rows(db, vec![secs(lease), limit.into()])
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(ClaimedMail {
+                id: row.try_get("", "id")?,
+                recipient: row.try_get("", "recipient")?,
+                subject: row.try_get("", "subject")?,
+                body: row.try_get("", "body")?,
+                attempts: row.try_get("", "attempts")?,
+            })
+        })
+        .collect()
+}
+
+/// `app.mail_sent`: claimed message `id` was accepted by the SMTP server; whether it was still
+/// pending.
+pub async fn mail_sent(db: &DatabaseConnection, id: Uuid) -> Result<bool, DbErr> {
+    MAIL_SENT
+        .one(db, vec![id.into()])
+        .await?
+        .try_get("", VALUE)
+}
+
 /// `<column> IN app.mutual_friend_ids(other)`: a condition for a query of a signed-in request.
 pub fn in_mutual_friend_ids(column: &str, other: Uuid) -> SimpleExpr {
     Expr::cust_with_values(
@@ -901,6 +1073,17 @@ pub async fn sign_up(db: &DatabaseConnection, new: &NewCompany<'_>) -> Result<()
         )
         .await
         .map(|_| ())
+}
+
+/// `app.verify_email`: uses a verification token once; the user whose address it verified.
+pub async fn verify_email(
+    db: &DatabaseConnection,
+    token_hash: &str,
+) -> Result<Option<(Uuid, Uuid)>, DbErr> {
+    let rows = VERIFY_EMAIL.rows(db, vec![token_hash.into()]).await?;
+    rows.first()
+        .map(|row| Ok((row.try_get("", "user_id")?, row.try_get("", "company_id")?)))
+        .transpose()
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Authentication operations: sign-up, login, refresh, logout, sessions, password change and
-//! reset, invitations.
+//! reset, invitations, verifying and changing one's e-mail address.
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
@@ -381,6 +381,61 @@ impl AuthMutation {
         Ok(true)
     }
 
+    /// Verifies an e-mail address with the token of the link sent to it (usable once, until it
+    /// expires).
+    #[graphql(directive = public::apply())]
+    async fn verify_email(&self, ctx: &Context<'_>, token: String) -> AppResult<bool> {
+        auth_service::verify_email(&deps(state(ctx)?), &token).await?;
+        Ok(true)
+    }
+
+    /// Sends a new verification link to the caller's address (earlier links stop working);
+    /// false when the address is verified already. Rate-limited per user.
+    #[graphql(directive = requires::apply(Obj::Session, Action::Update))]
+    async fn resend_verification(&self, ctx: &Context<'_>) -> AppResult<bool> {
+        let principal = principal(ctx)?;
+        auth_service::resend_verification(&deps(state(ctx)?), principal).await
+    }
+
+    /// Changes the caller's e-mail address, proven by their current password: the new address
+    /// is unverified until the link sent to it is followed, and pending password resets stop
+    /// working.
+    #[graphql(directive = requires::apply(Obj::Session, Action::Update))]
+    async fn change_email(
+        &self,
+        ctx: &Context<'_>,
+        current_password: String,
+        new_email: String,
+    ) -> AppResult<User> {
+        let principal = principal(ctx)?;
+        let state = state(ctx)?;
+        // Every call is a guess of the current password, as `changePassword`'s.
+        limits::change_password(&state.ratelimit, principal.user_id).await?;
+        auth_service::check_email("newEmail", &new_email)?;
+        let (hash, _) = scope(ctx)?
+            .read({
+                let principal = principal.clone();
+                move |tx| {
+                    Box::pin(
+                        async move { auth_service::own_credentials(tx.conn(), &principal).await },
+                    )
+                }
+            })
+            .await?;
+        // No connection is held while hashing.
+        scope(ctx)?.finish().await?;
+        if !state.passwords.verify(current_password, hash).await? {
+            return Err(AppError::bad_input(
+                "currentPassword",
+                "the current password is wrong",
+            ));
+        }
+        auth_service::change_email(&deps(state), principal, &new_email).await?;
+        Ok(auth_service::signed_in_profile(&deps(state), principal)
+            .await?
+            .into())
+    }
+
     /// Invites someone to the caller's company (admins). The token is in this response only.
     #[graphql(directive = requires::apply(Obj::Invitation, Action::Create))]
     async fn invite_user(
@@ -438,8 +493,8 @@ impl AuthMutation {
                 }
             })
             .await?;
-        if state.config.private_mode {
-            tracing::info!(%link, "invitation link (private mode: a mailer would send it from outbound_emails)");
+        if state.config.private_mode && state.config.smtp_url.is_none() {
+            tracing::info!(%link, "invitation link (private mode without SMTP_URL: the e-mail stays in outbound_emails)");
         }
         Ok(Invitation {
             id: ID(id.to_string()),

@@ -17,9 +17,9 @@ use sea_orm::{
 use uuid::Uuid;
 
 pub use sign_in::{
-    Acceptance, Issued, SignUp, accept_invitation, access_token, check_email, check_name,
-    email_company, invitation_link, login, refresh, request_password_reset, reset_password,
-    sign_up,
+    Acceptance, Issued, SignUp, accept_invitation, access_token, change_email, check_email,
+    check_name, email_company, invitation_link, login, refresh, request_password_reset,
+    resend_verification, reset_password, send_verification, sign_up, verify_email,
 };
 
 use super::users::{self as user_service, Profile};

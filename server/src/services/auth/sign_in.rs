@@ -1,5 +1,6 @@
-//! The flows before there is a caller: sign-up, login, refresh rotation, password reset and
-//! accepting an invitation. Cross-tenant lookups go through the `SECURITY DEFINER` functions of
+//! The flows before there is a caller: sign-up, login, refresh rotation, password reset,
+//! accepting an invitation and verifying an address (and, for a signed-in caller, the
+//! verification links and address changes, which go through the same definer functions). Cross-tenant lookups go through the `SECURITY DEFINER` functions of
 //! the migrations, called in anonymous transactions (`app_anon`, whose only powers are those
 //! functions).
 
@@ -168,7 +169,119 @@ pub async fn sign_up(deps: &AuthDeps<'_>, meta: &RequestMeta, input: SignUp) -> 
         },
     )
     .await?;
+    // The account exists now: a verification link that could not be queued is asked for
+    // again with `resendVerification`, it does not fail the sign-up.
+    if let Err(error) = send_verification(deps, user, company).await {
+        tracing::warn!(user = %user, error = ?error, "could not queue the verification e-mail of a new account");
+    }
     start_session(deps, meta, user, company, BuiltInRole::Admin.into()).await
+}
+
+/// Stores a fresh verification token for the current address of `user` and queues the e-mail
+/// with its link, unless the address is verified; whether it did.
+pub async fn send_verification(deps: &AuthDeps<'_>, user: Uuid, company: Uuid) -> AppResult<bool> {
+    let (token, mail) = verification_mail(deps);
+    let queued = sql::create_email_verification(
+        deps.db,
+        user,
+        company,
+        &mail.as_token_mail(&tokens::hash(&token)),
+    )
+    .await?;
+    if queued {
+        log_link(deps, "verification", &mail.link);
+    }
+    Ok(queued)
+}
+
+/// A verification e-mail: its link (with the token) and body.
+struct VerificationMail {
+    link: String,
+    body: String,
+    expires_at: DateTime<Utc>,
+}
+
+impl VerificationMail {
+    fn as_token_mail<'a>(&'a self, token_hash: &'a str) -> sql::TokenMail<'a> {
+        sql::TokenMail {
+            token_hash,
+            expires_at: self.expires_at,
+            subject: "Confirm your e-mail address",
+            body: &self.body,
+        }
+    }
+}
+
+fn verification_mail(deps: &AuthDeps<'_>) -> (String, VerificationMail) {
+    let token = tokens::generate(tokens::Kind::EmailVerification);
+    let link = format!("{}/verify-email?token={token}", public_url(deps));
+    let ttl = deps.config.email_verification_ttl_secs;
+    let body = format!(
+        "Confirm that this e-mail address is yours (valid {} hours, once):\n{link}\n\nIf you did not sign up or change your address, ignore this e-mail.",
+        ttl / 3600
+    );
+    let mail = VerificationMail {
+        link,
+        body,
+        expires_at: Utc::now() + ChronoDuration::seconds(ttl as i64),
+    };
+    (token, mail)
+}
+
+/// In private mode without SMTP_URL, a queued e-mail's link goes to the log (nothing sends it).
+fn log_link(deps: &AuthDeps<'_>, what: &str, link: &str) {
+    if deps.config.private_mode && deps.config.smtp_url.is_none() {
+        tracing::info!(%link, "{what} link (private mode without SMTP_URL: the e-mail stays in outbound_emails)");
+    }
+}
+
+/// Verifies an address with the token of the link sent to it (once, before it expires).
+pub async fn verify_email(deps: &AuthDeps<'_>, token: &str) -> AppResult<(Uuid, Uuid)> {
+    let unusable =
+        || AppError::bad_input("token", "the verification link is invalid, used or expired");
+    if !tokens::is_kind(token, tokens::Kind::EmailVerification) {
+        return Err(unusable());
+    }
+    let verified = sql::verify_email(deps.db, &tokens::hash(token))
+        .await?
+        .ok_or_else(unusable)?;
+    tracing::info!(user = %verified.0, "e-mail address verified");
+    Ok(verified)
+}
+
+/// Sends a new verification link to the caller's address (rate-limited per user); false when
+/// it is verified already.
+pub async fn resend_verification(deps: &AuthDeps<'_>, principal: &Principal) -> AppResult<bool> {
+    limits::resend_verification(deps.ratelimit, principal.user_id).await?;
+    send_verification(deps, principal.user_id, principal.company_id).await
+}
+
+/// Changes the caller's address (their password was checked): unverified until the link sent
+/// to the new address is followed; their pending password resets stop working.
+pub async fn change_email(
+    deps: &AuthDeps<'_>,
+    principal: &Principal,
+    new_email: &str,
+) -> AppResult<()> {
+    let email = check_email("newEmail", new_email)?;
+    let (token, mail) = verification_mail(deps);
+    // A taken e-mail address is `CONFLICT` on `email` (the constraint's mapping).
+    let changed = sql::change_email(
+        deps.db,
+        principal.user_id,
+        principal.company_id,
+        &email,
+        &mail.as_token_mail(&tokens::hash(&token)),
+    )
+    .await?;
+    if !changed {
+        return Err(AppError::Unauthenticated(
+            "the account is deactivated".into(),
+        ));
+    }
+    log_link(deps, "verification", &mail.link);
+    tracing::info!(user = %principal.user_id, "e-mail address changed");
+    Ok(())
 }
 
 /// Proves an e-mail and password. Unknown e-mail, wrong password and inactive user give the
@@ -318,8 +431,8 @@ pub async fn request_password_reset(
         &body,
     )
     .await?;
-    if created && deps.config.private_mode {
-        tracing::info!(%link, "password reset link (private mode: a mailer would send it from outbound_emails)");
+    if created {
+        log_link(deps, "password reset", &link);
     }
     Ok(())
 }
