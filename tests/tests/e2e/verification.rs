@@ -207,7 +207,8 @@ async fn a_link_sent_to_a_former_address_does_not_verify_the_new_one() -> anyhow
 async fn a_password_reset_or_an_accepted_invitation_verifies_the_address() -> anyhow::Result<()> {
     let app = TestApp::spawn().await?;
     let payload = app.sign_up("Acme", "ann@acme.example", PASSWORD).await?;
-    let admin = access(&payload);
+    let first = access(&payload);
+    assert_eq!(me(&app, &first).await?["emailVerified"], false);
     app.graphql(
         None,
         "mutation { requestPasswordReset(email: \"ann@acme.example\") }",
@@ -227,8 +228,9 @@ async fn a_password_reset_or_an_accepted_invitation_verifies_the_address() -> an
     let token = access(&login.data()?["login"]);
     assert_eq!(me(&app, &token).await?["emailVerified"], true);
 
+    // The reset ended Ann's sessions: she invites from the new one.
     app.graphql(
-        Some(&admin),
+        Some(&token),
         "mutation { inviteUser(input: { email: \"bea@acme.example\", role: \"member\" }) { id } }",
         json!({}),
     )
