@@ -32,6 +32,8 @@ pub const FILES: &[(&str, &str)] = &[
     current!("password_resets.sql"),
     current!("email_verifications.sql"),
     current!("invitations.sql"),
+    current!("company_domains.sql"),
+    current!("invite_links.sql"),
     current!("outbound_emails.sql"),
     current!("roles.sql"),
     current!("presets.sql"),

@@ -77,6 +77,8 @@ mod m20261216_001000_late_subscribers_catch_up_from_postgresql;
 mod m20261221_001100_count_audiences_with_bitmaps;
 mod m20261222_001200_deliver_the_outbox;
 mod m20261222_001201_verify_email_addresses;
+mod m20261222_001202_verify_company_domains;
+mod m20261222_001203_invite_links;
 
 /// Runs every migration of this crate, in order.
 pub struct Migrator;
@@ -102,6 +104,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261221_001100_count_audiences_with_bitmaps::Migration),
             Box::new(m20261222_001200_deliver_the_outbox::Migration),
             Box::new(m20261222_001201_verify_email_addresses::Migration),
+            Box::new(m20261222_001202_verify_company_domains::Migration),
+            Box::new(m20261222_001203_invite_links::Migration),
         ]
     }
 }
@@ -116,6 +120,8 @@ pub const TENANT_TABLES: &[&str] = &[
     "password_resets",
     "email_verifications",
     "invitations",
+    "company_domains",
+    "invite_links",
     "outbound_emails",
     "roles",
     "presets",

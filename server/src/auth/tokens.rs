@@ -18,6 +18,7 @@ pub enum Kind {
     PasswordReset,
     Invitation,
     EmailVerification,
+    InviteLink,
 }
 
 impl Kind {
@@ -27,6 +28,7 @@ impl Kind {
             Self::PasswordReset => "pr_",
             Self::Invitation => "iv_",
             Self::EmailVerification => "ev_",
+            Self::InviteLink => "il_",
         }
     }
 }

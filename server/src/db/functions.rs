@@ -204,6 +204,16 @@ pub const ACCEPT_INVITATION: SqlFunction = SqlFunction {
     ]),
     caller: Caller::Anonymous,
 };
+pub const ACCEPT_INVITE_LINK: SqlFunction = SqlFunction {
+    name: "accept_invite_link",
+    args: &["text", "uuid", "text", "text", "text"],
+    returns: Returns::Table(&[
+        ("user_id", "uuid"),
+        ("company_id", "uuid"),
+        ("role", "text"),
+    ]),
+    caller: Caller::Anonymous,
+};
 pub const BEGIN_REQUEST: SqlFunction = SqlFunction {
     name: "begin_request",
     args: &["uuid", "uuid", "text", "uuid", "boolean"],
@@ -250,6 +260,12 @@ pub const CHAT_SILENT_REPLIES: SqlFunction = SqlFunction {
     args: &["interval", "integer"],
     returns: Returns::Table(&[("id", "uuid")]),
     caller: Caller::Worker,
+};
+pub const CONFIRM_COMPANY_DOMAIN: SqlFunction = SqlFunction {
+    name: "confirm_company_domain",
+    args: &["uuid"],
+    returns: Returns::Scalar("text"),
+    caller: Caller::User,
 };
 pub const CONSUME_PASSWORD_RESET: SqlFunction = SqlFunction {
     name: "consume_password_reset",
@@ -375,6 +391,12 @@ pub const SIGN_UP: SqlFunction = SqlFunction {
     caller: Caller::Anonymous,
 };
 
+pub const SIGN_UP_MEMBER: SqlFunction = SqlFunction {
+    name: "sign_up_member",
+    args: &["uuid", "text", "text", "text"],
+    returns: Returns::Scalar("uuid"),
+    caller: Caller::Anonymous,
+};
 pub const VERIFY_EMAIL: SqlFunction = SqlFunction {
     name: "verify_email",
     args: &["text"],
@@ -385,12 +407,14 @@ pub const VERIFY_EMAIL: SqlFunction = SqlFunction {
 /// Every `app.*` function the server calls.
 pub const DECLARED: &[SqlFunction] = &[
     ACCEPT_INVITATION,
+    ACCEPT_INVITE_LINK,
     BEGIN_REQUEST,
     CHANGE_EMAIL,
     CHAT_FINISH_MESSAGE,
     CHAT_INTERRUPT_MESSAGE,
     CHAT_PROGRESS_MESSAGE,
     CHAT_SILENT_REPLIES,
+    CONFIRM_COMPANY_DOMAIN,
     CONSUME_PASSWORD_RESET,
     CREATE_EMAIL_VERIFICATION,
     CREATE_PASSWORD_RESET,
@@ -406,6 +430,7 @@ pub const DECLARED: &[SqlFunction] = &[
     REFRESH_SESSION,
     SESSION_STATE,
     SIGN_UP,
+    SIGN_UP_MEMBER,
     VERIFY_EMAIL,
 ];
 
@@ -501,6 +526,37 @@ impl SessionState {
             "revoked" => Self::Revoked,
             "missing" => Self::Missing,
             other => return Err(unknown(&SESSION_STATE, other)),
+        })
+    }
+}
+
+/// What `app.confirm_company_domain` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DomainConfirmation {
+    /// The domain counts for the caller's company (now, or already).
+    Confirmed,
+    /// No such domain in the caller's company.
+    Missing,
+    /// The caller is not an active admin.
+    NotAdmin,
+    /// The caller's own address is not verified.
+    Unverified,
+    /// The caller's own address is in another domain.
+    OtherDomain,
+    /// Another company verified the domain.
+    Taken,
+}
+
+impl DomainConfirmation {
+    fn parse(code: &str) -> Result<Self, DbErr> {
+        Ok(match code {
+            "confirmed" => Self::Confirmed,
+            "missing" => Self::Missing,
+            "not_admin" => Self::NotAdmin,
+            "unverified" => Self::Unverified,
+            "other_domain" => Self::OtherDomain,
+            "taken" => Self::Taken,
+            other => return Err(unknown(&CONFIRM_COMPANY_DOMAIN, other)),
         })
     }
 }
@@ -642,6 +698,39 @@ pub async fn accept_invitation(
             vec![
                 token_hash.into(),
                 user.into(),
+                password_hash.into(),
+                display_name.into(),
+            ],
+        )
+        .await?;
+    rows.first()
+        .map(|row| {
+            Ok(Accepted {
+                user_id: row.try_get("", "user_id")?,
+                company_id: row.try_get("", "company_id")?,
+                role: row.try_get("", "role")?,
+            })
+        })
+        .transpose()
+}
+
+/// `app.accept_invite_link`: creates user `user` in the company of a live invite link, with
+/// its role, counting one use; `None` when the link is unknown, revoked, expired or used up.
+pub async fn accept_invite_link(
+    db: &DatabaseConnection,
+    token_hash: &str,
+    user: Uuid,
+    email: &str,
+    password_hash: &str,
+    display_name: &str,
+) -> Result<Option<Accepted>, DbErr> {
+    let rows = ACCEPT_INVITE_LINK
+        .rows(
+            db,
+            vec![
+                token_hash.into(),
+                user.into(),
+                email.into(),
                 password_hash.into(),
                 display_name.into(),
             ],
@@ -825,6 +914,22 @@ pub async fn chat_silent_replies(
         .iter()
         .map(|row| row.try_get("", "id"))
         .collect()
+}
+
+/// `app.confirm_company_domain`: the caller confirms domain `id` of their company, in their
+/// request's transaction.
+pub async fn confirm_company_domain(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<DomainConfirmation, DbErr> {
+    let row = CONFIRM_COMPANY_DOMAIN
+        .rows_on(conn, vec![id.into()])
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| DbErr::Custom("app.confirm_company_domain returned no row".into()))?;
+    let code: String = row.try_get("", VALUE)?;
+    DomainConfirmation::parse(&code)
 }
 
 /// `app.consume_password_reset`: sets the new password with a reset token (once) and revokes
@@ -1073,6 +1178,30 @@ pub async fn sign_up(db: &DatabaseConnection, new: &NewCompany<'_>) -> Result<()
         )
         .await
         .map(|_| ())
+}
+
+/// `app.sign_up_member`: creates user `user` as an inactive member of the company that
+/// verified the domain of `email`, awaiting the address's verification; that company, or
+/// `None` when no company verified the domain.
+pub async fn sign_up_member(
+    db: &DatabaseConnection,
+    user: Uuid,
+    email: &str,
+    password_hash: &str,
+    display_name: &str,
+) -> Result<Option<Uuid>, DbErr> {
+    SIGN_UP_MEMBER
+        .one(
+            db,
+            vec![
+                user.into(),
+                email.into(),
+                password_hash.into(),
+                display_name.into(),
+            ],
+        )
+        .await?
+        .try_get("", VALUE)
 }
 
 /// `app.verify_email`: uses a verification token once; the user whose address it verified.

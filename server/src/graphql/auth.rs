@@ -11,7 +11,9 @@ use crate::{
     authz::{Action, Object as Obj, public, requires},
     error::{AppError, AppResult},
     services::{
-        auth::{self as auth_service, AuthDeps, Issued, NewInvitation, OwnSessions, limits},
+        auth::{
+            self as auth_service, AuthDeps, Issued, NewInvitation, OwnSessions, SignedUp, limits,
+        },
         roles as role_service,
     },
     state::AppState,
@@ -61,13 +63,20 @@ pub struct Invitation {
     pub link: Option<String>,
 }
 
-/// A new company and its first admin.
+/// A new company and its first admin; or, with `joinCompany`, a member of the company that
+/// verified the address's domain.
 #[derive(Debug, InputObject)]
 pub struct SignUpInput {
     pub company_name: String,
     pub email: String,
     pub password: String,
     pub display_name: String,
+    /// Join the company that verified the address's e-mail domain, if one did: the account is
+    /// then a member of it, active once the link sent to the address is followed, and the
+    /// payload's tokens are empty (nobody is signed in yet). Otherwise, and by default, a new
+    /// company is created with the caller as its admin.
+    #[graphql(default = false)]
+    pub join_company: bool,
 }
 
 /// E-mail and password.
@@ -117,6 +126,21 @@ fn deps(state: &AppState) -> AuthDeps<'_> {
 
 fn meta<'a>(ctx: &Context<'a>) -> RequestMeta {
     ctx.data_opt::<RequestMeta>().cloned().unwrap_or_default()
+}
+
+/// [`deps`], for the other authentication modules.
+pub(super) fn auth_deps(state: &AppState) -> AuthDeps<'_> {
+    deps(state)
+}
+
+/// [`meta`], for the other authentication modules.
+pub(super) fn request_meta(ctx: &Context<'_>) -> RequestMeta {
+    meta(ctx)
+}
+
+/// The payload of credentials issued in bearer mode, for the other authentication modules.
+pub(super) async fn auth_payload(ctx: &Context<'_>, issued: Issued) -> AppResult<AuthPayload> {
+    payload(ctx, issued, false).await
 }
 
 fn cookie_secure(state: &AppState) -> bool {
@@ -224,10 +248,13 @@ pub struct AuthMutation;
 
 #[Object]
 impl AuthMutation {
-    /// Creates a company with the caller as its admin, and signs in.
+    /// Creates a company with the caller as its admin, and signs in. With `joinCompany: true`
+    /// and an address in a domain a company verified, creates an inactive member of that
+    /// company instead: its payload has empty tokens and `user.isActive` false until the link
+    /// sent to the address is followed (`verifyEmail`), then `login` works.
     #[graphql(directive = public::apply())]
     async fn sign_up(&self, ctx: &Context<'_>, input: SignUpInput) -> AppResult<AuthPayload> {
-        let issued = auth_service::sign_up(
+        let signed_up = auth_service::sign_up(
             &deps(state(ctx)?),
             &meta(ctx),
             auth_service::SignUp {
@@ -235,10 +262,19 @@ impl AuthMutation {
                 email: input.email,
                 password: input.password,
                 display_name: input.display_name,
+                join_company: input.join_company,
             },
         )
         .await?;
-        payload(ctx, issued, false).await
+        match signed_up {
+            SignedUp::Company(issued) => payload(ctx, issued, false).await,
+            SignedUp::Member(profile) => Ok(AuthPayload {
+                access_token: String::new(),
+                refresh_token: String::new(),
+                expires_at: Utc::now(),
+                user: profile.into(),
+            }),
+        }
     }
 
     /// Signs in with e-mail and password.

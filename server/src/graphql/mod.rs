@@ -3,9 +3,11 @@
 mod audience;
 mod auth;
 mod chat;
+mod domains;
 pub(crate) mod connection;
 mod friends;
 mod guardrails;
+mod invite_links;
 pub mod live;
 mod node;
 mod observe;
@@ -36,6 +38,8 @@ pub struct QueryRoot(
     users::UserQuery,
     roles::RoleQuery,
     auth::AuthQuery,
+    domains::DomainQuery,
+    invite_links::InviteLinkQuery,
     friends::FriendQuery,
     presets::PresetQuery,
     audience::AudienceQuery,
@@ -50,6 +54,8 @@ pub struct MutationRoot(
     users::UserMutation,
     roles::RoleMutation,
     auth::AuthMutation,
+    domains::DomainMutation,
+    invite_links::InviteLinkMutation,
     friends::FriendMutation,
     presets::PresetMutation,
     audience::AudienceMutation,

@@ -17,7 +17,8 @@ use sea_orm::{
 use uuid::Uuid;
 
 pub use sign_in::{
-    Acceptance, Issued, SignUp, accept_invitation, access_token, change_email, check_email,
+    Acceptance, Issued, LinkSignUp, SignUp, SignedUp, accept_invitation, accept_invite_link,
+    invite_link_url, access_token, change_email, check_email,
     check_name, email_company, invitation_link, login, refresh, request_password_reset,
     resend_verification, reset_password, send_verification, sign_up, verify_email,
 };

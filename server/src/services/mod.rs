@@ -10,7 +10,9 @@
 pub mod audience;
 pub mod auth;
 pub mod chat;
+pub mod domains;
 pub mod friends;
+pub mod invite_links;
 pub mod presets;
 pub mod roles;
 pub mod users;

@@ -8,6 +8,7 @@ use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use uuid::Uuid;
 
 use super::{AuthDeps, limits};
+use crate::services::users::{Profile, Relationship};
 use crate::{
     auth::{AccessClaims, RequestMeta, password, tokens},
     caller::{BuiltInRole, Principal, RoleName},
@@ -145,10 +146,28 @@ pub struct SignUp {
     pub email: String,
     pub password: String,
     pub display_name: String,
+    /// Join the company that verified the address's domain, if one did.
+    pub join_company: bool,
 }
 
-/// Creates a company and its first admin, and signs them in.
-pub async fn sign_up(deps: &AuthDeps<'_>, meta: &RequestMeta, input: SignUp) -> AppResult<Issued> {
+/// What [`sign_up`] did.
+#[derive(Debug, Clone)]
+pub enum SignedUp {
+    /// A new company and its admin, signed in.
+    Company(Issued),
+    /// A member of the company that verified the address's domain, inactive until the link
+    /// sent to the address is followed: nobody is signed in.
+    Member(Profile),
+}
+
+/// Creates a company and its first admin, and signs them in; with `join_company` and an
+/// address in a domain a company verified, a member of that company instead, active once the
+/// address is verified.
+pub async fn sign_up(
+    deps: &AuthDeps<'_>,
+    meta: &RequestMeta,
+    input: SignUp,
+) -> AppResult<SignedUp> {
     let company_name = check_name("input.companyName", &input.company_name)?;
     let email = check_email("input.email", &input.email)?;
     let display_name = check_name("input.displayName", &input.display_name)?;
@@ -156,6 +175,34 @@ pub async fn sign_up(deps: &AuthDeps<'_>, meta: &RequestMeta, input: SignUp) -> 
     limits::sign_up(deps.ratelimit, meta).await?;
     let hash = deps.passwords.hash(input.password).await?;
     let (company, user) = (Uuid::now_v7(), Uuid::now_v7());
+    if input.join_company {
+        // A taken e-mail address is `CONFLICT` on `email` (the constraint's mapping).
+        if let Some(joined) =
+            sql::sign_up_member(deps.db, user, &email, &hash, &display_name).await?
+        {
+            if let Err(error) = send_verification(deps, user, joined).await {
+                tracing::warn!(user = %user, error = ?error, "could not queue the verification e-mail of a new member");
+            }
+            tracing::info!(user = %user, company = %joined, "signed up into a company by its verified domain; active once verified");
+            let now = Utc::now();
+            return Ok(SignedUp::Member(Profile {
+                id: user,
+                company_id: joined,
+                email: Some(email),
+                display_name,
+                role: BuiltInRole::Member.to_string(),
+                attributes: serde_json::json!({}),
+                is_active: false,
+                created_at: now,
+                updated_at: now,
+                last_active_at: None,
+                relation: Relationship::Oneself,
+                profile_visibility: None,
+                visible_attributes: None,
+                email_verified: false,
+            }));
+        }
+    }
     // A taken e-mail address is `CONFLICT` on `email` (the constraint's mapping).
     sql::sign_up(
         deps.db,
@@ -174,7 +221,9 @@ pub async fn sign_up(deps: &AuthDeps<'_>, meta: &RequestMeta, input: SignUp) -> 
     if let Err(error) = send_verification(deps, user, company).await {
         tracing::warn!(user = %user, error = ?error, "could not queue the verification e-mail of a new account");
     }
-    start_session(deps, meta, user, company, BuiltInRole::Admin.into()).await
+    start_session(deps, meta, user, company, BuiltInRole::Admin.into())
+        .await
+        .map(SignedUp::Company)
 }
 
 /// Stores a fresh verification token for the current address of `user` and queues the e-mail
@@ -502,6 +551,67 @@ pub async fn accept_invitation(
         stored_role(accepted.role)?,
     )
     .await
+}
+
+/// Input of [`accept_invite_link`].
+#[derive(Debug, Clone)]
+pub struct LinkSignUp {
+    pub token: String,
+    pub email: String,
+    pub password: String,
+    pub display_name: String,
+}
+
+/// Signs up with an invite link into its company, with its role (one use of the link, counted
+/// atomically), sends the verification link and signs in. Rate-limited per address, as sign-up.
+pub async fn accept_invite_link(
+    deps: &AuthDeps<'_>,
+    meta: &RequestMeta,
+    input: LinkSignUp,
+) -> AppResult<Issued> {
+    let unusable = || {
+        AppError::bad_input(
+            "input.token",
+            "the invite link is invalid, revoked, expired or used up",
+        )
+    };
+    let email = check_email("input.email", &input.email)?;
+    let display_name = check_name("input.displayName", &input.display_name)?;
+    password::check_policy("input.password", &input.password, &email)?;
+    limits::sign_up(deps.ratelimit, meta).await?;
+    if !tokens::is_kind(&input.token, tokens::Kind::InviteLink) {
+        return Err(unusable());
+    }
+    let hash = deps.passwords.hash(input.password).await?;
+    let user = Uuid::now_v7();
+    // A taken e-mail address is `CONFLICT` on `email` (the constraint's mapping), and uses
+    // nothing of the link.
+    let accepted = sql::accept_invite_link(
+        deps.db,
+        &tokens::hash(&input.token),
+        user,
+        &email,
+        &hash,
+        &display_name,
+    )
+    .await?
+    .ok_or_else(unusable)?;
+    if let Err(error) = send_verification(deps, accepted.user_id, accepted.company_id).await {
+        tracing::warn!(user = %user, error = ?error, "could not queue the verification e-mail of a new member");
+    }
+    start_session(
+        deps,
+        meta,
+        accepted.user_id,
+        accepted.company_id,
+        stored_role(accepted.role)?,
+    )
+    .await
+}
+
+/// The URL an invite link is shared as.
+pub fn invite_link_url(deps: &AuthDeps<'_>, token: &str) -> String {
+    format!("{}/join?token={token}", public_url(deps))
 }
 
 /// The company of the user with this e-mail address, if there is one.
