@@ -548,7 +548,7 @@ GRANT EXECUTE ON FUNCTION app.current_company_id() TO app_worker;
 
 CREATE FUNCTION app.current_password_hash()
     RETURNS text
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION app.current_password_hash() OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.current_password_hash() TO app_user;
@@ -582,7 +582,7 @@ ALTER FUNCTION app.friendships_guard() OWNER TO <owner>;
 
 CREATE FUNCTION app.identity_is_live(p_user uuid, p_company uuid, p_role text, p_session uuid)
     RETURNS boolean
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION app.identity_is_live(uuid,uuid,text,uuid) OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.identity_is_live(uuid,uuid,text,uuid) TO app_user;
@@ -596,7 +596,7 @@ GRANT EXECUTE ON FUNCTION app.login_lookup(text) TO app_anon;
 
 CREATE FUNCTION app.may(p_object text, p_action text)
     RETURNS boolean
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION app.may(text,text) OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.may(text,text) TO app_user;
@@ -638,7 +638,7 @@ GRANT EXECUTE ON FUNCTION app.refresh_session(text,text,text,interval,interval) 
 
 CREATE FUNCTION app.session_state(p_session uuid)
     RETURNS text
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION app.session_state(uuid) OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.session_state(uuid) TO app_anon;

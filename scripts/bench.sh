@@ -333,8 +333,10 @@ for n in "$CAPTURE_N" $((CAPTURE_N % 20000 + 1)); do
     company="$(psql_app -At -c "SELECT md5('bench-company-$((n % 2 + 1))')::uuid")"
     check="$(python3 "$HERE/capture_sql.py" --check "$WORK/users.sql" "$n" | psql_app -At -v ON_ERROR_STOP=1)" \
         || die "the pgbench script fails for user $n"
-    awk -v company="$company" '
-        index($0, company) { rows++ }
+    # A row names its company by id, or (the narrow page reads no company column) by the
+    # e-mail domain the seed gives each company's users.
+    awk -v company="$company" -v domain="@bench$((n % 2 + 1)).example|" '
+        index($0, company) || index($0, domain) { rows++ }
         END { exit !(rows >= 21) }' <<<"$check" \
         || die "the pgbench script does not do what the server does for user $n (got: $(head -c 400 <<<"$check"))"
     check="$(python3 "$HERE/capture_sql.py" --check "$HERE/limit.sql" "$n" | psql_app -At -v ON_ERROR_STOP=1)" \

@@ -4,6 +4,12 @@
 use clap::Parser;
 use server::config::{Cli, Command};
 
+/// mimalloc instead of the system allocator: a request allocates many small, short-lived
+/// values (async-graphql boxes a future per field and hook), which glibc's malloc serves with
+/// more instructions and more contention between the runtime's threads.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // A missing .env is fine; a malformed one is reported (logged, once logging is set up).

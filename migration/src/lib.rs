@@ -75,6 +75,7 @@ mod m20261201_000800_hold_the_database_layer;
 mod m20261215_000900_replies_are_never_stranded;
 mod m20261216_001000_late_subscribers_catch_up_from_postgresql;
 mod m20261221_001100_count_audiences_with_bitmaps;
+mod m20261221_001150_plan_definer_functions_once;
 mod m20261222_001200_deliver_the_outbox;
 mod m20261222_001201_verify_email_addresses;
 mod m20261222_001202_verify_company_domains;
@@ -102,6 +103,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261215_000900_replies_are_never_stranded::Migration),
             Box::new(m20261216_001000_late_subscribers_catch_up_from_postgresql::Migration),
             Box::new(m20261221_001100_count_audiences_with_bitmaps::Migration),
+            Box::new(m20261221_001150_plan_definer_functions_once::Migration),
             Box::new(m20261222_001200_deliver_the_outbox::Migration),
             Box::new(m20261222_001201_verify_email_addresses::Migration),
             Box::new(m20261222_001202_verify_company_domains::Migration),

@@ -62,18 +62,26 @@ JOIN (VALUES
 REVOKE ALL ON app.builtin_grants FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_auth, app_profiles;
 GRANT SELECT ON app.builtin_grants TO app_user, app_auth;
 
+--
+-- Definer functions that run a query are written in PL/pgSQL, not SQL: PostgreSQL never inlines
+-- a SQL function that has SECURITY DEFINER or a SET clause, and it parses and plans such a
+-- function's body again at every statement that calls it, while PL/pgSQL keeps its plans for
+-- the session. For app.may and app.identity_is_live, which every request runs, that was most of
+-- PostgreSQL's work for a page of users (BENCHMARKS.md).
 CREATE OR REPLACE FUNCTION app.may(p_object text, p_action text) RETURNS boolean
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, public, pg_temp
     AS $$
-    SELECT EXISTS (
+BEGIN
+    RETURN EXISTS (
         SELECT 1 FROM app.builtin_grants g
         WHERE g.role = app.current_role() AND g.object = p_object AND g.action IN (p_action, 'manage')
     ) OR EXISTS (
         SELECT 1 FROM public.roles r CROSS JOIN LATERAL jsonb_array_elements(r.grants) e (grant_)
         WHERE r.company_id = app.current_company_id() AND r.name = app.current_role()
           AND e.grant_ ->> 'object' = p_object AND e.grant_ ->> 'action' IN (p_action, 'manage')
-    )
+    );
+END
 $$;
 ALTER FUNCTION app.may(text, text) OWNER TO app_auth;
 REVOKE ALL ON FUNCTION app.may(text, text) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
@@ -83,17 +91,19 @@ GRANT EXECUTE ON FUNCTION app.may(text, text) TO app_user;
 -- live session. A definer, so that it holds whatever the role may read.
 CREATE OR REPLACE FUNCTION app.identity_is_live(p_user uuid, p_company uuid, p_role text, p_session uuid)
     RETURNS boolean
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, public, pg_temp
     AS $$
-    SELECT EXISTS (
+BEGIN
+    RETURN EXISTS (
         SELECT 1 FROM users u
         WHERE u.id = p_user AND u.company_id = p_company AND u.role = p_role AND u.is_active
     ) AND EXISTS (
         SELECT 1 FROM sessions s
         WHERE s.id = p_session AND s.company_id = p_company AND s.user_id = p_user
           AND s.revoked_at IS NULL AND s.absolute_expires_at > now()
-    )
+    );
+END
 $$;
 ALTER FUNCTION app.identity_is_live(uuid, uuid, text, uuid) OWNER TO app_auth;
 REVOKE ALL ON FUNCTION app.identity_is_live(uuid, uuid, text, uuid) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;

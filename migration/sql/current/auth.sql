@@ -5,14 +5,17 @@
 -- same catalog however often it runs.
 
 -- 'active', 'revoked' (or expired) or 'missing': what the session cache stores.
+-- (PL/pgSQL, as the definer functions that run a query are: see app.may in app.sql.)
 CREATE OR REPLACE FUNCTION app.session_state(p_session uuid) RETURNS text
-    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
     AS $$
-    SELECT COALESCE((
+BEGIN
+    RETURN COALESCE((
         SELECT CASE WHEN s.revoked_at IS NULL AND s.absolute_expires_at > now() AND u.is_active
                     THEN 'active' ELSE 'revoked' END
         FROM sessions s JOIN users u ON u.company_id = s.company_id AND u.id = s.user_id
-        WHERE s.id = p_session), 'missing')
+        WHERE s.id = p_session), 'missing');
+END
 $$;
 ALTER FUNCTION app.session_state(uuid) OWNER TO app_auth;
 REVOKE ALL ON FUNCTION app.session_state(uuid) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;

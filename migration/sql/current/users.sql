@@ -94,10 +94,12 @@ CREATE OR REPLACE TRIGGER users_touch_updated_at BEFORE UPDATE ON users
 
 -- The caller's own password hash, for changePassword (app_user reads no password_hash).
 CREATE OR REPLACE FUNCTION app.current_password_hash() RETURNS text
-    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
     AS $$
-    SELECT password_hash FROM users
-    WHERE id = app.current_user_id() AND company_id = app.current_company_id() AND is_active
+BEGIN
+    RETURN (SELECT u.password_hash FROM users u
+            WHERE u.id = app.current_user_id() AND u.company_id = app.current_company_id() AND u.is_active);
+END
 $$;
 ALTER FUNCTION app.current_password_hash() OWNER TO app_auth;
 REVOKE ALL ON FUNCTION app.current_password_hash() FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
