@@ -283,11 +283,7 @@ impl Inner {
             .to(to)
             .subject(mail.subject.clone())
             // Stable across retries: a receiver can tell a message it already has.
-            .message_id(Some(format!(
-                "<{}@{}>",
-                mail.id,
-                self.from.email.domain()
-            )))
+            .message_id(Some(format!("<{}@{}>", mail.id, self.from.email.domain())))
             .header(ContentType::TEXT_PLAIN)
             .body(mail.body.clone())
             .map_err(|e| permanent(format!("the message could not be built: {e}")))
@@ -345,11 +341,18 @@ mod tests {
         let url = "smtpx://user:hunter2-secret@mail.example.com";
         let config = config(url, Some("no-reply@acme.example"));
         let error = transport(&config, url).err().map(|e| format!("{e:#}"));
-        assert!(error.as_deref().is_some_and(|e| e.contains("SMTP_URL") && !e.contains("hunter2")));
+        assert!(
+            error
+                .as_deref()
+                .is_some_and(|e| e.contains("SMTP_URL") && !e.contains("hunter2"))
+        );
         let url = "smtp://mail.example.com?tls=sometimes";
         assert!(transport(&config, url).is_err());
         let url = "smtp://mail.example.com";
-        assert!(transport(&config(url, None), url).is_err(), "MAIL_FROM is required");
+        assert!(
+            transport(&config(url, None), url).is_err(),
+            "MAIL_FROM is required"
+        );
         assert!(transport(&config(url, Some("not an address")), url).is_err());
     }
 

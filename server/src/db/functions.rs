@@ -1078,10 +1078,7 @@ pub async fn mail_claim(
 /// `app.mail_sent`: claimed message `id` was accepted by the SMTP server; whether it was still
 /// pending.
 pub async fn mail_sent(db: &DatabaseConnection, id: Uuid) -> Result<bool, DbErr> {
-    MAIL_SENT
-        .one(db, vec![id.into()])
-        .await?
-        .try_get("", VALUE)
+    MAIL_SENT.one(db, vec![id.into()]).await?.try_get("", VALUE)
 }
 
 /// `<column> IN app.mutual_friend_ids(other)`: a condition for a query of a signed-in request.

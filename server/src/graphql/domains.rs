@@ -64,7 +64,11 @@ impl DomainMutation {
     /// Adds an e-mail domain to the caller's company, unconfirmed: it counts once an admin whose
     /// own verified address is in it confirms it (`confirmCompanyDomain`).
     #[graphql(directive = requires::apply(Obj::Company, Action::Update))]
-    async fn add_company_domain(&self, ctx: &Context<'_>, domain: String) -> AppResult<CompanyDomain> {
+    async fn add_company_domain(
+        &self,
+        ctx: &Context<'_>,
+        domain: String,
+    ) -> AppResult<CompanyDomain> {
         let principal = principal(ctx)?.clone();
         let domain = domain_service::check_domain("domain", &domain)?;
         scope(ctx)?

@@ -3,8 +3,8 @@
 mod audience;
 mod auth;
 mod chat;
-mod domains;
 pub(crate) mod connection;
+mod domains;
 mod friends;
 mod guardrails;
 mod invite_links;

@@ -18,9 +18,9 @@ use uuid::Uuid;
 
 pub use sign_in::{
     Acceptance, Issued, LinkSignUp, SignUp, SignedUp, accept_invitation, accept_invite_link,
-    invite_link_url, access_token, change_email, check_email,
-    check_name, email_company, invitation_link, login, refresh, request_password_reset,
-    resend_verification, reset_password, send_verification, sign_up, verify_email,
+    access_token, change_email, check_email, check_name, email_company, invitation_link,
+    invite_link_url, login, refresh, request_password_reset, resend_verification, reset_password,
+    send_verification, sign_up, verify_email,
 };
 
 use super::users::{self as user_service, Profile};

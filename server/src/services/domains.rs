@@ -156,9 +156,24 @@ mod tests {
 
     #[test]
     fn domains_are_trimmed_lowercased_and_checked() {
-        assert_eq!(check_domain("d", " @Acme.Example ").ok().as_deref(), Some("acme.example"));
-        assert_eq!(check_domain("d", "mail.acme.co.uk").ok().as_deref(), Some("mail.acme.co.uk"));
-        for bad in ["", "acme", "acme.", ".acme.example", "-acme.example", "ac me.example", "acme.123", "a_b.example"] {
+        assert_eq!(
+            check_domain("d", " @Acme.Example ").ok().as_deref(),
+            Some("acme.example")
+        );
+        assert_eq!(
+            check_domain("d", "mail.acme.co.uk").ok().as_deref(),
+            Some("mail.acme.co.uk")
+        );
+        for bad in [
+            "",
+            "acme",
+            "acme.",
+            ".acme.example",
+            "-acme.example",
+            "ac me.example",
+            "acme.123",
+            "a_b.example",
+        ] {
             assert!(check_domain("d", bad).is_err(), "{bad}");
         }
     }

@@ -10,7 +10,8 @@ use tests::TestApp;
 
 const PASSWORD: &str = "correct horse battery";
 const ADD: &str = "mutation($d: String!) { addCompanyDomain(domain: $d) { id domain verified } }";
-const CONFIRM: &str = "mutation($id: ID!) { confirmCompanyDomain(id: $id) { domain verified verifiedAt } }";
+const CONFIRM: &str =
+    "mutation($id: ID!) { confirmCompanyDomain(id: $id) { domain verified verifiedAt } }";
 const DOMAINS: &str = "{ companyDomains { domain verified } }";
 const SIGN_UP_JOIN: &str = "mutation($e: String!) { signUp(input: { companyName: \"Mine\", email: $e, password: \"correct horse battery\", displayName: \"Dan\", joinCompany: true }) { accessToken refreshToken user { email role isActive emailVerified } } }";
 
@@ -47,13 +48,19 @@ async fn a_domain_counts_once_a_verified_admin_in_it_confirms_it() -> anyhow::Re
     assert_eq!(domain["domain"], "acme.example");
     assert_eq!(domain["verified"], false);
     let id = domain["id"].as_str().unwrap_or_default().to_owned();
-    let twice = app.graphql(Some(&ann), ADD, json!({ "d": "acme.example" })).await?;
+    let twice = app
+        .graphql(Some(&ann), ADD, json!({ "d": "acme.example" }))
+        .await?;
     assert_eq!(twice.error_code(), Some("CONFLICT"));
-    let bad = app.graphql(Some(&ann), ADD, json!({ "d": "not a domain" })).await?;
+    let bad = app
+        .graphql(Some(&ann), ADD, json!({ "d": "not a domain" }))
+        .await?;
     assert_eq!(bad.error_code(), Some("BAD_USER_INPUT"));
 
     // Ann's own address is not verified yet.
-    let early = app.graphql(Some(&ann), CONFIRM, json!({ "id": id })).await?;
+    let early = app
+        .graphql(Some(&ann), CONFIRM, json!({ "id": id }))
+        .await?;
     assert_eq!(early.error_code(), Some("FORBIDDEN"));
     let link = app.token_mailed_to("ann@acme.example").await?;
     app.graphql(
@@ -64,18 +71,19 @@ async fn a_domain_counts_once_a_verified_admin_in_it_confirms_it() -> anyhow::Re
     .await?
     .data()?;
     // Verified, but in another domain.
-    let other = app.graphql(Some(&ann), ADD, json!({ "d": "globex.example" })).await?;
+    let other = app
+        .graphql(Some(&ann), ADD, json!({ "d": "globex.example" }))
+        .await?;
     let other_id = other.data()?["addCompanyDomain"]["id"].clone();
     let elsewhere = app
         .graphql(Some(&ann), CONFIRM, json!({ "id": other_id }))
         .await?;
     assert_eq!(elsewhere.error_code(), Some("FORBIDDEN"));
 
-    let confirmed = app.graphql(Some(&ann), CONFIRM, json!({ "id": id })).await?;
-    assert_eq!(
-        confirmed.data()?["confirmCompanyDomain"]["verified"],
-        true
-    );
+    let confirmed = app
+        .graphql(Some(&ann), CONFIRM, json!({ "id": id }))
+        .await?;
+    assert_eq!(confirmed.data()?["confirmCompanyDomain"]["verified"], true);
     let listed = app.graphql(Some(&ann), DOMAINS, json!({})).await?;
     assert_eq!(
         listed.data()?["companyDomains"],
@@ -87,14 +95,18 @@ async fn a_domain_counts_once_a_verified_admin_in_it_confirms_it() -> anyhow::Re
 
     // Another company with its own verified admin in the domain cannot take it.
     let rival = verified_admin(&app, "Rival", "rita@acme.example").await?;
-    let rival_domain = app.graphql(Some(&rival), ADD, json!({ "d": "acme.example" })).await?;
+    let rival_domain = app
+        .graphql(Some(&rival), ADD, json!({ "d": "acme.example" }))
+        .await?;
     let rival_id = rival_domain.data()?["addCompanyDomain"]["id"].clone();
     let taken = app
         .graphql(Some(&rival), CONFIRM, json!({ "id": rival_id }))
         .await?;
     assert_eq!(taken.error_code(), Some("CONFLICT"));
     // Nor see or confirm Acme's.
-    let foreign = app.graphql(Some(&rival), CONFIRM, json!({ "id": id })).await?;
+    let foreign = app
+        .graphql(Some(&rival), CONFIRM, json!({ "id": id }))
+        .await?;
     assert_eq!(foreign.error_code(), Some("NOT_FOUND"));
     Ok(())
 }
@@ -106,7 +118,11 @@ async fn members_cannot_manage_domains_and_the_database_refuses_a_forged_confirm
     let (company, admin, members) = app.company_with_users("Acme", 1).await?;
     let member = &members[0];
     let as_member = app
-        .graphql(Some(&app.token_for(member)), ADD, json!({ "d": "acme.example" }))
+        .graphql(
+            Some(&app.token_for(member)),
+            ADD,
+            json!({ "d": "acme.example" }),
+        )
         .await?;
     assert_eq!(as_member.error_code(), Some("FORBIDDEN"));
     let listed = app
@@ -137,9 +153,14 @@ async fn members_cannot_manage_domains_and_the_database_refuses_a_forged_confirm
     let updated = app
         .execute_as(&admin, "UPDATE company_domains SET verified_at = now()")
         .await;
-    assert!(updated.is_err(), "an admin confirmed a domain with an UPDATE");
+    assert!(
+        updated.is_err(),
+        "an admin confirmed a domain with an UPDATE"
+    );
     // An admin whose address is not verified confirms nothing through the definer function.
-    let tx = app.request_tx(&admin, server::db::Access::ReadWrite).await?;
+    let tx = app
+        .request_tx(&admin, server::db::Access::ReadWrite)
+        .await?;
     let outcome = tx
         .conn()
         .query_one_raw(Statement::from_string(
@@ -159,7 +180,9 @@ async fn signing_up_into_a_verified_domain_makes_a_member_active_once_verified()
 -> anyhow::Result<()> {
     let app = TestApp::spawn().await?;
     let ann = verified_admin(&app, "Acme", "ann@acme.example").await?;
-    let added = app.graphql(Some(&ann), ADD, json!({ "d": "acme.example" })).await?;
+    let added = app
+        .graphql(Some(&ann), ADD, json!({ "d": "acme.example" }))
+        .await?;
     let id = added.data()?["addCompanyDomain"]["id"].clone();
     app.graphql(Some(&ann), CONFIRM, json!({ "id": id }))
         .await?
@@ -169,7 +192,10 @@ async fn signing_up_into_a_verified_domain_makes_a_member_active_once_verified()
         .graphql(None, SIGN_UP_JOIN, json!({ "e": "dan@ACME.example" }))
         .await?;
     let payload = joined.data()?["signUp"].clone();
-    assert_eq!(payload["accessToken"], "", "nobody is signed in before verification");
+    assert_eq!(
+        payload["accessToken"], "",
+        "nobody is signed in before verification"
+    );
     assert_eq!(
         payload["user"],
         json!({ "email": "dan@ACME.example", "role": "member", "isActive": false, "emailVerified": false })
@@ -186,7 +212,13 @@ async fn signing_up_into_a_verified_domain_makes_a_member_active_once_verified()
     .data()?;
     let login = app.login("dan@ACME.example", PASSWORD).await?;
     let dan = access(&login.data()?["login"]);
-    let company = app.graphql(Some(&dan), "{ company { name } me { role isActive emailVerified } }", json!({})).await?;
+    let company = app
+        .graphql(
+            Some(&dan),
+            "{ company { name } me { role isActive emailVerified } }",
+            json!({}),
+        )
+        .await?;
     assert_eq!(
         company.data()?.clone(),
         json!({ "company": { "name": "Acme" }, "me": { "role": "member", "isActive": true, "emailVerified": true } })
@@ -204,7 +236,11 @@ async fn signing_up_into_a_verified_domain_makes_a_member_active_once_verified()
         .await?
         .data()?;
     let unconfirmed = app
-        .graphql(None, SIGN_UP_JOIN, json!({ "e": "ula@unconfirmed.example" }))
+        .graphql(
+            None,
+            SIGN_UP_JOIN,
+            json!({ "e": "ula@unconfirmed.example" }),
+        )
         .await?;
     assert_eq!(unconfirmed.data()?["signUp"]["user"]["role"], "admin");
     Ok(())

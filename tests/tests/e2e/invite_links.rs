@@ -27,20 +27,32 @@ async fn a_link_signs_people_up_with_its_role_until_it_is_used_up() -> anyhow::R
     let payload = app.sign_up("Acme", "ann@acme.example", PASSWORD).await?;
     let ann = access(&payload);
     let created = app
-        .graphql(Some(&ann), CREATE, json!({ "r": "manager", "m": 2, "e": in_a_day() }))
+        .graphql(
+            Some(&ann),
+            CREATE,
+            json!({ "r": "manager", "m": 2, "e": in_a_day() }),
+        )
         .await?;
     let created = created.data()?["createInviteLink"].clone();
     let token = created["token"].as_str().unwrap_or_default().to_owned();
     assert!(token.starts_with("il_"));
-    assert!(created["url"].as_str().is_some_and(|u| u.ends_with(&format!("/join?token={token}"))));
+    assert!(
+        created["url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with(&format!("/join?token={token}")))
+    );
     assert_eq!(created["inviteLink"]["uses"], 0);
     let stored = app
-        .sql(&format!("SELECT 1 FROM invite_links WHERE token_hash = '{token}'"))
+        .sql(&format!(
+            "SELECT 1 FROM invite_links WHERE token_hash = '{token}'"
+        ))
         .await?;
     assert_eq!(stored, 0, "only the token's hash is stored");
 
     for (i, email) in ["bo@else.example", "cy@else.example"].iter().enumerate() {
-        let joined = app.graphql(None, ACCEPT, json!({ "t": token, "e": email })).await?;
+        let joined = app
+            .graphql(None, ACCEPT, json!({ "t": token, "e": email }))
+            .await?;
         let data = joined.data()?["acceptInviteLink"].clone();
         assert_eq!(
             data["user"],
@@ -73,7 +85,11 @@ async fn concurrent_sign_ups_never_exceed_max_uses() -> anyhow::Result<()> {
     let payload = app.sign_up("Acme", "ann@acme.example", PASSWORD).await?;
     let ann = access(&payload);
     let created = app
-        .graphql(Some(&ann), CREATE, json!({ "r": "member", "m": 3, "e": in_a_day() }))
+        .graphql(
+            Some(&ann),
+            CREATE,
+            json!({ "r": "member", "m": 3, "e": in_a_day() }),
+        )
         .await?;
     let token = created.data()?["createInviteLink"]["token"]
         .as_str()
@@ -82,8 +98,12 @@ async fn concurrent_sign_ups_never_exceed_max_uses() -> anyhow::Result<()> {
     let attempts = (0..8).map(|i| {
         let (app, token) = (&app, token.clone());
         async move {
-            app.graphql(None, ACCEPT, json!({ "t": token, "e": format!("p{i}@else.example") }))
-                .await
+            app.graphql(
+                None,
+                ACCEPT,
+                json!({ "t": token, "e": format!("p{i}@else.example") }),
+            )
+            .await
         }
     });
     let results = futures_util::future::join_all(attempts).await;
@@ -112,7 +132,11 @@ async fn revoked_expired_and_forged_links_sign_nobody_up() -> anyhow::Result<()>
         let (app, admin_token) = (&app, admin_token.clone());
         async move {
             let created = app
-                .graphql(Some(&admin_token), CREATE, json!({ "r": role, "m": 5, "e": in_a_day() }))
+                .graphql(
+                    Some(&admin_token),
+                    CREATE,
+                    json!({ "r": role, "m": 5, "e": in_a_day() }),
+                )
                 .await?;
             let data = created.data()?["createInviteLink"].clone();
             anyhow::Ok((
@@ -136,28 +160,46 @@ async fn revoked_expired_and_forged_links_sign_nobody_up() -> anyhow::Result<()>
     assert_eq!(refused.error_code(), Some("BAD_USER_INPUT"));
 
     let (expired, _) = make("member").await?;
-    app.sql("UPDATE invite_links SET expires_at = now() - interval '1 second' WHERE revoked_at IS NULL")
-        .await?;
+    app.sql(
+        "UPDATE invite_links SET expires_at = now() - interval '1 second' WHERE revoked_at IS NULL",
+    )
+    .await?;
     let late = app
         .graphql(None, ACCEPT, json!({ "t": expired, "e": "y@else.example" }))
         .await?;
     assert_eq!(late.error_code(), Some("BAD_USER_INPUT"));
     let forged = app
-        .graphql(None, ACCEPT, json!({ "t": "il_not-a-real-token", "e": "z@else.example" }))
+        .graphql(
+            None,
+            ACCEPT,
+            json!({ "t": "il_not-a-real-token", "e": "z@else.example" }),
+        )
         .await?;
     assert_eq!(forged.error_code(), Some("BAD_USER_INPUT"));
 
     // Bad input and roles that do not exist.
     let bad = app
-        .graphql(Some(&admin_token), CREATE, json!({ "r": "member", "m": 0, "e": in_a_day() }))
+        .graphql(
+            Some(&admin_token),
+            CREATE,
+            json!({ "r": "member", "m": 0, "e": in_a_day() }),
+        )
         .await?;
     assert_eq!(bad.error_code(), Some("BAD_USER_INPUT"));
     let past = app
-        .graphql(Some(&admin_token), CREATE, json!({ "r": "member", "m": 1, "e": "2020-01-01T00:00:00Z" }))
+        .graphql(
+            Some(&admin_token),
+            CREATE,
+            json!({ "r": "member", "m": 1, "e": "2020-01-01T00:00:00Z" }),
+        )
         .await?;
     assert_eq!(past.error_code(), Some("BAD_USER_INPUT"));
     let no_role = app
-        .graphql(Some(&admin_token), CREATE, json!({ "r": "wizard", "m": 1, "e": in_a_day() }))
+        .graphql(
+            Some(&admin_token),
+            CREATE,
+            json!({ "r": "wizard", "m": 1, "e": in_a_day() }),
+        )
         .await?;
     assert!(no_role.error_code().is_some());
 
@@ -165,7 +207,11 @@ async fn revoked_expired_and_forged_links_sign_nobody_up() -> anyhow::Result<()>
     let member = &members[0];
     let member_token = app.token_for(member);
     let as_member = app
-        .graphql(Some(&member_token), CREATE, json!({ "r": "admin", "m": 1, "e": in_a_day() }))
+        .graphql(
+            Some(&member_token),
+            CREATE,
+            json!({ "r": "admin", "m": 1, "e": in_a_day() }),
+        )
         .await?;
     assert_eq!(as_member.error_code(), Some("FORBIDDEN"));
     let listed = app.graphql(Some(&member_token), LINKS, json!({})).await?;

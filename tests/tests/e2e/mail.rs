@@ -16,7 +16,8 @@ use tests::{
 use uuid::Uuid;
 
 const PASSWORD: &str = "correct horse battery";
-const INVITE: &str = "mutation($e: String!, $r: String!) { inviteUser(input: { email: $e, role: $r }) { id } }";
+const INVITE: &str =
+    "mutation($e: String!, $r: String!) { inviteUser(input: { email: $e, role: $r }) { id } }";
 const ACCEPT: &str = "mutation($t: String!) { acceptInvitation(input: { token: $t, password: \"bea's own password\", displayName: \"Bea\" }) { user { email role } } }";
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -207,8 +208,7 @@ async fn wrong_smtp_credentials_fail_the_message_with_the_reason() -> anyhow::Re
 }
 
 #[tokio::test]
-async fn a_refusing_server_is_retried_with_backoff_then_the_message_failed() -> anyhow::Result<()>
-{
+async fn a_refusing_server_is_retried_with_backoff_then_the_message_failed() -> anyhow::Result<()> {
     let smtp = SmtpServer::start().await?;
     smtp.refuse("busy@acme.example", Refusal::Transient);
     smtp.refuse("gone@acme.example", Refusal::Permanent);
@@ -227,7 +227,11 @@ async fn a_refusing_server_is_retried_with_backoff_then_the_message_failed() -> 
     })
     .await?;
     let (_, attempts, last_error, sent) = outbox_row(&app, busy).await?;
-    assert_eq!((attempts, sent), (3, false), "tried MAIL_MAX_ATTEMPTS times");
+    assert_eq!(
+        (attempts, sent),
+        (3, false),
+        "tried MAIL_MAX_ATTEMPTS times"
+    );
     assert!(
         last_error
             .as_deref()
@@ -295,7 +299,10 @@ async fn the_waits_between_attempts_double() -> anyhow::Result<()> {
     })
     .await?;
     let second = due_in(&app).await?;
-    assert!((1199.0..=1201.0).contains(&second), "second wait {second} s");
+    assert!(
+        (1199.0..=1201.0).contains(&second),
+        "second wait {second} s"
+    );
     Ok(())
 }
 
@@ -316,9 +323,13 @@ async fn two_instances_on_one_database_send_each_message_once() -> anyhow::Resul
     let (a, b) = (&app.state().mail, &peer.state.mail);
     let mut claimed = 0;
     loop {
-        let rounds =
-            futures_util::future::join4(a.deliver_due(), b.deliver_due(), a.deliver_due(), b.deliver_due())
-                .await;
+        let rounds = futures_util::future::join4(
+            a.deliver_due(),
+            b.deliver_due(),
+            a.deliver_due(),
+            b.deliver_due(),
+        )
+        .await;
         let round = rounds.0 + rounds.1 + rounds.2 + rounds.3;
         claimed += round;
         if round == 0 {

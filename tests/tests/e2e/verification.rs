@@ -224,7 +224,9 @@ async fn a_password_reset_or_an_accepted_invitation_verifies_the_address() -> an
     )
     .await?
     .data()?;
-    let login = app.login("ann@acme.example", "another long password").await?;
+    let login = app
+        .login("ann@acme.example", "another long password")
+        .await?;
     let token = access(&login.data()?["login"]);
     assert_eq!(me(&app, &token).await?["emailVerified"], true);
 
