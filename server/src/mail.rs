@@ -315,7 +315,7 @@ mod tests {
         assert_eq!(capped.retry_in(99, false), Some(Duration::from_secs(600)));
     }
 
-    fn config(url: &str, from: Option<&str>) -> Config {
+    fn smtp_config(url: &str, from: Option<&str>) -> Config {
         let mut config = Config::defaults();
         config.smtp_url = Some(url.to_owned());
         config.mail_from = from.map(str::to_owned);
@@ -331,7 +331,7 @@ mod tests {
             "smtp://user:pass@mail.example.com:587?tls=required",
             "smtps://user:pass@mail.example.com",
         ] {
-            let config = config(url, Some("Acme <no-reply@acme.example>"));
+            let config = smtp_config(url, Some("Acme <no-reply@acme.example>"));
             assert!(transport(&config, url).is_ok(), "{url}");
         }
     }
@@ -339,7 +339,7 @@ mod tests {
     #[test]
     fn a_bad_smtp_url_or_sender_is_refused_without_the_password() {
         let url = "smtpx://user:hunter2-secret@mail.example.com";
-        let config = config(url, Some("no-reply@acme.example"));
+        let config = smtp_config(url, Some("no-reply@acme.example"));
         let error = transport(&config, url).err().map(|e| format!("{e:#}"));
         assert!(
             error
@@ -350,10 +350,10 @@ mod tests {
         assert!(transport(&config, url).is_err());
         let url = "smtp://mail.example.com";
         assert!(
-            transport(&config(url, None), url).is_err(),
+            transport(&smtp_config(url, None), url).is_err(),
             "MAIL_FROM is required"
         );
-        assert!(transport(&config(url, Some("not an address")), url).is_err());
+        assert!(transport(&smtp_config(url, Some("not an address")), url).is_err());
     }
 
     #[test]
