@@ -28,6 +28,8 @@ pub struct Model {
     pub profile_visibility: Option<ProfileVisibility>,
     /// Attribute keys others may see (`None`: all); shown like `profile_visibility`.
     pub visible_attributes: Option<Vec<String>>,
+    /// Whether the user proved the address is theirs (a link sent to it was followed).
+    pub email_verified: bool,
 }
 
 /// The caller's relation to a person, as the view computes it from their pair's friendship

@@ -76,6 +76,10 @@ mod m20261215_000900_replies_are_never_stranded;
 mod m20261216_001000_late_subscribers_catch_up_from_postgresql;
 mod m20261221_001100_count_audiences_with_bitmaps;
 mod m20261221_001150_plan_definer_functions_once;
+mod m20261222_001200_deliver_the_outbox;
+mod m20261222_001201_verify_email_addresses;
+mod m20261222_001202_verify_company_domains;
+mod m20261222_001203_invite_links;
 mod m20261223_001300_seal_company_llm_providers;
 mod m20261224_001400_link_sign_in_identities;
 
@@ -102,6 +106,10 @@ impl MigratorTrait for Migrator {
             Box::new(m20261216_001000_late_subscribers_catch_up_from_postgresql::Migration),
             Box::new(m20261221_001100_count_audiences_with_bitmaps::Migration),
             Box::new(m20261221_001150_plan_definer_functions_once::Migration),
+            Box::new(m20261222_001200_deliver_the_outbox::Migration),
+            Box::new(m20261222_001201_verify_email_addresses::Migration),
+            Box::new(m20261222_001202_verify_company_domains::Migration),
+            Box::new(m20261222_001203_invite_links::Migration),
             Box::new(m20261223_001300_seal_company_llm_providers::Migration),
             Box::new(m20261224_001400_link_sign_in_identities::Migration),
         ]
@@ -116,7 +124,10 @@ pub const TENANT_TABLES: &[&str] = &[
     "sessions",
     "refresh_tokens",
     "password_resets",
+    "email_verifications",
     "invitations",
+    "company_domains",
+    "invite_links",
     "outbound_emails",
     "roles",
     "presets",

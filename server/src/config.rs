@@ -210,6 +210,10 @@ pub struct Config {
     #[arg(long, env = "INVITATION_TTL_SECS", default_value_t = 7 * 24 * 3600)]
     pub invitation_ttl_secs: u64,
 
+    /// Lifetime of an e-mail verification link, in seconds.
+    #[arg(long, env = "EMAIL_VERIFICATION_TTL_SECS", default_value_t = 48 * 3600)]
+    pub email_verification_ttl_secs: u64,
+
     /// Public URL of the frontend, used in links of outgoing e-mails (password reset,
     /// invitation). Defaults to http://BIND_ADDR.
     #[arg(long, env = "PUBLIC_URL")]
@@ -237,6 +241,43 @@ pub struct Config {
     /// server hammer the provider.
     #[arg(long, env = "OIDC_JWKS_REFRESH_INTERVAL_MS", default_value_t = 10_000)]
     pub oidc_jwks_refresh_interval_ms: u64,
+    /// SMTP server the outbox is delivered through: `smtp://host:25` (plain),
+    /// `smtp://host:587?tls=opportunistic` (STARTTLS when offered), `smtp://host:587?tls=required`
+    /// (STARTTLS or nothing), `smtps://host:465` (TLS from the start); credentials as
+    /// `user:password@` (percent-encoded). Unset: e-mails stay in `outbound_emails` (and their
+    /// links are written to the log in private mode).
+    #[arg(long, env = "SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// The sender of outgoing e-mails, e.g. `Acme <no-reply@acme.example>`; required with
+    /// SMTP_URL.
+    #[arg(long, env = "MAIL_FROM")]
+    pub mail_from: Option<String>,
+
+    /// How often each instance looks for e-mails due in the outbox, in milliseconds.
+    #[arg(long, env = "MAIL_POLL_MS", default_value_t = 2_000,
+          value_parser = clap::value_parser!(u64).range(10..))]
+    pub mail_poll_ms: u64,
+
+    /// Attempts at sending one e-mail before it is `failed` (a permanent refusal by the SMTP
+    /// server fails it at once).
+    #[arg(long, env = "MAIL_MAX_ATTEMPTS", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub mail_max_attempts: u32,
+
+    /// Wait before the first retry of an e-mail, in milliseconds; it doubles with each attempt,
+    /// up to MAIL_RETRY_MAX_SECS.
+    #[arg(long, env = "MAIL_RETRY_BASE_MS", default_value_t = 30_000)]
+    pub mail_retry_base_ms: u64,
+
+    /// Longest wait between two attempts at one e-mail, in seconds.
+    #[arg(long, env = "MAIL_RETRY_MAX_SECS", default_value_t = 3_600)]
+    pub mail_retry_max_secs: u64,
+
+    /// Longest one SMTP command (connecting included) may take, in seconds.
+    #[arg(long, env = "MAIL_TIMEOUT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub mail_timeout_secs: u64,
 
     /// Mark auth cookies `Secure` (HTTPS only). Default: on, except in private mode.
     #[arg(long, env = "COOKIE_SECURE", action = clap::ArgAction::Set,
@@ -377,6 +418,10 @@ apollographql-client-version,apollo-require-preflight"
     /// `changePassword` calls per user per period (0: unlimited).
     #[arg(long, env = "RATE_LIMIT_CHANGE_PASSWORD_PER_USER", default_value_t = 5)]
     pub rate_limit_change_password_per_user: u32,
+
+    /// `resendVerification` calls per user per period (0: unlimited).
+    #[arg(long, env = "RATE_LIMIT_VERIFICATION_PER_USER", default_value_t = 3)]
+    pub rate_limit_verification_per_user: u32,
 
     /// Passwords hashed or verified at once (argon2 is CPU- and memory-hungry). Default: the
     /// number of CPUs.

@@ -20,6 +20,7 @@ pub mod graphql;
 pub mod http;
 pub mod kv;
 pub mod llm;
+pub mod mail;
 pub mod metrics;
 pub mod oidc;
 pub mod paging;

@@ -191,6 +191,15 @@ fn describe() {
         "llm_circuit_breaker_opened_total",
         "Times the LLM circuit breaker opened"
     );
+    describe_counter!("mail_sent_total", "E-mails the SMTP server accepted");
+    describe_counter!(
+        "mail_failed_total",
+        "E-mails given up on (`failed`): refused for good or out of attempts"
+    );
+    describe_counter!(
+        "mail_attempt_errors_total",
+        "Attempts at sending an e-mail that failed (kind: transient, permanent)"
+    );
     describe_counter!(
         "rate_limit_rejections_total",
         "Requests refused by a rate limit, by limit"
@@ -349,6 +358,21 @@ pub fn chat_first_token(elapsed: Duration) {
 pub fn chat_tokens(prompt: u32, completion: u32) {
     counter!("chat_tokens_total", "kind" => "prompt").increment(u64::from(prompt));
     counter!("chat_tokens_total", "kind" => "completion").increment(u64::from(completion));
+}
+
+/// The SMTP server accepted an e-mail.
+pub fn mail_sent() {
+    counter!("mail_sent_total").increment(1);
+}
+
+/// An e-mail was given up on.
+pub fn mail_failed() {
+    counter!("mail_failed_total").increment(1);
+}
+
+/// An attempt at sending an e-mail failed: `transient` or `permanent`.
+pub fn mail_attempt_failed(kind: &'static str) {
+    counter!("mail_attempt_errors_total", "kind" => kind).increment(1);
 }
 
 /// The LLM circuit breaker opened.

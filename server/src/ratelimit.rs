@@ -81,10 +81,11 @@ pub enum Bucket {
     ResetEmail,
     RefreshIp,
     ChangePasswordUser,
+    VerificationUser,
 }
 
 impl Bucket {
-    pub const ALL: [Bucket; 9] = [
+    pub const ALL: [Bucket; 10] = [
         Self::LoginIp,
         Self::LoginEmail,
         Self::LoginEmailIp,
@@ -94,6 +95,7 @@ impl Bucket {
         Self::ResetEmail,
         Self::RefreshIp,
         Self::ChangePasswordUser,
+        Self::VerificationUser,
     ];
 
     /// The bucket's part of the Redis key.
@@ -108,6 +110,7 @@ impl Bucket {
             Self::ResetEmail => "reset_email",
             Self::RefreshIp => "refresh_ip",
             Self::ChangePasswordUser => "change_password_user",
+            Self::VerificationUser => "verification_user",
         }
     }
 
@@ -123,6 +126,7 @@ impl Bucket {
             Self::ResetEmail => config.rate_limit_reset_per_email,
             Self::RefreshIp => config.rate_limit_refresh_per_ip,
             Self::ChangePasswordUser => config.rate_limit_change_password_per_user,
+            Self::VerificationUser => config.rate_limit_verification_per_user,
         };
         Quota::new(burst, Duration::from_secs(config.rate_limit_period_secs))
     }

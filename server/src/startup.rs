@@ -112,6 +112,7 @@ impl RunningServer {
         };
         self.task.abort();
         chat.abort();
+        self.state.mail.abort();
         self.state.db.clone().close().await.ok();
         match served {
             Some(served) => served.context("server task")?.context("server"),
@@ -127,6 +128,7 @@ impl Drop for RunningServer {
     fn drop(&mut self) {
         self.task.abort();
         self.state.chat.abort();
+        self.state.mail.abort();
     }
 }
 
@@ -197,6 +199,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         pubsub.clone(),
         draining.clone(),
     )?;
+    let mail = crate::mail::Mailer::start(&config, pool.clone())?;
     let documents = Arc::new(crate::documents::Documents::load(
         &config,
         Some(redis.clone()),
@@ -206,6 +209,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let state = AppState {
         secrets,
         chat,
+        mail,
         documents,
         oidc,
         oidc_flows,

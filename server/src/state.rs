@@ -34,6 +34,8 @@ pub struct AppState {
     pub secrets: crate::secrets::Secrets,
     /// Chat: the LLM provider, background generations and their cancel registry.
     pub chat: crate::chat::Chat,
+    /// Delivery of the outbox over SMTP (idle without `SMTP_URL`).
+    pub mail: crate::mail::Mailer,
     /// Persisted queries (in Redis) and the trusted documents' manifest.
     pub documents: Arc<crate::documents::Documents>,
     /// The OpenID providers people sign in with, and their flows' state in Redis.

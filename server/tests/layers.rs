@@ -285,9 +285,9 @@ const FLOORS: &[&[&str]] = &[
     &["authz"],
     &["services"],
     // Domain logic and machinery beside the services: the chat's generation and streaming, the
-    // friendship state machine, the building blocks of authentication.
+    // friendship state machine, the building blocks of authentication, the outbox's delivery,
     // OpenID providers and the state of their flows.
-    &["auth", "chat", "friends", "oidc"],
+    &["auth", "chat", "friends", "mail", "oidc"],
     &["pubsub", "ratelimit", "documents"],
     // The LLM providers, a company's own among them, whose keys `secrets` opens.
     &["llm"],

@@ -9,6 +9,7 @@ pub mod oidc;
 pub mod policy;
 pub mod process;
 pub mod restartable;
+pub mod smtp;
 pub mod ws;
 
 use std::{

@@ -156,7 +156,8 @@ ALTER FUNCTION app.create_password_reset(text, text, timestamptz, text, text) OW
 REVOKE ALL ON FUNCTION app.create_password_reset(text, text, timestamptz, text, text) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
 GRANT EXECUTE ON FUNCTION app.create_password_reset(text, text, timestamptz, text, text) TO app_anon;
 
--- Uses a reset token once: sets the password and revokes every session of that user.
+-- Uses a reset token once: sets the password and revokes every session of that user. The token
+-- came by e-mail, so the address is verified too.
 -- Returns the revoked session ids (and the user) or nothing when the token is not usable.
 CREATE OR REPLACE FUNCTION app.consume_password_reset(p_token_hash text, p_password_hash text)
     RETURNS TABLE (user_id uuid, company_id uuid, revoked_session uuid)
@@ -170,7 +171,8 @@ BEGIN
         RETURN;
     END IF;
     UPDATE password_resets SET used_at = now() WHERE id = r.id;
-    UPDATE users SET password_hash = p_password_hash WHERE id = r.user_id AND users.company_id = r.company_id AND is_active;
+    UPDATE users SET password_hash = p_password_hash, email_verified_at = COALESCE(email_verified_at, now())
+     WHERE id = r.user_id AND users.company_id = r.company_id AND is_active;
     IF NOT FOUND THEN
         RETURN;
     END IF;
@@ -199,8 +201,9 @@ BEGIN
     IF NOT FOUND THEN
         RETURN;
     END IF;
-    INSERT INTO users (id, company_id, email, password_hash, display_name, role)
-        VALUES (p_user, i.company_id, i.email, p_password_hash, btrim(p_display_name), i.role);
+    -- The invitation came to that address: it is verified.
+    INSERT INTO users (id, company_id, email, password_hash, display_name, role, email_verified_at)
+        VALUES (p_user, i.company_id, i.email, p_password_hash, btrim(p_display_name), i.role, now());
     UPDATE invitations SET accepted_at = now(), accepted_user_id = p_user WHERE id = i.id;
     RETURN QUERY SELECT p_user, i.company_id, i.role;
 END
@@ -229,3 +232,176 @@ $$;
 ALTER FUNCTION app.pending_invitation(text) OWNER TO app_auth;
 REVOKE ALL ON FUNCTION app.pending_invitation(text) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
 GRANT EXECUTE ON FUNCTION app.pending_invitation(text) TO app_anon;
+
+-- Stores a verification token for the current address of user p_user, unless it is verified,
+-- and queues the e-mail with its link; the user's earlier tokens stop working. Whether it did.
+CREATE OR REPLACE FUNCTION app.create_email_verification(p_user uuid, p_company uuid, p_token_hash text,
+                                                         p_expires_at timestamptz, p_subject text, p_body text)
+    RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+    AS $$
+DECLARE u users%ROWTYPE;
+BEGIN
+    SELECT * INTO u FROM users WHERE id = p_user AND company_id = p_company AND email_verified_at IS NULL;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    UPDATE email_verifications SET expires_at = now()
+     WHERE user_id = u.id AND company_id = u.company_id AND used_at IS NULL AND expires_at > now();
+    INSERT INTO email_verifications (company_id, user_id, email, token_hash, expires_at)
+        VALUES (u.company_id, u.id, u.email, p_token_hash, p_expires_at);
+    INSERT INTO outbound_emails (company_id, recipient, template, subject, body)
+        VALUES (u.company_id, u.email, 'email_verification', p_subject, p_body);
+    RETURN true;
+END
+$$;
+ALTER FUNCTION app.create_email_verification(uuid, uuid, text, timestamptz, text, text) OWNER TO app_auth;
+REVOKE ALL ON FUNCTION app.create_email_verification(uuid, uuid, text, timestamptz, text, text) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
+GRANT EXECUTE ON FUNCTION app.create_email_verification(uuid, uuid, text, timestamptz, text, text) TO app_anon;
+
+-- Uses a verification token once: while the address it was sent to is still its user's, that
+-- address is verified, and a member who joined by the company's domain becomes active. The user,
+-- or no row.
+CREATE OR REPLACE FUNCTION app.verify_email(p_token_hash text)
+    RETURNS TABLE (user_id uuid, company_id uuid)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+    AS $$
+DECLARE v email_verifications%ROWTYPE;
+BEGIN
+    SELECT * INTO v FROM email_verifications
+     WHERE token_hash = p_token_hash AND used_at IS NULL AND expires_at > now() FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    UPDATE email_verifications SET used_at = now() WHERE id = v.id;
+    UPDATE users SET email_verified_at = COALESCE(email_verified_at, now()),
+                     is_active = is_active OR awaiting_verification, awaiting_verification = false
+     WHERE id = v.user_id AND users.company_id = v.company_id AND lower(email) = lower(v.email);
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT v.user_id, v.company_id;
+END
+$$;
+ALTER FUNCTION app.verify_email(text) OWNER TO app_auth;
+REVOKE ALL ON FUNCTION app.verify_email(text) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
+GRANT EXECUTE ON FUNCTION app.verify_email(text) TO app_anon;
+
+-- User p_user (active) changes their address to p_email: it is unverified until the link
+-- queued to it is followed, and their pending password resets and verification links stop
+-- working. Whether the user was changed.
+CREATE OR REPLACE FUNCTION app.change_email(p_user uuid, p_company uuid, p_email text, p_token_hash text,
+                                            p_expires_at timestamptz, p_subject text, p_body text)
+    RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+    AS $$
+BEGIN
+    UPDATE users SET email = btrim(p_email), email_verified_at = NULL
+     WHERE id = p_user AND company_id = p_company AND is_active;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    UPDATE password_resets SET expires_at = now()
+     WHERE user_id = p_user AND company_id = p_company AND used_at IS NULL AND expires_at > now();
+    UPDATE email_verifications SET expires_at = now()
+     WHERE user_id = p_user AND company_id = p_company AND used_at IS NULL AND expires_at > now();
+    INSERT INTO email_verifications (company_id, user_id, email, token_hash, expires_at)
+        VALUES (p_company, p_user, btrim(p_email), p_token_hash, p_expires_at);
+    INSERT INTO outbound_emails (company_id, recipient, template, subject, body)
+        VALUES (p_company, btrim(p_email), 'email_verification', p_subject, p_body);
+    RETURN true;
+END
+$$;
+ALTER FUNCTION app.change_email(uuid, uuid, text, text, timestamptz, text, text) OWNER TO app_auth;
+REVOKE ALL ON FUNCTION app.change_email(uuid, uuid, text, text, timestamptz, text, text) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
+GRANT EXECUTE ON FUNCTION app.change_email(uuid, uuid, text, text, timestamptz, text, text) TO app_anon;
+
+-- Signs up user p_user as a member of the company that verified the domain of p_email, if one
+-- did: inactive until the address is verified (app.verify_email). The company, or NULL when no
+-- company verified that domain.
+CREATE OR REPLACE FUNCTION app.sign_up_member(p_user uuid, p_email text, p_password_hash text, p_display_name text)
+    RETURNS uuid
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+    AS $$
+DECLARE v_company uuid;
+BEGIN
+    SELECT d.company_id INTO v_company FROM company_domains d
+     WHERE d.domain = lower(split_part(btrim(p_email), '@', 2)) AND d.verified_at IS NOT NULL;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO users (id, company_id, email, password_hash, display_name, role, is_active, awaiting_verification)
+        VALUES (p_user, v_company, btrim(p_email), p_password_hash, btrim(p_display_name), 'member', false, true);
+    RETURN v_company;
+END
+$$;
+ALTER FUNCTION app.sign_up_member(uuid, text, text, text) OWNER TO app_auth;
+REVOKE ALL ON FUNCTION app.sign_up_member(uuid, text, text, text) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
+GRANT EXECUTE ON FUNCTION app.sign_up_member(uuid, text, text, text) TO app_anon;
+
+-- The signed-in caller, an active admin whose own address is verified and in the domain of
+-- their company's domain p_id, confirms it: from then on it counts (one company per domain).
+-- outcome: confirmed | missing | not_admin | unverified | other_domain | taken
+CREATE OR REPLACE FUNCTION app.confirm_company_domain(p_id uuid)
+    RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+    AS $$
+DECLARE
+    d company_domains%ROWTYPE;
+    u users%ROWTYPE;
+BEGIN
+    SELECT * INTO d FROM company_domains
+     WHERE id = p_id AND company_id = app.current_company_id() FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN 'missing';
+    END IF;
+    SELECT * INTO u FROM users
+     WHERE id = app.current_user_id() AND company_id = d.company_id AND is_active;
+    IF NOT FOUND OR u.role <> 'admin' THEN
+        RETURN 'not_admin';
+    END IF;
+    IF u.email_verified_at IS NULL THEN
+        RETURN 'unverified';
+    END IF;
+    IF lower(split_part(u.email, '@', 2)) <> d.domain THEN
+        RETURN 'other_domain';
+    END IF;
+    IF d.verified_at IS NOT NULL THEN
+        RETURN 'confirmed';
+    END IF;
+    IF EXISTS (SELECT 1 FROM company_domains o WHERE o.domain = d.domain AND o.verified_at IS NOT NULL) THEN
+        RETURN 'taken';
+    END IF;
+    UPDATE company_domains SET verified_at = now(), verified_by = u.id WHERE id = d.id;
+    RETURN 'confirmed';
+END
+$$;
+ALTER FUNCTION app.confirm_company_domain(uuid) OWNER TO app_auth;
+REVOKE ALL ON FUNCTION app.confirm_company_domain(uuid) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
+GRANT EXECUTE ON FUNCTION app.confirm_company_domain(uuid) TO app_user;
+
+-- Signs up user p_user into the company of a live invite link, with the link's role, counting
+-- one use: the row lock of the UPDATE serialises concurrent uses, so they never exceed max_uses,
+-- and a sign-up that fails (a taken address) counts none. The user, or no row when the link is
+-- unknown, revoked, expired or used up.
+CREATE OR REPLACE FUNCTION app.accept_invite_link(p_token_hash text, p_user uuid, p_email text,
+                                                  p_password_hash text, p_display_name text)
+    RETURNS TABLE (user_id uuid, company_id uuid, role text)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+    AS $$
+DECLARE l invite_links%ROWTYPE;
+BEGIN
+    UPDATE invite_links SET uses = uses + 1
+     WHERE token_hash = p_token_hash AND revoked_at IS NULL AND expires_at > now() AND uses < max_uses
+    RETURNING * INTO l;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    INSERT INTO users (id, company_id, email, password_hash, display_name, role)
+        VALUES (p_user, l.company_id, btrim(p_email), p_password_hash, btrim(p_display_name), l.role);
+    RETURN QUERY SELECT p_user, l.company_id, l.role;
+END
+$$;
+ALTER FUNCTION app.accept_invite_link(text, uuid, text, text, text) OWNER TO app_auth;
+REVOKE ALL ON FUNCTION app.accept_invite_link(text, uuid, text, text, text) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
+GRANT EXECUTE ON FUNCTION app.accept_invite_link(text, uuid, text, text, text) TO app_anon;

@@ -26,7 +26,8 @@ SELECT u.id,
        u.last_active_at,
        p.relation,
        CASE WHEN p.full_view THEN u.profile_visibility END AS profile_visibility,
-       CASE WHEN p.full_view THEN u.visible_attributes END AS visible_attributes
+       CASE WHEN p.full_view THEN u.visible_attributes END AS visible_attributes,
+       u.email_verified_at IS NOT NULL AS email_verified
 FROM users u
 LEFT JOIN LATERAL (
     SELECT fr.status, fr.requested_by, fr.blocked_by

@@ -1,4 +1,5 @@
-//! Opaque one-time secrets: refresh tokens, password-reset and invitation tokens.
+//! Opaque one-time secrets: refresh tokens, password-reset, invitation and e-mail verification
+//! tokens.
 //!
 //! A secret is 256 random bits, base64url, with a prefix saying what it is for (so an access
 //! token can never pass for one, nor one for another). Only its SHA-256 is stored. A refresh
@@ -16,6 +17,8 @@ pub enum Kind {
     Refresh,
     PasswordReset,
     Invitation,
+    EmailVerification,
+    InviteLink,
 }
 
 impl Kind {
@@ -24,6 +27,8 @@ impl Kind {
             Self::Refresh => "rt_",
             Self::PasswordReset => "pr_",
             Self::Invitation => "iv_",
+            Self::EmailVerification => "ev_",
+            Self::InviteLink => "il_",
         }
     }
 }

@@ -89,6 +89,18 @@ const fn check(
 pub const CONSTRAINTS: &[Constraint] = &[
     // Unique values.
     unique(
+        "company_domains_company_id_domain_key",
+        "company_domains",
+        "domain",
+        "your company has this domain already",
+    ),
+    unique(
+        "company_domains_verified_key",
+        "company_domains",
+        "id",
+        "another company has verified this domain",
+    ),
+    unique(
         "users_email_key",
         "users",
         "email",

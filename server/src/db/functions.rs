@@ -204,11 +204,27 @@ pub const ACCEPT_INVITATION: SqlFunction = SqlFunction {
     ]),
     caller: Caller::Anonymous,
 };
+pub const ACCEPT_INVITE_LINK: SqlFunction = SqlFunction {
+    name: "accept_invite_link",
+    args: &["text", "uuid", "text", "text", "text"],
+    returns: Returns::Table(&[
+        ("user_id", "uuid"),
+        ("company_id", "uuid"),
+        ("role", "text"),
+    ]),
+    caller: Caller::Anonymous,
+};
 pub const BEGIN_REQUEST: SqlFunction = SqlFunction {
     name: "begin_request",
     args: &["uuid", "uuid", "text", "uuid", "boolean"],
     returns: Returns::Void,
     caller: Caller::User,
+};
+pub const CHANGE_EMAIL: SqlFunction = SqlFunction {
+    name: "change_email",
+    args: &["uuid", "uuid", "text", "text", TIMESTAMPTZ, "text", "text"],
+    returns: Returns::Scalar("boolean"),
+    caller: Caller::Anonymous,
 };
 pub const CHAT_FINISH_MESSAGE: SqlFunction = SqlFunction {
     name: "chat_finish_message",
@@ -275,6 +291,12 @@ pub const SEALED_PAGE: &[(&str, &str)] = &[
     ("row_id", "uuid"),
     ("sealed", "text"),
 ];
+pub const CONFIRM_COMPANY_DOMAIN: SqlFunction = SqlFunction {
+    name: "confirm_company_domain",
+    args: &["uuid"],
+    returns: Returns::Scalar("text"),
+    caller: Caller::User,
+};
 pub const CONSUME_PASSWORD_RESET: SqlFunction = SqlFunction {
     name: "consume_password_reset",
     args: &["text", "text"],
@@ -283,6 +305,12 @@ pub const CONSUME_PASSWORD_RESET: SqlFunction = SqlFunction {
         ("company_id", "uuid"),
         ("revoked_session", "uuid"),
     ]),
+    caller: Caller::Anonymous,
+};
+pub const CREATE_EMAIL_VERIFICATION: SqlFunction = SqlFunction {
+    name: "create_email_verification",
+    args: &["uuid", "uuid", "text", TIMESTAMPTZ, "text", "text"],
+    returns: Returns::Scalar("boolean"),
     caller: Caller::Anonymous,
 };
 pub const CREATE_PASSWORD_RESET: SqlFunction = SqlFunction {
@@ -324,6 +352,30 @@ pub const LOGIN_LOOKUP: SqlFunction = SqlFunction {
         ("is_active", "boolean"),
     ]),
     caller: Caller::Anonymous,
+};
+pub const MAIL_ATTEMPT_FAILED: SqlFunction = SqlFunction {
+    name: "mail_attempt_failed",
+    args: &["uuid", "text", "interval"],
+    returns: Returns::Scalar("text"),
+    caller: Caller::Worker,
+};
+pub const MAIL_CLAIM: SqlFunction = SqlFunction {
+    name: "mail_claim",
+    args: &["interval", "integer"],
+    returns: Returns::Table(&[
+        ("id", "uuid"),
+        ("recipient", "text"),
+        ("subject", "text"),
+        ("body", "text"),
+        ("attempts", "integer"),
+    ]),
+    caller: Caller::Worker,
+};
+pub const MAIL_SENT: SqlFunction = SqlFunction {
+    name: "mail_sent",
+    args: &["uuid"],
+    returns: Returns::Scalar("boolean"),
+    caller: Caller::Worker,
 };
 pub const MUTUAL_FRIEND_IDS: SqlFunction = SqlFunction {
     name: "mutual_friend_ids",
@@ -403,20 +455,40 @@ pub const SIGN_UP: SqlFunction = SqlFunction {
     caller: Caller::Anonymous,
 };
 
+pub const SIGN_UP_MEMBER: SqlFunction = SqlFunction {
+    name: "sign_up_member",
+    args: &["uuid", "text", "text", "text"],
+    returns: Returns::Scalar("uuid"),
+    caller: Caller::Anonymous,
+};
+pub const VERIFY_EMAIL: SqlFunction = SqlFunction {
+    name: "verify_email",
+    args: &["text"],
+    returns: Returns::Table(&[("user_id", "uuid"), ("company_id", "uuid")]),
+    caller: Caller::Anonymous,
+};
+
 /// Every `app.*` function the server calls.
 pub const DECLARED: &[SqlFunction] = &[
     ACCEPT_INVITATION,
+    ACCEPT_INVITE_LINK,
     BEGIN_REQUEST,
+    CHANGE_EMAIL,
     CHAT_FINISH_MESSAGE,
     CHAT_INTERRUPT_MESSAGE,
     CHAT_PROGRESS_MESSAGE,
     CHAT_SILENT_REPLIES,
     COMPANY_LLM_PROVIDER,
+    CONFIRM_COMPANY_DOMAIN,
     CONSUME_PASSWORD_RESET,
+    CREATE_EMAIL_VERIFICATION,
     CREATE_PASSWORD_RESET,
     CREATE_SESSION,
     CURRENT_PASSWORD_HASH,
     LOGIN_LOOKUP,
+    MAIL_ATTEMPT_FAILED,
+    MAIL_CLAIM,
+    MAIL_SENT,
     MUTUAL_FRIEND_IDS,
     OIDC_IDENTITY,
     OIDC_JOIN,
@@ -429,6 +501,8 @@ pub const DECLARED: &[SqlFunction] = &[
     SEALED_COMPANY_LLM_KEYS,
     SESSION_STATE,
     SIGN_UP,
+    SIGN_UP_MEMBER,
+    VERIFY_EMAIL,
 ];
 
 /// Functions granted to a role of the application that the server never calls itself: only
@@ -556,6 +630,37 @@ impl LinkOutcome {
     }
 }
 
+/// What `app.confirm_company_domain` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DomainConfirmation {
+    /// The domain counts for the caller's company (now, or already).
+    Confirmed,
+    /// No such domain in the caller's company.
+    Missing,
+    /// The caller is not an active admin.
+    NotAdmin,
+    /// The caller's own address is not verified.
+    Unverified,
+    /// The caller's own address is in another domain.
+    OtherDomain,
+    /// Another company verified the domain.
+    Taken,
+}
+
+impl DomainConfirmation {
+    fn parse(code: &str) -> Result<Self, DbErr> {
+        Ok(match code {
+            "confirmed" => Self::Confirmed,
+            "missing" => Self::Missing,
+            "not_admin" => Self::NotAdmin,
+            "unverified" => Self::Unverified,
+            "other_domain" => Self::OtherDomain,
+            "taken" => Self::Taken,
+            other => return Err(unknown(&CONFIRM_COMPANY_DOMAIN, other)),
+        })
+    }
+}
+
 // Results ------------------------------------------------------------------------------------
 
 /// A row of `app.login_lookup`.
@@ -608,6 +713,26 @@ pub struct Interrupted {
     pub model: Option<String>,
     pub prompt_tokens: Option<i32>,
     pub completion_tokens: Option<i32>,
+}
+
+/// A message `app.mail_claim` handed to this instance to send.
+#[derive(Debug, Clone)]
+pub struct ClaimedMail {
+    pub id: Uuid,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    /// Attempts at it so far, this one included.
+    pub attempts: i32,
+}
+
+/// A one-time e-mail, for the definer functions that store a token and queue its message.
+#[derive(Debug, Clone)]
+pub struct TokenMail<'a> {
+    pub token_hash: &'a str,
+    pub expires_at: DateTime<Utc>,
+    pub subject: &'a str,
+    pub body: &'a str,
 }
 
 /// A new session, for `app.create_session`.
@@ -709,6 +834,39 @@ pub async fn accept_invitation(
         .transpose()
 }
 
+/// `app.accept_invite_link`: creates user `user` in the company of a live invite link, with
+/// its role, counting one use; `None` when the link is unknown, revoked, expired or used up.
+pub async fn accept_invite_link(
+    db: &DatabaseConnection,
+    token_hash: &str,
+    user: Uuid,
+    email: &str,
+    password_hash: &str,
+    display_name: &str,
+) -> Result<Option<Accepted>, DbErr> {
+    let rows = ACCEPT_INVITE_LINK
+        .rows(
+            db,
+            vec![
+                token_hash.into(),
+                user.into(),
+                email.into(),
+                password_hash.into(),
+                display_name.into(),
+            ],
+        )
+        .await?;
+    rows.first()
+        .map(|row| {
+            Ok(Accepted {
+                user_id: row.try_get("", "user_id")?,
+                company_id: row.try_get("", "company_id")?,
+                role: row.try_get("", "role")?,
+            })
+        })
+        .transpose()
+}
+
 /// The SQL text of `app.begin_request` for a simple-protocol round trip (which takes no bound
 /// values), each value a literal of its declared type. `role` must be a plain name; quotes in it
 /// are escaped all the same.
@@ -733,6 +891,56 @@ pub fn begin_request_sql(
         .map(|(ty, literal)| format!("{literal}::{ty}"))
         .collect();
     format!("SELECT app.{}({})", BEGIN_REQUEST.name, args.join(", "))
+}
+
+/// `app.change_email`: active user `user` of `company` changes their address to `email`,
+/// unverified until the link of `mail` (queued to it) is followed; whether the user changed.
+pub async fn change_email(
+    db: &DatabaseConnection,
+    user: Uuid,
+    company: Uuid,
+    email: &str,
+    mail: &TokenMail<'_>,
+) -> Result<bool, DbErr> {
+    CHANGE_EMAIL
+        .one(
+            db,
+            vec![
+                user.into(),
+                company.into(),
+                email.into(),
+                mail.token_hash.into(),
+                mail.expires_at.into(),
+                mail.subject.into(),
+                mail.body.into(),
+            ],
+        )
+        .await?
+        .try_get("", VALUE)
+}
+
+/// `app.create_email_verification`: stores a verification token for the current address of
+/// `user` and queues `mail` to it, unless the address is verified; whether it did.
+pub async fn create_email_verification(
+    db: &DatabaseConnection,
+    user: Uuid,
+    company: Uuid,
+    mail: &TokenMail<'_>,
+) -> Result<bool, DbErr> {
+    CREATE_EMAIL_VERIFICATION
+        .one(
+            db,
+            vec![
+                user.into(),
+                company.into(),
+                mail.token_hash.into(),
+                mail.expires_at.into(),
+                mail.subject.into(),
+                mail.body.into(),
+            ],
+        )
+        .await?
+        .try_get("", VALUE)
 }
 
 /// `app.chat_finish_message`: stores the outcome of a reply; whether it was still streaming
@@ -924,6 +1132,22 @@ pub async fn reseal_value(
     }
 }
 
+/// `app.confirm_company_domain`: the caller confirms domain `id` of their company, in their
+/// request's transaction.
+pub async fn confirm_company_domain(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<DomainConfirmation, DbErr> {
+    let row = CONFIRM_COMPANY_DOMAIN
+        .rows_on(conn, vec![id.into()])
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| DbErr::Custom("app.confirm_company_domain returned no row".into()))?;
+    let code: String = row.try_get("", VALUE)?;
+    DomainConfirmation::parse(&code)
+}
+
 /// `app.consume_password_reset`: sets the new password with a reset token (once) and revokes
 /// the user's sessions; no row when the token is unusable.
 pub async fn consume_password_reset(
@@ -1021,6 +1245,56 @@ pub async fn login_lookup(
             })
         })
         .transpose()
+}
+
+/// `app.mail_attempt_failed`: an attempt at claimed message `id` failed with `error`; it is
+/// due again after `retry_in`, or `failed` when that is `None`. The message's status, `None`
+/// when it was no longer pending.
+pub async fn mail_attempt_failed(
+    db: &DatabaseConnection,
+    id: Uuid,
+    error: &str,
+    retry_in: Option<Duration>,
+) -> Result<Option<String>, DbErr> {
+    MAIL_ATTEMPT_FAILED
+        .one(
+            db,
+            vec![
+                id.into(),
+                error.into(),
+                retry_in.map(|d| d.as_secs_f64()).into(),
+            ],
+        )
+        .await?
+        .try_get("", VALUE)
+}
+
+/// `app.mail_claim`: at most `limit` due messages, each not due again for `lease`.
+pub async fn mail_claim(
+    db: &DatabaseConnection,
+    lease: Duration,
+    limit: i32,
+) -> Result<Vec<ClaimedMail>, DbErr> {
+    MAIL_CLAIM
+        .rows(db, vec![secs(lease), limit.into()])
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(ClaimedMail {
+                id: row.try_get("", "id")?,
+                recipient: row.try_get("", "recipient")?,
+                subject: row.try_get("", "subject")?,
+                body: row.try_get("", "body")?,
+                attempts: row.try_get("", "attempts")?,
+            })
+        })
+        .collect()
+}
+
+/// `app.mail_sent`: claimed message `id` was accepted by the SMTP server; whether it was still
+/// pending.
+pub async fn mail_sent(db: &DatabaseConnection, id: Uuid) -> Result<bool, DbErr> {
+    MAIL_SENT.one(db, vec![id.into()]).await?.try_get("", VALUE)
 }
 
 /// `<column> IN app.mutual_friend_ids(other)`: a condition for a query of a signed-in request.
@@ -1223,6 +1497,41 @@ pub async fn sign_up(db: &DatabaseConnection, new: &NewCompany<'_>) -> Result<()
         )
         .await
         .map(|_| ())
+}
+
+/// `app.sign_up_member`: creates user `user` as an inactive member of the company that
+/// verified the domain of `email`, awaiting the address's verification; that company, or
+/// `None` when no company verified the domain.
+pub async fn sign_up_member(
+    db: &DatabaseConnection,
+    user: Uuid,
+    email: &str,
+    password_hash: &str,
+    display_name: &str,
+) -> Result<Option<Uuid>, DbErr> {
+    SIGN_UP_MEMBER
+        .one(
+            db,
+            vec![
+                user.into(),
+                email.into(),
+                password_hash.into(),
+                display_name.into(),
+            ],
+        )
+        .await?
+        .try_get("", VALUE)
+}
+
+/// `app.verify_email`: uses a verification token once; the user whose address it verified.
+pub async fn verify_email(
+    db: &DatabaseConnection,
+    token_hash: &str,
+) -> Result<Option<(Uuid, Uuid)>, DbErr> {
+    let rows = VERIFY_EMAIL.rows(db, vec![token_hash.into()]).await?;
+    rows.first()
+        .map(|row| Ok((row.try_get("", "user_id")?, row.try_get("", "company_id")?)))
+        .transpose()
 }
 
 #[cfg(test)]

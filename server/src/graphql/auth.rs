@@ -1,5 +1,5 @@
 //! Authentication operations: sign-up, login, refresh, logout, sessions, password change and
-//! reset, invitations.
+//! reset, invitations, verifying and changing one's e-mail address.
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
@@ -11,7 +11,9 @@ use crate::{
     authz::{Action, Object as Obj, public, requires},
     error::{AppError, AppResult},
     services::{
-        auth::{self as auth_service, AuthDeps, Issued, NewInvitation, OwnSessions, limits},
+        auth::{
+            self as auth_service, AuthDeps, Issued, NewInvitation, OwnSessions, SignedUp, limits,
+        },
         roles as role_service,
     },
     state::AppState,
@@ -61,13 +63,20 @@ pub struct Invitation {
     pub link: Option<String>,
 }
 
-/// A new company and its first admin.
+/// A new company and its first admin; or, with `joinCompany`, a member of the company that
+/// verified the address's domain.
 #[derive(Debug, InputObject)]
 pub struct SignUpInput {
     pub company_name: String,
     pub email: String,
     pub password: String,
     pub display_name: String,
+    /// Join the company that verified the address's e-mail domain, if one did: the account is
+    /// then a member of it, active once the link sent to the address is followed, and the
+    /// payload's tokens are empty (nobody is signed in yet). Otherwise, and by default, a new
+    /// company is created with the caller as its admin.
+    #[graphql(default = false)]
+    pub join_company: bool,
 }
 
 /// E-mail and password.
@@ -117,6 +126,21 @@ pub(super) fn deps(state: &AppState) -> AuthDeps<'_> {
 
 pub(super) fn meta<'a>(ctx: &Context<'a>) -> RequestMeta {
     ctx.data_opt::<RequestMeta>().cloned().unwrap_or_default()
+}
+
+/// [`deps`], for the other authentication modules.
+pub(super) fn auth_deps(state: &AppState) -> AuthDeps<'_> {
+    deps(state)
+}
+
+/// [`meta`], for the other authentication modules.
+pub(super) fn request_meta(ctx: &Context<'_>) -> RequestMeta {
+    meta(ctx)
+}
+
+/// The payload of credentials issued in bearer mode, for the other authentication modules.
+pub(super) async fn auth_payload(ctx: &Context<'_>, issued: Issued) -> AppResult<AuthPayload> {
+    payload(ctx, issued, false).await
 }
 
 fn cookie_secure(state: &AppState) -> bool {
@@ -228,10 +252,13 @@ pub struct AuthMutation;
 
 #[Object]
 impl AuthMutation {
-    /// Creates a company with the caller as its admin, and signs in.
+    /// Creates a company with the caller as its admin, and signs in. With `joinCompany: true`
+    /// and an address in a domain a company verified, creates an inactive member of that
+    /// company instead: its payload has empty tokens and `user.isActive` false until the link
+    /// sent to the address is followed (`verifyEmail`), then `login` works.
     #[graphql(directive = public::apply())]
     async fn sign_up(&self, ctx: &Context<'_>, input: SignUpInput) -> AppResult<AuthPayload> {
-        let issued = auth_service::sign_up(
+        let signed_up = auth_service::sign_up(
             &deps(state(ctx)?),
             &meta(ctx),
             auth_service::SignUp {
@@ -239,10 +266,19 @@ impl AuthMutation {
                 email: input.email,
                 password: input.password,
                 display_name: input.display_name,
+                join_company: input.join_company,
             },
         )
         .await?;
-        payload(ctx, issued, false).await
+        match signed_up {
+            SignedUp::Company(issued) => payload(ctx, issued, false).await,
+            SignedUp::Member(profile) => Ok(AuthPayload {
+                access_token: String::new(),
+                refresh_token: String::new(),
+                expires_at: Utc::now(),
+                user: profile.into(),
+            }),
+        }
     }
 
     /// Signs in with e-mail and password.
@@ -385,6 +421,61 @@ impl AuthMutation {
         Ok(true)
     }
 
+    /// Verifies an e-mail address with the token of the link sent to it (usable once, until it
+    /// expires).
+    #[graphql(directive = public::apply())]
+    async fn verify_email(&self, ctx: &Context<'_>, token: String) -> AppResult<bool> {
+        auth_service::verify_email(&deps(state(ctx)?), &token).await?;
+        Ok(true)
+    }
+
+    /// Sends a new verification link to the caller's address (earlier links stop working);
+    /// false when the address is verified already. Rate-limited per user.
+    #[graphql(directive = requires::apply(Obj::Session, Action::Update))]
+    async fn resend_verification(&self, ctx: &Context<'_>) -> AppResult<bool> {
+        let principal = principal(ctx)?;
+        auth_service::resend_verification(&deps(state(ctx)?), principal).await
+    }
+
+    /// Changes the caller's e-mail address, proven by their current password: the new address
+    /// is unverified until the link sent to it is followed, and pending password resets stop
+    /// working.
+    #[graphql(directive = requires::apply(Obj::Session, Action::Update))]
+    async fn change_email(
+        &self,
+        ctx: &Context<'_>,
+        current_password: String,
+        new_email: String,
+    ) -> AppResult<User> {
+        let principal = principal(ctx)?;
+        let state = state(ctx)?;
+        // Every call is a guess of the current password, as `changePassword`'s.
+        limits::change_password(&state.ratelimit, principal.user_id).await?;
+        auth_service::check_email("newEmail", &new_email)?;
+        let (hash, _) = scope(ctx)?
+            .read({
+                let principal = principal.clone();
+                move |tx| {
+                    Box::pin(
+                        async move { auth_service::own_credentials(tx.conn(), &principal).await },
+                    )
+                }
+            })
+            .await?;
+        // No connection is held while hashing.
+        scope(ctx)?.finish().await?;
+        if !state.passwords.verify(current_password, hash).await? {
+            return Err(AppError::bad_input(
+                "currentPassword",
+                "the current password is wrong",
+            ));
+        }
+        auth_service::change_email(&deps(state), principal, &new_email).await?;
+        Ok(auth_service::signed_in_profile(&deps(state), principal)
+            .await?
+            .into())
+    }
+
     /// Invites someone to the caller's company (admins). The token is in this response only.
     #[graphql(directive = requires::apply(Obj::Invitation, Action::Create))]
     async fn invite_user(
@@ -442,8 +533,8 @@ impl AuthMutation {
                 }
             })
             .await?;
-        if state.config.private_mode {
-            tracing::info!(%link, "invitation link (private mode: a mailer would send it from outbound_emails)");
+        if state.config.private_mode && state.config.smtp_url.is_none() {
+            tracing::info!(%link, "invitation link (private mode without SMTP_URL: the e-mail stays in outbound_emails)");
         }
         Ok(Invitation {
             id: ID(id.to_string()),

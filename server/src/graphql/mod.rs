@@ -4,9 +4,11 @@ mod audience;
 mod auth;
 mod chat;
 pub(crate) mod connection;
+mod domains;
 mod friends;
 mod guardrails;
 mod identities;
+mod invite_links;
 pub mod live;
 mod llm_provider;
 mod node;
@@ -39,6 +41,8 @@ pub struct QueryRoot(
     roles::RoleQuery,
     auth::AuthQuery,
     identities::IdentityQuery,
+    domains::DomainQuery,
+    invite_links::InviteLinkQuery,
     friends::FriendQuery,
     presets::PresetQuery,
     audience::AudienceQuery,
@@ -54,6 +58,8 @@ pub struct MutationRoot(
     roles::RoleMutation,
     auth::AuthMutation,
     identities::IdentityMutation,
+    domains::DomainMutation,
+    invite_links::InviteLinkMutation,
     friends::FriendMutation,
     presets::PresetMutation,
     audience::AudienceMutation,

@@ -41,6 +41,9 @@ pub struct User {
     pub updated_at: DateTime<Utc>,
     /// When the user last made an authenticated request, if ever.
     pub last_active_at: Option<DateTime<Utc>>,
+    /// Whether the user proved the address is theirs: they followed a verification link sent
+    /// to it, or used a password reset or an invitation that came to it.
+    pub email_verified: bool,
     /// The caller's relation to this user, as `user_profiles` computes it.
     #[graphql(skip)]
     pub(crate) relation: Relationship,
@@ -74,6 +77,7 @@ impl From<Profile> for User {
             created_at: m.created_at,
             updated_at: m.updated_at,
             last_active_at: m.last_active_at,
+            email_verified: m.email_verified,
             relation: m.relation,
             profile_visibility: m.profile_visibility,
             visible_attributes: m.visible_attributes,
@@ -336,6 +340,7 @@ fn needs(columns: &mut ProfileColumns, field: &str) -> bool {
         "lastActiveAt" => columns.last_active_at = true,
         "friendshipStatus" => columns.relation = true,
         "privacy" => columns.privacy = true,
+        "emailVerified" => columns.email_verified = true,
         _ => return false,
     }
     true

@@ -10,8 +10,10 @@
 pub mod audience;
 pub mod auth;
 pub mod chat;
+pub mod domains;
 pub mod friends;
 pub mod identities;
+pub mod invite_links;
 pub mod keyset;
 pub mod llm_provider;
 pub mod presets;

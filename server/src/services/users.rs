@@ -48,6 +48,8 @@ pub struct Profile {
     /// Shown to the person themselves and admins only.
     pub profile_visibility: Option<ProfileVisibility>,
     pub visible_attributes: Option<Vec<String>>,
+    /// Whether the person proved their address is theirs.
+    pub email_verified: bool,
 }
 
 impl TryFrom<user_profiles::Model> for Profile {
@@ -69,6 +71,7 @@ impl TryFrom<user_profiles::Model> for Profile {
             relation: m.relation,
             profile_visibility: m.profile_visibility,
             visible_attributes: m.visible_attributes,
+            email_verified: m.email_verified,
         })
     }
 }
@@ -259,6 +262,7 @@ pub struct ProfileColumns {
     pub relation: bool,
     /// `profile_visibility` and `visible_attributes`.
     pub privacy: bool,
+    pub email_verified: bool,
 }
 
 impl ProfileColumns {
@@ -276,6 +280,7 @@ impl ProfileColumns {
             last_active_at: true,
             relation: true,
             privacy: true,
+            email_verified: true,
         }
     }
 
@@ -309,6 +314,7 @@ impl ProfileColumns {
             (self.relation, C::Relation),
             (self.privacy, C::ProfileVisibility),
             (self.privacy, C::VisibleAttributes),
+            (self.email_verified, C::EmailVerified),
         ];
         wanted
             .into_iter()
@@ -370,6 +376,7 @@ impl ProfileColumns {
             relation: read_or(row, self.relation, "relation", Relationship::None)?,
             profile_visibility: read(row, self.privacy, "profile_visibility")?,
             visible_attributes: read(row, self.privacy, "visible_attributes")?,
+            email_verified: read(row, self.email_verified, "email_verified")?,
         })
     }
 }

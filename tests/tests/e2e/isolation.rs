@@ -119,6 +119,20 @@ async fn every_tenant_table_is_isolated_by_row_level_security() -> anyhow::Resul
         ))
         .await?;
         app.sql(&format!(
+            "INSERT INTO company_domains (company_id, domain, added_by) VALUES ('{}', 'd{}.example', '{}')",
+            admin.company_id,
+            admin.id.simple(),
+            admin.id
+        ))
+        .await?;
+        app.sql(&format!(
+            "INSERT INTO invite_links (company_id, role, token_hash, max_uses, expires_at, created_by) \
+             VALUES ('{c}', 'member', md5(random()::text), 5, now() + interval '1 day', '{a}')",
+            c = admin.company_id,
+            a = admin.id
+        ))
+        .await?;
+        app.sql(&format!(
             "INSERT INTO conversations (id, company_id, user_id, title) VALUES ('{id}', '{c}', '{u}', 'Chat'); \
              INSERT INTO messages (id, company_id, user_id, conversation_id, role, content, status) \
                  VALUES (gen_random_uuid(), '{c}', '{u}', '{id}', 'user', 'hi', 'complete'); \

@@ -51,6 +51,13 @@ pub async fn password_reset(
     limiter.check_bucket(Bucket::ResetEmail, email).await
 }
 
+/// Verification links asked for again: per user.
+pub async fn resend_verification(limiter: &RateLimiter, user: Uuid) -> AppResult<()> {
+    limiter
+        .check_bucket(Bucket::VerificationUser, &user.to_string())
+        .await
+}
+
 /// Password changes: per user (each one is a guess of the current password).
 pub async fn change_password(limiter: &RateLimiter, user: Uuid) -> AppResult<()> {
     limiter

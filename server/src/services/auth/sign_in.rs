@@ -1,5 +1,6 @@
-//! The flows before there is a caller: sign-up, login, refresh rotation, password reset and
-//! accepting an invitation. Cross-tenant lookups go through the `SECURITY DEFINER` functions of
+//! The flows before there is a caller: sign-up, login, refresh rotation, password reset,
+//! accepting an invitation and verifying an address (and, for a signed-in caller, the
+//! verification links and address changes, which go through the same definer functions). Cross-tenant lookups go through the `SECURITY DEFINER` functions of
 //! the migrations, called in anonymous transactions (`app_anon`, whose only powers are those
 //! functions).
 
@@ -7,6 +8,7 @@ use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use uuid::Uuid;
 
 use super::{AuthDeps, limits};
+use crate::services::users::{Profile, Relationship};
 use crate::{
     auth::{AccessClaims, RequestMeta, password, tokens},
     caller::{BuiltInRole, Principal, RoleName},
@@ -144,10 +146,28 @@ pub struct SignUp {
     pub email: String,
     pub password: String,
     pub display_name: String,
+    /// Join the company that verified the address's domain, if one did.
+    pub join_company: bool,
 }
 
-/// Creates a company and its first admin, and signs them in.
-pub async fn sign_up(deps: &AuthDeps<'_>, meta: &RequestMeta, input: SignUp) -> AppResult<Issued> {
+/// What [`sign_up`] did.
+#[derive(Debug, Clone)]
+pub enum SignedUp {
+    /// A new company and its admin, signed in.
+    Company(Issued),
+    /// A member of the company that verified the address's domain, inactive until the link
+    /// sent to the address is followed: nobody is signed in.
+    Member(Profile),
+}
+
+/// Creates a company and its first admin, and signs them in; with `join_company` and an
+/// address in a domain a company verified, a member of that company instead, active once the
+/// address is verified.
+pub async fn sign_up(
+    deps: &AuthDeps<'_>,
+    meta: &RequestMeta,
+    input: SignUp,
+) -> AppResult<SignedUp> {
     let company_name = check_name("input.companyName", &input.company_name)?;
     let email = check_email("input.email", &input.email)?;
     let display_name = check_name("input.displayName", &input.display_name)?;
@@ -155,6 +175,34 @@ pub async fn sign_up(deps: &AuthDeps<'_>, meta: &RequestMeta, input: SignUp) -> 
     limits::sign_up(deps.ratelimit, meta).await?;
     let hash = deps.passwords.hash(input.password).await?;
     let (company, user) = (Uuid::now_v7(), Uuid::now_v7());
+    if input.join_company {
+        // A taken e-mail address is `CONFLICT` on `email` (the constraint's mapping).
+        if let Some(joined) =
+            sql::sign_up_member(deps.db, user, &email, &hash, &display_name).await?
+        {
+            if let Err(error) = send_verification(deps, user, joined).await {
+                tracing::warn!(user = %user, error = ?error, "could not queue the verification e-mail of a new member");
+            }
+            tracing::info!(user = %user, company = %joined, "signed up into a company by its verified domain; active once verified");
+            let now = Utc::now();
+            return Ok(SignedUp::Member(Profile {
+                id: user,
+                company_id: joined,
+                email: Some(email),
+                display_name,
+                role: RoleName::BuiltIn(BuiltInRole::Member),
+                attributes: serde_json::json!({}),
+                is_active: false,
+                created_at: now,
+                updated_at: now,
+                last_active_at: None,
+                relation: Relationship::Oneself,
+                profile_visibility: None,
+                visible_attributes: None,
+                email_verified: false,
+            }));
+        }
+    }
     // A taken e-mail address is `CONFLICT` on `email` (the constraint's mapping).
     sql::sign_up(
         deps.db,
@@ -168,7 +216,121 @@ pub async fn sign_up(deps: &AuthDeps<'_>, meta: &RequestMeta, input: SignUp) -> 
         },
     )
     .await?;
-    start_session(deps, meta, user, company, BuiltInRole::Admin.into()).await
+    // The account exists now: a verification link that could not be queued is asked for
+    // again with `resendVerification`, it does not fail the sign-up.
+    if let Err(error) = send_verification(deps, user, company).await {
+        tracing::warn!(user = %user, error = ?error, "could not queue the verification e-mail of a new account");
+    }
+    start_session(deps, meta, user, company, BuiltInRole::Admin.into())
+        .await
+        .map(SignedUp::Company)
+}
+
+/// Stores a fresh verification token for the current address of `user` and queues the e-mail
+/// with its link, unless the address is verified; whether it did.
+pub async fn send_verification(deps: &AuthDeps<'_>, user: Uuid, company: Uuid) -> AppResult<bool> {
+    let (token, mail) = verification_mail(deps);
+    let queued = sql::create_email_verification(
+        deps.db,
+        user,
+        company,
+        &mail.as_token_mail(&tokens::hash(&token)),
+    )
+    .await?;
+    if queued {
+        log_link(deps, "verification", &mail.link);
+    }
+    Ok(queued)
+}
+
+/// A verification e-mail: its link (with the token) and body.
+struct VerificationMail {
+    link: String,
+    body: String,
+    expires_at: DateTime<Utc>,
+}
+
+impl VerificationMail {
+    fn as_token_mail<'a>(&'a self, token_hash: &'a str) -> sql::TokenMail<'a> {
+        sql::TokenMail {
+            token_hash,
+            expires_at: self.expires_at,
+            subject: "Confirm your e-mail address",
+            body: &self.body,
+        }
+    }
+}
+
+fn verification_mail(deps: &AuthDeps<'_>) -> (String, VerificationMail) {
+    let token = tokens::generate(tokens::Kind::EmailVerification);
+    let link = format!("{}/verify-email?token={token}", public_url(deps));
+    let ttl = deps.config.email_verification_ttl_secs;
+    let body = format!(
+        "Confirm that this e-mail address is yours (valid {} hours, once):\n{link}\n\nIf you did not sign up or change your address, ignore this e-mail.",
+        ttl / 3600
+    );
+    let mail = VerificationMail {
+        link,
+        body,
+        expires_at: Utc::now() + ChronoDuration::seconds(ttl as i64),
+    };
+    (token, mail)
+}
+
+/// In private mode without SMTP_URL, a queued e-mail's link goes to the log (nothing sends it).
+fn log_link(deps: &AuthDeps<'_>, what: &str, link: &str) {
+    if deps.config.private_mode && deps.config.smtp_url.is_none() {
+        tracing::info!(%link, "{what} link (private mode without SMTP_URL: the e-mail stays in outbound_emails)");
+    }
+}
+
+/// Verifies an address with the token of the link sent to it (once, before it expires).
+pub async fn verify_email(deps: &AuthDeps<'_>, token: &str) -> AppResult<(Uuid, Uuid)> {
+    let unusable =
+        || AppError::bad_input("token", "the verification link is invalid, used or expired");
+    if !tokens::is_kind(token, tokens::Kind::EmailVerification) {
+        return Err(unusable());
+    }
+    let verified = sql::verify_email(deps.db, &tokens::hash(token))
+        .await?
+        .ok_or_else(unusable)?;
+    tracing::info!(user = %verified.0, "e-mail address verified");
+    Ok(verified)
+}
+
+/// Sends a new verification link to the caller's address (rate-limited per user); false when
+/// it is verified already.
+pub async fn resend_verification(deps: &AuthDeps<'_>, principal: &Principal) -> AppResult<bool> {
+    limits::resend_verification(deps.ratelimit, principal.user_id).await?;
+    send_verification(deps, principal.user_id, principal.company_id).await
+}
+
+/// Changes the caller's address (their password was checked): unverified until the link sent
+/// to the new address is followed; their pending password resets stop working.
+pub async fn change_email(
+    deps: &AuthDeps<'_>,
+    principal: &Principal,
+    new_email: &str,
+) -> AppResult<()> {
+    let email = check_email("newEmail", new_email)?;
+    let (token, mail) = verification_mail(deps);
+    // A taken e-mail address is `CONFLICT` on `email` (the constraint's mapping).
+    let changed = sql::change_email(
+        deps.db,
+        principal.user_id,
+        principal.company_id,
+        &email,
+        &mail.as_token_mail(&tokens::hash(&token)),
+    )
+    .await?;
+    if !changed {
+        return Err(AppError::Unauthenticated(
+            "the account is deactivated".into(),
+        ));
+    }
+    log_link(deps, "verification", &mail.link);
+    tracing::info!(user = %principal.user_id, "e-mail address changed");
+    Ok(())
 }
 
 /// Proves an e-mail and password. Unknown e-mail, wrong password and inactive user give the
@@ -318,8 +480,8 @@ pub async fn request_password_reset(
         &body,
     )
     .await?;
-    if created && deps.config.private_mode {
-        tracing::info!(%link, "password reset link (private mode: a mailer would send it from outbound_emails)");
+    if created {
+        log_link(deps, "password reset", &link);
     }
     Ok(())
 }
@@ -389,6 +551,67 @@ pub async fn accept_invitation(
         stored_role(accepted.role)?,
     )
     .await
+}
+
+/// Input of [`accept_invite_link`].
+#[derive(Debug, Clone)]
+pub struct LinkSignUp {
+    pub token: String,
+    pub email: String,
+    pub password: String,
+    pub display_name: String,
+}
+
+/// Signs up with an invite link into its company, with its role (one use of the link, counted
+/// atomically), sends the verification link and signs in. Rate-limited per address, as sign-up.
+pub async fn accept_invite_link(
+    deps: &AuthDeps<'_>,
+    meta: &RequestMeta,
+    input: LinkSignUp,
+) -> AppResult<Issued> {
+    let unusable = || {
+        AppError::bad_input(
+            "input.token",
+            "the invite link is invalid, revoked, expired or used up",
+        )
+    };
+    let email = check_email("input.email", &input.email)?;
+    let display_name = check_name("input.displayName", &input.display_name)?;
+    password::check_policy("input.password", &input.password, &email)?;
+    limits::sign_up(deps.ratelimit, meta).await?;
+    if !tokens::is_kind(&input.token, tokens::Kind::InviteLink) {
+        return Err(unusable());
+    }
+    let hash = deps.passwords.hash(input.password).await?;
+    let user = Uuid::now_v7();
+    // A taken e-mail address is `CONFLICT` on `email` (the constraint's mapping), and uses
+    // nothing of the link.
+    let accepted = sql::accept_invite_link(
+        deps.db,
+        &tokens::hash(&input.token),
+        user,
+        &email,
+        &hash,
+        &display_name,
+    )
+    .await?
+    .ok_or_else(unusable)?;
+    if let Err(error) = send_verification(deps, accepted.user_id, accepted.company_id).await {
+        tracing::warn!(user = %user, error = ?error, "could not queue the verification e-mail of a new member");
+    }
+    start_session(
+        deps,
+        meta,
+        accepted.user_id,
+        accepted.company_id,
+        stored_role(accepted.role)?,
+    )
+    .await
+}
+
+/// The URL an invite link is shared as.
+pub fn invite_link_url(deps: &AuthDeps<'_>, token: &str) -> String {
+    format!("{}/join?token={token}", public_url(deps))
 }
 
 /// The company of the user with this e-mail address, if there is one.

@@ -1,0 +1,10 @@
+DROP FUNCTION IF EXISTS app.mail_attempt_failed(uuid, text, interval);
+DROP FUNCTION IF EXISTS app.mail_sent(uuid);
+DROP FUNCTION IF EXISTS app.mail_claim(interval, integer);
+REVOKE SELECT, UPDATE ON outbound_emails FROM app_auth;
+DROP TRIGGER IF EXISTS outbound_emails_stamp ON outbound_emails;
+DROP FUNCTION IF EXISTS app.outbound_emails_stamp();
+DROP INDEX IF EXISTS outbound_emails_due_idx;
+CREATE INDEX IF NOT EXISTS outbound_emails_unsent_idx ON outbound_emails (created_at) WHERE sent_at IS NULL;
+ALTER TABLE outbound_emails DROP CONSTRAINT IF EXISTS outbound_emails_status_check;
+ALTER TABLE outbound_emails DROP COLUMN IF EXISTS next_attempt_at, DROP COLUMN IF EXISTS status;
