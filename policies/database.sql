@@ -108,6 +108,20 @@ CREATE POLICY companies_update ON companies AS PERMISSIVE FOR UPDATE TO app_user
     WITH CHECK (id = (( SELECT app.current_company_id() AS current_company_id)));
 CREATE TRIGGER companies_touch_updated_at BEFORE UPDATE ON companies FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
+-- company_domains (tenant table)
+ALTER TABLE company_domains OWNER TO <owner>;
+ALTER TABLE company_domains ENABLE ROW LEVEL SECURITY;
+ALTER TABLE company_domains FORCE ROW LEVEL SECURITY;
+GRANT SELECT, UPDATE ON company_domains TO app_auth;
+GRANT SELECT, INSERT, DELETE ON company_domains TO app_user;
+CREATE POLICY company_domains_definer ON company_domains AS PERMISSIVE FOR ALL TO app_auth
+    USING (true)
+    WITH CHECK (true);
+CREATE POLICY company_domains_manage ON company_domains AS PERMISSIVE FOR ALL TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('company'::text, 'update'::text) AS may))
+    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('company'::text, 'update'::text) AS may) AND verified_at IS NULL AND verified_by IS NULL AND added_by = (( SELECT app.current_user_id() AS current_user_id)));
+CREATE TRIGGER company_domains_touch_updated_at BEFORE UPDATE ON company_domains FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
+
 -- company_llm_providers (tenant table)
 ALTER TABLE company_llm_providers OWNER TO <owner>;
 ALTER TABLE company_llm_providers ENABLE ROW LEVEL SECURITY;
@@ -149,6 +163,16 @@ CREATE POLICY conversations_update ON conversations AS PERMISSIVE FOR UPDATE TO 
     USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('conversation'::text, 'update'::text) AS may))
     WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)));
 CREATE TRIGGER conversations_touch_updated_at BEFORE UPDATE ON conversations FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
+
+-- email_verifications (tenant table)
+ALTER TABLE email_verifications OWNER TO <owner>;
+ALTER TABLE email_verifications ENABLE ROW LEVEL SECURITY;
+ALTER TABLE email_verifications FORCE ROW LEVEL SECURITY;
+GRANT SELECT, INSERT, UPDATE ON email_verifications TO app_auth;
+CREATE POLICY email_verifications_definer ON email_verifications AS PERMISSIVE FOR ALL TO app_auth
+    USING (true)
+    WITH CHECK (true);
+CREATE TRIGGER email_verifications_touch_updated_at BEFORE UPDATE ON email_verifications FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
 -- friendships (tenant table)
 ALTER TABLE friendships OWNER TO <owner>;
@@ -200,6 +224,25 @@ CREATE POLICY invitations_select ON invitations AS PERMISSIVE FOR SELECT TO app_
     USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('invitation'::text, 'read'::text) AS may));
 CREATE TRIGGER invitations_touch_updated_at BEFORE UPDATE ON invitations FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
+-- invite_links (tenant table)
+ALTER TABLE invite_links OWNER TO <owner>;
+ALTER TABLE invite_links ENABLE ROW LEVEL SECURITY;
+ALTER TABLE invite_links FORCE ROW LEVEL SECURITY;
+GRANT SELECT, UPDATE ON invite_links TO app_auth;
+GRANT SELECT, INSERT ON invite_links TO app_user;
+GRANT UPDATE (revoked_at) ON invite_links TO app_user;
+CREATE POLICY invite_links_definer ON invite_links AS PERMISSIVE FOR ALL TO app_auth
+    USING (true)
+    WITH CHECK (true);
+CREATE POLICY invite_links_insert ON invite_links AS PERMISSIVE FOR INSERT TO app_user
+    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('invitation'::text, 'create'::text) AS may) AND created_by = (( SELECT app.current_user_id() AS current_user_id)) AND uses = 0 AND revoked_at IS NULL);
+CREATE POLICY invite_links_revoke ON invite_links AS PERMISSIVE FOR UPDATE TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('invitation'::text, 'delete'::text) AS may))
+    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND revoked_at IS NOT NULL);
+CREATE POLICY invite_links_select ON invite_links AS PERMISSIVE FOR SELECT TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('invitation'::text, 'read'::text) AS may));
+CREATE TRIGGER invite_links_touch_updated_at BEFORE UPDATE ON invite_links FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
+
 -- knowledge (tenant table)
 ALTER TABLE knowledge OWNER TO <owner>;
 ALTER TABLE knowledge ENABLE ROW LEVEL SECURITY;
@@ -247,7 +290,7 @@ CREATE TRIGGER messages_touch_updated_at BEFORE UPDATE ON messages FOR EACH ROW 
 ALTER TABLE outbound_emails OWNER TO <owner>;
 ALTER TABLE outbound_emails ENABLE ROW LEVEL SECURITY;
 ALTER TABLE outbound_emails FORCE ROW LEVEL SECURITY;
-GRANT INSERT ON outbound_emails TO app_auth;
+GRANT SELECT, INSERT, UPDATE ON outbound_emails TO app_auth;
 GRANT INSERT ON outbound_emails TO app_user;
 CREATE POLICY outbound_emails_definer ON outbound_emails AS PERMISSIVE FOR ALL TO app_auth
     USING (true)
@@ -256,6 +299,7 @@ CREATE POLICY outbound_emails_insert ON outbound_emails AS PERMISSIVE FOR INSERT
     WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('invitation'::text, 'create'::text) AS may) AND template = 'invitation'::text AND sent_at IS NULL AND attempts = 0 AND last_error IS NULL AND (EXISTS ( SELECT 1
    FROM invitations i
   WHERE i.company_id = outbound_emails.company_id AND lower(i.email) = lower(outbound_emails.recipient) AND i.invited_by = (( SELECT app.current_user_id() AS current_user_id)) AND i.created_at = now())));
+CREATE TRIGGER outbound_emails_stamp BEFORE INSERT ON outbound_emails FOR EACH ROW EXECUTE FUNCTION app.outbound_emails_stamp();
 CREATE TRIGGER outbound_emails_touch_updated_at BEFORE UPDATE ON outbound_emails FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
 -- password_resets (tenant table)
@@ -463,7 +507,8 @@ CREATE VIEW user_profiles WITH (security_barrier = false, security_invoker = fal
         CASE
             WHEN p.full_view THEN u.visible_attributes
             ELSE NULL::text[]
-        END AS visible_attributes
+        END AS visible_attributes,
+    u.email_verified_at IS NOT NULL AS email_verified
    FROM users u
      LEFT JOIN LATERAL ( SELECT fr.status,
             fr.requested_by,
@@ -496,6 +541,13 @@ CREATE FUNCTION app.accept_invitation(p_token_hash text, p_user uuid, p_password
 ALTER FUNCTION app.accept_invitation(text,uuid,text,text) OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.accept_invitation(text,uuid,text,text) TO app_anon;
 
+CREATE FUNCTION app.accept_invite_link(p_token_hash text, p_user uuid, p_email text, p_password_hash text, p_display_name text)
+    RETURNS TABLE(user_id uuid, company_id uuid, role text)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.accept_invite_link(text,uuid,text,text,text) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.accept_invite_link(text,uuid,text,text,text) TO app_anon;
+
 CREATE FUNCTION app.audience_number(p_value double precision)
     RETURNS text
     LANGUAGE sql IMMUTABLE SECURITY INVOKER PARALLEL SAFE;
@@ -520,6 +572,13 @@ CREATE FUNCTION app.begin_request(p_user uuid, p_company uuid, p_role text, p_se
     LANGUAGE plpgsql VOLATILE SECURITY INVOKER;
 ALTER FUNCTION app.begin_request(uuid,uuid,text,uuid,boolean) OWNER TO <owner>;
 GRANT EXECUTE ON FUNCTION app.begin_request(uuid,uuid,text,uuid,boolean) TO app_user;
+
+CREATE FUNCTION app.change_email(p_user uuid, p_company uuid, p_email text, p_token_hash text, p_expires_at timestamp with time zone, p_subject text, p_body text)
+    RETURNS boolean
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.change_email(uuid,uuid,text,text,timestamp with time zone,text,text) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.change_email(uuid,uuid,text,text,timestamp with time zone,text,text) TO app_anon;
 
 CREATE FUNCTION app.chat_finish_message(p_company uuid, p_message uuid, p_content text, p_status text, p_model text, p_prompt_tokens integer, p_completion_tokens integer, p_error text)
     RETURNS boolean
@@ -563,12 +622,26 @@ CREATE FUNCTION app.company_llm_provider(p_company uuid)
 ALTER FUNCTION app.company_llm_provider(uuid) OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.company_llm_provider(uuid) TO app_worker;
 
+CREATE FUNCTION app.confirm_company_domain(p_id uuid)
+    RETURNS text
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.confirm_company_domain(uuid) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.confirm_company_domain(uuid) TO app_user;
+
 CREATE FUNCTION app.consume_password_reset(p_token_hash text, p_password_hash text)
     RETURNS TABLE(user_id uuid, company_id uuid, revoked_session uuid)
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION app.consume_password_reset(text,text) OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.consume_password_reset(text,text) TO app_anon;
+
+CREATE FUNCTION app.create_email_verification(p_user uuid, p_company uuid, p_token_hash text, p_expires_at timestamp with time zone, p_subject text, p_body text)
+    RETURNS boolean
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.create_email_verification(uuid,uuid,text,timestamp with time zone,text,text) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.create_email_verification(uuid,uuid,text,timestamp with time zone,text,text) TO app_anon;
 
 CREATE FUNCTION app.create_password_reset(p_email text, p_token_hash text, p_expires_at timestamp with time zone, p_subject text, p_body text)
     RETURNS boolean
@@ -656,6 +729,27 @@ CREATE FUNCTION app.login_lookup(p_email text)
 ALTER FUNCTION app.login_lookup(text) OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.login_lookup(text) TO app_anon;
 
+CREATE FUNCTION app.mail_attempt_failed(p_id uuid, p_error text, p_retry_in interval)
+    RETURNS text
+    LANGUAGE sql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.mail_attempt_failed(uuid,text,interval) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.mail_attempt_failed(uuid,text,interval) TO app_worker;
+
+CREATE FUNCTION app.mail_claim(p_lease interval, p_limit integer)
+    RETURNS TABLE(id uuid, recipient text, subject text, body text, attempts integer)
+    LANGUAGE sql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.mail_claim(interval,integer) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.mail_claim(interval,integer) TO app_worker;
+
+CREATE FUNCTION app.mail_sent(p_id uuid)
+    RETURNS boolean
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.mail_sent(uuid) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.mail_sent(uuid) TO app_worker;
+
 CREATE FUNCTION app.may(p_object text, p_action text)
     RETURNS boolean
     LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -704,6 +798,13 @@ CREATE FUNCTION app.oidc_sign_up(p_company uuid, p_company_name text, p_user uui
     SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION app.oidc_sign_up(uuid,text,uuid,text,text,uuid,text,text,text) OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.oidc_sign_up(uuid,text,uuid,text,text,uuid,text,text,text) TO app_anon;
+
+CREATE FUNCTION app.outbound_emails_stamp()
+    RETURNS trigger
+    LANGUAGE plpgsql VOLATILE SECURITY INVOKER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.outbound_emails_stamp() OWNER TO <owner>;
+-- EXECUTE: nobody but its owner
 
 CREATE FUNCTION app.pending_invitation(p_token_hash text)
     RETURNS text
@@ -754,6 +855,13 @@ CREATE FUNCTION app.sign_up(p_company uuid, p_company_name text, p_user uuid, p_
 ALTER FUNCTION app.sign_up(uuid,text,uuid,text,text,text) OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.sign_up(uuid,text,uuid,text,text,text) TO app_anon;
 
+CREATE FUNCTION app.sign_up_member(p_user uuid, p_email text, p_password_hash text, p_display_name text)
+    RETURNS uuid
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.sign_up_member(uuid,text,text,text) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.sign_up_member(uuid,text,text,text) TO app_anon;
+
 CREATE FUNCTION app.touch_updated_at()
     RETURNS trigger
     LANGUAGE plpgsql VOLATILE SECURITY INVOKER;
@@ -766,6 +874,13 @@ CREATE FUNCTION app.users_guard()
     SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION app.users_guard() OWNER TO <owner>;
 -- EXECUTE: nobody but its owner
+
+CREATE FUNCTION app.verify_email(p_token_hash text)
+    RETURNS TABLE(user_id uuid, company_id uuid)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.verify_email(text) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.verify_email(text) TO app_anon;
 
 -- Extensions in the application's schemas (their objects are not listed) =======================
 CREATE EXTENSION pg_trgm SCHEMA public; -- owner <owner>
