@@ -25,11 +25,11 @@ use lettre::{
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
     message::{Mailbox, header::ContentType},
 };
-use sea_orm::DatabaseConnection;
 use tokio::task::AbortHandle;
 
 use crate::{
     config::Config,
+    db::DatabaseConnection,
     db::functions::{self as sql, ClaimedMail},
 };
 

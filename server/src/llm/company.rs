@@ -29,13 +29,13 @@ use std::{
     time::Duration,
 };
 
-use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use super::{LlmError, OpenAiClient, OpenAiSettings, Provider};
 pub use crate::config::HttpRule;
 use crate::{
     config::Config,
+    db::DatabaseConnection,
     db::functions as sql,
     secrets::{Purpose, Secrets, row_aad},
 };

@@ -9,9 +9,8 @@
 //! idempotent, and safe to interrupt and run again. The database never sees a plaintext: the
 //! server opens and seals, PostgreSQL stores text it cannot read.
 
-use sea_orm::DatabaseConnection;
-
 use super::{Purpose, Secrets, row_aad};
+use crate::db::DatabaseConnection;
 use crate::db::{
     RequestTx, SystemRole,
     functions::{self as sql, SqlFunction},
