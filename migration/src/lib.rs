@@ -82,6 +82,7 @@ mod m20261222_001202_verify_company_domains;
 mod m20261222_001203_invite_links;
 mod m20261223_001300_seal_company_llm_providers;
 mod m20261224_001400_link_sign_in_identities;
+mod m20261224_001401_oidc_addresses_are_verified;
 
 /// Runs every migration of this crate, in order.
 pub struct Migrator;
@@ -112,6 +113,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261222_001203_invite_links::Migration),
             Box::new(m20261223_001300_seal_company_llm_providers::Migration),
             Box::new(m20261224_001400_link_sign_in_identities::Migration),
+            Box::new(m20261224_001401_oidc_addresses_are_verified::Migration),
         ]
     }
 }

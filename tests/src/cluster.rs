@@ -20,6 +20,17 @@ pub struct Cluster {
 
 static CLUSTER: OnceCell<Cluster> = OnceCell::const_new();
 
+/// Roles and their memberships belong to the whole cluster, not to a test's database: a test
+/// that creates roles or runs every migration down and up again holds this, and so does a test
+/// that prints the catalog (which lists roles), so that it never sees another test's roles
+/// half made.
+static CLUSTER_ROLES: Mutex<()> = Mutex::const_new(());
+
+/// Holds the cluster's roles still for the caller (see [`CLUSTER_ROLES`]).
+pub async fn hold_cluster_roles() -> tokio::sync::MutexGuard<'static, ()> {
+    CLUSTER_ROLES.lock().await
+}
+
 /// The shared cluster, started (and its template migrated) on first use.
 pub async fn cluster() -> anyhow::Result<&'static Cluster> {
     CLUSTER.get_or_try_init(Cluster::start).await

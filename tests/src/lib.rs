@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use server::{RunningServer, config::Config};
 use uuid::Uuid;
 
-pub use cluster::{Cluster, cluster};
+pub use cluster::{Cluster, cluster, hold_cluster_roles};
 pub use gql::GqlResponse;
 
 /// The HS256 secret every test server signs with.

@@ -111,7 +111,8 @@ REVOKE ALL ON FUNCTION app.oidc_link(uuid, uuid, uuid, text, text, text, text) F
 GRANT EXECUTE ON FUNCTION app.oidc_link(uuid, uuid, uuid, text, text, text, text) TO app_anon;
 
 -- A first sign-in with a server-wide provider: a new company, its first admin (with no
--- password) and the identity, as app.sign_up does for a password.
+-- password) and the identity, as app.sign_up does for a password. The address is verified:
+-- a first sign-in is taken only with an address its provider asserts as verified.
 CREATE OR REPLACE FUNCTION app.oidc_sign_up(p_company uuid, p_company_name text, p_user uuid, p_email text,
                                             p_display_name text, p_identity uuid, p_provider text,
                                             p_issuer text, p_subject text)
@@ -120,8 +121,8 @@ CREATE OR REPLACE FUNCTION app.oidc_sign_up(p_company uuid, p_company_name text,
     AS $$
 BEGIN
     INSERT INTO companies (id, name) VALUES (p_company, btrim(p_company_name));
-    INSERT INTO users (id, company_id, email, password_hash, display_name, role)
-        VALUES (p_user, p_company, btrim(p_email), NULL, btrim(p_display_name), 'admin');
+    INSERT INTO users (id, company_id, email, password_hash, display_name, role, email_verified_at)
+        VALUES (p_user, p_company, btrim(p_email), NULL, btrim(p_display_name), 'admin', now());
     INSERT INTO identities (id, company_id, user_id, provider, issuer, subject, email, last_used_at)
         VALUES (p_identity, p_company, p_user, p_provider, p_issuer, p_subject, btrim(p_email), now());
 END
@@ -131,7 +132,7 @@ REVOKE ALL ON FUNCTION app.oidc_sign_up(uuid, text, uuid, text, text, uuid, text
 GRANT EXECUTE ON FUNCTION app.oidc_sign_up(uuid, text, uuid, text, text, uuid, text, text, text) TO app_anon;
 
 -- A first sign-in with a provider of a company: a new member of that company with the
--- provider's role (and no password), and the identity.
+-- provider's role (and no password), and the identity; the address verified, as above.
 CREATE OR REPLACE FUNCTION app.oidc_join(p_company uuid, p_user uuid, p_email text, p_display_name text,
                                          p_role text, p_identity uuid, p_provider text, p_issuer text,
                                          p_subject text)
@@ -139,8 +140,8 @@ CREATE OR REPLACE FUNCTION app.oidc_join(p_company uuid, p_user uuid, p_email te
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
     AS $$
 BEGIN
-    INSERT INTO users (id, company_id, email, password_hash, display_name, role)
-        VALUES (p_user, p_company, btrim(p_email), NULL, btrim(p_display_name), p_role);
+    INSERT INTO users (id, company_id, email, password_hash, display_name, role, email_verified_at)
+        VALUES (p_user, p_company, btrim(p_email), NULL, btrim(p_display_name), p_role, now());
     INSERT INTO identities (id, company_id, user_id, provider, issuer, subject, email, last_used_at)
         VALUES (p_identity, p_company, p_user, p_provider, p_issuer, p_subject, btrim(p_email), now());
 END

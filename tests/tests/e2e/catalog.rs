@@ -9,6 +9,7 @@ const CATALOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../policies/database
 
 #[tokio::test]
 async fn policies_database_sql_matches_a_freshly_migrated_database() -> anyhow::Result<()> {
+    let _roles = tests::hold_cluster_roles().await;
     let cluster = cluster().await?;
     // A database of its own, cloned from the migrated template, under another name than the
     // file was made from: the name must not show.

@@ -6,6 +6,7 @@ use tests::{TestApp, cluster};
 
 #[tokio::test]
 async fn migrations_run_as_a_createrole_owner_that_is_no_superuser() -> anyhow::Result<()> {
+    let _roles = tests::hold_cluster_roles().await;
     let cluster = cluster().await?;
     // A fresh, unmigrated database owned by a CREATEROLE role, as a managed service sets it up.
     let name = format!("managed_{}", uuid::Uuid::new_v4().simple());

@@ -55,6 +55,7 @@ fn first_difference(a: &str, b: &str) -> String {
 
 #[tokio::test]
 async fn every_down_runs_and_up_again_gives_the_same_catalog() -> anyhow::Result<()> {
+    let _roles = tests::hold_cluster_roles().await;
     let cluster = cluster().await?;
     let name = format!("migrations_{}", uuid::Uuid::new_v4().simple());
     devservices::ensure_database(&cluster.admin_url("postgres"), &name).await?;

@@ -11,7 +11,7 @@ use tests::{
 };
 use uuid::Uuid;
 
-const ME: &str = "{ me { id email role } }";
+const ME: &str = "{ me { id email role emailVerified } }";
 const IDENTITIES: &str = "{ identities { id provider issuer email } }";
 
 /// A server whose providers are `idp` and the extra ones named in `extra`, each with its own
@@ -157,6 +157,11 @@ async fn a_browser_signs_in_with_the_session_cookies_as_a_new_company_s_admin() 
     let user = me(&app, &token).await?;
     assert_eq!(user["email"], json!(email));
     assert_eq!(user["role"], json!("admin"), "a new company's first user");
+    assert_eq!(
+        user["emailVerified"],
+        json!(true),
+        "the provider asserted the address"
+    );
     let identities = app.graphql(Some(&token), IDENTITIES, json!({})).await?;
     let identities = identities.data()?["identities"].clone();
     assert_eq!(identities.as_array().map(Vec::len), Some(1));
@@ -426,6 +431,7 @@ async fn a_new_member_joins_the_company_of_its_provider_with_its_role() -> anyho
     let user = me(&app, &token).await?;
     assert_eq!(user["email"], json!(email));
     assert_eq!(user["role"], json!("manager"));
+    assert_eq!(user["emailVerified"], json!(true));
     let company_of = app
         .graphql(Some(&token), "{ company { id } }", json!({}))
         .await?;
