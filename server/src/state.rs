@@ -9,6 +9,22 @@ use crate::{
     ratelimit::RateLimiter,
 };
 
+impl AppState {
+    /// What the authentication flows reach of the state (password and OpenID sign-in alike).
+    pub fn auth_deps(&self) -> crate::services::auth::AuthDeps<'_> {
+        crate::services::auth::AuthDeps {
+            db: &self.db,
+            shares: &self.shares,
+            passwords: &self.passwords,
+            jwt: &self.jwt,
+            sessions: &self.sessions,
+            refresh_key: &self.refresh_key,
+            ratelimit: &self.ratelimit,
+            config: &self.config,
+        }
+    }
+}
+
 /// What every request may reach. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {

@@ -13,6 +13,7 @@ use cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use hmac::{Hmac, Mac};
 use poem::{Request, http::header};
 use sha2::Sha256;
+use subtle::ConstantTimeEq as _;
 use uuid::Uuid;
 
 /// Header that must carry the CSRF cookie's value.
@@ -186,12 +187,7 @@ pub fn csrf_proof(
     }
     let cookie = cookie?;
     let header = req.headers().get(CSRF_HEADER)?.to_str().ok()?;
-    let equal = cookie.len() == header.len()
-        && cookie
-            .bytes()
-            .zip(header.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
+    let equal = bool::from(cookie.as_bytes().ct_eq(header.as_bytes()));
     if !equal {
         return None;
     }

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{connection::parse_id, principal, scope, users::User};
 use crate::{
-    auth::{RequestMeta, cookies, password, tokens},
+    auth::{Principal, RequestMeta, cookies, password, tokens},
     authz::{Action, Object as Obj, public, requires},
     error::{AppError, AppResult},
     services::{
@@ -112,16 +112,7 @@ pub(super) fn state<'a>(ctx: &Context<'a>) -> AppResult<&'a AppState> {
 
 /// What the authentication flows reach of the server's state.
 pub(super) fn deps(state: &AppState) -> AuthDeps<'_> {
-    AuthDeps {
-        db: &state.db,
-        shares: &state.shares,
-        passwords: &state.passwords,
-        jwt: &state.jwt,
-        sessions: &state.sessions,
-        refresh_key: &state.refresh_key,
-        ratelimit: &state.ratelimit,
-        config: &state.config,
-    }
+    state.auth_deps()
 }
 
 pub(super) fn meta<'a>(ctx: &Context<'a>) -> RequestMeta {
@@ -141,6 +132,32 @@ pub(super) fn request_meta(ctx: &Context<'_>) -> RequestMeta {
 /// The payload of credentials issued in bearer mode, for the other authentication modules.
 pub(super) async fn auth_payload(ctx: &Context<'_>, issued: Issued) -> AppResult<AuthPayload> {
     payload(ctx, issued, false).await
+}
+
+/// Checks the caller's `current_password` (`BAD_USER_INPUT` on `currentPassword` when wrong)
+/// and answers their e-mail address. The request's read transaction ends before the hash is
+/// verified, so no connection is held while hashing.
+async fn verify_current_password(
+    ctx: &Context<'_>,
+    principal: &Principal,
+    current_password: String,
+) -> AppResult<String> {
+    let (hash, email) = scope(ctx)?
+        .read({
+            let principal = principal.clone();
+            move |tx| {
+                Box::pin(async move { auth_service::own_credentials(tx.conn(), &principal).await })
+            }
+        })
+        .await?;
+    scope(ctx)?.finish().await?;
+    if !state(ctx)?.passwords.verify(current_password, hash).await? {
+        return Err(AppError::bad_input(
+            "currentPassword",
+            "the current password is wrong",
+        ));
+    }
+    Ok(email)
 }
 
 fn cookie_secure(state: &AppState) -> bool {
@@ -366,24 +383,7 @@ impl AuthMutation {
         let state = state(ctx)?;
         // Every call is a guess of the current password: they are counted per user.
         limits::change_password(&state.ratelimit, principal.user_id).await?;
-        let (hash, email) = scope(ctx)?
-            .read({
-                let principal = principal.clone();
-                move |tx| {
-                    Box::pin(
-                        async move { auth_service::own_credentials(tx.conn(), &principal).await },
-                    )
-                }
-            })
-            .await?;
-        // No connection is held while hashing.
-        scope(ctx)?.finish().await?;
-        if !state.passwords.verify(current_password, hash).await? {
-            return Err(AppError::bad_input(
-                "currentPassword",
-                "the current password is wrong",
-            ));
-        }
+        let email = verify_current_password(ctx, principal, current_password).await?;
         password::check_policy("newPassword", &new_password, &email)?;
         let hash = state.passwords.hash(new_password).await?;
         scope(ctx)?
@@ -452,24 +452,7 @@ impl AuthMutation {
         // Every call is a guess of the current password, as `changePassword`'s.
         limits::change_password(&state.ratelimit, principal.user_id).await?;
         auth_service::check_email("newEmail", &new_email)?;
-        let (hash, _) = scope(ctx)?
-            .read({
-                let principal = principal.clone();
-                move |tx| {
-                    Box::pin(
-                        async move { auth_service::own_credentials(tx.conn(), &principal).await },
-                    )
-                }
-            })
-            .await?;
-        // No connection is held while hashing.
-        scope(ctx)?.finish().await?;
-        if !state.passwords.verify(current_password, hash).await? {
-            return Err(AppError::bad_input(
-                "currentPassword",
-                "the current password is wrong",
-            ));
-        }
+        verify_current_password(ctx, principal, current_password).await?;
         auth_service::change_email(&deps(state), principal, &new_email).await?;
         Ok(auth_service::signed_in_profile(&deps(state), principal)
             .await?

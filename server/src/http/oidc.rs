@@ -16,6 +16,7 @@
 //! `{"error": {"code", "message", "field"?}}` with a 4xx/5xx status; nothing is half-done.
 
 use std::collections::HashMap;
+use subtle::ConstantTimeEq as _;
 
 use chrono::Utc;
 use cookie::{Cookie, SameSite, time::Duration as CookieDuration};
@@ -76,24 +77,11 @@ fn read_flow_cookie(req: &Request, secure: bool) -> Option<String> {
 }
 
 fn equal(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 fn deps(state: &AppState) -> AuthDeps<'_> {
-    AuthDeps {
-        db: &state.db,
-        shares: &state.shares,
-        passwords: &state.passwords,
-        jwt: &state.jwt,
-        sessions: &state.sessions,
-        refresh_key: &state.refresh_key,
-        ratelimit: &state.ratelimit,
-        config: &state.config,
-    }
+    state.auth_deps()
 }
 
 /// The public base URL of this server, for callbacks: OIDC_CALLBACK_BASE_URL, else PUBLIC_URL,

@@ -12,6 +12,7 @@ use std::{
     sync::Mutex,
     time::{Duration, Instant},
 };
+use subtle::ConstantTimeEq as _;
 
 use base64::Engine as _;
 use jsonwebtoken::{
@@ -459,13 +460,10 @@ impl Provider {
             }
             Some(_) => {}
         }
-        let nonce_matches = claims.nonce.as_deref().is_some_and(|n| {
-            n.len() == nonce.len()
-                && n.bytes()
-                    .zip(nonce.bytes())
-                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                    == 0
-        });
+        let nonce_matches = claims
+            .nonce
+            .as_deref()
+            .is_some_and(|n| bool::from(n.as_bytes().ct_eq(nonce.as_bytes())));
         if !nonce_matches {
             return Err(rejected("its nonce is not the one of this sign-in"));
         }
