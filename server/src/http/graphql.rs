@@ -462,27 +462,36 @@ impl ParsedQueries {
         if request.query.len() > Self::MAX_QUERY_BYTES {
             return;
         }
+        if let Some(document) = self.with_document(&request.query, ExecutableDocument::clone) {
+            request.set_parsed_query(document);
+        }
+    }
+
+    /// `look` at the document `query` parses to, from the cache or parsed now (and kept when it
+    /// is not too long); `None` when it does not parse.
+    fn with_document<T>(
+        &self,
+        query: &str,
+        look: impl FnOnce(&ExecutableDocument) -> T,
+    ) -> Option<T> {
         let lock = || {
             self.documents
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
         };
-        let cached = lock().get(&request.query).cloned();
-        let document = match cached {
-            Some(document) => document,
-            None => {
-                let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
-                    return;
-                };
-                let mut documents = lock();
-                if documents.len() >= Self::MAX_DOCUMENTS {
-                    documents.clear();
-                }
-                documents.insert(request.query.clone(), document.clone());
-                document
+        if let Some(document) = lock().get(query) {
+            return Some(look(document));
+        }
+        let document = async_graphql::parser::parse_query(query).ok()?;
+        let seen = look(&document);
+        if query.len() <= Self::MAX_QUERY_BYTES {
+            let mut documents = lock();
+            if documents.len() >= Self::MAX_DOCUMENTS {
+                documents.clear();
             }
-        };
-        request.set_parsed_query(document);
+            documents.insert(query.to_owned(), document);
+        }
+        Some(seen)
     }
 }
 
@@ -679,12 +688,19 @@ fn parse_query_string(query: &str) -> Result<BatchRequest, String> {
     Ok(BatchRequest::Single(request))
 }
 
-/// The type of the operation `request` runs, when its document says.
+/// The type of the operation `request` runs, when its document says. The document comes from
+/// the parsed documents (see [`ParsedQueries`]): asking costs a look-up, not a parse.
 pub(super) fn operation_type(request: &GqlRequest) -> Option<OperationType> {
-    let document = async_graphql::parser::parse_query(&request.query).ok()?;
+    PARSED.with_document(&request.query, |document| {
+        kind_in(document, request.operation_name.as_deref())
+    })?
+}
+
+/// The type of the operation named `operation_name` (or the only one) in `document`.
+fn kind_in(document: &ExecutableDocument, operation_name: Option<&str>) -> Option<OperationType> {
     match &document.operations {
         DocumentOperations::Single(op) => Some(op.node.ty),
-        DocumentOperations::Multiple(ops) => match &request.operation_name {
+        DocumentOperations::Multiple(ops) => match operation_name {
             Some(name) => ops
                 .iter()
                 .find(|(n, _)| n.as_str() == name)
