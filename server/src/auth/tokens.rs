@@ -146,7 +146,11 @@ mod tests {
         assert_eq!(company(&token[..token.len() - 1], Kind::Invitation), None);
         assert_eq!(company(&format!("{token}A"), Kind::Invitation), None);
         // Not base64url, or not canonical (the last character of 16 bytes carries 2 spare bits).
-        let bad = format!("iv_{}{}", "!".repeat(COMPANY_LEN), &token[3 + COMPANY_LEN..]);
+        let bad = format!(
+            "iv_{}{}",
+            "!".repeat(COMPANY_LEN),
+            &token[3 + COMPANY_LEN..]
+        );
         assert_eq!(company(&bad, Kind::Invitation), None);
         let mut spare = token.clone().into_bytes();
         let last = 3 + COMPANY_LEN - 1;
@@ -154,7 +158,10 @@ mod tests {
         let spare = String::from_utf8(spare).unwrap_or_default();
         assert_ne!(company(&spare, Kind::Invitation), Some(company_id));
         // Non-ASCII never panics on a split.
-        assert_eq!(company(&format!("iv_é{}", "A".repeat(63)), Kind::Invitation), None);
+        assert_eq!(
+            company(&format!("iv_é{}", "A".repeat(63)), Kind::Invitation),
+            None
+        );
     }
 
     #[test]

@@ -120,7 +120,9 @@ impl CredentialWatch {
                 }
                 // Only a definite answer ends the connection, not Redis and PostgreSQL being
                 // briefly unavailable.
-                if let Err(AppError::Unauthenticated(_)) = state.sessions.check(company, session).await {
+                if let Err(AppError::Unauthenticated(_)) =
+                    state.sessions.check(company, session).await
+                {
                     return;
                 }
             }

@@ -62,7 +62,10 @@ async fn login_emails_follow_the_users_addresses() -> anyhow::Result<()> {
         admin.id
     ))
     .await?;
-    assert_eq!(rows(&app, &of("admin@acme.example")).await?, Vec::<Value>::new());
+    assert_eq!(
+        rows(&app, &of("admin@acme.example")).await?,
+        Vec::<Value>::new()
+    );
     assert_eq!(
         rows(&app, &of("boss@acme.example")).await?,
         vec![json!({ "company_id": acme, "user_id": admin.id })]
@@ -94,7 +97,11 @@ async fn login_emails_follow_the_users_addresses() -> anyhow::Result<()> {
     app.sql(&format!("DELETE FROM companies WHERE id = '{acme}'"))
         .await?;
     assert_eq!(
-        rows(&app, &format!("SELECT email FROM login_emails WHERE company_id = '{acme}'")).await?,
+        rows(
+            &app,
+            &format!("SELECT email FROM login_emails WHERE company_id = '{acme}'")
+        )
+        .await?,
         Vec::<Value>::new()
     );
     Ok(())
@@ -124,7 +131,10 @@ async fn oidc_subjects_follow_the_identities() -> anyhow::Result<()> {
         "SELECT user_id, company_id FROM app.oidc_identity('https://idp.example', 'sub-1')",
     )
     .await?;
-    assert_eq!(found, vec![json!({ "user_id": ann.id, "company_id": acme })]);
+    assert_eq!(
+        found,
+        vec![json!({ "user_id": ann.id, "company_id": acme })]
+    );
 
     // The same subject of the same provider is one user's, in one company.
     let taken = error_of(

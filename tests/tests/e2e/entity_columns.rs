@@ -137,29 +137,57 @@ async fn entities_have_the_primary_keys_of_their_tables() -> anyhow::Result<()> 
     let app = TestApp::spawn().await?;
     // Views have no primary key: theirs is that of the table they show.
     let keys = [
-        ("audience_fields", entity_key::<audience_fields::Entity>(), "audience_fields"),
-        ("audience_users", entity_key::<audience_users::Entity>(), "users"),
+        (
+            "audience_fields",
+            entity_key::<audience_fields::Entity>(),
+            "audience_fields",
+        ),
+        (
+            "audience_users",
+            entity_key::<audience_users::Entity>(),
+            "users",
+        ),
         ("companies", entity_key::<companies::Entity>(), "companies"),
-        ("conversations", entity_key::<conversations::Entity>(), "conversations"),
-        ("friendships", entity_key::<friendships::Entity>(), "friendships"),
-        ("invitations", entity_key::<invitations::Entity>(), "invitations"),
+        (
+            "conversations",
+            entity_key::<conversations::Entity>(),
+            "conversations",
+        ),
+        (
+            "friendships",
+            entity_key::<friendships::Entity>(),
+            "friendships",
+        ),
+        (
+            "invitations",
+            entity_key::<invitations::Entity>(),
+            "invitations",
+        ),
         ("knowledge", entity_key::<knowledge::Entity>(), "knowledge"),
         ("messages", entity_key::<messages::Entity>(), "messages"),
         ("presets", entity_key::<presets::Entity>(), "presets"),
         ("roles", entity_key::<roles::Entity>(), "roles"),
         ("sessions", entity_key::<sessions::Entity>(), "sessions"),
-        ("user_profiles", entity_key::<user_profiles::Entity>(), "users"),
+        (
+            "user_profiles",
+            entity_key::<user_profiles::Entity>(),
+            "users",
+        ),
         ("users", entity_key::<users::Entity>(), "users"),
     ];
     let mut failures = Vec::new();
     for (entity, key, table) in keys {
         let stored = table_key(&app, table).await?;
         if stored != key {
-            failures.push(format!("{entity}: entity {key:?}, table {table} {stored:?}"));
+            failures.push(format!(
+                "{entity}: entity {key:?}, table {table} {stored:?}"
+            ));
         }
         // Every tenant table is keyed by its company first (companies: its id is the company).
         if table != "companies" && stored.first().map(String::as_str) != Some("company_id") {
-            failures.push(format!("{table}: primary key {stored:?} does not start with company_id"));
+            failures.push(format!(
+                "{table}: primary key {stored:?} does not start with company_id"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -201,6 +229,10 @@ async fn every_tenant_key_and_unique_index_starts_with_the_company() -> anyhow::
         .iter()
         .map(|row| row.try_get::<String>("", "problem"))
         .collect::<Result<_, _>>()?;
-    assert!(problems.is_empty(), "keys without company_id:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "keys without company_id:\n{}",
+        problems.join("\n")
+    );
     Ok(())
 }

@@ -539,9 +539,10 @@ pub async fn accept_invitation(
     let hash = deps.passwords.hash(input.password).await?;
     let user = Uuid::now_v7();
     // A taken e-mail address is `CONFLICT` on `email` (the constraint's mapping).
-    let accepted = sql::accept_invitation(deps.db, company, &token_hash, user, &hash, &display_name)
-        .await?
-        .ok_or_else(unusable)?;
+    let accepted =
+        sql::accept_invitation(deps.db, company, &token_hash, user, &hash, &display_name)
+            .await?
+            .ok_or_else(unusable)?;
     start_session(
         deps,
         meta,
