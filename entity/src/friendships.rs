@@ -22,8 +22,9 @@ pub enum FriendshipStatus {
 #[sea_orm(table_name = "friendships")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
     pub company_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
     pub user_a: Uuid,
     pub user_b: Uuid,
     pub status: FriendshipStatus,

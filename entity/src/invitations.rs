@@ -6,8 +6,9 @@ use sea_orm::entity::prelude::*;
 #[sea_orm(table_name = "invitations")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
     pub company_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
     pub email: String,
     pub role: String,
     pub token_hash: String,

@@ -6,8 +6,9 @@ use sea_orm::entity::prelude::*;
 #[sea_orm(table_name = "knowledge")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
     pub company_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
     pub user_id: Uuid,
     pub content: String,
     pub created_at: DateTimeWithTimeZone,

@@ -46,10 +46,11 @@ pub enum MessageStatus {
 #[sea_orm(table_name = "messages")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
+    pub company_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     /// Order within the conversation (an identity column: never written by the server).
     pub seq: i64,
-    pub company_id: Uuid,
     pub user_id: Uuid,
     pub conversation_id: Uuid,
     pub role: MessageRole,

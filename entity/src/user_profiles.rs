@@ -10,8 +10,9 @@ use sea_orm::Iterable;
 #[sea_orm(table_name = "user_profiles")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
     pub company_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
     /// `None` when the caller may not see it.
     pub email: Option<String>,
     pub display_name: String,

@@ -35,6 +35,7 @@ pub const FILES: &[(&str, &str)] = &[
     current!("invitations.sql"),
     current!("identities.sql"),
     current!("company_domains.sql"),
+    current!("directories.sql"),
     current!("invite_links.sql"),
     current!("outbound_emails.sql"),
     current!("roles.sql"),

@@ -83,6 +83,9 @@ mod m20261222_001203_invite_links;
 mod m20261223_001300_seal_company_llm_providers;
 mod m20261224_001400_link_sign_in_identities;
 mod m20261224_001401_oidc_addresses_are_verified;
+mod m20261228_001800_key_tenant_tables_by_company;
+mod m20261228_001801_directories_of_global_keys;
+mod m20261228_001802_tokens_carry_their_company;
 
 /// Runs every migration of this crate, in order.
 pub struct Migrator;
@@ -114,12 +117,20 @@ impl MigratorTrait for Migrator {
             Box::new(m20261223_001300_seal_company_llm_providers::Migration),
             Box::new(m20261224_001400_link_sign_in_identities::Migration),
             Box::new(m20261224_001401_oidc_addresses_are_verified::Migration),
+            Box::new(m20261228_001800_key_tenant_tables_by_company::Migration),
+            Box::new(m20261228_001801_directories_of_global_keys::Migration),
+            Box::new(m20261228_001802_tokens_carry_their_company::Migration),
         ]
     }
 }
 
 /// Names of the tables that hold tenant data: each has RLS enabled and forced, and a
 /// `company_id` column. Tests walk this list to prove isolation.
+///
+/// Keys (so that each table can be distributed by `company_id`, co-located): the primary key
+/// starts with `company_id` (`companies` is keyed by its `id`, which is the company); every
+/// unique constraint or index includes `company_id`; every foreign key to another tenant table
+/// includes `company_id`. Values unique across companies live in [`DIRECTORY_TABLES`].
 pub const TENANT_TABLES: &[&str] = &[
     "companies",
     "users",
@@ -143,3 +154,36 @@ pub const TENANT_TABLES: &[&str] = &[
     "company_llm_providers",
     "identities",
 ];
+
+/// Directory tables: what must be unique across companies, keyed by that value, naming the
+/// company (and row) it belongs to, each with its distribution column. Lookups that start
+/// without a company (signing in by e-mail or by an OpenID identity, signing up by a verified
+/// domain) read one row of a directory by its primary key, then the tenant tables by
+/// `company_id`. Triggers on the tenant table keep each in step in the same transaction
+/// (`migration/sql/current/directories.sql`); its primary key enforces the uniqueness. Each has
+/// RLS enabled and forced and is read only by the definer role `app_auth` (no request role has
+/// a grant). None has a foreign key, so that a distributed deployment may place it on its own:
+/// each is to be distributed by the column given here (`create_distributed_table(table,
+/// column)`, not co-located with the tenant tables), which is in its primary key, so that a
+/// lookup by the key is one shard.
+///
+/// | table | primary key | distributed by | kept in step with |
+/// |---|---|---|---|
+/// | `login_emails` | `email` (lowercase) | `email` | `users.email` |
+/// | `oidc_subjects` | `(issuer, subject)` | `subject` (few issuers would crowd few shards) | `identities` |
+/// | `verified_domains` | `domain` | `domain` | `company_domains` (the verified ones) |
+pub const DIRECTORY_TABLES: &[(&str, &str)] = &[
+    ("login_emails", "email"),
+    ("oidc_subjects", "subject"),
+    ("verified_domains", "domain"),
+];
+
+/// Every table with Row Level Security enabled and forced that the application reads: the
+/// tenant tables and the directory tables.
+pub fn rls_tables() -> Vec<&'static str> {
+    TENANT_TABLES
+        .iter()
+        .copied()
+        .chain(DIRECTORY_TABLES.iter().map(|(table, _)| *table))
+        .collect()
+}

@@ -286,7 +286,7 @@ async fn refuse_unsafe_database(
         }
         tracing::warn!("{reason}; Row Level Security is bypassed (ALLOW_RLS_BYPASS=1)");
     }
-    let problems = db::safety::catalog_problems(pool, migration::TENANT_TABLES).await?;
+    let problems = db::safety::catalog_problems(pool, &migration::rls_tables()).await?;
     let (excused, refused): (Vec<_>, Vec<_>) = problems
         .into_iter()
         .partition(|p| bypass.is_some() && p.concerns_login_role());

@@ -66,15 +66,25 @@ REVOKE ALL ON FUNCTION app.identities_guard() FROM PUBLIC;
 CREATE OR REPLACE TRIGGER identities_keep_a_way_in BEFORE DELETE ON identities
     FOR EACH ROW EXECUTE FUNCTION app.identities_guard();
 
--- The user an identity is linked to, of whichever company; notes that it was used.
+-- The user an identity is linked to, of whichever company (the directory oidc_subjects by its
+-- key, then that company's rows; see directories.sql); notes that it was used.
 CREATE OR REPLACE FUNCTION app.oidc_identity(p_issuer text, p_subject text)
     RETURNS TABLE (identity_id uuid, user_id uuid, company_id uuid, role text, is_active boolean)
-    LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
     AS $$
-    UPDATE identities i SET last_used_at = now()
-    FROM users u
-    WHERE i.issuer = p_issuer AND i.subject = p_subject AND u.company_id = i.company_id AND u.id = i.user_id
-    RETURNING i.id, u.id, u.company_id, u.role, u.is_active
+DECLARE d oidc_subjects%ROWTYPE;
+BEGIN
+    SELECT * INTO d FROM oidc_subjects s WHERE s.issuer = p_issuer AND s.subject = p_subject;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+        UPDATE identities i SET last_used_at = now()
+        FROM users u
+        WHERE i.company_id = d.company_id AND i.id = d.identity_id
+          AND u.company_id = i.company_id AND u.id = i.user_id
+        RETURNING i.id, u.id, u.company_id, u.role, u.is_active;
+END
 $$;
 ALTER FUNCTION app.oidc_identity(text, text) OWNER TO app_auth;
 REVOKE ALL ON FUNCTION app.oidc_identity(text, text) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
@@ -88,19 +98,22 @@ CREATE OR REPLACE FUNCTION app.oidc_link(p_id uuid, p_user uuid, p_company uuid,
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
     AS $$
 DECLARE
+    linked_company uuid;
     linked_user uuid;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM users WHERE id = p_user AND company_id = p_company AND is_active) THEN
         RETURN 'no_user';
     END IF;
-    INSERT INTO identities (id, company_id, user_id, provider, issuer, subject, email, last_used_at)
-        VALUES (p_id, p_company, p_user, p_provider, p_issuer, p_subject, p_email, now())
-        ON CONFLICT ON CONSTRAINT identities_issuer_subject_key DO NOTHING;
-    IF FOUND THEN
+    BEGIN
+        INSERT INTO identities (id, company_id, user_id, provider, issuer, subject, email, last_used_at)
+            VALUES (p_id, p_company, p_user, p_provider, p_issuer, p_subject, p_email, now());
         RETURN 'linked';
-    END IF;
-    SELECT i.user_id INTO linked_user FROM identities i WHERE i.issuer = p_issuer AND i.subject = p_subject;
-    IF linked_user = p_user THEN
+    EXCEPTION WHEN unique_violation THEN
+        -- Linked already (oidc_subjects_pkey, see directories.sql): to whom?
+        SELECT s.company_id, s.user_id INTO linked_company, linked_user
+          FROM oidc_subjects s WHERE s.issuer = p_issuer AND s.subject = p_subject;
+    END;
+    IF linked_company = p_company AND linked_user = p_user THEN
         RETURN 'already';
     END IF;
     RETURN 'taken';

@@ -68,8 +68,9 @@ impl SessionCache {
         format!("{}sess:{session}", self.prefix)
     }
 
-    /// `Ok` when the session is live; `UNAUTHENTICATED` when revoked, expired or unknown.
-    pub async fn check(&self, session: Uuid) -> AppResult<()> {
+    /// `Ok` when session `session` of `company` is live; `UNAUTHENTICATED` when revoked,
+    /// expired or unknown (a session is looked up by its company, never by its id alone).
+    pub async fn check(&self, company: Uuid, session: Uuid) -> AppResult<()> {
         let key = self.key(session);
         let cached = self
             .redis
@@ -79,14 +80,14 @@ impl SessionCache {
             Ok(Some("1")) => true,
             Ok(Some("0")) => false,
             Ok(_) => {
-                let active = self.state_from_db(session).await?;
+                let active = self.state_from_db(company, session).await?;
                 self.store(session, active).await;
                 active
             }
             // Redis just failed: not asked again to store the answer.
             Err(_) => {
                 crate::metrics::redis_fallback(COMPONENT);
-                self.state_from_db(session).await?
+                self.state_from_db(company, session).await?
             }
         };
         if active {
@@ -98,8 +99,8 @@ impl SessionCache {
         }
     }
 
-    async fn state_from_db(&self, session: Uuid) -> AppResult<bool> {
-        let state = crate::db::functions::session_state(&self.db, session).await?;
+    async fn state_from_db(&self, company: Uuid, session: Uuid) -> AppResult<bool> {
+        let state = crate::db::functions::session_state(&self.db, company, session).await?;
         Ok(state == crate::db::functions::SessionState::Active)
     }
 
@@ -137,7 +138,7 @@ impl SessionCache {
     }
 
     /// Whether the session is live, for long-lived connections re-checking it.
-    pub async fn is_live(&self, session: Uuid) -> bool {
-        self.check(session).await.is_ok()
+    pub async fn is_live(&self, company: Uuid, session: Uuid) -> bool {
+        self.check(company, session).await.is_ok()
     }
 }

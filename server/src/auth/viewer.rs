@@ -85,7 +85,9 @@ pub async fn resolve_with_expiry(
             let claims = keys.verify(token)?;
             let expires = claims.exp;
             let principal = Principal::try_from(claims)?;
-            sessions.check(principal.session_id).await?;
+            sessions
+                .check(principal.company_id, principal.session_id)
+                .await?;
             Ok((Viewer::User(principal), Some(expires)))
         }
         // A stale or revoked cookie must not lock the browser out of signing in again.
@@ -95,7 +97,10 @@ pub async fn resolve_with_expiry(
                 let Ok(principal) = Principal::try_from(claims) else {
                     return Ok((Viewer::Anonymous, None));
                 };
-                match sessions.check(principal.session_id).await {
+                match sessions
+                    .check(principal.company_id, principal.session_id)
+                    .await
+                {
                     Ok(()) => Ok((Viewer::User(principal), Some(expires))),
                     Err(AppError::Unauthenticated(_)) => Ok((Viewer::Anonymous, None)),
                     Err(other) => Err(other),

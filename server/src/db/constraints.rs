@@ -95,14 +95,14 @@ pub const CONSTRAINTS: &[Constraint] = &[
         "your company has this domain already",
     ),
     unique(
-        "company_domains_verified_key",
-        "company_domains",
+        "verified_domains_pkey",
+        "verified_domains",
         "id",
         "another company has verified this domain",
     ),
     unique(
-        "users_email_key",
-        "users",
+        "login_emails_pkey",
+        "login_emails",
         "email",
         "an account with this e-mail address already exists",
     ),
@@ -259,12 +259,12 @@ mod tests {
 
     #[test]
     fn a_constraint_is_found_by_name_and_kind() {
-        let email = lookup("23505", "users_email_key").map(|c| c.field);
+        let email = lookup("23505", "login_emails_pkey").map(|c| c.field);
         assert_eq!(email, Some("email"));
         // The same name under another SQLSTATE is no match.
-        assert!(lookup("23514", "users_email_key").is_none());
+        assert!(lookup("23514", "login_emails_pkey").is_none());
         assert!(lookup("23505", "no_such_constraint").is_none());
-        assert!(lookup("42501", "users_email_key").is_none());
+        assert!(lookup("42501", "login_emails_pkey").is_none());
     }
 
     #[test]

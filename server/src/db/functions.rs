@@ -196,7 +196,7 @@ const TIMESTAMPTZ: &str = "timestamp with time zone";
 
 pub const ACCEPT_INVITATION: SqlFunction = SqlFunction {
     name: "accept_invitation",
-    args: &["text", "uuid", "text", "text"],
+    args: &["uuid", "text", "uuid", "text", "text"],
     returns: Returns::Table(&[
         ("user_id", "uuid"),
         ("company_id", "uuid"),
@@ -206,7 +206,7 @@ pub const ACCEPT_INVITATION: SqlFunction = SqlFunction {
 };
 pub const ACCEPT_INVITE_LINK: SqlFunction = SqlFunction {
     name: "accept_invite_link",
-    args: &["text", "uuid", "text", "text", "text"],
+    args: &["uuid", "text", "uuid", "text", "text", "text"],
     returns: Returns::Table(&[
         ("user_id", "uuid"),
         ("company_id", "uuid"),
@@ -299,7 +299,7 @@ pub const CONFIRM_COMPANY_DOMAIN: SqlFunction = SqlFunction {
 };
 pub const CONSUME_PASSWORD_RESET: SqlFunction = SqlFunction {
     name: "consume_password_reset",
-    args: &["text", "text"],
+    args: &["uuid", "text", "text"],
     returns: Returns::Table(&[
         ("user_id", "uuid"),
         ("company_id", "uuid"),
@@ -315,7 +315,7 @@ pub const CREATE_EMAIL_VERIFICATION: SqlFunction = SqlFunction {
 };
 pub const CREATE_PASSWORD_RESET: SqlFunction = SqlFunction {
     name: "create_password_reset",
-    args: &["text", "text", TIMESTAMPTZ, "text", "text"],
+    args: &["uuid", "text", "text", TIMESTAMPTZ, "text", "text"],
     returns: Returns::Scalar("boolean"),
     caller: Caller::Anonymous,
 };
@@ -419,19 +419,19 @@ pub const OIDC_SIGN_UP: SqlFunction = SqlFunction {
 };
 pub const PENDING_INVITATION: SqlFunction = SqlFunction {
     name: "pending_invitation",
-    args: &["text"],
+    args: &["uuid", "text"],
     returns: Returns::Scalar("text"),
     caller: Caller::Anonymous,
 };
 pub const PENDING_PASSWORD_RESET: SqlFunction = SqlFunction {
     name: "pending_password_reset",
-    args: &["text"],
+    args: &["uuid", "text"],
     returns: Returns::Scalar("text"),
     caller: Caller::Anonymous,
 };
 pub const REFRESH_SESSION: SqlFunction = SqlFunction {
     name: "refresh_session",
-    args: &["text", "text", "text", "interval", "interval"],
+    args: &["uuid", "text", "text", "text", "interval", "interval"],
     returns: Returns::Table(&[
         ("outcome", "text"),
         ("session_id", "uuid"),
@@ -444,7 +444,7 @@ pub const REFRESH_SESSION: SqlFunction = SqlFunction {
 };
 pub const SESSION_STATE: SqlFunction = SqlFunction {
     name: "session_state",
-    args: &["uuid"],
+    args: &["uuid", "uuid"],
     returns: Returns::Scalar("text"),
     caller: Caller::Anonymous,
 };
@@ -463,7 +463,7 @@ pub const SIGN_UP_MEMBER: SqlFunction = SqlFunction {
 };
 pub const VERIFY_EMAIL: SqlFunction = SqlFunction {
     name: "verify_email",
-    args: &["text"],
+    args: &["uuid", "text"],
     returns: Returns::Table(&[("user_id", "uuid"), ("company_id", "uuid")]),
     caller: Caller::Anonymous,
 };
@@ -807,6 +807,7 @@ fn secs(duration: Duration) -> Value {
 /// `app.accept_invitation`: creates the invited user, once, before the invitation expires.
 pub async fn accept_invitation(
     db: &DatabaseConnection,
+    company: Uuid,
     token_hash: &str,
     user: Uuid,
     password_hash: &str,
@@ -816,6 +817,7 @@ pub async fn accept_invitation(
         .rows(
             db,
             vec![
+                company.into(),
                 token_hash.into(),
                 user.into(),
                 password_hash.into(),
@@ -838,6 +840,7 @@ pub async fn accept_invitation(
 /// its role, counting one use; `None` when the link is unknown, revoked, expired or used up.
 pub async fn accept_invite_link(
     db: &DatabaseConnection,
+    company: Uuid,
     token_hash: &str,
     user: Uuid,
     email: &str,
@@ -848,6 +851,7 @@ pub async fn accept_invite_link(
         .rows(
             db,
             vec![
+                company.into(),
                 token_hash.into(),
                 user.into(),
                 email.into(),
@@ -1152,11 +1156,15 @@ pub async fn confirm_company_domain(
 /// the user's sessions; no row when the token is unusable.
 pub async fn consume_password_reset(
     db: &DatabaseConnection,
+    company: Uuid,
     token_hash: &str,
     password_hash: &str,
 ) -> Result<Vec<ConsumedReset>, DbErr> {
     CONSUME_PASSWORD_RESET
-        .rows(db, vec![token_hash.into(), password_hash.into()])
+        .rows(
+            db,
+            vec![company.into(), token_hash.into(), password_hash.into()],
+        )
         .await?
         .iter()
         .map(|row| {
@@ -1170,9 +1178,10 @@ pub async fn consume_password_reset(
 }
 
 /// `app.create_password_reset`: stores a reset token for the user with this e-mail, if there
-/// is one, and queues the e-mail; whether there was.
+/// is one in `company`, and queues the e-mail; whether there was.
 pub async fn create_password_reset(
     db: &DatabaseConnection,
+    company: Uuid,
     email: &str,
     token_hash: &str,
     expires_at: DateTime<Utc>,
@@ -1183,6 +1192,7 @@ pub async fn create_password_reset(
         .one(
             db,
             vec![
+                company.into(),
                 email.into(),
                 token_hash.into(),
                 expires_at.into(),
@@ -1417,10 +1427,11 @@ pub async fn oidc_sign_up(
 /// `app.pending_invitation`: the e-mail address of a live invitation.
 pub async fn pending_invitation(
     db: &DatabaseConnection,
+    company: Uuid,
     token_hash: &str,
 ) -> Result<Option<String>, DbErr> {
     PENDING_INVITATION
-        .one(db, vec![token_hash.into()])
+        .one(db, vec![company.into(), token_hash.into()])
         .await?
         .try_get("", VALUE)
 }
@@ -1428,17 +1439,19 @@ pub async fn pending_invitation(
 /// `app.pending_password_reset`: the e-mail address of a live reset token's user.
 pub async fn pending_password_reset(
     db: &DatabaseConnection,
+    company: Uuid,
     token_hash: &str,
 ) -> Result<Option<String>, DbErr> {
     PENDING_PASSWORD_RESET
-        .one(db, vec![token_hash.into()])
+        .one(db, vec![company.into(), token_hash.into()])
         .await?
         .try_get("", VALUE)
 }
 
-/// `app.refresh_session`: rotates a refresh token to `next_hash`.
+/// `app.refresh_session`: rotates a refresh token of `company` to `next_hash`.
 pub async fn refresh_session(
     db: &DatabaseConnection,
+    company: Uuid,
     token_hash: &str,
     next_hash: &str,
     fingerprint: &str,
@@ -1449,6 +1462,7 @@ pub async fn refresh_session(
         .rows(
             db,
             vec![
+                company.into(),
                 token_hash.into(),
                 next_hash.into(),
                 fingerprint.into(),
@@ -1472,10 +1486,14 @@ pub async fn refresh_session(
         .transpose()
 }
 
-/// `app.session_state`.
-pub async fn session_state(db: &DatabaseConnection, session: Uuid) -> Result<SessionState, DbErr> {
+/// `app.session_state`: of session `session` of `company`.
+pub async fn session_state(
+    db: &DatabaseConnection,
+    company: Uuid,
+    session: Uuid,
+) -> Result<SessionState, DbErr> {
     let state: String = SESSION_STATE
-        .one(db, vec![session.into()])
+        .one(db, vec![company.into(), session.into()])
         .await?
         .try_get("", VALUE)?;
     SessionState::parse(&state)
@@ -1526,9 +1544,12 @@ pub async fn sign_up_member(
 /// `app.verify_email`: uses a verification token once; the user whose address it verified.
 pub async fn verify_email(
     db: &DatabaseConnection,
+    company: Uuid,
     token_hash: &str,
 ) -> Result<Option<(Uuid, Uuid)>, DbErr> {
-    let rows = VERIFY_EMAIL.rows(db, vec![token_hash.into()]).await?;
+    let rows = VERIFY_EMAIL
+        .rows(db, vec![company.into(), token_hash.into()])
+        .await?;
     rows.first()
         .map(|row| Ok((row.try_get("", "user_id")?, row.try_get("", "company_id")?)))
         .transpose()
@@ -1543,12 +1564,12 @@ mod tests {
         assert_eq!(
             REFRESH_SESSION.select(),
             "SELECT outcome, session_id, user_id, company_id, role, expires_at FROM \
-             app.refresh_session($1::text, $2::text, $3::text, make_interval(secs => $4), \
-             make_interval(secs => $5))"
+             app.refresh_session($1::uuid, $2::text, $3::text, $4::text, \
+             make_interval(secs => $5), make_interval(secs => $6))"
         );
         assert_eq!(
             SESSION_STATE.select(),
-            "SELECT app.session_state($1::uuid) AS value"
+            "SELECT app.session_state($1::uuid, $2::uuid) AS value"
         );
         assert_eq!(
             MUTUAL_FRIEND_IDS.select(),
@@ -1563,7 +1584,12 @@ mod tests {
     #[test]
     fn a_call_with_the_wrong_number_of_values_is_refused() {
         assert!(SESSION_STATE.statement(Vec::new()).is_err());
-        assert!(SESSION_STATE.statement(vec![Uuid::nil().into()]).is_ok());
+        assert!(SESSION_STATE.statement(vec![Uuid::nil().into()]).is_err());
+        assert!(
+            SESSION_STATE
+                .statement(vec![Uuid::nil().into(), Uuid::nil().into()])
+                .is_ok()
+        );
     }
 
     #[test]

@@ -489,7 +489,7 @@ impl AuthMutation {
                 "a user of your company already has this e-mail address".into(),
             ));
         }
-        let token = tokens::generate(tokens::Kind::Invitation);
+        let token = tokens::generate(tokens::Kind::Invitation, principal.company_id);
         let link = auth_service::invitation_link(&deps(state), &token);
         let id = Uuid::now_v7();
         let expires_at =

@@ -124,7 +124,7 @@ impl InviteLinkMutation {
         }
         let role = role.trim().to_owned();
         limits::invite(&state.ratelimit, principal.company_id).await?;
-        let token = tokens::generate(tokens::Kind::InviteLink);
+        let token = tokens::generate(tokens::Kind::InviteLink, principal.company_id);
         let url = auth_service::invite_link_url(&auth_deps(state), &token);
         let new = NewInviteLink {
             role: role.clone(),

@@ -68,6 +68,7 @@ type Announcements = crate::pubsub::Subscription;
 /// role change announced after [`CredentialWatch::start`] is never missed.
 pub struct CredentialWatch {
     state: AppState,
+    company: Uuid,
     session: Uuid,
     deadline_ms: Option<u64>,
     revoked: Announcements,
@@ -80,6 +81,7 @@ impl CredentialWatch {
     pub fn start(state: &AppState, principal: &Principal, deadline_ms: Option<u64>) -> Self {
         Self {
             state: state.clone(),
+            company: principal.company_id,
             session: principal.session_id,
             deadline_ms,
             revoked: state
@@ -95,6 +97,7 @@ impl CredentialWatch {
     pub async fn ended(self) -> Ended {
         let Self {
             state,
+            company,
             session,
             deadline_ms,
             mut revoked,
@@ -117,7 +120,9 @@ impl CredentialWatch {
                 }
                 // Only a definite answer ends the connection, not Redis and PostgreSQL being
                 // briefly unavailable.
-                if let Err(AppError::Unauthenticated(_)) = state.sessions.check(session).await {
+                if let Err(AppError::Unauthenticated(_)) =
+                    state.sessions.check(company, session).await
+                {
                     return;
                 }
             }

@@ -126,7 +126,11 @@ pub(super) async fn respond(
                 CredentialWatch::start(state, principal, caller.expiry.map(live::expiry_ms));
             // Checked again now that the watch listens: a revocation announced since the
             // first check is not missed (it is stored before it is announced).
-            if let Err(error) = state.sessions.check(principal.session_id).await {
+            if let Err(error) = state
+                .sessions
+                .check(principal.company_id, principal.session_id)
+                .await
+            {
                 return auth_error(format, &error);
             }
             watch = Some(started);

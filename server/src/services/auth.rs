@@ -262,8 +262,7 @@ pub async fn pending_invitation(
     id: Uuid,
 ) -> AppResult<Option<PendingInvitation>> {
     use entity::invitations::{Column, Entity};
-    Ok(Entity::find_by_id(id)
-        .filter(Column::CompanyId.eq(principal.company_id))
+    Ok(Entity::find_by_id((principal.company_id, id))
         .filter(Column::AcceptedAt.is_null())
         .filter(Column::ExpiresAt.gt(Utc::now()))
         .one(conn)

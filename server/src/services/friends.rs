@@ -60,8 +60,7 @@ async fn ensure_other_user(conn: &impl ConnectionTrait, actor: Actor, user: Uuid
         user,
         "you cannot be your own friend, nor block yourself",
     )?;
-    let found = user_profiles::Entity::find_by_id(user)
-        .filter(user_profiles::Column::CompanyId.eq(actor.company_id))
+    let found = user_profiles::Entity::find_by_id((actor.company_id, user))
         .filter(user_profiles::Column::IsActive.eq(true))
         .one(conn)
         .await?;
@@ -476,8 +475,7 @@ pub async fn pending_request(
     actor: Actor,
     id: Uuid,
 ) -> AppResult<Option<Friendship>> {
-    Ok(friendships::Entity::find_by_id(id)
-        .filter(friendships::Column::CompanyId.eq(actor.company_id))
+    Ok(friendships::Entity::find_by_id((actor.company_id, id))
         .filter(friendships::Column::Status.eq(FriendshipStatus::Pending))
         .filter(Expr::cust_with_values(
             "$1 IN (user_a, user_b)",

@@ -70,7 +70,7 @@ pub async fn complete(
         .filter(|_| identity.email_verified);
     if let Some(link) = link {
         // The session that started the flow must still be live.
-        deps.sessions.check(link.session).await?;
+        deps.sessions.check(link.company, link.session).await?;
         return match sql::oidc_link(
             deps.db,
             link.user,

@@ -69,8 +69,7 @@ pub async fn find(
     caller: &Principal,
     id: Uuid,
 ) -> AppResult<Option<Preset>> {
-    Ok(presets::Entity::find_by_id(id)
-        .filter(presets::Column::CompanyId.eq(caller.company_id))
+    Ok(presets::Entity::find_by_id((caller.company_id, id))
         .one(conn)
         .await?
         .map(Preset::from))

@@ -190,11 +190,10 @@ pub async fn lock_company_for_admin(
             "only admins may change roles and memberships".into(),
         ));
     }
-    let caller = users::Entity::find_by_id(principal.user_id)
+    let caller = users::Entity::find_by_id((principal.company_id, principal.user_id))
         .select_only()
         .column(users::Column::IsActive)
         .column(users::Column::Role)
-        .filter(users::Column::CompanyId.eq(principal.company_id))
         .into_tuple::<(bool, String)>()
         .one(conn)
         .await?;

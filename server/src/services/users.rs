@@ -448,8 +448,7 @@ pub async fn profile(
     company: Uuid,
     id: Uuid,
 ) -> AppResult<Option<Profile>> {
-    Ok(user_profiles::Entity::find_by_id(id)
-        .filter(user_profiles::Column::CompanyId.eq(company))
+    Ok(user_profiles::Entity::find_by_id((company, id))
         .one(conn)
         .await?
         .map(Profile::try_from)

@@ -169,7 +169,7 @@ async fn every_tenant_table_is_isolated_by_row_level_security() -> anyhow::Resul
         ))
         .await?;
     }
-    for table in migration::TENANT_TABLES {
+    for table in migration::rls_tables() {
         // Admins are the most privileged callers: if they cannot cross over, nobody can.
         app.assert_tenant_isolation(table, &a_admin, &b_admin)
             .await?;
@@ -183,7 +183,7 @@ async fn every_tenant_table_is_isolated_by_row_level_security() -> anyhow::Resul
 async fn the_pool_role_without_set_role_gets_permission_denied() -> anyhow::Result<()> {
     let app = TestApp::spawn().await?;
     app.company_with_users("Acme", 1).await?;
-    for table in migration::TENANT_TABLES {
+    for table in migration::rls_tables() {
         let error = sea_orm::ConnectionTrait::execute_unprepared(
             &app.state().db,
             &format!("SELECT * FROM {table}"),

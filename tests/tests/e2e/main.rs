@@ -15,6 +15,7 @@ mod cookies;
 mod cost;
 mod db_layer;
 mod db_matrix;
+mod directories;
 mod domains;
 mod entity_columns;
 mod enumeration;

@@ -91,7 +91,7 @@ async fn the_newest_migration_goes_down_and_up_again() -> anyhow::Result<()> {
 
 /// What the pool's role finds unsafe in the catalog, and what `server::start` says about it.
 async fn refused(app: &TestApp, config: Config) -> anyhow::Result<(Vec<CatalogProblem>, String)> {
-    let problems = catalog_problems(&app.state().db, migration::TENANT_TABLES).await?;
+    let problems = catalog_problems(&app.state().db, &migration::rls_tables()).await?;
     let error = server::start(config)
         .await
         .err()
@@ -105,7 +105,7 @@ async fn a_correct_database_starts_with_a_clean_catalog() -> anyhow::Result<()> 
     // Spawning started a server on the freshly migrated database already; check it found
     // nothing to excuse either.
     let app = TestApp::spawn().await?;
-    let problems = catalog_problems(&app.state().db, migration::TENANT_TABLES).await?;
+    let problems = catalog_problems(&app.state().db, &migration::rls_tables()).await?;
     assert_eq!(problems, Vec::new());
     let peer = app.spawn_peer().await?;
     peer.shutdown().await?;

@@ -30,6 +30,7 @@ use crate::{
 /// The credentials an authenticated socket was opened with, in its connection data.
 #[derive(Debug, Clone, Copy)]
 pub struct SocketCredentials {
+    pub company_id: Uuid,
     pub session_id: Uuid,
     /// When the access token expires (Unix milliseconds): operations are refused from then on.
     pub expires_ms: Option<u64>,
@@ -46,7 +47,7 @@ impl SocketCredentials {
                 live::Ended::Expired.message().into(),
             ));
         }
-        state.sessions.check(self.session_id).await
+        state.sessions.check(self.company_id, self.session_id).await
     }
 }
 

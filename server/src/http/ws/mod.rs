@@ -304,10 +304,11 @@ impl Connection {
             // check is not missed (it is stored before it is announced).
             state
                 .sessions
-                .check(principal.session_id)
+                .check(principal.company_id, principal.session_id)
                 .await
                 .map_err(refuse)?;
             data.insert(SocketCredentials {
+                company_id: principal.company_id,
                 session_id: principal.session_id,
                 expires_ms: expiry.map(live::expiry_ms),
             });

@@ -100,7 +100,7 @@ pub async fn start_session(
 ) -> AppResult<Issued> {
     let config = deps.config;
     let session = Uuid::now_v7();
-    let refresh = tokens::generate(tokens::Kind::Refresh);
+    let refresh = tokens::generate(tokens::Kind::Refresh, company);
     let now = Utc::now();
     let absolute = now + ChronoDuration::seconds(config.session_absolute_ttl_secs as i64);
     let expires = (now + ChronoDuration::seconds(config.session_ttl_secs as i64)).min(absolute);
@@ -229,7 +229,7 @@ pub async fn sign_up(
 /// Stores a fresh verification token for the current address of `user` and queues the e-mail
 /// with its link, unless the address is verified; whether it did.
 pub async fn send_verification(deps: &AuthDeps<'_>, user: Uuid, company: Uuid) -> AppResult<bool> {
-    let (token, mail) = verification_mail(deps);
+    let (token, mail) = verification_mail(deps, company);
     let queued = sql::create_email_verification(
         deps.db,
         user,
@@ -261,8 +261,8 @@ impl VerificationMail {
     }
 }
 
-fn verification_mail(deps: &AuthDeps<'_>) -> (String, VerificationMail) {
-    let token = tokens::generate(tokens::Kind::EmailVerification);
+fn verification_mail(deps: &AuthDeps<'_>, company: Uuid) -> (String, VerificationMail) {
+    let token = tokens::generate(tokens::Kind::EmailVerification, company);
     let link = format!("{}/verify-email?token={token}", public_url(deps));
     let ttl = deps.config.email_verification_ttl_secs;
     let body = format!(
@@ -288,10 +288,8 @@ fn log_link(deps: &AuthDeps<'_>, what: &str, link: &str) {
 pub async fn verify_email(deps: &AuthDeps<'_>, token: &str) -> AppResult<(Uuid, Uuid)> {
     let unusable =
         || AppError::bad_input("token", "the verification link is invalid, used or expired");
-    if !tokens::is_kind(token, tokens::Kind::EmailVerification) {
-        return Err(unusable());
-    }
-    let verified = sql::verify_email(deps.db, &tokens::hash(token))
+    let company = tokens::company(token, tokens::Kind::EmailVerification).ok_or_else(unusable)?;
+    let verified = sql::verify_email(deps.db, company, &tokens::hash(token))
         .await?
         .ok_or_else(unusable)?;
     tracing::info!(user = %verified.0, "e-mail address verified");
@@ -313,7 +311,7 @@ pub async fn change_email(
     new_email: &str,
 ) -> AppResult<()> {
     let email = check_email("newEmail", new_email)?;
-    let (token, mail) = verification_mail(deps);
+    let (token, mail) = verification_mail(deps, principal.company_id);
     // A taken e-mail address is `CONFLICT` on `email` (the constraint's mapping).
     let changed = sql::change_email(
         deps.db,
@@ -369,12 +367,11 @@ pub async fn login(
 /// Rotates a refresh token: returns fresh credentials for the same session.
 pub async fn refresh(deps: &AuthDeps<'_>, meta: &RequestMeta, token: &str) -> AppResult<Issued> {
     limits::refresh(deps.ratelimit, meta).await?;
-    if !tokens::is_kind(token, tokens::Kind::Refresh) {
-        return Err(invalid_refresh());
-    }
-    let next = tokens::successor(deps.refresh_key, token);
+    let company = tokens::company(token, tokens::Kind::Refresh).ok_or_else(invalid_refresh)?;
+    let next = tokens::successor(deps.refresh_key, company, token);
     let row = sql::refresh_session(
         deps.db,
+        company,
         &tokens::hash(token),
         &tokens::hash(&next),
         &meta.fingerprint(),
@@ -464,7 +461,12 @@ pub async fn request_password_reset(
     email: &str,
 ) -> AppResult<()> {
     limits::password_reset(deps.ratelimit, meta, email).await?;
-    let token = tokens::generate(tokens::Kind::PasswordReset);
+    // The token names the company of the address (so that it is looked up in that company's
+    // rows). An unknown address takes the same steps, with a company that does not exist.
+    let company = sql::login_lookup(deps.db, email.trim())
+        .await?
+        .map_or(Uuid::nil(), |found| found.company_id);
+    let token = tokens::generate(tokens::Kind::PasswordReset, company);
     let link = format!("{}/reset-password?token={token}", public_url(deps));
     let expires = Utc::now() + ChronoDuration::seconds(deps.config.password_reset_ttl_secs as i64);
     let minutes = deps.config.password_reset_ttl_secs / 60;
@@ -473,6 +475,7 @@ pub async fn request_password_reset(
     );
     let created = sql::create_password_reset(
         deps.db,
+        company,
         email.trim(),
         &tokens::hash(&token),
         expires,
@@ -493,16 +496,14 @@ pub async fn reset_password(
     new_password: String,
 ) -> AppResult<()> {
     let unusable = || AppError::bad_input("token", "the reset token is invalid, used or expired");
-    if !tokens::is_kind(token, tokens::Kind::PasswordReset) {
-        return Err(unusable());
-    }
+    let company = tokens::company(token, tokens::Kind::PasswordReset).ok_or_else(unusable)?;
     let token_hash = tokens::hash(token);
-    let email = sql::pending_password_reset(deps.db, &token_hash)
+    let email = sql::pending_password_reset(deps.db, company, &token_hash)
         .await?
         .ok_or_else(unusable)?;
     password::check_policy("newPassword", &new_password, &email)?;
     let hash = deps.passwords.hash(new_password).await?;
-    let rows = sql::consume_password_reset(deps.db, &token_hash, &hash).await?;
+    let rows = sql::consume_password_reset(deps.db, company, &token_hash, &hash).await?;
     if rows.is_empty() {
         return Err(unusable());
     }
@@ -528,21 +529,20 @@ pub async fn accept_invitation(
 ) -> AppResult<Issued> {
     let unusable =
         || AppError::bad_input("input.token", "the invitation is invalid, used or expired");
-    if !tokens::is_kind(&input.token, tokens::Kind::Invitation) {
-        return Err(unusable());
-    }
+    let company = tokens::company(&input.token, tokens::Kind::Invitation).ok_or_else(unusable)?;
     let display_name = check_name("input.displayName", &input.display_name)?;
     let token_hash = tokens::hash(&input.token);
-    let email = sql::pending_invitation(deps.db, &token_hash)
+    let email = sql::pending_invitation(deps.db, company, &token_hash)
         .await?
         .ok_or_else(unusable)?;
     password::check_policy("input.password", &input.password, &email)?;
     let hash = deps.passwords.hash(input.password).await?;
     let user = Uuid::now_v7();
     // A taken e-mail address is `CONFLICT` on `email` (the constraint's mapping).
-    let accepted = sql::accept_invitation(deps.db, &token_hash, user, &hash, &display_name)
-        .await?
-        .ok_or_else(unusable)?;
+    let accepted =
+        sql::accept_invitation(deps.db, company, &token_hash, user, &hash, &display_name)
+            .await?
+            .ok_or_else(unusable)?;
     start_session(
         deps,
         meta,
@@ -579,15 +579,14 @@ pub async fn accept_invite_link(
     let display_name = check_name("input.displayName", &input.display_name)?;
     password::check_policy("input.password", &input.password, &email)?;
     limits::sign_up(deps.ratelimit, meta).await?;
-    if !tokens::is_kind(&input.token, tokens::Kind::InviteLink) {
-        return Err(unusable());
-    }
+    let company = tokens::company(&input.token, tokens::Kind::InviteLink).ok_or_else(unusable)?;
     let hash = deps.passwords.hash(input.password).await?;
     let user = Uuid::now_v7();
     // A taken e-mail address is `CONFLICT` on `email` (the constraint's mapping), and uses
     // nothing of the link.
     let accepted = sql::accept_invite_link(
         deps.db,
+        company,
         &tokens::hash(&input.token),
         user,
         &email,
