@@ -19,7 +19,7 @@ use uuid::Uuid;
 pub use sign_in::{
     Acceptance, Issued, LinkSignUp, SignUp, SignedUp, accept_invitation, accept_invite_link,
     access_token, change_email, check_email, check_name, email_company, invitation_link,
-    invite_link_url, login, refresh, request_password_reset, resend_verification, reset_password,
+    invite_link_url, login, refresh, request_password_reset, request_verification_email, resend_verification, reset_password,
     send_verification, sign_up, start_session, verify_email,
 };
 
