@@ -1,6 +1,7 @@
 //! Secrets at rest: every secret the server stores (a company's LLM API key, the client
-//! secrets of a company's OpenID providers; provider tokens would use the same seam) is sealed with AES-256-GCM
-//! (RustCrypto's `aes-gcm`) before it reaches PostgreSQL, which only ever holds ciphertext.
+//! secrets of a company's OpenID providers; provider tokens would use the same seam) is
+//! sealed with AES-256-GCM (RustCrypto's `aes-gcm`) before it reaches PostgreSQL, which only
+//! ever holds ciphertext.
 //! The server decrypts, in memory, when it needs the plaintext.
 //!
 //! # Keys

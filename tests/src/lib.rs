@@ -435,7 +435,9 @@ impl TestApp {
         let star = match table {
             "users" => "id, company_id, display_name, role",
             "company_llm_providers" => "company_id, base_url, model, has_api_key",
-            "company_oidc_providers" => "company_id, id, name, issuer, client_id, has_client_secret",
+            "company_oidc_providers" => {
+                "company_id, id, name, issuer, client_id, has_client_secret"
+            }
             _ => "*",
         };
         let owners = match self

@@ -303,11 +303,7 @@ pub const COMPANY_OIDC_JOIN: SqlFunction = SqlFunction {
 pub const COMPANY_OIDC_LINK_EMAIL: SqlFunction = SqlFunction {
     name: "company_oidc_link_email",
     args: &["uuid", "uuid", "uuid", "text", "text", "text"],
-    returns: Returns::Table(&[
-        ("outcome", "text"),
-        ("user_id", "uuid"),
-        ("role", "text"),
-    ]),
+    returns: Returns::Table(&[("outcome", "text"), ("user_id", "uuid"), ("role", "text")]),
     caller: Caller::Anonymous,
 };
 /// Lists the sealed client secrets of company OpenID providers for `server rotate-secrets`.

@@ -243,13 +243,17 @@ impl IdentityMutation {
     /// Removes the OpenID provider `name` of the caller's company: nobody signs in with it from
     /// then on. Whether there was one. Admins only.
     #[graphql(directive = requires::apply(Obj::Company, Action::Manage))]
-    async fn remove_company_oidc_provider(&self, ctx: &Context<'_>, name: String) -> AppResult<bool> {
+    async fn remove_company_oidc_provider(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+    ) -> AppResult<bool> {
         let principal = principal(ctx)?.clone();
         scope(ctx)?
             .write(move |tx| {
-                Box::pin(async move {
-                    company_oidc_service::remove(tx.conn(), &principal, &name).await
-                })
+                Box::pin(
+                    async move { company_oidc_service::remove(tx.conn(), &principal, &name).await },
+                )
             })
             .await
     }

@@ -87,7 +87,11 @@ impl CompanyProviders {
         }
     }
 
-    fn cached(&self, company: Uuid, name: &str) -> Option<(sql::CompanyOidcProvider, Arc<Provider>)> {
+    fn cached(
+        &self,
+        company: Uuid,
+        name: &str,
+    ) -> Option<(sql::CompanyOidcProvider, Arc<Provider>)> {
         let made = self.made.lock().ok()?;
         made.get(&(company, name.to_owned()))
             .map(|m| (m.row.clone(), m.provider.clone()))

@@ -213,8 +213,7 @@ impl Oidc {
         secrets: &crate::secrets::Secrets,
         key: &str,
     ) -> crate::error::AppResult<Arc<Provider>> {
-        let not_found =
-            || crate::error::AppError::NotFound(format!("no sign-in provider {key}"));
+        let not_found = || crate::error::AppError::NotFound(format!("no sign-in provider {key}"));
         if let Some(provider) = self.get(key) {
             return Ok(provider.clone());
         }

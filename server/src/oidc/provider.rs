@@ -345,8 +345,7 @@ impl Provider {
         // A public client (a company's provider set without a secret) proves itself by PKCE
         // alone and names itself in the form (RFC 6749 3.2.1).
         let public = self.config.client_secret.is_empty();
-        let basic = !public
-            && discovery.token_endpoint_auth_methods_supported.is_empty()
+        let basic = !public && discovery.token_endpoint_auth_methods_supported.is_empty()
             || discovery
                 .token_endpoint_auth_methods_supported
                 .iter()

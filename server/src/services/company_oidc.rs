@@ -111,7 +111,10 @@ fn domain(text: &str) -> Option<String> {
 
 /// Checks `input` (fields named as in `setCompanyOidcProvider(input:)`); the role is checked
 /// against the company's roles by [`set`].
-pub fn validate(input: NewCompanyOidcProvider, http: HttpRule) -> AppResult<NewCompanyOidcProvider> {
+pub fn validate(
+    input: NewCompanyOidcProvider,
+    http: HttpRule,
+) -> AppResult<NewCompanyOidcProvider> {
     let name = input.name.trim().to_owned();
     if !valid_name(&name) {
         return Err(AppError::bad_input(
@@ -275,7 +278,11 @@ pub async fn set(
 /// Removes provider `name` of the caller's company: nobody signs in with it any more (the
 /// identities linked through it stay, and sign in again once a provider of that name and
 /// issuer is set). Whether there was one.
-pub async fn remove(conn: &impl ConnectionTrait, principal: &Principal, name: &str) -> AppResult<bool> {
+pub async fn remove(
+    conn: &impl ConnectionTrait,
+    principal: &Principal,
+    name: &str,
+) -> AppResult<bool> {
     let result = conn
         .execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -322,8 +329,14 @@ mod tests {
             f(&mut i);
             field(validate(i, HttpRule::Never))
         };
-        assert_eq!(bad(|i| i.name = "Google".into()).as_deref(), Some("input.name"));
-        assert_eq!(bad(|i| i.name = "a.b".into()).as_deref(), Some("input.name"));
+        assert_eq!(
+            bad(|i| i.name = "Google".into()).as_deref(),
+            Some("input.name")
+        );
+        assert_eq!(
+            bad(|i| i.name = "a.b".into()).as_deref(),
+            Some("input.name")
+        );
         assert_eq!(
             bad(|i| i.issuer = "http://idp.example".into()).as_deref(),
             Some("input.issuer")
@@ -332,7 +345,10 @@ mod tests {
             bad(|i| i.issuer = "https://user:pw@idp.example".into()).as_deref(),
             Some("input.issuer")
         );
-        assert_eq!(bad(|i| i.client_id = " ".into()).as_deref(), Some("input.clientId"));
+        assert_eq!(
+            bad(|i| i.client_id = " ".into()).as_deref(),
+            Some("input.clientId")
+        );
         assert_eq!(
             bad(|i| i.client_secret = Some(Zeroizing::new("with space".into()))).as_deref(),
             Some("input.clientSecret")

@@ -131,8 +131,7 @@ pub async fn complete(
         )));
     }
     if let (Some(owner), Some(company)) = (provider.owner, provider.company_id) {
-        return first_company_sign_in(deps, meta, provider, owner, company, identity, &email)
-            .await;
+        return first_company_sign_in(deps, meta, provider, owner, company, identity, &email).await;
     }
     if let Some(existing) = sql::login_lookup(deps.db, &email).await? {
         let may_link = provider.link_verified_email
@@ -227,9 +226,9 @@ fn refused(provider: &ProviderConfig, outcome: CompanyOidcOutcome) -> AppError {
         CompanyOidcOutcome::Done { .. } => {
             AppError::internal(anyhow::anyhow!("a done outcome is no refusal"))
         }
-        CompanyOidcOutcome::Taken => AppError::Conflict(
-            "this identity of the provider is linked to another account".into(),
-        ),
+        CompanyOidcOutcome::Taken => {
+            AppError::Conflict("this identity of the provider is linked to another account".into())
+        }
         CompanyOidcOutcome::NoProvider => {
             AppError::NotFound(format!("no sign-in provider {}", provider.name))
         }

@@ -10,7 +10,7 @@ use sea_orm::{ConnectionTrait as _, DbBackend, Statement};
 use serde_json::{Value, json};
 use server::{
     config::HttpRule,
-    secrets::{COMPANY_OIDC_CLIENT_SECRET, SecretText, Secrets, row_aad, rotate::rotate},
+    secrets::{COMPANY_OIDC_CLIENT_SECRET, SecretText, Secrets, rotate::rotate, row_aad},
 };
 use tests::{
     TestApp, TestUser,
@@ -59,10 +59,7 @@ async fn set_provider(
     name: &str,
     extra: Value,
 ) -> anyhow::Result<(Value, String)> {
-    let callback = app.url(&format!(
-        "/auth/oidc/{}.{name}/callback",
-        admin.company_id
-    ));
+    let callback = app.url(&format!("/auth/oidc/{}.{name}/callback", admin.company_id));
     let (client_id, secret) = idp.register_client(&callback).await?;
     let mut input = json!({
         "name": name, "issuer": idp.issuer, "clientId": client_id, "clientSecret": secret,
@@ -74,10 +71,7 @@ async fn set_provider(
         .graphql(Some(&app.token_for(admin)), SET, json!({ "i": input }))
         .await?;
     let provider = set.data()?["setCompanyOidcProvider"].clone();
-    anyhow::ensure!(
-        provider["callbackUrl"] == json!(callback),
-        "{provider}"
-    );
+    anyhow::ensure!(provider["callbackUrl"] == json!(callback), "{provider}");
     Ok((provider, secret))
 }
 
@@ -192,11 +186,21 @@ async fn new_people_sign_in_into_the_providers_company_with_its_role_and_only_fr
 
     // An address of another domain is refused, and nobody is created.
     let outsider = format!("u{}", Uuid::new_v4().simple());
-    idp.account(&outsider, &format!("{outsider}@elsewhere.example"), true, None)
-        .await?;
+    idp.account(
+        &outsider,
+        &format!("{outsider}@elsewhere.example"),
+        true,
+        None,
+    )
+    .await?;
     let (refused, token) = sign_in(&app, &key, "", &outsider).await?;
     let (status, code, message) = error_of(&refused);
-    assert_eq!((status, code.as_str()), (403, "FORBIDDEN"), "{}", refused.body);
+    assert_eq!(
+        (status, code.as_str()),
+        (403, "FORBIDDEN"),
+        "{}",
+        refused.body
+    );
     assert!(message.contains("domain"), "{message}");
     assert!(token.is_none());
     // With the app's return URL, the browser goes back to it with the error.
@@ -205,8 +209,14 @@ async fn new_people_sign_in_into_the_providers_company_with_its_role_and_only_fr
     let location = reqwest::Url::parse(&refused.location.unwrap_or_default())?;
     assert_eq!(location.path(), "/app/signed-in");
     let params: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
-    assert_eq!(params.get("error").map(String::as_str), Some("access_denied"));
-    assert_eq!(params.get("error_code").map(String::as_str), Some("FORBIDDEN"));
+    assert_eq!(
+        params.get("error").map(String::as_str),
+        Some("access_denied")
+    );
+    assert_eq!(
+        params.get("error_code").map(String::as_str),
+        Some("FORBIDDEN")
+    );
     assert!(
         params
             .get("error_description")
@@ -265,7 +275,10 @@ async fn an_existing_account_is_linked_by_its_verified_address_only_when_the_com
         .await?;
     let turned_on = turned_on.data()?["setCompanyOidcProvider"].clone();
     assert_eq!(
-        (&turned_on["linkVerifiedEmail"], &turned_on["hasClientSecret"]),
+        (
+            &turned_on["linkVerifiedEmail"],
+            &turned_on["hasClientSecret"]
+        ),
         (&json!(true), &json!(true))
     );
     let (done, token) = sign_in(&app, &key, "", &login).await?;
@@ -351,7 +364,12 @@ async fn another_companys_admin_neither_sees_nor_changes_the_provider() -> anyho
         ),
     ] {
         let refused = app.graphql(Some(&member_token), query, variables).await?;
-        assert_eq!(refused.error_code(), Some("FORBIDDEN"), "{:?}", refused.body);
+        assert_eq!(
+            refused.error_code(),
+            Some("FORBIDDEN"),
+            "{:?}",
+            refused.body
+        );
     }
 
     // Row Level Security alone: raw SQL in Globex's admin's request transaction neither reads
@@ -364,7 +382,9 @@ async fn another_companys_admin_neither_sees_nor_changes_the_provider() -> anyho
     let changed = app
         .execute_as(
             &globex_admin,
-            &format!("UPDATE company_oidc_providers SET client_id = 'stolen' WHERE company_id = '{acme}'"),
+            &format!(
+                "UPDATE company_oidc_providers SET client_id = 'stolen' WHERE company_id = '{acme}'"
+            ),
         )
         .await?;
     assert_eq!(changed, 0);
@@ -438,8 +458,7 @@ async fn rotate_secrets_reseals_the_client_secrets() -> anyhow::Result<()> {
     assert_eq!((column.resealed, column.failed), (1, 0), "{report}");
     let (id, sealed) = sealed_of(&app, acme, "corp").await?;
     assert!(sealed.starts_with("v1:k2:"), "{sealed}");
-    let opened =
-        rotated.open_string(COMPANY_OIDC_CLIENT_SECRET, &row_aad(acme, id), &sealed)?;
+    let opened = rotated.open_string(COMPANY_OIDC_CLIENT_SECRET, &row_aad(acme, id), &sealed)?;
     assert_eq!(opened.as_str(), secret);
     // Idempotent.
     let again = rotate(&app.state().db, &rotated).await?;
@@ -451,7 +470,12 @@ async fn rotate_secrets_reseals_the_client_secrets() -> anyhow::Result<()> {
         .get(&app.url(&format!("/auth/oidc/{key_of}/start")))
         .await?;
     let (status, code, message) = error_of(&start);
-    assert_eq!((status, code.as_str()), (503, "UNAVAILABLE"), "{}", start.body);
+    assert_eq!(
+        (status, code.as_str()),
+        (503, "UNAVAILABLE"),
+        "{}",
+        start.body
+    );
     assert!(message.contains("`k2`"), "{message}");
     Ok(())
 }

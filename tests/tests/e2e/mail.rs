@@ -408,7 +408,11 @@ async fn a_member_whose_link_expired_asks_for_a_new_one_signed_out_then_signs_in
 
     // Signed out, he asks for a new link; the answer is the same for an unknown address and a
     // verified one, which get nothing.
-    for email in ["dan@ACME.example", "nobody@acme.example", "ann@acme.example"] {
+    for email in [
+        "dan@ACME.example",
+        "nobody@acme.example",
+        "ann@acme.example",
+    ] {
         let asked = app.graphql(None, REQUEST, json!({ "e": email })).await?;
         assert_eq!(
             asked.data()?["requestVerificationEmail"],
@@ -436,7 +440,11 @@ async fn a_member_whose_link_expired_asks_for_a_new_one_signed_out_then_signs_in
     let login = app.login("dan@acme.example", PASSWORD).await?;
     let dan = token(&login.data()?["login"]);
     let me = app
-        .graphql(Some(&dan), "{ me { isActive emailVerified } company { name } }", json!({}))
+        .graphql(
+            Some(&dan),
+            "{ me { isActive emailVerified } company { name } }",
+            json!({}),
+        )
         .await?;
     assert_eq!(
         me.data()?.clone(),

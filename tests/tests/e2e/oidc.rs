@@ -58,7 +58,10 @@ pub(crate) fn query_string(pairs: &[(&str, &str)]) -> anyhow::Result<String> {
 }
 
 /// A fresh account at the provider: its id (the `login_hint`) and address.
-pub(crate) async fn account(idp: &OidcProvider, tamper: Option<Value>) -> anyhow::Result<(String, String)> {
+pub(crate) async fn account(
+    idp: &OidcProvider,
+    tamper: Option<Value>,
+) -> anyhow::Result<(String, String)> {
     let id = format!("u{}", Uuid::new_v4().simple());
     let email = format!("{id}@example.com");
     idp.account(&id, &email, true, tamper).await?;
@@ -624,7 +627,12 @@ async fn callback_errors_go_back_to_the_app_with_oauth_error_parameters() -> any
         .get_with(wrong.as_str(), &[("accept", "application/json")])
         .await?;
     let (status, code, _) = error_of(&json);
-    assert_eq!((status, code.as_str()), (400, "BAD_USER_INPUT"), "{}", json.body);
+    assert_eq!(
+        (status, code.as_str()),
+        (400, "BAD_USER_INPUT"),
+        "{}",
+        json.body
+    );
 
     // A browser goes back to the return URL of its flow, with the error.
     let hop = browser.get(wrong.as_str()).await?;
