@@ -89,8 +89,9 @@ GRANT EXECUTE ON FUNCTION app.company_oidc_client_secret(uuid, uuid) TO app_work
 -- A first sign-in with provider p_provider of company p_company: a new member of the company with
 -- the provider's role (and no password) and the identity, the address verified (the provider
 -- asserted it). outcome: joined | no_provider | issuer (another issuer's identity) | domain (the
--- address's domain is not allowed) | no_role (the provider's custom role is gone). A taken
--- address fails with the unique violation of users' e-mail.
+-- address's domain is not allowed). The role was checked when the provider was set (a custom
+-- role deleted since grants nothing). A taken address fails with the unique violation of
+-- users' e-mail.
 CREATE OR REPLACE FUNCTION app.company_oidc_join(p_company uuid, p_provider uuid, p_user uuid, p_email text,
                                                  p_display_name text, p_identity uuid, p_issuer text,
                                                  p_subject text)
@@ -111,11 +112,6 @@ BEGIN
     IF jsonb_array_length(p.allowed_domains) > 0
        AND NOT p.allowed_domains ? substring(lower(btrim(p_email)) FROM '@([^@]+)$') THEN
         RETURN QUERY SELECT 'domain'::text, NULL::text;
-        RETURN;
-    END IF;
-    IF p.role NOT IN ('admin', 'manager', 'member')
-       AND NOT EXISTS (SELECT 1 FROM roles r WHERE r.company_id = p_company AND r.name = p.role) THEN
-        RETURN QUERY SELECT 'no_role'::text, NULL::text;
         RETURN;
     END IF;
     INSERT INTO users (id, company_id, email, password_hash, display_name, role, email_verified_at)

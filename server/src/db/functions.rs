@@ -1736,8 +1736,6 @@ pub enum CompanyOidcOutcome {
     Issuer,
     /// The address's domain is not allowed.
     Domain,
-    /// The provider's custom role is gone.
-    NoRole,
     /// The provider does not link by address.
     NotAllowed,
     /// No active account of the company has the address.
@@ -1760,7 +1758,6 @@ impl CompanyOidcOutcome {
             "no_provider" => Self::NoProvider,
             "issuer" => Self::Issuer,
             "domain" => Self::Domain,
-            "no_role" => Self::NoRole,
             "not_allowed" => Self::NotAllowed,
             "no_user" => Self::NoUser,
             other => return Err(unknown(function, other)),

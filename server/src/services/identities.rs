@@ -239,11 +239,6 @@ fn refused(provider: &ProviderConfig, outcome: CompanyOidcOutcome) -> AppError {
             "addresses of this domain may not sign in with {}",
             provider.name
         )),
-        CompanyOidcOutcome::NoRole => AppError::Forbidden(
-            "the role this provider gives new members no longer exists; ask an admin of the \
-             company"
-                .into(),
-        ),
         CompanyOidcOutcome::NotAllowed => AppError::Conflict(
             "an account with this e-mail address exists: sign in to it, then link this provider"
                 .into(),
@@ -257,7 +252,7 @@ fn refused(provider: &ProviderConfig, outcome: CompanyOidcOutcome) -> AppError {
 /// A first sign-in with provider `owner` of `company`, configured by its admins, proving
 /// `email`: a link to the company's account of that address where the provider allows it, else
 /// a new member with the provider's role. The definer functions check the provider's rules
-/// (domain, linking, role) again, whatever this code decided.
+/// (issuer, domain, linking) again, whatever this code decided.
 async fn first_company_sign_in(
     deps: &AuthDeps<'_>,
     meta: &RequestMeta,
