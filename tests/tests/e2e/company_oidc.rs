@@ -123,7 +123,7 @@ async fn new_people_sign_in_into_the_providers_company_with_its_role_and_only_fr
         json!({ "role": "manager", "allowedDomains": ["Example.com"] }),
     )
     .await?;
-    let key = format!("{acme}.corp");
+    let corp = format!("{acme}.corp");
     assert_eq!(
         (
             &provider["key"],
@@ -134,12 +134,12 @@ async fn new_people_sign_in_into_the_providers_company_with_its_role_and_only_fr
             &provider["startPath"],
         ),
         (
-            &json!(key),
+            &json!(corp),
             &json!(true),
             &json!("manager"),
             &json!(["example.com"]),
             &json!(false),
-            &json!(format!("/auth/oidc/{key}/start")),
+            &json!(format!("/auth/oidc/{corp}/start")),
         )
     );
     // The secret is stored sealed for this row: never its plaintext.
@@ -164,7 +164,7 @@ async fn new_people_sign_in_into_the_providers_company_with_its_role_and_only_fr
 
     // A new person of example.com joins Acme as a manager, with a verified address.
     let (login, email) = account(idp, None).await?;
-    let (done, token) = sign_in(&app, &key, "redirect_to=/welcome", &login).await?;
+    let (done, token) = sign_in(&app, &corp, "redirect_to=/welcome", &login).await?;
     assert_eq!(done.status, 303, "{}", done.body);
     assert_eq!(done.location, Some(app.url("/welcome")));
     let token = token.ok_or_else(|| anyhow::anyhow!("no access cookie"))?;
@@ -178,9 +178,9 @@ async fn new_people_sign_in_into_the_providers_company_with_its_role_and_only_fr
         .await?;
     assert_eq!(company.data()?["company"]["id"], json!(acme));
     let identities = app.graphql(Some(&token), IDENTITIES, json!({})).await?;
-    assert_eq!(identities.data()?["identities"][0]["provider"], json!(key));
+    assert_eq!(identities.data()?["identities"][0]["provider"], json!(corp));
     // Signing in again finds the same user.
-    let (_, again) = sign_in(&app, &key, "", &login).await?;
+    let (_, again) = sign_in(&app, &corp, "", &login).await?;
     let again = again.ok_or_else(|| anyhow::anyhow!("no access cookie"))?;
     assert_eq!(me(&app, &again).await?["id"], user["id"]);
 
@@ -193,7 +193,7 @@ async fn new_people_sign_in_into_the_providers_company_with_its_role_and_only_fr
         None,
     )
     .await?;
-    let (refused, token) = sign_in(&app, &key, "", &outsider).await?;
+    let (refused, token) = sign_in(&app, &corp, "", &outsider).await?;
     let (status, code, message) = error_of(&refused);
     assert_eq!(
         (status, code.as_str()),
@@ -204,7 +204,7 @@ async fn new_people_sign_in_into_the_providers_company_with_its_role_and_only_fr
     assert!(message.contains("domain"), "{message}");
     assert!(token.is_none());
     // With the app's return URL, the browser goes back to it with the error.
-    let (refused, _) = sign_in(&app, &key, "redirect_to=/app/signed-in", &outsider).await?;
+    let (refused, _) = sign_in(&app, &corp, "redirect_to=/app/signed-in", &outsider).await?;
     assert_eq!(refused.status, 303, "{}", refused.body);
     let location = reqwest::Url::parse(&refused.location.unwrap_or_default())?;
     assert_eq!(location.path(), "/app/signed-in");
@@ -236,7 +236,7 @@ async fn new_people_sign_in_into_the_providers_company_with_its_role_and_only_fr
         .await?;
     assert_eq!(removed.data()?["removeCompanyOidcProvider"], json!(true));
     let gone = Browser::new()
-        .get(&app.url(&format!("/auth/oidc/{key}/start")))
+        .get(&app.url(&format!("/auth/oidc/{corp}/start")))
         .await?;
     assert_eq!(error_of(&gone).0, 404, "{}", gone.body);
     Ok(())
@@ -248,14 +248,14 @@ async fn an_existing_account_is_linked_by_its_verified_address_only_when_the_com
     let (app, idp) = spawn().await?;
     let (acme, admin, _) = app.company_with_users("Acme", 0).await?;
     set_provider(&app, idp, &admin, "corp", json!({})).await?;
-    let key = format!("{acme}.corp");
+    let corp = format!("{acme}.corp");
     let login = format!("u{}", Uuid::new_v4().simple());
     let email = format!("{login}@example.com");
     let existing = app.create_user(acme, &email, "member").await?;
     idp.account(&login, &email, true, None).await?;
 
     // Off by default: the account exists, so no new one either.
-    let (refused, token) = sign_in(&app, &key, "", &login).await?;
+    let (refused, token) = sign_in(&app, &corp, "", &login).await?;
     assert_eq!(error_of(&refused).0, 409, "{}", refused.body);
     assert!(token.is_none());
     // Turned on (the stored secret kept: none given), it links and signs in as that user.
@@ -281,14 +281,14 @@ async fn an_existing_account_is_linked_by_its_verified_address_only_when_the_com
         ),
         (&json!(true), &json!(true))
     );
-    let (done, token) = sign_in(&app, &key, "", &login).await?;
+    let (done, token) = sign_in(&app, &corp, "", &login).await?;
     assert_eq!(done.status, 303, "{}", done.body);
     let token = token.ok_or_else(|| anyhow::anyhow!("no access cookie"))?;
     assert_eq!(me(&app, &token).await?["id"], json!(existing.id));
     let identities = app
         .graphql(Some(&app.token_for(&existing)), IDENTITIES, json!({}))
         .await?;
-    assert_eq!(identities.data()?["identities"][0]["provider"], json!(key));
+    assert_eq!(identities.data()?["identities"][0]["provider"], json!(corp));
 
     // An account of another company with the address is never linked through Acme's provider.
     let globex = app.create_company("Globex").await?;
@@ -296,7 +296,7 @@ async fn an_existing_account_is_linked_by_its_verified_address_only_when_the_com
     let other_email = format!("{other_login}@example.com");
     app.create_user(globex, &other_email, "member").await?;
     idp.account(&other_login, &other_email, true, None).await?;
-    let (refused, _) = sign_in(&app, &key, "", &other_login).await?;
+    let (refused, _) = sign_in(&app, &corp, "", &other_login).await?;
     assert_eq!(error_of(&refused).0, 409, "{}", refused.body);
 
     // The database refuses a link the provider does not allow, whatever the server asks.
