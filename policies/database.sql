@@ -148,6 +148,32 @@ CREATE POLICY company_llm_providers_update ON company_llm_providers AS PERMISSIV
     WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)));
 CREATE TRIGGER company_llm_providers_touch_updated_at BEFORE UPDATE ON company_llm_providers FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
+-- company_oidc_providers (tenant table)
+ALTER TABLE company_oidc_providers OWNER TO <owner>;
+ALTER TABLE company_oidc_providers ENABLE ROW LEVEL SECURITY;
+ALTER TABLE company_oidc_providers FORCE ROW LEVEL SECURITY;
+GRANT SELECT ON company_oidc_providers TO app_auth;
+GRANT DELETE ON company_oidc_providers TO app_user;
+GRANT UPDATE (client_secret_sealed) ON company_oidc_providers TO app_auth;
+GRANT SELECT (company_id, id, name, issuer, client_id, has_client_secret, role, allowed_domains, link_verified_email, created_at, updated_at) ON company_oidc_providers TO app_user;
+GRANT INSERT (company_id, id, name, issuer, client_id, client_secret_sealed, role, allowed_domains, link_verified_email) ON company_oidc_providers TO app_user;
+GRANT UPDATE (issuer, client_id, client_secret_sealed, role, allowed_domains, link_verified_email) ON company_oidc_providers TO app_user;
+CREATE POLICY company_oidc_providers_definer_reseal ON company_oidc_providers AS PERMISSIVE FOR UPDATE TO app_auth
+    USING (true)
+    WITH CHECK (true);
+CREATE POLICY company_oidc_providers_definer_select ON company_oidc_providers AS PERMISSIVE FOR SELECT TO app_auth
+    USING (true);
+CREATE POLICY company_oidc_providers_delete ON company_oidc_providers AS PERMISSIVE FOR DELETE TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('company'::text, 'manage'::text) AS may));
+CREATE POLICY company_oidc_providers_insert ON company_oidc_providers AS PERMISSIVE FOR INSERT TO app_user
+    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('company'::text, 'manage'::text) AS may));
+CREATE POLICY company_oidc_providers_select ON company_oidc_providers AS PERMISSIVE FOR SELECT TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('company'::text, 'manage'::text) AS may));
+CREATE POLICY company_oidc_providers_update ON company_oidc_providers AS PERMISSIVE FOR UPDATE TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('company'::text, 'manage'::text) AS may))
+    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)));
+CREATE TRIGGER company_oidc_providers_touch_updated_at BEFORE UPDATE ON company_oidc_providers FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
+
 -- conversations (tenant table)
 ALTER TABLE conversations OWNER TO <owner>;
 ALTER TABLE conversations ENABLE ROW LEVEL SECURITY;
@@ -622,6 +648,34 @@ CREATE FUNCTION app.company_llm_provider(p_company uuid)
 ALTER FUNCTION app.company_llm_provider(uuid) OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.company_llm_provider(uuid) TO app_worker;
 
+CREATE FUNCTION app.company_oidc_client_secret(p_company uuid, p_id uuid)
+    RETURNS text
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.company_oidc_client_secret(uuid,uuid) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.company_oidc_client_secret(uuid,uuid) TO app_worker;
+
+CREATE FUNCTION app.company_oidc_join(p_company uuid, p_provider uuid, p_user uuid, p_email text, p_display_name text, p_identity uuid, p_issuer text, p_subject text)
+    RETURNS TABLE(outcome text, role text)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.company_oidc_join(uuid,uuid,uuid,text,text,uuid,text,text) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.company_oidc_join(uuid,uuid,uuid,text,text,uuid,text,text) TO app_anon;
+
+CREATE FUNCTION app.company_oidc_link_email(p_company uuid, p_provider uuid, p_identity uuid, p_issuer text, p_subject text, p_email text)
+    RETURNS TABLE(outcome text, user_id uuid, role text)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.company_oidc_link_email(uuid,uuid,uuid,text,text,text) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.company_oidc_link_email(uuid,uuid,uuid,text,text,text) TO app_anon;
+
+CREATE FUNCTION app.company_oidc_provider(p_company uuid, p_name text)
+    RETURNS TABLE(id uuid, issuer text, client_id text, role text, allowed_domains jsonb, link_verified_email boolean, updated_at timestamp with time zone)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.company_oidc_provider(uuid,text) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.company_oidc_provider(uuid,text) TO app_anon;
+
 CREATE FUNCTION app.confirm_company_domain(p_id uuid)
     RETURNS text
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -834,12 +888,26 @@ CREATE FUNCTION app.reseal_company_llm_key(p_company uuid, p_row uuid, p_old tex
 ALTER FUNCTION app.reseal_company_llm_key(uuid,uuid,text,text) OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.reseal_company_llm_key(uuid,uuid,text,text) TO app_worker;
 
+CREATE FUNCTION app.reseal_company_oidc_secret(p_company uuid, p_row uuid, p_old text, p_new text)
+    RETURNS boolean
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.reseal_company_oidc_secret(uuid,uuid,text,text) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.reseal_company_oidc_secret(uuid,uuid,text,text) TO app_worker;
+
 CREATE FUNCTION app.sealed_company_llm_keys(p_after_company uuid, p_after_row uuid, p_limit integer)
     RETURNS TABLE(company_id uuid, row_id uuid, sealed text)
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION app.sealed_company_llm_keys(uuid,uuid,integer) OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.sealed_company_llm_keys(uuid,uuid,integer) TO app_worker;
+
+CREATE FUNCTION app.sealed_company_oidc_secrets(p_after_company uuid, p_after_row uuid, p_limit integer)
+    RETURNS TABLE(company_id uuid, row_id uuid, sealed text)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.sealed_company_oidc_secrets(uuid,uuid,integer) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.sealed_company_oidc_secrets(uuid,uuid,integer) TO app_worker;
 
 CREATE FUNCTION app.session_state(p_session uuid)
     RETURNS text
