@@ -34,6 +34,7 @@ pub const FILES: &[(&str, &str)] = &[
     current!("email_verifications.sql"),
     current!("invitations.sql"),
     current!("identities.sql"),
+    current!("company_oidc_providers.sql"),
     current!("company_domains.sql"),
     current!("directories.sql"),
     current!("invite_links.sql"),

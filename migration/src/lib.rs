@@ -83,6 +83,7 @@ mod m20261222_001203_invite_links;
 mod m20261223_001300_seal_company_llm_providers;
 mod m20261224_001400_link_sign_in_identities;
 mod m20261224_001401_oidc_addresses_are_verified;
+mod m20261225_001500_company_oidc_providers;
 mod m20261228_001800_key_tenant_tables_by_company;
 mod m20261228_001801_directories_of_global_keys;
 mod m20261228_001802_tokens_carry_their_company;
@@ -117,6 +118,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261223_001300_seal_company_llm_providers::Migration),
             Box::new(m20261224_001400_link_sign_in_identities::Migration),
             Box::new(m20261224_001401_oidc_addresses_are_verified::Migration),
+            Box::new(m20261225_001500_company_oidc_providers::Migration),
             Box::new(m20261228_001800_key_tenant_tables_by_company::Migration),
             Box::new(m20261228_001801_directories_of_global_keys::Migration),
             Box::new(m20261228_001802_tokens_carry_their_company::Migration),
@@ -153,6 +155,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "audience_bits",
     "company_llm_providers",
     "identities",
+    "company_oidc_providers",
 ];
 
 /// Directory tables: what must be unique across companies, keyed by that value, naming the

@@ -241,6 +241,13 @@ pub struct Config {
     /// server hammer the provider.
     #[arg(long, env = "OIDC_JWKS_REFRESH_INTERVAL_MS", default_value_t = 10_000)]
     pub oidc_jwks_refresh_interval_ms: u64,
+
+    /// Where the issuer of an OpenID provider a company's admins configure may be reached over
+    /// plain `http://`: `never` (only `https://`), `loopback` (localhost, 127.0.0.0/8, ::1) or
+    /// `any`.
+    #[arg(long, env = "COMPANY_OIDC_HTTP", value_enum, default_value_t = HttpRule::Never)]
+    pub company_oidc_http: HttpRule,
+
     /// SMTP server the outbox is delivered through: `smtp://host:25` (plain),
     /// `smtp://host:587?tls=opportunistic` (STARTTLS when offered), `smtp://host:587?tls=required`
     /// (STARTTLS or nothing), `smtps://host:465` (TLS from the start); credentials as
@@ -422,6 +429,15 @@ apollographql-client-version,apollo-require-preflight"
     /// `resendVerification` calls per user per period (0: unlimited).
     #[arg(long, env = "RATE_LIMIT_VERIFICATION_PER_USER", default_value_t = 3)]
     pub rate_limit_verification_per_user: u32,
+
+    /// Signed-out `requestVerificationEmail` calls per e-mail address per period (0:
+    /// unlimited).
+    #[arg(long, env = "RATE_LIMIT_VERIFICATION_PER_EMAIL", default_value_t = 3)]
+    pub rate_limit_verification_per_email: u32,
+
+    /// Signed-out `requestVerificationEmail` calls per client IP per period (0: unlimited).
+    #[arg(long, env = "RATE_LIMIT_VERIFICATION_PER_IP", default_value_t = 10)]
+    pub rate_limit_verification_per_ip: u32,
 
     /// Passwords hashed or verified at once (argon2 is CPU- and memory-hungry). Default: the
     /// number of CPUs.

@@ -82,10 +82,12 @@ pub enum Bucket {
     RefreshIp,
     ChangePasswordUser,
     VerificationUser,
+    VerificationEmail,
+    VerificationIp,
 }
 
 impl Bucket {
-    pub const ALL: [Bucket; 10] = [
+    pub const ALL: [Bucket; 12] = [
         Self::LoginIp,
         Self::LoginEmail,
         Self::LoginEmailIp,
@@ -96,6 +98,8 @@ impl Bucket {
         Self::RefreshIp,
         Self::ChangePasswordUser,
         Self::VerificationUser,
+        Self::VerificationEmail,
+        Self::VerificationIp,
     ];
 
     /// The bucket's part of the Redis key.
@@ -111,6 +115,8 @@ impl Bucket {
             Self::RefreshIp => "refresh_ip",
             Self::ChangePasswordUser => "change_password_user",
             Self::VerificationUser => "verification_user",
+            Self::VerificationEmail => "verification_email",
+            Self::VerificationIp => "verification_ip",
         }
     }
 
@@ -127,6 +133,8 @@ impl Bucket {
             Self::RefreshIp => config.rate_limit_refresh_per_ip,
             Self::ChangePasswordUser => config.rate_limit_change_password_per_user,
             Self::VerificationUser => config.rate_limit_verification_per_user,
+            Self::VerificationEmail => config.rate_limit_verification_per_email,
+            Self::VerificationIp => config.rate_limit_verification_per_ip,
         };
         Quota::new(burst, Duration::from_secs(config.rate_limit_period_secs))
     }

@@ -1,6 +1,7 @@
-//! Secrets at rest: every secret the server stores (a company's LLM API key today; OpenID
-//! Connect client secrets and provider tokens use the same seam) is sealed with AES-256-GCM
-//! (RustCrypto's `aes-gcm`) before it reaches PostgreSQL, which only ever holds ciphertext.
+//! Secrets at rest: every secret the server stores (a company's LLM API key, the client
+//! secrets of a company's OpenID providers; provider tokens would use the same seam) is
+//! sealed with AES-256-GCM (RustCrypto's `aes-gcm`) before it reaches PostgreSQL, which only
+//! ever holds ciphertext.
 //! The server decrypts, in memory, when it needs the plaintext.
 //!
 //! # Keys
@@ -106,6 +107,11 @@ impl Purpose {
 /// A company's own LLM API key (`company_llm_providers.api_key_sealed`), with the associated
 /// data `row_aad(company, company)`. Every purpose is declared here, beside [`rotate::SEALED`].
 pub const COMPANY_LLM_API_KEY: Purpose = Purpose::new("company_llm_providers.api_key");
+
+/// The client secret of a company's OpenID provider (`company_oidc_providers.
+/// client_secret_sealed`), with the associated data `row_aad(company, provider id)`.
+pub const COMPANY_OIDC_CLIENT_SECRET: Purpose =
+    Purpose::new("company_oidc_providers.client_secret");
 
 /// The associated data of a row identified by its company and its own id: 32 bytes.
 pub fn row_aad(company: Uuid, row: Uuid) -> Vec<u8> {

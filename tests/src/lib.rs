@@ -430,10 +430,14 @@ impl TestApp {
             "company_id"
         };
         // `users` hides some columns from request roles (privacy): select the readable ones.
-        // `company_llm_providers` hides its sealed key from every request role.
+        // `company_llm_providers` and `company_oidc_providers` hide their sealed secrets from
+        // every request role.
         let star = match table {
             "users" => "id, company_id, display_name, role",
             "company_llm_providers" => "company_id, base_url, model, has_api_key",
+            "company_oidc_providers" => {
+                "company_id, id, name, issuer, client_id, has_client_secret"
+            }
             _ => "*",
         };
         let owners = match self

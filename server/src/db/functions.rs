@@ -271,6 +271,55 @@ pub const COMPANY_LLM_PROVIDER: SqlFunction = SqlFunction {
     ]),
     caller: Caller::Worker,
 };
+/// A company's OpenID provider as the sign-in flow reads it (never its secret).
+pub const COMPANY_OIDC_PROVIDER: SqlFunction = SqlFunction {
+    name: "company_oidc_provider",
+    args: &["uuid", "text"],
+    returns: Returns::Table(&[
+        ("id", "uuid"),
+        ("issuer", "text"),
+        ("client_id", "text"),
+        ("role", "text"),
+        ("allowed_domains", "jsonb"),
+        ("link_verified_email", "boolean"),
+        ("updated_at", TIMESTAMPTZ),
+    ]),
+    caller: Caller::Anonymous,
+};
+pub const COMPANY_OIDC_CLIENT_SECRET: SqlFunction = SqlFunction {
+    name: "company_oidc_client_secret",
+    args: &["uuid", "uuid"],
+    returns: Returns::Scalar("text"),
+    caller: Caller::Worker,
+};
+pub const COMPANY_OIDC_JOIN: SqlFunction = SqlFunction {
+    name: "company_oidc_join",
+    args: &[
+        "uuid", "uuid", "uuid", "text", "text", "uuid", "text", "text",
+    ],
+    returns: Returns::Table(&[("outcome", "text"), ("role", "text")]),
+    caller: Caller::Anonymous,
+};
+pub const COMPANY_OIDC_LINK_EMAIL: SqlFunction = SqlFunction {
+    name: "company_oidc_link_email",
+    args: &["uuid", "uuid", "uuid", "text", "text", "text"],
+    returns: Returns::Table(&[("outcome", "text"), ("user_id", "uuid"), ("role", "text")]),
+    caller: Caller::Anonymous,
+};
+/// Lists the sealed client secrets of company OpenID providers for `server rotate-secrets`.
+pub const SEALED_COMPANY_OIDC_SECRETS: SqlFunction = SqlFunction {
+    name: "sealed_company_oidc_secrets",
+    args: &["uuid", "uuid", "integer"],
+    returns: Returns::Table(SEALED_PAGE),
+    caller: Caller::Worker,
+};
+/// Replaces one sealed client secret by its re-sealed form, unless it changed meanwhile.
+pub const RESEAL_COMPANY_OIDC_SECRET: SqlFunction = SqlFunction {
+    name: "reseal_company_oidc_secret",
+    args: &["uuid", "uuid", "text", "text"],
+    returns: Returns::Scalar("boolean"),
+    caller: Caller::Worker,
+};
 /// Lists sealed values of one column for `server rotate-secrets`, locked, after a key.
 pub const SEALED_COMPANY_LLM_KEYS: SqlFunction = SqlFunction {
     name: "sealed_company_llm_keys",
@@ -479,6 +528,10 @@ pub const DECLARED: &[SqlFunction] = &[
     CHAT_PROGRESS_MESSAGE,
     CHAT_SILENT_REPLIES,
     COMPANY_LLM_PROVIDER,
+    COMPANY_OIDC_CLIENT_SECRET,
+    COMPANY_OIDC_JOIN,
+    COMPANY_OIDC_LINK_EMAIL,
+    COMPANY_OIDC_PROVIDER,
     CONFIRM_COMPANY_DOMAIN,
     CONSUME_PASSWORD_RESET,
     CREATE_EMAIL_VERIFICATION,
@@ -498,7 +551,9 @@ pub const DECLARED: &[SqlFunction] = &[
     PENDING_PASSWORD_RESET,
     REFRESH_SESSION,
     RESEAL_COMPANY_LLM_KEY,
+    RESEAL_COMPANY_OIDC_SECRET,
     SEALED_COMPANY_LLM_KEYS,
+    SEALED_COMPANY_OIDC_SECRETS,
     SESSION_STATE,
     SIGN_UP,
     SIGN_UP_MEMBER,
@@ -1639,4 +1694,165 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), DECLARED.len());
     }
+}
+
+// Company OpenID providers ------------------------------------------------------------------
+
+/// What `app.company_oidc_provider` answers: a company's provider as the sign-in flow needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompanyOidcProvider {
+    pub id: Uuid,
+    pub issuer: String,
+    pub client_id: String,
+    pub role: String,
+    pub allowed_domains: Vec<String>,
+    pub link_verified_email: bool,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `app.company_oidc_provider`: provider `name` of `company`, if there is one.
+pub async fn company_oidc_provider(
+    db: &DatabaseConnection,
+    company: Uuid,
+    name: &str,
+) -> Result<Option<CompanyOidcProvider>, DbErr> {
+    let rows = COMPANY_OIDC_PROVIDER
+        .rows(db, vec![company.into(), name.into()])
+        .await?;
+    rows.first()
+        .map(|row| {
+            let domains: serde_json::Value = row.try_get("", "allowed_domains")?;
+            let allowed_domains = serde_json::from_value(domains)
+                .map_err(|e| DbErr::Custom(format!("allowed_domains: {e}")))?;
+            Ok(CompanyOidcProvider {
+                id: row.try_get("", "id")?,
+                issuer: row.try_get("", "issuer")?,
+                client_id: row.try_get("", "client_id")?,
+                role: row.try_get("", "role")?,
+                allowed_domains,
+                link_verified_email: row.try_get("", "link_verified_email")?,
+                updated_at: row.try_get("", "updated_at")?,
+            })
+        })
+        .transpose()
+}
+
+/// `app.company_oidc_client_secret`: the sealed client secret of provider `id` of `company`.
+pub async fn company_oidc_client_secret(
+    db: &DatabaseConnection,
+    company: Uuid,
+    id: Uuid,
+) -> Result<Option<String>, DbErr> {
+    COMPANY_OIDC_CLIENT_SECRET
+        .one(db, vec![company.into(), id.into()])
+        .await?
+        .try_get("", VALUE)
+}
+
+/// What `app.company_oidc_join` and `app.company_oidc_link_email` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompanyOidcOutcome {
+    /// A new member (`joined`) or a linked account (`linked`, `already`): the user's role.
+    Done { user: Option<Uuid>, role: String },
+    /// Another account has the identity.
+    Taken,
+    /// The provider is gone.
+    NoProvider,
+    /// The identity is another issuer's.
+    Issuer,
+    /// The address's domain is not allowed.
+    Domain,
+    /// The provider does not link by address.
+    NotAllowed,
+    /// No active account of the company has the address.
+    NoUser,
+}
+
+impl CompanyOidcOutcome {
+    fn parse(
+        function: &SqlFunction,
+        code: &str,
+        user: Option<Uuid>,
+        role: Option<String>,
+    ) -> Result<Self, DbErr> {
+        Ok(match code {
+            "joined" | "linked" | "already" => Self::Done {
+                user,
+                role: role.ok_or_else(|| unknown(function, "done without a role"))?,
+            },
+            "taken" => Self::Taken,
+            "no_provider" => Self::NoProvider,
+            "issuer" => Self::Issuer,
+            "domain" => Self::Domain,
+            "not_allowed" => Self::NotAllowed,
+            "no_user" => Self::NoUser,
+            other => return Err(unknown(function, other)),
+        })
+    }
+}
+
+/// `app.company_oidc_join`: a new member of `company` through its provider `provider`.
+#[allow(clippy::too_many_arguments)]
+pub async fn company_oidc_join(
+    db: &DatabaseConnection,
+    company: Uuid,
+    provider: Uuid,
+    user: Uuid,
+    email: &str,
+    display_name: &str,
+    identity: &NewIdentity<'_>,
+) -> Result<CompanyOidcOutcome, DbErr> {
+    let row = COMPANY_OIDC_JOIN
+        .one(
+            db,
+            vec![
+                company.into(),
+                provider.into(),
+                user.into(),
+                email.into(),
+                display_name.into(),
+                identity.id.into(),
+                identity.issuer.into(),
+                identity.subject.into(),
+            ],
+        )
+        .await?;
+    let outcome: String = row.try_get("", "outcome")?;
+    CompanyOidcOutcome::parse(
+        &COMPANY_OIDC_JOIN,
+        &outcome,
+        Some(user),
+        row.try_get("", "role")?,
+    )
+}
+
+/// `app.company_oidc_link_email`: links the identity to the account of `email` in `company`,
+/// where its provider `provider` allows it.
+pub async fn company_oidc_link_email(
+    db: &DatabaseConnection,
+    company: Uuid,
+    provider: Uuid,
+    identity: &NewIdentity<'_>,
+    email: &str,
+) -> Result<CompanyOidcOutcome, DbErr> {
+    let row = COMPANY_OIDC_LINK_EMAIL
+        .one(
+            db,
+            vec![
+                company.into(),
+                provider.into(),
+                identity.id.into(),
+                identity.issuer.into(),
+                identity.subject.into(),
+                email.into(),
+            ],
+        )
+        .await?;
+    let outcome: String = row.try_get("", "outcome")?;
+    CompanyOidcOutcome::parse(
+        &COMPANY_OIDC_LINK_EMAIL,
+        &outcome,
+        row.try_get("", "user_id")?,
+        row.try_get("", "role")?,
+    )
 }

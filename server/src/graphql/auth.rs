@@ -437,6 +437,20 @@ impl AuthMutation {
         auth_service::resend_verification(&deps(state(ctx)?), principal).await
     }
 
+    /// Sends a new verification link to `email` if it is the address of an account that is
+    /// not verified yet, without signing in (a member who joined by a verified domain signs in
+    /// only once verified). Always true: the answer does not tell whether the address exists.
+    /// Rate-limited per client and per address.
+    #[graphql(directive = public::apply())]
+    async fn request_verification_email(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+    ) -> AppResult<bool> {
+        auth_service::request_verification_email(&deps(state(ctx)?), &meta(ctx), &email).await?;
+        Ok(true)
+    }
+
     /// Changes the caller's e-mail address, proven by their current password: the new address
     /// is unverified until the link sent to it is followed, and pending password resets stop
     /// working.

@@ -12,8 +12,17 @@
 //!
 //! `callback` takes the flow (once: a replayed `state` finds nothing), checks the browser's
 //! flow cookie, exchanges the code with the PKCE verifier, validates the ID token, and signs in,
-//! creates or links the account ([`crate::services::identities`]). Failures answer JSON
-//! `{"error": {"code", "message", "field"?}}` with a 4xx/5xx status; nothing is half-done.
+//! creates or links the account ([`crate::services::identities`]). Nothing is half-done on a
+//! failure. When the app named `redirect_to` at the start, a failure sends the browser back
+//! there, OAuth style: `?error=` (`invalid_request`, `access_denied`,
+//! `temporarily_unavailable` or `server_error`), `error_description` (the message) and
+//! `error_code` (the server's code, as `extensions.code`); a callback that cannot find its own
+//! flow (a wrong `state`) uses the return URL of the flow its browser's flow cookie names.
+//! Otherwise, or when the request asks for JSON (`Accept: application/json`), failures answer
+//! JSON `{"error": {"code", "message", "field"?}}` with a 4xx/5xx status.
+//!
+//! `{provider}` is a server-wide provider's name or a company provider's key
+//! `<company id>.<name>` ([`crate::oidc::company`]).
 
 use std::collections::HashMap;
 use subtle::ConstantTimeEq as _;
@@ -205,6 +214,62 @@ fn error_response(error: &AppError) -> Response {
     response.body(serde_json::to_vec(&json!({ "error": body })).unwrap_or_default())
 }
 
+/// The OAuth 2.0 `error` (RFC 6749 4.1.2.1) an error stands for.
+fn oauth_error(error: &AppError) -> &'static str {
+    match error {
+        AppError::BadUserInput { .. } | AppError::NotFound(_) => "invalid_request",
+        AppError::Unauthenticated(_)
+        | AppError::Forbidden(_)
+        | AppError::Conflict(_)
+        | AppError::Refused { .. } => "access_denied",
+        AppError::RateLimited { .. } | AppError::Unavailable(_) | AppError::Overloaded { .. } => {
+            "temporarily_unavailable"
+        }
+        AppError::Internal(_) => "server_error",
+    }
+}
+
+/// Whether the request asks for a JSON answer rather than a redirect.
+fn wants_json(req: &Request) -> bool {
+    req.headers()
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|accept| accept.contains("application/json") && !accept.contains("text/html"))
+}
+
+/// A failure as the app at `return_to` gets it: the browser sent back with `error`,
+/// `error_description` and `error_code`, the flow cookie cleared.
+fn error_redirect(return_to: &str, error: &AppError, secure: bool) -> Response {
+    let _ = error_response(error); // logs it
+    let location = with_param(return_to, "error", oauth_error(error))
+        .and_then(|url| with_param(&url, "error_description", &error.message()))
+        .and_then(|url| with_param(&url, "error_code", error.code()));
+    match location {
+        Ok(location) => redirect(&location, vec![flow_cookie("", secure, 0)]),
+        Err(_) => error_response(error),
+    }
+}
+
+/// Where a failed request goes: back to the app at `return_to` unless it asks for JSON.
+fn failure(req: &Request, state: &AppState, error: &AppError, return_to: Option<&str>) -> Response {
+    match return_to {
+        Some(url) if !wants_json(req) => error_redirect(url, error, state.config.cookies_secure()),
+        _ => error_response(error),
+    }
+}
+
+/// The app's return URL of the flow the browser's flow cookie names, if it is still pending
+/// and named one (checked against the allow-list again).
+async fn return_of_browser(req: &Request, state: &AppState) -> Option<String> {
+    let cookie = read_flow_cookie(req, state.config.cookies_secure())?;
+    let flow = state.oidc_flows.peek(&cookie).await.ok()??;
+    if !flow.app_return {
+        return None;
+    }
+    allowed_redirect(state, Some(&flow.redirect_to)).ok()
+}
+
 fn redirect(location: &str, cookies: Vec<String>) -> Response {
     let mut response = Response::builder()
         .status(StatusCode::SEE_OTHER)
@@ -258,12 +323,21 @@ async fn linking_caller(
     Ok(principal)
 }
 
-async fn start_flow(req: &Request, name: &str, state: &AppState) -> AppResult<Response> {
-    let provider = state
-        .oidc
-        .get(name)
-        .ok_or_else(|| AppError::NotFound(format!("no sign-in provider {name}")))?;
+async fn start_flow(
+    req: &Request,
+    name: &str,
+    state: &AppState,
+    return_to: &mut Option<String>,
+) -> AppResult<Response> {
     let params = query(req)?;
+    let app_return = params
+        .get("redirect_to")
+        .is_some_and(|r| !r.trim().is_empty());
+    let redirect_to = allowed_redirect(state, params.get("redirect_to").map(String::as_str))?;
+    if app_return {
+        *return_to = Some(redirect_to.clone());
+    }
+    let provider = state.oidc.resolve(&state.db, &state.secrets, name).await?;
     let secure = state.config.cookies_secure();
     let meta = RequestMeta::from_request(req, secure);
     state
@@ -275,7 +349,6 @@ async fn start_flow(req: &Request, name: &str, state: &AppState) -> AppResult<Re
         Some("code") => Mode::Code,
         Some(_) => return Err(AppError::bad_input("mode", "must be `cookie` or `code`")),
     };
-    let redirect_to = allowed_redirect(state, params.get("redirect_to").map(String::as_str))?;
     let link = match params.get("link").map(String::as_str) {
         None | Some("0") | Some("false") => None,
         Some("1") | Some("true") => {
@@ -311,6 +384,7 @@ async fn start_flow(req: &Request, name: &str, state: &AppState) -> AppResult<Re
                 nonce,
                 code_verifier: verifier,
                 redirect_to,
+                app_return,
                 mode,
                 link,
             },
@@ -323,11 +397,13 @@ async fn start_flow(req: &Request, name: &str, state: &AppState) -> AppResult<Re
     ))
 }
 
-async fn finish_flow(req: &Request, name: &str, state: &AppState) -> AppResult<Response> {
-    let provider = state
-        .oidc
-        .get(name)
-        .ok_or_else(|| AppError::NotFound(format!("no sign-in provider {name}")))?;
+async fn finish_flow(
+    req: &Request,
+    name: &str,
+    state: &AppState,
+    return_to: &mut Option<String>,
+) -> AppResult<Response> {
+    let provider = state.oidc.resolve(&state.db, &state.secrets, name).await?;
     let params = query(req)?;
     let secure = state.config.cookies_secure();
     let unknown_state = || {
@@ -343,6 +419,9 @@ async fn finish_flow(req: &Request, name: &str, state: &AppState) -> AppResult<R
         .finish(state_token)
         .await?
         .ok_or_else(unknown_state)?;
+    if flow.app_return {
+        *return_to = Some(flow.redirect_to.clone());
+    }
     if flow.provider != name {
         return Err(unknown_state());
     }
@@ -443,9 +522,10 @@ pub async fn start(
     Path(provider): Path<String>,
     Data(state): Data<&AppState>,
 ) -> Response {
-    match start_flow(req, &provider, state).await {
+    let mut return_to = None;
+    match start_flow(req, &provider, state, &mut return_to).await {
         Ok(response) => response,
-        Err(error) => error_response(&error),
+        Err(error) => failure(req, state, &error, return_to.as_deref()),
     }
 }
 
@@ -456,9 +536,15 @@ pub async fn callback(
     Path(provider): Path<String>,
     Data(state): Data<&AppState>,
 ) -> Response {
-    match finish_flow(req, &provider, state).await {
+    let mut return_to = None;
+    match finish_flow(req, &provider, state, &mut return_to).await {
         Ok(response) => response,
-        Err(error) => error_response(&error),
+        Err(error) => {
+            if return_to.is_none() {
+                return_to = return_of_browser(req, state).await;
+            }
+            failure(req, state, &error, return_to.as_deref())
+        }
     }
 }
 

@@ -49,6 +49,10 @@ pub struct Flow {
     pub nonce: String,
     pub code_verifier: String,
     pub redirect_to: String,
+    /// Whether the app named `redirect_to` (else it is this server's home page): errors of the
+    /// callback go back to it (`?error=`), not as JSON.
+    #[serde(default)]
+    pub app_return: bool,
     pub mode: Mode,
     pub link: Option<LinkTo>,
 }
@@ -132,6 +136,20 @@ impl Flows {
     /// The flow of `state`, once: a second call finds nothing.
     pub async fn finish(&self, state: &str) -> AppResult<Option<Flow>> {
         match self.take(self.key("state", state)).await? {
+            Some(value) => Ok(Some(
+                serde_json::from_str(&value).map_err(AppError::internal)?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// The flow of `state` without taking it (for where to send the browser back when a
+    /// callback fails before its own flow is found).
+    pub async fn peek(&self, state: &str) -> AppResult<Option<Flow>> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.key("state", state));
+        let value: Option<String> = self.redis.cmd(COMPONENT, &cmd).await.map_err(unavailable)?;
+        match value {
             Some(value) => Ok(Some(
                 serde_json::from_str(&value).map_err(AppError::internal)?,
             )),

@@ -1,5 +1,6 @@
 //! OpenID Connect sign-in: the providers configured for the server (`OIDC_PROVIDERS`,
-//! `OIDC_PROVIDERS_FILE`), their discovery documents and keys ([`provider`]), the state of a
+//! `OIDC_PROVIDERS_FILE`) and by a company's admins ([`company`]), their discovery documents
+//! and keys ([`provider`]), the state of a
 //! flow between its start and its callback, and the one-time codes apps exchange for
 //! credentials ([`flow`]).
 //!
@@ -9,6 +10,7 @@
 //! `openidconnect` crate and its own HTTP and crypto dependencies) that would double the
 //! server's dependency tree for the same checks.
 
+pub mod company;
 pub mod flow;
 pub mod provider;
 
@@ -50,9 +52,13 @@ pub struct ProviderConfig {
     /// links the provider while signed in instead.
     #[serde(default)]
     pub link_verified_email: bool,
+    /// The row of `company_oidc_providers` of a provider a company's admins configured (of
+    /// company `company_id`); none for the server's own. Never read from the configuration.
+    #[serde(skip)]
+    pub owner: Option<Uuid>,
 }
 
-fn default_scopes() -> Vec<String> {
+pub(crate) fn default_scopes() -> Vec<String> {
     ["openid", "email", "profile"].map(str::to_owned).to_vec()
 }
 
@@ -144,12 +150,26 @@ pub fn configured(config: &Config) -> anyhow::Result<Vec<ProviderConfig>> {
     Ok(providers)
 }
 
-/// The configured providers, by name. Cheap to clone.
-#[derive(Clone, Default)]
+/// The configured providers, by name, and those of companies. Cheap to clone.
+#[derive(Clone)]
 pub struct Oidc {
     providers: Arc<HashMap<String, Arc<Provider>>>,
     /// The names, in configuration order.
     names: Arc<Vec<String>>,
+    companies: Arc<company::CompanyProviders>,
+}
+
+impl Default for Oidc {
+    fn default() -> Self {
+        Self {
+            providers: Arc::default(),
+            names: Arc::default(),
+            companies: Arc::new(company::CompanyProviders::new(
+                reqwest::Client::new(),
+                Duration::from_secs(10),
+            )),
+        }
+    }
 }
 
 impl std::fmt::Debug for Oidc {
@@ -181,7 +201,29 @@ impl Oidc {
         Ok(Self {
             providers: Arc::new(providers),
             names: Arc::new(names),
+            companies: Arc::new(company::CompanyProviders::new(http, refresh)),
         })
+    }
+
+    /// The provider a sign-in URL names: a server-wide one by its name, else a company's by
+    /// its key `<company id>.<name>`; `NOT_FOUND` when there is none.
+    pub async fn resolve(
+        &self,
+        db: &crate::db::DatabaseConnection,
+        secrets: &crate::secrets::Secrets,
+        key: &str,
+    ) -> crate::error::AppResult<Arc<Provider>> {
+        let not_found = || crate::error::AppError::NotFound(format!("no sign-in provider {key}"));
+        if let Some(provider) = self.get(key) {
+            return Ok(provider.clone());
+        }
+        let Some((company, name)) = company::parse_key(key) else {
+            return Err(not_found());
+        };
+        self.companies
+            .resolve(db, secrets, company, name)
+            .await?
+            .ok_or_else(not_found)
     }
 
     /// The provider called `name`.

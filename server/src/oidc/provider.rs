@@ -342,7 +342,10 @@ impl Provider {
             ("redirect_uri", redirect_uri),
             ("code_verifier", code_verifier),
         ];
-        let basic = discovery.token_endpoint_auth_methods_supported.is_empty()
+        // A public client (a company's provider set without a secret) proves itself by PKCE
+        // alone and names itself in the form (RFC 6749 3.2.1).
+        let public = self.config.client_secret.is_empty();
+        let basic = !public && discovery.token_endpoint_auth_methods_supported.is_empty()
             || discovery
                 .token_endpoint_auth_methods_supported
                 .iter()
@@ -372,7 +375,9 @@ impl Provider {
         } else {
             let mut with_secret = form.to_vec();
             with_secret.push(("client_id", self.config.client_id.as_str()));
-            with_secret.push(("client_secret", self.config.client_secret.as_str()));
+            if !public {
+                with_secret.push(("client_secret", self.config.client_secret.as_str()));
+            }
             request.form(&with_secret)
         };
         let response = request

@@ -36,13 +36,22 @@ pub struct SealedColumn {
 }
 
 /// Every sealed column of the schema. A new one is added here, with its two functions.
-pub const SEALED: &[SealedColumn] = &[SealedColumn {
-    name: "company_llm_providers.api_key_sealed",
-    purpose: super::COMPANY_LLM_API_KEY,
-    list: &sql::SEALED_COMPANY_LLM_KEYS,
-    replace: &sql::RESEAL_COMPANY_LLM_KEY,
-    aad: row_aad,
-}];
+pub const SEALED: &[SealedColumn] = &[
+    SealedColumn {
+        name: "company_llm_providers.api_key_sealed",
+        purpose: super::COMPANY_LLM_API_KEY,
+        list: &sql::SEALED_COMPANY_LLM_KEYS,
+        replace: &sql::RESEAL_COMPANY_LLM_KEY,
+        aad: row_aad,
+    },
+    SealedColumn {
+        name: "company_oidc_providers.client_secret_sealed",
+        purpose: super::COMPANY_OIDC_CLIENT_SECRET,
+        list: &sql::SEALED_COMPANY_OIDC_SECRETS,
+        replace: &sql::RESEAL_COMPANY_OIDC_SECRET,
+        aad: row_aad,
+    },
+];
 
 /// What a rotation did to one column.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

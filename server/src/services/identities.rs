@@ -14,7 +14,7 @@ use super::auth::{self as auth_service, AuthDeps, limits};
 use crate::{
     auth::RequestMeta,
     caller::{BuiltInRole, Principal, RoleName},
-    db::functions::{self as sql, LinkOutcome, NewIdentity},
+    db::functions::{self as sql, CompanyOidcOutcome, LinkOutcome, NewIdentity},
     error::{AppError, AppResult},
     oidc::{ProviderConfig, VerifiedIdentity, flow::LinkTo},
 };
@@ -71,6 +71,11 @@ pub async fn complete(
     if let Some(link) = link {
         // The session that started the flow must still be live.
         deps.sessions.check(link.company, link.session).await?;
+        if provider.owner.is_some() && provider.company_id != Some(link.company) {
+            return Err(AppError::Forbidden(
+                "this sign-in provider belongs to another company".into(),
+            ));
+        }
         return match sql::oidc_link(
             deps.db,
             link.user,
@@ -93,6 +98,14 @@ pub async fn complete(
         };
     }
     if let Some(found) = sql::oidc_identity(deps.db, &identity.issuer, &identity.subject).await? {
+        // A company's provider signs in only its own company's people.
+        if provider.owner.is_some() && provider.company_id != Some(found.company_id) {
+            return Err(AppError::Forbidden(
+                "this identity belongs to an account of another company: sign in with that \
+                 company's provider"
+                    .into(),
+            ));
+        }
         if !found.is_active {
             return Err(AppError::Unauthenticated(
                 "the account is deactivated".into(),
@@ -116,6 +129,9 @@ pub async fn complete(
             "addresses of this domain may not sign in with {}",
             provider.name
         )));
+    }
+    if let (Some(owner), Some(company)) = (provider.owner, provider.company_id) {
+        return first_company_sign_in(deps, meta, provider, owner, company, identity, &email).await;
     }
     if let Some(existing) = sql::login_lookup(deps.db, &email).await? {
         let may_link = provider.link_verified_email
@@ -201,6 +217,97 @@ pub async fn complete(
         user,
         company,
         role,
+    })
+}
+
+/// The error of a company provider's outcome that is not done.
+fn refused(provider: &ProviderConfig, outcome: CompanyOidcOutcome) -> AppError {
+    match outcome {
+        CompanyOidcOutcome::Done { .. } => {
+            AppError::internal(anyhow::anyhow!("a done outcome is no refusal"))
+        }
+        CompanyOidcOutcome::Taken => {
+            AppError::Conflict("this identity of the provider is linked to another account".into())
+        }
+        CompanyOidcOutcome::NoProvider => {
+            AppError::NotFound(format!("no sign-in provider {}", provider.name))
+        }
+        CompanyOidcOutcome::Issuer => {
+            AppError::Unauthenticated("the identity is another issuer's".into())
+        }
+        CompanyOidcOutcome::Domain => AppError::Forbidden(format!(
+            "addresses of this domain may not sign in with {}",
+            provider.name
+        )),
+        CompanyOidcOutcome::NotAllowed => AppError::Conflict(
+            "an account with this e-mail address exists: sign in to it, then link this provider"
+                .into(),
+        ),
+        CompanyOidcOutcome::NoUser => {
+            AppError::Unauthenticated("the account is deactivated".into())
+        }
+    }
+}
+
+/// A first sign-in with provider `owner` of `company`, configured by its admins, proving
+/// `email`: a link to the company's account of that address where the provider allows it, else
+/// a new member with the provider's role. The definer functions check the provider's rules
+/// (issuer, domain, linking) again, whatever this code decided.
+async fn first_company_sign_in(
+    deps: &AuthDeps<'_>,
+    meta: &RequestMeta,
+    provider: &ProviderConfig,
+    owner: Uuid,
+    company: Uuid,
+    identity: &VerifiedIdentity,
+    email: &str,
+) -> AppResult<Completed> {
+    let new_identity = NewIdentity {
+        id: Uuid::now_v7(),
+        provider: &provider.name,
+        issuer: &identity.issuer,
+        subject: &identity.subject,
+    };
+    if let Some(existing) = sql::login_lookup(deps.db, email).await? {
+        if existing.company_id != company || !provider.link_verified_email {
+            return Err(AppError::Conflict(
+                "an account with this e-mail address exists: sign in to it, then link this \
+                 provider"
+                    .into(),
+            ));
+        }
+        let outcome =
+            sql::company_oidc_link_email(deps.db, company, owner, &new_identity, email).await?;
+        let CompanyOidcOutcome::Done {
+            user: Some(user),
+            role,
+        } = outcome
+        else {
+            return Err(refused(provider, outcome));
+        };
+        tracing::info!(%user, provider = %provider.name,
+            "identity linked by its verified e-mail address");
+        return Ok(Completed::SignedIn {
+            user,
+            company,
+            role: stored_role(role)?,
+        });
+    }
+    limits::sign_up(deps.ratelimit, meta).await?;
+    let user = Uuid::now_v7();
+    let name = display_name(identity, email);
+    // A taken e-mail address (a sign-up meanwhile) is `CONFLICT` on `email`.
+    let outcome =
+        sql::company_oidc_join(deps.db, company, owner, user, email, &name, &new_identity).await?;
+    let CompanyOidcOutcome::Done { role, .. } = outcome else {
+        return Err(refused(provider, outcome));
+    };
+    tracing::info!(%user, %company, provider = %provider.name,
+        "member created by a first sign-in with the company's provider");
+    Ok(Completed::SignedIn {
+        user,
+        company,
+        role: stored_role(role)?,
     })
 }
 

@@ -10,6 +10,7 @@
 pub mod audience;
 pub mod auth;
 pub mod chat;
+pub mod company_oidc;
 pub mod domains;
 pub mod friends;
 pub mod identities;

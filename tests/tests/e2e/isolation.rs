@@ -161,6 +161,12 @@ async fn every_tenant_table_is_isolated_by_row_level_security() -> anyhow::Resul
         ))
         .await?;
         app.sql(&format!(
+            "INSERT INTO company_oidc_providers (company_id, id, name, issuer, client_id, role) \
+             VALUES ('{}', gen_random_uuid(), 'google', 'https://accounts.google.com', 'c', 'member')",
+            admin.company_id
+        ))
+        .await?;
+        app.sql(&format!(
             "INSERT INTO friendships (company_id, user_a, user_b, status, requested_by) \
              SELECT u.company_id, LEAST(u.id, '{a}'::uuid), GREATEST(u.id, '{a}'::uuid), 'accepted', '{a}' \
              FROM users u WHERE u.company_id = '{c}' AND u.id <> '{a}' LIMIT 1",

@@ -354,3 +354,110 @@ async fn two_instances_on_one_database_send_each_message_once() -> anyhow::Resul
     peer.shutdown().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_member_whose_link_expired_asks_for_a_new_one_signed_out_then_signs_in()
+-> anyhow::Result<()> {
+    const REQUEST: &str = "mutation($e: String!) { requestVerificationEmail(email: $e) }";
+    const VERIFY: &str = "mutation($t: String!) { verifyEmail(token: $t) }";
+    let smtp = SmtpServer::start().await?;
+    let app = app_sending_to(smtp.url(), |_| {}).await?;
+    // Ann's company counts acme.example as its domain (her address verified, then confirmed).
+    let ann = token(&app.sign_up("Acme", "ann@acme.example", PASSWORD).await?);
+    let link = smtp
+        .wait_for_mail_to("ann@acme.example", WAIT)
+        .await?
+        .token()?;
+    app.graphql(None, VERIFY, json!({ "t": link }))
+        .await?
+        .data()?;
+    let added = app
+        .graphql(
+            Some(&ann),
+            "mutation { addCompanyDomain(domain: \"acme.example\") { id } }",
+            json!({}),
+        )
+        .await?;
+    let id = added.data()?["addCompanyDomain"]["id"].clone();
+    app.graphql(
+        Some(&ann),
+        "mutation($id: ID!) { confirmCompanyDomain(id: $id) { verified } }",
+        json!({ "id": id }),
+    )
+    .await?
+    .data()?;
+    // Dan joins by the domain: no access before the address is verified.
+    app.graphql(
+        None,
+        "mutation { signUp(input: { companyName: \"Mine\", email: \"dan@acme.example\", password: \"correct horse battery\", displayName: \"Dan\", joinCompany: true }) { accessToken } }",
+        json!({}),
+    )
+    .await?
+    .data()?;
+    let first = smtp
+        .wait_for_mail_to("dan@acme.example", WAIT)
+        .await?
+        .token()?;
+    // His link expires unused: it verifies nothing, and he cannot sign in.
+    app.sql("UPDATE email_verifications SET expires_at = now() - interval '1 second' WHERE used_at IS NULL")
+        .await?;
+    let expired = app.graphql(None, VERIFY, json!({ "t": first })).await?;
+    assert_eq!(expired.error_code(), Some("BAD_USER_INPUT"));
+    let stuck = app.login("dan@acme.example", PASSWORD).await?;
+    assert_eq!(stuck.error_code(), Some("UNAUTHENTICATED"));
+
+    // Signed out, he asks for a new link; the answer is the same for an unknown address and a
+    // verified one, which get nothing.
+    for email in [
+        "dan@ACME.example",
+        "nobody@acme.example",
+        "ann@acme.example",
+    ] {
+        let asked = app.graphql(None, REQUEST, json!({ "e": email })).await?;
+        assert_eq!(
+            asked.data()?["requestVerificationEmail"],
+            json!(true),
+            "{email}"
+        );
+    }
+    eventually(WAIT, "a second link for Dan", || async {
+        smtp.received_by("dan@acme.example").len() >= 2
+    })
+    .await?;
+    let second = smtp
+        .received_by("dan@acme.example")
+        .last()
+        .ok_or_else(|| anyhow::anyhow!("no second e-mail"))?
+        .clone();
+    assert_eq!(
+        second.header("Subject").as_deref(),
+        Some("Confirm your e-mail address")
+    );
+    let verified = app
+        .graphql(None, VERIFY, json!({ "t": second.token()? }))
+        .await?;
+    assert_eq!(verified.data()?["verifyEmail"], json!(true));
+    let login = app.login("dan@acme.example", PASSWORD).await?;
+    let dan = token(&login.data()?["login"]);
+    let me = app
+        .graphql(
+            Some(&dan),
+            "{ me { isActive emailVerified } company { name } }",
+            json!({}),
+        )
+        .await?;
+    assert_eq!(
+        me.data()?.clone(),
+        json!({ "me": { "isActive": true, "emailVerified": true }, "company": { "name": "Acme" } })
+    );
+    // Nothing was queued for the unknown and the verified address.
+    let queued = app
+        .sql(
+            "SELECT 1 FROM outbound_emails WHERE recipient IN ('nobody@acme.example', 'ann@acme.example') \
+             AND template = 'email_verification'",
+        )
+        .await?;
+    assert_eq!(queued, 1, "only Ann's first link");
+    assert!(smtp.received_by("nobody@acme.example").is_empty());
+    Ok(())
+}

@@ -11,6 +11,7 @@ mod chat_failures;
 mod chat_stranded;
 mod chat_support;
 mod company_llm;
+mod company_oidc;
 mod cookies;
 mod cost;
 mod db_layer;

@@ -11,8 +11,8 @@ use tests::{
 };
 use uuid::Uuid;
 
-const ME: &str = "{ me { id email role emailVerified } }";
-const IDENTITIES: &str = "{ identities { id provider issuer email } }";
+pub(crate) const ME: &str = "{ me { id email role emailVerified } }";
+pub(crate) const IDENTITIES: &str = "{ identities { id provider issuer email } }";
 
 /// A server whose providers are `idp` and the extra ones named in `extra`, each with its own
 /// client registered at the test provider (with the extra settings given), and the test
@@ -51,14 +51,17 @@ async fn spawn(extra: &[(&str, Value)]) -> anyhow::Result<(TestApp, &'static Oid
 }
 
 /// `pairs` form-encoded, as a query string.
-fn query_string(pairs: &[(&str, &str)]) -> anyhow::Result<String> {
+pub(crate) fn query_string(pairs: &[(&str, &str)]) -> anyhow::Result<String> {
     let mut url = reqwest::Url::parse("http://query.invalid/")?;
     url.query_pairs_mut().extend_pairs(pairs);
     Ok(url.query().unwrap_or_default().to_owned())
 }
 
 /// A fresh account at the provider: its id (the `login_hint`) and address.
-async fn account(idp: &OidcProvider, tamper: Option<Value>) -> anyhow::Result<(String, String)> {
+pub(crate) async fn account(
+    idp: &OidcProvider,
+    tamper: Option<Value>,
+) -> anyhow::Result<(String, String)> {
     let id = format!("u{}", Uuid::new_v4().simple());
     let email = format!("{id}@example.com");
     idp.account(&id, &email, true, tamper).await?;
@@ -67,7 +70,7 @@ async fn account(idp: &OidcProvider, tamper: Option<Value>) -> anyhow::Result<(S
 
 /// Starts a flow with `query` and walks the provider's login as `login`: the callback URL the
 /// provider sends the browser back to (not visited yet).
-async fn to_callback(
+pub(crate) async fn to_callback(
     app: &TestApp,
     browser: &mut Browser,
     provider_name: &str,
@@ -93,7 +96,7 @@ async fn to_callback(
 }
 
 /// The error a callback or start answered: (status, code, message).
-fn error_of(hop: &tests::oidc::Hop) -> (u16, String, String) {
+pub(crate) fn error_of(hop: &tests::oidc::Hop) -> (u16, String, String) {
     let body: Value = serde_json::from_str(&hop.body).unwrap_or(Value::Null);
     (
         hop.status,
@@ -119,7 +122,7 @@ async fn browser_sign_in(app: &TestApp, login: &str) -> anyhow::Result<(Browser,
     Ok((browser, token))
 }
 
-async fn me(app: &TestApp, token: &str) -> anyhow::Result<Value> {
+pub(crate) async fn me(app: &TestApp, token: &str) -> anyhow::Result<Value> {
     Ok(app.graphql(Some(token), ME, json!({})).await?.data()?["me"].clone())
 }
 
@@ -595,5 +598,71 @@ async fn a_rotated_key_is_fetched_when_a_token_names_it() -> anyhow::Result<()> 
     let (status, _, message) = tampered(&app, idp, json!({ "strayKey": true })).await?;
     assert_eq!(status, 401);
     assert!(message.contains("does not list"), "{message}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn callback_errors_go_back_to_the_app_with_oauth_error_parameters() -> anyhow::Result<()> {
+    let (app, idp) = spawn(&[]).await?;
+    let (login, _) = account(idp, None).await?;
+    let mut browser = Browser::new();
+    let back = app.url("/app/signed-in?step=2");
+    let query = query_string(&[("redirect_to", &back)])?;
+    let callback = to_callback(&app, &mut browser, "idp", &query, &login).await?;
+    let mut wrong = reqwest::Url::parse(&callback)?;
+    let pairs: Vec<(String, String)> = wrong.query_pairs().into_owned().collect();
+    wrong
+        .query_pairs_mut()
+        .clear()
+        .extend_pairs(pairs.iter().map(|(k, v)| {
+            if k == "state" {
+                (k.as_str(), "forged")
+            } else {
+                (k.as_str(), v.as_str())
+            }
+        }));
+
+    // A client that asks for JSON gets JSON.
+    let json = browser
+        .get_with(wrong.as_str(), &[("accept", "application/json")])
+        .await?;
+    let (status, code, _) = error_of(&json);
+    assert_eq!(
+        (status, code.as_str()),
+        (400, "BAD_USER_INPUT"),
+        "{}",
+        json.body
+    );
+
+    // A browser goes back to the return URL of its flow, with the error.
+    let hop = browser.get(wrong.as_str()).await?;
+    assert_eq!(hop.status, 303, "{}", hop.body);
+    let location = reqwest::Url::parse(&hop.location.unwrap_or_default())?;
+    assert!(location.as_str().starts_with(&back), "{location}");
+    let params: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
+    assert_eq!(params.get("step").map(String::as_str), Some("2"));
+    assert_eq!(
+        params.get("error").map(String::as_str),
+        Some("invalid_request")
+    );
+    assert_eq!(
+        params.get("error_code").map(String::as_str),
+        Some("BAD_USER_INPUT")
+    );
+    assert!(
+        params
+            .get("error_description")
+            .is_some_and(|d| d.contains("state")),
+        "{params:?}"
+    );
+    assert!(
+        !location.as_str().contains("oidc_code"),
+        "no credentials on an error"
+    );
+    assert!(
+        browser
+            .cookie(&app.url("/"), "__Host-access_token")
+            .is_none()
+    );
     Ok(())
 }

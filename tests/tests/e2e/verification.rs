@@ -252,3 +252,41 @@ async fn a_password_reset_or_an_accepted_invitation_verifies_the_address() -> an
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_signed_out_request_for_a_link_is_limited_per_address_and_per_client()
+-> anyhow::Result<()> {
+    const REQUEST: &str = "mutation($e: String!) { requestVerificationEmail(email: $e) }";
+    let app = TestApp::spawn_with(|config| {
+        config.rate_limit_verification_per_email = 2;
+        config.rate_limit_verification_per_ip = 4;
+    })
+    .await?;
+    app.sign_up("Acme", "ann@acme.example", PASSWORD).await?;
+    for _ in 0..2 {
+        let asked = app
+            .graphql(None, REQUEST, json!({ "e": "Ann@acme.example" }))
+            .await?;
+        assert_eq!(asked.data()?["requestVerificationEmail"], true);
+    }
+    // The address's quota is spent, whatever its case.
+    let limited = app
+        .graphql(None, REQUEST, json!({ "e": "ann@ACME.example" }))
+        .await?;
+    assert_eq!(limited.error_code(), Some("RATE_LIMITED"));
+    // Another address from the same client: one more, then the client's quota is spent too.
+    let other = app
+        .graphql(None, REQUEST, json!({ "e": "bob@acme.example" }))
+        .await?;
+    assert_eq!(other.data()?["requestVerificationEmail"], true);
+    let limited = app
+        .graphql(None, REQUEST, json!({ "e": "carl@acme.example" }))
+        .await?;
+    assert_eq!(limited.error_code(), Some("RATE_LIMITED"));
+    // Ann's newest link is the last one sent, and it verifies her address.
+    let link = app.token_mailed_to("ann@acme.example").await?;
+    assert_eq!(verify(&app, &link).await?.data()?["verifyEmail"], true);
+    let bad = app.graphql(None, REQUEST, json!({ "e": "" })).await?;
+    assert_eq!(bad.error_code(), Some("BAD_USER_INPUT"));
+    Ok(())
+}

@@ -64,3 +64,17 @@ pub async fn change_password(limiter: &RateLimiter, user: Uuid) -> AppResult<()>
         .check_bucket(Bucket::ChangePasswordUser, &user.to_string())
         .await
 }
+
+/// Verification links asked for while signed out: per client address and per e-mail.
+pub async fn request_verification(
+    limiter: &RateLimiter,
+    meta: &RequestMeta,
+    email: &str,
+) -> AppResult<()> {
+    limiter
+        .check_bucket(Bucket::VerificationIp, meta.ip_key())
+        .await?;
+    limiter
+        .check_bucket(Bucket::VerificationEmail, &email.trim().to_lowercase())
+        .await
+}

@@ -303,6 +303,31 @@ pub async fn resend_verification(deps: &AuthDeps<'_>, principal: &Principal) -> 
     send_verification(deps, principal.user_id, principal.company_id).await
 }
 
+/// Sends a new verification link to `email` if it is the address of an account not verified
+/// yet, for someone signed out (a member who joined by a verified domain cannot sign in before
+/// verifying, so an expired link would leave them stuck). Rate-limited per client and per
+/// address; it answers the same whether or not the address has an account, and a verified
+/// address gets nothing.
+pub async fn request_verification_email(
+    deps: &AuthDeps<'_>,
+    meta: &RequestMeta,
+    email: &str,
+) -> AppResult<()> {
+    let email = email.trim();
+    if email.is_empty() || email.len() > 320 {
+        return Err(AppError::bad_input("email", "not a valid e-mail address"));
+    }
+    limits::request_verification(deps.ratelimit, meta, email).await?;
+    if let Some(found) = sql::login_lookup(deps.db, email).await? {
+        // Nothing is queued for a verified address (app.create_email_verification).
+        let queued = send_verification(deps, found.user_id, found.company_id).await?;
+        if queued {
+            tracing::info!(user = %found.user_id, "verification link sent again, signed out");
+        }
+    }
+    Ok(())
+}
+
 /// Changes the caller's address (their password was checked): unverified until the link sent
 /// to the new address is followed; their pending password resets stop working.
 pub async fn change_email(
