@@ -6,6 +6,7 @@ mod auth;
 mod authz;
 mod catalog;
 mod chat;
+mod citus;
 mod chat_crud;
 mod chat_failures;
 mod chat_stranded;
