@@ -28,9 +28,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection};
 use server::db;
 
 use crate::{
-    PgMode, PrivateError, PrivatePostgres,
-    postgres::PgExtra,
-    secrets::random_secret,
+    PgMode, PrivateError, PrivatePostgres, postgres::PgExtra, secrets::random_secret,
     supervisor::free_port,
 };
 
@@ -122,8 +120,8 @@ impl PrivateCitus {
         for _ in 0..WORKERS {
             ports.push(free_port()?);
         }
-        let workers = futures_util::future::try_join_all(
-            worker_dirs.iter().zip(&ports).map(|(path, port)| {
+        let workers = futures_util::future::try_join_all(worker_dirs.iter().zip(&ports).map(
+            |(path, port)| {
                 PrivatePostgres::start_with(
                     path,
                     bin_dir,
@@ -132,8 +130,8 @@ impl PrivateCitus {
                     *port,
                     &worker_extra,
                 )
-            }),
-        );
+            },
+        ));
         let (coordinator, workers) = futures_util::future::try_join(coordinator, workers).await?;
         Ok(Self {
             coordinator,

@@ -308,7 +308,11 @@ fn write_hba_first(data_dir: &Path, lines: &[String]) -> Result<(), PrivateError
     let text = fs::read_to_string(&path).map_err(PrivateError::io("read pg_hba.conf"))?;
     let rest = match (text.find(HBA_BEGIN), text.find(HBA_END)) {
         (Some(begin), Some(end)) if begin < end => {
-            format!("{}{}", &text[..begin], &text[end + HBA_END.len()..].trim_start_matches('\n'))
+            format!(
+                "{}{}",
+                &text[..begin],
+                &text[end + HBA_END.len()..].trim_start_matches('\n')
+            )
         }
         _ => text,
     };
@@ -322,7 +326,7 @@ fn write_hba_first(data_dir: &Path, lines: &[String]) -> Result<(), PrivateError
     }
     first.push_str(HBA_END);
     first.push('\n');
-    fs::write(&path, first + &rest).map_err(PrivateError::io("write pg_hba.conf"))
+    fs::write(&path, first + rest.as_str()).map_err(PrivateError::io("write pg_hba.conf"))
 }
 
 /// The PostgreSQL already running in `data_dir`, if its `postmaster.pid` names a live process

@@ -62,12 +62,16 @@ pub async fn cluster() -> anyhow::Result<&'static Cluster> {
     if targets_citus() {
         return citus_cluster().await;
     }
-    CLUSTER.get_or_try_init(|| Cluster::start(false)).await
+    CLUSTER
+        .get_or_try_init(|| Box::pin(Cluster::start(false)))
+        .await
 }
 
 /// A private Citus cluster shared by the tests that need one, started on first use.
 pub async fn citus_cluster() -> anyhow::Result<&'static Cluster> {
-    CITUS_CLUSTER.get_or_try_init(|| Cluster::start(true)).await
+    CITUS_CLUSTER
+        .get_or_try_init(|| Box::pin(Cluster::start(true)))
+        .await
 }
 
 impl Cluster {

@@ -85,7 +85,7 @@ impl TestApp {
 
     /// A server on a fresh database of the private Citus cluster, whatever the run targets.
     pub async fn spawn_on_citus() -> anyhow::Result<Self> {
-        Self::spawn_on(citus_cluster().await?, false, |_| {}).await
+        Box::pin(Self::spawn_on(citus_cluster().await?, false, |_| {})).await
     }
 
     /// The same, with the configuration adjusted by `customize` first.
@@ -99,7 +99,8 @@ impl TestApp {
         own_redis: bool,
         customize: impl FnOnce(&mut Config),
     ) -> anyhow::Result<Self> {
-        Self::spawn_on(cluster().await?, own_redis, customize).await
+        // Boxed: the server's start-up is a deep future, and callers' futures hold this one.
+        Box::pin(Self::spawn_on(cluster().await?, own_redis, customize)).await
     }
 
     async fn spawn_on(
