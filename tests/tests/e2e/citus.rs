@@ -59,6 +59,17 @@ async fn shard_port(app: &TestApp, table: &str, company: Uuid) -> anyhow::Result
     Ok(row.try_get("", "nodeport")?)
 }
 
+/// The error of `result`, which must have failed (`what` says what must not have happened).
+fn failure<T: std::fmt::Debug, E: std::fmt::Debug>(
+    result: Result<T, E>,
+    what: &str,
+) -> anyhow::Result<String> {
+    match result {
+        Ok(value) => anyhow::bail!("{what}: it did, {value:?}"),
+        Err(error) => Ok(format!("{error:?}")),
+    }
+}
+
 /// The `company_id` of every probe row `user` sees, read in a request transaction (not through
 /// `query_as`: a whole-row `to_jsonb` over a statement Citus sends to every shard comes back
 /// with its columns named f1, f2, ...).
@@ -156,20 +167,18 @@ async fn the_callers_identity_decides_the_rows_on_the_workers() -> anyhow::Resul
         )
         .await?;
     assert_eq!(deleted, 0);
-    let error = app
-        .execute_as(
+    let error = failure(
+        app.execute_as(
             &a_admin,
             &format!(
                 "INSERT INTO citus_probe (company_id) VALUES ('{}')",
                 b_admin.company_id
             ),
         )
-        .await
-        .expect_err("an insert into another company must fail");
-    assert!(
-        format!("{error:?}").contains("row-level security"),
-        "{error:?}"
-    );
+        .await,
+        "an insert into another company must fail",
+    )?;
+    assert!(error.contains("row-level security"), "{error:?}");
     let untouched = app
         .sql("SELECT 1 FROM citus_probe WHERE note = 'touched'")
         .await?;
@@ -216,26 +225,22 @@ async fn the_workers_admit_request_roles_with_the_coordinators_credential_only()
     // The password is in a catalog only a superuser reads: neither the pool role nor a request
     // role can.
     let pool = server::db::connect_pool(&cluster.app_url(db), 1, timeout).await?;
-    let error = pool
-        .query_all_raw(Statement::from_string(
+    let error = failure(
+        pool.query_all_raw(Statement::from_string(
             DbBackend::Postgres,
             "SELECT authinfo FROM pg_dist_authinfo",
         ))
-        .await
-        .expect_err("the pool role must not read pg_dist_authinfo");
-    assert!(
-        format!("{error:?}").contains("permission denied"),
-        "{error:?}"
-    );
+        .await,
+        "the pool role must not read pg_dist_authinfo",
+    )?;
+    assert!(error.contains("permission denied"), "{error:?}");
     let (_, admin, _) = app.company_with_users("Acme", 0).await?;
-    let error = app
-        .query_as(&admin, "SELECT authinfo FROM pg_dist_authinfo")
-        .await
-        .expect_err("a request role must not read pg_dist_authinfo");
-    assert!(
-        format!("{error:?}").contains("permission denied"),
-        "{error:?}"
-    );
+    let error = failure(
+        app.query_as(&admin, "SELECT authinfo FROM pg_dist_authinfo")
+            .await,
+        "a request role must not read pg_dist_authinfo",
+    )?;
+    assert!(error.contains("permission denied"), "{error:?}");
     // With it, the coordinator's connections get in (which the other test relies on).
     for url in cluster.worker_urls("app_user", citus.request_password(), db) {
         let conn = server::db::connect_pool(&url, 1, timeout).await?;
