@@ -20,9 +20,10 @@ test:
 	$(CARGO) build --workspace --all-targets
 	RUST_TEST_THREADS=$(TEST_THREADS) $(CARGO) test --workspace --no-fail-fast
 
-## The end-to-end suites of isolation, authorization, the RLS matrix, presets and audiences,
-## friendships and chat again, on a private Citus cluster (a coordinator and two workers; Citus
-## is built and installed first when missing, see scripts/install-deps.sh).
+## The Citus tests, and the end-to-end suites of isolation, authorization, the RLS matrix,
+## presets and audiences, friendships and chat again, on a private Citus cluster (a
+## coordinator and two workers; Citus is built and installed first when missing, see
+## scripts/install-deps.sh and README.md, "Scaling out").
 CITUS_SUITES ?= citus:: isolation:: authz:: db_matrix:: presets:: audience:: friends chat
 test-citus:
 	@bash scripts/install-deps.sh --all --citus
