@@ -2,8 +2,8 @@
 # Installs what the project needs beyond a Rust toolchain: PostgreSQL (15+) and Redis server
 # binaries; with --all (`make test`) also Chromium, which the GraphiQL test drives headless, and
 # the WebSocket client wscat (npm), which the README's examples use, and the OpenID provider the
-# OIDC tests run (`npm ci` in tests/fixtures/oidc-provider, with Node.js); with --citus
-# (`make test-citus`) also the Citus extension, built from source (see install_citus below).
+# OIDC tests run (`npm ci` in tests/fixtures/oidc-provider, with Node.js), and the Citus
+# extension, built from source (see install_citus below; --citus alone installs just that).
 # Debian/Ubuntu only (apt-get); elsewhere install them yourself (see README.md).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -12,7 +12,8 @@ want_all=""
 want_citus=""
 for arg in "$@"; do
     case "$arg" in
-        --all) want_all=1 ;;
+        # `make test` runs the Citus tests too.
+        --all) want_all=1; want_citus=1 ;;
         --citus) want_citus=1 ;;
         *) echo "install-deps.sh: unknown argument $arg (--all, --citus)" >&2; exit 2 ;;
     esac
