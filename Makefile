@@ -4,7 +4,7 @@ CARGO ?= cargo
 # Tests wait on PostgreSQL and Redis far more than on the CPU: run several at once.
 TEST_THREADS ?= 6
 
-.PHONY: run test deps build check fmt clippy schema catalog bench clean-data
+.PHONY: run test test-citus deps build check fmt clippy schema catalog bench clean-data
 
 ## Install PostgreSQL and Redis server binaries when missing (Debian/Ubuntu, via apt-get).
 deps:
@@ -19,6 +19,16 @@ test:
 	@bash scripts/install-deps.sh --all
 	$(CARGO) build --workspace --all-targets
 	RUST_TEST_THREADS=$(TEST_THREADS) $(CARGO) test --workspace --no-fail-fast
+
+## The Citus tests, and the end-to-end suites of isolation, authorization, the RLS matrix,
+## presets and audiences, friendships and chat again, on a private Citus cluster (a
+## coordinator and two workers; Citus is built and installed first when missing, see
+## scripts/install-deps.sh and README.md, "Scaling out").
+CITUS_SUITES ?= citus:: isolation:: authz:: db_matrix:: presets:: audience:: friends chat
+test-citus:
+	@bash scripts/install-deps.sh --all --citus
+	$(CARGO) build -p tests --tests
+	TEST_CITUS=1 RUST_TEST_THREADS=$(TEST_THREADS) $(CARGO) test -p tests --test e2e --no-fail-fast -- $(CITUS_SUITES)
 
 ## Formatting, lints and the dependency policy (deny.toml); CI runs it after the tests.
 check:

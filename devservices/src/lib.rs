@@ -1,6 +1,7 @@
-//! Development services, kept out of the `server` library: private PostgreSQL and Redis
-//! servers started from the system's binaries (for `make run` and for the tests: data under a
-//! directory of ours, their own loopback ports, stopped with us), private-mode start-up of
+//! Development services, kept out of the `server` library: private PostgreSQL (one cluster, or
+//! a Citus coordinator with two workers) and Redis servers started from the system's binaries
+//! (for `make run` and for the tests: data under a directory of ours, their own loopback ports,
+//! stopped with us), private-mode start-up of
 //! `server serve` / `migrate` / `seed` / `print-catalog --fresh`, and demo data
 //! (`server seed`).
 //!
@@ -8,6 +9,7 @@
 //! this crate fills them in when none are given.
 
 pub mod catalog;
+mod citus;
 mod postgres;
 mod private_mode;
 mod redis;
@@ -16,7 +18,8 @@ pub mod seed;
 mod serve;
 mod supervisor;
 
-pub use postgres::{PgMode, PrivatePostgres};
+pub use citus::{PrivateCitus, REQUEST_ROLES};
+pub use postgres::{PgExtra, PgMode, PrivatePostgres};
 pub use private_mode::{PrivateServices, ensure_database, grant_login, prepare_private};
 pub use redis::PrivateRedis;
 pub use secrets::Secrets;

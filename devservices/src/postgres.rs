@@ -25,6 +25,17 @@ pub enum PgMode {
     Ephemeral,
 }
 
+/// What a private cluster is given beyond the defaults (a Citus node's library and settings,
+/// its client authentication).
+#[derive(Debug, Clone, Default)]
+pub struct PgExtra {
+    /// `-c name=value` settings on the command line (they win over `postgresql.auto.conf`, so
+    /// an `ALTER SYSTEM` of an extension cannot turn them around).
+    pub settings: Vec<(String, String)>,
+    /// Lines put first into `pg_hba.conf` (the first line that matches a connection decides).
+    pub hba_first: Vec<String>,
+}
+
 /// A running private PostgreSQL cluster; stopped when dropped.
 #[derive(Debug)]
 pub struct PrivatePostgres {
@@ -123,6 +134,26 @@ impl PrivatePostgres {
         mode: PgMode,
         port: u16,
     ) -> Result<Self, PrivateError> {
+        Self::start_with(
+            data_dir,
+            bin_dir,
+            superuser_password,
+            mode,
+            port,
+            &PgExtra::default(),
+        )
+        .await
+    }
+
+    /// The same with `extra` settings and client-authentication lines.
+    pub async fn start_with(
+        data_dir: &Path,
+        bin_dir: Option<&Path>,
+        superuser_password: &str,
+        mode: PgMode,
+        port: u16,
+        extra: &PgExtra,
+    ) -> Result<Self, PrivateError> {
         let bin = find_bin_dir(bin_dir)?;
         let user = run_as()?;
         let parent = data_dir
@@ -138,6 +169,7 @@ impl PrivatePostgres {
         if let Some(running) = running_postmaster(&data_dir) {
             return Err(running);
         }
+        write_hba_first(&data_dir, &extra.hba_first)?;
         let mut command = command_as(bin.join("postgres"), &user, &data_dir);
         command
             .arg("-D")
@@ -150,6 +182,9 @@ impl PrivatePostgres {
                 "unix_socket_directories=",
             ])
             .args(["-c", "max_connections=300", "-c", "logging_collector=off"]);
+        for (name, value) in &extra.settings {
+            command.arg("-c").arg(format!("{name}={value}"));
+        }
         let mut cleanup = None;
         if mode == PgMode::Ephemeral {
             command.args(["-c", "fsync=off", "-c", "synchronous_commit=off"]);
@@ -260,6 +295,38 @@ fn init_cluster(
         )));
     }
     Ok(())
+}
+
+/// Where the lines of [`PgExtra::hba_first`] begin and end in `pg_hba.conf`.
+const HBA_BEGIN: &str = "# devservices: first lines (rewritten at every start)";
+const HBA_END: &str = "# devservices: end of the first lines";
+
+/// Puts `lines` first into the cluster's `pg_hba.conf`, replacing what an earlier start put
+/// there (the file stays the owner's: PostgreSQL only reads it).
+fn write_hba_first(data_dir: &Path, lines: &[String]) -> Result<(), PrivateError> {
+    let path = data_dir.join("pg_hba.conf");
+    let text = fs::read_to_string(&path).map_err(PrivateError::io("read pg_hba.conf"))?;
+    let rest = match (text.find(HBA_BEGIN), text.find(HBA_END)) {
+        (Some(begin), Some(end)) if begin < end => {
+            format!(
+                "{}{}",
+                &text[..begin],
+                &text[end + HBA_END.len()..].trim_start_matches('\n')
+            )
+        }
+        _ => text,
+    };
+    if lines.is_empty() {
+        return fs::write(&path, rest).map_err(PrivateError::io("write pg_hba.conf"));
+    }
+    let mut first = format!("{HBA_BEGIN}\n");
+    for line in lines {
+        first.push_str(line);
+        first.push('\n');
+    }
+    first.push_str(HBA_END);
+    first.push('\n');
+    fs::write(&path, first + rest.as_str()).map_err(PrivateError::io("write pg_hba.conf"))
 }
 
 /// The PostgreSQL already running in `data_dir`, if its `postmaster.pid` names a live process

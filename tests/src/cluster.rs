@@ -1,16 +1,35 @@
-//! The private PostgreSQL cluster and redis-server shared by all tests of one run.
+//! The private PostgreSQL cluster and redis-server shared by all tests of one run. With
+//! `TEST_CITUS=1` in the environment (`make test-citus`) that cluster is a private Citus
+//! cluster (a coordinator and two workers, [`PrivateCitus`]) and every test runs on it; tests
+//! about Citus itself ask for one with [`citus_cluster`] whatever the environment says.
 
 use std::path::{Path, PathBuf};
 
-use devservices::{PgMode, PrivatePostgres, PrivateRedis, Secrets};
+use devservices::{PgMode, PrivateCitus, PrivatePostgres, PrivateRedis, Secrets};
 use sea_orm::ConnectionTrait;
 use tokio::sync::{Mutex, OnceCell};
 
 const TEMPLATE: &str = "app_template";
 
+/// The database servers of a run: one PostgreSQL cluster, or a Citus cluster.
+enum Database {
+    Single(PrivatePostgres),
+    Citus(PrivateCitus),
+}
+
+impl Database {
+    /// Where the server, the migrations and the admin connect.
+    fn entry(&self) -> &PrivatePostgres {
+        match self {
+            Database::Single(postgres) => postgres,
+            Database::Citus(citus) => citus.coordinator(),
+        }
+    }
+}
+
 /// Servers shared by the whole test run; they stop when the test process exits.
 pub struct Cluster {
-    postgres: PrivatePostgres,
+    postgres: Database,
     redis: PrivateRedis,
     secrets: Secrets,
     dir: PathBuf,
@@ -19,6 +38,12 @@ pub struct Cluster {
 }
 
 static CLUSTER: OnceCell<Cluster> = OnceCell::const_new();
+static CITUS_CLUSTER: OnceCell<Cluster> = OnceCell::const_new();
+
+/// Whether the run targets Citus (`TEST_CITUS=1`).
+pub fn targets_citus() -> bool {
+    std::env::var("TEST_CITUS").is_ok_and(|v| !v.is_empty() && v != "0")
+}
 
 /// Roles and their memberships belong to the whole cluster, not to a test's database: a test
 /// that creates roles or runs every migration down and up again holds this, and so does a test
@@ -31,13 +56,26 @@ pub async fn hold_cluster_roles() -> tokio::sync::MutexGuard<'static, ()> {
     CLUSTER_ROLES.lock().await
 }
 
-/// The shared cluster, started (and its template migrated) on first use.
+/// The shared cluster, started (and its template migrated) on first use: a Citus cluster when
+/// the run targets Citus.
 pub async fn cluster() -> anyhow::Result<&'static Cluster> {
-    CLUSTER.get_or_try_init(Cluster::start).await
+    if targets_citus() {
+        return citus_cluster().await;
+    }
+    CLUSTER
+        .get_or_try_init(|| Box::pin(Cluster::start(false)))
+        .await
+}
+
+/// A private Citus cluster shared by the tests that need one, started on first use.
+pub async fn citus_cluster() -> anyhow::Result<&'static Cluster> {
+    CITUS_CLUSTER
+        .get_or_try_init(|| Box::pin(Cluster::start(true)))
+        .await
 }
 
 impl Cluster {
-    async fn start() -> anyhow::Result<Self> {
+    async fn start(citus: bool) -> anyhow::Result<Self> {
         remove_stale_runs();
         let dir = std::env::temp_dir().join(format!(
             "gql-tests-{}-{}",
@@ -46,21 +84,35 @@ impl Cluster {
         ));
         std::fs::create_dir_all(&dir)?;
         let secrets = Secrets::generate();
-        let postgres = PrivatePostgres::start(
-            &dir.join("postgres"),
-            None,
-            &secrets.postgres_superuser_password,
-            PgMode::Ephemeral,
-        )
-        .await?;
+        let postgres = if citus {
+            let citus = PrivateCitus::start(
+                &dir.join("citus"),
+                None,
+                &secrets.postgres_superuser_password,
+                PgMode::Ephemeral,
+            )
+            .await?;
+            citus.prepare_database(TEMPLATE).await?;
+            Database::Citus(citus)
+        } else {
+            let postgres = PrivatePostgres::start(
+                &dir.join("postgres"),
+                None,
+                &secrets.postgres_superuser_password,
+                PgMode::Ephemeral,
+            )
+            .await?;
+            devservices::ensure_database(&postgres.admin_url("postgres"), TEMPLATE).await?;
+            Database::Single(postgres)
+        };
         let redis = PrivateRedis::start(&dir.join("redis"), &secrets.redis_password, false).await?;
-        devservices::ensure_database(&postgres.admin_url("postgres"), TEMPLATE).await?;
-        server::db::migrate(&postgres.admin_url(TEMPLATE)).await?;
-        devservices::grant_login(
-            &postgres.admin_url(TEMPLATE),
-            &secrets.postgres_app_password,
-        )
-        .await?;
+        let entry = postgres.entry();
+        server::db::migrate(&entry.admin_url(TEMPLATE)).await?;
+        devservices::grant_login(&entry.admin_url(TEMPLATE), &secrets.postgres_app_password)
+            .await?;
+        if let Database::Citus(citus) = &postgres {
+            citus.admit_request_roles(TEMPLATE).await?;
+        }
         Ok(Self {
             postgres,
             redis,
@@ -73,8 +125,12 @@ impl Cluster {
     /// A fresh database cloned from the migrated template.
     pub async fn create_database(&self, name: &str) -> anyhow::Result<()> {
         let _guard = self.create_lock.lock().await;
+        let postgres = match &self.postgres {
+            Database::Citus(citus) => return citus.clone_database(TEMPLATE, name).await,
+            Database::Single(postgres) => postgres,
+        };
         let admin = server::db::connect_pool(
-            &self.postgres.admin_url("postgres"),
+            &postgres.admin_url("postgres"),
             1,
             std::time::Duration::from_secs(30),
         )
@@ -96,17 +152,52 @@ impl Cluster {
     /// The pool role's URL for database `db`.
     pub fn app_url(&self, db: &str) -> String {
         self.postgres
+            .entry()
             .url("app_authenticator", &self.secrets.postgres_app_password, db)
     }
 
     /// The URL of `user` with `password` for database `db`.
     pub fn url(&self, user: &str, password: &str, db: &str) -> String {
-        self.postgres.url(user, password, db)
+        self.postgres.entry().url(user, password, db)
     }
 
     /// The superuser's URL for database `db`.
     pub fn admin_url(&self, db: &str) -> String {
-        self.postgres.admin_url(db)
+        self.postgres.entry().admin_url(db)
+    }
+
+    /// The Citus cluster, when this is one.
+    pub fn citus(&self) -> Option<&PrivateCitus> {
+        match &self.postgres {
+            Database::Citus(citus) => Some(citus),
+            Database::Single(_) => None,
+        }
+    }
+
+    /// The URL of `user` with `password` for database `db` on each Citus worker (none on a
+    /// single cluster).
+    pub fn worker_urls(&self, user: &str, password: &str, db: &str) -> Vec<String> {
+        self.citus()
+            .map(|citus| {
+                citus
+                    .workers()
+                    .iter()
+                    .map(|w| w.url(user, password, db))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The pool role's password.
+    pub fn app_password(&self) -> &str {
+        &self.secrets.postgres_app_password
+    }
+
+    /// The superuser's URL for database `db` on each Citus worker (none on a single cluster).
+    pub fn worker_admin_urls(&self, db: &str) -> Vec<String> {
+        self.citus()
+            .map(|citus| citus.workers().iter().map(|w| w.admin_url(db)).collect())
+            .unwrap_or_default()
     }
 
     /// The shared redis-server.

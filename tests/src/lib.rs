@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use server::{RunningServer, config::Config};
 use uuid::Uuid;
 
-pub use cluster::{Cluster, cluster, hold_cluster_roles};
+pub use cluster::{Cluster, citus_cluster, cluster, hold_cluster_roles, targets_citus};
 pub use gql::GqlResponse;
 
 /// The HS256 secret every test server signs with.
@@ -83,6 +83,11 @@ impl TestApp {
         Self::spawn_inner(true, |_| {}).await
     }
 
+    /// A server on a fresh database of the private Citus cluster, whatever the run targets.
+    pub async fn spawn_on_citus() -> anyhow::Result<Self> {
+        Box::pin(Self::spawn_on(citus_cluster().await?, false, |_| {})).await
+    }
+
     /// The same, with the configuration adjusted by `customize` first.
     pub async fn spawn_with_own_redis_and(
         customize: impl FnOnce(&mut Config),
@@ -94,7 +99,15 @@ impl TestApp {
         own_redis: bool,
         customize: impl FnOnce(&mut Config),
     ) -> anyhow::Result<Self> {
-        let cluster = cluster().await?;
+        // Boxed: the server's start-up is a deep future, and callers' futures hold this one.
+        Box::pin(Self::spawn_on(cluster().await?, own_redis, customize)).await
+    }
+
+    async fn spawn_on(
+        cluster: &'static Cluster,
+        own_redis: bool,
+        customize: impl FnOnce(&mut Config),
+    ) -> anyhow::Result<Self> {
         let db_name = format!(
             "t{}_{}",
             std::process::id(),

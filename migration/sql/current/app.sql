@@ -114,17 +114,25 @@ GRANT EXECUTE ON FUNCTION app.identity_is_live(uuid, uuid, text, uuid) TO app_us
 -- user is an active member of that company with that role and its session is live. (Anonymous
 -- requests only `SET LOCAL ROLE app_anon`.) No SET clause on purpose: names are
 -- schema-qualified instead.
+-- The identity is set with `SET LOCAL`, one command each, not with set_config: on Citus, the
+-- SET LOCAL commands of a transaction are repeated on every connection it opens to a worker
+-- (`citus.propagate_set_commands = 'local'`, turned on here for this transaction only: turned
+-- on for the whole server, the SET LOCAL ROLE above, which shares its query text with BEGIN and
+-- this call, would be repeated with all of that text), so that the same policies see the same
+-- identity on the node that holds the rows. On plain PostgreSQL the citus setting is an unused
+-- placeholder and SET LOCAL is what set_config(..., true) is.
 CREATE OR REPLACE FUNCTION app.begin_request(p_user uuid, p_company uuid, p_role text, p_session uuid, p_read_only boolean)
     RETURNS void
     LANGUAGE plpgsql
     AS $$
 BEGIN
+    PERFORM pg_catalog.set_config('citus.propagate_set_commands', 'local', true);
     IF p_read_only THEN
-        PERFORM pg_catalog.set_config('transaction_read_only', 'on', true);
+        SET LOCAL transaction_read_only = on;
     END IF;
-    PERFORM pg_catalog.set_config('app.user_id', p_user::text, true),
-            pg_catalog.set_config('app.company_id', p_company::text, true),
-            pg_catalog.set_config('app.role', p_role, true);
+    EXECUTE pg_catalog.format('SET LOCAL app.user_id = %L', p_user);
+    EXECUTE pg_catalog.format('SET LOCAL app.company_id = %L', p_company);
+    EXECUTE pg_catalog.format('SET LOCAL app.role = %L', p_role);
     IF NOT app.identity_is_live(p_user, p_company, p_role, p_session) THEN
         RAISE EXCEPTION 'the session has ended, or its user is no longer an active member of that company with that role'
             USING ERRCODE = '28000';

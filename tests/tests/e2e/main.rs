@@ -10,6 +10,7 @@ mod chat_crud;
 mod chat_failures;
 mod chat_stranded;
 mod chat_support;
+mod citus;
 mod company_llm;
 mod company_oidc;
 mod cookies;

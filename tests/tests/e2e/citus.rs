@@ -1,0 +1,274 @@
+//! The request pattern on a private Citus cluster (a coordinator and two workers): the caller's
+//! identity reaches the workers, where the same policies decide the same rows; the request
+//! roles reach a worker only with the coordinator's credential, the pool role reaches none; a
+//! statement of one company is a single-shard router query.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use serde_json::Value;
+use tests::{TestApp, TestUser, citus_cluster};
+use uuid::Uuid;
+
+/// A distributed table of the test's own, keyed and policed as tenant tables are.
+const PROBE: &str = "
+    CREATE TABLE citus_probe (
+        company_id uuid NOT NULL,
+        id uuid NOT NULL DEFAULT gen_random_uuid(),
+        note text NOT NULL DEFAULT '',
+        PRIMARY KEY (company_id, id)
+    );
+    ALTER TABLE citus_probe ENABLE ROW LEVEL SECURITY;
+    ALTER TABLE citus_probe FORCE ROW LEVEL SECURITY;
+    CREATE POLICY citus_probe_company ON citus_probe TO app_user
+        USING (company_id = app.current_company_id() AND app.current_user_id() IS NOT NULL)
+        WITH CHECK (company_id = app.current_company_id());
+    GRANT SELECT, INSERT, UPDATE, DELETE ON citus_probe TO app_user;
+    SELECT create_distributed_table('citus_probe', 'company_id');
+";
+
+/// Two companies with `rows` probe rows each: (an admin of the first, an admin of the second).
+async fn two_companies(app: &TestApp, rows: usize) -> anyhow::Result<(TestUser, TestUser)> {
+    app.sql(PROBE).await?;
+    let (a, a_admin, _) = app.company_with_users("Acme", 0).await?;
+    let (b, b_admin, _) = app.company_with_users("Globex", 0).await?;
+    for company in [a, b] {
+        app.sql(&format!(
+            "INSERT INTO citus_probe (company_id, note) \
+             SELECT '{company}', 'row ' || n FROM generate_series(1, {rows}) n"
+        ))
+        .await?;
+    }
+    Ok((a_admin, b_admin))
+}
+
+/// The worker that holds `company`'s shard of `table` (its port).
+async fn shard_port(app: &TestApp, table: &str, company: Uuid) -> anyhow::Result<i32> {
+    let row = app
+        .admin
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT p.nodeport FROM pg_dist_shard s JOIN pg_dist_placement pl USING (shardid) \
+             JOIN pg_dist_node p USING (groupid) \
+             WHERE s.logicalrelid = $1::regclass \
+               AND s.shardid = get_shard_id_for_distribution_column($1::regclass, $2)",
+            [table.into(), company.into()],
+        ))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no shard for {company}"))?;
+    Ok(row.try_get("", "nodeport")?)
+}
+
+/// The error of `result`, which must have failed (`what` says what must not have happened).
+fn failure<T: std::fmt::Debug, E: std::fmt::Debug>(
+    result: Result<T, E>,
+    what: &str,
+) -> anyhow::Result<String> {
+    match result {
+        Ok(value) => anyhow::bail!("{what}: it did, {value:?}"),
+        Err(error) => Ok(format!("{error:?}")),
+    }
+}
+
+/// The `company_id` of every probe row `user` sees, read in a request transaction (not through
+/// `query_as`: a whole-row `to_jsonb` over a statement Citus sends to every shard comes back
+/// with its columns named f1, f2, ...).
+async fn companies_seen(app: &TestApp, user: &TestUser) -> anyhow::Result<Vec<String>> {
+    let tx = app.request_tx(user, server::db::Access::ReadOnly).await?;
+    let rows = tx
+        .conn()
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT company_id::text AS company_id FROM citus_probe",
+        ))
+        .await?;
+    tx.commit().await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    rows.iter()
+        .map(|r| r.try_get::<String>("", "company_id").map_err(Into::into))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_callers_identity_decides_the_rows_on_the_workers() -> anyhow::Result<()> {
+    let app = TestApp::spawn_on_citus().await?;
+    let (a_admin, b_admin) = two_companies(&app, 5).await?;
+    // The rows are on the workers, not on the coordinator.
+    let coordinator_port = i32::from(
+        citus_cluster()
+            .await?
+            .citus()
+            .ok_or_else(|| anyhow::anyhow!("not a Citus cluster"))?
+            .coordinator()
+            .port(),
+    );
+    for user in [&a_admin, &b_admin] {
+        assert_ne!(
+            shard_port(&app, "citus_probe", user.company_id).await?,
+            coordinator_port
+        );
+    }
+
+    // What the worker that holds the caller's rows sees: the request role and the caller's
+    // identity, in a read-only transaction.
+    let seen = app
+        .query_as(
+            &a_admin,
+            &format!(
+                "SELECT current_user AS role, current_setting('app.company_id') AS company, \
+                        current_setting('app.user_id') AS user_id, \
+                        current_setting('transaction_read_only') AS read_only, \
+                        inet_server_port() AS port \
+                 FROM citus_probe WHERE company_id = '{}' LIMIT 1",
+                a_admin.company_id
+            ),
+        )
+        .await?;
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0]["role"], "app_user");
+    assert_eq!(seen[0]["company"], a_admin.company_id.to_string());
+    assert_eq!(seen[0]["user_id"], a_admin.id.to_string());
+    assert_eq!(seen[0]["read_only"], "on");
+    assert_eq!(
+        seen[0]["port"],
+        shard_port(&app, "citus_probe", a_admin.company_id).await?
+    );
+
+    // Without a company filter the statement goes to every shard: each worker's policy keeps
+    // the caller's company's rows only.
+    for user in [&a_admin, &b_admin] {
+        let seen = companies_seen(&app, user).await?;
+        assert_eq!(seen, vec![user.company_id.to_string(); 5]);
+    }
+
+    // Asking for the other company's rows by name reaches its shard, and finds nothing there.
+    let other = app
+        .query_as(
+            &a_admin,
+            &format!(
+                "SELECT company_id FROM citus_probe WHERE company_id = '{}'",
+                b_admin.company_id
+            ),
+        )
+        .await?;
+    assert!(other.is_empty(), "{other:?}");
+
+    // Writes: the caller's rows only, and nothing into another company.
+    let updated = app
+        .execute_as(&a_admin, "UPDATE citus_probe SET note = 'touched'")
+        .await?;
+    assert_eq!(updated, 5);
+    let deleted = app
+        .execute_as(
+            &a_admin,
+            &format!(
+                "DELETE FROM citus_probe WHERE company_id = '{}'",
+                b_admin.company_id
+            ),
+        )
+        .await?;
+    assert_eq!(deleted, 0);
+    let error = failure(
+        app.execute_as(
+            &a_admin,
+            &format!(
+                "INSERT INTO citus_probe (company_id) VALUES ('{}')",
+                b_admin.company_id
+            ),
+        )
+        .await,
+        "an insert into another company must fail",
+    )?;
+    assert!(error.contains("row-level security"), "{error:?}");
+    let untouched = app
+        .sql("SELECT 1 FROM citus_probe WHERE note = 'touched'")
+        .await?;
+    assert_eq!(untouched, 5);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_workers_admit_request_roles_with_the_coordinators_credential_only()
+-> anyhow::Result<()> {
+    let app = TestApp::spawn_on_citus().await?;
+    let cluster = citus_cluster().await?;
+    let citus = cluster
+        .citus()
+        .ok_or_else(|| anyhow::anyhow!("not a Citus cluster"))?;
+    let db = &app.db_name;
+    let timeout = Duration::from_secs(10);
+
+    // The pool role logs in on the coordinator, on no worker.
+    assert!(
+        server::db::connect_pool(&cluster.app_url(db), 1, timeout)
+            .await
+            .is_ok()
+    );
+    for url in cluster.worker_urls("app_authenticator", cluster.app_password(), db) {
+        let refused = server::db::connect_pool(&url, 1, timeout).await;
+        assert!(refused.is_err(), "the pool role reached a worker");
+    }
+    // A request role logs in on no worker without the coordinator's password, and never on
+    // the coordinator.
+    for role in devservices::REQUEST_ROLES {
+        for url in cluster.worker_urls(role, cluster.app_password(), db) {
+            let refused = server::db::connect_pool(&url, 1, timeout).await;
+            assert!(
+                refused.is_err(),
+                "{role} reached a worker with another password"
+            );
+        }
+        let refused =
+            server::db::connect_pool(&cluster.url(role, citus.request_password(), db), 1, timeout)
+                .await;
+        assert!(refused.is_err(), "{role} logged in on the coordinator");
+    }
+    // The password is in a catalog only a superuser reads: neither the pool role nor a request
+    // role can.
+    let pool = server::db::connect_pool(&cluster.app_url(db), 1, timeout).await?;
+    let error = failure(
+        pool.query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT authinfo FROM pg_dist_authinfo",
+        ))
+        .await,
+        "the pool role must not read pg_dist_authinfo",
+    )?;
+    assert!(error.contains("permission denied"), "{error:?}");
+    let (_, admin, _) = app.company_with_users("Acme", 0).await?;
+    let error = failure(
+        app.query_as(&admin, "SELECT authinfo FROM pg_dist_authinfo")
+            .await,
+        "a request role must not read pg_dist_authinfo",
+    )?;
+    assert!(error.contains("permission denied"), "{error:?}");
+    // With it, the coordinator's connections get in (which the other test relies on).
+    for url in cluster.worker_urls("app_user", citus.request_password(), db) {
+        let conn = server::db::connect_pool(&url, 1, timeout).await?;
+        let _ = conn.close().await;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_statement_of_one_company_is_one_task() -> anyhow::Result<()> {
+    let app = TestApp::spawn_on_citus().await?;
+    let (a_admin, _) = two_companies(&app, 3).await?;
+    let tx = app
+        .request_tx(&a_admin, server::db::Access::ReadOnly)
+        .await?;
+    let rows = tx
+        .conn()
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            format!(
+                "EXPLAIN (FORMAT JSON) SELECT note FROM citus_probe WHERE company_id = '{}'",
+                a_admin.company_id
+            ),
+        ))
+        .await?;
+    let plan: Value = rows[0].try_get("", "QUERY PLAN")?;
+    let text = plan.to_string();
+    assert!(text.contains("\"Task Count\":1"), "{text}");
+    tx.commit().await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    Ok(())
+}
