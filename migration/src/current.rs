@@ -45,6 +45,7 @@ pub const FILES: &[(&str, &str)] = &[
     current!("conversations.sql"),
     current!("knowledge.sql"),
     current!("messages.sql"),
+    current!("training.sql"),
     current!("user_profiles.sql"),
     current!("audience_users.sql"),
 ];

@@ -27,11 +27,13 @@ pub enum Object {
     Session,
     /// Invitations to join the company.
     Invitation,
+    /// The company's conversations that may be used as training data (`read`: export them).
+    TrainingData,
 }
 
 impl Object {
     /// Every object, in the order tables list them.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Company,
         Self::User,
         Self::Preset,
@@ -41,6 +43,7 @@ impl Object {
         Self::Message,
         Self::Session,
         Self::Invitation,
+        Self::TrainingData,
     ];
 
     /// The name used in policies and messages.
@@ -55,6 +58,7 @@ impl Object {
             Self::Message => "message",
             Self::Session => "session",
             Self::Invitation => "invitation",
+            Self::TrainingData => "training_data",
         }
     }
 
