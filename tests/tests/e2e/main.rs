@@ -55,6 +55,7 @@ mod sql_functions;
 mod sse;
 mod startup;
 mod tokens;
+mod training;
 mod users_admin;
 mod verification;
 mod websocket;
