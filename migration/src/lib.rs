@@ -83,6 +83,7 @@ mod m20261222_001203_invite_links;
 mod m20261223_001300_seal_company_llm_providers;
 mod m20261224_001400_link_sign_in_identities;
 mod m20261224_001401_oidc_addresses_are_verified;
+mod m20261226_001600_share_activities;
 
 /// Runs every migration of this crate, in order.
 pub struct Migrator;
@@ -114,6 +115,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261223_001300_seal_company_llm_providers::Migration),
             Box::new(m20261224_001400_link_sign_in_identities::Migration),
             Box::new(m20261224_001401_oidc_addresses_are_verified::Migration),
+            Box::new(m20261226_001600_share_activities::Migration),
         ]
     }
 }
@@ -142,4 +144,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "audience_bits",
     "company_llm_providers",
     "identities",
+    "activity_kinds",
+    "activities",
+    "activity_shares",
 ];

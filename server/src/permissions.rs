@@ -27,11 +27,15 @@ pub enum Object {
     Session,
     /// Invitations to join the company.
     Invitation,
+    /// Activities people record (one's own; others' as their visibility allows).
+    Activity,
+    /// The company's kinds of activity and their metrics.
+    ActivityKind,
 }
 
 impl Object {
     /// Every object, in the order tables list them.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 11] = [
         Self::Company,
         Self::User,
         Self::Preset,
@@ -41,6 +45,8 @@ impl Object {
         Self::Message,
         Self::Session,
         Self::Invitation,
+        Self::Activity,
+        Self::ActivityKind,
     ];
 
     /// The name used in policies and messages.
@@ -55,6 +61,8 @@ impl Object {
             Self::Message => "message",
             Self::Session => "session",
             Self::Invitation => "invitation",
+            Self::Activity => "activity",
+            Self::ActivityKind => "activity_kind",
         }
     }
 
