@@ -42,6 +42,7 @@ pub const FILES: &[(&str, &str)] = &[
     current!("audience_fields.sql"),
     current!("audience_bits.sql"),
     current!("friendships.sql"),
+    current!("activities.sql"),
     current!("conversations.sql"),
     current!("knowledge.sql"),
     current!("messages.sql"),

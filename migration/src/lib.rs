@@ -83,6 +83,7 @@ mod m20261222_001203_invite_links;
 mod m20261223_001300_seal_company_llm_providers;
 mod m20261224_001400_link_sign_in_identities;
 mod m20261224_001401_oidc_addresses_are_verified;
+mod m20261226_001600_share_activities;
 mod m20261227_001700_conversations_as_training_data;
 
 /// Runs every migration of this crate, in order.
@@ -115,6 +116,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261223_001300_seal_company_llm_providers::Migration),
             Box::new(m20261224_001400_link_sign_in_identities::Migration),
             Box::new(m20261224_001401_oidc_addresses_are_verified::Migration),
+            Box::new(m20261226_001600_share_activities::Migration),
             Box::new(m20261227_001700_conversations_as_training_data::Migration),
         ]
     }
@@ -144,4 +146,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "audience_bits",
     "company_llm_providers",
     "identities",
+    "activity_kinds",
+    "activities",
+    "activity_shares",
 ];

@@ -88,6 +88,7 @@ async fn subjects(app: &TestApp, caller: &TestUser) -> anyhow::Result<Vec<(Strin
                     last_active_at: time(&row["last_active_at"]),
                     is_active: row["is_active"].as_bool().unwrap_or_default(),
                     attributes: row["attributes"].clone(),
+                    activities: Vec::new(),
                 },
             ))
         })
