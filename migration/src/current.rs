@@ -49,6 +49,7 @@ pub const FILES: &[(&str, &str)] = &[
     current!("training.sql"),
     current!("user_profiles.sql"),
     current!("audience_users.sql"),
+    current!("audience_activities.sql"),
 ];
 
 /// Owners of definer objects must be allowed to create in the schema while objects are handed

@@ -85,6 +85,7 @@ mod m20261224_001400_link_sign_in_identities;
 mod m20261224_001401_oidc_addresses_are_verified;
 mod m20261226_001600_share_activities;
 mod m20261227_001700_conversations_as_training_data;
+mod m20261227_001701_audiences_over_activities;
 
 /// Runs every migration of this crate, in order.
 pub struct Migrator;
@@ -118,6 +119,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261224_001401_oidc_addresses_are_verified::Migration),
             Box::new(m20261226_001600_share_activities::Migration),
             Box::new(m20261227_001700_conversations_as_training_data::Migration),
+            Box::new(m20261227_001701_audiences_over_activities::Migration),
         ]
     }
 }

@@ -30,6 +30,7 @@ mod tests;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use uuid::Uuid;
 
 pub use parse::parse;
 
@@ -194,12 +195,23 @@ impl Aggregate {
 /// the metric, except for `count`, which is always a number (0 for none).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ActivityTerm {
+    /// The kind's name, as the company defined it.
     pub kind: String,
+    /// The kind's id (what the SQL matches).
+    pub kind_id: Uuid,
     /// `None` only for `count`: every activity of the kind counts.
     pub metric: Option<String>,
     pub aggregate: Aggregate,
     pub within_last_days: i64,
     pub since: DateTime<Utc>,
+}
+
+/// An activity kind of the company: its metrics, by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivityKind {
+    pub id: Uuid,
+    pub name: String,
+    pub metrics: BTreeMap<String, MetricType>,
 }
 
 /// The type of an activity kind's metric, as far as filters care: only numbers aggregate.
@@ -264,7 +276,8 @@ pub fn valid_field_name(name: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct Registry {
     fields: BTreeMap<String, Field>,
-    activities: BTreeMap<String, BTreeMap<String, MetricType>>,
+    /// By lowercased name (kind names are unique per company whatever their case).
+    activities: BTreeMap<String, ActivityKind>,
 }
 
 impl Registry {
@@ -337,26 +350,17 @@ impl Registry {
         registry
     }
 
-    /// The same, with `kinds` (name, metrics by name) as the activity kinds conditions may name.
-    pub fn with_activity_kinds(
-        mut self,
-        kinds: impl IntoIterator<Item = (String, Vec<(String, MetricType)>)>,
-    ) -> Self {
-        for (kind, metrics) in kinds {
-            self.activities
-                .insert(kind, metrics.into_iter().collect::<BTreeMap<_, _>>());
+    /// The same, with `kinds` as the activity kinds conditions may name.
+    pub fn with_activity_kinds(mut self, kinds: impl IntoIterator<Item = ActivityKind>) -> Self {
+        for kind in kinds {
+            self.activities.insert(kind.name.to_lowercase(), kind);
         }
         self
     }
 
-    /// The metrics of activity kind `kind`, if the company defined it.
-    pub fn activity_kind(&self, kind: &str) -> Option<&BTreeMap<String, MetricType>> {
-        self.activities.get(kind)
-    }
-
-    /// The names of the activity kinds, sorted.
-    pub fn activity_kinds(&self) -> impl Iterator<Item = &str> {
-        self.activities.keys().map(String::as_str)
+    /// The activity kind called `name` (whatever its case), if the company defined it.
+    pub fn activity_kind(&self, name: &str) -> Option<&ActivityKind> {
+        self.activities.get(&name.to_lowercase())
     }
 
     /// The field called `name`.

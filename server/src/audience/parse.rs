@@ -143,7 +143,7 @@ impl Parser<'_> {
         let Some(kind) = object.get("activity").and_then(Value::as_str) else {
             return err(&kind_path, "expected the name of an activity kind (a string)");
         };
-        let Some(metrics) = self.registry.activity_kind(kind) else {
+        let Some(activity_kind) = self.registry.activity_kind(kind) else {
             return err(
                 &kind_path,
                 format!("unknown activity kind `{}`; see `activityKinds`", clip(kind)),
@@ -165,6 +165,8 @@ impl Parser<'_> {
                 ),
             );
         };
+        let kind = activity_kind.name.as_str();
+        let metrics = &activity_kind.metrics;
         let metric_path = format!("{path}.metric");
         let metric = match object.get("metric") {
             None | Some(Value::Null) if aggregate == Aggregate::Count => None,
@@ -216,6 +218,7 @@ impl Parser<'_> {
             ty: FieldType::Number,
             source: Source::Activity(ActivityTerm {
                 kind: kind.to_owned(),
+                kind_id: activity_kind.id,
                 metric,
                 aggregate,
                 within_last_days: days,

@@ -6,7 +6,7 @@ use chrono::{TimeZone, Utc};
 use serde_json::{Value, json};
 
 use super::{
-    FieldType, Filter, MetricType, Registry,
+    ActivityKind, FieldType, Filter, MetricType, Registry,
     eval::{Activity, Subject, matches},
     parse,
     parse::FilterError,
@@ -22,14 +22,20 @@ fn registry() -> Registry {
         ("tags".to_owned(), FieldType::StringList, String::new()),
     ])
     .with_activity_kinds([
-        (
-            "sleep".to_owned(),
-            vec![
+        ActivityKind {
+            id: uuid::Uuid::from_u128(1),
+            name: "Sleep".to_owned(),
+            metrics: [
                 ("score".to_owned(), MetricType::Number),
-                ("mood".to_owned(), MetricType::Other("text".to_owned())),
-            ],
-        ),
-        ("run".to_owned(), vec![("km".to_owned(), MetricType::Number)]),
+                ("mood".to_owned(), MetricType::Other("string".to_owned())),
+            ]
+            .into(),
+        },
+        ActivityKind {
+            id: uuid::Uuid::from_u128(2),
+            name: "run".to_owned(),
+            metrics: [("km".to_owned(), MetricType::Number)].into(),
+        },
     ])
 }
 
@@ -395,12 +401,12 @@ fn on_activity(aggregate: &str, metric: Option<&str>, days: i64, op: &str, value
 fn activity_conditions_aggregate_the_window_of_their_kind() {
     let mut ann = subject(json!({}));
     ann.activities = vec![
-        activity("sleep", 1, json!({"score": 60})),
-        activity("sleep", 10, json!({"score": 80})),
-        activity("sleep", 20, json!({"score": "90"})), // not a number: skipped
-        activity("sleep", 40, json!({"score": 10})),   // outside 30 days
+        activity("Sleep", 1, json!({"score": 60})),
+        activity("Sleep", 10, json!({"score": 80})),
+        activity("Sleep", 20, json!({"score": "90"})), // not a number: skipped
+        activity("Sleep", 40, json!({"score": 10})),   // outside 30 days
         activity("run", 2, json!({"score": 0})),       // another kind
-        activity("sleep", 3, json!({})),               // no score
+        activity("Sleep", 3, json!({})),               // no score
     ];
     let holds = |doc: Value| matches(&ok(doc), &ann);
     assert!(holds(on_activity("avg", Some("score"), 30, "eq", json!(70))));

@@ -2,6 +2,7 @@
 //! database per test. One binary, so the servers are started once per run.
 
 mod audience;
+mod audience_activity;
 mod auth;
 mod authz;
 mod catalog;

@@ -76,7 +76,7 @@ fn cond(condition: &Condition) -> SimpleExpr {
 /// the caller's company), as a correlated subquery, NULL when there is no value; then the test,
 /// FALSE for NULL. The kind, the metric, the window and the values are bound parameters.
 fn activity(term: &ActivityTerm, test: &Test) -> SimpleExpr {
-    let mut values: Vec<Value> = vec![term.kind.clone().into(), term.since.into()];
+    let mut values: Vec<Value> = vec![term.kind_id.into(), term.since.into()];
     let number = |values: &mut Vec<Value>, metric: &str| {
         values.push(metric.to_owned().into());
         let i = values.len();
@@ -103,7 +103,7 @@ fn activity(term: &ActivityTerm, test: &Test) -> SimpleExpr {
     let subject = format!(
         "(SELECT {aggregate} FROM audience_activities a \
           WHERE a.company_id = audience_users.company_id AND a.user_id = audience_users.id \
-            AND a.kind = $1 AND a.occurred_at >= $2)"
+            AND a.kind_id = $1 AND a.occurred_at >= $2)"
     );
     let next = values.len() + 1;
     let (text, mut bound): (String, Vec<Value>) = match test {
