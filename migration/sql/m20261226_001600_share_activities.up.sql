@@ -186,9 +186,9 @@ DROP POLICY IF EXISTS activities_select ON activities;
 CREATE POLICY activities_select ON activities FOR SELECT TO app_user
     USING (company_id = (SELECT app.current_company_id()) AND (SELECT app.may('activity', 'read'))
            AND (user_id = (SELECT app.current_user_id())
-                OR (NOT (user_id = ANY ((SELECT app.activity_blocked_ids())))
+                OR (NOT (user_id = ANY ((SELECT app.activity_blocked_ids())::uuid[]))
                     AND (visibility = 'company'
-                         OR (visibility = 'friends' AND user_id = ANY ((SELECT app.activity_friend_ids())))
+                         OR (visibility = 'friends' AND user_id = ANY ((SELECT app.activity_friend_ids())::uuid[]))
                          OR EXISTS (SELECT 1 FROM activity_shares s
                                     WHERE s.company_id = activities.company_id
                                       AND s.activity_id = activities.id
