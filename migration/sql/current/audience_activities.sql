@@ -20,7 +20,7 @@ FROM activities a
 WHERE a.company_id = (SELECT app.current_company_id())
   AND a.visibility = 'company'
   AND (SELECT app.may('audience', 'read'))
-  AND NOT (a.user_id = ANY ((SELECT app.activity_blocked_ids())));
+  AND NOT (a.user_id = ANY ((SELECT app.activity_blocked_ids())::uuid[]));
 ALTER VIEW audience_activities OWNER TO app_profiles;
 REVOKE ALL ON audience_activities FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_auth;
 GRANT SELECT ON audience_activities TO app_user;
