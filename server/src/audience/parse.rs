@@ -141,12 +141,18 @@ impl Parser<'_> {
         }
         let kind_path = format!("{path}.activity");
         let Some(kind) = object.get("activity").and_then(Value::as_str) else {
-            return err(&kind_path, "expected the name of an activity kind (a string)");
+            return err(
+                &kind_path,
+                "expected the name of an activity kind (a string)",
+            );
         };
         let Some(activity_kind) = self.registry.activity_kind(kind) else {
             return err(
                 &kind_path,
-                format!("unknown activity kind `{}`; see `activityKinds`", clip(kind)),
+                format!(
+                    "unknown activity kind `{}`; see `activityKinds`",
+                    clip(kind)
+                ),
             );
         };
         let aggregate_path = format!("{path}.aggregate");

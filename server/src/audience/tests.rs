@@ -409,23 +409,101 @@ fn activity_conditions_aggregate_the_window_of_their_kind() {
         activity("Sleep", 3, json!({})),               // no score
     ];
     let holds = |doc: Value| matches(&ok(doc), &ann);
-    assert!(holds(on_activity("avg", Some("score"), 30, "eq", json!(70))));
-    assert!(holds(on_activity("avg", Some("score"), 30, "lt", json!(70.5))));
-    assert!(!holds(on_activity("avg", Some("score"), 30, "lt", json!(70))));
-    assert!(holds(on_activity("sum", Some("score"), 30, "eq", json!(140))));
-    assert!(holds(on_activity("min", Some("score"), 30, "eq", json!(60))));
-    assert!(holds(on_activity("max", Some("score"), 30, "eq", json!(80))));
-    assert!(holds(on_activity("max", Some("score"), 60, "between", json!([80, 80]))));
-    assert!(holds(on_activity("min", Some("score"), 60, "eq", json!(10))));
+    assert!(holds(on_activity(
+        "avg",
+        Some("score"),
+        30,
+        "eq",
+        json!(70)
+    )));
+    assert!(holds(on_activity(
+        "avg",
+        Some("score"),
+        30,
+        "lt",
+        json!(70.5)
+    )));
+    assert!(!holds(on_activity(
+        "avg",
+        Some("score"),
+        30,
+        "lt",
+        json!(70)
+    )));
+    assert!(holds(on_activity(
+        "sum",
+        Some("score"),
+        30,
+        "eq",
+        json!(140)
+    )));
+    assert!(holds(on_activity(
+        "min",
+        Some("score"),
+        30,
+        "eq",
+        json!(60)
+    )));
+    assert!(holds(on_activity(
+        "max",
+        Some("score"),
+        30,
+        "eq",
+        json!(80)
+    )));
+    assert!(holds(on_activity(
+        "max",
+        Some("score"),
+        60,
+        "between",
+        json!([80, 80])
+    )));
+    assert!(holds(on_activity(
+        "min",
+        Some("score"),
+        60,
+        "eq",
+        json!(10)
+    )));
     // count: every activity of the kind, or those with the metric.
     assert!(holds(on_activity("count", None, 30, "eq", json!(4))));
-    assert!(holds(on_activity("count", Some("score"), 30, "eq", json!(2))));
+    assert!(holds(on_activity(
+        "count",
+        Some("score"),
+        30,
+        "eq",
+        json!(2)
+    )));
     assert!(holds(on_activity("count", None, 0, "eq", json!(0))));
     // No value without an activity of the metric, but a count is always one.
-    assert!(!holds(on_activity("avg", Some("score"), 0, "exists", Value::Null)));
-    assert!(holds(on_activity("avg", Some("score"), 0, "not_exists", Value::Null)));
-    assert!(!holds(on_activity("avg", Some("score"), 0, "neq", json!(1))));
-    assert!(holds(on_activity("count", Some("score"), 0, "exists", Value::Null)));
+    assert!(!holds(on_activity(
+        "avg",
+        Some("score"),
+        0,
+        "exists",
+        Value::Null
+    )));
+    assert!(holds(on_activity(
+        "avg",
+        Some("score"),
+        0,
+        "not_exists",
+        Value::Null
+    )));
+    assert!(!holds(on_activity(
+        "avg",
+        Some("score"),
+        0,
+        "neq",
+        json!(1)
+    )));
+    assert!(holds(on_activity(
+        "count",
+        Some("score"),
+        0,
+        "exists",
+        Value::Null
+    )));
 }
 
 #[test]
@@ -481,7 +559,11 @@ fn activity_conditions_say_what_is_wrong_and_where() {
     for (condition, want_path, want) in cases {
         let error = fails(json!({"include": {"all": [condition]}}));
         assert_eq!(error.path, want_path, "{condition}");
-        assert!(error.message.contains(want), "{condition}: {}", error.message);
+        assert!(
+            error.message.contains(want),
+            "{condition}: {}",
+            error.message
+        );
     }
 }
 

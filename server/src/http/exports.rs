@@ -76,14 +76,13 @@ async fn start(req: &Request, state: &AppState) -> Result<Response, Response> {
         }
         Err(error) => return Err(error_response(&error)),
     }
-    let params: Params = serde_urlencoded::from_str(req.uri().query().unwrap_or("")).map_err(
-        |e| {
+    let params: Params =
+        serde_urlencoded::from_str(req.uri().query().unwrap_or("")).map_err(|e| {
             error_response(&AppError::bad_input(
                 "query",
                 format!("the query string takes `since` and `until` only: {e}"),
             ))
-        },
-    )?;
+        })?;
     let window = Window::parse(params.since.as_deref(), params.until.as_deref())
         .map_err(|e| error_response(&e))?;
     let share = state

@@ -10,8 +10,7 @@ use chrono::{DateTime, Utc};
 use entity::{companies, conversations};
 use futures_util::Stream;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement,
-    sea_query::Expr,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -275,8 +274,11 @@ mod tests {
 
     #[test]
     fn windows_are_checked_and_round_trip_through_the_url() -> anyhow::Result<()> {
-        let window = Window::parse(Some("2026-01-01T00:00:00Z"), Some("2026-02-01T00:00:00+01:00"))
-            .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+        let window = Window::parse(
+            Some("2026-01-01T00:00:00Z"),
+            Some("2026-02-01T00:00:00+01:00"),
+        )
+        .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
         assert_eq!(
             window.url(),
             "/exports/training-data.jsonl?since=2026-01-01T00%3A00%3A00Z&until=2026-01-31T23%3A00%3A00Z"

@@ -47,7 +47,11 @@ fn max_score(op: &str, value: i64) -> Value {
 /// The ids an audience query answers, after checking its count agrees.
 async fn audience(app: &TestApp, caller: &TestUser, filter: Value) -> anyhow::Result<Vec<String>> {
     let response = app
-        .graphql(Some(&app.token_for(caller)), SIZE_AND_PAGE, json!({ "f": filter }))
+        .graphql(
+            Some(&app.token_for(caller)),
+            SIZE_AND_PAGE,
+            json!({ "f": filter }),
+        )
         .await?;
     let data = response.data()?;
     let ids: Vec<String> = data["audience"]["users"]
@@ -80,14 +84,46 @@ async fn activity_conditions_say_what_is_wrong_and_where() -> anyhow::Result<()>
         json!({"include": {"all": [{"field": "role", "op": "exists"}, c]}})
     };
     let cases = [
-        (json!({"activity": "swim"}), "include.all[1].activity", "unknown activity kind"),
-        (json!({"metric": "depth"}), "include.all[1].metric", "unknown metric"),
-        (json!({"metric": "label"}), "include.all[1].metric", "not a number"),
-        (json!({"aggregate": "median"}), "include.all[1].aggregate", "unknown aggregate"),
-        (json!({"metric": null}), "include.all[1].metric", "needs a number metric"),
-        (json!({"within_last_days": -1}), "include.all[1].within_last_days", "days"),
-        (json!({"op": "starts_with"}), "include.all[1].op", "not valid"),
-        (json!({"value": "low"}), "include.all[1].value", "expected a number"),
+        (
+            json!({"activity": "swim"}),
+            "include.all[1].activity",
+            "unknown activity kind",
+        ),
+        (
+            json!({"metric": "depth"}),
+            "include.all[1].metric",
+            "unknown metric",
+        ),
+        (
+            json!({"metric": "label"}),
+            "include.all[1].metric",
+            "not a number",
+        ),
+        (
+            json!({"aggregate": "median"}),
+            "include.all[1].aggregate",
+            "unknown aggregate",
+        ),
+        (
+            json!({"metric": null}),
+            "include.all[1].metric",
+            "needs a number metric",
+        ),
+        (
+            json!({"within_last_days": -1}),
+            "include.all[1].within_last_days",
+            "days",
+        ),
+        (
+            json!({"op": "starts_with"}),
+            "include.all[1].op",
+            "not valid",
+        ),
+        (
+            json!({"value": "low"}),
+            "include.all[1].value",
+            "expected a number",
+        ),
     ];
     for (changes, path, message) in cases {
         let filter = condition(changes.clone());
@@ -95,13 +131,20 @@ async fn activity_conditions_say_what_is_wrong_and_where() -> anyhow::Result<()>
             .graphql(Some(&token), SIZE_AND_PAGE, json!({ "f": filter }))
             .await?;
         assert_eq!(response.error_code(), Some("BAD_USER_INPUT"), "{changes}");
-        assert_eq!(response.body["errors"][0]["extensions"]["path"], path, "{changes}");
+        assert_eq!(
+            response.body["errors"][0]["extensions"]["path"], path,
+            "{changes}"
+        );
         let text = response.error_message().unwrap_or_default();
         assert!(text.contains(message), "{changes}: {text}");
     }
     // The example of the documentation is valid.
     let ok = app
-        .graphql(Some(&token), SIZE_AND_PAGE, json!({ "f": condition(json!({})) }))
+        .graphql(
+            Some(&token),
+            SIZE_AND_PAGE,
+            json!({ "f": condition(json!({})) }),
+        )
         .await?;
     assert_eq!(ok.data()?["audienceSize"], 0);
     Ok(())
@@ -131,8 +174,15 @@ async fn audiences_aggregate_only_what_is_shared_with_the_company() -> anyhow::R
     let ann_id = ann.id.to_string();
     let bob_id = bob.id.to_string();
     for caller in [&admin, member] {
-        assert_eq!(audience(&app, caller, max_score("eq", 50)).await?, [ann_id.clone()]);
-        assert!(audience(&app, caller, max_score("gte", 90)).await?.is_empty());
+        assert_eq!(
+            audience(&app, caller, max_score("eq", 50)).await?,
+            [ann_id.clone()]
+        );
+        assert!(
+            audience(&app, caller, max_score("gte", 90))
+                .await?
+                .is_empty()
+        );
         let mut both = audience(&app, caller, max_score("gte", 50)).await?;
         both.sort();
         let mut want = vec![ann_id.clone(), bob_id.clone()];
@@ -142,7 +192,10 @@ async fn audiences_aggregate_only_what_is_shared_with_the_company() -> anyhow::R
     // PostgreSQL alone: the view requests read holds the company's shared activities only.
     for caller in [&admin, member] {
         let rows = app
-            .query_as(caller, "SELECT user_id, metrics FROM audience_activities ORDER BY metrics ->> 'score'")
+            .query_as(
+                caller,
+                "SELECT user_id, metrics FROM audience_activities ORDER BY metrics ->> 'score'",
+            )
             .await?;
         assert_eq!(
             rows,

@@ -137,7 +137,10 @@ async fn export(
 /// first user message names the conversation. Fails on a duplicate.
 fn by_title(body: &str) -> anyhow::Result<BTreeMap<String, Vec<Value>>> {
     let mut lines = BTreeMap::new();
-    anyhow::ensure!(body.is_empty() || body.ends_with('\n'), "the last line is cut");
+    anyhow::ensure!(
+        body.is_empty() || body.ends_with('\n'),
+        "the last line is cut"
+    );
     for line in body.lines() {
         let value: Value = serde_json::from_str(line)
             .map_err(|e| anyhow::anyhow!("not a JSON line ({e}): {line}"))?;
@@ -177,7 +180,11 @@ fn check(
             .strip_prefix(prefix)
             .and_then(|g| g.parse().ok())
             .ok_or_else(|| anyhow::anyhow!("a conversation not of this company: {title}"))?;
-        anyhow::ensure!(expected.contains(&g), "{title} ({:?}) should not be exported", kind(g));
+        anyhow::ensure!(
+            expected.contains(&g),
+            "{title} ({:?}) should not be exported",
+            kind(g)
+        );
         assert_eq!(messages, &expected_messages(title, g), "{title}");
     }
     anyhow::ensure!(
@@ -289,7 +296,10 @@ async fn admins_export_the_allowed_conversations_line_by_line_and_nobody_else_do
         .send()
         .await?;
     assert_eq!(response.status().as_u16(), 200);
-    assert_eq!(by_title(&response.text().await?)?.len(), lines_now(&app, &admin).await?);
+    assert_eq!(
+        by_title(&response.text().await?)?.len(),
+        lines_now(&app, &admin).await?
+    );
     Ok(())
 }
 
@@ -316,7 +326,10 @@ async fn postgresql_returns_the_export_only_to_who_may_export_and_casbin_refuses
     let seen = app
         .query_as(
             &members[0],
-            &format!("SELECT id FROM conversations WHERE user_id = '{}'", members[1].id),
+            &format!(
+                "SELECT id FROM conversations WHERE user_id = '{}'",
+                members[1].id
+            ),
         )
         .await?;
     assert!(seen.is_empty());
@@ -329,7 +342,10 @@ async fn postgresql_returns_the_export_only_to_who_may_export_and_casbin_refuses
              AND 'app_auth' = ANY (roles)",
         )
         .await?;
-    assert_eq!(policies, [json!({ "policyname": "conversations_training_export" })]);
+    assert_eq!(
+        policies,
+        [json!({ "policyname": "conversations_training_export" })]
+    );
 
     // PostgreSQL would let members export once the database grants it; Casbin still refuses.
     app.sql("INSERT INTO app.builtin_grants (role, object, action) VALUES ('member', 'training_data', 'read')")
@@ -373,8 +389,8 @@ const SET: &str = "mutation($id: ID!, $allowed: Boolean) {
   setConversationTraining(id: $id, allowed: $allowed) { id trainingChoice trainingAllowed } }";
 
 #[tokio::test]
-async fn people_choose_for_their_own_conversations_while_the_company_lets_them() -> anyhow::Result<()>
-{
+async fn people_choose_for_their_own_conversations_while_the_company_lets_them()
+-> anyhow::Result<()> {
     let app = TestApp::spawn().await?;
     let (_, admin, members) = app.company_with_users("Acme", 2).await?;
     let token = app.token_for(&members[0]);
@@ -399,7 +415,11 @@ async fn people_choose_for_their_own_conversations_while_the_company_lets_them()
     );
     // Someone else's conversation does not exist for them.
     let theirs = app
-        .graphql(Some(&app.token_for(&members[1])), SET, json!({ "id": id, "allowed": false }))
+        .graphql(
+            Some(&app.token_for(&members[1])),
+            SET,
+            json!({ "id": id, "allowed": false }),
+        )
         .await?;
     assert_eq!(theirs.error_code(), Some("NOT_FOUND"));
     // Only who may update the company sets its policy.
@@ -408,9 +428,13 @@ async fn people_choose_for_their_own_conversations_while_the_company_lets_them()
         .graphql(Some(&token), policy, json!({ "d": true, "u": true }))
         .await?;
     assert_eq!(refused.error_code(), Some("FORBIDDEN"));
-    app.graphql(Some(&app.token_for(&admin)), policy, json!({ "d": false, "u": false }))
-        .await?
-        .data()?;
+    app.graphql(
+        Some(&app.token_for(&admin)),
+        policy,
+        json!({ "d": false, "u": false }),
+    )
+    .await?
+    .data()?;
     let read = app
         .graphql(
             Some(&token),

@@ -193,9 +193,7 @@ impl Conversation {
     async fn training_allowed(&self, ctx: &Context<'_>) -> AppResult<bool> {
         let principal = principal(ctx)?.clone();
         let policy = scope(ctx)?
-            .read(|tx| {
-                Box::pin(async move { training::policy(tx.conn(), &principal).await })
-            })
+            .read(|tx| Box::pin(async move { training::policy(tx.conn(), &principal).await }))
             .await?;
         Ok(policy.allows(self.training_choice))
     }

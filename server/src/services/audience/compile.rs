@@ -89,7 +89,9 @@ fn activity(term: &ActivityTerm, test: &Test) -> SimpleExpr {
     };
     let aggregate = match (&term.metric, term.aggregate) {
         (None, _) => "count(*)::float8".to_owned(),
-        (Some(metric), Aggregate::Count) => format!("count({})::float8", number(&mut values, metric)),
+        (Some(metric), Aggregate::Count) => {
+            format!("count({})::float8", number(&mut values, metric))
+        }
         (Some(metric), aggregate) => {
             let name = match aggregate {
                 Aggregate::Avg => "avg",
@@ -109,8 +111,14 @@ fn activity(term: &ActivityTerm, test: &Test) -> SimpleExpr {
     let (text, mut bound): (String, Vec<Value>) = match test {
         Test::Exists => (format!("{subject} IS NOT NULL"), vec![]),
         Test::NotExists => (format!("{subject} IS NULL"), vec![]),
-        Test::Eq(v) => (format!("COALESCE({subject} = ${next}, false)"), vec![value(v)]),
-        Test::Neq(v) => (format!("COALESCE({subject} <> ${next}, false)"), vec![value(v)]),
+        Test::Eq(v) => (
+            format!("COALESCE({subject} = ${next}, false)"),
+            vec![value(v)],
+        ),
+        Test::Neq(v) => (
+            format!("COALESCE({subject} <> ${next}, false)"),
+            vec![value(v)],
+        ),
         Test::In(vs) | Test::NotIn(vs) => {
             let not = if matches!(test, Test::NotIn(_)) {
                 "NOT "

@@ -71,7 +71,7 @@ async fn add_activities(app: &TestApp, company: uuid::Uuid, which: &str) -> anyh
     app.sql(&format!(
         r#"INSERT INTO activities (company_id, user_id, kind_id, occurred_at, metrics, visibility)
            SELECT u.company_id, u.id, k.id,
-                  now() - make_interval(days => (g * 7 + i * 11) % 70, hours => 1),
+                  now() - make_interval(days => ((g * 7 + i * 11) % 70)::int, hours => 1),
                   CASE WHEN k.name = 'Run' THEN jsonb_build_object('km', (g + i) % 12)
                        ELSE jsonb_strip_nulls(jsonb_build_object(
                               'score', (ARRAY[40, 50, 60, 70, 80, 90, 100, NULL])[1 + (g * 3 + i) % 8],
@@ -95,9 +95,7 @@ async fn activity_kinds(app: &TestApp, company: uuid::Uuid) -> anyhow::Result<Ve
         &app.admin,
         sea_orm::Statement::from_string(
             sea_orm::DbBackend::Postgres,
-            format!(
-                "SELECT id, name, metrics FROM activity_kinds WHERE company_id = '{company}'"
-            ),
+            format!("SELECT id, name, metrics FROM activity_kinds WHERE company_id = '{company}'"),
         ),
     )
     .await?;
@@ -285,8 +283,14 @@ fn conditions() -> Vec<Value> {
 /// Conditions over the seeded activities: every aggregate, windows that cut through them, every
 /// number operator.
 fn activity_conditions() -> Vec<Value> {
-    let a = |kind: &str, metric: Option<&str>, aggregate: &str, days: i64, op: &str, value: Value| {
-        let mut c = json!({"activity": kind, "aggregate": aggregate, "within_last_days": days, "op": op});
+    let a = |kind: &str,
+             metric: Option<&str>,
+             aggregate: &str,
+             days: i64,
+             op: &str,
+             value: Value| {
+        let mut c =
+            json!({"activity": kind, "aggregate": aggregate, "within_last_days": days, "op": op});
         if let Some(metric) = metric {
             c["metric"] = json!(metric);
         }
@@ -302,13 +306,27 @@ fn activity_conditions() -> Vec<Value> {
         a("sleep", Some("score"), "avg", 20, "exists", Value::Null),
         a("sleep", Some("score"), "avg", 20, "not_exists", Value::Null),
         a("sleep", Some("score"), "sum", 30, "gt", json!(100)),
-        a("sleep", Some("score"), "sum", 70, "between", json!([100, 250])),
+        a(
+            "sleep",
+            Some("score"),
+            "sum",
+            70,
+            "between",
+            json!([100, 250]),
+        ),
         a("sleep", Some("score"), "min", 45, "lte", json!(50)),
         a("sleep", Some("score"), "max", 60, "eq", json!(90)),
         a("sleep", Some("score"), "max", 60, "neq", json!(90)),
         a("sleep", Some("score"), "min", 60, "in", json!([40, 60])),
         a("sleep", Some("score"), "max", 60, "not_in", json!([100])),
-        a("sleep", Some("duration_min"), "max", 60, "between", json!([300, 480])),
+        a(
+            "sleep",
+            Some("duration_min"),
+            "max",
+            60,
+            "between",
+            json!([300, 480]),
+        ),
         a("sleep", Some("duration_min"), "avg", 35, "gt", json!(420)),
         a("sleep", Some("score"), "count", 30, "lt", json!(2)),
         a("SLEEP", None, "count", 60, "eq", json!(0)),
