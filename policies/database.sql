@@ -49,8 +49,11 @@ ALTER DEFAULT PRIVILEGES FOR ROLE <owner> REVOKE EXECUTE ON FUNCTIONS FROM PUBLI
 ALTER TABLE activities OWNER TO <owner>;
 ALTER TABLE activities ENABLE ROW LEVEL SECURITY;
 ALTER TABLE activities FORCE ROW LEVEL SECURITY;
+GRANT SELECT ON activities TO app_profiles;
 GRANT SELECT, INSERT, DELETE ON activities TO app_user;
 GRANT UPDATE (occurred_at, metrics, note, visibility) ON activities TO app_user;
+CREATE POLICY activities_audience ON activities AS PERMISSIVE FOR SELECT TO app_profiles
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND visibility = 'company'::text);
 CREATE POLICY activities_delete ON activities AS PERMISSIVE FOR DELETE TO app_user
     USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('activity'::text, 'delete'::text) AS may) AND user_id = (( SELECT app.current_user_id() AS current_user_id)));
 CREATE POLICY activities_insert ON activities AS PERMISSIVE FOR INSERT TO app_user
@@ -139,7 +142,7 @@ ALTER TABLE companies ENABLE ROW LEVEL SECURITY;
 ALTER TABLE companies FORCE ROW LEVEL SECURITY;
 GRANT SELECT, INSERT, UPDATE ON companies TO app_auth;
 GRANT SELECT ON companies TO app_user;
-GRANT UPDATE (name) ON companies TO app_user;
+GRANT UPDATE (name, training_default_allowed, training_users_may_change) ON companies TO app_user;
 CREATE POLICY companies_definer ON companies AS PERMISSIVE FOR ALL TO app_auth
     USING (true)
     WITH CHECK (true);
@@ -194,6 +197,7 @@ CREATE TRIGGER company_llm_providers_touch_updated_at BEFORE UPDATE ON company_l
 ALTER TABLE conversations OWNER TO <owner>;
 ALTER TABLE conversations ENABLE ROW LEVEL SECURITY;
 ALTER TABLE conversations FORCE ROW LEVEL SECURITY;
+GRANT SELECT ON conversations TO app_auth;
 GRANT SELECT, INSERT, UPDATE, DELETE ON conversations TO app_user;
 CREATE POLICY conversations_delete ON conversations AS PERMISSIVE FOR DELETE TO app_user
     USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('conversation'::text, 'delete'::text) AS may));
@@ -201,10 +205,13 @@ CREATE POLICY conversations_insert ON conversations AS PERMISSIVE FOR INSERT TO 
     WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('conversation'::text, 'create'::text) AS may));
 CREATE POLICY conversations_select ON conversations AS PERMISSIVE FOR SELECT TO app_user
     USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('conversation'::text, 'read'::text) AS may));
+CREATE POLICY conversations_training_export ON conversations AS PERMISSIVE FOR SELECT TO app_auth
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('training_data'::text, 'read'::text) AS may));
 CREATE POLICY conversations_update ON conversations AS PERMISSIVE FOR UPDATE TO app_user
     USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('conversation'::text, 'update'::text) AS may))
     WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)));
 CREATE TRIGGER conversations_touch_updated_at BEFORE UPDATE ON conversations FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
+CREATE TRIGGER conversations_training_choice BEFORE INSERT OR UPDATE OF training_allowed ON conversations FOR EACH ROW EXECUTE FUNCTION app.conversations_training_choice();
 
 -- email_verifications (tenant table)
 ALTER TABLE email_verifications OWNER TO <owner>;
@@ -452,6 +459,17 @@ CREATE TRIGGER users_touch_updated_at BEFORE UPDATE ON users FOR EACH ROW EXECUT
 ALTER SEQUENCE messages_seq_seq OWNER TO <owner>;
 
 -- Views: options, owner (whose privileges they read with), grants ==============================
+
+CREATE VIEW audience_activities WITH (security_barrier = true, security_invoker = false) AS
+ SELECT a.company_id,
+    a.user_id,
+    a.kind_id,
+    a.occurred_at,
+    a.metrics
+   FROM activities a
+  WHERE a.company_id = (( SELECT app.current_company_id() AS current_company_id)) AND a.visibility = 'company'::text AND ( SELECT app.may('audience'::text, 'read'::text) AS may) AND NOT (a.user_id = ANY ((( SELECT app.activity_blocked_ids() AS activity_blocked_ids))::uuid[]));
+ALTER VIEW audience_activities OWNER TO app_profiles;
+GRANT SELECT ON audience_activities TO app_user;
 
 CREATE VIEW audience_bitmaps WITH (security_barrier = true, security_invoker = false) AS
  SELECT b.company_id,
@@ -711,6 +729,13 @@ CREATE FUNCTION app.consume_password_reset(p_token_hash text, p_password_hash te
 ALTER FUNCTION app.consume_password_reset(text,text) OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.consume_password_reset(text,text) TO app_anon;
 
+CREATE FUNCTION app.conversations_training_choice()
+    RETURNS trigger
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.conversations_training_choice() OWNER TO app_auth;
+-- EXECUTE: nobody but its owner
+
 CREATE FUNCTION app.create_email_verification(p_user uuid, p_company uuid, p_token_hash text, p_expires_at timestamp with time zone, p_subject text, p_body text)
     RETURNS boolean
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -942,6 +967,13 @@ CREATE FUNCTION app.touch_updated_at()
     LANGUAGE plpgsql VOLATILE SECURITY INVOKER;
 ALTER FUNCTION app.touch_updated_at() OWNER TO <owner>;
 -- EXECUTE: nobody but its owner
+
+CREATE FUNCTION app.training_export(p_since timestamp with time zone, p_until timestamp with time zone)
+    RETURNS SETOF text
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.training_export(timestamp with time zone,timestamp with time zone) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.training_export(timestamp with time zone,timestamp with time zone) TO app_user;
 
 CREATE FUNCTION app.users_guard()
     RETURNS trigger
