@@ -176,7 +176,7 @@ async fn audiences_aggregate_only_what_is_shared_with_the_company() -> anyhow::R
     for caller in [&admin, member] {
         assert_eq!(
             audience(&app, caller, max_score("eq", 50)).await?,
-            [ann_id.clone()]
+            std::slice::from_ref(&ann_id)
         );
         assert!(
             audience(&app, caller, max_score("gte", 90))
@@ -215,7 +215,7 @@ async fn audiences_aggregate_only_what_is_shared_with_the_company() -> anyhow::R
     .await?;
     assert_eq!(
         audience(&app, member, max_score("gte", 50)).await?,
-        [ann_id.clone()]
+        std::slice::from_ref(&ann_id)
     );
     let rows = app
         .query_as(member, "SELECT user_id FROM audience_activities")

@@ -43,12 +43,12 @@ fn kind(g: usize) -> Kind {
 
 /// Whether conversation `g` has a system prompt.
 fn has_system_prompt(g: usize) -> bool {
-    g % 5 == 0
+    g.is_multiple_of(5)
 }
 
 /// Whether conversation `g`'s messages were sent in January (the others in March).
 fn in_january(g: usize) -> bool {
-    g % 12 == 0
+    g.is_multiple_of(12)
 }
 
 /// Seeds `count` conversations titled `<prefix><g>` for `owners` in `company`, as [`kind`]
