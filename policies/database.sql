@@ -45,6 +45,51 @@ ALTER DEFAULT PRIVILEGES FOR ROLE <owner> REVOKE EXECUTE ON FUNCTIONS FROM PUBLI
 
 -- Tables: owner, Row Level Security, grants, policies, triggers ================================
 
+-- activities (tenant table)
+ALTER TABLE activities OWNER TO <owner>;
+ALTER TABLE activities ENABLE ROW LEVEL SECURITY;
+ALTER TABLE activities FORCE ROW LEVEL SECURITY;
+GRANT SELECT ON activities TO app_profiles;
+GRANT SELECT, INSERT, DELETE ON activities TO app_user;
+GRANT UPDATE (occurred_at, metrics, note, visibility) ON activities TO app_user;
+CREATE POLICY activities_audience ON activities AS PERMISSIVE FOR SELECT TO app_profiles
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND visibility = 'company'::text);
+CREATE POLICY activities_delete ON activities AS PERMISSIVE FOR DELETE TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('activity'::text, 'delete'::text) AS may) AND user_id = (( SELECT app.current_user_id() AS current_user_id)));
+CREATE POLICY activities_insert ON activities AS PERMISSIVE FOR INSERT TO app_user
+    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('activity'::text, 'create'::text) AS may) AND user_id = (( SELECT app.current_user_id() AS current_user_id)));
+CREATE POLICY activities_select ON activities AS PERMISSIVE FOR SELECT TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('activity'::text, 'read'::text) AS may) AND (user_id = (( SELECT app.current_user_id() AS current_user_id)) OR NOT (user_id = ANY ((( SELECT app.activity_blocked_ids() AS activity_blocked_ids))::uuid[])) AND (visibility = 'company'::text OR visibility = 'friends'::text AND (user_id = ANY ((( SELECT app.activity_friend_ids() AS activity_friend_ids))::uuid[])) OR (EXISTS ( SELECT 1
+   FROM activity_shares s
+  WHERE s.company_id = activities.company_id AND s.activity_id = activities.id AND s.user_id = (( SELECT app.current_user_id() AS current_user_id)))))));
+CREATE POLICY activities_update ON activities AS PERMISSIVE FOR UPDATE TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('activity'::text, 'update'::text) AS may) AND user_id = (( SELECT app.current_user_id() AS current_user_id)))
+    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)));
+CREATE TRIGGER activities_check_metrics BEFORE INSERT OR UPDATE OF kind_id, metrics ON activities FOR EACH ROW EXECUTE FUNCTION app.activities_check_metrics();
+CREATE TRIGGER activities_touch_updated_at BEFORE UPDATE ON activities FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
+
+-- activity_kinds (tenant table)
+ALTER TABLE activity_kinds OWNER TO <owner>;
+ALTER TABLE activity_kinds ENABLE ROW LEVEL SECURITY;
+ALTER TABLE activity_kinds FORCE ROW LEVEL SECURITY;
+GRANT SELECT, INSERT ON activity_kinds TO app_user;
+CREATE POLICY activity_kinds_insert ON activity_kinds AS PERMISSIVE FOR INSERT TO app_user
+    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('activity_kind'::text, 'create'::text) AS may));
+CREATE POLICY activity_kinds_select ON activity_kinds AS PERMISSIVE FOR SELECT TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('activity_kind'::text, 'read'::text) AS may));
+
+-- activity_shares (tenant table)
+ALTER TABLE activity_shares OWNER TO <owner>;
+ALTER TABLE activity_shares ENABLE ROW LEVEL SECURITY;
+ALTER TABLE activity_shares FORCE ROW LEVEL SECURITY;
+GRANT SELECT, INSERT, DELETE ON activity_shares TO app_user;
+CREATE POLICY activity_shares_delete ON activity_shares AS PERMISSIVE FOR DELETE TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('activity'::text, 'update'::text) AS may) AND owner_id = (( SELECT app.current_user_id() AS current_user_id)));
+CREATE POLICY activity_shares_insert ON activity_shares AS PERMISSIVE FOR INSERT TO app_user
+    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('activity'::text, 'update'::text) AS may) AND owner_id = (( SELECT app.current_user_id() AS current_user_id)));
+CREATE POLICY activity_shares_select ON activity_shares AS PERMISSIVE FOR SELECT TO app_user
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('activity'::text, 'read'::text) AS may) AND (user_id = (( SELECT app.current_user_id() AS current_user_id)) OR owner_id = (( SELECT app.current_user_id() AS current_user_id))));
+
 -- app.builtin_grants
 ALTER TABLE app.builtin_grants OWNER TO <owner>;
 -- Row Level Security is not enabled.
@@ -97,7 +142,7 @@ ALTER TABLE companies ENABLE ROW LEVEL SECURITY;
 ALTER TABLE companies FORCE ROW LEVEL SECURITY;
 GRANT SELECT, INSERT, UPDATE ON companies TO app_auth;
 GRANT SELECT ON companies TO app_user;
-GRANT UPDATE (name) ON companies TO app_user;
+GRANT UPDATE (name, training_default_allowed, training_users_may_change) ON companies TO app_user;
 CREATE POLICY companies_definer ON companies AS PERMISSIVE FOR ALL TO app_auth
     USING (true)
     WITH CHECK (true);
@@ -178,6 +223,7 @@ CREATE TRIGGER company_oidc_providers_touch_updated_at BEFORE UPDATE ON company_
 ALTER TABLE conversations OWNER TO <owner>;
 ALTER TABLE conversations ENABLE ROW LEVEL SECURITY;
 ALTER TABLE conversations FORCE ROW LEVEL SECURITY;
+GRANT SELECT ON conversations TO app_auth;
 GRANT SELECT, INSERT, UPDATE, DELETE ON conversations TO app_user;
 CREATE POLICY conversations_delete ON conversations AS PERMISSIVE FOR DELETE TO app_user
     USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('conversation'::text, 'delete'::text) AS may));
@@ -185,10 +231,13 @@ CREATE POLICY conversations_insert ON conversations AS PERMISSIVE FOR INSERT TO 
     WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('conversation'::text, 'create'::text) AS may));
 CREATE POLICY conversations_select ON conversations AS PERMISSIVE FOR SELECT TO app_user
     USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('conversation'::text, 'read'::text) AS may));
+CREATE POLICY conversations_training_export ON conversations AS PERMISSIVE FOR SELECT TO app_auth
+    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('training_data'::text, 'read'::text) AS may));
 CREATE POLICY conversations_update ON conversations AS PERMISSIVE FOR UPDATE TO app_user
     USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('conversation'::text, 'update'::text) AS may))
     WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)));
 CREATE TRIGGER conversations_touch_updated_at BEFORE UPDATE ON conversations FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
+CREATE TRIGGER conversations_training_choice BEFORE INSERT OR UPDATE OF training_allowed ON conversations FOR EACH ROW EXECUTE FUNCTION app.conversations_training_choice();
 
 -- email_verifications (tenant table)
 ALTER TABLE email_verifications OWNER TO <owner>;
@@ -437,6 +486,17 @@ ALTER SEQUENCE messages_seq_seq OWNER TO <owner>;
 
 -- Views: options, owner (whose privileges they read with), grants ==============================
 
+CREATE VIEW audience_activities WITH (security_barrier = true, security_invoker = false) AS
+ SELECT a.company_id,
+    a.user_id,
+    a.kind_id,
+    a.occurred_at,
+    a.metrics
+   FROM activities a
+  WHERE a.company_id = (( SELECT app.current_company_id() AS current_company_id)) AND a.visibility = 'company'::text AND ( SELECT app.may('audience'::text, 'read'::text) AS may) AND NOT (a.user_id = ANY ((( SELECT app.activity_blocked_ids() AS activity_blocked_ids))::uuid[]));
+ALTER VIEW audience_activities OWNER TO app_profiles;
+GRANT SELECT ON audience_activities TO app_user;
+
 CREATE VIEW audience_bitmaps WITH (security_barrier = true, security_invoker = false) AS
  SELECT b.company_id,
     b.term,
@@ -574,6 +634,39 @@ CREATE FUNCTION app.accept_invite_link(p_token_hash text, p_user uuid, p_email t
 ALTER FUNCTION app.accept_invite_link(text,uuid,text,text,text) OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.accept_invite_link(text,uuid,text,text,text) TO app_anon;
 
+CREATE FUNCTION app.activities_check_metrics()
+    RETURNS trigger
+    LANGUAGE plpgsql VOLATILE SECURITY INVOKER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.activities_check_metrics() OWNER TO <owner>;
+-- EXECUTE: nobody but its owner
+
+CREATE FUNCTION app.activity_blocked_ids()
+    RETURNS uuid[]
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.activity_blocked_ids() OWNER TO app_profiles;
+GRANT EXECUTE ON FUNCTION app.activity_blocked_ids() TO app_user;
+
+CREATE FUNCTION app.activity_friend_ids()
+    RETURNS uuid[]
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.activity_friend_ids() OWNER TO app_profiles;
+GRANT EXECUTE ON FUNCTION app.activity_friend_ids() TO app_user;
+
+CREATE FUNCTION app.activity_metric_definitions_valid(p jsonb)
+    RETURNS boolean
+    LANGUAGE sql IMMUTABLE SECURITY INVOKER PARALLEL SAFE;
+ALTER FUNCTION app.activity_metric_definitions_valid(jsonb) OWNER TO <owner>;
+GRANT EXECUTE ON FUNCTION app.activity_metric_definitions_valid(jsonb) TO app_user;
+
+CREATE FUNCTION app.activity_metrics_problem(p_definitions jsonb, p_metrics jsonb)
+    RETURNS text
+    LANGUAGE sql IMMUTABLE SECURITY INVOKER PARALLEL SAFE;
+ALTER FUNCTION app.activity_metrics_problem(jsonb,jsonb) OWNER TO <owner>;
+GRANT EXECUTE ON FUNCTION app.activity_metrics_problem(jsonb,jsonb) TO app_user;
+
 CREATE FUNCTION app.audience_number(p_value double precision)
     RETURNS text
     LANGUAGE sql IMMUTABLE SECURITY INVOKER PARALLEL SAFE;
@@ -689,6 +782,13 @@ CREATE FUNCTION app.consume_password_reset(p_token_hash text, p_password_hash te
     SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION app.consume_password_reset(text,text) OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.consume_password_reset(text,text) TO app_anon;
+
+CREATE FUNCTION app.conversations_training_choice()
+    RETURNS trigger
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.conversations_training_choice() OWNER TO app_auth;
+-- EXECUTE: nobody but its owner
 
 CREATE FUNCTION app.create_email_verification(p_user uuid, p_company uuid, p_token_hash text, p_expires_at timestamp with time zone, p_subject text, p_body text)
     RETURNS boolean
@@ -935,6 +1035,13 @@ CREATE FUNCTION app.touch_updated_at()
     LANGUAGE plpgsql VOLATILE SECURITY INVOKER;
 ALTER FUNCTION app.touch_updated_at() OWNER TO <owner>;
 -- EXECUTE: nobody but its owner
+
+CREATE FUNCTION app.training_export(p_since timestamp with time zone, p_until timestamp with time zone)
+    RETURNS SETOF text
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.training_export(timestamp with time zone,timestamp with time zone) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.training_export(timestamp with time zone,timestamp with time zone) TO app_user;
 
 CREATE FUNCTION app.users_guard()
     RETURNS trigger

@@ -8,6 +8,10 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     pub name: String,
+    /// Whether a conversation may be used as training data unless its owner chose otherwise.
+    pub training_default_allowed: bool,
+    /// Whether people may choose otherwise, conversation by conversation.
+    pub training_users_may_change: bool,
     pub created_at: DateTimeWithTimeZone,
     pub updated_at: DateTimeWithTimeZone,
 }

@@ -12,6 +12,9 @@ pub struct Model {
     pub user_id: Uuid,
     pub title: String,
     pub system_prompt: Option<String>,
+    /// The owner's choice of whether the conversation may be used as training data; `None`
+    /// follows the company's default (`companies.training_default_allowed`).
+    pub training_allowed: Option<bool>,
     pub created_at: DateTimeWithTimeZone,
     pub updated_at: DateTimeWithTimeZone,
 }

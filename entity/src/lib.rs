@@ -1,5 +1,7 @@
 //! sea-orm entities, one module per table.
 
+pub mod activities;
+pub mod activity_kinds;
 pub mod audience_fields;
 pub mod audience_users;
 pub mod companies;

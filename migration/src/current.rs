@@ -44,11 +44,14 @@ pub const FILES: &[(&str, &str)] = &[
     current!("audience_fields.sql"),
     current!("audience_bits.sql"),
     current!("friendships.sql"),
+    current!("activities.sql"),
     current!("conversations.sql"),
     current!("knowledge.sql"),
     current!("messages.sql"),
+    current!("training.sql"),
     current!("user_profiles.sql"),
     current!("audience_users.sql"),
+    current!("audience_activities.sql"),
 ];
 
 /// Owners of definer objects must be allowed to create in the schema while objects are handed

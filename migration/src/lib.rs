@@ -84,6 +84,9 @@ mod m20261223_001300_seal_company_llm_providers;
 mod m20261224_001400_link_sign_in_identities;
 mod m20261224_001401_oidc_addresses_are_verified;
 mod m20261225_001500_company_oidc_providers;
+mod m20261226_001600_share_activities;
+mod m20261227_001700_conversations_as_training_data;
+mod m20261227_001701_audiences_over_activities;
 mod m20261228_001800_key_tenant_tables_by_company;
 mod m20261228_001801_directories_of_global_keys;
 mod m20261228_001802_tokens_carry_their_company;
@@ -119,6 +122,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261224_001400_link_sign_in_identities::Migration),
             Box::new(m20261224_001401_oidc_addresses_are_verified::Migration),
             Box::new(m20261225_001500_company_oidc_providers::Migration),
+            Box::new(m20261226_001600_share_activities::Migration),
+            Box::new(m20261227_001700_conversations_as_training_data::Migration),
+            Box::new(m20261227_001701_audiences_over_activities::Migration),
             Box::new(m20261228_001800_key_tenant_tables_by_company::Migration),
             Box::new(m20261228_001801_directories_of_global_keys::Migration),
             Box::new(m20261228_001802_tokens_carry_their_company::Migration),
@@ -156,6 +162,9 @@ pub const TENANT_TABLES: &[&str] = &[
     "company_llm_providers",
     "identities",
     "company_oidc_providers",
+    "activity_kinds",
+    "activities",
+    "activity_shares",
 ];
 
 /// Directory tables: what must be unique across companies, keyed by that value, naming the

@@ -27,11 +27,17 @@ pub enum Object {
     Session,
     /// Invitations to join the company.
     Invitation,
+    /// Activities people record (one's own; others' as their visibility allows).
+    Activity,
+    /// The company's kinds of activity and their metrics.
+    ActivityKind,
+    /// The company's conversations that may be used as training data (`read`: export them).
+    TrainingData,
 }
 
 impl Object {
     /// Every object, in the order tables list them.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 12] = [
         Self::Company,
         Self::User,
         Self::Preset,
@@ -41,6 +47,9 @@ impl Object {
         Self::Message,
         Self::Session,
         Self::Invitation,
+        Self::Activity,
+        Self::ActivityKind,
+        Self::TrainingData,
     ];
 
     /// The name used in policies and messages.
@@ -55,6 +64,9 @@ impl Object {
             Self::Message => "message",
             Self::Session => "session",
             Self::Invitation => "invitation",
+            Self::Activity => "activity",
+            Self::ActivityKind => "activity_kind",
+            Self::TrainingData => "training_data",
         }
     }
 

@@ -54,9 +54,11 @@ FROM (VALUES ('member', 0), ('manager', 1), ('admin', 2)) r (role, rank)
 JOIN (VALUES
     ('company', 'read', 0), ('user', 'read', 0), ('user', 'update', 0), ('preset', 'manage', 0),
     ('audience', 'read', 0), ('friendship', 'manage', 0), ('conversation', 'manage', 0),
-    ('message', 'manage', 0), ('session', 'manage', 0),
+    ('message', 'manage', 0), ('session', 'manage', 0), ('activity', 'manage', 0),
+    ('activity_kind', 'read', 0),
     ('audience', 'manage', 1), ('invitation', 'read', 1),
-    ('company', 'manage', 2), ('user', 'manage', 2), ('invitation', 'manage', 2)
+    ('company', 'manage', 2), ('user', 'manage', 2), ('invitation', 'manage', 2),
+    ('activity_kind', 'manage', 2), ('training_data', 'read', 2)
 ) g (object, action, rank) ON g.rank <= r.rank;
 
 REVOKE ALL ON app.builtin_grants FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_auth, app_profiles;

@@ -1,4 +1,6 @@
--- companies: members read their company; who manages it renames it. Created by app.sign_up.
+-- companies: members read their company; who manages it renames it and sets its training-data
+-- policy (the default for conversations, and whether its people may choose otherwise). Created by
+-- app.sign_up.
 -- Re-applied as a whole after the versioned migrations whenever a file of migration/sql/current/
 -- changes (see migration/src/current.rs): every statement must be re-runnable and leave the
 -- same catalog however often it runs.
@@ -7,7 +9,7 @@ ALTER TABLE companies ENABLE ROW LEVEL SECURITY;
 ALTER TABLE companies FORCE ROW LEVEL SECURITY;
 REVOKE ALL ON companies FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_auth, app_profiles;
 GRANT SELECT, INSERT, UPDATE ON companies TO app_auth;
-GRANT SELECT, UPDATE (name) ON companies TO app_user;
+GRANT SELECT, UPDATE (name, training_default_allowed, training_users_may_change) ON companies TO app_user;
 
 DROP POLICY IF EXISTS companies_definer ON companies;
 CREATE POLICY companies_definer ON companies FOR ALL TO app_auth USING (true) WITH CHECK (true);

@@ -8,7 +8,7 @@
 //! to the people the caller may segment (the same people as `audience_users(_admin)`).
 //!
 //! A filter whose every condition is such a fact (equality, lists, presence: everything but
-//! `starts_with`, ordered comparisons and dates in time) is counted as one aggregate over the
+//! `starts_with`, ordered comparisons, dates in time and activity aggregates) is counted as one aggregate over the
 //! bitmaps of its terms, segment by segment: `all` is `&`, `any` is `|`, what is excluded or
 //! negated is `~`, and the result is masked to the visible people (`*`) and popcounted.
 //! [`count`] writes that statement (its SQL and its parameters, plain data the audience service
@@ -159,6 +159,8 @@ fn cond(condition: &Condition, slots: &mut Slots) -> Option<Bits> {
             Test::NotExists => Some(Bits::Nobody),
             _ => None,
         },
+        // An aggregate of activities is no fact of the user's row: the rows count it.
+        Source::Activity(_) => None,
     }
 }
 

@@ -4,7 +4,10 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{Cmp, Condition, FieldType, Filter, Node, Scalar, Source, Test, parse::is_day_shape};
+use super::{
+    ActivityTerm, Aggregate, Cmp, Condition, FieldType, Filter, Node, Scalar, Source, Test,
+    parse::is_day_shape,
+};
 
 /// What a filter looks at in a user.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,6 +18,18 @@ pub struct Subject {
     pub last_active_at: Option<DateTime<Utc>>,
     pub is_active: bool,
     pub attributes: Value,
+    /// The user's activities that the caller may aggregate (those shared with the whole
+    /// company), for activity conditions.
+    pub activities: Vec<Activity>,
+}
+
+/// One activity of a [`Subject`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Activity {
+    pub kind: String,
+    pub occurred_at: DateTime<Utc>,
+    /// Its metrics, a JSON object by metric name.
+    pub metrics: Value,
 }
 
 /// Whether `subject` is in the audience of `filter`.
@@ -58,6 +73,7 @@ fn get<'a>(condition: &Condition, subject: &'a Subject) -> Option<Got<'a>> {
         Source::CreatedAt => Some(Got::Instant(subject.created_at)),
         Source::LastActiveAt => subject.last_active_at.map(Got::Instant),
         Source::IsActive => Some(Got::Bool(subject.is_active)),
+        Source::Activity(term) => activity(term, subject).map(Got::Num),
         Source::Attribute(key) => {
             let value = subject.attributes.get(key)?;
             match (condition.field.ty, value) {
@@ -72,6 +88,32 @@ fn get<'a>(condition: &Condition, subject: &'a Subject) -> Option<Got<'a>> {
             }
         }
     }
+}
+
+/// The number an activity condition tests: see [`ActivityTerm`].
+fn activity(term: &ActivityTerm, subject: &Subject) -> Option<f64> {
+    let activities = subject
+        .activities
+        .iter()
+        .filter(|a| a.kind == term.kind && a.occurred_at >= term.since);
+    let Some(metric) = &term.metric else {
+        return Some(activities.count() as f64);
+    };
+    let values: Vec<f64> = activities
+        .filter_map(|a| a.metrics.get(metric)?.as_f64())
+        .filter(|n| number_holds(*n))
+        .collect();
+    if term.aggregate == Aggregate::Count {
+        return Some(values.len() as f64);
+    }
+    let first = *values.first()?;
+    Some(match term.aggregate {
+        Aggregate::Sum => values.iter().sum(),
+        Aggregate::Avg => values.iter().sum::<f64>() / values.len() as f64,
+        Aggregate::Min => values.iter().copied().fold(first, f64::min),
+        Aggregate::Max => values.iter().copied().fold(first, f64::max),
+        Aggregate::Count => values.len() as f64,
+    })
 }
 
 /// Whether a number has a value: 0, or a magnitude from 1e-307 to 1e308 (what the SQL checks

@@ -13,7 +13,11 @@
 //!   from 1e-307 to 1e308) and compares as that `float8`;
 //! - every operator but `not_exists` is false for a field without a value (so `neq` and
 //!   `not_in` never match users lacking the field; add `not_exists` in an `any` for that);
-//! - an absent `include` means everyone; `exclude` removes whoever matches it.
+//! - an absent `include` means everyone; `exclude` removes whoever matches it;
+//! - an activity condition (`{"activity": "sleep", "metric": "score", "aggregate": "avg",
+//!   "within_last_days": 30, "op": "lt", "value": 70}`) tests a number made of the user's
+//!   activities of that kind in that window, those shared with the whole company only (see
+//!   [`ActivityTerm`]); it takes the number operators.
 
 pub mod bits;
 pub mod cost;
@@ -26,6 +30,7 @@ mod tests;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use uuid::Uuid;
 
 pub use parse::parse;
 
@@ -151,6 +156,72 @@ impl Op {
     }
 }
 
+/// How an activity condition sums up a user's activities of one kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Aggregate {
+    Avg,
+    Sum,
+    Min,
+    Max,
+    /// How many activities (with the metric, when one is named).
+    Count,
+}
+
+impl Aggregate {
+    /// Every aggregate.
+    pub const ALL: [Self; 5] = [Self::Avg, Self::Sum, Self::Min, Self::Max, Self::Count];
+
+    /// The name used in filters.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Avg => "avg",
+            Self::Sum => "sum",
+            Self::Min => "min",
+            Self::Max => "max",
+            Self::Count => "count",
+        }
+    }
+
+    /// Parses an aggregate name; `None` for anything unknown.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == name)
+    }
+}
+
+/// What an activity condition aggregates: the user's activities of `kind` that occurred at or
+/// after `since` (`within_last_days` before the parse's `now`), as the caller may aggregate them
+/// (activities shared with the whole company), their `metric` values (numbers that `float8`
+/// holds; others are skipped) summed up by `aggregate`. The value is absent when no activity has
+/// the metric, except for `count`, which is always a number (0 for none).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ActivityTerm {
+    /// The kind's name, as the company defined it.
+    pub kind: String,
+    /// The kind's id (what the SQL matches).
+    pub kind_id: Uuid,
+    /// `None` only for `count`: every activity of the kind counts.
+    pub metric: Option<String>,
+    pub aggregate: Aggregate,
+    pub within_last_days: i64,
+    pub since: DateTime<Utc>,
+}
+
+/// An activity kind of the company: its metrics, by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivityKind {
+    pub id: Uuid,
+    pub name: String,
+    pub metrics: BTreeMap<String, MetricType>,
+}
+
+/// The type of an activity kind's metric, as far as filters care: only numbers aggregate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetricType {
+    Number,
+    /// Anything else, by its name (for messages).
+    Other(String),
+}
+
 /// Where a field's value comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Source {
@@ -166,6 +237,9 @@ pub enum Source {
     IsActive,
     /// `users.attributes -> <name>`, a field the company declared.
     Attribute(String),
+    /// An aggregate of the user's activities (an activity condition; its field is a number
+    /// named `activity`).
+    Activity(ActivityTerm),
 }
 
 /// A field filters may use.
@@ -197,10 +271,13 @@ pub fn valid_field_name(name: &str) -> bool {
         && !BUILT_IN_FIELDS.contains(&name)
 }
 
-/// The fields of one company: the built-in ones plus those it declared.
+/// The fields of one company: the built-in ones plus those it declared, and the activity kinds
+/// its activity conditions may name, with their metrics.
 #[derive(Debug, Clone)]
 pub struct Registry {
     fields: BTreeMap<String, Field>,
+    /// By lowercased name (kind names are unique per company whatever their case).
+    activities: BTreeMap<String, ActivityKind>,
 }
 
 impl Registry {
@@ -245,7 +322,10 @@ impl Registry {
                 },
             );
         }
-        Self { fields }
+        Self {
+            fields,
+            activities: BTreeMap::new(),
+        }
     }
 
     /// The built-in fields plus `declared` (name, type, description) attribute fields. Invalid
@@ -268,6 +348,19 @@ impl Registry {
             }
         }
         registry
+    }
+
+    /// The same, with `kinds` as the activity kinds conditions may name.
+    pub fn with_activity_kinds(mut self, kinds: impl IntoIterator<Item = ActivityKind>) -> Self {
+        for kind in kinds {
+            self.activities.insert(kind.name.to_lowercase(), kind);
+        }
+        self
+    }
+
+    /// The activity kind called `name` (whatever its case), if the company defined it.
+    pub fn activity_kind(&self, name: &str) -> Option<&ActivityKind> {
+        self.activities.get(&name.to_lowercase())
     }
 
     /// The field called `name`.

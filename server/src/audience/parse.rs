@@ -5,8 +5,9 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::{Map, Value};
 
 use super::{
-    Cmp, Condition, Field, FieldType, Filter, MAX_CONDITIONS, MAX_DAYS, MAX_DEPTH, MAX_LIST_VALUES,
-    MAX_STRING_CHARS, Node, Op, Operators as _, Registry, Scalar, Source, Test,
+    ActivityTerm, Aggregate, Cmp, Condition, Field, FieldType, Filter, MAX_CONDITIONS, MAX_DAYS,
+    MAX_DEPTH, MAX_LIST_VALUES, MAX_STRING_CHARS, MetricType, Node, Op, Operators as _, Registry,
+    Scalar, Source, Test,
 };
 use crate::error::AppError;
 
@@ -104,8 +105,153 @@ impl Parser<'_> {
                     Node::Any(children)
                 })
             }
+            None if object.contains_key("activity") => {
+                self.activity_condition(object, path).map(Node::Cond)
+            }
             None => self.condition(object, path).map(Node::Cond),
         }
+    }
+
+    /// An activity condition: `activity` (a kind), `metric` (a number metric of it; optional for
+    /// `count`), `aggregate`, `within_last_days`, `op` (a number operator) and `value`.
+    fn activity_condition(&mut self, object: &Map<String, Value>, path: &str) -> Result<Condition> {
+        const KEYS: [&str; 6] = [
+            "activity",
+            "metric",
+            "aggregate",
+            "within_last_days",
+            "op",
+            "value",
+        ];
+        if let Some(key) = object.keys().find(|k| !KEYS.contains(&k.as_str())) {
+            return err(
+                &format!("{path}.{key}"),
+                format!(
+                    "unknown key `{key}`; an activity condition has `activity`, `metric`, \
+                     `aggregate`, `within_last_days`, `op` and `value`"
+                ),
+            );
+        }
+        self.conditions += 1;
+        if self.conditions > MAX_CONDITIONS {
+            return err(
+                path,
+                format!("too many conditions: at most {MAX_CONDITIONS}"),
+            );
+        }
+        let kind_path = format!("{path}.activity");
+        let Some(kind) = object.get("activity").and_then(Value::as_str) else {
+            return err(
+                &kind_path,
+                "expected the name of an activity kind (a string)",
+            );
+        };
+        let Some(activity_kind) = self.registry.activity_kind(kind) else {
+            return err(
+                &kind_path,
+                format!(
+                    "unknown activity kind `{}`; see `activityKinds`",
+                    clip(kind)
+                ),
+            );
+        };
+        let aggregate_path = format!("{path}.aggregate");
+        let Some(name) = object.get("aggregate").and_then(Value::as_str) else {
+            return err(
+                &aggregate_path,
+                "expected an aggregate: avg, sum, min, max or count",
+            );
+        };
+        let Some(aggregate) = Aggregate::parse(name) else {
+            return err(
+                &aggregate_path,
+                format!(
+                    "unknown aggregate `{}`; expected one of: avg, sum, min, max, count",
+                    clip(name)
+                ),
+            );
+        };
+        let kind = activity_kind.name.as_str();
+        let metrics = &activity_kind.metrics;
+        let metric_path = format!("{path}.metric");
+        let metric = match object.get("metric") {
+            None | Some(Value::Null) if aggregate == Aggregate::Count => None,
+            None | Some(Value::Null) => {
+                return err(
+                    &metric_path,
+                    format!("`{}` needs a number metric of `{kind}`", aggregate.as_str()),
+                );
+            }
+            Some(Value::String(metric)) => match metrics.get(metric) {
+                Some(MetricType::Number) => Some(metric.clone()),
+                Some(MetricType::Other(ty)) => {
+                    return err(
+                        &metric_path,
+                        format!(
+                            "metric `{}` of `{kind}` is {ty}, not a number: only number metrics \
+                             aggregate",
+                            clip(metric)
+                        ),
+                    );
+                }
+                None => {
+                    let known: Vec<&str> = metrics.keys().map(String::as_str).collect();
+                    return err(
+                        &metric_path,
+                        format!(
+                            "unknown metric `{}` of `{kind}`; it has: {}",
+                            clip(metric),
+                            known.join(", ")
+                        ),
+                    );
+                }
+            },
+            Some(_) => return err(&metric_path, "expected the name of a metric (a string)"),
+        };
+        let days_path = format!("{path}.within_last_days");
+        let Some(days) = object
+            .get("within_last_days")
+            .and_then(Value::as_i64)
+            .filter(|d| (0..=MAX_DAYS).contains(d))
+        else {
+            return err(
+                &days_path,
+                format!("expected a whole number of days, 0 to {MAX_DAYS}"),
+            );
+        };
+        let field = Field {
+            name: "activity".to_owned(),
+            ty: FieldType::Number,
+            source: Source::Activity(ActivityTerm {
+                kind: kind.to_owned(),
+                kind_id: activity_kind.id,
+                metric,
+                aggregate,
+                within_last_days: days,
+                since: self.now - Duration::days(days),
+            }),
+            description: String::new(),
+        };
+        let op_path = format!("{path}.op");
+        let Some(op_name) = object.get("op").and_then(Value::as_str) else {
+            return err(&op_path, "expected an operator (a string)");
+        };
+        let valid = FieldType::Number.operators();
+        let Some(op) = Op::parse(op_name).filter(|op| valid.contains(op)) else {
+            let names: Vec<_> = valid.iter().map(|o| o.as_str()).collect();
+            return err(
+                &op_path,
+                format!(
+                    "operator `{}` is not valid for an activity aggregate (a number); expected \
+                     one of: {}",
+                    clip(op_name),
+                    names.join(", ")
+                ),
+            );
+        };
+        let value = object.get("value").unwrap_or(&Value::Null);
+        let test = self.test(&field, op, value, &format!("{path}.value"))?;
+        Ok(Condition { field, test })
     }
 
     fn children(&mut self, value: &Value, path: &str, depth: usize) -> Result<Vec<Node>> {

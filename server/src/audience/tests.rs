@@ -5,7 +5,12 @@
 use chrono::{TimeZone, Utc};
 use serde_json::{Value, json};
 
-use super::{FieldType, Filter, Registry, eval::Subject, eval::matches, parse, parse::FilterError};
+use super::{
+    ActivityKind, FieldType, Filter, MetricType, Registry,
+    eval::{Activity, Subject, matches},
+    parse,
+    parse::FilterError,
+};
 
 fn registry() -> Registry {
     Registry::with_attributes([
@@ -15,6 +20,22 @@ fn registry() -> Registry {
         ("vip".to_owned(), FieldType::Boolean, String::new()),
         ("renewal".to_owned(), FieldType::Date, String::new()),
         ("tags".to_owned(), FieldType::StringList, String::new()),
+    ])
+    .with_activity_kinds([
+        ActivityKind {
+            id: uuid::Uuid::from_u128(1),
+            name: "Sleep".to_owned(),
+            metrics: [
+                ("score".to_owned(), MetricType::Number),
+                ("mood".to_owned(), MetricType::Other("string".to_owned())),
+            ]
+            .into(),
+        },
+        ActivityKind {
+            id: uuid::Uuid::from_u128(2),
+            name: "run".to_owned(),
+            metrics: [("km".to_owned(), MetricType::Number)].into(),
+        },
     ])
 }
 
@@ -53,6 +74,7 @@ fn subject(attributes: Value) -> Subject {
         last_active_at: None,
         is_active: true,
         attributes,
+        activities: Vec::new(),
     }
 }
 
@@ -352,4 +374,201 @@ fn bitmap_counts_bind_every_term_and_name_only_slots() {
         "contains_all counts its terms: {sql}"
     );
     assert!(sql.contains("(~"), "exclusion and neq negate: {sql}");
+}
+
+fn activity(kind: &str, days_ago: i64, metrics: Value) -> Activity {
+    Activity {
+        kind: kind.to_owned(),
+        occurred_at: now() - chrono::Duration::days(days_ago),
+        metrics,
+    }
+}
+
+fn on_activity(aggregate: &str, metric: Option<&str>, days: i64, op: &str, value: Value) -> Value {
+    let mut condition = json!({
+        "activity": "sleep", "aggregate": aggregate, "within_last_days": days, "op": op
+    });
+    if let Some(metric) = metric {
+        condition["metric"] = json!(metric);
+    }
+    if !value.is_null() {
+        condition["value"] = value;
+    }
+    json!({ "include": { "all": [condition] } })
+}
+
+#[test]
+fn activity_conditions_aggregate_the_window_of_their_kind() {
+    let mut ann = subject(json!({}));
+    ann.activities = vec![
+        activity("Sleep", 1, json!({"score": 60})),
+        activity("Sleep", 10, json!({"score": 80})),
+        activity("Sleep", 20, json!({"score": "90"})), // not a number: skipped
+        activity("Sleep", 40, json!({"score": 10})),   // outside 30 days
+        activity("run", 2, json!({"score": 0})),       // another kind
+        activity("Sleep", 3, json!({})),               // no score
+    ];
+    let holds = |doc: Value| matches(&ok(doc), &ann);
+    assert!(holds(on_activity(
+        "avg",
+        Some("score"),
+        30,
+        "eq",
+        json!(70)
+    )));
+    assert!(holds(on_activity(
+        "avg",
+        Some("score"),
+        30,
+        "lt",
+        json!(70.5)
+    )));
+    assert!(!holds(on_activity(
+        "avg",
+        Some("score"),
+        30,
+        "lt",
+        json!(70)
+    )));
+    assert!(holds(on_activity(
+        "sum",
+        Some("score"),
+        30,
+        "eq",
+        json!(140)
+    )));
+    assert!(holds(on_activity(
+        "min",
+        Some("score"),
+        30,
+        "eq",
+        json!(60)
+    )));
+    assert!(holds(on_activity(
+        "max",
+        Some("score"),
+        30,
+        "eq",
+        json!(80)
+    )));
+    assert!(holds(on_activity(
+        "max",
+        Some("score"),
+        60,
+        "between",
+        json!([80, 80])
+    )));
+    assert!(holds(on_activity(
+        "min",
+        Some("score"),
+        60,
+        "eq",
+        json!(10)
+    )));
+    // count: every activity of the kind, or those with the metric.
+    assert!(holds(on_activity("count", None, 30, "eq", json!(4))));
+    assert!(holds(on_activity(
+        "count",
+        Some("score"),
+        30,
+        "eq",
+        json!(2)
+    )));
+    assert!(holds(on_activity("count", None, 0, "eq", json!(0))));
+    // No value without an activity of the metric, but a count is always one.
+    assert!(!holds(on_activity(
+        "avg",
+        Some("score"),
+        0,
+        "exists",
+        Value::Null
+    )));
+    assert!(holds(on_activity(
+        "avg",
+        Some("score"),
+        0,
+        "not_exists",
+        Value::Null
+    )));
+    assert!(!holds(on_activity(
+        "avg",
+        Some("score"),
+        0,
+        "neq",
+        json!(1)
+    )));
+    assert!(holds(on_activity(
+        "count",
+        Some("score"),
+        0,
+        "exists",
+        Value::Null
+    )));
+}
+
+#[test]
+fn activity_conditions_say_what_is_wrong_and_where() {
+    let path = "include.all[0]";
+    let cases = [
+        (
+            json!({"activity": "swim", "aggregate": "avg", "metric": "km", "within_last_days": 7, "op": "gt", "value": 1}),
+            format!("{path}.activity"),
+            "unknown activity kind",
+        ),
+        (
+            json!({"activity": "sleep", "aggregate": "avg", "metric": "depth", "within_last_days": 7, "op": "gt", "value": 1}),
+            format!("{path}.metric"),
+            "unknown metric",
+        ),
+        (
+            json!({"activity": "sleep", "aggregate": "avg", "metric": "mood", "within_last_days": 7, "op": "gt", "value": 1}),
+            format!("{path}.metric"),
+            "not a number",
+        ),
+        (
+            json!({"activity": "sleep", "aggregate": "median", "metric": "score", "within_last_days": 7, "op": "gt", "value": 1}),
+            format!("{path}.aggregate"),
+            "unknown aggregate",
+        ),
+        (
+            json!({"activity": "sleep", "aggregate": "avg", "within_last_days": 7, "op": "gt", "value": 1}),
+            format!("{path}.metric"),
+            "needs a number metric",
+        ),
+        (
+            json!({"activity": "sleep", "aggregate": "avg", "metric": "score", "op": "gt", "value": 1}),
+            format!("{path}.within_last_days"),
+            "whole number of days",
+        ),
+        (
+            json!({"activity": "sleep", "aggregate": "avg", "metric": "score", "within_last_days": 7, "op": "contains", "value": 1}),
+            format!("{path}.op"),
+            "not valid for an activity aggregate",
+        ),
+        (
+            json!({"activity": "sleep", "aggregate": "avg", "metric": "score", "within_last_days": 7, "op": "gt", "value": "high"}),
+            format!("{path}.value"),
+            "expected a number",
+        ),
+        (
+            json!({"activity": "sleep", "aggregate": "avg", "metric": "score", "within_last_days": 7, "op": "gt", "value": 1, "field": "x"}),
+            format!("{path}.field"),
+            "unknown key",
+        ),
+    ];
+    for (condition, want_path, want) in cases {
+        let error = fails(json!({"include": {"all": [condition]}}));
+        assert_eq!(error.path, want_path, "{condition}");
+        assert!(
+            error.message.contains(want),
+            "{condition}: {}",
+            error.message
+        );
+    }
+}
+
+#[test]
+fn activity_conditions_need_the_rows_not_the_bitmaps() {
+    let filter = ok(on_activity("avg", Some("score"), 30, "lt", json!(70)));
+    assert!(super::bits::count(&filter, uuid::Uuid::nil()).is_none());
 }

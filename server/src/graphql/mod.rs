@@ -17,6 +17,7 @@ mod presets;
 mod roles;
 mod scope_end;
 mod storable;
+pub(crate) mod training;
 pub(crate) mod users;
 
 use std::sync::Arc;
@@ -47,6 +48,7 @@ pub struct QueryRoot(
     presets::PresetQuery,
     audience::AudienceQuery,
     chat::ChatQuery,
+    training::TrainingQuery,
     node::NodeQuery,
 );
 
@@ -64,6 +66,7 @@ pub struct MutationRoot(
     presets::PresetMutation,
     audience::AudienceMutation,
     chat::ChatMutation,
+    training::TrainingMutation,
     llm_provider::LlmProviderMutation,
 );
 

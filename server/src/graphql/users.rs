@@ -91,6 +91,8 @@ impl From<Profile> for User {
 pub struct Company {
     pub id: ID,
     pub name: String,
+    /// Whether its conversations may be used as training data (`setCompanyTrainingPolicy`).
+    pub training_policy: crate::graphql::training::TrainingPolicy,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -99,6 +101,7 @@ impl From<user_service::Company> for Company {
     fn from(m: user_service::Company) -> Self {
         Self {
             id: ID(m.id.to_string()),
+            training_policy: m.training.into(),
             name: m.name,
             created_at: m.created_at,
             updated_at: m.updated_at,

@@ -1,8 +1,9 @@
 //! HTTP routes and middleware: GraphiQL, GraphQL over HTTP, Server-Sent Events and WebSocket,
-//! health and readiness.
+//! the training-data export, health and readiness.
 
 pub mod access;
 mod client_addr;
+mod exports;
 mod graphiql;
 mod graphql;
 mod health;
@@ -44,6 +45,10 @@ pub fn app(state: AppState, schema: AppSchema) -> impl IntoEndpoint {
         .at("/ready", get(health::ready))
         .at("/.well-known/jwks.json", get(jwks::jwks))
         .at("/metrics", get(metrics::endpoint))
+        .at(
+            crate::services::training::EXPORT_PATH,
+            get(exports::training_data),
+        )
         .at("/auth/oidc/:provider/start", get(oidc::start))
         .at("/auth/oidc/:provider/callback", get(oidc::callback));
     route

@@ -9,7 +9,7 @@ pub mod compile;
 use std::collections::HashMap;
 
 use chrono::Utc;
-use entity::{audience_fields, audience_users, user_profiles};
+use entity::{activity_kinds, audience_fields, audience_users, user_profiles};
 use sea_orm::{
     ActiveModelTrait as _,
     ActiveValue::Set,
@@ -25,7 +25,9 @@ use super::{
     presets,
 };
 use crate::{
-    audience::{Field, FieldType, Filter, Registry, bits, cost::Budget, parse},
+    audience::{
+        ActivityKind, Field, FieldType, Filter, MetricType, Registry, bits, cost::Budget, parse,
+    },
     auth::Principal,
     caller::BuiltInRole,
     error::{AppError, AppResult},
@@ -36,19 +38,49 @@ use crate::{
 /// attributes).
 pub use super::users::Profile as Member;
 
-/// The built-in fields plus those `company` declared. A declared field whose stored type is
-/// unknown is an error, never skipped.
+/// The built-in fields plus those `company` declared, and the activity kinds the caller may
+/// read (for activity conditions). A declared field whose stored type is unknown is an error,
+/// never skipped.
 pub async fn registry(conn: &impl ConnectionTrait, company: Uuid) -> AppResult<Registry> {
     let declared = audience_fields::Entity::find()
         .filter(audience_fields::Column::CompanyId.eq(company))
         .order_by_asc(audience_fields::Column::Name)
         .all(conn)
         .await?;
+    let kinds = activity_kinds::Entity::find()
+        .filter(activity_kinds::Column::CompanyId.eq(company))
+        .all(conn)
+        .await?;
     Ok(Registry::with_attributes(
         declared
             .into_iter()
             .map(|f| (f.name, f.r#type, f.description)),
-    ))
+    )
+    .with_activity_kinds(kinds.into_iter().map(activity_kind)))
+}
+
+/// An activity kind as filters see it: its metrics by name, `number` and `integer` ones numbers
+/// (the CHECK of `activity_kinds.metrics` keeps the definitions well-formed).
+fn activity_kind(row: activity_kinds::Model) -> ActivityKind {
+    let metrics = row
+        .metrics
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| {
+            let name = m.get("name")?.as_str()?.to_owned();
+            let ty = match m.get("type")?.as_str()? {
+                "number" | "integer" => MetricType::Number,
+                other => MetricType::Other(other.to_owned()),
+            };
+            Some((name, ty))
+        })
+        .collect();
+    ActivityKind {
+        id: row.id,
+        name: row.name,
+        metrics,
+    }
 }
 
 /// Every field the caller's filters may use: the built-in ones, then the company's own.

@@ -39,6 +39,9 @@ pub struct Conversation {
     pub title: String,
     /// Instructions given to the assistant first, if any.
     pub system_prompt: Option<String>,
+    /// The owner's choice of whether it may be used as training data; `None`: as the
+    /// company's default says.
+    pub training_allowed: Option<bool>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -49,6 +52,7 @@ impl From<conversations::Model> for Conversation {
             id: m.id,
             title: m.title,
             system_prompt: m.system_prompt,
+            training_allowed: m.training_allowed,
             created_at: m.created_at.with_timezone(&Utc),
             updated_at: m.updated_at.with_timezone(&Utc),
         }
@@ -403,6 +407,7 @@ pub async fn create_conversation(
         user_id: Set(principal.user_id),
         title: Set(title),
         system_prompt: Set(system_prompt),
+        training_allowed: NotSet,
         created_at: Set(now),
         updated_at: Set(now),
     }

@@ -19,4 +19,5 @@ pub mod keyset;
 pub mod llm_provider;
 pub mod presets;
 pub mod roles;
+pub mod training;
 pub mod users;

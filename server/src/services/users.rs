@@ -102,6 +102,8 @@ fn unknown_role(name: &str) -> AppError {
 pub struct Company {
     pub id: Uuid,
     pub name: String,
+    /// Whether its conversations may be used as training data.
+    pub training: super::training::Policy,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -110,6 +112,7 @@ impl From<companies::Model> for Company {
     fn from(m: companies::Model) -> Self {
         Self {
             id: m.id,
+            training: super::training::Policy::from(&m),
             name: m.name,
             created_at: m.created_at.with_timezone(&Utc),
             updated_at: m.updated_at.with_timezone(&Utc),

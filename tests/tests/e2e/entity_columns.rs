@@ -38,6 +38,14 @@ async fn every_entity_selects_only_columns_a_request_may_read() -> anyhow::Resul
     for user in [&admin, member] {
         let results = [
             (
+                "activities",
+                select_all_columns::<activities::Entity>(&app, user).await,
+            ),
+            (
+                "activity_kinds",
+                select_all_columns::<activity_kinds::Entity>(&app, user).await,
+            ),
+            (
                 "audience_fields",
                 select_all_columns::<audience_fields::Entity>(&app, user).await,
             ),

@@ -167,6 +167,19 @@ async fn every_tenant_table_is_isolated_by_row_level_security() -> anyhow::Resul
         ))
         .await?;
         app.sql(&format!(
+            "INSERT INTO activity_kinds (company_id, name, metrics) \
+                 VALUES ('{c}', 'sleep', '[{{\"name\": \"score\", \"type\": \"number\"}}]'); \
+             INSERT INTO activities (company_id, user_id, kind_id, occurred_at, metrics, visibility) \
+                 SELECT '{c}', '{u}', k.id, now(), '{{\"score\": 80}}', 'private' \
+                 FROM activity_kinds k WHERE k.company_id = '{c}'; \
+             INSERT INTO activity_shares (company_id, activity_id, user_id, owner_id) \
+                 SELECT '{c}', a.id, m.id, '{u}' FROM activities a, users m \
+                 WHERE a.company_id = '{c}' AND m.company_id = '{c}' AND m.id <> '{u}' LIMIT 1",
+            c = admin.company_id,
+            u = admin.id
+        ))
+        .await?;
+        app.sql(&format!(
             "INSERT INTO friendships (company_id, user_a, user_b, status, requested_by) \
              SELECT u.company_id, LEAST(u.id, '{a}'::uuid), GREATEST(u.id, '{a}'::uuid), 'accepted', '{a}' \
              FROM users u WHERE u.company_id = '{c}' AND u.id <> '{a}' LIMIT 1",

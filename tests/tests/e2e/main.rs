@@ -2,6 +2,7 @@
 //! database per test. One binary, so the servers are started once per run.
 
 mod audience;
+mod audience_activity;
 mod auth;
 mod authz;
 mod catalog;
@@ -58,6 +59,7 @@ mod sql_functions;
 mod sse;
 mod startup;
 mod tokens;
+mod training;
 mod users_admin;
 mod verification;
 mod websocket;

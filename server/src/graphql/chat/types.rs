@@ -21,7 +21,10 @@ use crate::{
     chat::{ChatEvent, MessageData, events as stored},
     error::AppResult,
     paging,
-    services::chat::{self as service, Note},
+    services::{
+        chat::{self as service, Note},
+        training,
+    },
 };
 
 /// Who wrote a message.
@@ -115,6 +118,10 @@ pub struct Conversation {
     pub title: String,
     /// Instructions given to the assistant first, if any (a default one applies otherwise).
     pub system_prompt: Option<String>,
+    /// The owner's choice of whether it may be used as training data
+    /// (`setConversationTraining`); null: as the company's default says. Counts only while the
+    /// company lets its people choose (`Company.trainingPolicy`).
+    pub training_choice: Option<bool>,
     /// When it was started.
     pub created_at: DateTime<Utc>,
     /// When it was last renamed.
@@ -130,6 +137,7 @@ impl From<service::Conversation> for Conversation {
             uuid: m.id,
             title: m.title,
             system_prompt: m.system_prompt,
+            training_choice: m.training_allowed,
             created_at: m.created_at,
             updated_at: m.updated_at,
         }
@@ -180,6 +188,16 @@ connection! {
 
 #[ComplexObject]
 impl Conversation {
+    /// Whether an admin's training-data export (`exportTrainingData`) includes it: the owner's
+    /// choice while the company lets its people choose, else the company's default.
+    async fn training_allowed(&self, ctx: &Context<'_>) -> AppResult<bool> {
+        let principal = principal(ctx)?.clone();
+        let policy = scope(ctx)?
+            .read(|tx| Box::pin(async move { training::policy(tx.conn(), &principal).await }))
+            .await?;
+        Ok(policy.allows(self.training_choice))
+    }
+
     /// The last `last` messages (1 to 100), or the last ones before the cursor `before`,
     /// oldest first.
     /// With `first` (and `after`) instead: the first `first` messages (after the cursor).

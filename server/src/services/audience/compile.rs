@@ -13,7 +13,9 @@
 use sea_orm::sea_query::{Expr, ExprTrait as _, SimpleExpr, Value};
 use serde_json::json;
 
-use crate::audience::{Cmp, Condition, FieldType, Filter, Node, Scalar, Source, Test};
+use crate::audience::{
+    ActivityTerm, Aggregate, Cmp, Condition, FieldType, Filter, Node, Scalar, Source, Test,
+};
 
 /// The SQL of "is in the audience" for one user row; `TRUE` for an empty filter.
 pub fn compile(filter: &Filter) -> SimpleExpr {
@@ -65,7 +67,88 @@ fn cond(condition: &Condition) -> SimpleExpr {
         Source::CreatedAt => column("created_at", false, &condition.test),
         Source::LastActiveAt => column("last_active_at", true, &condition.test),
         Source::IsActive => column("is_active", false, &condition.test),
+        Source::Activity(term) => activity(term, &condition.test),
     }
+}
+
+/// An activity condition: the aggregate of the user's activities the caller may aggregate
+/// (the view `audience_activities`, which shows only those shared with the whole company, of
+/// the caller's company), as a correlated subquery, NULL when there is no value; then the test,
+/// FALSE for NULL. The kind, the metric, the window and the values are bound parameters.
+fn activity(term: &ActivityTerm, test: &Test) -> SimpleExpr {
+    let mut values: Vec<Value> = vec![term.kind_id.into(), term.since.into()];
+    let number = |values: &mut Vec<Value>, metric: &str| {
+        values.push(metric.to_owned().into());
+        let i = values.len();
+        let at = format!("a.metrics -> ${i}");
+        let text = format!("a.metrics ->> ${i}");
+        format!(
+            "CASE WHEN jsonb_typeof({at}) = 'number' THEN CASE WHEN {} THEN ({text})::float8 END END",
+            number_holds(&text)
+        )
+    };
+    let aggregate = match (&term.metric, term.aggregate) {
+        (None, _) => "count(*)::float8".to_owned(),
+        (Some(metric), Aggregate::Count) => {
+            format!("count({})::float8", number(&mut values, metric))
+        }
+        (Some(metric), aggregate) => {
+            let name = match aggregate {
+                Aggregate::Avg => "avg",
+                Aggregate::Sum => "sum",
+                Aggregate::Min => "min",
+                _ => "max",
+            };
+            format!("{name}({})", number(&mut values, metric))
+        }
+    };
+    let subject = format!(
+        "(SELECT {aggregate} FROM audience_activities a \
+          WHERE a.company_id = audience_users.company_id AND a.user_id = audience_users.id \
+            AND a.kind_id = $1 AND a.occurred_at >= $2)"
+    );
+    let next = values.len() + 1;
+    let (text, mut bound): (String, Vec<Value>) = match test {
+        Test::Exists => (format!("{subject} IS NOT NULL"), vec![]),
+        Test::NotExists => (format!("{subject} IS NULL"), vec![]),
+        Test::Eq(v) => (
+            format!("COALESCE({subject} = ${next}, false)"),
+            vec![value(v)],
+        ),
+        Test::Neq(v) => (
+            format!("COALESCE({subject} <> ${next}, false)"),
+            vec![value(v)],
+        ),
+        Test::In(vs) | Test::NotIn(vs) => {
+            let not = if matches!(test, Test::NotIn(_)) {
+                "NOT "
+            } else {
+                ""
+            };
+            let list: Vec<String> = (next..next + vs.len()).map(|i| format!("${i}")).collect();
+            (
+                format!("COALESCE({subject} {not}IN ({}), false)", list.join(", ")),
+                vs.iter().map(value).collect(),
+            )
+        }
+        Test::Compare(cmp, v) => (
+            format!("COALESCE({subject} {} ${next}, false)", op(*cmp)),
+            vec![value(v)],
+        ),
+        Test::Between(low, high) => (
+            format!(
+                "COALESCE({subject} BETWEEN ${next} AND ${}, false)",
+                next + 1
+            ),
+            vec![value(low), value(high)],
+        ),
+        // Not number tests: validation never gives them to an aggregate.
+        Test::StartsWith(_) | Test::ContainsAll(_) | Test::ContainsAny(_) => {
+            return constant(false);
+        }
+    };
+    values.append(&mut bound);
+    sql(text, values)
 }
 
 fn value(scalar: &Scalar) -> Value {

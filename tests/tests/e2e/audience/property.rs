@@ -2,7 +2,10 @@
 //! lists selects exactly what the in-memory evaluation of the same filter selects, both ways of
 //! counting (the bitmaps of `audience_bits`, and the SQL over the users' rows), before and after
 //! writes of every kind, for an admin and for a member (who segments only those who share their
-//! profile, less a blocked pair).
+//! profile, less a blocked pair). Conditions over activities are among them: the evaluator gets
+//! each person's activities from the tables as the superuser reads them, filtered by the rule
+//! (shared with the whole company, never across a block with the caller), so that the view the
+//! SQL reads is checked too.
 
 use std::collections::BTreeSet;
 
@@ -13,8 +16,8 @@ use proptest::{
 };
 use serde_json::{Value, json};
 use server::audience::{
-    FieldType, Registry, bits,
-    eval::{Subject, matches},
+    ActivityKind, FieldType, MetricType, Registry, bits,
+    eval::{Activity, Subject, matches},
     parse,
 };
 use tests::{TestApp, TestUser};
@@ -48,6 +51,82 @@ async fn seed_odd_users(
     Ok(())
 }
 
+/// Two activity kinds for `company`, and 0 to 5 activities for each of its users: odd
+/// visibilities, times inside and outside the windows, metrics missing or present (integers, so
+/// that sums are exact in `float8`, in SQL as in memory).
+async fn seed_activities(app: &TestApp, company: uuid::Uuid) -> anyhow::Result<()> {
+    app.sql(&format!(
+        r#"INSERT INTO activity_kinds (company_id, name, metrics) VALUES
+             ('{company}', 'sleep', '[{{"name": "score", "type": "number"}}, {{"name": "duration_min", "type": "integer", "unit": "min"}}, {{"name": "label", "type": "string"}}]'),
+             ('{company}', 'Run', '[{{"name": "km", "type": "number"}}]')
+           ON CONFLICT DO NOTHING"#
+    ))
+    .await?;
+    add_activities(app, company, "true").await
+}
+
+/// Activities for the users of `company` that `which` (SQL over `u` and `g`, the user's number
+/// in the company) picks.
+async fn add_activities(app: &TestApp, company: uuid::Uuid, which: &str) -> anyhow::Result<()> {
+    app.sql(&format!(
+        r#"INSERT INTO activities (company_id, user_id, kind_id, occurred_at, metrics, visibility)
+           SELECT u.company_id, u.id, k.id,
+                  now() - make_interval(days => ((g * 7 + i * 11) % 70)::int, hours => 1),
+                  CASE WHEN k.name = 'Run' THEN jsonb_build_object('km', (g + i) % 12)
+                       ELSE jsonb_strip_nulls(jsonb_build_object(
+                              'score', (ARRAY[40, 50, 60, 70, 80, 90, 100, NULL])[1 + (g * 3 + i) % 8],
+                              'duration_min', (ARRAY[300, 420, 480, NULL, 510])[1 + (g + i * 2) % 5],
+                              'label', CASE WHEN i % 2 = 0 THEN 'x' END)) END,
+                  (ARRAY['company', 'company', 'friends', 'private', 'company'])[1 + (g + i) % 5]
+           FROM (SELECT u.*, row_number() OVER (ORDER BY u.id) AS g FROM users u
+                 WHERE u.company_id = '{company}') u
+           CROSS JOIN LATERAL generate_series(1, (u.g % 6)::int) i
+           JOIN activity_kinds k ON k.company_id = u.company_id
+                                AND k.name = CASE WHEN i % 3 = 0 THEN 'Run' ELSE 'sleep' END
+           WHERE {which}"#
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The activity kinds of `company`, as the registry of a filter takes them.
+async fn activity_kinds(app: &TestApp, company: uuid::Uuid) -> anyhow::Result<Vec<ActivityKind>> {
+    let rows = sea_orm::ConnectionTrait::query_all_raw(
+        &app.admin,
+        sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            format!("SELECT id, name, metrics FROM activity_kinds WHERE company_id = '{company}'"),
+        ),
+    )
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let metrics: Value = row.try_get("", "metrics")?;
+            Ok(ActivityKind {
+                id: row.try_get("", "id")?,
+                name: row.try_get("", "name")?,
+                metrics: metrics
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|m| {
+                        let ty = match m["type"].as_str() {
+                            Some("number" | "integer") => MetricType::Number,
+                            other => MetricType::Other(other.unwrap_or_default().to_owned()),
+                        };
+                        (m["name"].as_str().unwrap_or_default().to_owned(), ty)
+                    })
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
+/// The registry of `company`'s filters: the declared fields and its activity kinds.
+async fn registry_of(app: &TestApp, company: uuid::Uuid) -> anyhow::Result<Registry> {
+    Ok(registry().with_activity_kinds(activity_kinds(app, company).await?))
+}
+
 fn registry() -> Registry {
     Registry::with_attributes(FIELDS.iter().filter_map(|(name, ty)| {
         FieldType::parse(ty).map(|ty| ((*name).to_owned(), ty, String::new()))
@@ -76,10 +155,49 @@ async fn subjects(app: &TestApp, caller: &TestUser) -> anyhow::Result<Vec<(Strin
             .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
             .map(|t| t.with_timezone(&Utc))
     };
+    // Every activity of the company, as the superuser reads it, with the people in a blocked
+    // pair with the caller: the rule, applied here, decides which ones the caller aggregates.
+    let activities = sea_orm::ConnectionTrait::query_all_raw(
+        &app.admin,
+        sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            format!(
+                "SELECT a.user_id::text AS user_id, k.name, a.occurred_at, a.metrics, a.visibility,
+                        EXISTS (SELECT 1 FROM friendships f
+                                WHERE f.company_id = a.company_id AND f.status = 'blocked'
+                                  AND f.user_a = LEAST(a.user_id, '{me}'::uuid)
+                                  AND f.user_b = GREATEST(a.user_id, '{me}'::uuid)) AS blocked
+                 FROM activities a JOIN activity_kinds k ON k.company_id = a.company_id AND k.id = a.kind_id
+                 WHERE a.company_id = '{company}'",
+                me = caller.id,
+                company = caller.company_id
+            ),
+        ),
+    )
+    .await?;
+    let mut by_user: std::collections::HashMap<String, Vec<Activity>> = Default::default();
+    for row in &activities {
+        let visibility: String = row.try_get("", "visibility")?;
+        let blocked: bool = row.try_get("", "blocked")?;
+        if visibility != "company" || blocked {
+            continue;
+        }
+        let occurred_at: chrono::DateTime<chrono::FixedOffset> = row.try_get("", "occurred_at")?;
+        by_user
+            .entry(row.try_get("", "user_id")?)
+            .or_default()
+            .push(Activity {
+                kind: row.try_get("", "name")?,
+                occurred_at: occurred_at.with_timezone(&Utc),
+                metrics: row.try_get("", "metrics")?,
+            });
+    }
     rows.iter()
         .map(|row| {
+            let id = row["id"].as_str().unwrap_or_default().to_owned();
+            let activities = by_user.remove(&id).unwrap_or_default();
             Ok((
-                row["id"].as_str().unwrap_or_default().to_owned(),
+                id,
                 Subject {
                     role: row["role"].as_str().unwrap_or_default().to_owned(),
                     email: row["email"].as_str().unwrap_or_default().to_owned(),
@@ -88,6 +206,7 @@ async fn subjects(app: &TestApp, caller: &TestUser) -> anyhow::Result<Vec<(Strin
                     last_active_at: time(&row["last_active_at"]),
                     is_active: row["is_active"].as_bool().unwrap_or_default(),
                     attributes: row["attributes"].clone(),
+                    activities,
                 },
             ))
         })
@@ -157,7 +276,64 @@ fn conditions() -> Vec<Value> {
         c("is_active", "eq", json!(true)),
         c("is_active", "neq", json!(true)),
     ]);
+    out.extend(activity_conditions());
     out
+}
+
+/// Conditions over the seeded activities: every aggregate, windows that cut through them, every
+/// number operator.
+fn activity_conditions() -> Vec<Value> {
+    let a = |kind: &str,
+             metric: Option<&str>,
+             aggregate: &str,
+             days: i64,
+             op: &str,
+             value: Value| {
+        let mut c =
+            json!({"activity": kind, "aggregate": aggregate, "within_last_days": days, "op": op});
+        if let Some(metric) = metric {
+            c["metric"] = json!(metric);
+        }
+        if !value.is_null() {
+            c["value"] = value;
+        }
+        c
+    };
+    vec![
+        a("sleep", Some("score"), "avg", 30, "lt", json!(70)),
+        a("sleep", Some("score"), "avg", 60, "gte", json!(65)),
+        a("sleep", Some("score"), "avg", 45, "eq", json!(70)),
+        a("sleep", Some("score"), "avg", 20, "exists", Value::Null),
+        a("sleep", Some("score"), "avg", 20, "not_exists", Value::Null),
+        a("sleep", Some("score"), "sum", 30, "gt", json!(100)),
+        a(
+            "sleep",
+            Some("score"),
+            "sum",
+            70,
+            "between",
+            json!([100, 250]),
+        ),
+        a("sleep", Some("score"), "min", 45, "lte", json!(50)),
+        a("sleep", Some("score"), "max", 60, "eq", json!(90)),
+        a("sleep", Some("score"), "max", 60, "neq", json!(90)),
+        a("sleep", Some("score"), "min", 60, "in", json!([40, 60])),
+        a("sleep", Some("score"), "max", 60, "not_in", json!([100])),
+        a(
+            "sleep",
+            Some("duration_min"),
+            "max",
+            60,
+            "between",
+            json!([300, 480]),
+        ),
+        a("sleep", Some("duration_min"), "avg", 35, "gt", json!(420)),
+        a("sleep", Some("score"), "count", 30, "lt", json!(2)),
+        a("SLEEP", None, "count", 60, "eq", json!(0)),
+        a("sleep", None, "count", 14, "gte", json!(1)),
+        a("Run", Some("km"), "sum", 40, "gte", json!(10)),
+        a("run", None, "count", 70, "gt", json!(1)),
+    ]
 }
 
 /// The conditions the bitmaps count (every condition of the filter must be one of those).
@@ -196,9 +372,10 @@ async fn check(
     app: &TestApp,
     token: &str,
     people: &[(String, Subject)],
+    registry: &Registry,
     doc: Value,
 ) -> Result<(), String> {
-    let filter = parse(&doc, &registry(), Utc::now()).map_err(|e| format!("{doc}: {e:?}"))?;
+    let filter = parse(&doc, registry, Utc::now()).map_err(|e| format!("{doc}: {e:?}"))?;
     let expected: BTreeSet<&str> = people
         .iter()
         .filter(|(_, s)| matches(&filter, s))
@@ -240,8 +417,9 @@ async fn property(
     cases: u32,
 ) -> anyhow::Result<()> {
     let people = subjects(app, caller).await?;
+    let registry = registry_of(app, caller.company_id).await?;
     let token = app.token_for(caller);
-    check(app, &token, &people, json!({}))
+    check(app, &token, &people, &registry, json!({}))
         .await
         .map_err(anyhow::Error::msg)?;
     let handle = tokio::runtime::Handle::current();
@@ -253,7 +431,7 @@ async fn property(
     let outcome = tokio::task::block_in_place(|| {
         runner.run(&filters_of(conditions), |doc| {
             handle
-                .block_on(check(app, &token, &people, doc))
+                .block_on(check(app, &token, &people, &registry, doc))
                 .map_err(TestCaseError::fail)
         })
     });
@@ -296,7 +474,22 @@ async fn write_everything(app: &TestApp, company: uuid::Uuid, prefix: &str) -> a
         some(13, 8),
     ))
     .await?;
-    seed_odd_users(app, company, prefix, 6).await
+    seed_odd_users(app, company, prefix, 6).await?;
+    let some_activities = |k: u32, r: u32| {
+        format!("company_id = '{company}' AND abs(hashtext(id::text)) % {k} = {r}")
+    };
+    app.sql(&format!(
+        r#"UPDATE activities SET visibility = CASE WHEN visibility = 'company' THEN 'private' ELSE 'company' END WHERE {};
+           UPDATE activities SET metrics = metrics - 'score' WHERE {};
+           UPDATE activities SET occurred_at = occurred_at - interval '25 days' WHERE {};
+           DELETE FROM activities WHERE {};"#,
+        some_activities(5, 0),
+        some_activities(7, 1),
+        some_activities(6, 2),
+        some_activities(9, 3),
+    ))
+    .await?;
+    add_activities(app, company, "u.g % 4 = 0").await
 }
 
 /// The member numbers and bitmaps are exactly what `users` holds now: every user one number,
@@ -341,6 +534,7 @@ async fn random_filters_select_exactly_what_in_memory_evaluation_selects() -> an
     for (company, prefix) in [(a, "a"), (b, "b")] {
         declare_fields(&app, company).await?;
         seed_odd_users(&app, company, prefix, 80).await?;
+        seed_activities(&app, company).await?;
     }
     let people = subjects(&app, &admin).await?;
     assert_eq!(
