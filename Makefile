@@ -45,11 +45,12 @@ catalog: deps
 	mv policies/database.sql.tmp policies/database.sql
 
 ## Release build, seeded data; the users and presets pages side by side with PostGraphile 5,
-## pgbench of the server's SQL and of the one-round-trip limit, audience and chat; prints the
+## pgbench of the server's SQL and of the one-round-trip limit, audience, activities and chat; prints the
 ## figures and rewrites BENCHMARKS.md (BENCH_PROFILE=1: and a flame graph in .bench/).
 bench: deps
 	@bash scripts/bench.sh
 	@bash scripts/bench-audience.sh
+	@bash scripts/bench-activities.sh
 	@bash scripts/bench-chat.sh
 
 ## Forget the private PostgreSQL and Redis data of `make run`.

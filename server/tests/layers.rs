@@ -111,6 +111,7 @@ const ORM_GLUE: &[(&str, &str, &str)] = &[
 /// The pure domain modules (files or folders under `src/`): the audience language, the chat's
 /// prompt and generation, tokens. They name no sea-orm, not even through [`ORM_GLUE`].
 const PURE: &[&str] = &[
+    "activities",
     "audience",
     "chat/generate.rs",
     "chat/prompt.rs",
@@ -287,7 +288,7 @@ const FLOORS: &[&[&str]] = &[
     // Domain logic and machinery beside the services: the chat's generation and streaming, the
     // friendship state machine, the building blocks of authentication, the outbox's delivery,
     // OpenID providers and the state of their flows.
-    &["auth", "chat", "friends", "mail", "oidc"],
+    &["activities", "auth", "chat", "friends", "mail", "oidc"],
     &["pubsub", "ratelimit", "documents"],
     // The LLM providers, a company's own among them, whose keys `secrets` opens.
     &["llm"],

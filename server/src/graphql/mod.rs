@@ -1,5 +1,6 @@
 //! The GraphQL schema: one module per domain, merged at the root.
 
+mod activities;
 mod audience;
 mod auth;
 mod chat;
@@ -47,6 +48,7 @@ pub struct QueryRoot(
     presets::PresetQuery,
     audience::AudienceQuery,
     chat::ChatQuery,
+    activities::ActivityQuery,
     node::NodeQuery,
 );
 
@@ -65,12 +67,17 @@ pub struct MutationRoot(
     audience::AudienceMutation,
     chat::ChatMutation,
     llm_provider::LlmProviderMutation,
+    activities::ActivityMutation,
 );
 
 /// Root of all subscriptions.
 #[derive(MergedSubscription, Default)]
 #[graphql(name = "Subscription")]
-pub struct SubscriptionRoot(friends::FriendSubscription, chat::ChatSubscription);
+pub struct SubscriptionRoot(
+    friends::FriendSubscription,
+    chat::ChatSubscription,
+    activities::ActivitySubscription,
+);
 
 /// The executable schema.
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
