@@ -393,7 +393,12 @@ mod tests {
             );
         }
         assert_eq!(
-            path(check_metrics(&kind, &json!({"score": "x"}), "activities.7.metrics")).as_deref(),
+            path(check_metrics(
+                &kind,
+                &json!({"score": "x"}),
+                "activities.7.metrics"
+            ))
+            .as_deref(),
             Some("activities.7.metrics.score")
         );
     }
@@ -417,7 +422,10 @@ mod tests {
             err(check_kind(" ", vec![metric("a")])).as_deref(),
             Some("input.name")
         );
-        assert_eq!(err(check_kind("k", vec![])).as_deref(), Some("input.metrics"));
+        assert_eq!(
+            err(check_kind("k", vec![])).as_deref(),
+            Some("input.metrics")
+        );
         assert_eq!(
             err(check_kind("k", vec![metric("a"), metric("Bad")])).as_deref(),
             Some("input.metrics.1.name")

@@ -27,9 +27,7 @@ use crate::{
     error::{AppError, AppResult},
     paging::{MAX_PAGE_SIZE, PageArgs},
     services::{
-        activities::{
-            self as service, ActivityChanges, ActivityFilter, Comparison, NewActivity,
-        },
+        activities::{self as service, ActivityChanges, ActivityFilter, Comparison, NewActivity},
         users as users_service,
     },
     state::AppState,
@@ -471,9 +469,11 @@ async fn activities_page(
         .read(move |tx| {
             Box::pin(async move {
                 let kind_id = match kind {
-                    Some(kind) => {
-                        Some(service::require_kind(tx.conn(), &caller, &kind, "kind").await?.id)
-                    }
+                    Some(kind) => Some(
+                        service::require_kind(tx.conn(), &caller, &kind, "kind")
+                            .await?
+                            .id,
+                    ),
                     None => None,
                 };
                 let filter = ActivityFilter {
@@ -561,9 +561,7 @@ impl ActivityQuery {
         let caller = principal(ctx)?.clone();
         let args = page_args(ctx, Defaulted::First, first, after, last, before);
         let page = scope(ctx)?
-            .read(move |tx| {
-                Box::pin(async move { service::feed(tx.conn(), &caller, args).await })
-            })
+            .read(move |tx| Box::pin(async move { service::feed(tx.conn(), &caller, args).await }))
             .await?;
         Ok(ActivityConnection::from_page(page.map(Activity::from)))
     }
@@ -590,8 +588,7 @@ impl ActivityQuery {
             .read(move |tx| {
                 Box::pin(async move {
                     let comparison =
-                        comparison(tx, &caller, &kind, &metric, aggregate.into(), from, to)
-                            .await?;
+                        comparison(tx, &caller, &kind, &metric, aggregate.into(), from, to).await?;
                     service::compare_with_friends(tx.conn(), &caller, &comparison).await
                 })
             })
@@ -623,10 +620,8 @@ impl ActivityQuery {
             .read(move |tx| {
                 Box::pin(async move {
                     let comparison =
-                        comparison(tx, &caller, &kind, &metric, aggregate.into(), from, to)
-                            .await?;
-                    service::leaderboard(tx.conn(), &caller, &comparison, scope.into(), first)
-                        .await
+                        comparison(tx, &caller, &kind, &metric, aggregate.into(), from, to).await?;
+                    service::leaderboard(tx.conn(), &caller, &comparison, scope.into(), first).await
                 })
             })
             .await?;
@@ -768,9 +763,7 @@ impl ActivityMutation {
         let id = parse_id("id", &id)?;
         let caller = principal(ctx)?.clone();
         scope(ctx)?
-            .write(move |tx| {
-                Box::pin(async move { service::delete(tx.conn(), &caller, id).await })
-            })
+            .write(move |tx| Box::pin(async move { service::delete(tx.conn(), &caller, id).await }))
             .await?;
         Ok(true)
     }
@@ -790,7 +783,10 @@ impl ActivityMutation {
         if with_user_ids.len() > rules::MAX_SHARES {
             return Err(AppError::bad_input(
                 "withUserIds",
-                format!("an activity is shared with at most {} users", rules::MAX_SHARES),
+                format!(
+                    "an activity is shared with at most {} users",
+                    rules::MAX_SHARES
+                ),
             ));
         }
         let users = with_user_ids

@@ -12,8 +12,7 @@ use entity::{
 };
 use sea_orm::{
     ActiveEnum as _, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QueryResult, RuntimeErr, Statement, Value,
-    sea_query::Expr,
+    QueryResult, RuntimeErr, Statement, Value, sea_query::Expr,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -21,8 +20,8 @@ use uuid::Uuid;
 use super::keyset::{self, Sort};
 use crate::{
     activities::{
-        Activity, ActivityEventPayload, ActivityNotice, Aggregate, Kind, MetricDef, NewKind,
-        Scope, Standing, Visibility,
+        Activity, ActivityEventPayload, ActivityNotice, Aggregate, Kind, MetricDef, NewKind, Scope,
+        Standing, Visibility,
     },
     auth::Principal,
     db::functions::activity_friend_ids_sql,
@@ -690,7 +689,11 @@ fn standings_sql(aggregate: Aggregate, participants: &str, keep_caller: bool) ->
          WHERE f.user_id IS NOT NULL{keep} \
          ORDER BY rank, p.user_id",
         fold = fold(aggregate, 3),
-        keep = if keep_caller { " OR p.user_id = $6" } else { "" },
+        keep = if keep_caller {
+            " OR p.user_id = $6"
+        } else {
+            ""
+        },
     )
 }
 

@@ -21,7 +21,8 @@ const UPDATE: &str = "mutation($id: ID!, $input: UpdateActivityInput!) {
   updateActivity(id: $id, input: $input) { id metrics note visibility }
 }";
 const DELETE: &str = "mutation($id: ID!) { deleteActivity(id: $id) }";
-const IMPORT: &str = "mutation($a: [RecordActivityInput!]!) { importActivities(activities: $a) { imported } }";
+const IMPORT: &str =
+    "mutation($a: [RecordActivityInput!]!) { importActivities(activities: $a) { imported } }";
 pub const SHARE: &str = "mutation($id: ID!, $users: [ID!]!) {
   shareActivity(id: $id, withUserIds: $users) { id sharedWith }
 }";
@@ -116,7 +117,13 @@ async fn admins_define_kinds_and_bad_definitions_name_their_field() -> anyhow::R
     let (_, admin, m) = app.company_with_users("Acme", 1).await?;
     define_sleep(&app, &admin).await?;
 
-    let kinds = run(&app, &m[0], "{ activityKinds { name metrics { name type unit } } }", json!({})).await?;
+    let kinds = run(
+        &app,
+        &m[0],
+        "{ activityKinds { name metrics { name type unit } } }",
+        json!({}),
+    )
+    .await?;
     assert_eq!(
         kinds.data()?["activityKinds"],
         json!([{ "name": "sleep", "metrics": [
@@ -142,11 +149,19 @@ async fn admins_define_kinds_and_bad_definitions_name_their_field() -> anyhow::R
         json!({ "input": { "name": "SLEEP", "metrics": [{ "name": "x", "type": "NUMBER" }] } }),
     )
     .await?;
-    assert_eq!(error(&again), ("CONFLICT".into(), "name".into()), "{}", again.body);
+    assert_eq!(
+        error(&again),
+        ("CONFLICT".into(), "name".into()),
+        "{}",
+        again.body
+    );
 
     for (metrics, path) in [
         (json!([]), "input.metrics"),
-        (json!([{ "name": "Score", "type": "NUMBER" }]), "input.metrics.0.name"),
+        (
+            json!([{ "name": "Score", "type": "NUMBER" }]),
+            "input.metrics.0.name",
+        ),
         (
             json!([{ "name": "a", "type": "NUMBER" }, { "name": "a", "type": "BOOLEAN" }]),
             "input.metrics.1.name",
@@ -156,22 +171,38 @@ async fn admins_define_kinds_and_bad_definitions_name_their_field() -> anyhow::R
             "input.metrics.0.unit",
         ),
     ] {
-        let bad = run(&app, &admin, DEFINE, json!({ "input": { "name": "run", "metrics": metrics } })).await?;
-        assert_eq!(error(&bad), ("BAD_USER_INPUT".into(), path.into()), "{}", bad.body);
+        let bad = run(
+            &app,
+            &admin,
+            DEFINE,
+            json!({ "input": { "name": "run", "metrics": metrics } }),
+        )
+        .await?;
+        assert_eq!(
+            error(&bad),
+            ("BAD_USER_INPUT".into(), path.into()),
+            "{}",
+            bad.body
+        );
     }
     Ok(())
 }
 
 #[tokio::test]
-async fn recorded_metrics_are_checked_against_the_kind_with_the_metric_named() -> anyhow::Result<()> {
+async fn recorded_metrics_are_checked_against_the_kind_with_the_metric_named() -> anyhow::Result<()>
+{
     let app = TestApp::spawn().await?;
     let (_, admin, m) = app.company_with_users("Acme", 1).await?;
     define_sleep(&app, &admin).await?;
     let ann = &m[0];
-    let input = |metrics: Value| {
-        json!({ "input": { "kind": "Sleep", "occurredAt": "2026-11-01T07:00:00Z", "metrics": metrics } })
-    };
-    let ok = run(&app, ann, RECORD, input(json!({ "score": 81.5, "minutes": 420 }))).await?;
+    let input = |metrics: Value| json!({ "input": { "kind": "Sleep", "occurredAt": "2026-11-01T07:00:00Z", "metrics": metrics } });
+    let ok = run(
+        &app,
+        ann,
+        RECORD,
+        input(json!({ "score": 81.5, "minutes": 420 })),
+    )
+    .await?;
     let ok = ok.data()?["recordActivity"].clone();
     assert_eq!(ok["kind"], "sleep");
     assert_eq!(ok["visibility"], "PRIVATE");
@@ -185,7 +216,12 @@ async fn recorded_metrics_are_checked_against_the_kind_with_the_metric_named() -
         (json!([1]), "metrics"),
     ] {
         let bad = run(&app, ann, RECORD, input(metrics.clone())).await?;
-        assert_eq!(error(&bad), ("BAD_USER_INPUT".into(), path.into()), "{metrics}: {}", bad.body);
+        assert_eq!(
+            error(&bad),
+            ("BAD_USER_INPUT".into(), path.into()),
+            "{metrics}: {}",
+            bad.body
+        );
     }
     let unknown = run(
         &app,
@@ -196,9 +232,7 @@ async fn recorded_metrics_are_checked_against_the_kind_with_the_metric_named() -
     .await?;
     assert_eq!(error(&unknown), ("BAD_USER_INPUT".into(), "kind".into()));
     // Nothing was written by the refused ones.
-    let rows = app
-        .query_as(ann, "SELECT id FROM activities")
-        .await?;
+    let rows = app.query_as(ann, "SELECT id FROM activities").await?;
     assert_eq!(rows.len(), 1);
     Ok(())
 }
@@ -223,14 +257,29 @@ async fn only_the_owner_changes_or_deletes_an_activity() -> anyhow::Result<()> {
     assert_eq!(changed["note"], Value::Null);
     assert_eq!(changed["visibility"], "FRIENDS");
 
-    let bad = run(&app, ann, UPDATE, json!({ "id": id, "input": { "metrics": { "score": true } } })).await?;
-    assert_eq!(error(&bad), ("BAD_USER_INPUT".into(), "input.metrics.score".into()));
+    let bad = run(
+        &app,
+        ann,
+        UPDATE,
+        json!({ "id": id, "input": { "metrics": { "score": true } } }),
+    )
+    .await?;
+    assert_eq!(
+        error(&bad),
+        ("BAD_USER_INPUT".into(), "input.metrics.score".into())
+    );
 
     // Bob may read it (company-visible before, now friends-only: he reads nothing) and may
     // change it in no case; the admin neither.
     let other = record(&app, ann, 60.0, "2026-11-02T07:00:00Z", "COMPANY", "public").await?;
     for (caller, expected) in [(bob, "FORBIDDEN"), (&admin, "FORBIDDEN")] {
-        let update = run(&app, caller, UPDATE, json!({ "id": other, "input": { "note": "x" } })).await?;
+        let update = run(
+            &app,
+            caller,
+            UPDATE,
+            json!({ "id": other, "input": { "note": "x" } }),
+        )
+        .await?;
         assert_eq!(error(&update).0, expected, "{}", update.body);
         let delete = run(&app, caller, DELETE, json!({ "id": other })).await?;
         assert_eq!(error(&delete).0, expected, "{}", delete.body);
@@ -260,20 +309,33 @@ async fn an_import_is_all_or_nothing_and_names_the_bad_item() -> anyhow::Result<
     let refused = run(&app, ann, IMPORT, json!({ "a": batch })).await?;
     assert_eq!(
         error(&refused),
-        ("BAD_USER_INPUT".into(), "activities.613.metrics.score".into()),
+        (
+            "BAD_USER_INPUT".into(),
+            "activities.613.metrics.score".into()
+        ),
         "{}",
         refused.body
     );
-    assert!(app.query_as(ann, "SELECT id FROM activities").await?.is_empty());
+    assert!(
+        app.query_as(ann, "SELECT id FROM activities")
+            .await?
+            .is_empty()
+    );
 
     batch[613] = item(613, json!(613));
     let imported = run(&app, ann, IMPORT, json!({ "a": batch })).await?;
     assert_eq!(imported.data()?["importActivities"]["imported"], 1000);
-    assert_eq!(app.query_as(ann, "SELECT id FROM activities").await?.len(), 1000);
+    assert_eq!(
+        app.query_as(ann, "SELECT id FROM activities").await?.len(),
+        1000
+    );
 
     batch.push(item(1000, json!(1)));
     let too_many = run(&app, ann, IMPORT, json!({ "a": batch })).await?;
-    assert_eq!(error(&too_many), ("BAD_USER_INPUT".into(), "activities".into()));
+    assert_eq!(
+        error(&too_many),
+        ("BAD_USER_INPUT".into(), "activities".into())
+    );
     Ok(())
 }
 
@@ -311,12 +373,36 @@ pub async fn fixture(app: &TestApp) -> anyhow::Result<Fixture> {
     for other in [&f.friend, &f.blocked, &f.blocker] {
         befriend(app, &f.owner, other).await?;
     }
-    run(app, &f.owner, BLOCK, json!({ "user": f.blocked.id })).await?.data()?;
-    run(app, &f.blocker, BLOCK, json!({ "user": f.owner.id })).await?.data()?;
-    for (visibility, note) in [("PRIVATE", "private"), ("FRIENDS", "friends"), ("COMPANY", "company")] {
-        record(app, &f.owner, 70.0, "2026-11-01T07:00:00Z", visibility, note).await?;
+    run(app, &f.owner, BLOCK, json!({ "user": f.blocked.id }))
+        .await?
+        .data()?;
+    run(app, &f.blocker, BLOCK, json!({ "user": f.owner.id }))
+        .await?
+        .data()?;
+    for (visibility, note) in [
+        ("PRIVATE", "private"),
+        ("FRIENDS", "friends"),
+        ("COMPANY", "company"),
+    ] {
+        record(
+            app,
+            &f.owner,
+            70.0,
+            "2026-11-01T07:00:00Z",
+            visibility,
+            note,
+        )
+        .await?;
     }
-    let shared = record(app, &f.owner, 80.0, "2026-11-02T07:00:00Z", "PRIVATE", "shared").await?;
+    let shared = record(
+        app,
+        &f.owner,
+        80.0,
+        "2026-11-02T07:00:00Z",
+        "PRIVATE",
+        "shared",
+    )
+    .await?;
     let sharing = run(
         app,
         &f.owner,
@@ -334,13 +420,21 @@ pub async fn fixture(app: &TestApp) -> anyhow::Result<Fixture> {
 /// Who reads which of the owner's activities, by note.
 pub fn expected_reads(f: &Fixture) -> Vec<(&TestUser, &'static str, BTreeSet<String>)> {
     vec![
-        (&f.owner, "owner", set(&["private", "friends", "company", "shared"])),
+        (
+            &f.owner,
+            "owner",
+            set(&["private", "friends", "company", "shared"]),
+        ),
         (&f.friend, "friend", set(&["friends", "company"])),
         (&f.stranger, "non-friend", set(&["company"])),
         // Shared with, but blocked: a block wins over a share.
         (&f.blocked, "blocked by the owner", set(&[])),
         (&f.blocker, "who blocked the owner", set(&[])),
-        (&f.coach, "coach it is shared with", set(&["company", "shared"])),
+        (
+            &f.coach,
+            "coach it is shared with",
+            set(&["company", "shared"]),
+        ),
         (&f.admin, "admin", set(&["company"])),
         (&f.outsider, "another company's admin", set(&[])),
     ]
@@ -409,7 +503,8 @@ async fn the_friend_feed_pages_newest_first_over_readable_activities() -> anyhow
 }
 
 #[tokio::test]
-async fn comparisons_rank_the_caller_and_friends_over_what_the_caller_reads() -> anyhow::Result<()> {
+async fn comparisons_rank_the_caller_and_friends_over_what_the_caller_reads() -> anyhow::Result<()>
+{
     let app = TestApp::spawn().await?;
     let (_, admin, m) = app.company_with_users("Acme", 5).await?;
     define_sleep(&app, &admin).await?;
@@ -427,7 +522,13 @@ async fn comparisons_rank_the_caller_and_friends_over_what_the_caller_reads() ->
     // Eve is no friend.
     record(&app, eve, 95.0, "2026-11-01T07:00:00Z", "COMPANY", "").await?;
 
-    let compared = run(&app, me, COMPARE, json!({ "kind": "sleep", "metric": "score", "agg": "AVG" })).await?;
+    let compared = run(
+        &app,
+        me,
+        COMPARE,
+        json!({ "kind": "sleep", "metric": "score", "agg": "AVG" }),
+    )
+    .await?;
     assert_eq!(
         compared.data()?["compareWithFriends"],
         json!([
@@ -436,7 +537,13 @@ async fn comparisons_rank_the_caller_and_friends_over_what_the_caller_reads() ->
             { "userId": me.id, "value": 75.0, "activityCount": 2, "rank": 3 },
         ])
     );
-    let summed = run(&app, me, COMPARE, json!({ "kind": "sleep", "metric": "score", "agg": "SUM" })).await?;
+    let summed = run(
+        &app,
+        me,
+        COMPARE,
+        json!({ "kind": "sleep", "metric": "score", "agg": "SUM" }),
+    )
+    .await?;
     let values: Vec<Value> = summed.data()?["compareWithFriends"]
         .as_array()
         .into_iter()
@@ -446,7 +553,13 @@ async fn comparisons_rank_the_caller_and_friends_over_what_the_caller_reads() ->
     assert_eq!(values, [json!(160.0), json!(150.0), json!(90.0)]);
 
     // Someone without friends or activities still sees themselves.
-    let alone = run(&app, eve, COMPARE, json!({ "kind": "sleep", "metric": "minutes", "agg": "MAX" })).await?;
+    let alone = run(
+        &app,
+        eve,
+        COMPARE,
+        json!({ "kind": "sleep", "metric": "minutes", "agg": "MAX" }),
+    )
+    .await?;
     assert_eq!(
         alone.data()?["compareWithFriends"],
         json!([{ "userId": eve.id, "value": null, "activityCount": 1, "rank": 1 }])
@@ -483,8 +596,19 @@ async fn comparisons_rank_the_caller_and_friends_over_what_the_caller_reads() ->
     assert_eq!(counts[2], (json!(ann.id), json!(1.0)));
 
     for (metric, agg, path) in [("mood", "AVG", "metric"), ("steps", "COUNT", "metric")] {
-        let bad = run(&app, me, COMPARE, json!({ "kind": "sleep", "metric": metric, "agg": agg })).await?;
-        assert_eq!(error(&bad), ("BAD_USER_INPUT".into(), path.into()), "{}", bad.body);
+        let bad = run(
+            &app,
+            me,
+            COMPARE,
+            json!({ "kind": "sleep", "metric": metric, "agg": agg }),
+        )
+        .await?;
+        assert_eq!(
+            error(&bad),
+            ("BAD_USER_INPUT".into(), path.into()),
+            "{}",
+            bad.body
+        );
     }
     Ok(())
 }

@@ -37,15 +37,20 @@ async fn until_live(
     owner: &TestUser,
     warm_up: &str,
 ) -> anyhow::Result<()> {
-    let payload = json!({ "company_id": owner.company_id, "activity_id": warm_up, "user_id": owner.id });
+    let payload =
+        json!({ "company_id": owner.company_id, "activity_id": warm_up, "user_id": owner.id });
     let topic = server::activities::events::topic(subscriber.id);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         app.state().pubsub.publish(&topic, &payload).await;
-        if let Ok(message) = tokio::time::timeout(Duration::from_millis(250), client.next_json()).await {
+        if let Ok(message) =
+            tokio::time::timeout(Duration::from_millis(250), client.next_json()).await
+        {
             let message = message?;
             anyhow::ensure!(message["type"] == "next", "{message}");
-            while let Ok(extra) = tokio::time::timeout(Duration::from_millis(300), client.next_json()).await {
+            while let Ok(extra) =
+                tokio::time::timeout(Duration::from_millis(300), client.next_json()).await
+            {
                 let extra = extra?;
                 anyhow::ensure!(
                     extra["payload"]["data"]["friendActivity"]["id"] == json!(warm_up),
@@ -54,7 +59,10 @@ async fn until_live(
             }
             return Ok(());
         }
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "subscription never became live");
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "subscription never became live"
+        );
     }
 }
 
@@ -91,9 +99,19 @@ async fn friends_get_new_activities_live_on_another_instance_as_they_may_read_th
     until_live(&app, &mut dan_live, dan, bob, &bobs).await?;
 
     // Cat blocks Ann: the friendship ends, and so does what Cat may read of Ann's.
-    run(&app, cat, BLOCK, json!({ "user": ann.id })).await?.data()?;
+    run(&app, cat, BLOCK, json!({ "user": ann.id }))
+        .await?
+        .data()?;
 
-    let visible = record(&app, ann, 80.0, "2026-11-02T07:00:00Z", "FRIENDS", "for friends").await?;
+    let visible = record(
+        &app,
+        ann,
+        80.0,
+        "2026-11-02T07:00:00Z",
+        "FRIENDS",
+        "for friends",
+    )
+    .await?;
     let got = next(&mut bob_live, Duration::from_secs(10)).await?;
     let got = got.ok_or_else(|| anyhow::anyhow!("Bob got nothing"))?;
     assert_eq!(got["id"], json!(visible));
@@ -101,9 +119,19 @@ async fn friends_get_new_activities_live_on_another_instance_as_they_may_read_th
     assert_eq!(got["user"]["id"], json!(ann.id));
 
     // A private activity is announced to nobody; one shared with Bob reaches him.
-    record(&app, ann, 70.0, "2026-11-03T07:00:00Z", "PRIVATE", "private").await?;
+    record(
+        &app,
+        ann,
+        70.0,
+        "2026-11-03T07:00:00Z",
+        "PRIVATE",
+        "private",
+    )
+    .await?;
     let shared = record(&app, ann, 60.0, "2026-11-04T07:00:00Z", "PRIVATE", "shared").await?;
-    run(&app, ann, SHARE, json!({ "id": shared, "users": [bob.id] })).await?.data()?;
+    run(&app, ann, SHARE, json!({ "id": shared, "users": [bob.id] }))
+        .await?
+        .data()?;
     let got = next(&mut bob_live, Duration::from_secs(10)).await?;
     assert_eq!(got.map(|g| g["id"].clone()), Some(json!(shared)));
 
@@ -112,7 +140,15 @@ async fn friends_get_new_activities_live_on_another_instance_as_they_may_read_th
         assert_eq!(next(client, Duration::from_millis(500)).await?, None);
     }
     // And an announcement Bob may not read (forged onto his topic) shows him nothing.
-    let private = record(&app, ann, 50.0, "2026-11-05T07:00:00Z", "PRIVATE", "private 2").await?;
+    let private = record(
+        &app,
+        ann,
+        50.0,
+        "2026-11-05T07:00:00Z",
+        "PRIVATE",
+        "private 2",
+    )
+    .await?;
     app.state()
         .pubsub
         .publish(

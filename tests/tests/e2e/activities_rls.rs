@@ -9,7 +9,11 @@ use tests::{TestApp, TestUser};
 
 use crate::activities::{expected_reads, fixture};
 
-async fn notes_seen(app: &TestApp, reader: &TestUser, owner: &TestUser) -> anyhow::Result<BTreeSet<String>> {
+async fn notes_seen(
+    app: &TestApp,
+    reader: &TestUser,
+    owner: &TestUser,
+) -> anyhow::Result<BTreeSet<String>> {
     let rows = app
         .query_as(
             reader,
@@ -30,8 +34,16 @@ async fn row_level_security_alone_decides_who_reads_an_activity() -> anyhow::Res
         assert_eq!(notes_seen(&app, reader, &f.owner).await?, expected, "{who}");
     }
     // Shares: the owner sees theirs, the coach the one to them, nobody else any.
-    for (reader, count) in [(&f.owner, 2), (&f.coach, 1), (&f.friend, 0), (&f.admin, 0), (&f.outsider, 0)] {
-        let rows = app.query_as(reader, "SELECT activity_id FROM activity_shares").await?;
+    for (reader, count) in [
+        (&f.owner, 2),
+        (&f.coach, 1),
+        (&f.friend, 0),
+        (&f.admin, 0),
+        (&f.outsider, 0),
+    ] {
+        let rows = app
+            .query_as(reader, "SELECT activity_id FROM activity_shares")
+            .await?;
         assert_eq!(rows.len(), count, "shares seen by {}", reader.email);
     }
     // A friendship that ends takes the friends-only activity with it.
@@ -64,11 +76,17 @@ async fn requests_write_only_their_own_activities_and_shares() -> anyhow::Result
     for caller in [&f.friend, &f.admin, &f.coach] {
         // Rows others may read are still not theirs to change.
         let updated = app
-            .execute_as(caller, &format!("UPDATE activities SET note = 'x' WHERE user_id = '{owner}'"))
+            .execute_as(
+                caller,
+                &format!("UPDATE activities SET note = 'x' WHERE user_id = '{owner}'"),
+            )
             .await?;
         assert_eq!(updated, 0, "{}", caller.email);
         let deleted = app
-            .execute_as(caller, &format!("DELETE FROM activities WHERE user_id = '{owner}'"))
+            .execute_as(
+                caller,
+                &format!("DELETE FROM activities WHERE user_id = '{owner}'"),
+            )
             .await?;
         assert_eq!(deleted, 0, "{}", caller.email);
         // Nor may they record in someone else's name, or share someone else's activity.
@@ -103,14 +121,20 @@ async fn requests_write_only_their_own_activities_and_shares() -> anyhow::Result
     }
     // The owner changes their own; a column that is not the owner's to change stays.
     assert_eq!(
-        app.execute_as(&f.owner, &format!("UPDATE activities SET note = 'mine' WHERE user_id = '{owner}'"))
-            .await?,
+        app.execute_as(
+            &f.owner,
+            &format!("UPDATE activities SET note = 'mine' WHERE user_id = '{owner}'")
+        )
+        .await?,
         4
     );
     assert!(
-        app.execute_as(&f.owner, &format!("UPDATE activities SET user_id = '{}'", f.friend.id))
-            .await
-            .is_err()
+        app.execute_as(
+            &f.owner,
+            &format!("UPDATE activities SET user_id = '{}'", f.friend.id)
+        )
+        .await
+        .is_err()
     );
     // Kinds: admins define them, members do not.
     let define = |n: &str| {
@@ -158,7 +182,11 @@ async fn no_writer_stores_metrics_that_do_not_match_their_kind() -> anyhow::Resu
         let message = format!("{:?}", as_owner.err());
         assert!(message.contains(path), "{metrics} as the owner: {message}");
     }
-    assert_eq!(app.execute_as(&f.owner, &insert(r#"{"score": 5, "minutes": 3}"#)).await?, 1);
+    assert_eq!(
+        app.execute_as(&f.owner, &insert(r#"{"score": 5, "minutes": 3}"#))
+            .await?,
+        1
+    );
     let update = app
         .execute_as(&f.owner, r#"UPDATE activities SET metrics = '{"mood": 1}'"#)
         .await;
