@@ -506,21 +506,12 @@ if [ "$PROFILE" = "1" ]; then
     inferno-flamegraph --countname ns --title "$title" <"$base.folded" >"$FLAMEGRAPH"
     inferno-flamegraph --countname ns --reverse --title "$title, reversed (by the function on the CPU)" \
         <"$base.folded" >"$base-reversed.svg"
-    # The functions on the CPU (self time), for the report.
-    python3 - "$base.folded" >"$WORK/profile-top.txt" <<'PY'
-import collections, sys
-self_time = collections.Counter()
-for line in open(sys.argv[1]):
-    stack, _, count = line.rstrip("\n").rpartition(" ")
-    self_time[stack.rsplit(";", 1)[-1]] += int(count)
-total = sum(self_time.values()) or 1
-for name, count in self_time.most_common(12):
-    print(f"{100 * count / total:5.1f} %  {name[:150]}")
-PY
+    # Where the samples went, by part of the program and by function (self time), for the
+    # report.
+    python3 "$HERE/profile_split.py" "$base.folded" >"$WORK/profile-top.txt"
     echo "  flame graph: $FLAMEGRAPH"
     echo "  reversed:    $base-reversed.svg"
     echo "  folded stacks: $base.folded"
-    echo "  on the CPU (self time):"
     sed 's/^/    /' "$WORK/profile-top.txt"
 fi
 

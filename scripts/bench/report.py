@@ -291,8 +291,10 @@ class Report:
             except OSError:
                 top = ""
             if top:
-                flame += ("\n\nThe server's functions on the CPU (self time, share of the "
-                          f"server's samples; stacks without inlined frames):\n\n```\n{top}\n```")
+                flame += ("\n\nWhere the server's samples went (share of the server's samples; "
+                          "stacks without inlined frames, so code inlined into the server's "
+                          "own functions counts as theirs):\n\n"
+                          f"```\n{top}\n```")
         load = f"{self.conns} connections, {self.secs} s"
         table = self.table([
             ("run", f"server (wrk, {load})", "server_users", "req/s"),

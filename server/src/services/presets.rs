@@ -114,17 +114,43 @@ impl PresetFilter {
     }
 }
 
+/// Whether a list reads the presets' filter documents. A page that shows neither a filter nor
+/// anything computed from one (its audience's size) leaves the documents unread: PostgreSQL
+/// then neither reads nor sends them, nor the server decodes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Documents {
+    Read,
+    /// Every preset of the page holds JSON `null` as its filter.
+    Skip,
+}
+
 /// The page `request` asks for of the presets `filter` shows, by name then id.
 pub async fn list(
     conn: &impl ConnectionTrait,
     filter: &PresetFilter,
     request: &PageRequest<Key>,
+    documents: Documents,
 ) -> AppResult<Page<Preset>> {
-    let sort = Sort::asc([
-        Expr::col(presets::Column::Name),
-        Expr::col(presets::Column::Id),
-    ]);
-    keyset::fetch(conn, filter.select(), &sort, LIST, request, |p| {
+    use presets::Column as C;
+    let sort = Sort::asc([Expr::col(C::Name), Expr::col(C::Id)]);
+    let select = match documents {
+        Documents::Read => filter.select(),
+        Documents::Skip => filter
+            .select()
+            .select_only()
+            .columns([
+                C::Id,
+                C::CompanyId,
+                C::OwnerId,
+                C::Name,
+                C::Description,
+                C::Visibility,
+                C::CreatedAt,
+                C::UpdatedAt,
+            ])
+            .expr_as(Expr::cust("'null'::jsonb"), "filter"),
+    };
+    keyset::fetch(conn, select, &sort, LIST, request, |p| {
         (p.name.clone(), p.id)
     })
     .await

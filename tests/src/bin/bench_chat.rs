@@ -12,7 +12,9 @@
 //! BENCH_CHAT_LOCKSTEP (0: the streams' first tokens are spread over one token interval, as
 //! independent streams are; 1: every stream sends its tokens at the same instants),
 //! BENCH_CHAT_CALLGRIND (1: the server runs under `valgrind --tool=callgrind`, counting only
-//! while the replies stream, see `scripts/bench-chat.sh`).
+//! while the replies stream, see `scripts/bench-chat.sh`), BENCH_CHAT_PERF (a path: `perf
+//! record` samples the server while the replies stream and writes its data there, which
+//! `scripts/bench-chat.sh` renders as a flame graph).
 
 use std::{
     process::Stdio,
@@ -208,6 +210,9 @@ async fn main() -> anyhow::Result<()> {
     let tokens = knob("BENCH_CHAT_TOKENS", 60).max(1);
     let lockstep = knob("BENCH_CHAT_LOCKSTEP", 0) == 1;
     let callgrind = knob("BENCH_CHAT_CALLGRIND", 0) == 1;
+    let perf_data = std::env::var("BENCH_CHAT_PERF")
+        .ok()
+        .filter(|p| !p.is_empty());
     let interval = Duration::from_micros(1_000_000 / rate as u64);
 
     // Databases, Redis and the fake provider; the in-process server only arranges data.
@@ -250,6 +255,10 @@ async fn main() -> anyhow::Result<()> {
     } else {
         &[]
     };
+    // The server's log (its warnings: a Redis call that timed out, say) is kept beside the
+    // figures, in target/bench-chat-server.log.
+    let server_log = std::fs::File::create("target/bench-chat-server.log")
+        .context("create target/bench-chat-server.log")?;
     let mut child = command
         .env_clear()
         .envs(slow.iter().copied())
@@ -276,7 +285,7 @@ async fn main() -> anyhow::Result<()> {
         .env("CHAT_MAX_CONCURRENT_PER_COMPANY", "0")
         .env("WS_MAX_SOCKETS_PER_USER", "0")
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
+        .stdout(server_log)
         .kill_on_drop(true)
         .spawn()
         .context("start the server")?;
@@ -407,6 +416,23 @@ async fn main() -> anyhow::Result<()> {
     if callgrind {
         callgrind_control(&["--instr=on"], pid).await?;
     }
+    // The profiler samples the server from here to the last delta (cpu-clock, a software
+    // event, as VMs have no hardware counters; DWARF call graphs, as the release build has no
+    // frame pointers).
+    let perf = match &perf_data {
+        Some(path) => Some(
+            tokio::process::Command::new("perf")
+                .args(["record", "-e", "cpu-clock", "-F", "999", "-g"])
+                .args(["--call-graph", "dwarf,65528", "-o", path, "-p"])
+                .arg(pid.to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .context("start perf record")?,
+        ),
+        None => None,
+    };
     let (_, cpu_start) = usage(pid)?;
     let started = Instant::now();
     if lockstep {
@@ -429,6 +455,18 @@ async fn main() -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let (_, cpu_end) = usage(pid)?;
+    if let Some(mut perf) = perf {
+        // perf writes its data out when interrupted.
+        if let Some(perf_pid) = perf.id() {
+            tokio::process::Command::new("kill")
+                .args(["-INT", &perf_pid.to_string()])
+                .status()
+                .await?;
+        }
+        tokio::time::timeout(Duration::from_secs(120), perf.wait())
+            .await
+            .context("perf record did not stop")??;
+    }
     if callgrind {
         callgrind_control(&["--dump", "--instr=off"], pid).await?;
     }

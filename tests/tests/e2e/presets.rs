@@ -255,3 +255,34 @@ async fn members_edit_their_own_presets_and_managers_edit_all() -> anyhow::Resul
     assert_eq!(other.data()?["presets"]["totalCount"], 0);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_page_reads_the_filters_only_when_it_shows_them() -> anyhow::Result<()> {
+    let app = TestApp::spawn().await?;
+    let (_, members, _) = arrange(&app).await?;
+    let ann = &members[0];
+    create(&app, ann, "Pro users", "COMPANY").await?;
+    // A page without filters (its documents left unread) beside pages that show one, or a
+    // size computed from one, in the same request: each answers as if it read everything.
+    let answer = app
+        .graphql(
+            Some(&app.token_for(ann)),
+            "{ lean: presets { edges { node { name visibility canEdit } } }
+               shown: presets { edges { node { name filter } } }
+               sized: presets { edges { node { name size } } }
+               spread: presets { edges { node { ...Doc } } } }
+             fragment Doc on Preset { filter }",
+            json!({}),
+        )
+        .await?;
+    let data = answer.data()?;
+    let node = |page: &str| data[page]["edges"][0]["node"].clone();
+    assert_eq!(
+        node("lean"),
+        json!({"name": "Pro users", "visibility": "COMPANY", "canEdit": true})
+    );
+    assert_eq!(node("shown")["filter"], pro_filter());
+    assert_eq!(node("sized")["size"], 3);
+    assert_eq!(node("spread")["filter"], pro_filter());
+    Ok(())
+}

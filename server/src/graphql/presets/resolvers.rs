@@ -77,10 +77,15 @@ impl PresetQuery {
         let filter = service::PresetFilter::new(principal(ctx)?, search.as_deref());
         let request = page_args(ctx, Defaulted::First, first, after, last, before)
             .validate(service::LIST, DefaultSize::First(20))?;
+        let documents = documents_read(ctx);
         let page = scope(ctx)?
             .read({
                 let filter = filter.clone();
-                move |tx| Box::pin(async move { service::list(tx.conn(), &filter, &request).await })
+                move |tx| {
+                    Box::pin(
+                        async move { service::list(tx.conn(), &filter, &request, documents).await },
+                    )
+                }
             })
             .await?;
         Ok(PresetConnection::from_page(page.map(Preset::from), filter))
@@ -183,5 +188,38 @@ impl PresetMutation {
             })
             .await?;
         Ok(row.into())
+    }
+}
+
+/// Whether the `presets` field being resolved shows a filter document, or something computed
+/// from one, of any of its presets. A selection this does not know reads them.
+fn documents_read(ctx: &Context<'_>) -> service::Documents {
+    fn needs(preset: async_graphql::SelectionField<'_>) -> bool {
+        !matches!(
+            preset.name(),
+            "id" | "name"
+                | "description"
+                | "visibility"
+                | "ownerId"
+                | "createdAt"
+                | "updatedAt"
+                | "canEdit"
+                | "__typename"
+        )
+    }
+    let reads = ctx.field().selection_set().any(|field| match field.name() {
+        "pageInfo" | "totalCount" | "__typename" => false,
+        "edges" => field.selection_set().any(|edge| match edge.name() {
+            "cursor" | "__typename" => false,
+            "node" => edge.selection_set().any(needs),
+            _ => true,
+        }),
+        "nodes" => field.selection_set().any(needs),
+        _ => true,
+    });
+    if reads {
+        service::Documents::Read
+    } else {
+        service::Documents::Skip
     }
 }
