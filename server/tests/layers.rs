@@ -285,9 +285,10 @@ const FLOORS: &[&[&str]] = &[
     // Casbin's enforcer, which loads custom roles through the roles service, and the guard.
     &["authz"],
     &["services"],
-    // Domain logic and machinery beside the services: the chat's generation and streaming, the
-    // friendship state machine, the building blocks of authentication, the outbox's delivery,
-    // OpenID providers and the state of their flows.
+    // Domain logic and machinery beside the services: the rules of activities and their live
+    // announcements, the chat's generation and streaming, the friendship state machine, the
+    // building blocks of authentication, the outbox's delivery, OpenID providers and the state
+    // of their flows.
     &["activities", "auth", "chat", "friends", "mail", "oidc"],
     &["pubsub", "ratelimit", "documents"],
     // The LLM providers, a company's own among them, whose keys `secrets` opens.
