@@ -5,6 +5,7 @@
 //! ones for development) and [`RunningServer`] stops it gracefully. This library starts no
 //! database or Redis server of its own.
 
+pub mod activities;
 pub mod audience;
 pub mod auth;
 pub mod authz;

@@ -111,6 +111,7 @@ const ORM_GLUE: &[(&str, &str, &str)] = &[
 /// The pure domain modules (files or folders under `src/`): the audience language, the chat's
 /// prompt and generation, tokens. They name no sea-orm, not even through [`ORM_GLUE`].
 const PURE: &[&str] = &[
+    "activities",
     "audience",
     "chat/generate.rs",
     "chat/prompt.rs",
@@ -284,10 +285,11 @@ const FLOORS: &[&[&str]] = &[
     // Casbin's enforcer, which loads custom roles through the roles service, and the guard.
     &["authz"],
     &["services"],
-    // Domain logic and machinery beside the services: the chat's generation and streaming, the
-    // friendship state machine, the building blocks of authentication, the outbox's delivery,
-    // OpenID providers and the state of their flows.
-    &["auth", "chat", "friends", "mail", "oidc"],
+    // Domain logic and machinery beside the services: the rules of activities and their live
+    // announcements, the chat's generation and streaming, the friendship state machine, the
+    // building blocks of authentication, the outbox's delivery, OpenID providers and the state
+    // of their flows.
+    &["activities", "auth", "chat", "friends", "mail", "oidc"],
     &["pubsub", "ratelimit", "documents"],
     // The LLM providers, a company's own among them, whose keys `secrets` opens.
     &["llm"],

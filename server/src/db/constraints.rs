@@ -107,6 +107,12 @@ pub const CONSTRAINTS: &[Constraint] = &[
         "an account with this e-mail address already exists",
     ),
     unique(
+        "activity_kinds_company_name_key",
+        "activity_kinds",
+        "name",
+        "a kind of activity with this name already exists in the company",
+    ),
+    unique(
         "presets_company_name_key",
         "presets",
         "name",

@@ -426,6 +426,12 @@ pub const MAIL_SENT: SqlFunction = SqlFunction {
     returns: Returns::Scalar("boolean"),
     caller: Caller::Worker,
 };
+pub const ACTIVITY_FRIEND_IDS: SqlFunction = SqlFunction {
+    name: "activity_friend_ids",
+    args: &[],
+    returns: Returns::Scalar("uuid[]"),
+    caller: Caller::User,
+};
 pub const MUTUAL_FRIEND_IDS: SqlFunction = SqlFunction {
     name: "mutual_friend_ids",
     args: &["uuid"],
@@ -521,6 +527,7 @@ pub const VERIFY_EMAIL: SqlFunction = SqlFunction {
 pub const DECLARED: &[SqlFunction] = &[
     ACCEPT_INVITATION,
     ACCEPT_INVITE_LINK,
+    ACTIVITY_FRIEND_IDS,
     BEGIN_REQUEST,
     CHANGE_EMAIL,
     CHAT_FINISH_MESSAGE,
@@ -586,6 +593,18 @@ pub const CALLED_ONLY_BY_SQL: &[(&str, &str)] = &[
     (
         "keeps_a_way_in(uuid, uuid, uuid)",
         "called by app.identities_guard, the trigger that keeps a user a way to sign in",
+    ),
+    (
+        "activity_blocked_ids()",
+        "asked by the policy of activities: who is in a blocked pair with the caller",
+    ),
+    (
+        "activity_metric_definitions_valid(jsonb)",
+        "the check constraint of activity_kinds.metrics",
+    ),
+    (
+        "activity_metrics_problem(jsonb, jsonb)",
+        "called by app.activities_check_metrics, the trigger that checks metrics against their kind",
     ),
     (
         "chat_progress_message(uuid, uuid, text)",
@@ -1360,6 +1379,12 @@ pub async fn mail_claim(
 /// pending.
 pub async fn mail_sent(db: &DatabaseConnection, id: Uuid) -> Result<bool, DbErr> {
     MAIL_SENT.one(db, vec![id.into()]).await?.try_get("", VALUE)
+}
+
+/// `app.activity_friend_ids()` as SQL, for statements of a signed-in request: the caller's
+/// friends, as an array (wrap it in a sub-select to have it computed once per statement).
+pub fn activity_friend_ids_sql() -> String {
+    ACTIVITY_FRIEND_IDS.call()
 }
 
 /// `<column> IN app.mutual_friend_ids(other)`: a condition for a query of a signed-in request.

@@ -1,11 +1,13 @@
 //! Friendships and privacy: `friends`, `friendRequests`, `blockedUsers`, the request and block
 //! mutations, `updatePrivacy`, the `friendEvents` subscription, and the per-viewer fields of
-//! `User` (`friendshipStatus`, `mutualFriends`, `privacy`). The state machine lives in
+//! `User` (`friendshipStatus`, `mutualFriends`, `privacy`, and `activities`, whose resolver is in
+//! `graphql::activities`). The state machine lives in
 //! `crate::friends`, its reads and writes in `crate::services::friends`.
 
 mod types;
 
 use async_graphql::{ComplexObject, Context, ID, Object, Subscription};
+use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt, future::BoxFuture};
 
 pub(super) use types::FriendRequest;
@@ -15,6 +17,7 @@ use types::{
 };
 
 use super::{
+    activities::{ActivityConnection, user_activities},
     connection::{Defaulted, page_args, page_cost, parse_id},
     principal, scope,
     users::{User, UserConnection},
@@ -63,6 +66,25 @@ impl User {
         let other = parse_id("id", &self.id)?;
         let args = page_args(ctx, Defaulted::First, first, after, last, before);
         people_page(ctx, People::MutualFriends(other), None, args).await
+    }
+
+    /// This user's activities the caller may read, newest first, optionally of one kind and in
+    /// the window `[from, to)` (see `activities`).
+    #[graphql(complexity = "page_cost(last, first, 20, child_complexity)")]
+    #[allow(clippy::too_many_arguments)]
+    async fn activities(
+        &self,
+        ctx: &Context<'_>,
+        kind: Option<String>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        #[graphql(default = 20)] first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> AppResult<ActivityConnection> {
+        let args = page_args(ctx, Defaulted::First, first, after, last, before);
+        user_activities(ctx, self, kind, from, to, args).await
     }
 
     /// Who may see this user's e-mail and attributes; only for the user themselves and admins.

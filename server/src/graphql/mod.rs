@@ -1,5 +1,6 @@
 //! The GraphQL schema: one module per domain, merged at the root.
 
+mod activities;
 mod audience;
 mod auth;
 mod chat;
@@ -49,6 +50,7 @@ pub struct QueryRoot(
     audience::AudienceQuery,
     chat::ChatQuery,
     training::TrainingQuery,
+    activities::ActivityQuery,
     node::NodeQuery,
 );
 
@@ -68,12 +70,17 @@ pub struct MutationRoot(
     chat::ChatMutation,
     training::TrainingMutation,
     llm_provider::LlmProviderMutation,
+    activities::ActivityMutation,
 );
 
 /// Root of all subscriptions.
 #[derive(MergedSubscription, Default)]
 #[graphql(name = "Subscription")]
-pub struct SubscriptionRoot(friends::FriendSubscription, chat::ChatSubscription);
+pub struct SubscriptionRoot(
+    friends::FriendSubscription,
+    chat::ChatSubscription,
+    activities::ActivitySubscription,
+);
 
 /// The executable schema.
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;

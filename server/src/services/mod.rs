@@ -7,6 +7,7 @@
 //! (authorize, call a service, convert), and PostgreSQL's row security applies to every
 //! statement, since the connection is the caller's transaction.
 
+pub mod activities;
 pub mod audience;
 pub mod auth;
 pub mod chat;

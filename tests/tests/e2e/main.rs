@@ -1,6 +1,9 @@
 //! End-to-end tests: the real server on a random port, real PostgreSQL and Redis, one fresh
 //! database per test. One binary, so the servers are started once per run.
 
+mod activities;
+mod activities_live;
+mod activities_rls;
 mod audience;
 mod audience_activity;
 mod auth;
