@@ -166,6 +166,8 @@ CREATE POLICY company_domains_manage ON company_domains AS PERMISSIVE FOR ALL TO
     USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('company'::text, 'update'::text) AS may))
     WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('company'::text, 'update'::text) AS may) AND verified_at IS NULL AND verified_by IS NULL AND added_by = (( SELECT app.current_user_id() AS current_user_id)));
 CREATE TRIGGER company_domains_touch_updated_at BEFORE UPDATE ON company_domains FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
+CREATE TRIGGER company_domains_verified_domains_added_or_removed AFTER INSERT OR DELETE ON company_domains FOR EACH ROW EXECUTE FUNCTION app.verified_domains_sync();
+CREATE TRIGGER company_domains_verified_domains_updated AFTER UPDATE OF verified_at, domain, company_id, id ON company_domains FOR EACH ROW WHEN ((old.verified_at IS NULL) IS DISTINCT FROM (new.verified_at IS NULL) OR old.domain IS DISTINCT FROM new.domain OR old.company_id IS DISTINCT FROM new.company_id OR old.id IS DISTINCT FROM new.id) EXECUTE FUNCTION app.verified_domains_sync();
 
 -- company_llm_providers (tenant table)
 ALTER TABLE company_llm_providers OWNER TO <owner>;
@@ -283,6 +285,8 @@ CREATE POLICY identities_delete ON identities AS PERMISSIVE FOR DELETE TO app_us
 CREATE POLICY identities_select ON identities AS PERMISSIVE FOR SELECT TO app_user
     USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('session'::text, 'read'::text) AS may));
 CREATE TRIGGER identities_keep_a_way_in BEFORE DELETE ON identities FOR EACH ROW EXECUTE FUNCTION app.identities_guard();
+CREATE TRIGGER identities_oidc_subjects_added_or_removed AFTER INSERT OR DELETE ON identities FOR EACH ROW EXECUTE FUNCTION app.oidc_subjects_sync();
+CREATE TRIGGER identities_oidc_subjects_updated AFTER UPDATE OF issuer, subject, company_id, user_id, id ON identities FOR EACH ROW WHEN (old.issuer IS DISTINCT FROM new.issuer OR old.subject IS DISTINCT FROM new.subject OR old.company_id IS DISTINCT FROM new.company_id OR old.user_id IS DISTINCT FROM new.user_id OR old.id IS DISTINCT FROM new.id) EXECUTE FUNCTION app.oidc_subjects_sync();
 
 -- invitations (tenant table)
 ALTER TABLE invitations OWNER TO <owner>;
@@ -334,6 +338,15 @@ CREATE POLICY knowledge_update ON knowledge AS PERMISSIVE FOR UPDATE TO app_user
     WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)));
 CREATE TRIGGER knowledge_touch_updated_at BEFORE UPDATE ON knowledge FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
+-- login_emails
+ALTER TABLE login_emails OWNER TO <owner>;
+ALTER TABLE login_emails ENABLE ROW LEVEL SECURITY;
+ALTER TABLE login_emails FORCE ROW LEVEL SECURITY;
+GRANT SELECT, INSERT, DELETE ON login_emails TO app_auth;
+CREATE POLICY login_emails_definer ON login_emails AS PERMISSIVE FOR ALL TO app_auth
+    USING (true)
+    WITH CHECK (true);
+
 -- messages (tenant table)
 ALTER TABLE messages OWNER TO <owner>;
 ALTER TABLE messages ENABLE ROW LEVEL SECURITY;
@@ -360,6 +373,15 @@ CREATE POLICY messages_select ON messages AS PERMISSIVE FOR SELECT TO app_user
     USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('message'::text, 'read'::text) AS may));
 CREATE TRIGGER messages_stamp_heartbeat BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION app.messages_stamp_heartbeat();
 CREATE TRIGGER messages_touch_updated_at BEFORE UPDATE ON messages FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
+
+-- oidc_subjects
+ALTER TABLE oidc_subjects OWNER TO <owner>;
+ALTER TABLE oidc_subjects ENABLE ROW LEVEL SECURITY;
+ALTER TABLE oidc_subjects FORCE ROW LEVEL SECURITY;
+GRANT SELECT, INSERT, DELETE ON oidc_subjects TO app_auth;
+CREATE POLICY oidc_subjects_definer ON oidc_subjects AS PERMISSIVE FOR ALL TO app_auth
+    USING (true)
+    WITH CHECK (true);
 
 -- outbound_emails (tenant table)
 ALTER TABLE outbound_emails OWNER TO <owner>;
@@ -479,7 +501,19 @@ CREATE TRIGGER audience_users_deleted AFTER DELETE ON users REFERENCING OLD TABL
 CREATE TRIGGER audience_users_inserted AFTER INSERT ON users REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION app.audience_users_changed();
 CREATE TRIGGER audience_users_updated AFTER UPDATE ON users REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION app.audience_users_changed();
 CREATE TRIGGER users_guard BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION app.users_guard();
+CREATE TRIGGER users_login_emails_deleted AFTER DELETE ON users REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION app.login_emails_sync();
+CREATE TRIGGER users_login_emails_inserted AFTER INSERT ON users REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION app.login_emails_sync();
+CREATE TRIGGER users_login_emails_readdressed AFTER UPDATE OF email, company_id, id ON users FOR EACH ROW WHEN (lower(old.email) IS DISTINCT FROM lower(new.email) OR old.company_id IS DISTINCT FROM new.company_id OR old.id IS DISTINCT FROM new.id) EXECUTE FUNCTION app.login_emails_readdress();
 CREATE TRIGGER users_touch_updated_at BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
+
+-- verified_domains
+ALTER TABLE verified_domains OWNER TO <owner>;
+ALTER TABLE verified_domains ENABLE ROW LEVEL SECURITY;
+ALTER TABLE verified_domains FORCE ROW LEVEL SECURITY;
+GRANT SELECT, INSERT, DELETE ON verified_domains TO app_auth;
+CREATE POLICY verified_domains_definer ON verified_domains AS PERMISSIVE FOR ALL TO app_auth
+    USING (true)
+    WITH CHECK (true);
 
 -- Sequences ====================================================================================
 ALTER SEQUENCE messages_seq_seq OWNER TO <owner>;
@@ -620,19 +654,19 @@ GRANT SELECT ON user_profiles TO app_user;
 
 -- Functions of the application's schemas: security, search_path, owner, EXECUTE ================
 
-CREATE FUNCTION app.accept_invitation(p_token_hash text, p_user uuid, p_password_hash text, p_display_name text)
+CREATE FUNCTION app.accept_invitation(p_company uuid, p_token_hash text, p_user uuid, p_password_hash text, p_display_name text)
     RETURNS TABLE(user_id uuid, company_id uuid, role text)
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, public, pg_temp;
-ALTER FUNCTION app.accept_invitation(text,uuid,text,text) OWNER TO app_auth;
-GRANT EXECUTE ON FUNCTION app.accept_invitation(text,uuid,text,text) TO app_anon;
+ALTER FUNCTION app.accept_invitation(uuid,text,uuid,text,text) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.accept_invitation(uuid,text,uuid,text,text) TO app_anon;
 
-CREATE FUNCTION app.accept_invite_link(p_token_hash text, p_user uuid, p_email text, p_password_hash text, p_display_name text)
+CREATE FUNCTION app.accept_invite_link(p_company uuid, p_token_hash text, p_user uuid, p_email text, p_password_hash text, p_display_name text)
     RETURNS TABLE(user_id uuid, company_id uuid, role text)
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, public, pg_temp;
-ALTER FUNCTION app.accept_invite_link(text,uuid,text,text,text) OWNER TO app_auth;
-GRANT EXECUTE ON FUNCTION app.accept_invite_link(text,uuid,text,text,text) TO app_anon;
+ALTER FUNCTION app.accept_invite_link(uuid,text,uuid,text,text,text) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.accept_invite_link(uuid,text,uuid,text,text,text) TO app_anon;
 
 CREATE FUNCTION app.activities_check_metrics()
     RETURNS trigger
@@ -776,12 +810,12 @@ CREATE FUNCTION app.confirm_company_domain(p_id uuid)
 ALTER FUNCTION app.confirm_company_domain(uuid) OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.confirm_company_domain(uuid) TO app_user;
 
-CREATE FUNCTION app.consume_password_reset(p_token_hash text, p_password_hash text)
+CREATE FUNCTION app.consume_password_reset(p_company uuid, p_token_hash text, p_password_hash text)
     RETURNS TABLE(user_id uuid, company_id uuid, revoked_session uuid)
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, public, pg_temp;
-ALTER FUNCTION app.consume_password_reset(text,text) OWNER TO app_auth;
-GRANT EXECUTE ON FUNCTION app.consume_password_reset(text,text) TO app_anon;
+ALTER FUNCTION app.consume_password_reset(uuid,text,text) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.consume_password_reset(uuid,text,text) TO app_anon;
 
 CREATE FUNCTION app.conversations_training_choice()
     RETURNS trigger
@@ -797,12 +831,12 @@ CREATE FUNCTION app.create_email_verification(p_user uuid, p_company uuid, p_tok
 ALTER FUNCTION app.create_email_verification(uuid,uuid,text,timestamp with time zone,text,text) OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.create_email_verification(uuid,uuid,text,timestamp with time zone,text,text) TO app_anon;
 
-CREATE FUNCTION app.create_password_reset(p_email text, p_token_hash text, p_expires_at timestamp with time zone, p_subject text, p_body text)
+CREATE FUNCTION app.create_password_reset(p_company uuid, p_email text, p_token_hash text, p_expires_at timestamp with time zone, p_subject text, p_body text)
     RETURNS boolean
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, public, pg_temp;
-ALTER FUNCTION app.create_password_reset(text,text,timestamp with time zone,text,text) OWNER TO app_auth;
-GRANT EXECUTE ON FUNCTION app.create_password_reset(text,text,timestamp with time zone,text,text) TO app_anon;
+ALTER FUNCTION app.create_password_reset(uuid,text,text,timestamp with time zone,text,text) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.create_password_reset(uuid,text,text,timestamp with time zone,text,text) TO app_anon;
 
 CREATE FUNCTION app.create_session(p_session uuid, p_user uuid, p_company uuid, p_token_hash text, p_expires_at timestamp with time zone, p_absolute_expires_at timestamp with time zone, p_user_agent text, p_ip text, p_fingerprint text)
     RETURNS boolean
@@ -876,9 +910,23 @@ CREATE FUNCTION app.keeps_a_way_in(p_user uuid, p_company uuid, p_removed uuid)
 ALTER FUNCTION app.keeps_a_way_in(uuid,uuid,uuid) OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.keeps_a_way_in(uuid,uuid,uuid) TO app_user;
 
+CREATE FUNCTION app.login_emails_readdress()
+    RETURNS trigger
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.login_emails_readdress() OWNER TO app_auth;
+-- EXECUTE: nobody but its owner
+
+CREATE FUNCTION app.login_emails_sync()
+    RETURNS trigger
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.login_emails_sync() OWNER TO app_auth;
+-- EXECUTE: nobody but its owner
+
 CREATE FUNCTION app.login_lookup(p_email text)
     RETURNS TABLE(user_id uuid, company_id uuid, role text, password_hash text, is_active boolean)
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION app.login_lookup(text) OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.login_lookup(text) TO app_anon;
@@ -927,7 +975,7 @@ GRANT EXECUTE ON FUNCTION app.mutual_friend_ids(uuid) TO app_user;
 
 CREATE FUNCTION app.oidc_identity(p_issuer text, p_subject text)
     RETURNS TABLE(identity_id uuid, user_id uuid, company_id uuid, role text, is_active boolean)
-    LANGUAGE sql VOLATILE SECURITY DEFINER
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION app.oidc_identity(text,text) OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.oidc_identity(text,text) TO app_anon;
@@ -953,6 +1001,13 @@ CREATE FUNCTION app.oidc_sign_up(p_company uuid, p_company_name text, p_user uui
 ALTER FUNCTION app.oidc_sign_up(uuid,text,uuid,text,text,uuid,text,text,text) OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.oidc_sign_up(uuid,text,uuid,text,text,uuid,text,text,text) TO app_anon;
 
+CREATE FUNCTION app.oidc_subjects_sync()
+    RETURNS trigger
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.oidc_subjects_sync() OWNER TO app_auth;
+-- EXECUTE: nobody but its owner
+
 CREATE FUNCTION app.outbound_emails_stamp()
     RETURNS trigger
     LANGUAGE plpgsql VOLATILE SECURITY INVOKER
@@ -960,26 +1015,26 @@ CREATE FUNCTION app.outbound_emails_stamp()
 ALTER FUNCTION app.outbound_emails_stamp() OWNER TO <owner>;
 -- EXECUTE: nobody but its owner
 
-CREATE FUNCTION app.pending_invitation(p_token_hash text)
+CREATE FUNCTION app.pending_invitation(p_company uuid, p_token_hash text)
     RETURNS text
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, public, pg_temp;
-ALTER FUNCTION app.pending_invitation(text) OWNER TO app_auth;
-GRANT EXECUTE ON FUNCTION app.pending_invitation(text) TO app_anon;
+ALTER FUNCTION app.pending_invitation(uuid,text) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.pending_invitation(uuid,text) TO app_anon;
 
-CREATE FUNCTION app.pending_password_reset(p_token_hash text)
+CREATE FUNCTION app.pending_password_reset(p_company uuid, p_token_hash text)
     RETURNS text
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, public, pg_temp;
-ALTER FUNCTION app.pending_password_reset(text) OWNER TO app_auth;
-GRANT EXECUTE ON FUNCTION app.pending_password_reset(text) TO app_anon;
+ALTER FUNCTION app.pending_password_reset(uuid,text) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.pending_password_reset(uuid,text) TO app_anon;
 
-CREATE FUNCTION app.refresh_session(p_token_hash text, p_next_hash text, p_fingerprint text, p_grace interval, p_sliding interval)
+CREATE FUNCTION app.refresh_session(p_company uuid, p_token_hash text, p_next_hash text, p_fingerprint text, p_grace interval, p_sliding interval)
     RETURNS TABLE(outcome text, session_id uuid, user_id uuid, company_id uuid, role text, expires_at timestamp with time zone)
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, public, pg_temp;
-ALTER FUNCTION app.refresh_session(text,text,text,interval,interval) OWNER TO app_auth;
-GRANT EXECUTE ON FUNCTION app.refresh_session(text,text,text,interval,interval) TO app_anon;
+ALTER FUNCTION app.refresh_session(uuid,text,text,text,interval,interval) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.refresh_session(uuid,text,text,text,interval,interval) TO app_anon;
 
 CREATE FUNCTION app.reseal_company_llm_key(p_company uuid, p_row uuid, p_old text, p_new text)
     RETURNS boolean
@@ -1009,12 +1064,12 @@ CREATE FUNCTION app.sealed_company_oidc_secrets(p_after_company uuid, p_after_ro
 ALTER FUNCTION app.sealed_company_oidc_secrets(uuid,uuid,integer) OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.sealed_company_oidc_secrets(uuid,uuid,integer) TO app_worker;
 
-CREATE FUNCTION app.session_state(p_session uuid)
+CREATE FUNCTION app.session_state(p_company uuid, p_session uuid)
     RETURNS text
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, public, pg_temp;
-ALTER FUNCTION app.session_state(uuid) OWNER TO app_auth;
-GRANT EXECUTE ON FUNCTION app.session_state(uuid) TO app_anon;
+ALTER FUNCTION app.session_state(uuid,uuid) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.session_state(uuid,uuid) TO app_anon;
 
 CREATE FUNCTION app.sign_up(p_company uuid, p_company_name text, p_user uuid, p_email text, p_password_hash text, p_display_name text)
     RETURNS void
@@ -1050,12 +1105,19 @@ CREATE FUNCTION app.users_guard()
 ALTER FUNCTION app.users_guard() OWNER TO <owner>;
 -- EXECUTE: nobody but its owner
 
-CREATE FUNCTION app.verify_email(p_token_hash text)
+CREATE FUNCTION app.verified_domains_sync()
+    RETURNS trigger
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.verified_domains_sync() OWNER TO app_auth;
+-- EXECUTE: nobody but its owner
+
+CREATE FUNCTION app.verify_email(p_company uuid, p_token_hash text)
     RETURNS TABLE(user_id uuid, company_id uuid)
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, public, pg_temp;
-ALTER FUNCTION app.verify_email(text) OWNER TO app_auth;
-GRANT EXECUTE ON FUNCTION app.verify_email(text) TO app_anon;
+ALTER FUNCTION app.verify_email(uuid,text) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.verify_email(uuid,text) TO app_anon;
 
 -- Extensions in the application's schemas (their objects are not listed) =======================
 CREATE EXTENSION pg_trgm SCHEMA public; -- owner <owner>
