@@ -1,6 +1,5 @@
-DROP TABLE IF EXISTS activity_shares;
-DROP TABLE IF EXISTS activities;
-DROP TABLE IF EXISTS activity_kinds;
+-- One statement: the policies of activities and activity_shares read each other's table.
+DROP TABLE IF EXISTS activity_shares, activities, activity_kinds;
 DROP FUNCTION IF EXISTS app.activities_check_metrics();
 DROP FUNCTION IF EXISTS app.activity_friend_ids();
 DROP FUNCTION IF EXISTS app.activity_blocked_ids();

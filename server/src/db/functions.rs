@@ -516,6 +516,14 @@ pub const SIGN_UP_MEMBER: SqlFunction = SqlFunction {
     returns: Returns::Scalar("uuid"),
     caller: Caller::Anonymous,
 };
+/// Read through a cursor by `services::training::export`, a line at a time, not through
+/// [`SqlFunction`]'s own calls.
+pub const TRAINING_EXPORT: SqlFunction = SqlFunction {
+    name: "training_export",
+    args: &[TIMESTAMPTZ, TIMESTAMPTZ],
+    returns: Returns::SetOf("text"),
+    caller: Caller::User,
+};
 pub const VERIFY_EMAIL: SqlFunction = SqlFunction {
     name: "verify_email",
     args: &["uuid", "text"],
@@ -564,6 +572,7 @@ pub const DECLARED: &[SqlFunction] = &[
     SESSION_STATE,
     SIGN_UP,
     SIGN_UP_MEMBER,
+    TRAINING_EXPORT,
     VERIFY_EMAIL,
 ];
 

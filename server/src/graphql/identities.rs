@@ -83,7 +83,7 @@ fn company_provider(
     CompanyOidcProvider {
         id: ID(p.id.to_string()),
         start_path: format!("/auth/oidc/{key}/start"),
-        callback_url: crate::http::oidc::callback_url(state, &key),
+        callback_url: crate::oidc::callback_url(&state.config, &key),
         key,
         name: p.name,
         issuer: p.issuer,

@@ -332,7 +332,7 @@ fn selected_columns(ctx: &Context<'_>) -> ProfileColumns {
 /// does not know.
 fn needs(columns: &mut ProfileColumns, field: &str) -> bool {
     match field {
-        "id" | "mutualFriends" | "__typename" => {}
+        "id" | "mutualFriends" | "activities" | "__typename" => {}
         "email" => columns.email = true,
         "displayName" => columns.display_name = true,
         "role" => columns.role = true,

@@ -96,19 +96,7 @@ fn deps(state: &AppState) -> AuthDeps<'_> {
 /// The public base URL of this server, for callbacks: OIDC_CALLBACK_BASE_URL, else PUBLIC_URL,
 /// else http://BIND_ADDR.
 fn callback_base(state: &AppState) -> String {
-    state
-        .config
-        .oidc_callback_base_url
-        .clone()
-        .or_else(|| state.config.public_url.clone())
-        .unwrap_or_else(|| format!("http://{}", state.config.bind_addr))
-        .trim_end_matches('/')
-        .to_owned()
-}
-
-/// The redirect URI registered at the provider.
-pub fn callback_url(state: &AppState, provider: &str) -> String {
-    format!("{}/auth/oidc/{provider}/callback", callback_base(state))
+    crate::oidc::callback_base(&state.config)
 }
 
 /// Where a flow may end: a path of this server, or a URL of this server's origin, PUBLIC_URL's
@@ -369,7 +357,7 @@ async fn start_flow(
     );
     let url = provider
         .authorization_url(
-            &callback_url(state, name),
+            &crate::oidc::callback_url(&state.config, name),
             &state_token,
             &nonce,
             &flow::code_challenge(&verifier),
@@ -454,7 +442,11 @@ async fn finish_flow(
         .get("code")
         .ok_or_else(|| AppError::bad_input("code", "the provider sent no authorization code"))?;
     let id_token = provider
-        .exchange(code, &callback_url(state, name), &flow.code_verifier)
+        .exchange(
+            code,
+            &crate::oidc::callback_url(&state.config, name),
+            &flow.code_verifier,
+        )
         .await?;
     let identity = provider.verify(&id_token, &flow.nonce).await?;
     let deps = deps(state);

@@ -237,6 +237,23 @@ impl Oidc {
     }
 }
 
+/// Where this server is reached for its callbacks: `OIDC_CALLBACK_BASE_URL`, else
+/// `PUBLIC_URL`, else the bind address; without a trailing slash.
+pub fn callback_base(config: &crate::config::Config) -> String {
+    config
+        .oidc_callback_base_url
+        .clone()
+        .or_else(|| config.public_url.clone())
+        .unwrap_or_else(|| format!("http://{}", config.bind_addr))
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// The redirect URI registered at the provider.
+pub fn callback_url(config: &crate::config::Config, provider: &str) -> String {
+    format!("{}/auth/oidc/{provider}/callback", callback_base(config))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,2 @@
+-- Nothing: the downs of the migrations that created these objects drop them.
+SELECT 1;
