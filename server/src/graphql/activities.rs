@@ -525,6 +525,7 @@ impl ActivityQuery {
         directive = requires::apply(Obj::Activity, Action::Read),
         complexity = "page_cost(last, first, 20, child_complexity)"
     )]
+    #[allow(clippy::too_many_arguments)]
     async fn activities(
         &self,
         ctx: &Context<'_>,

@@ -244,7 +244,7 @@ async fn notice(
         None if activity.visibility == Visibility::Private => return Ok(None),
         None => friend_ids(conn).await?,
     };
-    Ok((!recipients.is_empty()).then(|| ActivityNotice {
+    Ok((!recipients.is_empty()).then_some(ActivityNotice {
         recipients,
         payload: ActivityEventPayload {
             company_id: activity.company_id,
