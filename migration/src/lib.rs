@@ -90,7 +90,7 @@ mod m20261227_001701_audiences_over_activities;
 mod m20261228_001800_key_tenant_tables_by_company;
 mod m20261228_001801_directories_of_global_keys;
 mod m20261228_001802_tokens_carry_their_company;
-mod m20261230_002000_definitions_of_this_release;
+mod m20261229_001900_set_the_identity_for_every_node;
 
 /// Runs every migration of this crate, in order.
 pub struct Migrator;
@@ -129,7 +129,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261228_001800_key_tenant_tables_by_company::Migration),
             Box::new(m20261228_001801_directories_of_global_keys::Migration),
             Box::new(m20261228_001802_tokens_carry_their_company::Migration),
-            Box::new(m20261230_002000_definitions_of_this_release::Migration),
+            Box::new(m20261229_001900_set_the_identity_for_every_node::Migration),
         ]
     }
 }
