@@ -56,7 +56,13 @@ pub const FILES: &[(&str, &str)] = &[
 
 /// Owners of definer objects must be allowed to create in the schema while objects are handed
 /// to them (superusers skip that check; a managed service's CREATEROLE owner does not).
-const BEFORE: &str = "GRANT CREATE ON SCHEMA app, public TO app_auth, app_profiles";
+///
+/// On Citus, triggers of distributed tables are (re)created only with
+/// `citus.enable_unsafe_triggers` (the ones left on tenant tables change only their own row,
+/// see [`crate::distribute`]); on plain PostgreSQL the setting is an unused placeholder, for this
+/// transaction only.
+const BEFORE: &str = "GRANT CREATE ON SCHEMA app, public TO app_auth, app_profiles; \
+                      SET LOCAL citus.enable_unsafe_triggers = on";
 const AFTER: &str = "REVOKE CREATE ON SCHEMA app, public FROM app_auth, app_profiles";
 
 /// A checksum of the files' names and contents (64-bit FNV-1a, hex): it changes whenever a

@@ -59,6 +59,7 @@ async fn run_sql(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
 }
 
 pub mod current;
+pub mod distribute;
 
 mod m20261123_000001_create_roles_and_helpers;
 mod m20261123_000002_create_companies_and_users;

@@ -127,7 +127,10 @@ pub async fn migrate(admin_url: &str) -> anyhow::Result<()> {
     // Two instances starting at once must not both migrate: serialize on an advisory lock.
     db.execute_unprepared("SELECT pg_advisory_lock(727274001)")
         .await?;
-    let result = apply_migrations(&db).await;
+    let mut result = apply_migrations(&db).await;
+    if result.is_ok() {
+        result = distribute(&db).await;
+    }
     db.execute_unprepared("SELECT pg_advisory_unlock(727274001)")
         .await?;
     let _ = db.close().await;
@@ -166,6 +169,31 @@ async fn apply_migrations(db: &DatabaseConnection) -> anyhow::Result<()> {
         .await
         .context("note the newest migration")?;
     tx.commit().await?;
+    Ok(())
+}
+
+/// On a Citus cluster, places every table not placed yet (`migration::distribute`): tenant
+/// tables by company, co-located; directory tables by their keys; tables without a company as
+/// reference tables. Nothing on plain PostgreSQL. While the schema holds something Citus cannot
+/// run distributed, the tables stay on the coordinator and the reasons are logged.
+async fn distribute(db: &DatabaseConnection) -> anyhow::Result<()> {
+    match migration::distribute::apply(db)
+        .await
+        .context("distribute the tables on Citus")?
+    {
+        migration::distribute::Outcome::NotCitus => {}
+        migration::distribute::Outcome::Distributed(tables) => {
+            if !tables.is_empty() {
+                tracing::info!(tables = ?tables, "distributed on Citus");
+            }
+        }
+        migration::distribute::Outcome::Blocked(reasons) => {
+            tracing::warn!(
+                reasons = ?reasons,
+                "Citus: the tables stay on the coordinator, since the schema holds what a distributed table cannot have"
+            );
+        }
+    }
     Ok(())
 }
 
