@@ -57,12 +57,14 @@ catalog: deps
 ## Release build, seeded data; the users and presets pages side by side with PostGraphile 5,
 ## pgbench of the server's SQL and of the one-round-trip limit, audience, activities and chat;
 ## prints the figures and rewrites BENCHMARKS.md, with flame graphs of the users page and of chat
-## streaming in .bench/ (BENCH_PROFILE=0 leaves the profiles out).
+## streaming in .bench/ (BENCH_PROFILE=0 leaves the profiles out); then the users page on a
+## private Citus cluster (scripts/bench-citus.sh).
 bench: deps
 	@BENCH_PROFILE="$${BENCH_PROFILE:-1}" bash scripts/bench.sh
 	@bash scripts/bench-audience.sh
 	@bash scripts/bench-activities.sh
 	@BENCH_PROFILE="$${BENCH_PROFILE:-1}" bash scripts/bench-chat.sh
+	@bash scripts/bench-citus.sh
 
 ## Forget the private PostgreSQL and Redis data of `make run`.
 clean-data:
