@@ -81,11 +81,17 @@ pub fn checksum() -> String {
 /// Applies every file, in order, on `conn` (run it in a transaction: a file that fails leaves
 /// nothing half-applied). The error names the file.
 pub async fn apply(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
-    conn.execute_unprepared(BEFORE).await?;
+    for statement in crate::statements::split(BEFORE) {
+        conn.execute_unprepared(statement).await?;
+    }
     for (name, sql) in FILES {
-        conn.execute_unprepared(sql)
-            .await
-            .map_err(|e| DbErr::Migration(format!("migration/sql/current/{name}: {e}")))?;
+        // One statement at a time: Citus repeats some DDL on the workers with the text of the
+        // whole query that held it (see [`crate::statements`]).
+        for statement in crate::statements::split(sql) {
+            conn.execute_unprepared(statement)
+                .await
+                .map_err(|e| DbErr::Migration(format!("migration/sql/current/{name}: {e}")))?;
+        }
     }
     conn.execute_unprepared(AFTER).await?;
     Ok(())

@@ -49,17 +49,19 @@ macro_rules! sql_migration {
     };
 }
 
-/// Runs `sql`, one or more statements, on the migration's connection.
+/// Runs `sql`, one or more statements, on the migration's connection, one statement at a time
+/// (see [`statements`]: Citus repeats some DDL on the workers with the text of its whole query).
 async fn run_sql(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
-    manager
-        .get_connection()
-        .execute_unprepared(sql)
-        .await
-        .map(|_| ())
+    let conn = manager.get_connection();
+    for statement in statements::split(sql) {
+        conn.execute_unprepared(statement).await?;
+    }
+    Ok(())
 }
 
 pub mod current;
 pub mod distribute;
+pub mod statements;
 
 mod m20261123_000001_create_roles_and_helpers;
 mod m20261123_000002_create_companies_and_users;
