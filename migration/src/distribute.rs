@@ -123,7 +123,11 @@ pub async fn is_citus(conn: &impl ConnectionTrait) -> Result<bool, DbErr> {
 }
 
 /// Strings of column `column` of every row `sql` returns.
-async fn strings(conn: &impl ConnectionTrait, sql: &str, column: &str) -> Result<Vec<String>, DbErr> {
+async fn strings(
+    conn: &impl ConnectionTrait,
+    sql: &str,
+    column: &str,
+) -> Result<Vec<String>, DbErr> {
     conn.query_all_raw(Statement::from_string(DbBackend::Postgres, sql))
         .await?
         .iter()
@@ -175,7 +179,11 @@ pub async fn pending(conn: &impl ConnectionTrait) -> Result<(Vec<Step>, Vec<Stri
         .iter()
         .chain(LOCAL_TABLES)
         .map(|t| (*t).to_owned())
-        .chain(crate::rls_tables().into_iter().map(|t| format!("public.{t}")))
+        .chain(
+            crate::rls_tables()
+                .into_iter()
+                .map(|t| format!("public.{t}")),
+        )
         .collect();
     for table in strings(conn, SCHEMA_TABLES, "name").await? {
         if !placed_somehow.contains(&table) {
@@ -269,7 +277,11 @@ mod tests {
     fn self_references_and_outside_tables_do_not_hold_a_table_back() {
         let order = foreign_key_order(
             &["companies", "messages", "users"],
-            &refs(&[("messages", "messages"), ("messages", "users"), ("users", "elsewhere")]),
+            &refs(&[
+                ("messages", "messages"),
+                ("messages", "users"),
+                ("users", "elsewhere"),
+            ]),
         );
         assert_eq!(order, ["companies", "users", "messages"]);
     }
@@ -294,7 +306,8 @@ mod tests {
         let tenants = &steps[1..=crate::TENANT_TABLES.len()];
         for step in &tenants[1..] {
             assert!(
-                step.sql.contains("'company_id', colocate_with => 'companies'"),
+                step.sql
+                    .contains("'company_id', colocate_with => 'companies'"),
                 "{step:?}"
             );
         }

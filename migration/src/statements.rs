@@ -24,7 +24,9 @@ pub fn split(sql: &str) -> Vec<&str> {
                 continue;
             }
             b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                i = sql[i + 2..].find("*/").map_or(bytes.len(), |n| i + 2 + n + 2);
+                i = sql[i + 2..]
+                    .find("*/")
+                    .map_or(bytes.len(), |n| i + 2 + n + 2);
                 continue;
             }
             b'\'' | b'"' => {
@@ -56,8 +58,8 @@ pub fn split(sql: &str) -> Vec<&str> {
                 let tag_end = sql[i + 1..]
                     .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
                     .map(|n| i + 1 + n);
-                let starts_tag = i == 0
-                    || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
+                let starts_tag =
+                    i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
                 if let Some(end) = tag_end.filter(|&e| bytes[e] == b'$' && starts_tag)
                     && !sql[i + 1..end].starts_with(|ch: char| ch.is_ascii_digit())
                 {

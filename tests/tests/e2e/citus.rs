@@ -313,7 +313,9 @@ async fn a_table_without_a_placement_keeps_everything_on_the_coordinator() -> an
     );
     let placed = placements(&app).await?;
     assert!(
-        placed.iter().all(|(name, ..)| name != "companies" && name != "stray"),
+        placed
+            .iter()
+            .all(|(name, ..)| name != "companies" && name != "stray"),
         "{placed:?}"
     );
     Ok(())
@@ -329,7 +331,10 @@ async fn every_table_is_placed_by_its_key() -> anyhow::Result<()> {
     let (_, method, column, companies_group) =
         find("companies").ok_or_else(|| anyhow::anyhow!("companies is not distributed"))?;
     assert_eq!((method.as_str(), column.as_deref()), ("h", Some("id")));
-    for table in migration::TENANT_TABLES.iter().filter(|t| **t != "companies") {
+    for table in migration::TENANT_TABLES
+        .iter()
+        .filter(|t| **t != "companies")
+    {
         let (_, method, column, group) =
             find(table).ok_or_else(|| anyhow::anyhow!("{table} is not distributed"))?;
         assert_eq!(
@@ -341,7 +346,11 @@ async fn every_table_is_placed_by_its_key() -> anyhow::Result<()> {
     for (table, key) in migration::DIRECTORY_TABLES {
         let (_, method, column, _) =
             find(table).ok_or_else(|| anyhow::anyhow!("{table} is not distributed"))?;
-        assert_eq!((method.as_str(), column.as_deref()), ("h", Some(*key)), "{table}");
+        assert_eq!(
+            (method.as_str(), column.as_deref()),
+            ("h", Some(*key)),
+            "{table}"
+        );
     }
     for table in migration::distribute::REFERENCE_TABLES {
         let (_, method, ..) =
