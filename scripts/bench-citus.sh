@@ -15,7 +15,8 @@
 #      figures (BENCH_CITUS_OUT, when set, gets them as "name value" lines).
 #
 # Knobs: BENCH_CONNECTIONS (32), BENCH_DURATION (15 s), BENCH_WARMUP (3 s), BENCH_TOKENS (2000),
-# DB_MAX_CONNECTIONS (16). Everything listens on 127.0.0.1 and is stopped and removed on exit.
+# DB_MAX_CONNECTIONS (16), BENCH_SERVER_BIN (a server binary to use instead of building the release
+# one: figures of a debug build mean nothing, but the script is checked quickly). Everything listens on 127.0.0.1 and is stopped and removed on exit.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -40,9 +41,16 @@ PSQL=psql
 for dir in /usr/lib/postgresql/*/bin; do [ -x "$dir/psql" ] && PSQL="$dir/psql"; done
 bash "$ROOT/scripts/install-deps.sh" --citus
 
-say "building the server (release) and the cluster starter"
-(cd "$ROOT" && "$CARGO" build --release -p server-cli --bin server && "$CARGO" build -p tests --bin citus_cluster)
-SERVER_BIN="$TARGET_DIR/release/server"
+if [ -n "${BENCH_SERVER_BIN:-}" ]; then
+    # A server binary of the caller's (a debug build, to check this script quickly).
+    SERVER_BIN="$BENCH_SERVER_BIN"
+    say "building the cluster starter"
+    (cd "$ROOT" && "$CARGO" build -p tests --bin citus_cluster)
+else
+    say "building the server (release) and the cluster starter"
+    (cd "$ROOT" && "$CARGO" build --release -p server-cli --bin server && "$CARGO" build -p tests --bin citus_cluster)
+    SERVER_BIN="$TARGET_DIR/release/server"
+fi
 CLUSTER_BIN="$TARGET_DIR/debug/citus_cluster"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/bench-citus.XXXXXX")"
