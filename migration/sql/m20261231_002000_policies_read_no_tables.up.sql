@@ -33,7 +33,7 @@ $$;
 
 CREATE OR REPLACE FUNCTION app.friend_ids() RETURNS uuid[]
     LANGUAGE sql STABLE PARALLEL SAFE
-    AS $$ SELECT COALESCE(NULLIF(pg_catalog.current_setting('app.friend_ids', true), '')::uuid[], '{}') $$;
+    AS $$ SELECT NULLIF(pg_catalog.current_setting('app.friend_ids', true), '')::uuid[] $$;
 
 REVOKE ALL ON FUNCTION app.friend_ids() FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_auth, app_profiles;
 
@@ -41,7 +41,7 @@ GRANT EXECUTE ON FUNCTION app.friend_ids() TO app_user, app_profiles;
 
 CREATE OR REPLACE FUNCTION app.blocked_ids() RETURNS uuid[]
     LANGUAGE sql STABLE PARALLEL SAFE
-    AS $$ SELECT COALESCE(NULLIF(pg_catalog.current_setting('app.blocked_ids', true), '')::uuid[], '{}') $$;
+    AS $$ SELECT NULLIF(pg_catalog.current_setting('app.blocked_ids', true), '')::uuid[] $$;
 
 REVOKE ALL ON FUNCTION app.blocked_ids() FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_auth, app_profiles;
 
@@ -52,14 +52,17 @@ CREATE OR REPLACE FUNCTION app.request_grants(p_company uuid, p_role text) RETUR
     SET search_path = pg_catalog, public, pg_temp
     AS $$
 BEGIN
+    -- A custom role never has a built-in role's name (roles.name's CHECK): one of the two.
+    IF p_role IN ('admin', 'manager', 'member') THEN
+        RETURN ',' || COALESCE((
+            SELECT string_agg(b.object || ':' || b.action, ',' ORDER BY b.object, b.action) || ','
+            FROM app.builtin_grants b WHERE b.role = p_role), '');
+    END IF;
     RETURN ',' || COALESCE((
-        SELECT string_agg(g.object || ':' || g.action, ',' ORDER BY g.object, g.action) || ','
-        FROM (SELECT b.object, b.action FROM app.builtin_grants b WHERE b.role = p_role
-              UNION
-              SELECT e.grant_ ->> 'object', e.grant_ ->> 'action'
-              FROM public.roles r CROSS JOIN LATERAL jsonb_array_elements(r.grants) e (grant_)
-              WHERE r.company_id = p_company AND r.name = p_role
-                AND e.grant_ ->> 'object' ~ '^[a-z_]+$' AND e.grant_ ->> 'action' ~ '^[a-z_]+$') g), '');
+        SELECT string_agg(DISTINCT (e.grant_ ->> 'object') || ':' || (e.grant_ ->> 'action'), ',') || ','
+        FROM public.roles r CROSS JOIN LATERAL jsonb_array_elements(r.grants) e (grant_)
+        WHERE r.company_id = p_company AND r.name = p_role
+          AND e.grant_ ->> 'object' ~ '^[a-z_]+$' AND e.grant_ ->> 'action' ~ '^[a-z_]+$'), '');
 END
 $$;
 
