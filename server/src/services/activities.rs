@@ -26,7 +26,7 @@ use crate::{
     auth::Principal,
     db::functions::activity_friend_ids_sql,
     error::{AppError, AppResult},
-    paging::{DefaultSize, Page, PageArgs},
+    paging::{DefaultSize, Direction, Page, PageArgs, PageRequest},
 };
 
 /// The list name of the cursors of a user's activities and of the feed, newest first.
@@ -600,17 +600,63 @@ pub async fn feed(
     args: PageArgs,
 ) -> AppResult<Page<Activity>> {
     let request = args.validate::<Key>(FEED, DefaultSize::First(20))?;
-    let select = activities::Entity::find()
-        .filter(activities::Column::CompanyId.eq(caller.company_id))
-        .filter(Expr::cust(format!(
-            "\"activities\".\"user_id\" = ANY ((SELECT {})::uuid[])",
-            activity_friend_ids_sql()
-        )));
-    let page = keyset::fetch(conn, select, &newest_first(), FEED, &request, |a| {
-        (a.occurred_at.to_utc(), a.id)
-    })
-    .await?;
+    let rows = activities::Entity::find()
+        .from_raw_sql(feed_statement(caller.company_id, &request))
+        .all(conn)
+        .await?;
+    let page = Page::build(rows, &request, FEED, |a| (a.occurred_at.to_utc(), a.id));
     paged_with_kinds(conn, caller.company_id, page).await
+}
+
+/// The statement of a page of the feed: `request.limit + 1` rows in the order the page is read
+/// (newest first forward, oldest first backward), as `keyset::fetch` reads a page.
+///
+/// It is driven by the caller's friends, each read from the `(company_id, user_id,
+/// occurred_at DESC, id DESC)` index, so that the policy judges a few rows per friend instead
+/// of every activity of every friend. First each friend's first row of the page's window
+/// (`heads`); the `limit + 1`-th of those heads in page order is a bound no row of the page
+/// passes (at least `limit + 1` rows come before it), so then each friend's rows up to that
+/// bound (at most `limit + 1` of them) are merged. Without that many heads there is no bound.
+/// Every read of `activities` is the caller's, under Row Level Security: a row the caller may
+/// not read is neither a head nor a row of the page.
+fn feed_statement(company: Uuid, request: &PageRequest<Key>) -> Statement {
+    let mut values: Vec<Value> = vec![company.into()];
+    let mut window = String::new();
+    for (key, op) in [(&request.after, "<"), (&request.before, ">")] {
+        if let Some((at, id)) = key {
+            values.push(at.fixed_offset().into());
+            values.push((*id).into());
+            window.push_str(&format!(
+                " AND (a.occurred_at, a.id) {op} (${}, ${})",
+                values.len() - 1,
+                values.len()
+            ));
+        }
+    }
+    let (order, reach, end) = match request.direction {
+        Direction::Forward => ("DESC", ">=", "-infinity"),
+        Direction::Backward => ("ASC", "<=", "infinity"),
+    };
+    // Validated sizes, written in as literals (see `keyset::keyset_statement`).
+    let rows = request.limit + 1;
+    let sql = format!(
+        "WITH friends AS MATERIALIZED (SELECT DISTINCT unnest({friends}) AS user_id), \
+         heads AS ( \
+             SELECT h.occurred_at FROM friends f CROSS JOIN LATERAL ( \
+                 SELECT a.occurred_at, a.id FROM activities a \
+                 WHERE a.company_id = $1 AND a.user_id = f.user_id{window} \
+                 ORDER BY a.occurred_at {order}, a.id {order} LIMIT 1) h \
+             ORDER BY h.occurred_at {order}, h.id {order} OFFSET {offset} LIMIT 1) \
+         SELECT p.* FROM friends f CROSS JOIN LATERAL ( \
+             SELECT a.* FROM activities a \
+             WHERE a.company_id = $1 AND a.user_id = f.user_id{window} \
+               AND a.occurred_at {reach} COALESCE((SELECT occurred_at FROM heads), '{end}'::timestamptz) \
+             ORDER BY a.occurred_at {order}, a.id {order} LIMIT {rows}) p \
+         ORDER BY p.occurred_at {order}, p.id {order} LIMIT {rows}",
+        friends = activity_friend_ids_sql(),
+        offset = request.limit,
+    );
+    statement(&sql, values)
 }
 
 /// The activity `id` of a friend of the caller's, if the caller may read it now: what the
