@@ -717,22 +717,22 @@ fn standing(row: &QueryResult) -> Result<Standing, DbErr> {
 /// The SQL of the participants' standings, in one statement: `participants` is a query of
 /// their `user_id`s; `$1` company, `$2` kind, `$3` metric, `$4` from, `$5` to, `$6` the caller.
 /// Participants without an activity of the kind in the window the caller may read are left
-/// out, except the caller when `keep_caller`.
+/// out, except the caller when `keep_caller`. Each participant's activities are folded apart
+/// (a lateral subquery), read from the `(company_id, user_id, kind_id, occurred_at)` index:
+/// the policy judges only the participants' activities of the kind in the window, whatever
+/// the planner guesses of the number of participants.
 fn standings_sql(aggregate: Aggregate, participants: &str, keep_caller: bool) -> String {
     format!(
-        "WITH participants AS ({participants}), \
-         folded AS ( \
-             SELECT a.user_id, count(*) AS activity_count, {fold} AS value \
-             FROM activities a \
-             WHERE a.company_id = $1 AND a.kind_id = $2 \
-               AND a.user_id IN (SELECT user_id FROM participants) \
-               AND a.occurred_at >= COALESCE($4::timestamptz, '-infinity') \
-               AND a.occurred_at < COALESCE($5::timestamptz, 'infinity') \
-             GROUP BY a.user_id) \
-         SELECT p.user_id, f.value::float8 AS value, COALESCE(f.activity_count, 0)::int8 AS activity_count, \
+        "WITH participants AS ({participants}) \
+         SELECT p.user_id, f.value::float8 AS value, f.activity_count::int8 AS activity_count, \
                 rank() OVER (ORDER BY f.value DESC NULLS LAST)::int8 AS rank \
-         FROM participants p LEFT JOIN folded f ON f.user_id = p.user_id \
-         WHERE f.user_id IS NOT NULL{keep} \
+         FROM participants p CROSS JOIN LATERAL ( \
+             SELECT count(*) AS activity_count, {fold} AS value \
+             FROM activities a \
+             WHERE a.company_id = $1 AND a.user_id = p.user_id AND a.kind_id = $2 \
+               AND a.occurred_at >= COALESCE($4::timestamptz, '-infinity') \
+               AND a.occurred_at < COALESCE($5::timestamptz, 'infinity')) f \
+         WHERE f.activity_count > 0{keep} \
          ORDER BY rank, p.user_id",
         fold = fold(aggregate, 3),
         keep = if keep_caller {
