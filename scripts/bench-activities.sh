@@ -196,21 +196,28 @@ section = f"""<!-- activities:begin -->
 
 \`scripts/bench-activities.sh\` (part of \`make bench\`), {date}: a company of {int(users):,} users
 with {int(per_user)} activities each ({int(users) * int(per_user):,} rows over three kinds, 20 %
-private, 40 % friends, 40 % company), seeded by set-based SQL in {seed_secs} s; the caller (the
-seeded admin) has {int(friends)} friends. Latencies are through GraphQL (HTTP, one request at a
-time); "SQL" is the statement the server sends, by hand through psql (\`\\\\timing\`) as the caller
-under Row Level Security (\`SET ROLE app_user\` and the identity the policies read), so the ratio
-(GraphQL p50 / SQL p50) is what the server adds. Aims: p50 < 20 ms, ratio ≤ 1.3.
+private, 40 % friends, 40 % company), seeded in {seed_secs} s (the users by \`server seed\`, the
+activities by set-based SQL, indexes built after the load); the caller (the seeded admin) has
+{int(friends)} friends. Latencies are through GraphQL (HTTP, one request at a time); "SQL" is the
+statement the server sent (logged once by PostgreSQL), replayed through psql (\`PREPARE\`,
+\`EXECUTE\` with its parameters, \`\\\\timing\`) as the caller under Row Level Security (\`SET
+ROLE app_user\` and the identity the policies read), so the ratio (GraphQL p50 / SQL p50) is what
+the server adds. Aims: p50 < 20 ms, ratio ≤ 1.3.
 {note}
 \`\`\`
 {result}
 \`\`\`
 
-What the statements do: see "Sharing" in README.md. \`compareWithFriends\` folds the metric of the
-caller's and each friend's activities of the kind in the window in one statement (the friends
-come from \`app.activity_friend_ids()\`, one InitPlan; each participant's rows from the
-\`(company_id, user_id, occurred_at DESC, id DESC)\` index); the feed's first page is a keyset
-page over the same index, the policy's visibility test evaluated on each candidate row.
+What the statements do (see "Sharing" in README.md; "EXPLAIN" counts are of the server's
+statement, replayed with its parameters on a warm connection: rows, and buffers the plan
+touched, which the machine's load does not change). \`compareWithFriends\` folds each
+participant's activities of the kind in the window apart (a lateral subquery over the
+\`(company_id, user_id, kind_id, occurred_at)\` index), so the policy judges only those rows.
+The feed's first page takes each friend's newest readable activity, the 21st newest of those
+bounds the page, and only the friends whose newest reaches the bound are read up to it (the
+\`(company_id, user_id, occurred_at DESC, id DESC)\` index): the policy judges about one row
+per friend and the rows of the page, not every activity of every friend. A friend's activities
+are a keyset page of the same index.
 <!-- activities:end -->
 """
 if begin in text and end in text:
