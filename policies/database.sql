@@ -51,22 +51,20 @@ ALTER TABLE activities ENABLE ROW LEVEL SECURITY;
 ALTER TABLE activities FORCE ROW LEVEL SECURITY;
 GRANT SELECT ON activities TO app_profiles;
 GRANT SELECT, INSERT, DELETE ON activities TO app_user;
-GRANT UPDATE (occurred_at, metrics, note, visibility) ON activities TO app_user;
+GRANT UPDATE (occurred_at, metrics, note, visibility, shared_with) ON activities TO app_user;
 CREATE POLICY activities_audience ON activities AS PERMISSIVE FOR SELECT TO app_profiles
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND visibility = 'company'::text);
+    USING (company_id = app.current_company_id() AND visibility = 'company'::text);
 CREATE POLICY activities_delete ON activities AS PERMISSIVE FOR DELETE TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('activity'::text, 'delete'::text) AS may) AND user_id = (( SELECT app.current_user_id() AS current_user_id)));
+    USING (company_id = app.current_company_id() AND app.may('activity'::text, 'delete'::text) AND user_id = app.current_user_id());
 CREATE POLICY activities_insert ON activities AS PERMISSIVE FOR INSERT TO app_user
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('activity'::text, 'create'::text) AS may) AND user_id = (( SELECT app.current_user_id() AS current_user_id)));
+    WITH CHECK (company_id = app.current_company_id() AND app.may('activity'::text, 'create'::text) AND user_id = app.current_user_id());
 CREATE POLICY activities_select ON activities AS PERMISSIVE FOR SELECT TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('activity'::text, 'read'::text) AS may) AND (user_id = (( SELECT app.current_user_id() AS current_user_id)) OR NOT (user_id = ANY ((( SELECT app.activity_blocked_ids() AS activity_blocked_ids))::uuid[])) AND (visibility = 'company'::text OR visibility = 'friends'::text AND (user_id = ANY ((( SELECT app.activity_friend_ids() AS activity_friend_ids))::uuid[])) OR (EXISTS ( SELECT 1
-   FROM activity_shares s
-  WHERE s.company_id = activities.company_id AND s.activity_id = activities.id AND s.user_id = (( SELECT app.current_user_id() AS current_user_id)))))));
+    USING (company_id = app.current_company_id() AND app.may('activity'::text, 'read'::text) AND (user_id = app.current_user_id() OR NOT (user_id = ANY (app.blocked_ids())) AND (visibility = 'company'::text OR visibility = 'friends'::text AND (user_id = ANY (app.friend_ids())) OR (app.current_user_id() = ANY (shared_with)))));
 CREATE POLICY activities_update ON activities AS PERMISSIVE FOR UPDATE TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('activity'::text, 'update'::text) AS may) AND user_id = (( SELECT app.current_user_id() AS current_user_id)))
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)));
+    USING (company_id = app.current_company_id() AND app.may('activity'::text, 'update'::text) AND user_id = app.current_user_id())
+    WITH CHECK (company_id = app.current_company_id() AND user_id = app.current_user_id());
 CREATE TRIGGER activities_check_metrics BEFORE INSERT OR UPDATE OF kind_id, metrics ON activities FOR EACH ROW EXECUTE FUNCTION app.activities_check_metrics();
-CREATE TRIGGER activities_touch_updated_at BEFORE UPDATE ON activities FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
+CREATE TRIGGER activities_touch_updated_at BEFORE UPDATE OF kind_id, occurred_at, metrics, note, visibility ON activities FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
 -- activity_kinds (tenant table)
 ALTER TABLE activity_kinds OWNER TO <owner>;
@@ -74,9 +72,9 @@ ALTER TABLE activity_kinds ENABLE ROW LEVEL SECURITY;
 ALTER TABLE activity_kinds FORCE ROW LEVEL SECURITY;
 GRANT SELECT, INSERT ON activity_kinds TO app_user;
 CREATE POLICY activity_kinds_insert ON activity_kinds AS PERMISSIVE FOR INSERT TO app_user
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('activity_kind'::text, 'create'::text) AS may));
+    WITH CHECK (company_id = app.current_company_id() AND app.may('activity_kind'::text, 'create'::text));
 CREATE POLICY activity_kinds_select ON activity_kinds AS PERMISSIVE FOR SELECT TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('activity_kind'::text, 'read'::text) AS may));
+    USING (company_id = app.current_company_id() AND app.may('activity_kind'::text, 'read'::text));
 
 -- activity_shares (tenant table)
 ALTER TABLE activity_shares OWNER TO <owner>;
@@ -84,11 +82,11 @@ ALTER TABLE activity_shares ENABLE ROW LEVEL SECURITY;
 ALTER TABLE activity_shares FORCE ROW LEVEL SECURITY;
 GRANT SELECT, INSERT, DELETE ON activity_shares TO app_user;
 CREATE POLICY activity_shares_delete ON activity_shares AS PERMISSIVE FOR DELETE TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('activity'::text, 'update'::text) AS may) AND owner_id = (( SELECT app.current_user_id() AS current_user_id)));
+    USING (company_id = app.current_company_id() AND app.may('activity'::text, 'update'::text) AND owner_id = app.current_user_id());
 CREATE POLICY activity_shares_insert ON activity_shares AS PERMISSIVE FOR INSERT TO app_user
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('activity'::text, 'update'::text) AS may) AND owner_id = (( SELECT app.current_user_id() AS current_user_id)));
+    WITH CHECK (company_id = app.current_company_id() AND app.may('activity'::text, 'update'::text) AND owner_id = app.current_user_id());
 CREATE POLICY activity_shares_select ON activity_shares AS PERMISSIVE FOR SELECT TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('activity'::text, 'read'::text) AS may) AND (user_id = (( SELECT app.current_user_id() AS current_user_id)) OR owner_id = (( SELECT app.current_user_id() AS current_user_id))));
+    USING (company_id = app.current_company_id() AND app.may('activity'::text, 'read'::text) AND (user_id = app.current_user_id() OR owner_id = app.current_user_id()));
 
 -- app.builtin_grants
 ALTER TABLE app.builtin_grants OWNER TO <owner>;
@@ -106,7 +104,7 @@ CREATE POLICY audience_bits_definer ON audience_bits AS PERMISSIVE FOR ALL TO ap
     USING (true)
     WITH CHECK (true);
 CREATE POLICY audience_bits_profiles ON audience_bits AS PERMISSIVE FOR SELECT TO app_profiles
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)));
+    USING (company_id = app.current_company_id());
 
 -- audience_fields (tenant table)
 ALTER TABLE audience_fields OWNER TO <owner>;
@@ -114,14 +112,14 @@ ALTER TABLE audience_fields ENABLE ROW LEVEL SECURITY;
 ALTER TABLE audience_fields FORCE ROW LEVEL SECURITY;
 GRANT SELECT, INSERT, UPDATE, DELETE ON audience_fields TO app_user;
 CREATE POLICY audience_fields_delete ON audience_fields AS PERMISSIVE FOR DELETE TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('audience'::text, 'manage'::text) AS may));
+    USING (company_id = app.current_company_id() AND app.may('audience'::text, 'manage'::text));
 CREATE POLICY audience_fields_insert ON audience_fields AS PERMISSIVE FOR INSERT TO app_user
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('audience'::text, 'manage'::text) AS may));
+    WITH CHECK (company_id = app.current_company_id() AND app.may('audience'::text, 'manage'::text));
 CREATE POLICY audience_fields_select ON audience_fields AS PERMISSIVE FOR SELECT TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('audience'::text, 'read'::text) AS may));
+    USING (company_id = app.current_company_id() AND app.may('audience'::text, 'read'::text));
 CREATE POLICY audience_fields_update ON audience_fields AS PERMISSIVE FOR UPDATE TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('audience'::text, 'manage'::text) AS may))
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)));
+    USING (company_id = app.current_company_id() AND app.may('audience'::text, 'manage'::text))
+    WITH CHECK (company_id = app.current_company_id());
 CREATE TRIGGER audience_fields_touch_updated_at BEFORE UPDATE ON audience_fields FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
 -- audience_members (tenant table)
@@ -134,7 +132,7 @@ CREATE POLICY audience_members_definer ON audience_members AS PERMISSIVE FOR ALL
     USING (true)
     WITH CHECK (true);
 CREATE POLICY audience_members_profiles ON audience_members AS PERMISSIVE FOR SELECT TO app_profiles
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)));
+    USING (company_id = app.current_company_id());
 
 -- companies (tenant table)
 ALTER TABLE companies OWNER TO <owner>;
@@ -147,10 +145,10 @@ CREATE POLICY companies_definer ON companies AS PERMISSIVE FOR ALL TO app_auth
     USING (true)
     WITH CHECK (true);
 CREATE POLICY companies_select ON companies AS PERMISSIVE FOR SELECT TO app_user
-    USING (id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('company'::text, 'read'::text) AS may));
+    USING (id = app.current_company_id() AND app.may('company'::text, 'read'::text));
 CREATE POLICY companies_update ON companies AS PERMISSIVE FOR UPDATE TO app_user
-    USING (id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('company'::text, 'update'::text) AS may))
-    WITH CHECK (id = (( SELECT app.current_company_id() AS current_company_id)));
+    USING (id = app.current_company_id() AND app.may('company'::text, 'update'::text))
+    WITH CHECK (id = app.current_company_id());
 CREATE TRIGGER companies_touch_updated_at BEFORE UPDATE ON companies FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
 -- company_domains (tenant table)
@@ -163,8 +161,8 @@ CREATE POLICY company_domains_definer ON company_domains AS PERMISSIVE FOR ALL T
     USING (true)
     WITH CHECK (true);
 CREATE POLICY company_domains_manage ON company_domains AS PERMISSIVE FOR ALL TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('company'::text, 'update'::text) AS may))
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('company'::text, 'update'::text) AS may) AND verified_at IS NULL AND verified_by IS NULL AND added_by = (( SELECT app.current_user_id() AS current_user_id)));
+    USING (company_id = app.current_company_id() AND app.may('company'::text, 'update'::text))
+    WITH CHECK (company_id = app.current_company_id() AND app.may('company'::text, 'update'::text) AND verified_at IS NULL AND verified_by IS NULL AND added_by = app.current_user_id());
 CREATE TRIGGER company_domains_touch_updated_at BEFORE UPDATE ON company_domains FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 CREATE TRIGGER company_domains_verified_domains_added_or_removed AFTER INSERT OR DELETE ON company_domains FOR EACH ROW EXECUTE FUNCTION app.verified_domains_sync();
 CREATE TRIGGER company_domains_verified_domains_updated AFTER UPDATE OF verified_at, domain, company_id, id ON company_domains FOR EACH ROW WHEN ((old.verified_at IS NULL) IS DISTINCT FROM (new.verified_at IS NULL) OR old.domain IS DISTINCT FROM new.domain OR old.company_id IS DISTINCT FROM new.company_id OR old.id IS DISTINCT FROM new.id) EXECUTE FUNCTION app.verified_domains_sync();
@@ -185,14 +183,14 @@ CREATE POLICY company_llm_providers_definer_reseal ON company_llm_providers AS P
 CREATE POLICY company_llm_providers_definer_select ON company_llm_providers AS PERMISSIVE FOR SELECT TO app_auth
     USING (true);
 CREATE POLICY company_llm_providers_delete ON company_llm_providers AS PERMISSIVE FOR DELETE TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('company'::text, 'manage'::text) AS may));
+    USING (company_id = app.current_company_id() AND app.may('company'::text, 'manage'::text));
 CREATE POLICY company_llm_providers_insert ON company_llm_providers AS PERMISSIVE FOR INSERT TO app_user
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('company'::text, 'manage'::text) AS may));
+    WITH CHECK (company_id = app.current_company_id() AND app.may('company'::text, 'manage'::text));
 CREATE POLICY company_llm_providers_select ON company_llm_providers AS PERMISSIVE FOR SELECT TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('company'::text, 'manage'::text) AS may));
+    USING (company_id = app.current_company_id() AND app.may('company'::text, 'manage'::text));
 CREATE POLICY company_llm_providers_update ON company_llm_providers AS PERMISSIVE FOR UPDATE TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('company'::text, 'manage'::text) AS may))
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)));
+    USING (company_id = app.current_company_id() AND app.may('company'::text, 'manage'::text))
+    WITH CHECK (company_id = app.current_company_id());
 CREATE TRIGGER company_llm_providers_touch_updated_at BEFORE UPDATE ON company_llm_providers FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
 -- company_oidc_providers (tenant table)
@@ -211,14 +209,14 @@ CREATE POLICY company_oidc_providers_definer_reseal ON company_oidc_providers AS
 CREATE POLICY company_oidc_providers_definer_select ON company_oidc_providers AS PERMISSIVE FOR SELECT TO app_auth
     USING (true);
 CREATE POLICY company_oidc_providers_delete ON company_oidc_providers AS PERMISSIVE FOR DELETE TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('company'::text, 'manage'::text) AS may));
+    USING (company_id = app.current_company_id() AND app.may('company'::text, 'manage'::text));
 CREATE POLICY company_oidc_providers_insert ON company_oidc_providers AS PERMISSIVE FOR INSERT TO app_user
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('company'::text, 'manage'::text) AS may));
+    WITH CHECK (company_id = app.current_company_id() AND app.may('company'::text, 'manage'::text));
 CREATE POLICY company_oidc_providers_select ON company_oidc_providers AS PERMISSIVE FOR SELECT TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('company'::text, 'manage'::text) AS may));
+    USING (company_id = app.current_company_id() AND app.may('company'::text, 'manage'::text));
 CREATE POLICY company_oidc_providers_update ON company_oidc_providers AS PERMISSIVE FOR UPDATE TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('company'::text, 'manage'::text) AS may))
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)));
+    USING (company_id = app.current_company_id() AND app.may('company'::text, 'manage'::text))
+    WITH CHECK (company_id = app.current_company_id());
 CREATE TRIGGER company_oidc_providers_touch_updated_at BEFORE UPDATE ON company_oidc_providers FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
 -- conversations (tenant table)
@@ -228,16 +226,16 @@ ALTER TABLE conversations FORCE ROW LEVEL SECURITY;
 GRANT SELECT ON conversations TO app_auth;
 GRANT SELECT, INSERT, UPDATE, DELETE ON conversations TO app_user;
 CREATE POLICY conversations_delete ON conversations AS PERMISSIVE FOR DELETE TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('conversation'::text, 'delete'::text) AS may));
+    USING (company_id = app.current_company_id() AND user_id = app.current_user_id() AND app.may('conversation'::text, 'delete'::text));
 CREATE POLICY conversations_insert ON conversations AS PERMISSIVE FOR INSERT TO app_user
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('conversation'::text, 'create'::text) AS may));
+    WITH CHECK (company_id = app.current_company_id() AND user_id = app.current_user_id() AND app.may('conversation'::text, 'create'::text));
 CREATE POLICY conversations_select ON conversations AS PERMISSIVE FOR SELECT TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('conversation'::text, 'read'::text) AS may));
+    USING (company_id = app.current_company_id() AND user_id = app.current_user_id() AND app.may('conversation'::text, 'read'::text));
 CREATE POLICY conversations_training_export ON conversations AS PERMISSIVE FOR SELECT TO app_auth
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('training_data'::text, 'read'::text) AS may));
+    USING (company_id = app.current_company_id() AND app.may('training_data'::text, 'read'::text));
 CREATE POLICY conversations_update ON conversations AS PERMISSIVE FOR UPDATE TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('conversation'::text, 'update'::text) AS may))
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)));
+    USING (company_id = app.current_company_id() AND user_id = app.current_user_id() AND app.may('conversation'::text, 'update'::text))
+    WITH CHECK (company_id = app.current_company_id() AND user_id = app.current_user_id());
 CREATE TRIGGER conversations_touch_updated_at BEFORE UPDATE ON conversations FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 CREATE TRIGGER conversations_training_choice BEFORE INSERT OR UPDATE OF training_allowed ON conversations FOR EACH ROW EXECUTE FUNCTION app.conversations_training_choice();
 
@@ -258,16 +256,16 @@ ALTER TABLE friendships FORCE ROW LEVEL SECURITY;
 GRANT SELECT ON friendships TO app_profiles;
 GRANT SELECT, INSERT, UPDATE, DELETE ON friendships TO app_user;
 CREATE POLICY friendships_delete ON friendships AS PERMISSIVE FOR DELETE TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ((( SELECT app.current_user_id() AS current_user_id)) = user_a OR (( SELECT app.current_user_id() AS current_user_id)) = user_b) AND ( SELECT app.may('friendship'::text, 'delete'::text) AS may));
+    USING (company_id = app.current_company_id() AND (app.current_user_id() = user_a OR app.current_user_id() = user_b) AND app.may('friendship'::text, 'delete'::text));
 CREATE POLICY friendships_insert ON friendships AS PERMISSIVE FOR INSERT TO app_user
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ((( SELECT app.current_user_id() AS current_user_id)) = user_a OR (( SELECT app.current_user_id() AS current_user_id)) = user_b) AND ( SELECT app.may('friendship'::text, 'create'::text) AS may));
+    WITH CHECK (company_id = app.current_company_id() AND (app.current_user_id() = user_a OR app.current_user_id() = user_b) AND app.may('friendship'::text, 'create'::text));
 CREATE POLICY friendships_profiles ON friendships AS PERMISSIVE FOR SELECT TO app_profiles
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)));
+    USING (company_id = app.current_company_id());
 CREATE POLICY friendships_select ON friendships AS PERMISSIVE FOR SELECT TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ((( SELECT app.current_user_id() AS current_user_id)) = user_a OR (( SELECT app.current_user_id() AS current_user_id)) = user_b) AND ( SELECT app.may('friendship'::text, 'read'::text) AS may));
+    USING (company_id = app.current_company_id() AND (app.current_user_id() = user_a OR app.current_user_id() = user_b) AND app.may('friendship'::text, 'read'::text));
 CREATE POLICY friendships_update ON friendships AS PERMISSIVE FOR UPDATE TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ((( SELECT app.current_user_id() AS current_user_id)) = user_a OR (( SELECT app.current_user_id() AS current_user_id)) = user_b) AND ( SELECT app.may('friendship'::text, 'update'::text) AS may))
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ((( SELECT app.current_user_id() AS current_user_id)) = user_a OR (( SELECT app.current_user_id() AS current_user_id)) = user_b));
+    USING (company_id = app.current_company_id() AND (app.current_user_id() = user_a OR app.current_user_id() = user_b) AND app.may('friendship'::text, 'update'::text))
+    WITH CHECK (company_id = app.current_company_id() AND (app.current_user_id() = user_a OR app.current_user_id() = user_b));
 CREATE TRIGGER friendships_guard BEFORE INSERT OR DELETE OR UPDATE ON friendships FOR EACH ROW EXECUTE FUNCTION app.friendships_guard();
 CREATE TRIGGER friendships_touch_updated_at BEFORE UPDATE ON friendships FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
@@ -281,9 +279,9 @@ CREATE POLICY identities_definer ON identities AS PERMISSIVE FOR ALL TO app_auth
     USING (true)
     WITH CHECK (true);
 CREATE POLICY identities_delete ON identities AS PERMISSIVE FOR DELETE TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('session'::text, 'delete'::text) AS may));
+    USING (company_id = app.current_company_id() AND user_id = app.current_user_id() AND app.may('session'::text, 'delete'::text));
 CREATE POLICY identities_select ON identities AS PERMISSIVE FOR SELECT TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('session'::text, 'read'::text) AS may));
+    USING (company_id = app.current_company_id() AND user_id = app.current_user_id() AND app.may('session'::text, 'read'::text));
 CREATE TRIGGER identities_keep_a_way_in BEFORE DELETE ON identities FOR EACH ROW EXECUTE FUNCTION app.identities_guard();
 CREATE TRIGGER identities_oidc_subjects_added_or_removed AFTER INSERT OR DELETE ON identities FOR EACH ROW EXECUTE FUNCTION app.oidc_subjects_sync();
 CREATE TRIGGER identities_oidc_subjects_updated AFTER UPDATE OF issuer, subject, company_id, user_id, id ON identities FOR EACH ROW WHEN (old.issuer IS DISTINCT FROM new.issuer OR old.subject IS DISTINCT FROM new.subject OR old.company_id IS DISTINCT FROM new.company_id OR old.user_id IS DISTINCT FROM new.user_id OR old.id IS DISTINCT FROM new.id) EXECUTE FUNCTION app.oidc_subjects_sync();
@@ -298,9 +296,10 @@ CREATE POLICY invitations_definer ON invitations AS PERMISSIVE FOR ALL TO app_au
     USING (true)
     WITH CHECK (true);
 CREATE POLICY invitations_insert ON invitations AS PERMISSIVE FOR INSERT TO app_user
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('invitation'::text, 'create'::text) AS may) AND invited_by = (( SELECT app.current_user_id() AS current_user_id)) AND accepted_at IS NULL AND accepted_user_id IS NULL);
+    WITH CHECK (company_id = app.current_company_id() AND app.may('invitation'::text, 'create'::text) AND invited_by = app.current_user_id() AND accepted_at IS NULL AND accepted_user_id IS NULL);
 CREATE POLICY invitations_select ON invitations AS PERMISSIVE FOR SELECT TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('invitation'::text, 'read'::text) AS may));
+    USING (company_id = app.current_company_id() AND app.may('invitation'::text, 'read'::text));
+CREATE TRIGGER invitations_note_made AFTER INSERT ON invitations FOR EACH ROW EXECUTE FUNCTION app.invitations_note_made();
 CREATE TRIGGER invitations_touch_updated_at BEFORE UPDATE ON invitations FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
 -- invite_links (tenant table)
@@ -314,12 +313,12 @@ CREATE POLICY invite_links_definer ON invite_links AS PERMISSIVE FOR ALL TO app_
     USING (true)
     WITH CHECK (true);
 CREATE POLICY invite_links_insert ON invite_links AS PERMISSIVE FOR INSERT TO app_user
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('invitation'::text, 'create'::text) AS may) AND created_by = (( SELECT app.current_user_id() AS current_user_id)) AND uses = 0 AND revoked_at IS NULL);
+    WITH CHECK (company_id = app.current_company_id() AND app.may('invitation'::text, 'create'::text) AND created_by = app.current_user_id() AND uses = 0 AND revoked_at IS NULL);
 CREATE POLICY invite_links_revoke ON invite_links AS PERMISSIVE FOR UPDATE TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('invitation'::text, 'delete'::text) AS may))
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND revoked_at IS NOT NULL);
+    USING (company_id = app.current_company_id() AND app.may('invitation'::text, 'delete'::text))
+    WITH CHECK (company_id = app.current_company_id() AND revoked_at IS NOT NULL);
 CREATE POLICY invite_links_select ON invite_links AS PERMISSIVE FOR SELECT TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('invitation'::text, 'read'::text) AS may));
+    USING (company_id = app.current_company_id() AND app.may('invitation'::text, 'read'::text));
 CREATE TRIGGER invite_links_touch_updated_at BEFORE UPDATE ON invite_links FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
 -- knowledge (tenant table)
@@ -328,14 +327,14 @@ ALTER TABLE knowledge ENABLE ROW LEVEL SECURITY;
 ALTER TABLE knowledge FORCE ROW LEVEL SECURITY;
 GRANT SELECT, INSERT, UPDATE, DELETE ON knowledge TO app_user;
 CREATE POLICY knowledge_delete ON knowledge AS PERMISSIVE FOR DELETE TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('conversation'::text, 'delete'::text) AS may));
+    USING (company_id = app.current_company_id() AND user_id = app.current_user_id() AND app.may('conversation'::text, 'delete'::text));
 CREATE POLICY knowledge_insert ON knowledge AS PERMISSIVE FOR INSERT TO app_user
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('conversation'::text, 'create'::text) AS may));
+    WITH CHECK (company_id = app.current_company_id() AND user_id = app.current_user_id() AND app.may('conversation'::text, 'create'::text));
 CREATE POLICY knowledge_select ON knowledge AS PERMISSIVE FOR SELECT TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('conversation'::text, 'read'::text) AS may));
+    USING (company_id = app.current_company_id() AND user_id = app.current_user_id() AND app.may('conversation'::text, 'read'::text));
 CREATE POLICY knowledge_update ON knowledge AS PERMISSIVE FOR UPDATE TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('conversation'::text, 'update'::text) AS may))
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)));
+    USING (company_id = app.current_company_id() AND user_id = app.current_user_id() AND app.may('conversation'::text, 'update'::text))
+    WITH CHECK (company_id = app.current_company_id() AND user_id = app.current_user_id());
 CREATE TRIGGER knowledge_touch_updated_at BEFORE UPDATE ON knowledge FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
 -- login_emails
@@ -355,7 +354,7 @@ GRANT SELECT, UPDATE ON messages TO app_auth;
 GRANT SELECT, INSERT, DELETE ON messages TO app_user;
 GRANT UPDATE (status) ON messages TO app_user;
 CREATE POLICY messages_cancel ON messages AS PERMISSIVE FOR UPDATE TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('message'::text, 'update'::text) AS may) AND status = 'streaming'::text)
+    USING (company_id = app.current_company_id() AND user_id = app.current_user_id() AND app.may('message'::text, 'update'::text) AND status = 'streaming'::text)
     WITH CHECK (status = 'cancelled'::text);
 CREATE POLICY messages_definer_finish ON messages AS PERMISSIVE FOR UPDATE TO app_auth
     USING (status = 'streaming'::text)
@@ -366,11 +365,11 @@ CREATE POLICY messages_definer_progress ON messages AS PERMISSIVE FOR UPDATE TO 
 CREATE POLICY messages_definer_select ON messages AS PERMISSIVE FOR SELECT TO app_auth
     USING (true);
 CREATE POLICY messages_delete ON messages AS PERMISSIVE FOR DELETE TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('message'::text, 'delete'::text) AS may));
+    USING (company_id = app.current_company_id() AND user_id = app.current_user_id() AND app.may('message'::text, 'delete'::text));
 CREATE POLICY messages_insert ON messages AS PERMISSIVE FOR INSERT TO app_user
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('message'::text, 'create'::text) AS may) AND (role = 'user'::text AND status = 'complete'::text OR role = 'assistant'::text AND status = 'streaming'::text AND content = ''::text) AND model IS NULL AND prompt_tokens IS NULL AND completion_tokens IS NULL AND error IS NULL);
+    WITH CHECK (company_id = app.current_company_id() AND user_id = app.current_user_id() AND app.may('message'::text, 'create'::text) AND (role = 'user'::text AND status = 'complete'::text OR role = 'assistant'::text AND status = 'streaming'::text AND content = ''::text) AND model IS NULL AND prompt_tokens IS NULL AND completion_tokens IS NULL AND error IS NULL);
 CREATE POLICY messages_select ON messages AS PERMISSIVE FOR SELECT TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('message'::text, 'read'::text) AS may));
+    USING (company_id = app.current_company_id() AND user_id = app.current_user_id() AND app.may('message'::text, 'read'::text));
 CREATE TRIGGER messages_stamp_heartbeat BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION app.messages_stamp_heartbeat();
 CREATE TRIGGER messages_touch_updated_at BEFORE UPDATE ON messages FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
@@ -393,9 +392,7 @@ CREATE POLICY outbound_emails_definer ON outbound_emails AS PERMISSIVE FOR ALL T
     USING (true)
     WITH CHECK (true);
 CREATE POLICY outbound_emails_insert ON outbound_emails AS PERMISSIVE FOR INSERT TO app_user
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('invitation'::text, 'create'::text) AS may) AND template = 'invitation'::text AND sent_at IS NULL AND attempts = 0 AND last_error IS NULL AND (EXISTS ( SELECT 1
-   FROM invitations i
-  WHERE i.company_id = outbound_emails.company_id AND lower(i.email) = lower(outbound_emails.recipient) AND i.invited_by = (( SELECT app.current_user_id() AS current_user_id)) AND i.created_at = now())));
+    WITH CHECK (company_id = app.current_company_id() AND app.may('invitation'::text, 'create'::text) AND template = 'invitation'::text AND sent_at IS NULL AND attempts = 0 AND last_error IS NULL AND app.invited_just_now(recipient));
 CREATE TRIGGER outbound_emails_stamp BEFORE INSERT ON outbound_emails FOR EACH ROW EXECUTE FUNCTION app.outbound_emails_stamp();
 CREATE TRIGGER outbound_emails_touch_updated_at BEFORE UPDATE ON outbound_emails FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
@@ -416,14 +413,14 @@ ALTER TABLE presets FORCE ROW LEVEL SECURITY;
 GRANT SELECT, INSERT, DELETE ON presets TO app_user;
 GRANT UPDATE (name, description, filter, visibility) ON presets TO app_user;
 CREATE POLICY presets_delete ON presets AS PERMISSIVE FOR DELETE TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('preset'::text, 'delete'::text) AS may) AND (owner_id = (( SELECT app.current_user_id() AS current_user_id)) OR ( SELECT app.may('audience'::text, 'manage'::text) AS may)));
+    USING (company_id = app.current_company_id() AND app.may('preset'::text, 'delete'::text) AND (owner_id = app.current_user_id() OR app.may('audience'::text, 'manage'::text)));
 CREATE POLICY presets_insert ON presets AS PERMISSIVE FOR INSERT TO app_user
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('preset'::text, 'create'::text) AS may) AND owner_id = (( SELECT app.current_user_id() AS current_user_id)));
+    WITH CHECK (company_id = app.current_company_id() AND app.may('preset'::text, 'create'::text) AND owner_id = app.current_user_id());
 CREATE POLICY presets_select ON presets AS PERMISSIVE FOR SELECT TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('preset'::text, 'read'::text) AS may) AND (owner_id = (( SELECT app.current_user_id() AS current_user_id)) OR visibility = 'company'::text OR ( SELECT app.may('audience'::text, 'manage'::text) AS may)));
+    USING (company_id = app.current_company_id() AND app.may('preset'::text, 'read'::text) AND (owner_id = app.current_user_id() OR visibility = 'company'::text OR app.may('audience'::text, 'manage'::text)));
 CREATE POLICY presets_update ON presets AS PERMISSIVE FOR UPDATE TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('preset'::text, 'update'::text) AS may) AND (owner_id = (( SELECT app.current_user_id() AS current_user_id)) OR ( SELECT app.may('audience'::text, 'manage'::text) AS may)))
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)));
+    USING (company_id = app.current_company_id() AND app.may('preset'::text, 'update'::text) AND (owner_id = app.current_user_id() OR app.may('audience'::text, 'manage'::text)))
+    WITH CHECK (company_id = app.current_company_id());
 CREATE TRIGGER presets_touch_updated_at BEFORE UPDATE ON presets FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
 -- refresh_tokens (tenant table)
@@ -443,16 +440,16 @@ ALTER TABLE roles FORCE ROW LEVEL SECURITY;
 GRANT SELECT ON roles TO app_auth;
 GRANT SELECT, INSERT, UPDATE, DELETE ON roles TO app_user;
 CREATE POLICY roles_definer ON roles AS PERMISSIVE FOR SELECT TO app_auth
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)));
+    USING (company_id = app.current_company_id());
 CREATE POLICY roles_delete ON roles AS PERMISSIVE FOR DELETE TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('company'::text, 'manage'::text) AS may));
+    USING (company_id = app.current_company_id() AND app.may('company'::text, 'manage'::text));
 CREATE POLICY roles_insert ON roles AS PERMISSIVE FOR INSERT TO app_user
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('company'::text, 'manage'::text) AS may));
+    WITH CHECK (company_id = app.current_company_id() AND app.may('company'::text, 'manage'::text));
 CREATE POLICY roles_select ON roles AS PERMISSIVE FOR SELECT TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)));
+    USING (company_id = app.current_company_id());
 CREATE POLICY roles_update ON roles AS PERMISSIVE FOR UPDATE TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('company'::text, 'manage'::text) AS may))
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)));
+    USING (company_id = app.current_company_id() AND app.may('company'::text, 'manage'::text))
+    WITH CHECK (company_id = app.current_company_id());
 CREATE TRIGGER roles_touch_updated_at BEFORE UPDATE ON roles FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
 -- seaql_migrations
@@ -470,10 +467,10 @@ CREATE POLICY sessions_definer ON sessions AS PERMISSIVE FOR ALL TO app_auth
     USING (true)
     WITH CHECK (true);
 CREATE POLICY sessions_revoke ON sessions AS PERMISSIVE FOR UPDATE TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND revoked_at IS NULL AND (user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('session'::text, 'delete'::text) AS may) OR ( SELECT app.may('user'::text, 'manage'::text) AS may)))
+    USING (company_id = app.current_company_id() AND revoked_at IS NULL AND (user_id = app.current_user_id() AND app.may('session'::text, 'delete'::text) OR app.may('user'::text, 'manage'::text)))
     WITH CHECK (revoked_at IS NOT NULL);
 CREATE POLICY sessions_select ON sessions AS PERMISSIVE FOR SELECT TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND (user_id = (( SELECT app.current_user_id() AS current_user_id)) AND ( SELECT app.may('session'::text, 'read'::text) AS may) OR ( SELECT app.may('user'::text, 'manage'::text) AS may)));
+    USING (company_id = app.current_company_id() AND (user_id = app.current_user_id() AND app.may('session'::text, 'read'::text) OR app.may('user'::text, 'manage'::text)));
 CREATE TRIGGER sessions_touch_updated_at BEFORE UPDATE ON sessions FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
 -- users (tenant table)
@@ -488,15 +485,15 @@ CREATE POLICY users_definer ON users AS PERMISSIVE FOR ALL TO app_auth
     USING (true)
     WITH CHECK (true);
 CREATE POLICY users_profiles ON users AS PERMISSIVE FOR SELECT TO app_profiles
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)));
+    USING (company_id = app.current_company_id());
 CREATE POLICY users_select ON users AS PERMISSIVE FOR SELECT TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND (id = (( SELECT app.current_user_id() AS current_user_id)) OR ( SELECT app.may('user'::text, 'read'::text) AS may)));
+    USING (company_id = app.current_company_id() AND (id = app.current_user_id() OR app.may('user'::text, 'read'::text)));
 CREATE POLICY users_update_managed ON users AS PERMISSIVE FOR UPDATE TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND ( SELECT app.may('user'::text, 'manage'::text) AS may))
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)));
+    USING (company_id = app.current_company_id() AND app.may('user'::text, 'manage'::text))
+    WITH CHECK (company_id = app.current_company_id());
 CREATE POLICY users_update_self ON users AS PERMISSIVE FOR UPDATE TO app_user
-    USING (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND id = (( SELECT app.current_user_id() AS current_user_id)))
-    WITH CHECK (company_id = (( SELECT app.current_company_id() AS current_company_id)) AND id = (( SELECT app.current_user_id() AS current_user_id)));
+    USING (company_id = app.current_company_id() AND id = app.current_user_id())
+    WITH CHECK (company_id = app.current_company_id() AND id = app.current_user_id());
 CREATE TRIGGER audience_users_deleted AFTER DELETE ON users REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION app.audience_users_changed();
 CREATE TRIGGER audience_users_inserted AFTER INSERT ON users REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION app.audience_users_changed();
 CREATE TRIGGER audience_users_updated AFTER UPDATE ON users REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION app.audience_users_changed();
@@ -527,7 +524,7 @@ CREATE VIEW audience_activities WITH (security_barrier = true, security_invoker 
     a.occurred_at,
     a.metrics
    FROM activities a
-  WHERE a.company_id = (( SELECT app.current_company_id() AS current_company_id)) AND a.visibility = 'company'::text AND ( SELECT app.may('audience'::text, 'read'::text) AS may) AND NOT (a.user_id = ANY ((( SELECT app.activity_blocked_ids() AS activity_blocked_ids))::uuid[]));
+  WHERE a.company_id = app.current_company_id() AND a.visibility = 'company'::text AND app.may('audience'::text, 'read'::text) AND NOT (a.user_id = ANY (app.blocked_ids()));
 ALTER VIEW audience_activities OWNER TO app_profiles;
 GRANT SELECT ON audience_activities TO app_user;
 
@@ -675,13 +672,6 @@ CREATE FUNCTION app.activities_check_metrics()
 ALTER FUNCTION app.activities_check_metrics() OWNER TO <owner>;
 -- EXECUTE: nobody but its owner
 
-CREATE FUNCTION app.activity_blocked_ids()
-    RETURNS uuid[]
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path = pg_catalog, public, pg_temp;
-ALTER FUNCTION app.activity_blocked_ids() OWNER TO app_profiles;
-GRANT EXECUTE ON FUNCTION app.activity_blocked_ids() TO app_user;
-
 CREATE FUNCTION app.activity_friend_ids()
     RETURNS uuid[]
     LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -725,6 +715,13 @@ CREATE FUNCTION app.begin_request(p_user uuid, p_company uuid, p_role text, p_se
     LANGUAGE plpgsql VOLATILE SECURITY INVOKER;
 ALTER FUNCTION app.begin_request(uuid,uuid,text,uuid,boolean) OWNER TO <owner>;
 GRANT EXECUTE ON FUNCTION app.begin_request(uuid,uuid,text,uuid,boolean) TO app_user;
+
+CREATE FUNCTION app.blocked_ids()
+    RETURNS uuid[]
+    LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE;
+ALTER FUNCTION app.blocked_ids() OWNER TO <owner>;
+GRANT EXECUTE ON FUNCTION app.blocked_ids() TO app_profiles;
+GRANT EXECUTE ON FUNCTION app.blocked_ids() TO app_user;
 
 CREATE FUNCTION app.change_email(p_user uuid, p_company uuid, p_email text, p_token_hash text, p_expires_at timestamp with time zone, p_subject text, p_body text)
     RETURNS boolean
@@ -882,6 +879,13 @@ GRANT EXECUTE ON FUNCTION app.current_user_id() TO app_profiles;
 GRANT EXECUTE ON FUNCTION app.current_user_id() TO app_user;
 GRANT EXECUTE ON FUNCTION app.current_user_id() TO app_worker;
 
+CREATE FUNCTION app.friend_ids()
+    RETURNS uuid[]
+    LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE;
+ALTER FUNCTION app.friend_ids() OWNER TO <owner>;
+GRANT EXECUTE ON FUNCTION app.friend_ids() TO app_profiles;
+GRANT EXECUTE ON FUNCTION app.friend_ids() TO app_user;
+
 CREATE FUNCTION app.friendships_guard()
     RETURNS trigger
     LANGUAGE plpgsql VOLATILE SECURITY INVOKER
@@ -902,6 +906,19 @@ CREATE FUNCTION app.identity_is_live(p_user uuid, p_company uuid, p_role text, p
     SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION app.identity_is_live(uuid,uuid,text,uuid) OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.identity_is_live(uuid,uuid,text,uuid) TO app_user;
+
+CREATE FUNCTION app.invitations_note_made()
+    RETURNS trigger
+    LANGUAGE plpgsql VOLATILE SECURITY INVOKER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.invitations_note_made() OWNER TO <owner>;
+-- EXECUTE: nobody but its owner
+
+CREATE FUNCTION app.invited_just_now(p_email text)
+    RETURNS boolean
+    LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE;
+ALTER FUNCTION app.invited_just_now(text) OWNER TO <owner>;
+GRANT EXECUTE ON FUNCTION app.invited_just_now(text) TO app_user;
 
 CREATE FUNCTION app.keeps_a_way_in(p_user uuid, p_company uuid, p_removed uuid)
     RETURNS boolean
@@ -954,8 +971,7 @@ GRANT EXECUTE ON FUNCTION app.mail_sent(uuid) TO app_worker;
 
 CREATE FUNCTION app.may(p_object text, p_action text)
     RETURNS boolean
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path = pg_catalog, public, pg_temp;
+    LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE;
 ALTER FUNCTION app.may(text,text) OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.may(text,text) TO app_user;
 
@@ -1035,6 +1051,20 @@ CREATE FUNCTION app.refresh_session(p_company uuid, p_token_hash text, p_next_ha
     SET search_path = pg_catalog, public, pg_temp;
 ALTER FUNCTION app.refresh_session(uuid,text,text,text,interval,interval) OWNER TO app_auth;
 GRANT EXECUTE ON FUNCTION app.refresh_session(uuid,text,text,text,interval,interval) TO app_anon;
+
+CREATE FUNCTION app.request_grants(p_company uuid, p_role text)
+    RETURNS text
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.request_grants(uuid,text) OWNER TO app_auth;
+GRANT EXECUTE ON FUNCTION app.request_grants(uuid,text) TO app_user;
+
+CREATE FUNCTION app.request_relationships(OUT friends uuid[], OUT blocked uuid[])
+    RETURNS record
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION app.request_relationships() OWNER TO app_profiles;
+GRANT EXECUTE ON FUNCTION app.request_relationships() TO app_user;
 
 CREATE FUNCTION app.reseal_company_llm_key(p_company uuid, p_row uuid, p_old text, p_new text)
     RETURNS boolean

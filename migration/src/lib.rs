@@ -91,6 +91,7 @@ mod m20261228_001800_key_tenant_tables_by_company;
 mod m20261228_001801_directories_of_global_keys;
 mod m20261228_001802_tokens_carry_their_company;
 mod m20261229_001900_set_the_identity_for_every_node;
+mod m20261231_002000_policies_read_no_tables;
 mod m20261231_002200_index_activities_by_owner_and_kind;
 
 /// Runs every migration of this crate, in order.
@@ -131,6 +132,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261228_001801_directories_of_global_keys::Migration),
             Box::new(m20261228_001802_tokens_carry_their_company::Migration),
             Box::new(m20261229_001900_set_the_identity_for_every_node::Migration),
+            Box::new(m20261231_002000_policies_read_no_tables::Migration),
             Box::new(m20261231_002200_index_activities_by_owner_and_kind::Migration),
         ]
     }

@@ -72,10 +72,9 @@ $$;
 REVOKE ALL ON FUNCTION app.activity_metrics_problem(jsonb, jsonb) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_auth, app_profiles;
 GRANT EXECUTE ON FUNCTION app.activity_metrics_problem(jsonb, jsonb) TO app_user;
 
--- The caller's friends (accepted friendships) and the people in a blocked pair with the caller
--- (either way): what the activity policies ask about the owner of a row. They read the
--- friendships of the caller's company as app_profiles, so that a role which may not list its
--- friendships still never sees across a block. Called once per statement (an InitPlan).
+-- The caller's friends (accepted friendships), for the statements of the server (the policies
+-- read app.friend_ids(), set by app.begin_request). It reads the friendships of the caller's
+-- company as app_profiles, so that a role which may not list its friendships still has them.
 CREATE OR REPLACE FUNCTION app.activity_friend_ids() RETURNS uuid[]
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, public, pg_temp
@@ -92,21 +91,28 @@ ALTER FUNCTION app.activity_friend_ids() OWNER TO app_profiles;
 REVOKE ALL ON FUNCTION app.activity_friend_ids() FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_auth;
 GRANT EXECUTE ON FUNCTION app.activity_friend_ids() TO app_user;
 
-CREATE OR REPLACE FUNCTION app.activity_blocked_ids() RETURNS uuid[]
+-- Both at once, for app.begin_request, which sets them as the transaction's app.friend_ids and
+-- app.blocked_ids (read by the policies through app.friend_ids() and app.blocked_ids()): one
+-- scan of the caller's friendships per request.
+CREATE OR REPLACE FUNCTION app.request_relationships(OUT friends uuid[], OUT blocked uuid[])
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, public, pg_temp
     AS $$
 DECLARE me uuid := app.current_user_id();
 BEGIN
-    RETURN ARRAY(SELECT CASE WHEN f.user_a = me THEN f.user_b ELSE f.user_a END
-                 FROM friendships f
-                 WHERE f.company_id = app.current_company_id() AND f.status = 'blocked'
-                   AND (f.user_a = me OR f.user_b = me));
+    SELECT COALESCE(array_agg(CASE WHEN f.user_a = me THEN f.user_b ELSE f.user_a END)
+                        FILTER (WHERE f.status = 'accepted'), '{}'),
+           COALESCE(array_agg(CASE WHEN f.user_a = me THEN f.user_b ELSE f.user_a END)
+                        FILTER (WHERE f.status = 'blocked'), '{}')
+      INTO friends, blocked
+      FROM friendships f
+     WHERE f.company_id = app.current_company_id() AND (f.user_a = me OR f.user_b = me)
+       AND f.status IN ('accepted', 'blocked');
 END
 $$;
-ALTER FUNCTION app.activity_blocked_ids() OWNER TO app_profiles;
-REVOKE ALL ON FUNCTION app.activity_blocked_ids() FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_auth;
-GRANT EXECUTE ON FUNCTION app.activity_blocked_ids() TO app_user;
+ALTER FUNCTION app.request_relationships() OWNER TO app_profiles;
+REVOKE ALL ON FUNCTION app.request_relationships() FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_auth;
+GRANT EXECUTE ON FUNCTION app.request_relationships() TO app_user;
 
 -- Kinds: everyone of the company who may read them; defined by whoever manages them (admins).
 -- A kind never changes once defined (its activities were checked against it).
@@ -117,45 +123,42 @@ GRANT SELECT, INSERT ON activity_kinds TO app_user;
 
 DROP POLICY IF EXISTS activity_kinds_select ON activity_kinds;
 CREATE POLICY activity_kinds_select ON activity_kinds FOR SELECT TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND (SELECT app.may('activity_kind', 'read')));
+    USING (company_id = app.current_company_id() AND app.may('activity_kind', 'read'));
 
 DROP POLICY IF EXISTS activity_kinds_insert ON activity_kinds;
 CREATE POLICY activity_kinds_insert ON activity_kinds FOR INSERT TO app_user
-    WITH CHECK (company_id = (SELECT app.current_company_id()) AND (SELECT app.may('activity_kind', 'create')));
+    WITH CHECK (company_id = app.current_company_id() AND app.may('activity_kind', 'create'));
 
 -- Activities: the owner writes their own; readers as the header says.
 ALTER TABLE activities ENABLE ROW LEVEL SECURITY;
 ALTER TABLE activities FORCE ROW LEVEL SECURITY;
 REVOKE ALL ON activities FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_auth, app_profiles;
-GRANT SELECT, INSERT, DELETE, UPDATE (occurred_at, metrics, note, visibility) ON activities TO app_user;
+GRANT SELECT, INSERT, DELETE, UPDATE (occurred_at, metrics, note, visibility, shared_with) ON activities TO app_user;
 
 DROP POLICY IF EXISTS activities_select ON activities;
 CREATE POLICY activities_select ON activities FOR SELECT TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND (SELECT app.may('activity', 'read'))
-           AND (user_id = (SELECT app.current_user_id())
-                OR (NOT (user_id = ANY ((SELECT app.activity_blocked_ids())::uuid[]))
+    USING (company_id = app.current_company_id() AND app.may('activity', 'read')
+           AND (user_id = app.current_user_id()
+                OR (NOT (user_id = ANY (app.blocked_ids()))
                     AND (visibility = 'company'
-                         OR (visibility = 'friends' AND user_id = ANY ((SELECT app.activity_friend_ids())::uuid[]))
-                         OR EXISTS (SELECT 1 FROM activity_shares s
-                                    WHERE s.company_id = activities.company_id
-                                      AND s.activity_id = activities.id
-                                      AND s.user_id = (SELECT app.current_user_id()))))));
+                         OR (visibility = 'friends' AND user_id = ANY (app.friend_ids()))
+                         OR app.current_user_id() = ANY (shared_with)))));
 
 DROP POLICY IF EXISTS activities_insert ON activities;
 CREATE POLICY activities_insert ON activities FOR INSERT TO app_user
-    WITH CHECK (company_id = (SELECT app.current_company_id()) AND (SELECT app.may('activity', 'create'))
-                AND user_id = (SELECT app.current_user_id()));
+    WITH CHECK (company_id = app.current_company_id() AND app.may('activity', 'create')
+                AND user_id = app.current_user_id());
 
 DROP POLICY IF EXISTS activities_update ON activities;
 CREATE POLICY activities_update ON activities FOR UPDATE TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND (SELECT app.may('activity', 'update'))
-           AND user_id = (SELECT app.current_user_id()))
-    WITH CHECK (company_id = (SELECT app.current_company_id()) AND user_id = (SELECT app.current_user_id()));
+    USING (company_id = app.current_company_id() AND app.may('activity', 'update')
+           AND user_id = app.current_user_id())
+    WITH CHECK (company_id = app.current_company_id() AND user_id = app.current_user_id());
 
 DROP POLICY IF EXISTS activities_delete ON activities;
 CREATE POLICY activities_delete ON activities FOR DELETE TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND (SELECT app.may('activity', 'delete'))
-           AND user_id = (SELECT app.current_user_id()));
+    USING (company_id = app.current_company_id() AND app.may('activity', 'delete')
+           AND user_id = app.current_user_id());
 
 -- The metrics of a row match its kind: every writer, every path (requests, definer functions,
 -- the owner). A kind the writer cannot read is no kind.
@@ -184,11 +187,14 @@ REVOKE ALL ON FUNCTION app.activities_check_metrics() FROM PUBLIC, app_authentic
 CREATE OR REPLACE TRIGGER activities_check_metrics BEFORE INSERT OR UPDATE OF kind_id, metrics ON activities
     FOR EACH ROW EXECUTE FUNCTION app.activities_check_metrics();
 
-CREATE OR REPLACE TRIGGER activities_touch_updated_at BEFORE UPDATE ON activities
-    FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
+-- What the owner edits; not shared_with, which the share mutation keeps in step with the shares.
+CREATE OR REPLACE TRIGGER activities_touch_updated_at BEFORE UPDATE OF kind_id, occurred_at, metrics, note, visibility
+    ON activities FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
 
 -- Shares: the owner of the activity shares it and takes the share back; the owner and the one
--- it is shared with see it. (owner_id is the activity's user, through the foreign key, so that
+-- it is shared with see it. The share mutation keeps activities.shared_with equal to the
+-- activity's shares in the same transaction: the activity policy reads that column, not this
+-- table (a policy reads no other table). (owner_id is the activity's user, through the foreign key, so that
 -- these policies need not read activities, whose policy reads them.)
 ALTER TABLE activity_shares ENABLE ROW LEVEL SECURITY;
 ALTER TABLE activity_shares FORCE ROW LEVEL SECURITY;
@@ -197,15 +203,15 @@ GRANT SELECT, INSERT, DELETE ON activity_shares TO app_user;
 
 DROP POLICY IF EXISTS activity_shares_select ON activity_shares;
 CREATE POLICY activity_shares_select ON activity_shares FOR SELECT TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND (SELECT app.may('activity', 'read'))
-           AND (user_id = (SELECT app.current_user_id()) OR owner_id = (SELECT app.current_user_id())));
+    USING (company_id = app.current_company_id() AND app.may('activity', 'read')
+           AND (user_id = app.current_user_id() OR owner_id = app.current_user_id()));
 
 DROP POLICY IF EXISTS activity_shares_insert ON activity_shares;
 CREATE POLICY activity_shares_insert ON activity_shares FOR INSERT TO app_user
-    WITH CHECK (company_id = (SELECT app.current_company_id()) AND (SELECT app.may('activity', 'update'))
-                AND owner_id = (SELECT app.current_user_id()));
+    WITH CHECK (company_id = app.current_company_id() AND app.may('activity', 'update')
+                AND owner_id = app.current_user_id());
 
 DROP POLICY IF EXISTS activity_shares_delete ON activity_shares;
 CREATE POLICY activity_shares_delete ON activity_shares FOR DELETE TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND (SELECT app.may('activity', 'update'))
-           AND owner_id = (SELECT app.current_user_id()));
+    USING (company_id = app.current_company_id() AND app.may('activity', 'update')
+           AND owner_id = app.current_user_id());

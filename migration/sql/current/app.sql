@@ -64,30 +64,75 @@ JOIN (VALUES
 REVOKE ALL ON app.builtin_grants FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_auth, app_profiles;
 GRANT SELECT ON app.builtin_grants TO app_user, app_auth;
 
+-- What the caller's role may do, as app.begin_request set it for the transaction
+-- (`app.grants`: `,object:action,...,`, the built-in role's grants or the custom role's, read
+-- once per request); `manage` grants every action on its object. An unset variable grants
+-- nothing. An inlinable SQL function over a variable of the transaction, so that the policies
+-- that ask it read no table: on Citus they run on the worker that holds the row, where reading
+-- another table would be a distributed query from within one (refused), and a policy may hold
+-- no sub-select at all.
+CREATE OR REPLACE FUNCTION app.may(p_object text, p_action text) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+    SELECT COALESCE(pg_catalog.strpos(pg_catalog.current_setting('app.grants', true),
+                                      ',' || p_object || ':' || p_action || ',') > 0
+                    OR pg_catalog.strpos(pg_catalog.current_setting('app.grants', true),
+                                         ',' || p_object || ':manage,') > 0,
+                    false)
+$$;
+REVOKE ALL ON FUNCTION app.may(text, text) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
+GRANT EXECUTE ON FUNCTION app.may(text, text) TO app_user;
+
+-- The caller's accepted friends and the people in a blocked pair with the caller (either way),
+-- as app.begin_request set them for the transaction (`app.friend_ids`, `app.blocked_ids`: uuid
+-- array literals): what the activity policies ask about the owner of a row, without reading
+-- friendships. Unset: NULL, so that neither a friend's row nor any row that a block might
+-- hide passes the policy (closed).
+CREATE OR REPLACE FUNCTION app.friend_ids() RETURNS uuid[]
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT NULLIF(pg_catalog.current_setting('app.friend_ids', true), '')::uuid[] $$;
+REVOKE ALL ON FUNCTION app.friend_ids() FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_auth, app_profiles;
+GRANT EXECUTE ON FUNCTION app.friend_ids() TO app_user, app_profiles;
+
+CREATE OR REPLACE FUNCTION app.blocked_ids() RETURNS uuid[]
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT NULLIF(pg_catalog.current_setting('app.blocked_ids', true), '')::uuid[] $$;
+REVOKE ALL ON FUNCTION app.blocked_ids() FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_auth, app_profiles;
+GRANT EXECUTE ON FUNCTION app.blocked_ids() TO app_user, app_profiles;
+
 --
 -- Definer functions that run a query are written in PL/pgSQL, not SQL: PostgreSQL never inlines
 -- a SQL function that has SECURITY DEFINER or a SET clause, and it parses and plans such a
--- function's body again at every statement that calls it, while PL/pgSQL keeps its plans for
--- the session. For app.may and app.identity_is_live, which every request runs, that was most of
+-- function's body again at every call, while PL/pgSQL keeps its plans for the session. For
+-- app.identity_is_live and app.request_grants, which every request runs, that was most of
 -- PostgreSQL's work for a page of users (BENCHMARKS.md).
-CREATE OR REPLACE FUNCTION app.may(p_object text, p_action text) RETURNS boolean
+
+-- The grants of role `p_role` in company `p_company`, as app.may reads them: the built-in
+-- role's (app.builtin_grants) or the custom role's of that name (roles.grants), as
+-- `,object:action,...,` (`,` when there are none; a custom grant whose object or action is not
+-- a plain name, which could smuggle in a separator, is left out). A definer, so that it holds whatever the
+-- caller may read; called by app.begin_request only.
+CREATE OR REPLACE FUNCTION app.request_grants(p_company uuid, p_role text) RETURNS text
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, public, pg_temp
     AS $$
 BEGIN
-    RETURN EXISTS (
-        SELECT 1 FROM app.builtin_grants g
-        WHERE g.role = app.current_role() AND g.object = p_object AND g.action IN (p_action, 'manage')
-    ) OR EXISTS (
-        SELECT 1 FROM public.roles r CROSS JOIN LATERAL jsonb_array_elements(r.grants) e (grant_)
-        WHERE r.company_id = app.current_company_id() AND r.name = app.current_role()
-          AND e.grant_ ->> 'object' = p_object AND e.grant_ ->> 'action' IN (p_action, 'manage')
-    );
+    -- A custom role never has a built-in role's name (roles.name's CHECK): one of the two.
+    IF p_role IN ('admin', 'manager', 'member') THEN
+        RETURN ',' || COALESCE((
+            SELECT string_agg(b.object || ':' || b.action, ',' ORDER BY b.object, b.action) || ','
+            FROM app.builtin_grants b WHERE b.role = p_role), '');
+    END IF;
+    RETURN ',' || COALESCE((
+        SELECT string_agg(DISTINCT (e.grant_ ->> 'object') || ':' || (e.grant_ ->> 'action'), ',') || ','
+        FROM public.roles r CROSS JOIN LATERAL jsonb_array_elements(r.grants) e (grant_)
+        WHERE r.company_id = p_company AND r.name = p_role
+          AND e.grant_ ->> 'object' ~ '^[a-z_]+$' AND e.grant_ ->> 'action' ~ '^[a-z_]+$'), '');
 END
 $$;
-ALTER FUNCTION app.may(text, text) OWNER TO app_auth;
-REVOKE ALL ON FUNCTION app.may(text, text) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
-GRANT EXECUTE ON FUNCTION app.may(text, text) TO app_user;
+ALTER FUNCTION app.request_grants(uuid, text) OWNER TO app_auth;
+REVOKE ALL ON FUNCTION app.request_grants(uuid, text) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_profiles;
+GRANT EXECUTE ON FUNCTION app.request_grants(uuid, text) TO app_user;
 
 -- Whether a token's identity is live: an active member of that company with that role, with a
 -- live session. A definer, so that it holds whatever the role may read.
@@ -113,7 +158,9 @@ GRANT EXECUTE ON FUNCTION app.identity_is_live(uuid, uuid, text, uuid) TO app_us
 
 -- Request transactions: the server runs `SET LOCAL ROLE app_user` and then this, as app_user, in
 -- one round trip. It sets the identity the policies read and raises `28000` unless the token's
--- user is an active member of that company with that role and its session is live. (Anonymous
+-- user is an active member of that company with that role and its session is live; then it
+-- sets what the policies ask of the caller beyond the row (app.may's grants, the friends and
+-- blocks of the activity policies), read once here so that no policy reads a table. (Anonymous
 -- requests only `SET LOCAL ROLE app_anon`.) No SET clause on purpose: names are
 -- schema-qualified instead.
 -- The identity is set with `SET LOCAL`, one command each, not with set_config: on Citus, the
@@ -127,6 +174,9 @@ CREATE OR REPLACE FUNCTION app.begin_request(p_user uuid, p_company uuid, p_role
     RETURNS void
     LANGUAGE plpgsql
     AS $$
+DECLARE
+    friends uuid[];
+    blocked uuid[];
 BEGIN
     PERFORM pg_catalog.set_config('citus.propagate_set_commands', 'local', true);
     IF p_read_only THEN
@@ -139,6 +189,10 @@ BEGIN
         RAISE EXCEPTION 'the session has ended, or its user is no longer an active member of that company with that role'
             USING ERRCODE = '28000';
     END IF;
+    EXECUTE pg_catalog.format('SET LOCAL app.grants = %L', app.request_grants(p_company, p_role));
+    SELECT r.friends, r.blocked INTO friends, blocked FROM app.request_relationships() r;
+    EXECUTE pg_catalog.format('SET LOCAL app.friend_ids = %L', friends);
+    EXECUTE pg_catalog.format('SET LOCAL app.blocked_ids = %L', blocked);
 END
 $$;
 REVOKE ALL ON FUNCTION app.begin_request(uuid, uuid, text, uuid, boolean) FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_auth, app_profiles;

@@ -21,7 +21,7 @@ CREATE POLICY audience_members_definer ON audience_members FOR ALL TO app_auth U
 -- The view owner reads the caller's company, nothing else, and writes nothing.
 DROP POLICY IF EXISTS audience_members_profiles ON audience_members;
 CREATE POLICY audience_members_profiles ON audience_members FOR SELECT TO app_profiles
-    USING (company_id = (SELECT app.current_company_id()));
+    USING (company_id = app.current_company_id());
 
 ALTER TABLE audience_bits ENABLE ROW LEVEL SECURITY;
 ALTER TABLE audience_bits FORCE ROW LEVEL SECURITY;
@@ -34,7 +34,7 @@ CREATE POLICY audience_bits_definer ON audience_bits FOR ALL TO app_auth USING (
 
 DROP POLICY IF EXISTS audience_bits_profiles ON audience_bits;
 CREATE POLICY audience_bits_profiles ON audience_bits FOR SELECT TO app_profiles
-    USING (company_id = (SELECT app.current_company_id()));
+    USING (company_id = app.current_company_id());
 
 -- A number as a term: the 16 hex digits of its float8 whose byte order is the numbers' order
 -- (the sign bit flipped for positives, every bit for negatives), so -0 and 0 are one term. The

@@ -10,20 +10,20 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON audience_fields TO app_user;
 
 DROP POLICY IF EXISTS audience_fields_select ON audience_fields;
 CREATE POLICY audience_fields_select ON audience_fields FOR SELECT TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND (SELECT app.may('audience', 'read')));
+    USING (company_id = app.current_company_id() AND app.may('audience', 'read'));
 
 DROP POLICY IF EXISTS audience_fields_insert ON audience_fields;
 CREATE POLICY audience_fields_insert ON audience_fields FOR INSERT TO app_user
-    WITH CHECK (company_id = (SELECT app.current_company_id()) AND (SELECT app.may('audience', 'manage')));
+    WITH CHECK (company_id = app.current_company_id() AND app.may('audience', 'manage'));
 
 DROP POLICY IF EXISTS audience_fields_update ON audience_fields;
 CREATE POLICY audience_fields_update ON audience_fields FOR UPDATE TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND (SELECT app.may('audience', 'manage')))
-    WITH CHECK (company_id = (SELECT app.current_company_id()));
+    USING (company_id = app.current_company_id() AND app.may('audience', 'manage'))
+    WITH CHECK (company_id = app.current_company_id());
 
 DROP POLICY IF EXISTS audience_fields_delete ON audience_fields;
 CREATE POLICY audience_fields_delete ON audience_fields FOR DELETE TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND (SELECT app.may('audience', 'manage')));
+    USING (company_id = app.current_company_id() AND app.may('audience', 'manage'));
 
 CREATE OR REPLACE TRIGGER audience_fields_touch_updated_at BEFORE UPDATE ON audience_fields
     FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();

@@ -16,12 +16,12 @@ CREATE POLICY companies_definer ON companies FOR ALL TO app_auth USING (true) WI
 
 DROP POLICY IF EXISTS companies_select ON companies;
 CREATE POLICY companies_select ON companies FOR SELECT TO app_user
-    USING (id = (SELECT app.current_company_id()) AND (SELECT app.may('company', 'read')));
+    USING (id = app.current_company_id() AND app.may('company', 'read'));
 
 DROP POLICY IF EXISTS companies_update ON companies;
 CREATE POLICY companies_update ON companies FOR UPDATE TO app_user
-    USING (id = (SELECT app.current_company_id()) AND (SELECT app.may('company', 'update')))
-    WITH CHECK (id = (SELECT app.current_company_id()));
+    USING (id = app.current_company_id() AND app.may('company', 'update'))
+    WITH CHECK (id = app.current_company_id());
 
 CREATE OR REPLACE TRIGGER companies_touch_updated_at BEFORE UPDATE ON companies
     FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();

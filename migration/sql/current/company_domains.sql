@@ -17,10 +17,10 @@ CREATE POLICY company_domains_definer ON company_domains FOR ALL TO app_auth USI
 -- Those who manage the company see, add (unconfirmed, as themselves) and remove its domains.
 DROP POLICY IF EXISTS company_domains_manage ON company_domains;
 CREATE POLICY company_domains_manage ON company_domains FOR ALL TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND (SELECT app.may('company', 'update')))
-    WITH CHECK (company_id = (SELECT app.current_company_id()) AND (SELECT app.may('company', 'update'))
+    USING (company_id = app.current_company_id() AND app.may('company', 'update'))
+    WITH CHECK (company_id = app.current_company_id() AND app.may('company', 'update')
                 AND verified_at IS NULL AND verified_by IS NULL
-                AND added_by = (SELECT app.current_user_id()));
+                AND added_by = app.current_user_id());
 
 CREATE OR REPLACE TRIGGER company_domains_touch_updated_at BEFORE UPDATE ON company_domains
     FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();

@@ -19,20 +19,20 @@ GRANT DELETE ON company_llm_providers TO app_user;
 
 DROP POLICY IF EXISTS company_llm_providers_select ON company_llm_providers;
 CREATE POLICY company_llm_providers_select ON company_llm_providers FOR SELECT TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND (SELECT app.may('company', 'manage')));
+    USING (company_id = app.current_company_id() AND app.may('company', 'manage'));
 
 DROP POLICY IF EXISTS company_llm_providers_insert ON company_llm_providers;
 CREATE POLICY company_llm_providers_insert ON company_llm_providers FOR INSERT TO app_user
-    WITH CHECK (company_id = (SELECT app.current_company_id()) AND (SELECT app.may('company', 'manage')));
+    WITH CHECK (company_id = app.current_company_id() AND app.may('company', 'manage'));
 
 DROP POLICY IF EXISTS company_llm_providers_update ON company_llm_providers;
 CREATE POLICY company_llm_providers_update ON company_llm_providers FOR UPDATE TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND (SELECT app.may('company', 'manage')))
-    WITH CHECK (company_id = (SELECT app.current_company_id()));
+    USING (company_id = app.current_company_id() AND app.may('company', 'manage'))
+    WITH CHECK (company_id = app.current_company_id());
 
 DROP POLICY IF EXISTS company_llm_providers_delete ON company_llm_providers;
 CREATE POLICY company_llm_providers_delete ON company_llm_providers FOR DELETE TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND (SELECT app.may('company', 'manage')));
+    USING (company_id = app.current_company_id() AND app.may('company', 'manage'));
 
 -- The definer role reads every company's row and replaces a sealed key, nothing else.
 DROP POLICY IF EXISTS company_llm_providers_definer_select ON company_llm_providers;

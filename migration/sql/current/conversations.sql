@@ -14,24 +14,24 @@ GRANT SELECT ON conversations TO app_auth;
 
 DROP POLICY IF EXISTS conversations_select ON conversations;
 CREATE POLICY conversations_select ON conversations FOR SELECT TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND user_id = (SELECT app.current_user_id())
-           AND (SELECT app.may('conversation', 'read')));
+    USING (company_id = app.current_company_id() AND user_id = app.current_user_id()
+           AND app.may('conversation', 'read'));
 
 DROP POLICY IF EXISTS conversations_insert ON conversations;
 CREATE POLICY conversations_insert ON conversations FOR INSERT TO app_user
-    WITH CHECK (company_id = (SELECT app.current_company_id()) AND user_id = (SELECT app.current_user_id())
-                AND (SELECT app.may('conversation', 'create')));
+    WITH CHECK (company_id = app.current_company_id() AND user_id = app.current_user_id()
+                AND app.may('conversation', 'create'));
 
 DROP POLICY IF EXISTS conversations_update ON conversations;
 CREATE POLICY conversations_update ON conversations FOR UPDATE TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND user_id = (SELECT app.current_user_id())
-           AND (SELECT app.may('conversation', 'update')))
-    WITH CHECK (company_id = (SELECT app.current_company_id()) AND user_id = (SELECT app.current_user_id()));
+    USING (company_id = app.current_company_id() AND user_id = app.current_user_id()
+           AND app.may('conversation', 'update'))
+    WITH CHECK (company_id = app.current_company_id() AND user_id = app.current_user_id());
 
 DROP POLICY IF EXISTS conversations_delete ON conversations;
 CREATE POLICY conversations_delete ON conversations FOR DELETE TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND user_id = (SELECT app.current_user_id())
-           AND (SELECT app.may('conversation', 'delete')));
+    USING (company_id = app.current_company_id() AND user_id = app.current_user_id()
+           AND app.may('conversation', 'delete'));
 
 CREATE OR REPLACE TRIGGER conversations_touch_updated_at BEFORE UPDATE ON conversations
     FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();
@@ -40,7 +40,7 @@ CREATE OR REPLACE TRIGGER conversations_touch_updated_at BEFORE UPDATE ON conver
 -- while the caller may export training data: the function's own filter is not the only guard.
 DROP POLICY IF EXISTS conversations_training_export ON conversations;
 CREATE POLICY conversations_training_export ON conversations FOR SELECT TO app_auth
-    USING (company_id = (SELECT app.current_company_id()) AND (SELECT app.may('training_data', 'read')));
+    USING (company_id = app.current_company_id() AND app.may('training_data', 'read'));
 
 -- A conversation's training choice (training_allowed; NULL follows the company's default) may be
 -- set or changed only while the company lets its people choose (companies.training_users_may_change):

@@ -13,28 +13,28 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON friendships TO app_user;
 -- The profile role reads the caller's company, nothing else, and writes nothing.
 DROP POLICY IF EXISTS friendships_profiles ON friendships;
 CREATE POLICY friendships_profiles ON friendships FOR SELECT TO app_profiles
-    USING (company_id = (SELECT app.current_company_id()));
+    USING (company_id = app.current_company_id());
 
 DROP POLICY IF EXISTS friendships_select ON friendships;
 CREATE POLICY friendships_select ON friendships FOR SELECT TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND (SELECT app.current_user_id()) IN (user_a, user_b)
-           AND (SELECT app.may('friendship', 'read')));
+    USING (company_id = app.current_company_id() AND app.current_user_id() IN (user_a, user_b)
+           AND app.may('friendship', 'read'));
 
 DROP POLICY IF EXISTS friendships_insert ON friendships;
 CREATE POLICY friendships_insert ON friendships FOR INSERT TO app_user
-    WITH CHECK (company_id = (SELECT app.current_company_id()) AND (SELECT app.current_user_id()) IN (user_a, user_b)
-                AND (SELECT app.may('friendship', 'create')));
+    WITH CHECK (company_id = app.current_company_id() AND app.current_user_id() IN (user_a, user_b)
+                AND app.may('friendship', 'create'));
 
 DROP POLICY IF EXISTS friendships_update ON friendships;
 CREATE POLICY friendships_update ON friendships FOR UPDATE TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND (SELECT app.current_user_id()) IN (user_a, user_b)
-           AND (SELECT app.may('friendship', 'update')))
-    WITH CHECK (company_id = (SELECT app.current_company_id()) AND (SELECT app.current_user_id()) IN (user_a, user_b));
+    USING (company_id = app.current_company_id() AND app.current_user_id() IN (user_a, user_b)
+           AND app.may('friendship', 'update'))
+    WITH CHECK (company_id = app.current_company_id() AND app.current_user_id() IN (user_a, user_b));
 
 DROP POLICY IF EXISTS friendships_delete ON friendships;
 CREATE POLICY friendships_delete ON friendships FOR DELETE TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND (SELECT app.current_user_id()) IN (user_a, user_b)
-           AND (SELECT app.may('friendship', 'delete')));
+    USING (company_id = app.current_company_id() AND app.current_user_id() IN (user_a, user_b)
+           AND app.may('friendship', 'delete'));
 
 -- The state machine of requests and blocks, for requests. A request is sent
 -- pending by its requester; only the other member of the pair accepts it; a block is made by

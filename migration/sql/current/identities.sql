@@ -17,13 +17,13 @@ CREATE POLICY identities_definer ON identities FOR ALL TO app_auth USING (true) 
 
 DROP POLICY IF EXISTS identities_select ON identities;
 CREATE POLICY identities_select ON identities FOR SELECT TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND user_id = (SELECT app.current_user_id())
-           AND (SELECT app.may('session', 'read')));
+    USING (company_id = app.current_company_id() AND user_id = app.current_user_id()
+           AND app.may('session', 'read'));
 
 DROP POLICY IF EXISTS identities_delete ON identities;
 CREATE POLICY identities_delete ON identities FOR DELETE TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND user_id = (SELECT app.current_user_id())
-           AND (SELECT app.may('session', 'delete')));
+    USING (company_id = app.current_company_id() AND user_id = app.current_user_id()
+           AND app.may('session', 'delete'));
 
 -- Whether the caller (only ever asked of the caller themselves) keeps a way to sign in once
 -- identity p_removed is gone: a password, or another linked identity. The user's row is locked

@@ -18,17 +18,17 @@ CREATE POLICY invite_links_definer ON invite_links FOR ALL TO app_auth USING (tr
 
 DROP POLICY IF EXISTS invite_links_select ON invite_links;
 CREATE POLICY invite_links_select ON invite_links FOR SELECT TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND (SELECT app.may('invitation', 'read')));
+    USING (company_id = app.current_company_id() AND app.may('invitation', 'read'));
 
 DROP POLICY IF EXISTS invite_links_insert ON invite_links;
 CREATE POLICY invite_links_insert ON invite_links FOR INSERT TO app_user
-    WITH CHECK (company_id = (SELECT app.current_company_id()) AND (SELECT app.may('invitation', 'create'))
-                AND created_by = (SELECT app.current_user_id()) AND uses = 0 AND revoked_at IS NULL);
+    WITH CHECK (company_id = app.current_company_id() AND app.may('invitation', 'create')
+                AND created_by = app.current_user_id() AND uses = 0 AND revoked_at IS NULL);
 
 DROP POLICY IF EXISTS invite_links_revoke ON invite_links;
 CREATE POLICY invite_links_revoke ON invite_links FOR UPDATE TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND (SELECT app.may('invitation', 'delete')))
-    WITH CHECK (company_id = (SELECT app.current_company_id()) AND revoked_at IS NOT NULL);
+    USING (company_id = app.current_company_id() AND app.may('invitation', 'delete'))
+    WITH CHECK (company_id = app.current_company_id() AND revoked_at IS NOT NULL);
 
 CREATE OR REPLACE TRIGGER invite_links_touch_updated_at BEFORE UPDATE ON invite_links
     FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();

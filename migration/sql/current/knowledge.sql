@@ -11,24 +11,24 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON knowledge TO app_user;
 
 DROP POLICY IF EXISTS knowledge_select ON knowledge;
 CREATE POLICY knowledge_select ON knowledge FOR SELECT TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND user_id = (SELECT app.current_user_id())
-           AND (SELECT app.may('conversation', 'read')));
+    USING (company_id = app.current_company_id() AND user_id = app.current_user_id()
+           AND app.may('conversation', 'read'));
 
 DROP POLICY IF EXISTS knowledge_insert ON knowledge;
 CREATE POLICY knowledge_insert ON knowledge FOR INSERT TO app_user
-    WITH CHECK (company_id = (SELECT app.current_company_id()) AND user_id = (SELECT app.current_user_id())
-                AND (SELECT app.may('conversation', 'create')));
+    WITH CHECK (company_id = app.current_company_id() AND user_id = app.current_user_id()
+                AND app.may('conversation', 'create'));
 
 DROP POLICY IF EXISTS knowledge_update ON knowledge;
 CREATE POLICY knowledge_update ON knowledge FOR UPDATE TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND user_id = (SELECT app.current_user_id())
-           AND (SELECT app.may('conversation', 'update')))
-    WITH CHECK (company_id = (SELECT app.current_company_id()) AND user_id = (SELECT app.current_user_id()));
+    USING (company_id = app.current_company_id() AND user_id = app.current_user_id()
+           AND app.may('conversation', 'update'))
+    WITH CHECK (company_id = app.current_company_id() AND user_id = app.current_user_id());
 
 DROP POLICY IF EXISTS knowledge_delete ON knowledge;
 CREATE POLICY knowledge_delete ON knowledge FOR DELETE TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND user_id = (SELECT app.current_user_id())
-           AND (SELECT app.may('conversation', 'delete')));
+    USING (company_id = app.current_company_id() AND user_id = app.current_user_id()
+           AND app.may('conversation', 'delete'));
 
 CREATE OR REPLACE TRIGGER knowledge_touch_updated_at BEFORE UPDATE ON knowledge
     FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();

@@ -14,27 +14,27 @@ GRANT SELECT, INSERT, DELETE, UPDATE (status) ON messages TO app_user;
 
 DROP POLICY IF EXISTS messages_select ON messages;
 CREATE POLICY messages_select ON messages FOR SELECT TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND user_id = (SELECT app.current_user_id())
-           AND (SELECT app.may('message', 'read')));
+    USING (company_id = app.current_company_id() AND user_id = app.current_user_id()
+           AND app.may('message', 'read'));
 
 DROP POLICY IF EXISTS messages_insert ON messages;
 CREATE POLICY messages_insert ON messages FOR INSERT TO app_user
-    WITH CHECK (company_id = (SELECT app.current_company_id()) AND user_id = (SELECT app.current_user_id())
-                AND (SELECT app.may('message', 'create'))
+    WITH CHECK (company_id = app.current_company_id() AND user_id = app.current_user_id()
+                AND app.may('message', 'create')
                 AND ((role = 'user' AND status = 'complete')
                      OR (role = 'assistant' AND status = 'streaming' AND content = ''))
                 AND model IS NULL AND prompt_tokens IS NULL AND completion_tokens IS NULL AND error IS NULL);
 
 DROP POLICY IF EXISTS messages_cancel ON messages;
 CREATE POLICY messages_cancel ON messages FOR UPDATE TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND user_id = (SELECT app.current_user_id())
-           AND (SELECT app.may('message', 'update')) AND status = 'streaming')
+    USING (company_id = app.current_company_id() AND user_id = app.current_user_id()
+           AND app.may('message', 'update') AND status = 'streaming')
     WITH CHECK (status = 'cancelled');
 
 DROP POLICY IF EXISTS messages_delete ON messages;
 CREATE POLICY messages_delete ON messages FOR DELETE TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND user_id = (SELECT app.current_user_id())
-           AND (SELECT app.may('message', 'delete')));
+    USING (company_id = app.current_company_id() AND user_id = app.current_user_id()
+           AND app.may('message', 'delete'));
 
 -- The definer role may read messages (an UPDATE whose WHERE reads columns checks the new row
 -- against SELECT policies), keep a streaming reply streaming (its text so far, its heartbeat)

@@ -1,5 +1,5 @@
 -- outbound_emails: a request queues only the e-mail of an invitation it made in the same
--- transaction, to the invited address. Other mail is queued by definer functions. Every new
+-- transaction, to the invited address (app.invited_just_now, from invitations.sql). Other mail is queued by definer functions. Every new
 -- message starts pending and due; the mailer of every instance claims, sends and marks messages
 -- through the definer functions below, which only app_worker may execute.
 -- Re-applied as a whole after the versioned migrations whenever a file of migration/sql/current/
@@ -17,13 +17,9 @@ CREATE POLICY outbound_emails_definer ON outbound_emails FOR ALL TO app_auth USI
 
 DROP POLICY IF EXISTS outbound_emails_insert ON outbound_emails;
 CREATE POLICY outbound_emails_insert ON outbound_emails FOR INSERT TO app_user
-    WITH CHECK (company_id = (SELECT app.current_company_id()) AND (SELECT app.may('invitation', 'create'))
+    WITH CHECK (company_id = app.current_company_id() AND app.may('invitation', 'create')
                 AND template = 'invitation' AND sent_at IS NULL AND attempts = 0 AND last_error IS NULL
-                AND EXISTS (SELECT 1 FROM invitations i
-                            WHERE i.company_id = outbound_emails.company_id
-                              AND lower(i.email) = lower(outbound_emails.recipient)
-                              AND i.invited_by = (SELECT app.current_user_id())
-                              AND i.created_at = now()));
+                AND app.invited_just_now(recipient));
 
 CREATE OR REPLACE TRIGGER outbound_emails_touch_updated_at BEFORE UPDATE ON outbound_emails
     FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();

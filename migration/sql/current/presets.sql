@@ -11,25 +11,25 @@ GRANT SELECT, INSERT, DELETE, UPDATE (name, description, filter, visibility) ON 
 
 DROP POLICY IF EXISTS presets_select ON presets;
 CREATE POLICY presets_select ON presets FOR SELECT TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND (SELECT app.may('preset', 'read'))
-           AND (owner_id = (SELECT app.current_user_id()) OR visibility = 'company'
-                OR (SELECT app.may('audience', 'manage'))));
+    USING (company_id = app.current_company_id() AND app.may('preset', 'read')
+           AND (owner_id = app.current_user_id() OR visibility = 'company'
+                OR app.may('audience', 'manage')));
 
 DROP POLICY IF EXISTS presets_insert ON presets;
 CREATE POLICY presets_insert ON presets FOR INSERT TO app_user
-    WITH CHECK (company_id = (SELECT app.current_company_id()) AND (SELECT app.may('preset', 'create'))
-                AND owner_id = (SELECT app.current_user_id()));
+    WITH CHECK (company_id = app.current_company_id() AND app.may('preset', 'create')
+                AND owner_id = app.current_user_id());
 
 DROP POLICY IF EXISTS presets_update ON presets;
 CREATE POLICY presets_update ON presets FOR UPDATE TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND (SELECT app.may('preset', 'update'))
-           AND (owner_id = (SELECT app.current_user_id()) OR (SELECT app.may('audience', 'manage'))))
-    WITH CHECK (company_id = (SELECT app.current_company_id()));
+    USING (company_id = app.current_company_id() AND app.may('preset', 'update')
+           AND (owner_id = app.current_user_id() OR app.may('audience', 'manage')))
+    WITH CHECK (company_id = app.current_company_id());
 
 DROP POLICY IF EXISTS presets_delete ON presets;
 CREATE POLICY presets_delete ON presets FOR DELETE TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND (SELECT app.may('preset', 'delete'))
-           AND (owner_id = (SELECT app.current_user_id()) OR (SELECT app.may('audience', 'manage'))));
+    USING (company_id = app.current_company_id() AND app.may('preset', 'delete')
+           AND (owner_id = app.current_user_id() OR app.may('audience', 'manage')));
 
 CREATE OR REPLACE TRIGGER presets_touch_updated_at BEFORE UPDATE ON presets
     FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();

@@ -13,24 +13,24 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON roles TO app_user;
 
 DROP POLICY IF EXISTS roles_definer ON roles;
 CREATE POLICY roles_definer ON roles FOR SELECT TO app_auth
-    USING (company_id = (SELECT app.current_company_id()));
+    USING (company_id = app.current_company_id());
 
 DROP POLICY IF EXISTS roles_select ON roles;
 CREATE POLICY roles_select ON roles FOR SELECT TO app_user
-    USING (company_id = (SELECT app.current_company_id()));
+    USING (company_id = app.current_company_id());
 
 DROP POLICY IF EXISTS roles_insert ON roles;
 CREATE POLICY roles_insert ON roles FOR INSERT TO app_user
-    WITH CHECK (company_id = (SELECT app.current_company_id()) AND (SELECT app.may('company', 'manage')));
+    WITH CHECK (company_id = app.current_company_id() AND app.may('company', 'manage'));
 
 DROP POLICY IF EXISTS roles_update ON roles;
 CREATE POLICY roles_update ON roles FOR UPDATE TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND (SELECT app.may('company', 'manage')))
-    WITH CHECK (company_id = (SELECT app.current_company_id()));
+    USING (company_id = app.current_company_id() AND app.may('company', 'manage'))
+    WITH CHECK (company_id = app.current_company_id());
 
 DROP POLICY IF EXISTS roles_delete ON roles;
 CREATE POLICY roles_delete ON roles FOR DELETE TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND (SELECT app.may('company', 'manage')));
+    USING (company_id = app.current_company_id() AND app.may('company', 'manage'));
 
 CREATE OR REPLACE TRIGGER roles_touch_updated_at BEFORE UPDATE ON roles
     FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at();

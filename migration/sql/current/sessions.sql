@@ -16,15 +16,15 @@ CREATE POLICY sessions_definer ON sessions FOR ALL TO app_auth USING (true) WITH
 
 DROP POLICY IF EXISTS sessions_select ON sessions;
 CREATE POLICY sessions_select ON sessions FOR SELECT TO app_user
-    USING (company_id = (SELECT app.current_company_id())
-           AND ((user_id = (SELECT app.current_user_id()) AND (SELECT app.may('session', 'read')))
-                OR (SELECT app.may('user', 'manage'))));
+    USING (company_id = app.current_company_id()
+           AND ((user_id = app.current_user_id() AND app.may('session', 'read'))
+                OR app.may('user', 'manage')));
 
 DROP POLICY IF EXISTS sessions_revoke ON sessions;
 CREATE POLICY sessions_revoke ON sessions FOR UPDATE TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND revoked_at IS NULL
-           AND ((user_id = (SELECT app.current_user_id()) AND (SELECT app.may('session', 'delete')))
-                OR (SELECT app.may('user', 'manage'))))
+    USING (company_id = app.current_company_id() AND revoked_at IS NULL
+           AND ((user_id = app.current_user_id() AND app.may('session', 'delete'))
+                OR app.may('user', 'manage')))
     WITH CHECK (revoked_at IS NOT NULL);
 
 CREATE OR REPLACE TRIGGER sessions_touch_updated_at BEFORE UPDATE ON sessions

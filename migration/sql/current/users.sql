@@ -22,22 +22,22 @@ CREATE POLICY users_definer ON users FOR ALL TO app_auth USING (true) WITH CHECK
 -- The profile role reads the caller's company, nothing else, and writes nothing.
 DROP POLICY IF EXISTS users_profiles ON users;
 CREATE POLICY users_profiles ON users FOR SELECT TO app_profiles
-    USING (company_id = (SELECT app.current_company_id()));
+    USING (company_id = app.current_company_id());
 
 DROP POLICY IF EXISTS users_select ON users;
 CREATE POLICY users_select ON users FOR SELECT TO app_user
-    USING (company_id = (SELECT app.current_company_id())
-           AND (id = (SELECT app.current_user_id()) OR (SELECT app.may('user', 'read'))));
+    USING (company_id = app.current_company_id()
+           AND (id = app.current_user_id() OR app.may('user', 'read')));
 
 DROP POLICY IF EXISTS users_update_self ON users;
 CREATE POLICY users_update_self ON users FOR UPDATE TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND id = (SELECT app.current_user_id()))
-    WITH CHECK (company_id = (SELECT app.current_company_id()) AND id = (SELECT app.current_user_id()));
+    USING (company_id = app.current_company_id() AND id = app.current_user_id())
+    WITH CHECK (company_id = app.current_company_id() AND id = app.current_user_id());
 
 DROP POLICY IF EXISTS users_update_managed ON users;
 CREATE POLICY users_update_managed ON users FOR UPDATE TO app_user
-    USING (company_id = (SELECT app.current_company_id()) AND (SELECT app.may('user', 'manage')))
-    WITH CHECK (company_id = (SELECT app.current_company_id()));
+    USING (company_id = app.current_company_id() AND app.may('user', 'manage'))
+    WITH CHECK (company_id = app.current_company_id());
 
 -- What a request may change in a user row: its own profile and privacy (`user update`) and its
 -- own password (`session update`, as changePassword); another's profile, role and active state

@@ -593,7 +593,7 @@ pub const CALLED_ONLY_BY_SQL: &[(&str, &str)] = &[
     ),
     (
         "may(text, text)",
-        "asked by every policy of app_user: the permissions of the caller's role",
+        "asked by every policy of app_user: the permissions of the caller's role, as app.begin_request set them",
     ),
     (
         "identity_is_live(uuid, uuid, text, uuid)",
@@ -604,8 +604,24 @@ pub const CALLED_ONLY_BY_SQL: &[(&str, &str)] = &[
         "called by app.identities_guard, the trigger that keeps a user a way to sign in",
     ),
     (
-        "activity_blocked_ids()",
-        "asked by the policy of activities: who is in a blocked pair with the caller",
+        "friend_ids()",
+        "asked by the policy of activities: the caller's friends, as app.begin_request set them",
+    ),
+    (
+        "blocked_ids()",
+        "asked by the policy of activities and audience_activities: who is in a blocked pair with the caller",
+    ),
+    (
+        "request_grants(uuid, text)",
+        "called by app.begin_request: the grants app.may reads",
+    ),
+    (
+        "request_relationships()",
+        "called by app.begin_request: the friends and blocks the policy of activities reads",
+    ),
+    (
+        "invited_just_now(text)",
+        "asked by the policy of outbound_emails: the addresses the caller invited in the transaction",
     ),
     (
         "activity_metric_definitions_valid(jsonb)",

@@ -500,6 +500,20 @@ pub async fn share(
         .iter()
         .map(|row| row.try_get::<Uuid>("", "user_id"))
         .collect::<Result<_, DbErr>>()?;
+    // The activity's own copy of whom it is shared with, which its policy reads (a policy reads
+    // no other table): exactly the shares just written.
+    conn.execute_raw(statement(
+        "UPDATE activities SET shared_with = ARRAY(SELECT DISTINCT value::uuid \
+         FROM jsonb_array_elements_text($4::jsonb) AS value ORDER BY 1) \
+         WHERE company_id = $1 AND id = $2 AND user_id = $3",
+        vec![
+            caller.company_id.into(),
+            id.into(),
+            caller.user_id.into(),
+            json!(users).into(),
+        ],
+    ))
+    .await?;
     let activity = activity_of(row, kind.name);
     let friends = friend_ids(conn).await?;
     let recipients: Vec<Uuid> = added.into_iter().filter(|u| friends.contains(u)).collect();

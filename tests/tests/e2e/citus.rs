@@ -272,3 +272,161 @@ async fn a_statement_of_one_company_is_one_task() -> anyhow::Result<()> {
     tx.commit().await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
     Ok(())
 }
+
+/// The application's tables distributed by company, parents before the tables whose foreign
+/// keys name them (`companies` by `id`, every other by `company_id`, all co-located): each
+/// table that Citus refused, with its error. Rows already there are moved to the shards.
+async fn distribute_the_schema(app: &TestApp) -> anyhow::Result<Vec<(String, String)>> {
+    let edges: Vec<(String, String)> = app
+        .admin
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT c.conrelid::regclass::text AS child, c.confrelid::regclass::text AS parent \
+             FROM pg_constraint c JOIN pg_class r ON r.oid = c.conrelid \
+             WHERE c.contype = 'f' AND r.relnamespace = 'public'::regnamespace \
+               AND c.conrelid <> c.confrelid",
+        ))
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get("", "child")?, row.try_get("", "parent")?)))
+        .collect::<anyhow::Result<_>>()?;
+    let mut pending: Vec<String> = std::iter::once("companies")
+        .chain(migration::TENANT_TABLES.iter().copied())
+        .map(str::to_owned)
+        .collect();
+    pending.dedup();
+    let mut refused = Vec::new();
+    app.sql("ALTER SYSTEM SET citus.enable_unsafe_triggers = on; SELECT pg_reload_conf()")
+        .await?;
+    while !pending.is_empty() {
+        let ready = pending
+            .iter()
+            .position(|t| {
+                !edges
+                    .iter()
+                    .any(|(child, parent)| child == t && parent != t && pending.contains(parent))
+            })
+            .unwrap_or(0);
+        let table = pending.remove(ready);
+        let sql = if table == "companies" {
+            "SET citus.enable_unsafe_triggers = on; SELECT create_distributed_table('companies', 'id')"
+                .to_owned()
+        } else {
+            format!(
+                "SET citus.enable_unsafe_triggers = on; \
+                 SELECT create_distributed_table('{table}', 'company_id', colocate_with => 'companies')"
+            )
+        };
+        if let Err(error) = app.sql(&sql).await {
+            refused.push((table, format!("{error}")));
+        }
+    }
+    Ok(refused)
+}
+
+/// What `user` reads of `sql` (one text column `v`) in a request transaction, sorted.
+async fn read_as(app: &TestApp, user: &TestUser, sql: &str) -> anyhow::Result<Vec<String>> {
+    let tx = app.request_tx(user, server::db::Access::ReadOnly).await?;
+    let rows = tx
+        .conn()
+        .query_all_raw(Statement::from_string(DbBackend::Postgres, sql))
+        .await;
+    tx.commit().await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let mut values = rows?
+        .iter()
+        .map(|r| r.try_get::<String>("", "v").map_err(Into::into))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    values.sort();
+    Ok(values)
+}
+
+/// The schema's own policies, distributed: Citus accepts them (no sub-select), and on the
+/// workers they decide the rows they decide on one node (users, activities with friends,
+/// blocks and shares, presets), with the grants, friends and blocks the request set.
+#[tokio::test]
+async fn the_schemas_policies_decide_the_same_rows_on_the_workers() -> anyhow::Result<()> {
+    let app = TestApp::spawn_on_citus().await?;
+    let (a, owner, members) = app.company_with_users("Acme", 3).await?;
+    let (friend, blocked, stranger) = (&members[0], &members[1], &members[2]);
+    let (_, other_admin, _) = app.company_with_users("Globex", 0).await?;
+    let pair = |x: Uuid, y: Uuid| if x < y { (x, y) } else { (y, x) };
+    let (fa, fb) = pair(owner.id, friend.id);
+    let (ba, bb) = pair(owner.id, blocked.id);
+    app.sql(&format!(
+        "INSERT INTO friendships (company_id, user_a, user_b, status, requested_by, responded_at) \
+         VALUES ('{a}', '{fa}', '{fb}', 'accepted', '{o}', now()); \
+         INSERT INTO friendships (company_id, user_a, user_b, status, requested_by, blocked_by, responded_at) \
+         VALUES ('{a}', '{ba}', '{bb}', 'blocked', '{o}', '{o}', now()); \
+         INSERT INTO activity_kinds (company_id, id, name, metrics) \
+         VALUES ('{a}', '{k}', 'run', '[{{\"name\": \"km\", \"type\": \"number\"}}]'); \
+         INSERT INTO activities (company_id, user_id, kind_id, occurred_at, metrics, note, visibility, shared_with) VALUES \
+             ('{a}', '{o}', '{k}', now(), '{{\"km\": 1}}', 'private', 'private', '{{}}'), \
+             ('{a}', '{o}', '{k}', now(), '{{\"km\": 2}}', 'friends', 'friends', '{{}}'), \
+             ('{a}', '{o}', '{k}', now(), '{{\"km\": 3}}', 'company', 'company', '{{}}'), \
+             ('{a}', '{o}', '{k}', now(), '{{\"km\": 4}}', 'shared', 'private', '{{{s}}}'); \
+         INSERT INTO activity_shares (company_id, activity_id, user_id, owner_id) \
+             SELECT company_id, id, '{s}', user_id FROM activities WHERE note = 'shared'; \
+         INSERT INTO presets (company_id, owner_id, name, filter, visibility) VALUES \
+             ('{a}', '{o}', 'mine', '{{}}', 'private'), ('{a}', '{o}', 'ours', '{{}}', 'company'), \
+             ('{a}', '{s}', 'theirs', '{{}}', 'private');",
+        o = owner.id,
+        s = stranger.id,
+        k = Uuid::now_v7(),
+    ))
+    .await?;
+
+    let activities = "SELECT note AS v FROM activities";
+    let users = "SELECT email AS v FROM users";
+    let presets = "SELECT name AS v FROM presets";
+    let viewers = [&owner, friend, blocked, stranger, &other_admin];
+    let mut before = Vec::new();
+    for viewer in viewers {
+        for sql in [activities, users, presets] {
+            before.push(read_as(&app, viewer, sql).await?);
+        }
+    }
+    // What one node decides, as the activity tests say it.
+    assert_eq!(before[0], ["company", "friends", "private", "shared"]);
+    assert_eq!(before[3], ["company", "friends"]);
+    assert!(before[6].is_empty(), "{:?}", before[6]);
+    assert_eq!(before[9], ["company", "shared"]);
+    assert!(before[12].is_empty(), "{:?}", before[12]);
+    assert_eq!(before[1].len(), 4);
+    assert_eq!(before[11], ["ours", "theirs"]);
+    assert_eq!(before[13], [other_admin.email.clone()]);
+
+    let refused = distribute_the_schema(&app).await?;
+    for (table, error) in &refused {
+        eprintln!("not distributed: {table}: {error}");
+    }
+    let distributed: Vec<String> = app
+        .admin
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT logicalrelid::regclass::text AS t FROM pg_dist_partition",
+        ))
+        .await?
+        .iter()
+        .map(|r| r.try_get("", "t").map_err(Into::into))
+        .collect::<anyhow::Result<_>>()?;
+    for table in [
+        "users",
+        "activities",
+        "activity_shares",
+        "friendships",
+        "presets",
+    ] {
+        assert!(
+            distributed.iter().any(|t| t == table),
+            "{table} not distributed: {refused:?}"
+        );
+    }
+    let mut after = Vec::new();
+    for viewer in viewers {
+        for sql in [activities, users, presets] {
+            after.push(read_as(&app, viewer, sql).await?);
+        }
+    }
+    assert_eq!(after, before);
+    Ok(())
+}

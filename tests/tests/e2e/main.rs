@@ -46,6 +46,7 @@ mod observability;
 mod oidc;
 mod pagination;
 mod persisted;
+mod policies_local;
 mod presets;
 mod privacy_columns;
 mod private_mode;
