@@ -66,35 +66,40 @@ def run_psql(script):
                           check=True).stdout
 
 
+SESSION = None
+
+
 def as_caller(statement, params):
-    """A psql script that prepares `statement` as the caller: app_user with the caller's
-    identity, as a request transaction sets it; and the EXECUTE of it."""
+    """A psql script that prepares `statement`; and the lines that run it as the caller, as a
+    request transaction of the server does: app_user, and app.begin_request with the caller's
+    live session (the identity, grants, friends and blocks the policies read)."""
     args = ", ".join("NULL" if p is None else "'" + p.replace("'", "''") + "'" for p in params)
-    setup = (f"SET ROLE app_user;\n"
-             f"SELECT set_config('app.user_id', '{me}', false), set_config('app.company_id', '{company}', false), "
-             f"set_config('app.role', 'admin', false) \\g /dev/null\n"
-             f"PREPARE q AS {statement};\n")
-    return setup, f"EXECUTE q({args})" if params else "EXECUTE q"
+    setup = f"SET ROLE app_user;\nPREPARE q AS {statement};\n"
+    begin = (f"BEGIN;\nSELECT app.begin_request('{me}', '{company}', 'admin', '{SESSION}', true) \\g /dev/null\n")
+    return setup, begin, f"EXECUTE q({args})" if params else "EXECUTE q"
 
 
 def sql(statement, params):
-    """p50 / p99 of `statement` through psql (\\timing) as the caller."""
-    setup, execute = as_caller(statement, params)
-    script = setup + "\\timing on\n" + "\n".join([execute + " \\g /dev/null"] * (runs + 1))
-    times = [float(l.split()[1]) for l in run_psql(script).splitlines() if l.startswith("Time:")][1:]
-    return percentiles(times)
+    """p50 / p99 of `statement` through psql (\\timing) as the caller: the EXECUTE alone, each
+    in its own request transaction."""
+    setup, begin, execute = as_caller(statement, params)
+    one = begin + execute + " \\g /dev/null\nCOMMIT;\n"
+    times = [float(l.split()[1]) for l in run_psql(setup + "\\timing on\n" + one * (runs + 1)).splitlines()
+             if l.startswith("Time:")]
+    # BEGIN, begin_request, EXECUTE, COMMIT: every fourth, the first run left out (it plans).
+    return percentiles(times[2::4][1:])
 
 
 def counts(statement, params):
     """What EXPLAIN (ANALYZE, BUFFERS) counts of the statement as the caller: rows, shared
     buffers hit and read, and its execution time; and the plan as text."""
-    setup, execute = as_caller(statement, params)
+    setup, begin, execute = as_caller(statement, params)
     # Once before, as on a pooled connection: the first call of the policies' functions in a
     # session plans their statements (catalog reads that are no part of the statement).
-    setup += f"{execute} \\g /dev/null\n"
-    plan = json.loads(run_psql(setup + f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {execute};"))[0]
+    setup += begin + f"{execute} \\g /dev/null\n"
+    plan = json.loads(run_psql(setup + f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {execute};\nCOMMIT;"))[0]
     top = plan["Plan"]
-    text = run_psql(setup + f"EXPLAIN (ANALYZE, BUFFERS) {execute};") if explain else ""
+    text = run_psql(setup + f"EXPLAIN (ANALYZE, BUFFERS) {execute};\nCOMMIT;") if explain else ""
     return top["Actual Rows"], top.get("Shared Hit Blocks", 0), top.get("Shared Read Blocks", 0), \
         plan["Execution Time"], text
 
@@ -143,6 +148,8 @@ FEED = "{ friendFeed(first: 20) { edges { node { id userId kind occurredAt metri
 ACTIVITIES = """query($user: ID) { activities(userId: $user, first: 20)
   { edges { node { id kind occurredAt metrics visibility } } pageInfo { hasNextPage endCursor } } }"""
 
+SESSION = run_psql(f"SELECT id FROM sessions WHERE company_id = '{company}' AND user_id = '{me}' "
+                   f"AND revoked_at IS NULL ORDER BY created_at DESC LIMIT 1").strip()
 since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 30 * 86400))
 rows = post({"query": COMPARE, "variables": {"from": since}}, token)["compareWithFriends"]
 page = post({"query": FEED}, token)["friendFeed"]["edges"]
