@@ -201,7 +201,7 @@ activities by set-based SQL, indexes built after the load); the caller (the seed
 {int(friends)} friends. Latencies are through GraphQL (HTTP, one request at a time); "SQL" is the
 statement the server sent (logged once by PostgreSQL), replayed through psql (\`PREPARE\`,
 \`EXECUTE\` with its parameters, \`\\\\timing\`) as the caller under Row Level Security (\`SET
-ROLE app_user\` and the identity the policies read), so the ratio (GraphQL p50 / SQL p50) is what
+ROLE app_user\`, then \`app.begin_request\` with the caller's live session, as a request does), so the ratio (GraphQL p50 / SQL p50) is what
 the server adds. Aims: p50 < 20 ms, ratio ≤ 1.3.
 {note}
 \`\`\`
