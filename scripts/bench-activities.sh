@@ -8,7 +8,10 @@
 # "Activities" section of BENCHMARKS.md (between its markers) unless BENCH_NO_WRITE=1. Knobs:
 # BENCH_ACTIVITIES_USERS (100000), BENCH_ACTIVITIES_PER_USER (30), BENCH_ACTIVITIES_FRIENDS
 # (200), BENCH_ACTIVITIES_RUNS (50 per query), BENCH_ACTIVITIES_BUILD (release; `debug` runs
-# the dev build, for a quick check of the script only).
+# the dev build, for a quick check of the script only), BENCH_ACTIVITIES_DATA_DIR (none: a
+# directory to keep the server's data in; a later run with the same directory and sizes
+# reuses the seeded company instead of seeding again), BENCH_ACTIVITIES_EXPLAIN=1 (print
+# EXPLAIN (ANALYZE, BUFFERS) of each statement as the caller).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,6 +21,7 @@ PER_USER="${BENCH_ACTIVITIES_PER_USER:-30}"
 FRIENDS="${BENCH_ACTIVITIES_FRIENDS:-200}"
 RUNS="${BENCH_ACTIVITIES_RUNS:-50}"
 BUILD="${BENCH_ACTIVITIES_BUILD:-release}"
+KEEP="${BENCH_ACTIVITIES_DATA_DIR:-}"
 say() { printf '\n==> %s\n' "$*"; }
 die() { printf 'bench-activities: %s\n' "$*" >&2; exit 1; }
 
@@ -41,6 +45,11 @@ SERVER_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/$BUILD/server"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/bench-activities.XXXXXX")"
 chmod 755 "$WORK"
 DATA_DIR="$WORK/data"
+if [ -n "$KEEP" ]; then
+    mkdir -p "$KEEP"
+    chmod 755 "$KEEP"
+    DATA_DIR="$(cd "$KEEP" && pwd)"
+fi
 LOG="$WORK/server.log"
 SERVER_PID=""
 cleanup() {
@@ -78,24 +87,52 @@ SUPER="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["postg
 ADMIN_URL="postgres://postgres:$SUPER@127.0.0.1:$PG_PORT/app"
 psql_super() { PGPASSWORD="$SUPER" "$PSQL" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d app "$@"; }
 
+# Each set of sizes seeds its own company, named after them: a kept data directory reuses it.
+NAME="Big $USERS x $PER_USER, $FRIENDS friends"
+COMPANY="$(psql_super -A -t -v name="$NAME" <<'SQL'
+SELECT id FROM companies WHERE name = :'name'
+SQL
+)"
+if [ -n "$COMPANY" ]; then
+    say "reusing the company seeded before in $DATA_DIR ($COMPANY)"
+    EMAIL="$(psql_super -A -t -c "SELECT email FROM users WHERE company_id = '$COMPANY' AND role = 'admin' ORDER BY created_at LIMIT 1")"
+    SEED_SECS="$(cat "$DATA_DIR/bench-activities.seed-seconds" 2>/dev/null || echo '?')"
+else
 say "seeding a company of $USERS users"
+SEED_START=$SECONDS
 SEED_OUT="$(DATABASE_ADMIN_URL="$ADMIN_URL" JWT_SECRET=unused-unused-unused-unused-unused-0000 \
-    "$SERVER_BIN" seed --company "Big" --users "$USERS" --admin-password bench-activities-pw)"
+    "$SERVER_BIN" seed --company "$NAME" --users "$USERS" --admin-password bench-activities-pw)"
 echo "$SEED_OUT"
 COMPANY="$(sed -n 's/.*(\([0-9a-f-]*\)) with.*/\1/p' <<<"$SEED_OUT")"
 EMAIL="$(sed -n 's/.*admin: \([^ ]*\) .*/\1/p' <<<"$SEED_OUT")"
 [ -n "$COMPANY" ] && [ -n "$EMAIL" ] || die "could not read the seeded company: $SEED_OUT"
 
 say "seeding $PER_USER activities per user and $FRIENDS friends of the admin (set-based SQL)"
-SEED_START=$SECONDS
 psql_super -v company="$COMPANY" -v email="$EMAIL" -v per_user="$PER_USER" -v friends="$FRIENDS" <<'SQL'
 \set ON_ERROR_STOP 1
+\timing on
 BEGIN;
+SET LOCAL maintenance_work_mem = '256MB';
 INSERT INTO activity_kinds (company_id, name, metrics) VALUES
     (:'company', 'sleep', '[{"name": "score", "type": "number"}, {"name": "minutes", "type": "integer", "unit": "min"}]'),
     (:'company', 'run', '[{"name": "km", "type": "number", "unit": "km"}, {"name": "minutes", "type": "integer", "unit": "min"}]'),
     (:'company', 'steps', '[{"name": "count", "type": "integer"}]');
+-- The indexes that back no constraint are built after the load, from their own definitions.
+CREATE TEMPORARY TABLE seed_indexes ON COMMIT DROP AS
+SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS definition
+FROM pg_index i
+WHERE i.indrelid = 'activities'::regclass
+  AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid);
+DO $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT name FROM seed_indexes LOOP
+        EXECUTE format('DROP INDEX %s', r.name);
+    END LOOP;
+END
+$$;
 -- Valid by construction: the bulk load skips the metrics trigger (and the foreign-key checks).
+-- Rows go in as they would arrive, oldest first, everyone's interleaved.
 SET LOCAL session_replication_role = replica;
 WITH kinds AS (
     SELECT array_agg(id ORDER BY name) AS ids FROM activity_kinds WHERE company_id = :'company'
@@ -110,8 +147,16 @@ SELECT :'company', gen_random_uuid(), p.id, k.ids[1 + n % 3],
            WHEN 1 THEN jsonb_build_object('score', round((40 + random() * 60)::numeric, 1), 'minutes', (300 + random() * 240)::int)
            ELSE jsonb_build_object('count', (random() * 20000)::int) END,
        CASE WHEN random() < 0.2 THEN 'private' WHEN random() < 0.5 THEN 'friends' ELSE 'company' END
-FROM people p CROSS JOIN kinds k CROSS JOIN generate_series(1, :per_user) n;
+FROM generate_series(:per_user, 1, -1) n CROSS JOIN people p CROSS JOIN kinds k;
 SET LOCAL session_replication_role = origin;
+DO $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT definition FROM seed_indexes LOOP
+        EXECUTE r.definition;
+    END LOOP;
+END
+$$;
 WITH me AS (SELECT id FROM users WHERE company_id = :'company' AND email = :'email'),
 friends AS (
     SELECT u.id FROM users u, me WHERE u.company_id = :'company' AND u.id <> me.id
@@ -121,15 +166,17 @@ INSERT INTO friendships (company_id, user_a, user_b, status, requested_by, respo
 SELECT :'company', LEAST(f.id, me.id), GREATEST(f.id, me.id), 'accepted', me.id, now()
 FROM friends f, me;
 COMMIT;
-ANALYZE activities;
+VACUUM (ANALYZE) activities;
 ANALYZE friendships;
 SQL
 SEED_SECS=$((SECONDS - SEED_START))
+echo "$SEED_SECS" >"$DATA_DIR/bench-activities.seed-seconds"
+fi
 ME="$(psql_super -A -t -c "SELECT id FROM users WHERE company_id = '$COMPANY' AND email = '$EMAIL'")"
 
 say "measuring ($RUNS runs per query)"
 RESULT="$(python3 "$ROOT/scripts/bench/activities.py" "http://127.0.0.1:$PORT/graphql" "$EMAIL" \
-    bench-activities-pw "$RUNS" "$COMPANY" "$ME" "$PSQL" "$PG_PORT" "$SUPER")"
+    bench-activities-pw "$RUNS" "$COMPANY" "$ME" "$PSQL" "$PG_PORT" "$SUPER" "$DATA_DIR/postgres.log")"
 echo "$RESULT"
 
 if [ "${BENCH_NO_WRITE:-0}" != "1" ]; then
@@ -149,21 +196,28 @@ section = f"""<!-- activities:begin -->
 
 \`scripts/bench-activities.sh\` (part of \`make bench\`), {date}: a company of {int(users):,} users
 with {int(per_user)} activities each ({int(users) * int(per_user):,} rows over three kinds, 20 %
-private, 40 % friends, 40 % company), seeded by set-based SQL in {seed_secs} s; the caller (the
-seeded admin) has {int(friends)} friends. Latencies are through GraphQL (HTTP, one request at a
-time); "SQL" is the statement the server sends, by hand through psql (\`\\\\timing\`) as the caller
-under Row Level Security (\`SET ROLE app_user\` and the identity the policies read), so the ratio
-(GraphQL p50 / SQL p50) is what the server adds. Aims: p50 < 20 ms, ratio ≤ 1.3.
+private, 40 % friends, 40 % company), seeded in {seed_secs} s (the users by \`server seed\`, the
+activities by set-based SQL, indexes built after the load); the caller (the seeded admin) has
+{int(friends)} friends. Latencies are through GraphQL (HTTP, one request at a time); "SQL" is the
+statement the server sent (logged once by PostgreSQL), replayed through psql (\`PREPARE\`,
+\`EXECUTE\` with its parameters, \`\\\\timing\`) as the caller under Row Level Security (\`SET
+ROLE app_user\`, then \`app.begin_request\` with the caller's live session, as a request does), so the ratio (GraphQL p50 / SQL p50) is what
+the server adds. Aims: p50 < 20 ms, ratio ≤ 1.3.
 {note}
 \`\`\`
 {result}
 \`\`\`
 
-What the statements do: see "Sharing" in README.md. \`compareWithFriends\` folds the metric of the
-caller's and each friend's activities of the kind in the window in one statement (the friends
-come from \`app.activity_friend_ids()\`, one InitPlan; each participant's rows from the
-\`(company_id, user_id, occurred_at DESC, id DESC)\` index); the feed's first page is a keyset
-page over the same index, the policy's visibility test evaluated on each candidate row.
+What the statements do (see "Sharing" in README.md; "EXPLAIN" counts are of the server's
+statement, replayed with its parameters on a warm connection: rows, and buffers the plan
+touched, which the machine's load does not change). \`compareWithFriends\` folds each
+participant's activities of the kind in the window apart (a lateral subquery over the
+\`(company_id, user_id, kind_id, occurred_at)\` index), so the policy judges only those rows.
+The feed's first page takes each friend's newest readable activity, the 21st newest of those
+bounds the page, and only the friends whose newest reaches the bound are read up to it (the
+\`(company_id, user_id, occurred_at DESC, id DESC)\` index): the policy judges about one row
+per friend and the rows of the page, not every activity of every friend. A friend's activities
+are a keyset page of the same index.
 <!-- activities:end -->
 """
 if begin in text and end in text:

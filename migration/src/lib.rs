@@ -95,6 +95,7 @@ mod m20261228_001801_directories_of_global_keys;
 mod m20261228_001802_tokens_carry_their_company;
 mod m20261229_001900_set_the_identity_for_every_node;
 mod m20261231_002000_policies_read_no_tables;
+mod m20261231_002200_index_activities_by_owner_and_kind;
 
 /// Runs every migration of this crate, in order.
 pub struct Migrator;
@@ -135,6 +136,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261228_001802_tokens_carry_their_company::Migration),
             Box::new(m20261229_001900_set_the_identity_for_every_node::Migration),
             Box::new(m20261231_002000_policies_read_no_tables::Migration),
+            Box::new(m20261231_002200_index_activities_by_owner_and_kind::Migration),
         ]
     }
 }

@@ -26,7 +26,7 @@ use crate::{
     auth::Principal,
     db::functions::activity_friend_ids_sql,
     error::{AppError, AppResult},
-    paging::{DefaultSize, Page, PageArgs},
+    paging::{DefaultSize, Direction, Page, PageArgs, PageRequest},
 };
 
 /// The list name of the cursors of a user's activities and of the feed, newest first.
@@ -614,17 +614,70 @@ pub async fn feed(
     args: PageArgs,
 ) -> AppResult<Page<Activity>> {
     let request = args.validate::<Key>(FEED, DefaultSize::First(20))?;
-    let select = activities::Entity::find()
-        .filter(activities::Column::CompanyId.eq(caller.company_id))
-        .filter(Expr::cust(format!(
-            "\"activities\".\"user_id\" = ANY ((SELECT {})::uuid[])",
-            activity_friend_ids_sql()
-        )));
-    let page = keyset::fetch(conn, select, &newest_first(), FEED, &request, |a| {
-        (a.occurred_at.to_utc(), a.id)
-    })
-    .await?;
+    let rows = activities::Entity::find()
+        .from_raw_sql(feed_statement(caller.company_id, &request))
+        .all(conn)
+        .await?;
+    let page = Page::build(rows, &request, FEED, |a| (a.occurred_at.to_utc(), a.id));
     paged_with_kinds(conn, caller.company_id, page).await
+}
+
+/// The statement of a page of the feed: `request.limit + 1` rows in the order the page is read
+/// (newest first forward, oldest first backward), as `keyset::fetch` reads a page.
+///
+/// It is driven by the caller's friends, each read from the `(company_id, user_id,
+/// occurred_at DESC, id DESC)` index, so that the policy judges a few rows per friend instead
+/// of every activity of every friend. First each friend's first row of the page's window (their
+/// `heads`); the `limit + 1`-th of those heads in page order is a `bound` no row of the page
+/// passes (at least `limit + 1` rows reach it), so then the rows up to that bound of only the
+/// friends whose head reaches it (at most `limit + 1` rows each) are merged. Without that many
+/// heads there is no bound. Every read of `activities` is the caller's, under Row Level
+/// Security: a row the caller may not read is neither a head nor a row of the page.
+///
+/// The bound is a column of a one-row CTE, not an expression of parameters: compared with a
+/// column, it is an index condition (a COALESCE would not be leakproof, so it would only be
+/// tested after the policy, on every row of every friend); and the plan's estimated cost stays
+/// under the JIT threshold.
+fn feed_statement(company: Uuid, request: &PageRequest<Key>) -> Statement {
+    let mut values: Vec<Value> = vec![company.into()];
+    let mut window = String::new();
+    for (key, op) in [(&request.after, "<"), (&request.before, ">")] {
+        if let Some((at, id)) = key {
+            values.push(at.fixed_offset().into());
+            values.push((*id).into());
+            window.push_str(&format!(
+                " AND (a.occurred_at, a.id) {op} (${}, ${})",
+                values.len() - 1,
+                values.len()
+            ));
+        }
+    }
+    let (order, reach, end) = match request.direction {
+        Direction::Forward => ("DESC", ">=", "-infinity"),
+        Direction::Backward => ("ASC", "<=", "infinity"),
+    };
+    // Validated sizes, written in as literals (see `keyset::keyset_statement`).
+    let rows = request.limit + 1;
+    let sql = format!(
+        "WITH heads AS MATERIALIZED ( \
+             SELECT f.user_id, h.occurred_at, h.id \
+             FROM (SELECT DISTINCT unnest({friends}) AS user_id) f CROSS JOIN LATERAL ( \
+                 SELECT a.occurred_at, a.id FROM activities a \
+                 WHERE a.company_id = $1 AND a.user_id = f.user_id{window} \
+                 ORDER BY a.occurred_at {order}, a.id {order} LIMIT 1) h), \
+         bound AS MATERIALIZED ( \
+             SELECT COALESCE((SELECT occurred_at FROM heads \
+                              ORDER BY occurred_at {order}, id {order} OFFSET {offset} LIMIT 1), \
+                             '{end}'::timestamptz) AS at) \
+         SELECT p.* FROM bound b JOIN heads f ON f.occurred_at {reach} b.at CROSS JOIN LATERAL ( \
+             SELECT a.* FROM activities a \
+             WHERE a.company_id = $1 AND a.user_id = f.user_id{window} AND a.occurred_at {reach} b.at \
+             ORDER BY a.occurred_at {order}, a.id {order} LIMIT {rows}) p \
+         ORDER BY p.occurred_at {order}, p.id {order} LIMIT {rows}",
+        friends = activity_friend_ids_sql(),
+        offset = request.limit,
+    );
+    statement(&sql, values)
 }
 
 /// The activity `id` of a friend of the caller's, if the caller may read it now: what the
@@ -685,22 +738,25 @@ fn standing(row: &QueryResult) -> Result<Standing, DbErr> {
 /// The SQL of the participants' standings, in one statement: `participants` is a query of
 /// their `user_id`s; `$1` company, `$2` kind, `$3` metric, `$4` from, `$5` to, `$6` the caller.
 /// Participants without an activity of the kind in the window the caller may read are left
-/// out, except the caller when `keep_caller`.
+/// out, except the caller when `keep_caller`. Each participant's activities are folded apart
+/// (a lateral subquery), read from the `(company_id, user_id, kind_id, occurred_at)` index:
+/// the policy judges only the participants' activities of the kind in the window, whatever
+/// the planner guesses of the number of participants. The window's ends are columns of a
+/// one-row CTE, so that they stay index conditions in a generic plan too (a COALESCE of
+/// parameters is not leakproof: it would be tested after the policy).
 fn standings_sql(aggregate: Aggregate, participants: &str, keep_caller: bool) -> String {
     format!(
         "WITH participants AS ({participants}), \
-         folded AS ( \
-             SELECT a.user_id, count(*) AS activity_count, {fold} AS value \
-             FROM activities a \
-             WHERE a.company_id = $1 AND a.kind_id = $2 \
-               AND a.user_id IN (SELECT user_id FROM participants) \
-               AND a.occurred_at >= COALESCE($4::timestamptz, '-infinity') \
-               AND a.occurred_at < COALESCE($5::timestamptz, 'infinity') \
-             GROUP BY a.user_id) \
-         SELECT p.user_id, f.value::float8 AS value, COALESCE(f.activity_count, 0)::int8 AS activity_count, \
+         win AS MATERIALIZED (SELECT COALESCE($4::timestamptz, '-infinity') AS since, \
+                                     COALESCE($5::timestamptz, 'infinity') AS until) \
+         SELECT p.user_id, f.value::float8 AS value, f.activity_count::int8 AS activity_count, \
                 rank() OVER (ORDER BY f.value DESC NULLS LAST)::int8 AS rank \
-         FROM participants p LEFT JOIN folded f ON f.user_id = p.user_id \
-         WHERE f.user_id IS NOT NULL{keep} \
+         FROM win w CROSS JOIN participants p CROSS JOIN LATERAL ( \
+             SELECT count(*) AS activity_count, {fold} AS value \
+             FROM activities a \
+             WHERE a.company_id = $1 AND a.user_id = p.user_id AND a.kind_id = $2 \
+               AND a.occurred_at >= w.since AND a.occurred_at < w.until) f \
+         WHERE f.activity_count > 0{keep} \
          ORDER BY rank, p.user_id",
         fold = fold(aggregate, 3),
         keep = if keep_caller {

@@ -38,6 +38,12 @@ const FEED: &str = "query($first: Int, $after: String) {
     pageInfo { hasNextPage endCursor }
   }
 }";
+const FEED_BACK: &str = "query($last: Int, $before: String) {
+  friendFeed(last: $last, before: $before) {
+    edges { node { id userId occurredAt } }
+    pageInfo { hasPreviousPage startCursor }
+  }
+}";
 const COMPARE: &str = "query($kind: String!, $metric: String!, $agg: ActivityAggregate!) {
   compareWithFriends(kind: $kind, metric: $metric, aggregate: $agg) { userId value activityCount rank }
 }";
@@ -499,6 +505,97 @@ async fn the_friend_feed_pages_newest_first_over_readable_activities() -> anyhow
 
     let bad = run(&app, me, FEED, json!({ "first": 101 })).await?;
     assert_eq!(error(&bad), ("BAD_USER_INPUT".into(), "first".into()));
+    Ok(())
+}
+
+/// The ids of a page of the feed, and its cursor onwards (`endCursor` forward, `startCursor`
+/// backward) when there are more.
+fn feed_page(feed: &Value, more: &str, cursor: &str) -> (Vec<String>, Option<String>) {
+    let ids = feed["edges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| e["node"]["id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let next = (feed["pageInfo"][more] == true)
+        .then(|| feed["pageInfo"][cursor].as_str().map(str::to_owned))
+        .flatten();
+    (ids, next)
+}
+
+#[tokio::test]
+async fn the_feed_merges_every_friends_newest_whoever_has_most_of_them() -> anyhow::Result<()> {
+    let app = TestApp::spawn().await?;
+    let (_, admin, m) = app.company_with_users("Acme", 6).await?;
+    define_sleep(&app, &admin).await?;
+    let (me, ann, bob, cat, dan, eve) = (&m[0], &m[1], &m[2], &m[3], &m[4], &m[5]);
+    for friend in [ann, bob, cat, dan] {
+        befriend(&app, me, friend).await?;
+    }
+    // (occurred at, id) of what the feed shows; ann has most of the newest, cat's newest is
+    // private (and not shown), bob and dan have one at the same time (ordered by id).
+    let mut expected: Vec<(String, String)> = Vec::new();
+    let mut add = async |who: &TestUser, day: u32, visibility: &str, shown: bool| {
+        let at = format!("2026-11-{day:02}T07:00:00Z");
+        let id = record(&app, who, 50.0, &at, visibility, "n").await?;
+        if shown {
+            expected.push((at, id.clone()));
+        }
+        anyhow::Ok(id)
+    };
+    for day in 20..=27 {
+        add(ann, day, "COMPANY", true).await?;
+    }
+    for day in [1, 5, 12] {
+        add(bob, day, "FRIENDS", true).await?;
+    }
+    add(cat, 28, "PRIVATE", false).await?;
+    add(cat, 3, "FRIENDS", true).await?;
+    let shared = add(cat, 15, "PRIVATE", true).await?;
+    add(dan, 12, "COMPANY", true).await?;
+    add(eve, 29, "COMPANY", false).await?;
+    run(&app, cat, SHARE, json!({ "id": shared, "users": [me.id] }))
+        .await?
+        .data()?;
+    expected.sort();
+    expected.reverse();
+    let expected: Vec<String> = expected.into_iter().map(|(_, id)| id).collect();
+
+    for size in [1, 2, 3, 5, 20] {
+        let (mut seen, mut after) = (Vec::new(), None::<String>);
+        loop {
+            let page = run(&app, me, FEED, json!({ "first": size, "after": after })).await?;
+            let (ids, next) = feed_page(&page.data()?["friendFeed"], "hasNextPage", "endCursor");
+            seen.extend(ids);
+            match next {
+                Some(cursor) => after = Some(cursor),
+                None => break,
+            }
+        }
+        assert_eq!(seen, expected, "pages of {size}, forward");
+
+        let (mut seen, mut before) = (Vec::new(), None::<String>);
+        loop {
+            let page = run(
+                &app,
+                me,
+                FEED_BACK,
+                json!({ "last": size, "before": before }),
+            )
+            .await?;
+            let (ids, next) = feed_page(
+                &page.data()?["friendFeed"],
+                "hasPreviousPage",
+                "startCursor",
+            );
+            seen.splice(0..0, ids);
+            match next {
+                Some(cursor) => before = Some(cursor),
+                None => break,
+            }
+        }
+        assert_eq!(seen, expected, "pages of {size}, backward");
+    }
     Ok(())
 }
 

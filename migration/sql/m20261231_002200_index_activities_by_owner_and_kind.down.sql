@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS activities_user_kind_occurred_idx;
