@@ -497,6 +497,8 @@ DROP FUNCTION IF EXISTS app.invitations_note_made();
 DROP FUNCTION IF EXISTS app.invited_just_now(text);
 DROP FUNCTION IF EXISTS app.request_relationships();
 DROP FUNCTION IF EXISTS app.request_grants(uuid, text);
+DROP FUNCTION IF EXISTS app.is_friend(uuid);
+DROP FUNCTION IF EXISTS app.is_blocked(uuid);
 DROP FUNCTION IF EXISTS app.friend_ids();
 DROP FUNCTION IF EXISTS app.blocked_ids();
 ALTER TABLE activities DROP COLUMN IF EXISTS shared_with;

@@ -139,9 +139,9 @@ DROP POLICY IF EXISTS activities_select ON activities;
 CREATE POLICY activities_select ON activities FOR SELECT TO app_user
     USING (company_id = app.current_company_id() AND app.may('activity', 'read')
            AND (user_id = app.current_user_id()
-                OR (NOT (user_id = ANY (app.blocked_ids()))
+                OR (NOT app.is_blocked(user_id)
                     AND (visibility = 'company'
-                         OR (visibility = 'friends' AND user_id = ANY (app.friend_ids()))
+                         OR (visibility = 'friends' AND app.is_friend(user_id))
                          OR app.current_user_id() = ANY (shared_with)))));
 
 DROP POLICY IF EXISTS activities_insert ON activities;

@@ -20,7 +20,7 @@ FROM activities a
 WHERE a.company_id = app.current_company_id()
   AND a.visibility = 'company'
   AND app.may('audience', 'read')
-  AND NOT (a.user_id = ANY (app.blocked_ids()));
+  AND NOT app.is_blocked(a.user_id);
 ALTER VIEW audience_activities OWNER TO app_profiles;
 REVOKE ALL ON audience_activities FROM PUBLIC, app_authenticator, app_user, app_anon, app_worker, app_auth;
 GRANT SELECT ON audience_activities TO app_user;
