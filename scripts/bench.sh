@@ -254,9 +254,12 @@ if [ "$POSTGRAPHILE" = "1" ]; then
     say "starting PostGraphile $PG5_VERSION (Node $node_version) on 127.0.0.1:$PG5_PORT, pool $POOL, as app_authenticator"
     PG_URL="$(python3 -c 'import sys, urllib.parse as u; print("postgres://app_authenticator:%s@127.0.0.1:%s/app" % (u.quote(sys.argv[1], safe=str()), sys.argv[2]))' \
         "$APP_PASSWORD" "$PG_PORT")"
+    # The policies' app.may reads the caller's grants from `app.grants`, which app.begin_request
+    # sets from the role's grants: PostGraphile sets the built-in roles' grants, read here once.
+    GRANTS_JSON="$(psql_super -At -c "SELECT json_object_agg(r, app.request_grants(NULL, r)) FROM unnest(ARRAY['member', 'manager', 'admin']) r")"
     (
         cd "$PG5_DIR"
-        exec env BENCH_PG_URL="$PG_URL" BENCH_JWT_SECRET="$(secret jwt_secret)" \
+        exec env BENCH_PG_URL="$PG_URL" BENCH_JWT_SECRET="$(secret jwt_secret)" BENCH_GRANTS="$GRANTS_JSON" \
             BENCH_JWT_ISSUER="$JWT_ISSUER" BENCH_JWT_AUDIENCE="$JWT_AUDIENCE" \
             BENCH_PG_POOL="$POOL" BENCH_PG5_PORT="$PG5_PORT" NODE_ENV=production \
             "$PG5_NODE" node_modules/postgraphile/dist/cli-run.js -C graphile.config.mjs

@@ -2,13 +2,14 @@
 //
 // It connects as the server's pool role (app_authenticator) and, like the server, runs every
 // request in a transaction as `app_user` with the `app.*` variables that app.begin_request
-// sets (app.user_id, app.company_id, app.role), taken from the same access token the server
+// sets (app.user_id, app.company_id, app.role, and app.grants, the role's grants, which
+// scripts/bench.sh reads once from the database as BENCH_GRANTS), taken from the same access token the server
 // verifies: HS256 with the bench's JWT secret, the server's issuer and audience, `exp`
 // checked. Row Level Security then decides the rows, as it does for the server.
 //
 // Environment (set by scripts/bench.sh): BENCH_PG_URL (app_authenticator's connection
 // string), BENCH_JWT_SECRET, BENCH_JWT_ISSUER, BENCH_JWT_AUDIENCE, BENCH_PG_POOL (pool size,
-// the server's DB_MAX_CONNECTIONS), BENCH_PG5_PORT.
+// the server's DB_MAX_CONNECTIONS), BENCH_PG5_PORT, BENCH_GRANTS (JSON: built-in role → grants).
 import jwt from "jsonwebtoken";
 import { GraphQLBoolean } from "postgraphile/graphql";
 import { makePgService } from "postgraphile/adaptors/pg";
@@ -31,6 +32,7 @@ const verifyOptions = {
   audience: required("BENCH_JWT_AUDIENCE"),
   clockTolerance: 5, // the server's JWT_LEEWAY_SECS
 };
+const grants = JSON.parse(required("BENCH_GRANTS"));
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 // The token's identity as PostgreSQL settings, or an error (the request then fails).
@@ -49,6 +51,8 @@ function pgSettingsOf(authorization) {
     "app.user_id": sub,
     "app.company_id": company,
     "app.role": role,
+    // An unknown role is granted nothing, as app.may answers for an unset app.grants.
+    "app.grants": Object.hasOwn(grants, role) ? grants[role] : ",",
   };
 }
 
