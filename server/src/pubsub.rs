@@ -15,6 +15,12 @@
 //!
 //! An event may arrive twice (a Redis publish that timed out may still be delivered, after its
 //! notification): subscribers must take a repeat for what it is.
+//!
+//! An event can also be handed to this instance's subscribers at once and sent to the others
+//! through Redis marked with this instance's origin ([`PubSub::mark`]): the listener drops what
+//! carries its own mark, so the local subscribers get it once, without the round trip through
+//! Redis. The mark is one more field at the end of the event's JSON object, which every reader
+//! ignores.
 
 use std::{
     collections::HashMap,
@@ -62,6 +68,38 @@ impl Event for str {}
 impl Event for &str {}
 impl Event for String {}
 impl Event for serde_json::Value {}
+
+/// How an event went out (see [`PubSub::publish_json`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Redis,
+    Postgres,
+    /// To this instance's subscribers only.
+    Here,
+}
+
+/// `json` with the field of `origin` (`,"origin":"…"}`) last; `None` when `json` is no object
+/// with fields.
+fn marked(json: &str, origin: &str) -> Option<String> {
+    let body = json.trim_end().strip_suffix('}')?;
+    if !body.starts_with('{') || body[1..].trim().is_empty() {
+        return None;
+    }
+    let mut marked = String::with_capacity(body.len() + origin.len());
+    marked.push_str(body);
+    marked.push_str(origin);
+    Some(marked)
+}
+
+fn to_json<E: Event + ?Sized>(topic: &str, payload: &E) -> Option<String> {
+    match serde_json::to_string(payload) {
+        Ok(json) => Some(json),
+        Err(error) => {
+            tracing::error!(%error, topic, "event not serializable");
+            None
+        }
+    }
+}
 
 /// A notification's payload: the topic and the event's JSON.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -116,6 +154,9 @@ pub struct PubSub {
 struct Inner {
     redis: crate::kv::Redis,
     prefix: String,
+    /// `,"origin":"<this instance>"}`: how the JSON object of an event this instance sent
+    /// through Redis, after handing it to its own subscribers, ends.
+    origin: String,
     local: Arc<Local>,
     /// The fallback through PostgreSQL, once started.
     postgres: OnceLock<DatabaseConnection>,
@@ -296,6 +337,7 @@ impl PubSub {
         let inner = Arc::new(Inner {
             redis,
             prefix: prefix.to_owned(),
+            origin: format!(r#","origin":"{}"}}"#, uuid::Uuid::new_v4().simple()),
             local: Arc::default(),
             postgres: OnceLock::new(),
             redis_up: watch::channel(false).0,
@@ -330,21 +372,48 @@ impl PubSub {
     /// Publishes `payload` (JSON) on `topic` to every instance: through Redis, else through
     /// PostgreSQL, else to this instance's subscribers only.
     pub async fn publish<E: Event + ?Sized>(&self, topic: &str, payload: &E) {
-        let json = match serde_json::to_string(payload) {
-            Ok(p) => p,
-            Err(error) => {
-                tracing::error!(%error, topic, "event not serializable");
-                return;
-            }
+        let Some(json) = to_json(topic, payload) else {
+            return;
         };
-        if self.publish_redis(topic, &json).await {
+        let stand_in = payload.stand_in();
+        self.publish_json(topic, &json, stand_in.as_deref()).await;
+    }
+
+    /// Hands `payload` to this instance's subscribers of `topic` at once, then sends it to the
+    /// other instances: through Redis with this instance's mark (its own listener drops it),
+    /// else through PostgreSQL (which brings it back here too: a repeat). So this instance's
+    /// subscribers get it in the order of the calls, ahead of the deltas that follow it.
+    pub async fn publish_here_first<E: Event + ?Sized>(&self, topic: &str, payload: &E) {
+        let Some(json) = to_json(topic, payload) else {
+            return;
+        };
+        let Some(marked) = self.mark(&json) else {
+            self.publish(topic, payload).await;
+            return;
+        };
+        self.dispatch_here(topic, &json);
+        if self.publish_redis(topic, &marked).await {
             return;
         }
         crate::metrics::redis_fallback("pubsub");
         let stand_in = payload.stand_in();
-        match self.notify(topic, &json, stand_in.as_deref()).await {
+        if let Err(error) = self.notify(topic, &json, stand_in.as_deref()).await {
+            tracing::warn!(topic, %error,
+                "redis and postgresql unavailable: event delivered on this instance only");
+        }
+    }
+
+    /// Publishes the JSON `json` on `topic` to every instance, as [`PubSub::publish`]; which
+    /// way it went.
+    pub async fn publish_json(&self, topic: &str, json: &str, stand_in: Option<&str>) -> Route {
+        if self.publish_redis(topic, json).await {
+            return Route::Redis;
+        }
+        crate::metrics::redis_fallback("pubsub");
+        match self.notify(topic, json, stand_in).await {
             Ok(()) => {
                 tracing::debug!(topic, "redis unavailable: event sent through postgresql");
+                Route::Postgres
             }
             Err(error) => {
                 tracing::warn!(
@@ -352,14 +421,32 @@ impl PubSub {
                     %error,
                     "redis and postgresql unavailable: event delivered on this instance only"
                 );
-                self.inner.dispatch(topic, &json);
+                self.inner.dispatch(topic, json);
+                Route::Here
             }
         }
     }
 
+    /// `json` (an event's JSON object) with this instance's mark, to be published on Redis
+    /// after [`PubSub::dispatch_here`] handed it to this instance's subscribers; `None` when
+    /// `json` is no object with fields.
+    pub fn mark(&self, json: &str) -> Option<String> {
+        marked(json, &self.inner.origin)
+    }
+
+    /// Hands `json` to this instance's subscribers of `topic` only.
+    pub fn dispatch_here(&self, topic: &str, json: &str) {
+        self.inner.dispatch(topic, json);
+    }
+
+    /// The Redis channel of `topic`.
+    pub fn redis_channel(&self, topic: &str) -> String {
+        format!("{}{topic}", self.inner.channel_prefix())
+    }
+
     /// Publishes through Redis; whether Redis took it.
     async fn publish_redis(&self, topic: &str, payload: &str) -> bool {
-        let channel = format!("{}{topic}", self.inner.channel_prefix());
+        let channel = self.redis_channel(topic);
         let mut publish = redis::cmd("PUBLISH");
         publish.arg(&channel).arg(payload);
         self.inner
@@ -444,7 +531,10 @@ async fn listen(
                             let Some(message) = message else { break };
                             let Some(inner) = inner.upgrade() else { return };
                             let Some(topic) = message.get_channel_name().strip_prefix(&prefix) else { continue };
-                            if let Ok(payload) = std::str::from_utf8(message.get_payload_bytes()) {
+                            if let Ok(payload) = std::str::from_utf8(message.get_payload_bytes())
+                                // Handed to this instance's subscribers when it was sent.
+                                && !payload.ends_with(&inner.origin)
+                            {
                                 inner.dispatch(topic, payload);
                             }
                         }
@@ -617,6 +707,25 @@ mod tests {
         let mut subscription = local.join("t");
         drop(local);
         assert_eq!(subscription.next().await, None);
+    }
+
+    #[test]
+    fn a_marked_event_is_the_same_object_with_its_origin_last() {
+        let origin = r#","origin":"abc"}"#;
+        let json = r#"{"type":"delta","text":"}"}"#;
+        let marked = marked(json, origin).unwrap_or_default();
+        assert!(marked.ends_with(origin));
+        let plain: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+        let mut with: serde_json::Value = serde_json::from_str(&marked).unwrap_or_default();
+        assert_eq!(with["origin"], "abc");
+        if let Some(object) = with.as_object_mut() {
+            object.remove("origin");
+        }
+        assert_eq!(with, plain);
+        // No object with fields: nothing to mark.
+        assert_eq!(super::marked("{}", origin), None);
+        assert_eq!(super::marked(r#""revoked""#, origin), None);
+        assert_eq!(super::marked("[1]", origin), None);
     }
 
     #[test]
