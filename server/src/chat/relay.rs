@@ -274,6 +274,32 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn without_redis_every_queued_delta_is_handed_back_in_order_and_no_more_is_queued() {
+        let Ok(redis) = Redis::connect(
+            "redis://127.0.0.1:1",
+            4,
+            crate::kv::RedisSettings::default(),
+        ) else {
+            panic!("the URL parses");
+        };
+        let (outbox, _task) = Outbox::start(redis, Duration::from_secs(60));
+        let relay = Relay::new("k".into(), "c".into());
+        let other = Relay::new("l".into(), "c".into());
+        let deltas = [r#"{"index":0}"#, r#"{"index":1}"#];
+        for json in deltas {
+            let marked = format!(r#"{},"origin":"x"}}"#, &json[..json.len() - 1]);
+            assert!(outbox.queue(&relay, "t", json, marked));
+        }
+        outbox.settle(&relay).await;
+        assert!(relay.is_lost());
+        assert!(!other.is_lost());
+        assert_eq!(relay.take_unsent(), deltas.map(str::to_owned).to_vec());
+        assert!(!outbox.queue(&relay, "t", "{}", "{}".into()));
+        relay.recovered();
+        assert!(outbox.queue(&relay, "t", r#"{"index":2}"#, r#"{"index":2,"origin":"x"}"#.into()));
+    }
+
     #[test]
     fn a_delta_handed_back_is_its_plain_json_and_the_reply_is_lost_until_it_recovers() {
         let relay = Relay::new("k".into(), "c".into());
