@@ -55,9 +55,8 @@ enum Outcome {
 
 /// The names a generation publishes and stores its deltas under, made once.
 struct Names {
-    /// The conversation's pub/sub topic, and its Redis channel.
+    /// The conversation's pub/sub topic.
     topic: String,
-    channel: String,
     /// The Redis list of the reply's deltas.
     deltas: String,
 }
@@ -118,18 +117,19 @@ impl Generation {
         crate::metrics::chat_reply_started();
         let topic = topic(self.message.conversation_id);
         let names = Names {
-            channel: chat.channel(&topic),
             deltas: chat.live().deltas_key(self.message_id),
             topic,
         };
-        let relay = Relay::new(names.deltas.clone(), names.channel.clone());
+        let relay = Relay::new(names.deltas.clone(), names.topic.clone());
         let mut slow = SlowWay::default();
         // The keeper only returns when the reply was lost; the stream ends the generation.
         let outcome = tokio::select! {
             outcome = self.stream(chat, &names, &relay, &mut slow, reply, &mut stop) => outcome,
             () = self.keep_lease(chat, reply) => Outcome::Lost,
         };
-        // Every delta reaches the other instances before the end does.
+        // Every delta reaches the other instances before the end does: the end is published
+        // once Redis took the last batch holding one of this reply's deltas.
+        chat.outbox().settle(&relay).await;
         self.resend(chat, &names, &relay, &mut slow, reply).await;
         crate::metrics::chat_reply_finished(match &outcome {
             Outcome::Complete => "complete",
@@ -344,7 +344,7 @@ impl Generation {
             index,
             text,
         };
-        let json = match serde_json::to_string(&event) {
+        let mut json = match serde_json::to_string(&event) {
             Ok(json) => json,
             Err(error) => {
                 tracing::error!(%error, "a delta that is not serializable");
@@ -359,16 +359,15 @@ impl Generation {
             self.back_to_redis(chat, relay, slow, reply, index, before)
                 .await;
         }
-        if !relay.is_lost()
-            && let Some(marked) = chat.pubsub().mark(&json)
-        {
+        if !relay.is_lost() {
             // Stored in the reply before it is handed out: a subscriber that joins meanwhile
             // reads it there (see `subscribe`).
             chat.pubsub().dispatch_here(&names.topic, &json);
-            if chat.outbox().queue(relay, text, &json, marked) {
-                return;
+            match chat.outbox().queue(relay, text, json) {
+                Ok(()) => return,
+                // Lost meanwhile: the subscribers here have it (they drop the repeat below).
+                Err(back) => json = back,
             }
-            // Lost meanwhile: the subscribers here have it (they drop the repeat below).
         }
         self.resend(chat, names, relay, slow, reply).await;
         // The text so far is deltas 0..=index: this task appends to it and then publishes.

@@ -54,7 +54,6 @@ struct Inner {
     live: live::LiveStore,
     /// Sends the deltas of this instance's replies to the other instances.
     outbox: relay::Outbox,
-    redis_prefix: String,
     /// Generations running on this instance, by assistant message id.
     running: Mutex<HashMap<Uuid, Running>>,
     /// The generation tasks, so a drain can wait for them.
@@ -116,7 +115,8 @@ impl Chat {
         draining: CancellationToken,
     ) -> anyhow::Result<Self> {
         let provider = crate::llm::from_config(config)?;
-        let (outbox, sending) = relay::Outbox::start(redis.clone(), live::STREAMING_TTL);
+        let (outbox, sending) =
+            relay::Outbox::start(redis.clone(), pubsub.clone(), live::STREAMING_TTL);
         let chat = Self {
             inner: Arc::new(Inner {
                 providers: CompanyProviders::new(config, provider, secrets),
@@ -127,7 +127,6 @@ impl Chat {
                 db,
                 live: live::LiveStore::new(redis, &config.redis_key_prefix),
                 outbox,
-                redis_prefix: config.redis_key_prefix.clone(),
                 pubsub,
                 running: Mutex::new(HashMap::new()),
                 generations: TaskTracker::new(),
@@ -154,13 +153,6 @@ impl Chat {
 
     pub(crate) fn pubsub(&self) -> &PubSub {
         &self.inner.pubsub
-    }
-
-    /// The Redis channel `PubSub` carries `topic` on (`{prefix}ev:{topic}`), for publishing
-    /// in the same round trip as a write. The chat tests across instances fail if this ever
-    /// disagrees with `crate::pubsub`.
-    pub(crate) fn channel(&self, topic: &str) -> String {
-        format!("{}ev:{topic}", self.inner.redis_prefix)
     }
 
     pub(crate) fn live(&self) -> &live::LiveStore {

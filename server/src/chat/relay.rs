@@ -1,10 +1,11 @@
 //! How the deltas of the replies streaming on this instance reach the other instances: each
 //! delta is handed to this instance's subscribers at once (by the generation), and queued here;
 //! one task sends what is queued, from every reply, as one Redis pipeline (for each delta its
-//! `RPUSH` onto the reply's list, then its `PUBLISH`, marked with this instance's origin so
-//! that its own listener drops it) once the previous pipeline answered and `LINGER` passed.
-//! So a delta costs this instance no Redis round trip of its own, and Redis one pipeline per
-//! batch of deltas instead of one per delta.
+//! `RPUSH` onto the reply's list, then one `PUBLISH` of them all as a batch, which the other
+//! instances' listeners take apart and this instance's own drops, see `crate::pubsub::Batch`)
+//! once the previous pipeline answered and `LINGER` passed. So a delta costs this instance no
+//! Redis round trip of its own, and each instance one pub/sub message per batch of deltas
+//! instead of one per delta.
 //!
 //! Redis runs a pipeline's commands in order: every delta is stored before it is published,
 //! as `live` requires. Should a pipeline fail (Redis down, or no answer within
@@ -20,7 +21,7 @@ use std::{
 
 use tokio::sync::{Notify, watch};
 
-use crate::kv::Redis;
+use crate::{kv::Redis, pubsub::PubSub};
 
 /// How long the task waits, after a delta was queued, for more deltas to send with it: a delta
 /// reaches the other instances up to this much later, and the subscribers of this one at once.
@@ -37,9 +38,9 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// One streaming reply's side of the relay.
 pub struct Relay {
-    /// The Redis list of the reply's deltas, and the conversation's channel.
+    /// The Redis list of the reply's deltas, and the conversation's topic.
     deltas_key: String,
-    channel: String,
+    topic: String,
     state: Mutex<RelayState>,
     /// Woken when deltas of this reply were handed back (see [`Relay::take_unsent`]).
     pub handed_back: Notify,
@@ -58,10 +59,10 @@ struct RelayState {
 }
 
 impl Relay {
-    pub fn new(deltas_key: String, channel: String) -> Arc<Self> {
+    pub fn new(deltas_key: String, topic: String) -> Arc<Self> {
         Arc::new(Self {
             deltas_key,
-            channel,
+            topic,
             state: Mutex::new(RelayState {
                 fresh: true,
                 ..RelayState::default()
@@ -91,10 +92,7 @@ impl Relay {
     fn hand_back(&self, entry: Entry) {
         let mut state = locked(&self.state);
         state.lost = true;
-        let mut json = entry.payload;
-        json.truncate(entry.plain_len);
-        json.push('}');
-        state.unsent.push(json);
+        state.unsent.push(entry.json);
         drop(state);
         self.handed_back.notify_one();
     }
@@ -105,10 +103,8 @@ struct Entry {
     relay: Arc<Relay>,
     number: u64,
     text: String,
-    /// The marked JSON (see `PubSub::mark`); its first `plain_len` bytes and a `}` are the plain
-    /// one.
-    payload: String,
-    plain_len: usize,
+    /// The delta's event.
+    json: String,
     expire: bool,
 }
 
@@ -120,6 +116,7 @@ pub struct Outbox {
 
 struct Inner {
     redis: Redis,
+    pubsub: PubSub,
     queue: Mutex<Queue>,
     wake: Arc<Notify>,
     /// The number of the last delta sent (or handed back).
@@ -136,10 +133,15 @@ struct Queue {
 
 impl Outbox {
     /// The queue, and its task (which ends once the queue is gone).
-    pub fn start(redis: Redis, ttl: Duration) -> (Self, tokio::task::JoinHandle<()>) {
+    pub fn start(
+        redis: Redis,
+        pubsub: PubSub,
+        ttl: Duration,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         let wake = Arc::new(Notify::new());
         let inner = Arc::new(Inner {
             redis,
+            pubsub,
             queue: Mutex::new(Queue {
                 entries: Vec::new(),
                 next: 1,
@@ -152,12 +154,12 @@ impl Outbox {
         (Self { inner }, task)
     }
 
-    /// Queues delta `text` of `relay`'s reply, `json` its event; `false` (nothing queued) when
-    /// the reply is lost to Redis.
-    pub fn queue(&self, relay: &Arc<Relay>, text: &str, json: &str, marked: String) -> bool {
+    /// Queues delta `text` of `relay`'s reply, `json` its event; gives `json` back (nothing
+    /// queued) when the reply is lost to Redis.
+    pub fn queue(&self, relay: &Arc<Relay>, text: &str, json: String) -> Result<(), String> {
         let mut state = locked(&relay.state);
         if state.lost {
-            return false;
+            return Err(json);
         }
         let expire = std::mem::take(&mut state.fresh);
         let number = {
@@ -168,8 +170,7 @@ impl Outbox {
                 relay: Arc::clone(relay),
                 number,
                 text: text.to_owned(),
-                payload: marked,
-                plain_len: json.len().saturating_sub(1),
+                json,
                 expire,
             });
             number
@@ -177,7 +178,7 @@ impl Outbox {
         state.last_queued = number;
         drop(state);
         self.inner.wake.notify_one();
-        true
+        Ok(())
     }
 
     /// Resolves once every delta `relay` queued was sent or handed back (bounded: the task's
@@ -220,7 +221,8 @@ async fn send_batches(inner: Weak<Inner>, wake: Arc<Notify>) {
 /// should the pipeline fail.
 async fn send(outbox: &Inner, entries: Vec<Entry>) {
     let ttl = outbox.ttl.as_millis() as i64;
-    let mut pipe = redis::Pipeline::with_capacity(entries.len() * 2);
+    let mut pipe = redis::Pipeline::with_capacity(entries.len() + 1);
+    let mut batch = outbox.pubsub.batch();
     let mut sent = Vec::with_capacity(entries.len());
     for entry in entries {
         if entry.relay.is_lost() {
@@ -235,17 +237,28 @@ async fn send(outbox: &Inner, entries: Vec<Entry>) {
         if entry.expire {
             pipe.pexpire(&relay.deltas_key, ttl);
         }
-        let mut publish =
-            redis::Cmd::with_capacity(3, 7 + relay.channel.len() + entry.payload.len());
-        publish
-            .arg("PUBLISH")
-            .arg(&relay.channel)
-            .arg(&entry.payload);
-        pipe.add_command(publish);
+        if !batch.push(&relay.topic, &entry.json) {
+            // Not for a batch (no delta is): on its own, unmarked; here it is a repeat.
+            let mut publish = redis::Cmd::with_capacity(3, 64 + entry.json.len());
+            publish
+                .arg("PUBLISH")
+                .arg(outbox.pubsub.redis_channel(&relay.topic))
+                .arg(&entry.json);
+            pipe.add_command(publish);
+        }
         sent.push(entry);
     }
     if sent.is_empty() {
         return;
+    }
+    if !batch.is_empty() {
+        let mut publish =
+            redis::Cmd::with_capacity(3, 7 + batch.channel.len() + batch.payload.len());
+        publish
+            .arg("PUBLISH")
+            .arg(&batch.channel)
+            .arg(&batch.payload);
+        pipe.add_command(publish);
     }
     if let Err(error) = outbox.redis.pipe::<()>(LIVE, &pipe).await {
         crate::metrics::redis_fallback(LIVE);
@@ -263,13 +276,11 @@ mod tests {
     use super::*;
 
     fn entry(relay: &Arc<Relay>, number: u64, json: &str) -> Entry {
-        let marked = format!(r#"{},"origin":"x"}}"#, &json[..json.len() - 1]);
         Entry {
             relay: Arc::clone(relay),
             number,
             text: "t".into(),
-            payload: marked,
-            plain_len: json.len() - 1,
+            json: json.into(),
             expire: false,
         }
     }
@@ -283,21 +294,23 @@ mod tests {
         ) else {
             panic!("the URL parses");
         };
-        let (outbox, _task) = Outbox::start(redis, Duration::from_secs(60));
+        let Ok(pubsub) = PubSub::start("redis://127.0.0.1:1", redis.clone(), "t:") else {
+            panic!("the URL parses");
+        };
+        let (outbox, _task) = Outbox::start(redis, pubsub, Duration::from_secs(60));
         let relay = Relay::new("k".into(), "c".into());
         let other = Relay::new("l".into(), "c".into());
         let deltas = [r#"{"index":0}"#, r#"{"index":1}"#];
         for json in deltas {
-            let marked = format!(r#"{},"origin":"x"}}"#, &json[..json.len() - 1]);
-            assert!(outbox.queue(&relay, "t", json, marked));
+            assert!(outbox.queue(&relay, "t", json.into()).is_ok());
         }
         outbox.settle(&relay).await;
         assert!(relay.is_lost());
         assert!(!other.is_lost());
         assert_eq!(relay.take_unsent(), deltas.map(str::to_owned).to_vec());
-        assert!(!outbox.queue(&relay, "t", "{}", "{}".into()));
+        assert_eq!(outbox.queue(&relay, "t", "{}".into()), Err("{}".to_owned()));
         relay.recovered();
-        assert!(outbox.queue(&relay, "t", r#"{"index":2}"#, r#"{"index":2,"origin":"x"}"#.into()));
+        assert!(outbox.queue(&relay, "t", r#"{"index":2}"#.into()).is_ok());
     }
 
     #[test]
