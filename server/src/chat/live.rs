@@ -241,10 +241,7 @@ mod tests {
     fn the_text_so_far_is_the_base_then_the_list() {
         let list = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
         assert_eq!(so_far(list(&[]), None), None);
-        assert_eq!(
-            so_far(list(&["a", "b"]), None),
-            Some(("ab".to_owned(), 1))
-        );
+        assert_eq!(so_far(list(&["a", "b"]), None), Some(("ab".to_owned(), 1)));
         // An earlier version's text so far, or a base with nothing pushed after it yet.
         assert_eq!(
             so_far(list(&[]), Some(("abc".to_owned(), 2))),
