@@ -1,5 +1,7 @@
-//! One background generation: stream the reply from the provider, keep its text in Redis and
-//! publish every delta (in PostgreSQL first, once Redis failed), then store the outcome with `app.chat_finish_message` (no request
+//! One background generation: stream the reply from the provider, hand every delta to this
+//! instance's subscribers and queue it for Redis, which keeps the text and takes it to the other
+//! instances (see `relay`; once Redis failed, the delta is stored in PostgreSQL first and
+//! published the slow way, until Redis answers again), then store the outcome with `app.chat_finish_message` (no request
 //! transaction: the user may be gone, or their session revoked; the reply is stored anyway)
 //! and announce it.
 //!
@@ -9,7 +11,7 @@
 //! instance die, the lease lapses and another instance finalises the reply (see `sweep`).
 
 use std::{
-    sync::{Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
 
@@ -21,6 +23,7 @@ use super::{
     Chat, Stop,
     events::{ChatEvent, MessageData, MessageStatus, topic},
     live::SLOT_LEASE,
+    relay::Relay,
     sweep::SHUT_DOWN,
 };
 use crate::{
@@ -52,14 +55,17 @@ enum Outcome {
 
 /// The names a generation publishes and stores its deltas under, made once.
 struct Names {
-    /// The conversation's pub/sub topic, and its Redis channel.
+    /// The conversation's pub/sub topic.
     topic: String,
-    channel: String,
     /// The Redis list of the reply's deltas.
     deltas: String,
 }
 
-#[derive(Default)]
+/// How long a reply whose deltas go the slow way (Redis failed) waits before it writes its
+/// text so far back to Redis, once Redis takes its events again.
+const BACK_TO_REDIS: Duration = Duration::from_secs(1);
+
+#[derive(Default, Clone)]
 struct Reply {
     text: String,
     deltas: i64,
@@ -70,14 +76,12 @@ struct Reply {
     /// outcomes: one company's broken provider must not refuse everyone's replies).
     by_default: bool,
     usage: Option<(u32, u32)>,
-    /// A delta could not be written to Redis: from then on Redis' text of the reply stops
-    /// growing, and every delta is stored in PostgreSQL before it is published instead.
-    redis_lost: bool,
 }
 
-/// The reply as it streams, shared by the stream and the lease keeper of one generation.
+/// The reply as it streams, shared by the stream and the lease keeper of one generation, and
+/// read by the subscribers on this instance that join while it streams.
 #[derive(Default)]
-struct Shared(Mutex<Reply>);
+pub(super) struct Shared(Mutex<Reply>);
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Reply> {
@@ -87,22 +91,46 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn into_inner(self) -> Reply {
-        self.0
-            .into_inner()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// The text so far and the index of its last delta; `None` before the first delta.
+    pub(super) fn so_far(&self) -> Option<(String, i64)> {
+        let reply = self.lock();
+        (reply.deltas > 0).then(|| (reply.text.clone(), reply.deltas - 1))
     }
 }
 
+/// How the deltas of a reply whose Redis list missed some go out (see `relay`).
+#[derive(Default)]
+struct SlowWay {
+    /// When the reply's text so far may be written back to Redis.
+    retry_at: Option<Instant>,
+    /// Whether the last delta published the slow way went through Redis (which is then back).
+    via_redis: bool,
+}
+
 impl Generation {
-    pub(super) async fn run(self, chat: &Chat, mut stop: watch::Receiver<Stop>) {
-        let reply = Shared::default();
+    pub(super) async fn run(
+        self,
+        chat: &Chat,
+        reply: &Arc<Shared>,
+        mut stop: watch::Receiver<Stop>,
+    ) {
         crate::metrics::chat_reply_started();
+        let topic = topic(self.message.conversation_id);
+        let names = Names {
+            deltas: chat.live().deltas_key(self.message_id),
+            topic,
+        };
+        let relay = Relay::new(names.deltas.clone(), names.topic.clone());
+        let mut slow = SlowWay::default();
         // The keeper only returns when the reply was lost; the stream ends the generation.
         let outcome = tokio::select! {
-            outcome = self.stream(chat, &reply, &mut stop) => outcome,
-            () = self.keep_lease(chat, &reply) => Outcome::Lost,
+            outcome = self.stream(chat, &names, &relay, &mut slow, reply, &mut stop) => outcome,
+            () = self.keep_lease(chat, reply) => Outcome::Lost,
         };
+        // Every delta reaches the other instances before the end does: the end is published
+        // once Redis took the last batch holding one of this reply's deltas.
+        chat.outbox().settle(&relay).await;
+        self.resend(chat, &names, &relay, &mut slow, reply).await;
         crate::metrics::chat_reply_finished(match &outcome {
             Outcome::Complete => "complete",
             Outcome::Cancelled => "cancelled",
@@ -110,7 +138,7 @@ impl Generation {
             Outcome::Interrupted => "interrupted",
             Outcome::Lost => "lost",
         });
-        let reply = reply.into_inner();
+        let reply = reply.lock().clone();
         match &outcome {
             Outcome::Complete if reply.by_default => chat.inner.breaker.record_success(),
             Outcome::Complete => {}
@@ -139,6 +167,9 @@ impl Generation {
     async fn stream(
         &self,
         chat: &Chat,
+        names: &Names,
+        relay: &Arc<Relay>,
+        slow: &mut SlowWay,
         reply: &Shared,
         stop: &mut watch::Receiver<Stop>,
     ) -> Outcome {
@@ -168,32 +199,34 @@ impl Generation {
             Ok(events) => events,
             Err(error) => return Outcome::Failed(error),
         };
-        let topic = topic(self.message.conversation_id);
-        let names = Names {
-            channel: chat.channel(&topic),
-            deltas: chat.live().deltas_key(self.message_id),
-            topic,
-        };
         loop {
             let event = tokio::select! {
                 biased;
                 Ok(s) = stop.wait_for(|s| *s != Stop::No) => return stopped(*s),
-                event = events.next() => event,
+                // Redis missed deltas: they go the slow way at once, not with the next one.
+                () = relay.handed_back.notified() => None,
+                event = events.next() => Some(event),
+            };
+            let Some(event) = event else {
+                self.resend(chat, names, relay, slow, reply).await;
+                continue;
             };
             let Some(event) = event else { break };
             match event {
                 Ok(StreamEvent::Delta(text)) => {
-                    let index = {
+                    let (index, before) = {
                         let mut reply = reply.lock();
                         let index = reply.deltas;
                         if index == 0 {
                             crate::metrics::chat_first_token(asked.elapsed());
                         }
                         reply.deltas += 1;
+                        let before = reply.text.len();
                         reply.text.push_str(&text);
-                        index
+                        (index, before)
                     };
-                    self.publish_delta(chat, &names, reply, index, text).await;
+                    self.publish_delta(chat, names, relay, slow, reply, index, before, text)
+                        .await;
                 }
                 Ok(StreamEvent::Usage { prompt, completion }) => {
                     crate::metrics::chat_tokens(prompt, completion);
@@ -287,17 +320,23 @@ impl Generation {
         }
     }
 
-    /// Stores and publishes delta `index`: written before it is published (see `live`), in
-    /// one Redis round trip. Once Redis failed for this reply, the delta is stored in
+    /// Hands delta `index` (appended to the reply at byte `before`) to this instance's
+    /// subscribers and queues it for Redis, which stores it before it publishes it to the other
+    /// instances (see `relay`). Once Redis missed a delta of this reply, the delta is stored in
     /// PostgreSQL (with the whole text so far) before it is published instead, so a late
     /// subscriber catches up from there; the event goes through `PubSub`, which falls back to
-    /// PostgreSQL too.
+    /// PostgreSQL too. A second after that, once Redis takes the events again, the text so far
+    /// is written back to Redis and the deltas go the fast way again.
+    #[allow(clippy::too_many_arguments)]
     async fn publish_delta(
         &self,
         chat: &Chat,
         names: &Names,
+        relay: &Arc<Relay>,
+        slow: &mut SlowWay,
         reply: &Shared,
         index: i64,
+        before: usize,
         text: String,
     ) {
         let event = ChatEvent::Delta {
@@ -305,25 +344,32 @@ impl Generation {
             index,
             text,
         };
+        let mut json = match serde_json::to_string(&event) {
+            Ok(json) => json,
+            Err(error) => {
+                tracing::error!(%error, "a delta that is not serializable");
+                return;
+            }
+        };
         let ChatEvent::Delta { text, .. } = &event else {
             return;
         };
-        if !reply.lock().redis_lost {
-            let sent = match serde_json::to_string(&event) {
-                Ok(payload) => {
-                    chat.live()
-                        .append_and_publish(&names.deltas, index, text, &names.channel, &payload)
-                        .await
-                }
-                Err(error) => Err(error.into()),
-            };
-            let Err(error) = sent else { return };
-            // Subscribers drop a delta they already have, should this repeat one.
-            crate::metrics::redis_fallback("chat_live");
-            tracing::warn!(%error, message_id = %self.message_id,
-                "redis unavailable: the reply's deltas are stored in postgresql first");
-            reply.lock().redis_lost = true;
+        if relay.is_lost() {
+            self.resend(chat, names, relay, slow, reply).await;
+            self.back_to_redis(chat, relay, slow, reply, index, before)
+                .await;
         }
+        if !relay.is_lost() {
+            // Stored in the reply before it is handed out: a subscriber that joins meanwhile
+            // reads it there (see `subscribe`).
+            chat.pubsub().dispatch_here(&names.topic, &json);
+            match chat.outbox().queue(relay, text, json) {
+                Ok(()) => return,
+                // Lost meanwhile: the subscribers here have it (they drop the repeat below).
+                Err(back) => json = back,
+            }
+        }
+        self.resend(chat, names, relay, slow, reply).await;
         // The text so far is deltas 0..=index: this task appends to it and then publishes.
         let so_far = reply.lock().text.clone();
         if let Err(error) = progress(
@@ -338,7 +384,83 @@ impl Generation {
             tracing::warn!(%error, message_id = %self.message_id,
                 "could not store a delta: late subscribers may miss it");
         }
-        chat.pubsub().publish(&names.topic, &event).await;
+        let route = chat.pubsub().publish_json(&names.topic, &json, None).await;
+        slow.via_redis = route == crate::pubsub::Route::Redis;
+    }
+
+    /// Publishes the slow way the deltas Redis missed (once none of this reply is still
+    /// queued), after storing the text so far in PostgreSQL.
+    async fn resend(
+        &self,
+        chat: &Chat,
+        names: &Names,
+        relay: &Relay,
+        slow: &mut SlowWay,
+        reply: &Shared,
+    ) {
+        if !relay.is_lost() {
+            return;
+        }
+        chat.outbox().settle(relay).await;
+        let unsent = relay.take_unsent();
+        if unsent.is_empty() {
+            return;
+        }
+        if slow.retry_at.is_none() {
+            tracing::warn!(message_id = %self.message_id,
+                "redis unavailable: the reply's deltas are stored in postgresql first");
+        }
+        slow.retry_at = Some(Instant::now() + BACK_TO_REDIS);
+        let (so_far, deltas) = {
+            let reply = reply.lock();
+            (reply.text.clone(), reply.deltas)
+        };
+        if let Err(error) = progress(
+            chat,
+            self.company_id,
+            self.message_id,
+            Some(&so_far),
+            deltas,
+        )
+        .await
+        {
+            tracing::warn!(%error, message_id = %self.message_id,
+                "could not store a reply's text so far: late subscribers may miss some");
+        }
+        for json in unsent {
+            let route = chat.pubsub().publish_json(&names.topic, &json, None).await;
+            slow.via_redis = route == crate::pubsub::Route::Redis;
+        }
+    }
+
+    /// Writes the text so far before delta `index` (the reply's first `before` bytes) back to
+    /// Redis when it is time to and Redis takes events again: the deltas go the fast way again.
+    async fn back_to_redis(
+        &self,
+        chat: &Chat,
+        relay: &Relay,
+        slow: &mut SlowWay,
+        reply: &Shared,
+        index: i64,
+        before: usize,
+    ) {
+        if !slow.via_redis || slow.retry_at.is_some_and(|at| Instant::now() < at) {
+            return;
+        }
+        let base = reply.lock().text.get(..before).map(str::to_owned);
+        let Some(base) = base else { return };
+        match chat.live().rebase(self.message_id, &base, index - 1).await {
+            Ok(()) => {
+                tracing::info!(message_id = %self.message_id,
+                    "redis answers again: the reply's deltas go through it again");
+                relay.recovered();
+                slow.retry_at = None;
+            }
+            Err(error) => {
+                tracing::debug!(%error, "redis still unavailable for a reply's text");
+                slow.retry_at = Some(Instant::now() + BACK_TO_REDIS);
+            }
+        }
     }
 
     async fn finish(self, chat: &Chat, reply: Reply, outcome: Outcome) {
@@ -410,7 +532,7 @@ impl Generation {
             Some(reason) => ChatEvent::Failed { message, reason },
             None => ChatEvent::Completed { message },
         };
-        chat.pubsub().publish(&topic, &event).await;
+        chat.pubsub().publish_here_first(&topic, &event).await;
         tracing::info!(message_id = %self.message_id, ?status, deltas = reply.deltas, "reply stored");
     }
 }

@@ -9,8 +9,12 @@
 //!
 //! The deltas are a Redis list, so that the text and the index of its last delta (the list's
 //! length less one) are one value, read at once: a delta costs `RPUSH` and `PUBLISH` in one
-//! round trip, and the list's lifetime is renewed with the generator's lease rather than with
-//! every delta.
+//! pipeline (sent with other deltas', see `relay`), and the list's lifetime is renewed with the
+//! generator's lease rather than with every delta. After Redis missed deltas of a reply, its
+//! generator writes the text so far back as a *base* (the text and the index of its last delta,
+//! two keys) and starts the list afresh: the text so far is then the base followed by the
+//! list. (An instance of an earlier version kept the text so far in the same two keys, without
+//! a list.)
 
 use std::time::Duration;
 
@@ -19,7 +23,7 @@ use uuid::Uuid;
 use crate::kv::Redis;
 
 /// How long the deltas of a streaming reply live without their generator renewing its lease.
-const STREAMING_TTL: Duration = Duration::from_secs(15 * 60);
+pub const STREAMING_TTL: Duration = Duration::from_secs(15 * 60);
 /// How long the state of a finished reply stays (late readers of the last events).
 const FINISHED_TTL: Duration = Duration::from_secs(60);
 /// The components of the chat's Redis calls in the metrics: the live state and leases, and
@@ -42,6 +46,20 @@ redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1
 ";
+
+/// The text so far and the index of its last delta, from the deltas in the list after the base
+/// (its text and index), if any; `None` before the first delta.
+fn so_far(deltas: Vec<String>, base: Option<(String, i64)>) -> Option<(String, i64)> {
+    let count = deltas.len() as i64;
+    match base {
+        Some((mut text, index)) if index + count >= 0 => {
+            text.extend(deltas);
+            Some((text, index + count))
+        }
+        _ if count == 0 => None,
+        _ => Some((deltas.concat(), count - 1)),
+    }
+}
 
 /// The chat's Redis keys. Every call is bounded by `REDIS_TIMEOUT_MS` and fails at once while
 /// the Redis circuit breaker is open (see [`crate::kv`]).
@@ -76,8 +94,8 @@ impl LiveStore {
         format!("{}chat:live:{message}:deltas", self.prefix)
     }
 
-    /// Where an instance of an earlier version kept the text so far and its last index: read
-    /// too, so a reply it streamed still has its catch-up while both versions run.
+    /// The base of the text so far and the index of its last delta (see the module's
+    /// documentation); where an instance of an earlier version kept the whole text so far.
     fn text_key(&self, message: Uuid) -> String {
         format!("{}chat:live:{message}:text", self.prefix)
     }
@@ -94,31 +112,18 @@ impl LiveStore {
         format!("{}chat:slots:{company}", self.prefix)
     }
 
-    /// Stores delta `index` of the reply whose deltas are at `deltas_key` and publishes
-    /// `payload` on the pub/sub `channel`, in one round trip: Redis runs a connection's
-    /// commands in order, so the delta is stored before the event goes out. The first delta
-    /// gives the list its lifetime (renewed with the lease, see [`LiveStore::renew_lease`]).
-    pub async fn append_and_publish(
-        &self,
-        deltas_key: &str,
-        index: i64,
-        text: &str,
-        channel: &str,
-        payload: &str,
-    ) -> anyhow::Result<()> {
-        // This runs for every token: the commands are sized up front, and their answers (all
-        // read as `()`) need no list of the ones to ignore.
-        let command = |name: &str, key: &str, value: &str| {
-            let mut cmd = redis::Cmd::with_capacity(3, name.len() + key.len() + value.len());
-            cmd.arg(name).arg(key).arg(value);
-            cmd
-        };
-        let mut pipe = redis::Pipeline::with_capacity(3);
-        pipe.add_command(command("RPUSH", deltas_key, text));
-        if index == 0 {
-            pipe.pexpire(deltas_key, STREAMING_TTL.as_millis() as i64);
-        }
-        pipe.add_command(command("PUBLISH", channel, payload));
+    /// Writes `text`, the text so far made of the deltas up to `index`, as the reply's base and
+    /// empties its list, in one transaction: the deltas after `index` are pushed onto the list.
+    pub async fn rebase(&self, message: Uuid, text: &str, index: i64) -> anyhow::Result<()> {
+        let ttl = STREAMING_TTL.as_millis() as u64;
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .del(self.deltas_key(message))
+            .ignore()
+            .pset_ex(self.text_key(message), text, ttl)
+            .ignore()
+            .pset_ex(self.index_key(message), index, ttl)
+            .ignore();
         self.redis.pipe::<()>(LIVE, &pipe).await?;
         Ok(())
     }
@@ -132,11 +137,7 @@ impl LiveStore {
             .get(self.index_key(message));
         let (deltas, text, index): (Vec<String>, Option<String>, Option<i64>) =
             self.redis.pipe(LIVE, &pipe).await?;
-        Ok(match (deltas.len(), text, index) {
-            (0, Some(text), Some(index)) => Some((text, index)),
-            (0, _, _) => None,
-            (count, _, _) => Some((deltas.concat(), count as i64 - 1)),
-        })
+        Ok(so_far(deltas, text.zip(index)))
     }
 
     /// Keeps a finished reply's state for a short while only.
@@ -154,7 +155,7 @@ impl LiveStore {
     }
 
     /// Takes or renews the lease of `holder` (an instance) on the generation of `message`, for
-    /// `ttl`, and keeps the reply's deltas for `STREAMING_TTL` from now.
+    /// `ttl`, and keeps the reply's deltas (and base) for `STREAMING_TTL` from now.
     pub async fn renew_lease(
         &self,
         message: Uuid,
@@ -169,6 +170,10 @@ impl LiveStore {
         )
         .ignore()
         .pexpire(self.deltas_key(message), STREAMING_TTL.as_millis() as i64)
+        .ignore()
+        .pexpire(self.text_key(message), STREAMING_TTL.as_millis() as i64)
+        .ignore()
+        .pexpire(self.index_key(message), STREAMING_TTL.as_millis() as i64)
         .ignore();
         self.redis.pipe::<()>(LIVE, &pipe).await?;
         Ok(())
@@ -225,5 +230,32 @@ impl LiveStore {
         let cmd = redis::Cmd::zrem(self.slots_key(company), message.to_string());
         self.redis.cmd::<()>(SLOTS, &cmd).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_text_so_far_is_the_base_then_the_list() {
+        let list = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(so_far(list(&[]), None), None);
+        assert_eq!(so_far(list(&["a", "b"]), None), Some(("ab".to_owned(), 1)));
+        // An earlier version's text so far, or a base with nothing pushed after it yet.
+        assert_eq!(
+            so_far(list(&[]), Some(("abc".to_owned(), 2))),
+            Some(("abc".to_owned(), 2))
+        );
+        assert_eq!(
+            so_far(list(&["d", "e"]), Some(("abc".to_owned(), 2))),
+            Some(("abcde".to_owned(), 4))
+        );
+        // A base before the first delta.
+        assert_eq!(so_far(list(&[]), Some((String::new(), -1))), None);
+        assert_eq!(
+            so_far(list(&["a"]), Some((String::new(), -1))),
+            Some(("a".to_owned(), 0))
+        );
     }
 }

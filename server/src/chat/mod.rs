@@ -8,6 +8,7 @@ pub mod events;
 mod generate;
 pub mod live;
 pub mod prompt;
+mod relay;
 mod subscribe;
 mod sweep;
 
@@ -51,7 +52,8 @@ struct Inner {
     db: DatabaseConnection,
     pubsub: PubSub,
     live: live::LiveStore,
-    redis_prefix: String,
+    /// Sends the deltas of this instance's replies to the other instances.
+    outbox: relay::Outbox,
     /// Generations running on this instance, by assistant message id.
     running: Mutex<HashMap<Uuid, Running>>,
     /// The generation tasks, so a drain can wait for them.
@@ -75,6 +77,8 @@ struct Inner {
 /// A generation running on this instance.
 struct Running {
     stop: watch::Sender<Stop>,
+    /// The reply so far: the catch-up of a subscriber on this instance.
+    reply: Arc<generate::Shared>,
     task: Option<AbortHandle>,
 }
 
@@ -111,6 +115,8 @@ impl Chat {
         draining: CancellationToken,
     ) -> anyhow::Result<Self> {
         let provider = crate::llm::from_config(config)?;
+        let (outbox, sending) =
+            relay::Outbox::start(redis.clone(), pubsub.clone(), live::STREAMING_TTL);
         let chat = Self {
             inner: Arc::new(Inner {
                 providers: CompanyProviders::new(config, provider, secrets),
@@ -120,7 +126,7 @@ impl Chat {
                 ),
                 db,
                 live: live::LiveStore::new(redis, &config.redis_key_prefix),
-                redis_prefix: config.redis_key_prefix.clone(),
+                outbox,
                 pubsub,
                 running: Mutex::new(HashMap::new()),
                 generations: TaskTracker::new(),
@@ -134,6 +140,7 @@ impl Chat {
                 messages_per_minute: config.chat_messages_per_minute,
             }),
         };
+        chat.keep_background(sending.abort_handle());
         chat.listen_for_cancels();
         chat.start_sweeping();
         Ok(chat)
@@ -148,15 +155,25 @@ impl Chat {
         &self.inner.pubsub
     }
 
-    /// The Redis channel `PubSub` carries `topic` on (`{prefix}ev:{topic}`), for publishing
-    /// in the same round trip as a write. The chat tests across instances fail if this ever
-    /// disagrees with `crate::pubsub`.
-    pub(crate) fn channel(&self, topic: &str) -> String {
-        format!("{}ev:{topic}", self.inner.redis_prefix)
-    }
-
     pub(crate) fn live(&self) -> &live::LiveStore {
         &self.inner.live
+    }
+
+    fn outbox(&self) -> &relay::Outbox {
+        &self.inner.outbox
+    }
+
+    /// The text so far of reply `message_id` and the index of its last delta when this instance
+    /// generates it (`Some(None)` before its first delta); `None` when it does not.
+    fn so_far_here(&self, message_id: Uuid) -> Option<Option<(String, i64)>> {
+        let reply = self
+            .inner
+            .running
+            .lock()
+            .ok()?
+            .get(&message_id)
+            .map(|running| Arc::clone(&running.reply))?;
+        Some(reply.so_far())
     }
 
     /// `RATE_LIMITED` when the user sent `CHAT_MESSAGES_PER_MINUTE` messages in the last minute.
@@ -228,11 +245,13 @@ impl Chat {
     pub fn spawn(&self, generation: Generation) {
         let message_id = generation.message_id;
         let (stop_tx, stop_rx) = watch::channel(Stop::No);
+        let reply = Arc::new(generate::Shared::default());
         if let Ok(mut running) = self.inner.running.lock() {
             running.insert(
                 message_id,
                 Running {
                     stop: stop_tx,
+                    reply: Arc::clone(&reply),
                     task: None,
                 },
             );
@@ -245,7 +264,7 @@ impl Chat {
             .generations
             .spawn(tracing::Instrument::instrument(
                 async move {
-                    generation.run(&chat, stop_rx).await;
+                    generation.run(&chat, &reply, stop_rx).await;
                     if let Ok(mut running) = chat.inner.running.lock() {
                         running.remove(&message_id);
                     }

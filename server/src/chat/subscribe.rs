@@ -142,14 +142,21 @@ where
     let mut seen = Seen::default();
     if let Some(row) = streaming {
         let id = row.message.id;
-        let from_redis = match chat.live().read(id).await {
-            Ok(so_far) => so_far,
-            Err(error) => {
-                tracing::warn!(%error, "redis unavailable: the catch-up of a late subscriber comes from postgresql");
-                None
+        // Generated here: the reply itself holds every delta handed to the subscribers here
+        // (each is added to it before it is handed out), and those of the other instances.
+        let so_far = match chat.so_far_here(id) {
+            Some(here) => text_so_far(here, &row),
+            None => {
+                let from_redis = match chat.live().read(id).await {
+                    Ok(so_far) => so_far,
+                    Err(error) => {
+                        tracing::warn!(%error, "redis unavailable: the catch-up of a late subscriber comes from postgresql");
+                        None
+                    }
+                };
+                text_so_far(from_redis, &row)
             }
         };
-        let so_far = text_so_far(from_redis, &row);
         first.push(ChatEvent::Started {
             message: row.message,
         });

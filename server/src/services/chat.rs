@@ -573,8 +573,9 @@ pub async fn send_message(
     };
     let request = prompt::build(system_prompt.as_deref(), &notes, &history, budget);
     let reply = MessageData::from(reply);
+    // Handed to the subscribers here at once: ahead of the deltas, which are too.
     chat.pubsub()
-        .publish(
+        .publish_here_first(
             &topic(conversation_id),
             &ChatEvent::Started {
                 message: reply.clone(),

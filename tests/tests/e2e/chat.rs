@@ -382,3 +382,69 @@ async fn a_subscription_lets_go_of_what_it_held_when_it_ends() -> anyhow::Result
     .await?;
     Ok(())
 }
+
+/// Reads deltas until their text is `text`: the first ones may arrive as one catch-up delta
+/// (the subscription may become active after they went out). Indexes rise; the last one's.
+async fn deltas_making(ws: &mut tests::ws::WsClient, text: &str) -> anyhow::Result<i64> {
+    let mut seen = String::new();
+    let mut last_index = -1;
+    while seen != text {
+        let delta = next_event(ws).await?;
+        let index = delta["index"].as_i64().unwrap_or(-1);
+        anyhow::ensure!(index > last_index, "{delta}");
+        last_index = index;
+        seen.push_str(delta["text"].as_str().unwrap_or_default());
+        anyhow::ensure!(text.starts_with(&seen), "{seen:?}");
+    }
+    Ok(last_index)
+}
+
+#[tokio::test]
+async fn subscribers_on_the_generating_instance_and_on_another_get_the_same_reply_and_catch_up()
+-> anyhow::Result<()> {
+    // The generating instance hands deltas to its own subscribers at once and sends them to
+    // the others through Redis in batches: both must see the same deltas in the same order,
+    // and a late subscriber on either catches up (from the reply itself here, from Redis there).
+    let script = StreamScript::tokens(["one ", "two ", "three ", "four ", "five"]).pause_after(3);
+    let fake = FakeLlm::start(Reply::Stream(script.clone())).await?;
+    let app = chat_app(&fake, |_| {}).await?;
+    let peer = app.spawn_peer().await?;
+    pubsub_ready(app.state(), &peer.state).await?;
+    let (user, token) = member(&app, "Acme").await?;
+    let conversation = create_conversation(&app, &token, None).await?;
+    let mut here = subscribe(app.addr, &token, &conversation).await?;
+    let mut there = subscribe(peer.addr, &token, &conversation).await?;
+    let reply = send_ok(&app, &token, &conversation, "Count").await?;
+    started(&mut here, &reply).await?;
+    started(&mut there, &reply).await?;
+    assert_eq!(deltas_making(&mut here, "one two three ").await?, 2);
+    assert_eq!(deltas_making(&mut there, "one two three ").await?, 2);
+
+    // Joining while the reply is paused after three deltas.
+    let mut late_here = subscribe(app.addr, &token, &conversation).await?;
+    let mut late_there = subscribe(peer.addr, &token, &conversation).await?;
+    for late in [&mut late_here, &mut late_there] {
+        started(late, &reply).await?;
+        let catch_up = next_event(late).await?;
+        assert_eq!(catch_up["__typename"], "MessageDelta");
+        assert_eq!(catch_up["index"], 2);
+        assert_eq!(catch_up["text"], "one two three ");
+    }
+
+    fake.release();
+    let mut ends = Vec::new();
+    for ws in [&mut here, &mut there, &mut late_here, &mut late_there] {
+        let (rest, indexes, end) = until_end(ws).await?;
+        assert_eq!(rest, "four five");
+        assert_eq!(indexes, vec![3, 4]);
+        assert_eq!(end["message"]["status"], "COMPLETE");
+        assert_eq!(end["message"]["content"], json!(script.text()));
+        ends.push(end);
+    }
+    assert!(ends.windows(2).all(|pair| pair[0] == pair[1]), "{ends:?}");
+    assert_eq!(
+        stored(&app, &user, &reply).await?["content"],
+        json!(script.text())
+    );
+    peer.shutdown().await
+}

@@ -170,7 +170,8 @@ async fn while_redis_is_frozen_a_logout_ends_subscriptions_everywhere_and_redis_
     closed_as_revoked(&mut on_b).await?;
 
     // (d) Redis answers again: the listeners reconnect by themselves, and events go through
-    // Redis again (a subscriber of the Redis channel sees what A publishes).
+    // Redis again (a subscriber of the Redis channels sees what A publishes: the start and the
+    // end on the conversation's channel, the deltas in A's batches).
     drop(frozen);
     redis_connected(&peer.state, true).await?;
     redis_connected(app.state(), true).await?;
@@ -178,6 +179,8 @@ async fn while_redis_is_frozen_a_logout_ends_subscriptions_everywhere_and_redis_
     let mut raw = redis::Client::open(url)?.get_async_pubsub().await?;
     let channel = format!("{}ev:chat:{conversation}", app.config.redis_key_prefix);
     raw.subscribe(&channel).await?;
+    raw.subscribe(format!("{}ev:~batch", app.config.redis_key_prefix))
+        .await?;
     let mut through_redis = raw.into_on_message();
     let reply = send_ok(&app, &other_token, &conversation, "Again").await?;
     started(&mut still_live, &reply).await?;
