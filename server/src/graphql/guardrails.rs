@@ -293,24 +293,27 @@ fn selection_sets(
 /// async-graphql's depth limit counts. Documents reaching validation nest at most 64 levels
 /// (`limit_recursive_depth`); the count stops there all the same.
 fn depth_of(document: &ExecutableDocument) -> usize {
-    fn depth(document: &ExecutableDocument, set: &SelectionSet, level: usize) -> usize {
-        if level > 128 {
+    /// `hops` counts every step, fragment spreads included, so that a cycle of fragments
+    /// (which validation refuses later) ends too.
+    fn depth(document: &ExecutableDocument, set: &SelectionSet, level: usize, hops: usize) -> usize {
+        if hops > 128 {
             return level;
         }
         set.items
             .iter()
             .map(|item| match &item.node {
                 Selection::Field(field) => {
-                    depth(document, &field.node.selection_set.node, level + 1).max(level + 1)
+                    depth(document, &field.node.selection_set.node, level + 1, hops + 1)
+                        .max(level + 1)
                 }
                 Selection::InlineFragment(fragment) => {
-                    depth(document, &fragment.node.selection_set.node, level)
+                    depth(document, &fragment.node.selection_set.node, level, hops + 1)
                 }
                 Selection::FragmentSpread(spread) => document
                     .fragments
                     .get(&spread.node.fragment_name.node)
                     .map_or(level, |fragment| {
-                        depth(document, &fragment.node.selection_set.node, level)
+                        depth(document, &fragment.node.selection_set.node, level, hops + 1)
                     }),
             })
             .max()
@@ -319,7 +322,7 @@ fn depth_of(document: &ExecutableDocument) -> usize {
     document
         .operations
         .iter()
-        .map(|(_, op)| depth(document, &op.node.selection_set.node, 0))
+        .map(|(_, op)| depth(document, &op.node.selection_set.node, 0, 0))
         .max()
         .unwrap_or(0)
 }
@@ -356,5 +359,18 @@ mod tests {
             Err(e) => panic!("parse: {e}"),
         };
         assert_eq!(count_aliases(&doc), 4);
+    }
+
+    #[test]
+    fn depth_counts_fields_through_fragments() {
+        let doc = async_graphql::parser::parse_query(
+            "{ me { id ... on User { a { b } } ...F } } fragment F on User { c { d { e } } }",
+        );
+        let doc = match doc {
+            Ok(doc) => doc,
+            Err(e) => panic!("parse: {e}"),
+        };
+        // me > c > d > e
+        assert_eq!(depth_of(&doc), 4);
     }
 }

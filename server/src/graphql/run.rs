@@ -354,13 +354,25 @@ mod tests {
 
     #[test]
     fn the_recursion_limit_is_counted_as_async_graphql_counts_it() -> anyhow::Result<()> {
-        let nested = |levels: usize| {
-            format!("{}{}", "{ a ".repeat(levels), "}".repeat(levels))
+        // The parser bounds the nesting written out; fragments nest further.
+        let chain = |fragments: usize| {
+            let mut document = "{ ...F0 }".to_owned();
+            for i in 0..fragments {
+                let next = if i + 1 < fragments {
+                    format!("...F{}", i + 1)
+                } else {
+                    "a".to_owned()
+                };
+                document.push_str(&format!(" fragment F{i} on Query {{ {next} }}"));
+            }
+            async_graphql::parser::parse_query(document)
         };
-        let within = async_graphql::parser::parse_query(nested(MAX_RECURSIVE_DEPTH + 1))?;
-        assert!(within_recursive_depth(&within));
-        let deeper = async_graphql::parser::parse_query(nested(MAX_RECURSIVE_DEPTH + 2))?;
-        assert!(!within_recursive_depth(&deeper));
+        assert!(within_recursive_depth(&chain(MAX_RECURSIVE_DEPTH)?));
+        assert!(!within_recursive_depth(&chain(MAX_RECURSIVE_DEPTH + 1)?));
+        // A cycle (which validation refuses) ends the count too.
+        let cycle =
+            async_graphql::parser::parse_query("{ ...A } fragment A on Query { a ...A }")?;
+        assert!(!within_recursive_depth(&cycle));
         Ok(())
     }
 }
