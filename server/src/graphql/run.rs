@@ -128,15 +128,18 @@ where
 {
     let observed = Observed::new(&request, None);
     let watching = observed.clone();
+    // Boxed, here and below: async-graphql's execution is a large future, and so are the
+    // checks; kept inline they would all sit on the stack of whoever polls the request.
     observed
-        .request(async move {
+        .request(Box::pin(async move {
             let checks = Checks::of(schema);
-            let mut response = match before(&checks, &mut request, None, &watching).await {
+            let checked = Box::pin(before(&checks, &mut request, None, &watching)).await;
+            let mut response = match checked {
                 Err(error) => Response::from_errors(vec![error]),
                 Ok(()) => {
                     let scope = data_of::<Arc<RequestScope>>(&request, None).cloned();
                     let request_id = data_of::<RequestId>(&request, None).map(|id| id.0.clone());
-                    let mut response = schema.execute(request).await;
+                    let mut response = Box::pin(schema.execute(request)).await;
                     guardrails::limit_errors(checks.limits, &mut response.errors);
                     guardrails::finish_operation(
                         scope.as_ref(),
@@ -149,7 +152,7 @@ where
             };
             give_codes(&mut response.errors);
             response
-        })
+        }))
         .await
 }
 
@@ -191,7 +194,8 @@ where
     let schema = schema.clone();
     let run = async move {
         let checks = Checks::of(&schema);
-        if let Err(error) = before(&checks, &mut request, session.as_deref(), &watching).await {
+        let checked = Box::pin(before(&checks, &mut request, session.as_deref(), &watching)).await;
+        if let Err(error) = checked {
             return stream::once(ready(Response::from_errors(vec![error]))).boxed();
         }
         let limits = checks.limits.copied();
