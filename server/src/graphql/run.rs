@@ -329,7 +329,70 @@ impl ParsedQueries {
 
 #[cfg(test)]
 mod tests {
+    use async_graphql::{EmptyMutation, EmptySubscription};
+
     use super::*;
+
+    struct Leaf;
+
+    #[async_graphql::Object]
+    impl Leaf {
+        async fn n(&self) -> i32 {
+            1
+        }
+
+        async fn leaf(&self) -> Leaf {
+            Leaf
+        }
+    }
+
+    fn code_and_message(response: &Response) -> (Option<String>, String) {
+        let Some(error) = response.errors.first() else {
+            return (None, String::new());
+        };
+        let code = match error.extensions.as_ref().and_then(|e| e.get("code")) {
+            Some(async_graphql::Value::String(code)) => Some(code.clone()),
+            _ => None,
+        };
+        (code, error.message.clone())
+    }
+
+    #[tokio::test]
+    async fn the_limits_answer_with_their_code_and_name() {
+        let limits = Limits {
+            max_depth: 2,
+            max_complexity: 3,
+            max_aliases: 1,
+        };
+        let schema = limits
+            .apply(Schema::build(Leaf, EmptyMutation, EmptySubscription))
+            .finish();
+        let run = |query: &'static str| execute(&schema, Request::new(query));
+
+        let fine = run("{ n leaf { n } }").await;
+        assert!(fine.errors.is_empty(), "{:?}", fine.errors);
+
+        // async-graphql's own complexity limit, with the server's code and message.
+        let (code, message) = code_and_message(&run("{ n leaf { n } m: n }").await);
+        assert_eq!(code.as_deref(), Some("BAD_USER_INPUT"));
+        assert!(message.contains("complexity limit of 3"), "{message}");
+
+        // Depth is named first, with the depth.
+        let (code, message) = code_and_message(&run("{ leaf { leaf { n } } }").await);
+        assert_eq!(code.as_deref(), Some("BAD_USER_INPUT"));
+        assert!(
+            message.contains("3 levels deep, over the depth limit of 2"),
+            "{message}"
+        );
+
+        let (code, message) = code_and_message(&run("{ a: n b: n }").await);
+        assert_eq!(code.as_deref(), Some("BAD_USER_INPUT"));
+        assert!(message.contains("limit of 1 (GRAPHQL_MAX_ALIASES)"), "{message}");
+
+        // Validation errors get a code too.
+        let (code, _) = code_and_message(&run("{ nothing }").await);
+        assert_eq!(code.as_deref(), Some("BAD_USER_INPUT"));
+    }
 
     #[test]
     fn a_query_sent_again_gets_the_document_it_parsed_to() -> anyhow::Result<()> {
