@@ -145,8 +145,13 @@ impl TestApp {
         Ok(Self {
             addr: server.addr,
             db_name,
+            // The server closes a keep-alive connection that has sent nothing for
+            // HTTP_HEADER_TIMEOUT_SECS (10 s; hyper's header timer runs while it waits for the
+            // next request too): a pooled connection idle for that long may be closed just as it
+            // is reused, which fails that request. The client drops its idle connections first.
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
+                .pool_idle_timeout(Duration::from_secs(5))
                 .build()?,
             admin,
             config,

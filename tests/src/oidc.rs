@@ -92,6 +92,7 @@ impl OidcProvider {
     fn http() -> anyhow::Result<reqwest::Client> {
         Ok(reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            .pool_idle_timeout(Duration::from_secs(5))
             .build()?)
     }
 
@@ -206,6 +207,7 @@ impl Browser {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(60))
+            .pool_idle_timeout(Duration::from_secs(5))
             .build()
             .expect("http client");
         Self {
