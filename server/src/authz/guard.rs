@@ -16,8 +16,8 @@
 use std::{borrow::Cow, collections::HashMap, sync::Arc};
 
 use async_graphql::{
-    ContainerType, Context, ContextSelectionSet, ObjectType, OutputType, Pos, Positioned,
-    Response, ServerError, ServerResult, SubscriptionType, TypeDirective, Value,
+    ContainerType, Context, ContextSelectionSet, ObjectType, OutputType, Pos, Positioned, Response,
+    ServerError, ServerResult, SubscriptionType, TypeDirective, Value,
     parser::types::{ExecutableDocument, Field, OperationType, Selection, SelectionSet},
     registry::Registry,
 };
@@ -277,8 +277,7 @@ impl Guard {
             for field in fields {
                 let name = field.name.node.as_str();
                 // Unknown fields are left to validation, which reports them properly.
-                if known.is_some_and(|known| known.contains_key(name)) && !name.starts_with("__")
-                {
+                if known.is_some_and(|known| known.contains_key(name)) && !name.starts_with("__") {
                     self.check(scope, subscription, field).await?;
                     checked = true;
                 }
@@ -378,10 +377,10 @@ impl<T: SubscriptionType> SubscriptionType for Guarded<T> {
         // without the guard nothing runs.
         if ctx.data_opt::<Guard>().is_none() {
             let error = no_guard(&ctx.item.node);
-            return Some(futures_util::stream::once(async move {
-                Response::from_errors(vec![error])
-            })
-            .boxed());
+            return Some(
+                futures_util::stream::once(async move { Response::from_errors(vec![error]) })
+                    .boxed(),
+            );
         }
         if let Some(started) = ctx.data_opt::<SubscriptionStarted>() {
             started.0.store(true, std::sync::atomic::Ordering::Release);
@@ -584,8 +583,8 @@ mod tests {
             None,
         )
         .next()
-            .await
-            .unwrap_or_default();
+        .await
+        .unwrap_or_default();
         assert_eq!(code(&anonymous).as_deref(), Some("UNAUTHENTICATED"));
 
         let allowed: Vec<_> = run::execute_stream(

@@ -132,7 +132,10 @@ pub(crate) fn check_document(
 /// Before validation: the depth limit, with the depth in its message (async-graphql's own limit
 /// stands behind it, see [`Limits::apply`]). Validation errors come after: a query over the
 /// limit is refused for its depth whatever else is wrong with it.
-pub(crate) fn check_depth(limits: Option<&Limits>, document: &ExecutableDocument) -> ServerResult<()> {
+pub(crate) fn check_depth(
+    limits: Option<&Limits>,
+    document: &ExecutableDocument,
+) -> ServerResult<()> {
     let Some(limits) = limits else {
         return Ok(());
     };
@@ -295,17 +298,25 @@ fn selection_sets(
 fn depth_of(document: &ExecutableDocument) -> usize {
     /// `hops` counts every step, fragment spreads included, so that a cycle of fragments
     /// (which validation refuses later) ends too.
-    fn depth(document: &ExecutableDocument, set: &SelectionSet, level: usize, hops: usize) -> usize {
+    fn depth(
+        document: &ExecutableDocument,
+        set: &SelectionSet,
+        level: usize,
+        hops: usize,
+    ) -> usize {
         if hops > 128 {
             return level;
         }
         set.items
             .iter()
             .map(|item| match &item.node {
-                Selection::Field(field) => {
-                    depth(document, &field.node.selection_set.node, level + 1, hops + 1)
-                        .max(level + 1)
-                }
+                Selection::Field(field) => depth(
+                    document,
+                    &field.node.selection_set.node,
+                    level + 1,
+                    hops + 1,
+                )
+                .max(level + 1),
                 Selection::InlineFragment(fragment) => {
                     depth(document, &fragment.node.selection_set.node, level, hops + 1)
                 }

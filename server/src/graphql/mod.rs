@@ -85,8 +85,7 @@ pub struct SubscriptionRoot(
 );
 
 /// The executable schema: its root types' fields pass the guard (see [`Guarded`]).
-pub type AppSchema =
-    Schema<Guarded<QueryRoot>, Guarded<MutationRoot>, Guarded<SubscriptionRoot>>;
+pub type AppSchema = Schema<Guarded<QueryRoot>, Guarded<MutationRoot>, Guarded<SubscriptionRoot>>;
 
 /// The schema's types without any runtime data: enough for `print-schema`.
 pub fn schema_builder()

@@ -271,7 +271,10 @@ impl Observed {
 
     /// An operation over a WebSocket or an event stream: its responses, counted and recorded
     /// (see [`OverWebSocket`]).
-    pub(crate) fn stream(self, inner: BoxStream<'static, Response>) -> BoxStream<'static, Response> {
+    pub(crate) fn stream(
+        self,
+        inner: BoxStream<'static, Response>,
+    ) -> BoxStream<'static, Response> {
         Box::pin(OverWebSocket {
             inner,
             op: self.op,

@@ -44,11 +44,7 @@ use super::{
     observe::Observed,
 };
 use crate::{
-    audience::cost::Budget,
-    authz::Guard,
-    db::RequestScope,
-    error::RequestId,
-    state::AppState,
+    audience::cost::Budget, authz::Guard, db::RequestScope, error::RequestId, state::AppState,
 };
 
 /// async-graphql's limit on nesting (`limit_recursive_depth`, set on the schema): a document
@@ -201,8 +197,7 @@ where
         let limits = checks.limits.copied();
         let subscription = watching.kind() == Some(OperationType::Subscription);
         let scope = data_of::<Arc<RequestScope>>(&request, None).cloned();
-        let request_id =
-            data_of::<RequestId>(&request, session.as_deref()).map(|id| id.0.clone());
+        let request_id = data_of::<RequestId>(&request, session.as_deref()).map(|id| id.0.clone());
         let responses =
             schema.execute_stream_with_session_data(request, session.unwrap_or_default());
         if subscription {
@@ -278,7 +273,10 @@ static PARSED: LazyLock<ParsedQueries> = LazyLock::new(ParsedQueries::new);
 
 /// `look` at the document `query` parses to, from the kept documents or parsed now (and kept
 /// when it is not too long); `None` when it does not parse.
-pub(crate) fn with_document<T>(query: &str, look: impl FnOnce(&ExecutableDocument) -> T) -> Option<T> {
+pub(crate) fn with_document<T>(
+    query: &str,
+    look: impl FnOnce(&ExecutableDocument) -> T,
+) -> Option<T> {
     PARSED.with_document(query, look)
 }
 
@@ -387,7 +385,10 @@ mod tests {
 
         let (code, message) = code_and_message(&run("{ a: n b: n }").await);
         assert_eq!(code.as_deref(), Some("BAD_USER_INPUT"));
-        assert!(message.contains("limit of 1 (GRAPHQL_MAX_ALIASES)"), "{message}");
+        assert!(
+            message.contains("limit of 1 (GRAPHQL_MAX_ALIASES)"),
+            "{message}"
+        );
 
         // Validation errors get a code too.
         let (code, _) = code_and_message(&run("{ nothing }").await);
@@ -437,8 +438,7 @@ mod tests {
         assert!(within_recursive_depth(&chain(MAX_RECURSIVE_DEPTH)?));
         assert!(!within_recursive_depth(&chain(MAX_RECURSIVE_DEPTH + 1)?));
         // A cycle (which validation refuses) ends the count too.
-        let cycle =
-            async_graphql::parser::parse_query("{ ...A } fragment A on Query { a ...A }")?;
+        let cycle = async_graphql::parser::parse_query("{ ...A } fragment A on Query { a ...A }")?;
         assert!(!within_recursive_depth(&cycle));
         Ok(())
     }
