@@ -1,24 +1,28 @@
 //! The one declarative guard: every field of Query, Mutation and Subscription carries either
 //! `@requires(object:, action:)` or `@public`, and [`Guard`] enforces it before the resolver
 //! runs. The directives are type-system directives, so they sit in the registry (where the
-//! guard reads them) and in the SDL (where clients and the schema-walking test see them).
+//! guard reads them, once, when the schema is built) and in the SDL (where clients and the
+//! schema-walking test see them).
 //!
-//! - Query and Mutation fields are checked in the `resolve` hook, one field at a time: each
-//!   mutation right before it runs, and a denied query field fails alone.
-//! - Subscription fields are checked when the operation is parsed, i.e. at subscribe time,
-//!   before any subscription resolver sets up its stream.
+//! - Query and Mutation fields are checked by [`Guarded`], the root types' wrapper, one field
+//!   at a time: each mutation right before it runs, and a denied query field fails alone. Only
+//!   the root fields pass through it; the fields below them resolve directly (no extension is
+//!   registered, so async-graphql takes its direct path for every field).
+//! - Subscription fields are checked on the parsed document before the operation starts
+//!   ([`Guard::check_subscriptions`], from `crate::graphql::run`), before any subscription
+//!   resolver sets up its stream.
 //! - A root field with neither directive is a bug: it is denied (fail closed) and logged.
 
-use std::sync::Arc;
+use std::{borrow::Cow, collections::HashMap, sync::Arc};
 
 use async_graphql::{
-    Pos, ServerError, ServerResult, TypeDirective, Value, Variables,
-    extensions::{
-        Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextResolve, ResolveInfo,
-    },
+    ContainerType, Context, ContextSelectionSet, ObjectType, OutputType, Pos, Positioned, Response,
+    ServerError, ServerResult, SubscriptionType, TypeDirective, Value,
     parser::types::{ExecutableDocument, Field, OperationType, Selection, SelectionSet},
     registry::Registry,
 };
+use futures_util::{Stream, StreamExt as _};
+use tracing::Instrument as _;
 
 use super::{Action, Authz, Object, Permission};
 use crate::{auth::Viewer, db::RequestScope, error::AppError};
@@ -69,14 +73,26 @@ fn enum_arg<T: async_graphql::InputType>(value: &async_graphql::Value) -> Option
     T::parse(Some(value.clone())).ok()
 }
 
-/// The guard of `type_name.field` in a schema registry; `None` when it has none.
-fn registry_guard(registry: &Registry, type_name: &str, field: &str) -> Option<FieldGuard> {
-    let meta = registry.types.get(type_name)?.field_by_name(field)?;
-    FieldGuard::from_directives(
-        meta.directive_invocations
-            .iter()
-            .map(|d| (d.name.as_str(), move |arg: &str| d.args.get(arg))),
-    )
+/// The guards of every field of the type `type_name` in a schema registry (`None`: declares
+/// none).
+fn registry_guards(registry: &Registry, type_name: &str) -> HashMap<String, Option<FieldGuard>> {
+    let Some(ty) = registry.types.get(type_name) else {
+        return HashMap::new();
+    };
+    let Some(fields) = ty.fields() else {
+        return HashMap::new();
+    };
+    fields
+        .values()
+        .map(|meta| {
+            let guard = FieldGuard::from_directives(
+                meta.directive_invocations
+                    .iter()
+                    .map(|d| (d.name.as_str(), move |arg: &str| d.args.get(arg))),
+            );
+            (meta.name.clone(), guard)
+        })
+        .collect()
 }
 
 /// Every field of the schema's Query, Mutation and Subscription types with its guard, read
@@ -123,20 +139,60 @@ pub fn declared_guards(sdl: &str) -> anyhow::Result<Vec<(String, String, Option<
     Ok(guards)
 }
 
-/// The extension enforcing the guards (see the module documentation).
+/// The guards of the root types' fields, read from the schema's types once, with the Casbin
+/// enforcer they are checked with. Kept in the schema's data, where [`Guarded`] finds it.
 #[derive(Debug, Clone)]
 pub struct Guard {
     authz: Authz,
+    /// Root type name, then field name: its guard (`None`: the field declares none).
+    fields: Arc<HashMap<String, HashMap<String, Option<FieldGuard>>>>,
+    subscription_type: Option<String>,
 }
 
 impl Guard {
-    pub fn new(authz: Authz) -> Self {
-        Self { authz }
+    /// The guard of the schema whose roots are `Query`, `Mutation` and `Subscription` (the
+    /// types themselves, not their [`Guarded`] wrappers: those register the same types).
+    pub fn new<Query, Mutation, Subscription>(authz: Authz) -> Self
+    where
+        Query: OutputType,
+        Mutation: ContainerType,
+        Subscription: SubscriptionType,
+    {
+        let mut registry = Registry::default();
+        let mut roots = vec![Query::type_name().into_owned()];
+        Query::create_type_info(&mut registry);
+        if !Mutation::is_empty() {
+            Mutation::create_type_info(&mut registry);
+            roots.push(<Mutation as OutputType>::type_name().into_owned());
+        }
+        let subscription_type = (!Subscription::is_empty()).then(|| {
+            Subscription::create_type_info(&mut registry);
+            <Subscription as SubscriptionType>::type_name().into_owned()
+        });
+        roots.extend(subscription_type.clone());
+        let fields = roots
+            .into_iter()
+            .map(|root| {
+                let guards = registry_guards(&registry, &root);
+                (root, guards)
+            })
+            .collect();
+        Self {
+            authz,
+            fields: Arc::new(fields),
+            subscription_type,
+        }
+    }
+
+    /// What `type_name.field` declares: `None` for nothing (or a field the guard does not know,
+    /// which validation has refused before anything runs).
+    fn guard_of(&self, type_name: &str, field: &str) -> Option<FieldGuard> {
+        self.fields.get(type_name)?.get(field).copied().flatten()
     }
 
     async fn check(
         &self,
-        ctx: &ExtensionContext<'_>,
+        scope: Option<&Arc<RequestScope>>,
         type_name: &str,
         field: &Field,
     ) -> ServerResult<()> {
@@ -147,7 +203,7 @@ impl Guard {
             .map_or(field.name.pos, |alias| alias.pos);
         let key = field.response_key().node.as_str();
         let fail = |error: AppError| guard_error(error, pos, key);
-        let permission = match registry_guard(&ctx.schema_env.registry, type_name, name) {
+        let permission = match self.guard_of(type_name, name) {
             Some(FieldGuard::Public) => return Ok(()),
             Some(FieldGuard::Requires(permission)) => permission,
             None => {
@@ -161,7 +217,7 @@ impl Guard {
                 ))));
             }
         };
-        let scope = ctx.data_opt::<Arc<RequestScope>>().ok_or_else(|| {
+        let scope = scope.ok_or_else(|| {
             fail(AppError::internal(anyhow::anyhow!(
                 "no request scope in the GraphQL context"
             )))
@@ -198,6 +254,45 @@ impl Guard {
             permission.object.as_str()
         ))))
     }
+
+    /// Checks the root fields of every subscription operation of `document` (through
+    /// fragments), whichever one the request picks: checking one too many fails closed. Runs
+    /// on the parsed document, before validation and before any subscription resolver.
+    pub async fn check_subscriptions(
+        &self,
+        document: &ExecutableDocument,
+        scope: Option<&Arc<RequestScope>>,
+    ) -> ServerResult<()> {
+        let Some(subscription) = self.subscription_type.as_deref() else {
+            return Ok(());
+        };
+        let known = self.fields.get(subscription);
+        let mut checked = false;
+        for (_, operation) in document.operations.iter() {
+            if operation.node.ty != OperationType::Subscription {
+                continue;
+            }
+            let mut fields = Vec::new();
+            root_fields(document, &operation.node.selection_set.node, 0, &mut fields);
+            for field in fields {
+                let name = field.name.node.as_str();
+                // Unknown fields are left to validation, which reports them properly.
+                if known.is_some_and(|known| known.contains_key(name)) && !name.starts_with("__") {
+                    self.check(scope, subscription, field).await?;
+                    checked = true;
+                }
+            }
+        }
+        // A subscription lives long: the read transaction a check may have loaded custom roles
+        // in must not stay open (holding a connection) for as long.
+        if checked && let Some(scope) = scope {
+            scope
+                .finish()
+                .await
+                .map_err(|e| async_graphql::Error::from(e).into_server_error(Pos::default()))?;
+        }
+        Ok(())
+    }
 }
 
 /// The GraphQL error of a guard decision, at the field's position and path.
@@ -207,81 +302,100 @@ fn guard_error(error: AppError, pos: Pos, key: &str) -> ServerError {
     error
 }
 
-impl ExtensionFactory for Guard {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(self.clone())
-    }
-}
+/// Set in an operation's data when its subscription streams start, i.e. once the operation
+/// was validated (what the subscription metrics count from).
+#[derive(Debug, Clone, Default)]
+pub struct SubscriptionStarted(pub Arc<std::sync::atomic::AtomicBool>);
 
-#[async_trait::async_trait]
-impl Extension for Guard {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        let registry = &ctx.schema_env.registry;
-        let Some(subscription) = registry.subscription_type.as_deref() else {
-            return Ok(document);
-        };
-        // Every subscription operation of the document, whichever one the request picks:
-        // checking one too many fails closed.
-        let mut checked = false;
-        for (_, operation) in document.operations.iter() {
-            if operation.node.ty != OperationType::Subscription {
-                continue;
-            }
-            let mut fields = Vec::new();
-            root_fields(
-                &document,
-                &operation.node.selection_set.node,
-                0,
-                &mut fields,
-            );
-            for field in fields {
-                let known = registry
-                    .types
-                    .get(subscription)
-                    .and_then(|ty| ty.field_by_name(field.name.node.as_str()))
-                    .is_some();
-                // Unknown fields are left to validation, which reports them properly.
-                if known && !field.name.node.starts_with("__") {
-                    self.check(ctx, subscription, field).await?;
-                    checked = true;
-                }
-            }
-        }
-        // A subscription lives long: the read transaction a check may have loaded custom roles
-        // in must not stay open (holding a connection) for as long.
-        if checked && let Some(scope) = ctx.data_opt::<Arc<RequestScope>>() {
-            scope
-                .finish()
-                .await
-                .map_err(|e| async_graphql::Error::from(e).into_server_error(Pos::default()))?;
-        }
-        Ok(document)
+/// A root type of the schema (Query, Mutation or Subscription) whose fields pass the [`Guard`]
+/// (found in the schema's data) before they run, each in a `resolve` trace span. The type is
+/// the wrapped one in the schema (same name, same fields, same SDL).
+#[derive(Debug, Default)]
+pub struct Guarded<T>(pub T);
+
+impl<T: ObjectType> OutputType for Guarded<T> {
+    fn type_name() -> Cow<'static, str> {
+        <T as OutputType>::type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        <T as OutputType>::create_type_info(registry)
     }
 
     async fn resolve(
         &self,
-        ctx: &ExtensionContext<'_>,
-        info: ResolveInfo<'_>,
-        next: NextResolve<'_>,
-    ) -> ServerResult<Option<Value>> {
-        let registry = &ctx.schema_env.registry;
-        let root = info.parent_type == registry.query_type
-            || registry.mutation_type.as_deref() == Some(info.parent_type);
-        // `__schema` / `__type` are introspection, which the schema itself governs.
-        if root && !info.name.starts_with("__") {
-            // Boxed: this hook runs for every field of the answer, and the check's state would
-            // otherwise make each of their futures as large as its own.
-            Box::pin(self.check(ctx, info.parent_type, info.field)).await?;
-        }
-        next.run(ctx, info).await
+        ctx: &ContextSelectionSet<'_>,
+        _field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
+        async_graphql::resolver_utils::resolve_container(ctx, self).await
     }
+}
+
+impl<T: ObjectType> ContainerType for Guarded<T> {
+    fn is_empty() -> bool {
+        T::is_empty()
+    }
+
+    async fn resolve_field(&self, ctx: &Context<'_>) -> ServerResult<Option<Value>> {
+        let field = &ctx.item.node;
+        let span = tracing::info_span!("resolve", field = field.name.node.as_str());
+        async {
+            let Some(guard) = ctx.data_opt::<Guard>() else {
+                return Err(no_guard(field));
+            };
+            let type_name = <T as OutputType>::type_name();
+            // Boxed: the check's state would otherwise make every root field's future as
+            // large as its own.
+            Box::pin(guard.check(ctx.data_opt::<Arc<RequestScope>>(), &type_name, field)).await?;
+            self.0.resolve_field(ctx).await
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+impl<T: ObjectType> ObjectType for Guarded<T> {}
+
+impl<T: SubscriptionType> SubscriptionType for Guarded<T> {
+    fn type_name() -> Cow<'static, str> {
+        <T as SubscriptionType>::type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        <T as SubscriptionType>::create_type_info(registry)
+    }
+
+    fn is_empty() -> bool {
+        <T as SubscriptionType>::is_empty()
+    }
+
+    fn create_field_stream<'a>(
+        &'a self,
+        ctx: &'a Context<'_>,
+    ) -> Option<std::pin::Pin<Box<dyn Stream<Item = Response> + Send + 'a>>> {
+        // The fields were checked before the operation started (see the module documentation);
+        // without the guard nothing runs.
+        if ctx.data_opt::<Guard>().is_none() {
+            let error = no_guard(&ctx.item.node);
+            return Some(
+                futures_util::stream::once(async move { Response::from_errors(vec![error]) })
+                    .boxed(),
+            );
+        }
+        if let Some(started) = ctx.data_opt::<SubscriptionStarted>() {
+            started.0.store(true, std::sync::atomic::Ordering::Release);
+        }
+        self.0.create_field_stream(ctx)
+    }
+}
+
+/// A schema without its [`Guard`] denies everything.
+fn no_guard(field: &Field) -> ServerError {
+    guard_error(
+        AppError::internal(anyhow::anyhow!("no field guard in the schema's data")),
+        field.name.pos,
+        field.response_key().node.as_str(),
+    )
 }
 
 /// The fields a selection set selects at its own level, through fragments.
@@ -315,6 +429,8 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     use async_graphql::{MergedObject, Request, Schema, Subscription};
+
+    use crate::graphql::run;
     use futures_util::{Stream, StreamExt as _};
     use uuid::Uuid;
 
@@ -368,7 +484,7 @@ mod tests {
         }
     }
 
-    type TestSchema = Schema<Query, async_graphql::EmptyMutation, Ticks>;
+    type TestSchema = Schema<Guarded<Query>, async_graphql::EmptyMutation, Guarded<Ticks>>;
 
     async fn schema() -> TestSchema {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
@@ -376,9 +492,15 @@ mod tests {
             Ok(authz) => authz,
             Err(e) => panic!("{e:#}"),
         };
-        Schema::build(Query::default(), async_graphql::EmptyMutation, Ticks)
-            .extension(Guard::new(authz))
-            .finish()
+        Schema::build(
+            Guarded(Query::default()),
+            async_graphql::EmptyMutation,
+            Guarded(Ticks),
+        )
+        .data(Guard::new::<Query, async_graphql::EmptyMutation, Ticks>(
+            authz,
+        ))
+        .finish()
     }
 
     fn as_role(query: &str, role: Option<&str>) -> Request {
@@ -411,15 +533,13 @@ mod tests {
     #[tokio::test]
     async fn public_fields_are_open_and_guarded_ones_need_the_permission() {
         let schema = schema().await;
-        let open = schema.execute(as_role("{ open }", None)).await;
+        let open = run::execute(&schema, as_role("{ open }", None)).await;
         assert!(open.errors.is_empty(), "{:?}", open.errors);
 
-        let anonymous = schema.execute(as_role("{ secret }", None)).await;
+        let anonymous = run::execute(&schema, as_role("{ secret }", None)).await;
         assert_eq!(code(&anonymous).as_deref(), Some("UNAUTHENTICATED"));
 
-        let member = schema
-            .execute(as_role("{ open s: secret }", Some("member")))
-            .await;
+        let member = run::execute(&schema, as_role("{ open s: secret }", Some("member"))).await;
         assert_eq!(code(&member).as_deref(), Some("FORBIDDEN"));
         assert_eq!(member.errors[0].message, "your role may not update company");
         assert_eq!(
@@ -430,7 +550,7 @@ mod tests {
         let data = member.data.into_json().unwrap_or_default();
         assert_eq!(data["open"], 1);
 
-        let admin = schema.execute(as_role("{ secret }", Some("admin"))).await;
+        let admin = run::execute(&schema, as_role("{ secret }", Some("admin"))).await;
         assert!(admin.errors.is_empty(), "{:?}", admin.errors);
     }
 
@@ -438,7 +558,7 @@ mod tests {
     async fn a_field_without_a_guard_is_denied_to_everyone() {
         let schema = schema().await;
         for role in [None, Some("member"), Some("admin")] {
-            let response = schema.execute(as_role("{ forgotten }", role)).await;
+            let response = run::execute(&schema, as_role("{ forgotten }", role)).await;
             assert_eq!(code(&response).as_deref(), Some("FORBIDDEN"), "{role:?}");
         }
     }
@@ -446,28 +566,34 @@ mod tests {
     #[tokio::test]
     async fn subscriptions_are_authorized_before_their_resolver_runs() {
         let schema = schema().await;
-        let denied = schema
-            .execute_stream(as_role("subscription { ticks }", Some("member")))
-            .next()
-            .await;
+        let denied = run::execute_stream(
+            &schema,
+            as_role("subscription { ticks }", Some("member")),
+            None,
+        )
+        .next()
+        .await;
         let denied = denied.unwrap_or_default();
         assert_eq!(code(&denied).as_deref(), Some("FORBIDDEN"));
         assert!(!SUBSCRIBED.load(Ordering::SeqCst), "the resolver ran");
 
-        let anonymous = schema
-            .execute_stream(as_role(
-                "subscription { ...F } fragment F on Ticks { ticks }",
-                None,
-            ))
-            .next()
-            .await
-            .unwrap_or_default();
+        let anonymous = run::execute_stream(
+            &schema,
+            as_role("subscription { ...F } fragment F on Ticks { ticks }", None),
+            None,
+        )
+        .next()
+        .await
+        .unwrap_or_default();
         assert_eq!(code(&anonymous).as_deref(), Some("UNAUTHENTICATED"));
 
-        let allowed: Vec<_> = schema
-            .execute_stream(as_role("subscription { ticks }", Some("manager")))
-            .collect()
-            .await;
+        let allowed: Vec<_> = run::execute_stream(
+            &schema,
+            as_role("subscription { ticks }", Some("manager")),
+            None,
+        )
+        .collect()
+        .await;
         assert_eq!(allowed.len(), 2);
         assert!(allowed.iter().all(|r| r.errors.is_empty()), "{allowed:?}");
     }

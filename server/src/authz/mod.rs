@@ -17,7 +17,9 @@ mod table;
 /// check custom roles' grants against them).
 pub use crate::permissions::{Action, Object, Permission};
 pub use enforcer::{Authz, CUSTOM_ROLE_TTL};
-pub use guard::{FieldGuard, Guard, declared_guards, public, requires};
+pub use guard::{
+    FieldGuard, Guard, Guarded, SubscriptionStarted, declared_guards, public, requires,
+};
 pub use policy::{BUILT_IN_ROLES, PolicyRule};
 pub use reload::spawn_reload_on_sighup;
 pub use table::permissions_table;

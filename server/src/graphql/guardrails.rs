@@ -1,17 +1,15 @@
 //! Limits on every operation (depth, complexity, aliases), strings PostgreSQL cannot store
 //! refused before anything runs ([`super::storable`]), and the final touches on every
 //! response: error codes, request ids on internal errors, and ending each operation's database
-//! scope ([`super::scope_end`]).
+//! scope ([`super::scope_end`]). `super::run` calls these around async-graphql's execution;
+//! depth and complexity are async-graphql's own limits (set on the schema), whose errors are
+//! given the codes and messages of the others here.
 
 use std::{any::TypeId, collections::HashMap, sync::Arc};
 
 use async_graphql::{
-    Name, Pos, Positioned, Request, Response, ServerError, ServerResult, ValidationResult, Value,
-    Variables,
-    extensions::{
-        Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery,
-        NextPrepareRequest, NextRequest, NextValidation,
-    },
+    Data, Name, Pos, Positioned, Request, Response, SchemaBuilder, ServerError, ServerResult,
+    Value, Variables,
     parser::types::{ExecutableDocument, Field, Selection, SelectionSet},
 };
 
@@ -20,12 +18,16 @@ use crate::{
     auth::Viewer,
     config::Config,
     db::{RequestBudget, RequestScope},
-    error::{AppError, RequestId, code},
+    error::{AppError, code},
     state::AppState,
 };
 
 /// The root fields that evaluate the audience filter given as their `filter` argument.
 const AUDIENCE_FIELDS: [&str; 2] = ["audience", "audienceSize"];
+
+/// async-graphql's errors for its own depth and complexity limits (see [`Limits::apply`]).
+const TOO_DEEP: &str = "Query is nested too deep.";
+const TOO_COMPLEX: &str = "Query is too complex.";
 
 /// Configured limits.
 #[derive(Debug, Clone, Copy)]
@@ -43,21 +45,14 @@ impl Limits {
             max_aliases: config.graphql_max_aliases,
         }
     }
-}
 
-/// The extension enforcing [`Limits`] and finishing responses.
-#[derive(Debug, Clone)]
-pub struct Guardrails(Arc<Limits>);
-
-impl Guardrails {
-    pub fn new(limits: Limits) -> Self {
-        Self(Arc::new(limits))
-    }
-}
-
-impl ExtensionFactory for Guardrails {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(self.clone())
+    /// Sets the depth and complexity limits on a schema, and keeps the limits in its data for
+    /// the checks of `super::run`.
+    pub fn apply<Q, M, S>(self, builder: SchemaBuilder<Q, M, S>) -> SchemaBuilder<Q, M, S> {
+        builder
+            .limit_depth(self.max_depth)
+            .limit_complexity(self.max_complexity)
+            .data(self)
     }
 }
 
@@ -76,105 +71,119 @@ fn request_error(error: AppError) -> ServerError {
     error
 }
 
-#[async_trait::async_trait]
-impl Extension for Guardrails {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let mut response = next.run(ctx).await;
-        give_codes(&mut response.errors);
-        response
+/// Operations over the WebSocket carry the connection's viewer (in `session`); each one gets
+/// its own database scope, as the HTTP handler gives HTTP requests theirs, and a budget of
+/// audience values when the request brings none.
+pub(crate) fn prepare(state: Option<&AppState>, request: &mut Request, session: Option<&Data>) {
+    let Some(state) = state else {
+        return;
+    };
+    if !request
+        .data
+        .contains_key(&TypeId::of::<Arc<RequestScope>>())
+        && let Some(viewer) = session
+            .and_then(|data| data.get(&TypeId::of::<Viewer>()))
+            .and_then(|d| d.downcast_ref::<Viewer>())
+    {
+        request.data.insert(RequestScope::new(
+            state.db.clone(),
+            state.shares.clone(),
+            RequestBudget::new(state.config.db_max_connections_per_request as usize),
+            viewer.clone(),
+        ));
     }
-
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        mut request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        // Operations over the WebSocket carry the connection's viewer; give each one its own
-        // database scope, as the HTTP handler does for HTTP requests.
-        if let Some(state) = ctx.data_opt::<AppState>() {
-            if !request
-                .data
-                .contains_key(&TypeId::of::<Arc<RequestScope>>())
-                && let Some(viewer) = ctx.data_opt::<Viewer>()
-            {
-                request.data.insert(RequestScope::new(
-                    state.db.clone(),
-                    state.shares.clone(),
-                    RequestBudget::new(state.config.db_max_connections_per_request as usize),
-                    viewer.clone(),
-                ));
-            }
-            if !request.data.contains_key(&TypeId::of::<Arc<Budget>>()) {
-                request.data.insert(Arc::new(Budget::new(
-                    state.config.audience_max_values as usize,
-                )));
-            }
-        }
-        next.run(ctx, request).await
+    if !request.data.contains_key(&TypeId::of::<Arc<Budget>>()) {
+        request.data.insert(Arc::new(Budget::new(
+            state.config.audience_max_values as usize,
+        )));
     }
+}
 
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        // Strings PostgreSQL cannot store are refused before anything runs.
-        super::storable::check_variables(variables)?;
-        let document = next.run(ctx, query, variables).await?;
-        super::storable::check_document(&document)?;
-        let aliases = count_aliases(&document);
-        if aliases > self.0.max_aliases {
+/// Before the parse: strings PostgreSQL cannot store are refused before anything runs.
+pub(crate) fn check_variables(variables: &Variables) -> ServerResult<()> {
+    super::storable::check_variables(variables)
+}
+
+/// After the parse, before validation: unstorable literals, the alias limit, and the audience
+/// filters written into the document, paid for from the budget the whole request (every
+/// operation of a batch) shares.
+pub(crate) fn check_document(
+    limits: Option<&Limits>,
+    document: &ExecutableDocument,
+    variables: &Variables,
+    budget: Option<&Arc<Budget>>,
+) -> ServerResult<()> {
+    super::storable::check_document(document)?;
+    if let Some(limits) = limits {
+        let aliases = count_aliases(document);
+        if aliases > limits.max_aliases {
             return Err(limit_error(format!(
                 "the operation uses {aliases} aliases, over the limit of {} (GRAPHQL_MAX_ALIASES)",
-                self.0.max_aliases
+                limits.max_aliases
             )));
         }
-        // The audience filters written into the document are paid for before anything runs,
-        // from the budget the whole request (every operation of a batch) shares.
-        if let Some(budget) = ctx.data_opt::<Arc<Budget>>() {
-            spend_audience_values(budget, &document, variables).map_err(request_error)?;
-        }
-        Ok(document)
     }
+    if let Some(budget) = budget {
+        spend_audience_values(budget, document, variables).map_err(request_error)?;
+    }
+    Ok(())
+}
 
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        let result = next.run(ctx).await?;
-        if result.depth > self.0.max_depth {
-            return Err(vec![limit_error(format!(
-                "the query is {} levels deep, over the depth limit of {} (GRAPHQL_MAX_DEPTH)",
-                result.depth, self.0.max_depth
-            ))]);
+/// Before validation: the depth limit, with the depth in its message (async-graphql's own limit
+/// stands behind it, see [`Limits::apply`]). Validation errors come after: a query over the
+/// limit is refused for its depth whatever else is wrong with it.
+pub(crate) fn check_depth(
+    limits: Option<&Limits>,
+    document: &ExecutableDocument,
+) -> ServerResult<()> {
+    let Some(limits) = limits else {
+        return Ok(());
+    };
+    let depth = depth_of(document);
+    if depth > limits.max_depth {
+        return Err(limit_error(format!(
+            "the query is {depth} levels deep, over the depth limit of {} (GRAPHQL_MAX_DEPTH)",
+            limits.max_depth
+        )));
+    }
+    Ok(())
+}
+
+/// async-graphql's depth and complexity errors (its validation checks both before its rules),
+/// given the code and message of the others.
+pub(crate) fn limit_errors(limits: Option<&Limits>, errors: &mut [ServerError]) {
+    let Some(limits) = limits else {
+        return;
+    };
+    for error in errors {
+        if error.extensions.is_some() || !error.path.is_empty() {
+            continue;
         }
-        if result.complexity > self.0.max_complexity {
-            return Err(vec![limit_error(format!(
-                "the query's complexity is {}, over the complexity limit of {} \
+        if error.message == TOO_COMPLEX {
+            *error = limit_error(format!(
+                "the query's complexity is over the complexity limit of {} \
                  (GRAPHQL_MAX_COMPLEXITY)",
-                result.complexity, self.0.max_complexity
-            ))]);
+                limits.max_complexity
+            ));
+        } else if error.message == TOO_DEEP {
+            *error = limit_error(format!(
+                "the query is nested deeper than the depth limit of {} (GRAPHQL_MAX_DEPTH)",
+                limits.max_depth
+            ));
         }
-        Ok(result)
     }
+}
 
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> Response {
-        let mut response = next.run(ctx, operation_name).await;
-        // Each operation's database scope ends once its fields ran.
-        super::scope_end::end(ctx, &mut response).await;
-        if let Some(RequestId(id)) = ctx.data_opt::<RequestId>() {
-            tag_internal_errors(&mut response.errors, id);
-        }
-        response
+/// After an operation ran: its database scope ends (an error doing so joins the response's
+/// errors), then internal errors are tagged with the request's id.
+pub(crate) async fn finish_operation(
+    scope: Option<&Arc<RequestScope>>,
+    request_id: Option<&str>,
+    response: &mut Response,
+) {
+    super::scope_end::end(scope, response).await;
+    if let Some(id) = request_id {
+        tag_internal_errors(&mut response.errors, id);
     }
 }
 
@@ -283,6 +292,52 @@ fn selection_sets(
     operations.chain(fragments)
 }
 
+/// How deep the deepest operation of `document` nests its fields (through fragments), as
+/// async-graphql's depth limit counts. Documents reaching validation nest at most 64 levels
+/// (`limit_recursive_depth`); the count stops there all the same.
+fn depth_of(document: &ExecutableDocument) -> usize {
+    /// `hops` counts every step, fragment spreads included, so that a cycle of fragments
+    /// (which validation refuses later) ends too.
+    fn depth(
+        document: &ExecutableDocument,
+        set: &SelectionSet,
+        level: usize,
+        hops: usize,
+    ) -> usize {
+        if hops > 128 {
+            return level;
+        }
+        set.items
+            .iter()
+            .map(|item| match &item.node {
+                Selection::Field(field) => depth(
+                    document,
+                    &field.node.selection_set.node,
+                    level + 1,
+                    hops + 1,
+                )
+                .max(level + 1),
+                Selection::InlineFragment(fragment) => {
+                    depth(document, &fragment.node.selection_set.node, level, hops + 1)
+                }
+                Selection::FragmentSpread(spread) => document
+                    .fragments
+                    .get(&spread.node.fragment_name.node)
+                    .map_or(level, |fragment| {
+                        depth(document, &fragment.node.selection_set.node, level, hops + 1)
+                    }),
+            })
+            .max()
+            .unwrap_or(level)
+    }
+    document
+        .operations
+        .iter()
+        .map(|(_, op)| depth(document, &op.node.selection_set.node, 0, 0))
+        .max()
+        .unwrap_or(0)
+}
+
 fn count_aliases(document: &ExecutableDocument) -> usize {
     selection_sets(document).map(aliases_in).sum()
 }
@@ -315,5 +370,18 @@ mod tests {
             Err(e) => panic!("parse: {e}"),
         };
         assert_eq!(count_aliases(&doc), 4);
+    }
+
+    #[test]
+    fn depth_counts_fields_through_fragments() {
+        let doc = async_graphql::parser::parse_query(
+            "{ me { id ... on User { a { b } } ...F } } fragment F on User { c { d { e } } }",
+        );
+        let doc = match doc {
+            Ok(doc) => doc,
+            Err(e) => panic!("parse: {e}"),
+        };
+        // me > c > d > e
+        assert_eq!(depth_of(&doc), 4);
     }
 }

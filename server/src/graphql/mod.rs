@@ -16,6 +16,7 @@ mod node;
 mod observe;
 mod presets;
 mod roles;
+pub mod run;
 mod scope_end;
 mod storable;
 pub(crate) mod training;
@@ -25,11 +26,12 @@ use std::sync::Arc;
 
 use async_graphql::{Context, MergedObject, MergedSubscription, Schema, SchemaBuilder};
 
-pub use guardrails::{Guardrails, Limits, give_codes};
+pub use guardrails::{Limits, give_codes};
 pub use observe::{FinishedOperation, collecting_operations};
 
 use crate::{
     auth::Principal,
+    authz::{Guard, Guarded},
     db::RequestScope,
     error::{AppError, AppResult},
     state::AppState,
@@ -82,15 +84,16 @@ pub struct SubscriptionRoot(
     activities::ActivitySubscription,
 );
 
-/// The executable schema.
-pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+/// The executable schema: its root types' fields pass the guard (see [`Guarded`]).
+pub type AppSchema = Schema<Guarded<QueryRoot>, Guarded<MutationRoot>, Guarded<SubscriptionRoot>>;
 
 /// The schema's types without any runtime data: enough for `print-schema`.
-pub fn schema_builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
+pub fn schema_builder()
+-> SchemaBuilder<Guarded<QueryRoot>, Guarded<MutationRoot>, Guarded<SubscriptionRoot>> {
     Schema::build(
-        QueryRoot::default(),
-        MutationRoot::default(),
-        SubscriptionRoot::default(),
+        Guarded(QueryRoot::default()),
+        Guarded(MutationRoot::default()),
+        Guarded(SubscriptionRoot::default()),
     )
 }
 
@@ -99,22 +102,21 @@ pub fn sdl() -> String {
     schema_builder().finish().sdl()
 }
 
-/// The schema wired to a running server's state.
+/// The schema wired to a running server's state. No extension is registered (with one,
+/// async-graphql sends every field of every answer through its hooks): observing, limits and
+/// the subscription guard run around the execution (see [`run`]), the root fields' guard in
+/// their wrapper.
 pub fn build_schema(state: AppState) -> AppSchema {
     let limits = Limits::from_config(&state.config);
-    schema_builder()
+    let builder = schema_builder()
         // Nesting deeper than this cannot even be parsed; the configurable depth limit applies
         // on top, with a clear message.
-        .limit_recursive_depth(64)
-        // First, so it sees every operation's final codes: metrics, access log, spans.
-        .extension(observe::Observe)
-        // Limits, unstorable strings, and the end of each operation's database scope: one
-        // extension, since every field of an answer passes through each extension's hook.
-        .extension(Guardrails::new(limits))
+        .limit_recursive_depth(run::MAX_RECURSIVE_DEPTH)
         // Every root field declares @requires or @public; this enforces them.
-        .extension(crate::authz::Guard::new(state.authz.clone()))
-        .data(state)
-        .finish()
+        .data(Guard::new::<QueryRoot, MutationRoot, SubscriptionRoot>(
+            state.authz.clone(),
+        ));
+    limits.apply(builder).data(state).finish()
 }
 
 /// The request's database scope.

@@ -1,31 +1,32 @@
 //! What every GraphQL operation leaves behind, over HTTP or a WebSocket: its metrics
 //! (`graphql_requests_total`, `graphql_request_duration_seconds`, subscriptions by root field),
 //! its access log line (handed to the HTTP access log, `crate::http::access`, through
-//! [`collecting_operations`], or logged here over a WebSocket) and its trace spans (`graphql` for the
-//! operation, `resolve` for each root field).
+//! [`collecting_operations`], or logged here over a WebSocket) and its trace span (`graphql` for
+//! the operation; `crate::authz::Guarded` opens the `resolve` span of each root field).
+//! `super::run` calls it around async-graphql's execution: no extension is registered, since
+//! with one async-graphql sends every field of every answer through its hooks.
 
 use std::{
     any::TypeId,
     cell::RefCell,
     future::Future,
     pin::Pin,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
     task::{Context, Poll},
     time::Instant,
 };
 
 use async_graphql::{
-    Request, Response, ServerError, ServerResult, ValidationResult, Value, Variables,
-    extensions::{
-        Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest,
-        NextRequest, NextResolve, NextSubscribe, NextValidation, ResolveInfo,
-    },
+    Data, Request, Response, ServerError, Value,
     parser::types::{DocumentOperations, ExecutableDocument, OperationType, Selection},
 };
 use futures_util::{Stream, stream::BoxStream};
 use tracing::{Instrument as _, field::Empty};
 
-use crate::{auth::Viewer, error::RequestId};
+use crate::{auth::Viewer, authz::SubscriptionStarted, error::RequestId};
 
 /// What the GraphQL layer knows of one operation.
 #[derive(Debug, Clone)]
@@ -80,16 +81,6 @@ pub async fn collecting_operations<T>(
         .await
 }
 
-/// The extension; register it first, so that it sees the final codes.
-#[derive(Debug, Clone, Copy)]
-pub struct Observe;
-
-impl ExtensionFactory for Observe {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(Observed::default())
-    }
-}
-
 /// What is known of the operation so far.
 #[derive(Debug, Default)]
 struct Operation {
@@ -98,16 +89,17 @@ struct Operation {
     kind: Option<OperationType>,
     /// Root fields, for subscriptions.
     fields: Vec<String>,
-    valid: bool,
     caller: Option<String>,
     request_id: Option<String>,
 }
 
-/// One operation's extension instance.
-#[derive(Default)]
-struct Observed {
+/// One operation, observed from before its parse to its end.
+#[derive(Clone)]
+pub(crate) struct Observed {
     op: Arc<Mutex<Operation>>,
-    span: Mutex<Option<tracing::Span>>,
+    span: tracing::Span,
+    /// Set once its subscription streams start (validated), for the subscription gauge.
+    started: SubscriptionStarted,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -192,80 +184,41 @@ impl Drop for Unfinished {
     }
 }
 
-#[async_trait::async_trait]
-impl Extension for Observed {
-    /// Queries and mutations over HTTP (a WebSocket's operations go through `subscribe`).
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let span = tracing::info_span!("graphql", operation = Empty, operation_type = Empty);
-        *lock(&self.span) = Some(span.clone());
-        let mut unfinished = Unfinished {
-            op: self.op.clone(),
-            started: Instant::now(),
-            done: false,
+fn data_of<'a, T: 'static>(request: &'a Request, session: Option<&'a Data>) -> Option<&'a T> {
+    let id = TypeId::of::<T>();
+    request
+        .data
+        .get(&id)
+        .or_else(|| session.and_then(|data| data.get(&id)))
+        .and_then(|d| d.downcast_ref::<T>())
+}
+
+impl Observed {
+    /// Starts observing `request` (with the WebSocket's connection data, `session`): its
+    /// caller and request id, over HTTP in the request's data, over a WebSocket in the
+    /// connection's.
+    pub(crate) fn new(request: &Request, session: Option<&Data>) -> Self {
+        let op = Operation {
+            operation_name: request.operation_name.clone(),
+            caller: data_of::<Viewer>(request, session).map(caller_of),
+            request_id: data_of::<RequestId>(request, session).map(|id| id.0.clone()),
+            ..Operation::default()
         };
-        let response = next.run(ctx).instrument(span).await;
-        unfinished.done = true;
-        finish(
-            &lock(&self.op),
-            outcome(&response.errors),
-            unfinished.started,
-        );
-        response
-    }
-
-    fn subscribe<'s>(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        stream: BoxStream<'s, Response>,
-        next: NextSubscribe<'_>,
-    ) -> BoxStream<'s, Response> {
-        let span = tracing::info_span!("graphql", operation = Empty, operation_type = Empty);
-        *lock(&self.span) = Some(span.clone());
-        Box::pin(OverWebSocket {
-            inner: next.run(ctx, stream),
-            op: self.op.clone(),
-            span,
-            started: Instant::now(),
-            subscribed: Vec::new(),
-            outcome: None,
-            done: false,
-        })
-    }
-
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        {
-            let mut op = lock(&self.op);
-            op.operation_name = request.operation_name.clone();
-            // Over HTTP the caller is in the request's data, over a WebSocket in the session's.
-            let viewer = request
-                .data
-                .get(&TypeId::of::<Viewer>())
-                .and_then(|d| d.downcast_ref::<Viewer>())
-                .or_else(|| ctx.data_opt::<Viewer>());
-            op.caller = viewer.map(caller_of);
-            op.request_id = request
-                .data
-                .get(&TypeId::of::<RequestId>())
-                .and_then(|d| d.downcast_ref::<RequestId>())
-                .or_else(|| ctx.data_opt::<RequestId>())
-                .map(|id| id.0.clone());
+        Self {
+            op: Arc::new(Mutex::new(op)),
+            span: tracing::info_span!("graphql", operation = Empty, operation_type = Empty),
+            started: SubscriptionStarted::default(),
         }
-        next.run(ctx, request).await
     }
 
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
+    /// Marks `request` so that [`Self::stream`] sees its subscription start.
+    pub(crate) fn watch_start(&self, request: &mut Request) {
+        request.data.insert(self.started.clone());
+    }
+
+    /// The document parsed and passed the checks before validation: the operation's name,
+    /// type and root fields are known.
+    pub(crate) fn parsed(&self, document: &ExecutableDocument) {
         let mut op = lock(&self.op);
         let chosen = match &document.operations {
             DocumentOperations::Single(operation) => Some((None, operation)),
@@ -286,38 +239,52 @@ impl Extension for Observed {
             // as such); `Single` is the anonymous one.
             op.name = name;
             op.kind = Some(operation.node.ty);
-            op.fields = root_fields(&document, &operation.node.selection_set.node.items);
-            if let Some(span) = lock(&self.span).as_ref() {
-                span.record("operation", op.name.as_deref().unwrap_or("-"));
-                span.record("operation_type", kind_label(op.kind));
-            }
+            op.fields = root_fields(document, &operation.node.selection_set.node.items);
+            self.span
+                .record("operation", op.name.as_deref().unwrap_or("-"));
+            self.span.record("operation_type", kind_label(op.kind));
         }
-        Ok(document)
     }
 
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        let result = next.run(ctx).await;
-        if result.is_ok() {
-            lock(&self.op).valid = true;
-        }
-        result
+    /// The operation's type, once [`Self::parsed`] knows it.
+    pub(crate) fn kind(&self) -> Option<OperationType> {
+        lock(&self.op).kind
     }
 
-    async fn resolve(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        info: ResolveInfo<'_>,
-        next: NextResolve<'_>,
-    ) -> ServerResult<Option<Value>> {
-        if info.path_node.parent.is_some() || info.is_for_introspection {
-            return next.run(ctx, info).await;
-        }
-        let span = tracing::info_span!("resolve", field = info.name);
-        next.run(ctx, info).instrument(span).await
+    /// Runs a query or mutation over HTTP (`respond`: everything from the checks before the
+    /// parse to the final codes), recording it when it answers or is dropped.
+    pub(crate) async fn request(self, respond: impl Future<Output = Response>) -> Response {
+        let mut unfinished = Unfinished {
+            op: self.op.clone(),
+            started: Instant::now(),
+            done: false,
+        };
+        let response = respond.instrument(self.span).await;
+        unfinished.done = true;
+        finish(
+            &lock(&self.op),
+            outcome(&response.errors),
+            unfinished.started,
+        );
+        response
+    }
+
+    /// An operation over a WebSocket or an event stream: its responses, counted and recorded
+    /// (see [`OverWebSocket`]).
+    pub(crate) fn stream(
+        self,
+        inner: BoxStream<'static, Response>,
+    ) -> BoxStream<'static, Response> {
+        Box::pin(OverWebSocket {
+            inner,
+            op: self.op,
+            span: self.span,
+            valid: self.started.0,
+            started: Instant::now(),
+            subscribed: Vec::new(),
+            outcome: None,
+            done: false,
+        })
     }
 }
 
@@ -362,6 +329,8 @@ struct OverWebSocket<S> {
     inner: S,
     op: Arc<Mutex<Operation>>,
     span: tracing::Span,
+    /// Whether the subscription's streams started (it was validated).
+    valid: Arc<AtomicBool>,
     started: Instant,
     /// Root fields counted as active.
     subscribed: Vec<String>,
@@ -397,10 +366,8 @@ impl<S: Stream<Item = Response> + Unpin> Stream for OverWebSocket<S> {
         if this.done {
             return polled;
         }
-        let (is_subscription, valid) = {
-            let op = lock(&this.op);
-            (op.kind == Some(OperationType::Subscription), op.valid)
-        };
+        let is_subscription = lock(&this.op).kind == Some(OperationType::Subscription);
+        let valid = this.valid.load(Ordering::Acquire);
         if is_subscription && valid && this.subscribed.is_empty() && this.outcome.is_none() {
             // Once, when the subscription starts (not for every event it sends).
             let fields = lock(&this.op).fields.clone();

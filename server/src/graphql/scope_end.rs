@@ -1,17 +1,17 @@
 //! The end of each operation's database scope: the shared read-only transaction is ended
 //! (and the operation's turn of the request's budget given back) once every field has run.
-//! [`super::Guardrails`] does it in its `execute` hook, before it tags the response's errors, so
-//! an error ending the scope is tagged and counted like any other.
+//! `super::run` does it once the operation answered, before the response's errors are tagged,
+//! so an error ending the scope is tagged and counted like any other.
 
 use std::sync::Arc;
 
-use async_graphql::{Pos, Response, extensions::ExtensionContext};
+use async_graphql::{Pos, Response};
 
 use crate::db::RequestScope;
 
 /// Ends the operation's scope, if it has one; an error doing so joins the response's errors.
-pub(super) async fn end(ctx: &ExtensionContext<'_>, response: &mut Response) {
-    if let Some(scope) = ctx.data_opt::<Arc<RequestScope>>()
+pub(super) async fn end(scope: Option<&Arc<RequestScope>>, response: &mut Response) {
+    if let Some(scope) = scope
         && let Err(error) = scope.finish().await
     {
         response

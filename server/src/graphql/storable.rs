@@ -5,8 +5,7 @@
 //! carry lone surrogates, so NUL is the one character PostgreSQL's `text` and `jsonb` reject.)
 
 //!
-//! Checked by [`super::Guardrails`] in its `parse_query` hook, around the parse: one extension
-//! fewer for every field of every answer to pass through.
+//! Checked by `super::run` (through [`super::guardrails`]) around the parse, before validation.
 
 use async_graphql::{
     Positioned, ServerError, ServerResult, Value, Variables,

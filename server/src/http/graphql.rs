@@ -5,10 +5,7 @@
 //! CSRF hardening: mutations are never accepted over GET (405), and POST bodies must be
 //! `application/json`, which a browser cannot send cross-site without a CORS preflight.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, LazyLock, Mutex, PoisonError},
-};
+use std::sync::Arc;
 
 use async_graphql::{
     BatchRequest, BatchResponse, Request as GqlRequest,
@@ -399,14 +396,13 @@ pub(super) fn preparer<'a>(
     let audience_values = Arc::new(audience::cost::Budget::new(
         state.config.audience_max_values as usize,
     ));
-    move |mut request: GqlRequest| {
+    move |request: GqlRequest| {
         let scope = RequestScope::new(
             state.db.clone(),
             state.shares.clone(),
             connections.clone(),
             caller.viewer.clone(),
         );
-        PARSED.attach(&mut request);
         let mut request = request
             .data(scope)
             .data(Arc::clone(&audience_values))
@@ -433,66 +429,8 @@ async fn execute(
         Ok(caller) => caller,
         Err(response) => return response,
     };
-    let response = schema.execute_batch(prepare(state, &caller, batch)).await;
+    let response = crate::graphql::run::execute_batch(schema, prepare(state, &caller, batch)).await;
     render(format, response)
-}
-
-/// Documents parsed before, by their text: clients send the same few queries over and over,
-/// and parsing one costs more than the rest of its validation. A copy of the document is handed
-/// to async-graphql with the request (`set_parsed_query`), which checks it (depth, directives,
-/// validation) as if it had just parsed it. Only the parse is kept, never anything of an answer.
-/// Bounded: queries up to `MAX_QUERY_BYTES`, at most `MAX_DOCUMENTS`, forgotten all at once when
-/// full (a hand-written bound: an LRU would keep a hot set through a flood of one-off queries,
-/// but the flood costs each of its requests one parse either way).
-struct ParsedQueries {
-    documents: Mutex<HashMap<String, ExecutableDocument>>,
-}
-
-static PARSED: LazyLock<ParsedQueries> = LazyLock::new(|| ParsedQueries {
-    documents: Mutex::new(HashMap::new()),
-});
-
-impl ParsedQueries {
-    const MAX_DOCUMENTS: usize = 512;
-    const MAX_QUERY_BYTES: usize = 16 * 1024;
-
-    /// Gives `request` its parsed document, from the cache or parsed now (and kept). A query that
-    /// does not parse is left to async-graphql, which reports the error.
-    fn attach(&self, request: &mut GqlRequest) {
-        if request.query.len() > Self::MAX_QUERY_BYTES {
-            return;
-        }
-        if let Some(document) = self.with_document(&request.query, ExecutableDocument::clone) {
-            request.set_parsed_query(document);
-        }
-    }
-
-    /// `look` at the document `query` parses to, from the cache or parsed now (and kept when it
-    /// is not too long); `None` when it does not parse.
-    fn with_document<T>(
-        &self,
-        query: &str,
-        look: impl FnOnce(&ExecutableDocument) -> T,
-    ) -> Option<T> {
-        let lock = || {
-            self.documents
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-        };
-        if let Some(document) = lock().get(query) {
-            return Some(look(document));
-        }
-        let document = async_graphql::parser::parse_query(query).ok()?;
-        let seen = look(&document);
-        if query.len() <= Self::MAX_QUERY_BYTES {
-            let mut documents = lock();
-            if documents.len() >= Self::MAX_DOCUMENTS {
-                documents.clear();
-            }
-            documents.insert(query.to_owned(), document);
-        }
-        Some(seen)
-    }
 }
 
 fn has_mutation(batch: &BatchRequest) -> bool {
@@ -689,9 +627,10 @@ fn parse_query_string(query: &str) -> Result<BatchRequest, String> {
 }
 
 /// The type of the operation `request` runs, when its document says. The document comes from
-/// the parsed documents (see [`ParsedQueries`]): asking costs a look-up, not a parse.
+/// the parsed documents (`crate::graphql::run::ParsedQueries`): asking costs a look-up, not a
+/// parse.
 pub(super) fn operation_type(request: &GqlRequest) -> Option<OperationType> {
-    PARSED.with_document(&request.query, |document| {
+    crate::graphql::run::with_document(&request.query, |document| {
         kind_in(document, request.operation_name.as_deref())
     })?
 }
@@ -708,41 +647,5 @@ fn kind_in(document: &ExecutableDocument, operation_name: Option<&str>) -> Optio
             None if ops.len() == 1 => ops.values().next().map(|op| op.node.ty),
             None => None,
         },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_query_sent_again_gets_the_document_it_parsed_to() -> anyhow::Result<()> {
-        let cache = ParsedQueries {
-            documents: Mutex::new(HashMap::new()),
-        };
-        let query = "query Q($n: Int) { users(first: $n) { edges { node { id } } } }";
-        let fresh = format!("{:?}", async_graphql::parser::parse_query(query)?);
-        for _ in 0..2 {
-            let mut request = GqlRequest::new(query);
-            cache.attach(&mut request);
-            let parsed = request
-                .parsed_query()
-                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-            assert_eq!(format!("{parsed:?}"), fresh);
-        }
-        assert_eq!(cache.documents.lock().map(|d| d.len()).unwrap_or(0), 1);
-        // What does not parse is not kept: async-graphql reports it.
-        let mut broken = GqlRequest::new("{ users(");
-        cache.attach(&mut broken);
-        assert_eq!(cache.documents.lock().map(|d| d.len()).unwrap_or(0), 1);
-        assert!(broken.parsed_query().is_err());
-        // Bounded.
-        for i in 0..ParsedQueries::MAX_DOCUMENTS + 1 {
-            cache.attach(&mut GqlRequest::new(format!("{{ a{i}: me {{ id }} }}")));
-        }
-        assert!(
-            cache.documents.lock().map(|d| d.len()).unwrap_or(0) <= ParsedQueries::MAX_DOCUMENTS
-        );
-        Ok(())
     }
 }

@@ -163,7 +163,7 @@ pub(super) async fn respond(
         None => Box::pin(std::future::pending()),
     };
     let live = Live {
-        responses: schema.execute_stream(request),
+        responses: crate::graphql::run::execute_stream(schema, request, None),
         ending,
         draining: state.draining.clone(),
         _slot: slot,

@@ -81,7 +81,7 @@ fn error_response(error: ServerError) -> BoxStream<'static, Response> {
 
 impl Executor for SocketExecutor {
     async fn execute(&self, request: Request) -> Response {
-        self.schema.execute(request).await
+        crate::graphql::run::execute(&self.schema, request).await
     }
 
     fn execute_stream(
@@ -164,7 +164,7 @@ impl SocketExecutor {
                     async_graphql::Error::from(error).into_server_error(Pos::default()),
                 );
             }
-            Executor::execute_stream(&schema, request, session_data)
+            crate::graphql::run::execute_stream(&schema, request, session_data)
         };
         Released {
             inner: stream::once(run).flatten().boxed(),
