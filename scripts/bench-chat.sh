@@ -17,7 +17,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CARGO="${CARGO:-cargo}"
 
 printf '\n==> chat streaming: building (release)\n'
-(cd "$ROOT" && "$CARGO" build --release -q -p server-cli -p tests --bin server --bin bench_chat)
+(cd "$ROOT" && "$CARGO" build --release -q -p server-cli --bin server && "$CARGO" build --release -q -p tests --bin bench_chat)
 # 500 WebSockets, their server side and the fake's connections: raise the descriptor limit.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
