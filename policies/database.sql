@@ -59,7 +59,7 @@ CREATE POLICY activities_delete ON activities AS PERMISSIVE FOR DELETE TO app_us
 CREATE POLICY activities_insert ON activities AS PERMISSIVE FOR INSERT TO app_user
     WITH CHECK (company_id = app.current_company_id() AND app.may('activity'::text, 'create'::text) AND user_id = app.current_user_id());
 CREATE POLICY activities_select ON activities AS PERMISSIVE FOR SELECT TO app_user
-    USING (company_id = app.current_company_id() AND app.may('activity'::text, 'read'::text) AND (user_id = app.current_user_id() OR NOT (user_id = ANY (app.blocked_ids())) AND (visibility = 'company'::text OR visibility = 'friends'::text AND (user_id = ANY (app.friend_ids())) OR (app.current_user_id() = ANY (shared_with)))));
+    USING (company_id = app.current_company_id() AND app.may('activity'::text, 'read'::text) AND (user_id = app.current_user_id() OR NOT app.is_blocked(user_id) AND (visibility = 'company'::text OR visibility = 'friends'::text AND app.is_friend(user_id) OR (app.current_user_id() = ANY (shared_with)))));
 CREATE POLICY activities_update ON activities AS PERMISSIVE FOR UPDATE TO app_user
     USING (company_id = app.current_company_id() AND app.may('activity'::text, 'update'::text) AND user_id = app.current_user_id())
     WITH CHECK (company_id = app.current_company_id() AND user_id = app.current_user_id());
@@ -524,7 +524,7 @@ CREATE VIEW audience_activities WITH (security_barrier = true, security_invoker 
     a.occurred_at,
     a.metrics
    FROM activities a
-  WHERE a.company_id = app.current_company_id() AND a.visibility = 'company'::text AND app.may('audience'::text, 'read'::text) AND NOT (a.user_id = ANY (app.blocked_ids()));
+  WHERE a.company_id = app.current_company_id() AND a.visibility = 'company'::text AND app.may('audience'::text, 'read'::text) AND NOT app.is_blocked(a.user_id);
 ALTER VIEW audience_activities OWNER TO app_profiles;
 GRANT SELECT ON audience_activities TO app_user;
 
@@ -919,6 +919,20 @@ CREATE FUNCTION app.invited_just_now(p_email text)
     LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE;
 ALTER FUNCTION app.invited_just_now(text) OWNER TO <owner>;
 GRANT EXECUTE ON FUNCTION app.invited_just_now(text) TO app_user;
+
+CREATE FUNCTION app.is_blocked(p_user uuid)
+    RETURNS boolean
+    LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE;
+ALTER FUNCTION app.is_blocked(uuid) OWNER TO <owner>;
+GRANT EXECUTE ON FUNCTION app.is_blocked(uuid) TO app_profiles;
+GRANT EXECUTE ON FUNCTION app.is_blocked(uuid) TO app_user;
+
+CREATE FUNCTION app.is_friend(p_user uuid)
+    RETURNS boolean
+    LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE;
+ALTER FUNCTION app.is_friend(uuid) OWNER TO <owner>;
+GRANT EXECUTE ON FUNCTION app.is_friend(uuid) TO app_profiles;
+GRANT EXECUTE ON FUNCTION app.is_friend(uuid) TO app_user;
 
 CREATE FUNCTION app.keeps_a_way_in(p_user uuid, p_company uuid, p_removed uuid)
     RETURNS boolean

@@ -605,11 +605,19 @@ pub const CALLED_ONLY_BY_SQL: &[(&str, &str)] = &[
     ),
     (
         "friend_ids()",
-        "asked by the policy of activities: the caller's friends, as app.begin_request set them",
+        "the caller's friends as a uuid[], as app.begin_request set them (the policies ask app.is_friend)",
     ),
     (
         "blocked_ids()",
-        "asked by the policy of activities and audience_activities: who is in a blocked pair with the caller",
+        "who is in a blocked pair with the caller, as a uuid[] (the policies ask app.is_blocked)",
+    ),
+    (
+        "is_friend(uuid)",
+        "asked by the policy of activities: whether a user is among app.friend_ids",
+    ),
+    (
+        "is_blocked(uuid)",
+        "asked by the policy of activities and audience_activities: whether a user is among app.blocked_ids",
     ),
     (
         "request_grants(uuid, text)",

@@ -443,3 +443,7 @@ mod tests {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "run_guard_tests.rs"]
+mod guard_tests;
